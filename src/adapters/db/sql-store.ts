@@ -1,0 +1,60 @@
+import { StorageUnavailableError } from '../../core/errors.js';
+import type { AssertionUse, Store, TokenLineage } from '../../core/ports.js';
+import type { Sql } from './sql.js';
+
+interface TokenRow {
+  tenant: string;
+  jti: string;
+  parent_jti: string | null;
+  root_grant: string;
+  subject: string;
+  actor: string | null;
+  client_id: string;
+  expires_at: Date;
+}
+
+/** Runs a query, turning any database failure into StorageUnavailableError so callers answer 503. */
+async function guarded<T>(query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (cause) {
+    throw new StorageUnavailableError(cause);
+  }
+}
+
+/** The Store port over SQL, identical on PostgreSQL and PGlite. */
+export function createSqlStore(sql: Sql): Store {
+  return {
+    async consumeAssertion(use: AssertionUse): Promise<boolean> {
+      const rows = await guarded(() => sql`
+        INSERT INTO used_assertions (tenant, issuer, jti, expires_at)
+        VALUES (${use.tenant}, ${use.issuer}, ${use.jti}, ${use.expiresAt})
+        ON CONFLICT DO NOTHING
+        RETURNING jti`);
+      return rows.length === 1;
+    },
+
+    async recordToken(t: TokenLineage): Promise<void> {
+      await guarded(() => sql`
+        INSERT INTO tokens (tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at)
+        VALUES (${t.tenant}, ${t.jti}, ${t.parentJti}, ${t.rootGrant}, ${t.subject}, ${t.actor}, ${t.clientId}, ${t.expiresAt})`);
+    },
+
+    async findToken(tenant: string, jti: string): Promise<TokenLineage | undefined> {
+      const [row] = await guarded(() => sql<TokenRow>`
+        SELECT tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at
+        FROM tokens WHERE tenant = ${tenant} AND jti = ${jti}`);
+      if (row === undefined) return undefined;
+      return {
+        tenant: row.tenant,
+        jti: row.jti,
+        parentJti: row.parent_jti,
+        rootGrant: row.root_grant,
+        subject: row.subject,
+        actor: row.actor,
+        clientId: row.client_id,
+        expiresAt: new Date(row.expires_at),
+      };
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import { algorithmOf, resolverOf } from '../core/jwks.js';
+import type { SigningKeys } from '../core/ports.js';
+
+export type SigningAlgorithm = 'EdDSA' | 'ES256';
+export interface PrivateJwks {
+  readonly keys: readonly JWK[];
+}
+
+const privateMembers = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi']);
+
+function publicPart(jwk: JWK): JWK {
+  return Object.fromEntries(Object.entries(jwk).filter(([k]) => !privateMembers.has(k) && k !== 'key_ops' && k !== 'ext')) as JWK;
+}
+
+/**
+ * Imports Baton's signing keys once: the first key signs, all are published and verify,
+ * so the next key is known to verifiers before it is rotated in.
+ */
+export async function importSigningKeys(jwks: PrivateJwks): Promise<SigningKeys> {
+  const [first] = jwks.keys;
+  if (first === undefined) throw new Error('signing key set is empty');
+  const imported = await Promise.all(
+    jwks.keys.map(async (jwk, index) => {
+      if (typeof jwk.kid !== 'string' || jwk.kid === '') throw new Error(`signing key ${index} has no kid`);
+      if (typeof jwk.d !== 'string') throw new Error(`signing key ${jwk.kid} is not a private key`);
+      const alg = algorithmOf({ kty: jwk.kty ?? '', crv: jwk.crv, alg: jwk.alg });
+      if (alg !== 'EdDSA' && alg !== 'ES256') throw new Error(`signing key ${jwk.kid} uses ${alg}; EdDSA and ES256 are supported`);
+      const pub = { ...publicPart(jwk), alg, use: 'sig' };
+      const privateKey = (await importJWK(jwk, alg)) as CryptoKey;
+      const publicKey = (await importJWK(pub, alg)) as CryptoKey;
+      return { kid: jwk.kid, alg, privateKey, publicKey, pub };
+    }),
+  );
+  const current = imported[0] as (typeof imported)[number];
+  return {
+    current: { kid: current.kid, alg: current.alg, privateKey: current.privateKey },
+    publicJwks: { keys: imported.map((k) => k.pub) },
+    resolve: resolverOf(imported.map((k) => ({ kid: k.kid, alg: k.alg, key: k.publicKey }))),
+  };
+}
+
+/** Generates a current and a next private key, each with its RFC 7638 thumbprint as `kid`. */
+export async function generateSigningKeys(alg: SigningAlgorithm): Promise<PrivateJwks> {
+  const one = async (): Promise<JWK> => {
+    const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
+    const jwk = await exportJWK(privateKey);
+    return { ...jwk, kid: await calculateJwkThumbprint(jwk), alg, use: 'sig' };
+  };
+  return { keys: [await one(), await one()] };
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { runDemo } from './demo.js';
+import { registryJsonSchema } from '../core/registry-json-schema.js';
+import { mintAgentAssertion, mintUserToken } from './demo-kit.js';
+
+const usage = `usage: baton <command> [options]
+
+commands:
+  demo [--url URL]                          walk alice -> orchestrator -> payments-subagent against a running Baton
+  mint-user <user> [--tenant acme|globex] [--aud ISSUER] [--scope S] [--may-act AGENT] [--ttl SECONDS]
+                                            print a demo identity provider token for a user
+  assert <agent> [--aud ISSUER]             print a single-use actor assertion signed with a demo agent key
+  schema                                    print the registry's JSON Schema (published as schemas/registry.schema.json)
+
+--url and --aud default to http://localhost:$PORT (PORT defaults to 8080).`;
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      aud: { type: 'string' },
+      tenant: { type: 'string', default: 'acme' },
+      scope: { type: 'string' },
+      'may-act': { type: 'string' },
+      ttl: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, name] = positionals;
+  const base = `http://localhost:${process.env.PORT ?? '8080'}`;
+  if (values.help === true || command === undefined) {
+    process.stdout.write(`${usage}\n`);
+    return command === undefined && values.help !== true ? 2 : 0;
+  }
+  switch (command) {
+    case 'demo':
+      await runDemo(values.url ?? base, (line) => process.stdout.write(`${line}\n`));
+      return 0;
+    case 'mint-user': {
+      if (name === undefined) throw new Error('mint-user needs a user name, for example: baton mint-user alice');
+      const ttl = values.ttl === undefined ? undefined : Number.parseInt(values.ttl, 10);
+      if (ttl !== undefined && !(ttl > 0)) throw new Error('--ttl must be a positive number of seconds');
+      const token = await mintUserToken(name, {
+        tenant: values.tenant,
+        audience: values.aud ?? base,
+        ...(values.scope === undefined ? {} : { scope: values.scope }),
+        ...(values['may-act'] === undefined ? {} : { mayAct: values['may-act'] }),
+        ...(ttl === undefined ? {} : { lifetimeSeconds: ttl }),
+      });
+      process.stdout.write(`${token}\n`);
+      return 0;
+    }
+    case 'assert':
+      if (name === undefined) throw new Error('assert needs an agent id, for example: baton assert orchestrator');
+      process.stdout.write(`${await mintAgentAssertion(name, values.aud ?? base)}\n`);
+      return 0;
+    case 'schema':
+      process.stdout.write(`${JSON.stringify(registryJsonSchema(), null, 2)}\n`);
+      return 0;
+    default:
+      process.stderr.write(`unknown command ${command}\n${usage}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`baton: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,63 @@
+/** RFC 6749 §5.2, RFC 8693 §2.2.2 and RFC 9396 §5 error codes that Baton answers with. */
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'invalid_scope'
+  | 'invalid_target'
+  | 'invalid_authorization_details'
+  | 'server_error'
+  | 'temporarily_unavailable';
+
+const statusOf: Record<OAuthErrorCode, number> = {
+  invalid_request: 400,
+  invalid_client: 401,
+  invalid_grant: 400,
+  unauthorized_client: 400,
+  unsupported_grant_type: 400,
+  invalid_scope: 400,
+  invalid_target: 400,
+  invalid_authorization_details: 400,
+  server_error: 500,
+  temporarily_unavailable: 503,
+};
+
+/**
+ * The one error type the core throws. `description` is safe to show the caller;
+ * `detail` is for logs only (it may name internals, never a token or secret).
+ */
+export class OAuthError extends Error {
+  readonly code: OAuthErrorCode;
+  readonly description: string;
+  readonly detail: string | undefined;
+  readonly status: number;
+
+  constructor(code: OAuthErrorCode, description: string, options: { detail?: string; status?: number; cause?: unknown } = {}) {
+    super(`${code}: ${description}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'OAuthError';
+    this.code = code;
+    this.description = description;
+    this.detail = options.detail;
+    this.status = options.status ?? statusOf[code];
+  }
+
+  /** The RFC 6749 §5.2 body. */
+  toJSON(): { error: OAuthErrorCode; error_description: string } {
+    return { error: this.code, error_description: this.description };
+  }
+}
+
+/** Shorthand for the most common refusal. */
+export function invalidRequest(description: string, detail?: string): OAuthError {
+  return new OAuthError('invalid_request', description, detail === undefined ? {} : { detail });
+}
+
+/** The store could not be reached or failed; nothing was issued. Answered as 503. */
+export class StorageUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`storage unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'StorageUnavailableError';
+  }
+}

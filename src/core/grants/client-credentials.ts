@@ -1,0 +1,34 @@
+import { attenuateScope, audienceScopes, resolveTargets } from '../attenuate.js';
+import { OAuthError } from '../errors.js';
+import type { Caller, Registry } from '../registry.js';
+import type { ClientCredentialsRequest } from '../token-request.js';
+import { issue, type TokenResponse, type TokenServiceContext } from '../token-service.js';
+
+/**
+ * RFC 6749 §4.4: a client, agent or resource server gets a token for itself. Without a target
+ * the token is for Baton (an agent token usable as `actor_token`, or an auditor's token).
+ */
+export async function clientCredentials(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: ClientCredentialsRequest): Promise<TokenResponse> {
+  if (request.authorization_details !== undefined) {
+    throw new OAuthError('invalid_authorization_details', 'authorization_details is not accepted with client_credentials');
+  }
+  const targets = resolveTargets(registry, caller.tenant, request.audience, request.resource);
+  const audience = targets.length > 0 ? targets : [ctx.issuer];
+  const scope = attenuateScope(request.scope, [
+    ['what this client may request', caller.scope ?? new Set()],
+    ['what the audience offers', audienceScopes(registry, audience)],
+  ]);
+  const now = Math.floor(ctx.clock.now() / 1000);
+  return issue(ctx, {
+    tenant: caller.tenant,
+    subject: caller.id,
+    caller,
+    audience,
+    scope,
+    authorizationDetails: [],
+    act: undefined,
+    expiresAt: now + ctx.limits.maxTokenLifetimeSeconds,
+    parentJti: null,
+    rootGrant: null,
+  });
+}

@@ -1,0 +1,204 @@
+import { delegate, parseActClaim } from '../act-chain.js';
+import { verifyAssertion } from '../assertion.js';
+import { attenuateAudience, attenuateScope, audienceScopes, resolveTargets, scopeClaim } from '../attenuate.js';
+import { attenuateAuthorizationDetails, authorizationDetailsClaim, parseAuthorizationDetails, type AuthorizationDetail } from '../authorization-details.js';
+import { OAuthError, invalidRequest } from '../errors.js';
+import { peekJwt, verifyJwt } from '../jwt.js';
+import type { ActClaim } from '../ports.js';
+import type { Agent, Caller, Registry } from '../registry.js';
+import { tokenTypes, type TokenExchangeRequest } from '../token-request.js';
+import { issue, type TokenResponse, type TokenServiceContext } from '../token-service.js';
+
+/** Algorithms Baton signs with, the only ones accepted on its own tokens. */
+const batonAlgorithms = ['EdDSA', 'ES256'] as const;
+const subjectTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt, tokenTypes.idToken]);
+const actorTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt]);
+const issuedTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt]);
+
+/** A verified subject token: who the user is and everything the new token must stay within. */
+interface SubjectToken {
+  readonly tenant: string;
+  readonly user: string;
+  /** Lineage when Baton issued the token; undefined for an upstream identity provider's token. */
+  readonly lineage: { readonly jti: string; readonly rootGrant: string; readonly audience: readonly string[] } | undefined;
+  readonly scope: ReadonlySet<string>;
+  readonly expiresAt: number;
+  readonly act: { readonly act: ActClaim | undefined; readonly chain: readonly string[] };
+  readonly mayAct: unknown;
+  readonly authorizationDetails: readonly AuthorizationDetail[];
+}
+
+function audienceClaim(aud: unknown): string[] {
+  if (typeof aud === 'string') return [aud];
+  return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
+}
+
+/** Verifies a token Baton issued and finds its lineage; a token Baton has no record of is refused. */
+async function verifyBatonToken(ctx: TokenServiceContext, token: string, param: string) {
+  const { payload } = await verifyJwt(token, {
+    param,
+    errorCode: 'invalid_request',
+    resolve: ctx.keys.resolve,
+    algorithms: batonAlgorithms,
+    issuer: ctx.issuer,
+    typ: 'at+jwt',
+    requiredClaims: ['sub', 'exp', 'iat', 'jti', 'tenant', 'client_id'],
+    clock: ctx.clock,
+    clockToleranceSeconds: ctx.limits.clockToleranceSeconds,
+  });
+  const { tenant, jti, sub } = payload as { tenant: unknown; jti: string; sub: string };
+  if (typeof tenant !== 'string') throw invalidRequest(`${param} has an invalid "tenant" claim`);
+  const lineage = await ctx.store.findToken(tenant, jti);
+  if (lineage === undefined) throw invalidRequest(`${param} is not known to Baton`);
+  return { payload, tenant, sub, lineage };
+}
+
+async function verifySubjectToken(ctx: TokenServiceContext, registry: Registry, request: TokenExchangeRequest): Promise<SubjectToken> {
+  if (!subjectTokenTypes.has(request.subject_token_type)) throw invalidRequest(`subject_token_type "${request.subject_token_type.slice(0, 120)}" is not supported`);
+  const { iss } = peekJwt(request.subject_token, 'subject_token', 'invalid_request').payload;
+  const maxDepth = ctx.limits.maxChainLength;
+
+  if (iss === ctx.issuer) {
+    if (request.subject_token_type === tokenTypes.idToken) throw invalidRequest('subject_token_type does not match the subject_token');
+    const { payload, tenant, sub, lineage } = await verifyBatonToken(ctx, request.subject_token, 'subject_token');
+    return {
+      tenant,
+      user: sub,
+      lineage: { jti: lineage.jti, rootGrant: lineage.rootGrant, audience: audienceClaim(payload.aud) },
+      scope: new Set(scopeClaim(payload)),
+      expiresAt: payload.exp as number,
+      act: parseActClaim(payload.act, 'subject_token', maxDepth),
+      mayAct: payload.may_act,
+      authorizationDetails: authorizationDetailsClaim(payload.authorization_details, 'subject_token'),
+    };
+  }
+
+  const trusted = typeof iss === 'string' ? registry.issuers.get(iss) : undefined;
+  if (trusted === undefined) throw invalidRequest('subject_token is from an issuer that is not trusted');
+  const { payload } = await verifyJwt(request.subject_token, {
+    param: 'subject_token',
+    errorCode: 'invalid_request',
+    resolve: trusted.resolve,
+    algorithms: trusted.algorithms,
+    issuer: trusted.issuer,
+    audience: trusted.audiences,
+    requiredClaims: ['sub', 'exp'],
+    clock: ctx.clock,
+    clockToleranceSeconds: ctx.limits.clockToleranceSeconds,
+  });
+  return {
+    tenant: trusted.tenant,
+    user: payload.sub as string,
+    lineage: undefined,
+    scope: new Set(scopeClaim(payload)),
+    expiresAt: payload.exp as number,
+    act: parseActClaim(payload.act, 'subject_token', maxDepth),
+    mayAct: payload.may_act,
+    authorizationDetails: authorizationDetailsClaim(payload.authorization_details, 'subject_token'),
+  };
+}
+
+/** The actor: proven by an actor token (agent assertion or Baton agent token), or the client itself if it is an agent. */
+async function proveActor(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest): Promise<Agent> {
+  const token = request.actor_token;
+  if (token === undefined) {
+    if (request.actor_token_type !== undefined) throw invalidRequest('actor_token_type is given without actor_token');
+    const self = caller.kind === 'agent' ? registry.agents.get(caller.id) : undefined;
+    if (self === undefined) throw invalidRequest('actor_token is required when the client is not a registered agent');
+    return self;
+  }
+  if (request.actor_token_type === undefined) throw invalidRequest('actor_token_type is required with actor_token');
+  if (!actorTokenTypes.has(request.actor_token_type)) throw invalidRequest(`actor_token_type "${request.actor_token_type.slice(0, 120)}" is not supported`);
+
+  const { iss } = peekJwt(token, 'actor_token', 'invalid_request').payload;
+  if (iss === ctx.issuer) {
+    const { payload, tenant, sub } = await verifyBatonToken(ctx, token, 'actor_token');
+    const agent = registry.agents.get(sub);
+    // Only an agent's own client-credentials token proves the agent; a delegated token does not.
+    if (agent === undefined || agent.tenant !== tenant || payload.client_id !== sub || payload.act !== undefined) {
+      throw invalidRequest('actor_token is not an agent token');
+    }
+    if (!audienceClaim(payload.aud).includes(ctx.issuer)) throw invalidRequest('actor_token is not intended for Baton');
+    return agent;
+  }
+  const agent = typeof iss === 'string' ? registry.agents.get(iss) : undefined;
+  if (agent === undefined) throw invalidRequest('actor_token is issued neither by Baton nor by a registered agent');
+  await verifyAssertion(ctx, token, agent, 'actor_token', 'invalid_request');
+  return agent;
+}
+
+function checkMayAct(mayAct: unknown, actor: Agent, issuer: string): void {
+  if (mayAct === undefined) return;
+  if (typeof mayAct !== 'object' || mayAct === null || typeof (mayAct as { sub?: unknown }).sub !== 'string') {
+    throw invalidRequest('subject_token has a malformed may_act claim');
+  }
+  const { sub, iss } = mayAct as { sub: string; iss?: unknown };
+  if (sub !== actor.id || (iss !== undefined && iss !== issuer)) throw invalidRequest("actor is not permitted by the subject_token's may_act claim");
+}
+
+/**
+ * RFC 8693 token exchange: verify the subject, prove the actor, check tenant, `may_act` and
+ * chain depth, attenuate scope, audience, details and lifetime, ask the policy, then mint.
+ */
+export async function tokenExchange(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest): Promise<TokenResponse> {
+  const issuedTokenType = request.requested_token_type ?? tokenTypes.accessToken;
+  if (!issuedTokenTypes.has(issuedTokenType)) throw invalidRequest(`requested_token_type "${issuedTokenType.slice(0, 120)}" is not supported`);
+  const requestedDetails = parseAuthorizationDetails(request.authorization_details, ctx.limits.maxAuthorizationDetails);
+
+  const subject = await verifySubjectToken(ctx, registry, request);
+  const actor = await proveActor(ctx, registry, caller, request);
+
+  if (actor.tenant !== subject.tenant) throw invalidRequest('actor and subject belong to different tenants');
+  if (caller.tenant !== subject.tenant) throw invalidRequest('client and subject belong to different tenants');
+  if (!caller.agents.has(actor.id)) throw invalidRequest(`client may not present agent "${actor.id}" as actor`);
+  checkMayAct(subject.mayAct, actor, ctx.issuer);
+
+  const max = ctx.limits.maxChainLength;
+  if (subject.act.chain.slice(1).includes(actor.id)) throw invalidRequest('actor already appears earlier in the delegation chain');
+  const chain = delegate(actor.id, subject.act);
+  if (chain.chain.length > max) throw invalidRequest(`the delegation chain may hold at most ${max} actor${max === 1 ? '' : 's'}`);
+
+  const targets = resolveTargets(registry, subject.tenant, request.audience, request.resource);
+  let audience: string[];
+  if (subject.lineage !== undefined) {
+    audience = targets.length > 0 ? attenuateAudience(targets, subject.lineage.audience) : [...subject.lineage.audience];
+  } else {
+    if (targets.length === 0) throw new OAuthError('invalid_target', 'audience or resource is required');
+    audience = targets;
+  }
+  const scope = attenuateScope(request.scope, [
+    ["the subject token's scope", subject.scope],
+    [`what agent "${actor.id}" may hold`, actor.scope],
+    ['what the audience offers', audienceScopes(registry, audience)],
+  ]);
+  const authorizationDetails = attenuateAuthorizationDetails(requestedDetails, subject.authorizationDetails);
+  const expiresAt = Math.min(Math.floor(ctx.clock.now() / 1000) + ctx.limits.maxTokenLifetimeSeconds, subject.expiresAt);
+
+  const decision = await ctx.policy.authorizeDelegation({
+    tenant: subject.tenant,
+    actor: actor.id,
+    user: subject.user,
+    clientId: caller.id,
+    audience,
+    scope,
+    authorizationDetails,
+    chain: chain.chain,
+  });
+  if (!decision.allowed) {
+    throw new OAuthError('invalid_request', 'delegation is not permitted by policy', { detail: `policies: ${decision.reasons.join(', ') || 'default deny'}` });
+  }
+
+  return issue(ctx, {
+    tenant: subject.tenant,
+    subject: subject.user,
+    caller,
+    audience,
+    scope,
+    authorizationDetails,
+    act: chain.act,
+    expiresAt,
+    parentJti: subject.lineage?.jti ?? null,
+    rootGrant: subject.lineage?.rootGrant ?? null,
+    issuedTokenType,
+  });
+}

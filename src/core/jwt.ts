@@ -1,0 +1,91 @@
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload, type JWTHeaderParameters } from 'jose';
+import { OAuthError, type OAuthErrorCode } from './errors.js';
+import type { Clock, KeyResolver, SigningKeys } from './ports.js';
+
+export interface VerifyOptions {
+  /** The request parameter the token came in, named in error descriptions. */
+  readonly param: string;
+  /** The error code a bad token yields at this parameter. */
+  readonly errorCode: OAuthErrorCode;
+  readonly resolve: KeyResolver;
+  readonly algorithms: readonly string[];
+  readonly issuer: string;
+  readonly audience?: string | readonly string[];
+  readonly typ?: string;
+  readonly requiredClaims: readonly string[];
+  readonly clock: Clock;
+  readonly clockToleranceSeconds: number;
+  /** Longest accepted lifetime (`exp` from now), for short-lived assertions. */
+  readonly maxLifetimeSeconds?: number;
+}
+
+export interface VerifiedJwt {
+  readonly payload: JWTPayload;
+  readonly header: JWTHeaderParameters;
+}
+
+function describe(error: unknown): { description: string; detail: string } {
+  if (error instanceof errors.JWTExpired) return { description: 'is expired', detail: error.message };
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    const claim = error.claim;
+    if (error.reason === 'missing') return { description: `lacks the "${claim}" claim`, detail: error.message };
+    if (claim === 'nbf') return { description: 'is not yet valid', detail: error.message };
+    if (claim === 'iat') return { description: 'was issued in the future', detail: error.message };
+    if (claim === 'aud') return { description: 'is not intended for this audience', detail: error.message };
+    if (claim === 'iss') return { description: 'has an unexpected issuer', detail: error.message };
+    if (claim === 'typ') return { description: 'has an unexpected token type (typ)', detail: error.message };
+    return { description: `has an invalid "${claim}" claim`, detail: error.message };
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed) return { description: 'has an invalid signature', detail: error.message };
+  if (error instanceof errors.JOSEAlgNotAllowed) return { description: 'uses a signing algorithm that is not allowed', detail: error.message };
+  if (error instanceof errors.JWKSNoMatchingKey) return { description: 'is signed with an unknown key', detail: error.message };
+  if (error instanceof errors.JOSEError) return { description: 'is malformed or unsupported', detail: `${error.code}: ${error.message}` };
+  return { description: 'cannot be verified', detail: error instanceof Error ? error.message : String(error) };
+}
+
+/** Reads a JWT's header and claims without trusting them, to pick the key set that verifies it. */
+export function peekJwt(token: string, param: string, errorCode: OAuthErrorCode): { header: JWTHeaderParameters; payload: JWTPayload } {
+  try {
+    return { header: decodeProtectedHeader(token) as JWTHeaderParameters, payload: decodeJwt(token) };
+  } catch (error) {
+    throw new OAuthError(errorCode, `${param} is not a well-formed JWT`, { detail: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+/** Verifies signature and claims against an algorithm allow-list; every failure is an OAuthError naming the parameter. */
+export async function verifyJwt(token: string, options: VerifyOptions): Promise<VerifiedJwt> {
+  const now = options.clock.now();
+  try {
+    const { payload, protectedHeader } = await jwtVerify(token, options.resolve, {
+      algorithms: [...options.algorithms],
+      issuer: options.issuer,
+      ...(options.audience === undefined ? {} : { audience: typeof options.audience === 'string' ? options.audience : [...options.audience] }),
+      ...(options.typ === undefined ? {} : { typ: options.typ }),
+      requiredClaims: [...options.requiredClaims],
+      currentDate: new Date(now),
+      clockTolerance: options.clockToleranceSeconds,
+    });
+    if (typeof payload.iat === 'number' && payload.iat > now / 1000 + options.clockToleranceSeconds) {
+      throw new OAuthError(options.errorCode, `${options.param} was issued in the future`);
+    }
+    if (options.maxLifetimeSeconds !== undefined && typeof payload.exp === 'number' && payload.exp - now / 1000 > options.maxLifetimeSeconds + options.clockToleranceSeconds) {
+      throw new OAuthError(options.errorCode, `${options.param} expires too far in the future (at most ${options.maxLifetimeSeconds} s)`);
+    }
+    return { payload, header: protectedHeader };
+  } catch (error) {
+    if (error instanceof OAuthError) throw error;
+    const { description, detail } = describe(error);
+    throw new OAuthError(options.errorCode, `${options.param} ${description}`, { detail });
+  }
+}
+
+/** Signs claims as an RFC 9068 access token with Baton's current key. */
+export async function signAccessToken(keys: SigningKeys, claims: JWTPayload): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: keys.current.alg, kid: keys.current.kid, typ: 'at+jwt' }).sign(keys.current.privateKey);
+}
+
+/** A fresh unguessable identifier (128 bits, base64url). */
+export function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}

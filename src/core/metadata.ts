@@ -1,0 +1,30 @@
+import { clientAuthMethods, grantTypes } from './registry-schema.js';
+
+/** Endpoint URLs derived from the issuer. */
+export function endpoints(issuer: string) {
+  const base = issuer.replace(/\/$/, '');
+  return {
+    token: `${base}/oauth2/token`,
+    jwks: `${base}/.well-known/jwks.json`,
+  };
+}
+
+/** RFC 8414 authorization server metadata for what Baton serves today. */
+export function authorizationServerMetadata(issuer: string, signingAlgorithms: readonly string[]) {
+  const urls = endpoints(issuer);
+  return {
+    issuer,
+    token_endpoint: urls.token,
+    jwks_uri: urls.jwks,
+    grant_types_supported: [grantTypes.tokenExchange, grantTypes.clientCredentials],
+    response_types_supported: [],
+    token_endpoint_auth_methods_supported: clientAuthMethods.filter((m) => m !== 'none'),
+    token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'ES256', 'ES384', 'RS256', 'PS256'],
+    access_token_signing_alg_values_supported: [...signingAlgorithms],
+    token_exchange_token_types_supported: [
+      'urn:ietf:params:oauth:token-type:access_token',
+      'urn:ietf:params:oauth:token-type:jwt',
+      'urn:ietf:params:oauth:token-type:id_token',
+    ],
+  };
+}

@@ -1,0 +1,86 @@
+import type { CryptoKey, JWSHeaderParameters } from 'jose';
+
+/** Wall clock, injected so tests can move time. Milliseconds since the epoch. */
+export interface Clock {
+  now(): number;
+}
+
+/** Finds the verification key for a JWS header; throws jose's JWKSNoMatchingKey when none fits. */
+export type KeyResolver = (header: JWSHeaderParameters) => Promise<CryptoKey>;
+
+/** Baton's own signing keys: the current one signs, current and next verify and are published. */
+export interface SigningKeys {
+  readonly current: { readonly kid: string; readonly alg: string; readonly privateKey: CryptoKey };
+  readonly publicJwks: { readonly keys: readonly Record<string, unknown>[] };
+  readonly resolve: KeyResolver;
+}
+
+/** What Baton keeps about every token it issues: enough for lineage, revocation and audit, never the token. */
+export interface TokenLineage {
+  readonly tenant: string;
+  readonly jti: string;
+  readonly parentJti: string | null;
+  readonly rootGrant: string;
+  readonly subject: string;
+  readonly actor: string | null;
+  readonly clientId: string;
+  readonly expiresAt: Date;
+}
+
+/** A one-time assertion id (RFC 7523 `jti`), kept until the assertion expires. */
+export interface AssertionUse {
+  readonly tenant: string;
+  readonly issuer: string;
+  readonly jti: string;
+  readonly expiresAt: Date;
+}
+
+/** Durable state behind the token endpoint. Every call is scoped by tenant. */
+export interface Store {
+  /** Records an assertion id; false when it was already used (a replay). */
+  consumeAssertion(use: AssertionUse): Promise<boolean>;
+  /** Records an issued token's lineage; it must be committed before the token leaves Baton. */
+  recordToken(lineage: TokenLineage): Promise<void>;
+  /** The lineage of a token Baton issued in this tenant, if any. */
+  findToken(tenant: string, jti: string): Promise<TokenLineage | undefined>;
+}
+
+/** One step of a delegation chain, outermost (current) actor first. */
+export interface ActClaim {
+  readonly sub: string;
+  readonly iss?: string;
+  readonly act?: ActClaim;
+}
+
+/** What the policy engine is asked before a hop is granted. */
+export interface DelegationQuery {
+  readonly tenant: string;
+  readonly actor: string;
+  readonly user: string;
+  readonly clientId: string;
+  readonly audience: readonly string[];
+  readonly scope: readonly string[];
+  readonly authorizationDetails: readonly Record<string, unknown>[];
+  /** Actor ids, current actor first. */
+  readonly chain: readonly string[];
+}
+
+export interface PolicyDecision {
+  readonly allowed: boolean;
+  /** Ids of the policies that decided. */
+  readonly reasons: readonly string[];
+}
+
+/** Decides whether a delegation hop may happen. */
+export interface PolicyEngine {
+  authorizeDelegation(query: DelegationQuery): Promise<PolicyDecision>;
+}
+
+export type LogFields = Record<string, string | number | boolean | null | undefined | readonly string[]>;
+
+/** Structured logger; callers never pass tokens, secrets or codes. */
+export interface Logger {
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+}

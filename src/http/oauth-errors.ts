@@ -1,0 +1,25 @@
+import type { Context } from 'hono';
+import { OAuthError, StorageUnavailableError } from '../core/errors.js';
+import type { Logger } from '../core/ports.js';
+
+/** Headers every OAuth response carries (RFC 6749 §5.1). */
+export const noStore = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
+
+/** Turns anything thrown at an OAuth endpoint into an RFC 6749 §5.2 response; the one place that does. */
+export function oauthErrorResponse(c: Context, error: unknown, logger: Logger): Response {
+  let oauth: OAuthError;
+  if (error instanceof OAuthError) {
+    oauth = error;
+  } else if (error instanceof StorageUnavailableError) {
+    logger.error('storage unavailable', { route: c.req.path, detail: error.message });
+    oauth = new OAuthError('temporarily_unavailable', 'the service is temporarily unavailable; retry later');
+  } else {
+    logger.error('unexpected error', { route: c.req.path, detail: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    oauth = new OAuthError('server_error', 'the server could not process the request');
+  }
+  const headers: Record<string, string> = { ...noStore };
+  if (oauth.status === 401) headers['WWW-Authenticate'] = 'Basic realm="baton", error="invalid_client"';
+  if (oauth.status === 503) headers['Retry-After'] = '1';
+  c.set('refusal', { error: oauth.code, detail: oauth.detail });
+  return c.json(oauth.toJSON(), oauth.status as 400, headers);
+}

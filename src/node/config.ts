@@ -1,0 +1,79 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+const int = (min: number, max: number, fallback: number) =>
+  z.coerce
+    .number({ error: `must be an integer from ${min} to ${max}` })
+    .int({ error: `must be an integer from ${min} to ${max}` })
+    .min(min, { error: `must be an integer from ${min} to ${max}` })
+    .max(max, { error: `must be an integer from ${min} to ${max}` })
+    .default(fallback);
+
+/** Every setting, with its environment variable; a config file (BATON_CONFIG) may set the same keys. */
+export const settings = {
+  port: ['PORT', int(0, 65535, 8080)],
+  host: ['BATON_HOST', z.string().min(1).default('127.0.0.1')],
+  issuer: ['BATON_ISSUER', z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).refine((u) => !u.endsWith('/') && !u.includes('?') && !u.includes('#'), 'must have no trailing slash, query or fragment').optional()],
+  databaseUrl: ['DATABASE_URL', z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional()],
+  dataDir: ['BATON_DATA_DIR', z.string().min(1).default('.baton-data')],
+  registryFile: ['BATON_REGISTRY', z.string().min(1).default('policies/registry.json')],
+  signingKeys: ['BATON_SIGNING_KEYS', z.string().min(1).optional()],
+  signingKeysFile: ['BATON_SIGNING_KEYS_FILE', z.string().min(1).optional()],
+  signingAlg: ['BATON_SIGNING_ALG', z.enum(['EdDSA', 'ES256'], { error: 'must be EdDSA or ES256' }).default('EdDSA')],
+  maxChainLength: ['BATON_MAX_CHAIN_LENGTH', int(1, 16, 4)],
+  maxTokenLifetimeSeconds: ['BATON_MAX_TOKEN_LIFETIME', int(10, 86400, 300)],
+  clockToleranceSeconds: ['BATON_CLOCK_TOLERANCE', int(0, 300, 30)],
+  maxAssertionLifetimeSeconds: ['BATON_MAX_ASSERTION_LIFETIME', int(10, 3600, 300)],
+  maxAuthorizationDetails: ['BATON_MAX_AUTHORIZATION_DETAILS', int(1, 256, 16)],
+  maxBodyBytes: ['BATON_MAX_BODY_BYTES', int(1024, 10_485_760, 65_536)],
+  maxTokenBytes: ['BATON_MAX_TOKEN_BYTES', int(256, 65_536, 8192)],
+} as const;
+
+type Settings = typeof settings;
+export type Config = { [K in keyof Settings]: z.output<Settings[K][1]> };
+
+/** A configuration that cannot be used; the message names every bad setting. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads the configuration once: the file named by BATON_CONFIG (JSON, keys as in `settings`),
+ * then the environment, which wins. Throws ConfigError naming each bad value and where it came from.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const problems: string[] = [];
+  let file: Record<string, unknown> = {};
+  const fileName = env.BATON_CONFIG;
+  if (fileName !== undefined && fileName !== '') {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(fileName, 'utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('must hold a JSON object');
+      file = parsed as Record<string, unknown>;
+      for (const key of Object.keys(file)) {
+        if (!(key in settings)) problems.push(`${fileName}: ${key}: unknown setting`);
+      }
+    } catch (error) {
+      throw new ConfigError([`BATON_CONFIG (${fileName}): ${error instanceof Error ? error.message : String(error)}`]);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, [envName, schema]] of Object.entries(settings)) {
+    const fromEnv = env[envName];
+    const useEnv = fromEnv !== undefined && fromEnv !== '';
+    const raw = useEnv ? fromEnv : file[key];
+    const result = (schema as z.ZodType).safeParse(raw);
+    if (result.success) out[key] = result.data;
+    else {
+      const where = useEnv ? envName : `${fileName}: ${key}`;
+      const shown = typeof raw === 'string' && !envName.includes('KEYS') && !envName.includes('DATABASE') ? ` (got ${JSON.stringify(raw.slice(0, 80))})` : '';
+      problems.push(`${where}: ${result.error.issues[0]?.message ?? 'is invalid'}${shown}`);
+    }
+  }
+  if (out.signingKeys !== undefined && out.signingKeysFile !== undefined) problems.push('BATON_SIGNING_KEYS and BATON_SIGNING_KEYS_FILE: set one, not both');
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out as Config;
+}

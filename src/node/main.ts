@@ -1,0 +1,26 @@
+import { ConfigError, loadConfig } from './config.js';
+import { RegistryError } from '../core/registry.js';
+import { startBaton } from './server.js';
+
+/** Node entry point: the only place that reads the environment and handles signals. */
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const baton = await startBaton(config);
+  process.on('SIGHUP', () => {
+    baton.reloadRegistry().catch(() => undefined);
+  });
+  const stop = (): void => {
+    baton.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((error: unknown) => {
+  const known = error instanceof ConfigError || error instanceof RegistryError;
+  process.stderr.write(`baton: ${known ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,121 @@
+import { serve, type ServerType } from '@hono/node-server';
+import { join } from 'node:path';
+import { jsonLogger } from '../adapters/json-logger.js';
+import { migrate } from '../adapters/db/migrations.js';
+import { openPglite } from '../adapters/db/pglite.js';
+import { openPostgres } from '../adapters/db/postgres.js';
+import type { Database } from '../adapters/db/sql.js';
+import { createSqlStore } from '../adapters/db/sql-store.js';
+import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
+import { systemClock } from '../adapters/system-clock.js';
+import { endpoints } from '../core/metadata.js';
+import { allowAllPolicy } from '../core/policy.js';
+import type { Clock, Logger } from '../core/ports.js';
+import type { Registry } from '../core/registry.js';
+import type { TokenServiceContext } from '../core/token-service.js';
+import { createApp } from '../http/app.js';
+import type { Config } from './config.js';
+import { loadOrCreateKeyFile, loadRegistryFile, readJsonFile } from './files.js';
+
+export interface RunningBaton {
+  readonly url: string;
+  readonly issuer: string;
+  readonly database: Database;
+  /** Re-reads the registry; a bad file is refused and the running registry stays. */
+  reloadRegistry(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger?: Logger;
+  /** An already open database (tests give each suite its own schema). */
+  readonly database?: Database;
+  readonly clock?: Clock;
+  readonly fetch?: typeof fetch;
+}
+
+async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+  if (config.databaseUrl !== undefined) return openPostgres(config.databaseUrl);
+  const dir = join(config.dataDir, 'pglite');
+  logger.warn('EMBEDDED DEFAULT: using PGlite in a local data folder; for development only, set DATABASE_URL in production', { data_dir: dir });
+  return openPglite(dir);
+}
+
+async function signingKeys(config: Config, logger: Logger): Promise<PrivateJwks> {
+  if (config.signingKeys !== undefined) return JSON.parse(config.signingKeys) as PrivateJwks;
+  if (config.signingKeysFile !== undefined) return readJsonFile(config.signingKeysFile) as PrivateJwks;
+  if (config.databaseUrl !== undefined) {
+    throw new Error('BATON_SIGNING_KEYS or BATON_SIGNING_KEYS_FILE is required with DATABASE_URL: instances sharing a database must share keys');
+  }
+  const file = join(config.dataDir, 'signing-keys.json');
+  const { jwks, created } = await loadOrCreateKeyFile(file, config.signingAlg);
+  logger.warn(`EMBEDDED DEFAULT: signing keys ${created ? 'generated and stored' : 'read'} in ${file}; for development only, provide BATON_SIGNING_KEYS in production`);
+  return jwks;
+}
+
+/** Starts Baton: database and migrations, keys, registry, the HTTP app on the configured port. */
+export async function startBaton(config: Config, options: StartOptions = {}): Promise<RunningBaton> {
+  const logger = options.logger ?? jsonLogger((line) => process.stdout.write(line));
+  const keys = await importSigningKeys(await signingKeys(config, logger));
+  const database = options.database ?? (await openDatabase(config, logger));
+  const closeDatabase = options.database === undefined ? () => database.close() : () => Promise.resolve();
+  let server: ServerType | undefined;
+  try {
+    await migrate(database.sql);
+    // The issuer may depend on the port the server gets, so requests wait for the app behind this slot.
+    const slot: { handle?: (request: Request) => Response | Promise<Response> } = {};
+    const port = await new Promise<number>((resolve, reject) => {
+      server = serve({ fetch: (request) => slot.handle?.(request) ?? new Response('starting', { status: 503 }), port: config.port, hostname: config.host }, (info) => resolve(info.port));
+      server.once('error', reject);
+    });
+    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    const issuer = config.issuer ?? `http://localhost:${port}`;
+    let registry: Registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
+    const tokens: TokenServiceContext = {
+      issuer,
+      tokenEndpoint: endpoints(issuer).token,
+      registry: () => registry,
+      keys,
+      store: createSqlStore(database.sql),
+      policy: allowAllPolicy,
+      clock: options.clock ?? systemClock,
+      logger,
+      limits: config,
+      clockToleranceSeconds: config.clockToleranceSeconds,
+      maxAssertionLifetimeSeconds: config.maxAssertionLifetimeSeconds,
+    };
+    const app = createApp({
+      tokens,
+      logger,
+      maxBodyBytes: config.maxBodyBytes,
+      checkReady: async () => {
+        await database.sql`SELECT 1`;
+      },
+    });
+    slot.handle = (request) => app.fetch(request);
+    logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, signing_kid: keys.current.kid });
+    const running = server as unknown as ServerType;
+    return {
+      url,
+      issuer,
+      database,
+      async reloadRegistry() {
+        try {
+          registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
+          logger.info('registry reloaded', { registry: config.registryFile });
+        } catch (error) {
+          logger.error('registry reload refused; the running registry stays', { detail: error instanceof Error ? error.message : String(error) });
+          throw error;
+        }
+      },
+      async close() {
+        await new Promise<void>((resolve) => running.close(() => resolve()));
+        await closeDatabase();
+      },
+    };
+  } catch (error) {
+    if (server !== undefined) await new Promise<void>((resolve) => (server as ServerType).close(() => resolve()));
+    await closeDatabase();
+    throw error;
+  }
+}

@@ -1,0 +1,85 @@
+import { SignJWT, type JWTPayload } from 'jose';
+import { generateSigningKeys, type PrivateJwks } from '../../src/adapters/signing-keys.js';
+import { demoSecret } from '../../src/cli/demo-kit.js';
+import type { LogFields, Logger } from '../../src/core/ports.js';
+import { loadConfig } from '../../src/node/config.js';
+import { startBaton, type RunningBaton } from '../../src/node/server.js';
+import { openTestDatabase } from './database.js';
+
+export const grants = {
+  exchange: 'urn:ietf:params:oauth:grant-type:token-exchange',
+} as const;
+export const tokenTypes = {
+  accessToken: 'urn:ietf:params:oauth:token-type:access_token',
+  jwt: 'urn:ietf:params:oauth:token-type:jwt',
+  idToken: 'urn:ietf:params:oauth:token-type:id_token',
+} as const;
+
+/** Everything a suite logged, to check what reaches the logs. */
+export interface CapturedLogger extends Logger {
+  readonly lines: { level: string; message: string; fields: LogFields | undefined }[];
+}
+
+export function captureLogger(): CapturedLogger {
+  const lines: CapturedLogger['lines'] = [];
+  const push = (level: string) => (message: string, fields?: LogFields) => {
+    lines.push({ level, message, fields });
+  };
+  return { lines, info: push('info'), warn: push('warn'), error: push('error') };
+}
+
+export interface TestBaton extends RunningBaton {
+  readonly signingJwks: PrivateJwks;
+  readonly logger: CapturedLogger;
+  /** Signs arbitrary claims with Baton's own current key (to forge tokens Baton never issued). */
+  signAsBaton(claims: JWTPayload): Promise<string>;
+}
+
+/** Starts Baton on a random port with the demo registry, fresh keys and a database of its own. */
+export async function startTestBaton(env: Record<string, string> = {}): Promise<TestBaton> {
+  const signingJwks = await generateSigningKeys('EdDSA');
+  const config = loadConfig({ PORT: '0', BATON_SIGNING_KEYS: JSON.stringify(signingJwks), ...env });
+  const database = await openTestDatabase();
+  const logger = captureLogger();
+  const baton = await startBaton(config, { database, logger });
+  const { importJWK } = await import('jose');
+  const current = signingJwks.keys[0] as Record<string, unknown>;
+  const key = await importJWK(current, 'EdDSA');
+  return {
+    ...baton,
+    signingJwks,
+    logger,
+    async close() {
+      await baton.close();
+      await database.close();
+    },
+    signAsBaton: (claims) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: current.kid as string, typ: 'at+jwt' }).sign(key),
+  };
+}
+
+export function basic(clientId: string, secret = demoSecret(clientId)): string {
+  return `Basic ${btoa(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`)}`;
+}
+
+export interface PostResult {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Record<string, unknown>;
+}
+
+/** POSTs a form to the token endpoint. */
+export async function postToken(baton: RunningBaton, params: Record<string, string | string[]> | string, headers: Record<string, string> = { authorization: basic('agent-platform') }): Promise<PostResult> {
+  let body: string;
+  if (typeof params === 'string') body = params;
+  else {
+    const form = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) for (const one of Array.isArray(v) ? v : [v]) form.append(k, one);
+    body = form.toString();
+  }
+  const response = await fetch(`${baton.url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body,
+  });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+}
