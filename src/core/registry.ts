@@ -88,6 +88,8 @@ function hexToBytes(hex: string): Uint8Array {
   return out;
 }
 
+const kindNames: Record<Caller['kind'], string> = { agent: 'an agent', client: 'a client', resource_server: 'a resource server' };
+
 export interface CompileOptions {
   /** Baton's issuer, the default audience of upstream tokens. */
   readonly issuer: string;
@@ -143,7 +145,8 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
 
   const callers = new Map<string, Caller>();
   const addCaller = (caller: Caller, path: string): void => {
-    if (callers.has(caller.id)) problems.push({ path, message: `"${caller.id}" is already registered as a ${callers.get(caller.id)?.kind.replace('_', ' ')}` });
+    const existing = callers.get(caller.id);
+    if (existing !== undefined) problems.push({ path, message: `"${caller.id}" is already registered as ${kindNames[existing.kind]}` });
     callers.set(caller.id, caller);
   };
 

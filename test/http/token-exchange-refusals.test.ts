@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { base64url, decodeJwt, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
+import { base64url, decodeJwt, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoKey, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { randomId } from '../../src/core/jwt.js';
@@ -16,8 +16,11 @@ afterAll(async () => {
 
 const now = () => Math.floor(Date.now() / 1000);
 
+/** Claims to set; `undefined` removes a claim. */
+type Claims = Record<string, unknown>;
+
 /** A token from acme's demo identity provider with full control over claims, header and key. */
-async function idpToken(claims: JWTPayload = {}, header: Record<string, unknown> = {}, key?: CryptoKey | Uint8Array): Promise<string> {
+async function idpToken(claims: Claims = {}, header: Record<string, unknown> = {}, key?: CryptoKey | Uint8Array): Promise<string> {
   const idp = await demoKey('id.acme.example');
   const payload: JWTPayload = { iss: 'https://id.acme.example', sub: 'alice', aud: baton.issuer, iat: now(), exp: now() + 600, jti: randomId(), scope: 'openid payments:read payments:transfer', ...claims };
   for (const k of Object.keys(payload)) if (payload[k] === undefined) delete payload[k];
@@ -25,7 +28,7 @@ async function idpToken(claims: JWTPayload = {}, header: Record<string, unknown>
 }
 
 /** An actor assertion of a demo agent with full control over claims. */
-async function agentAssertion(agent: string, claims: JWTPayload = {}, signer = agent): Promise<string> {
+async function agentAssertion(agent: string, claims: Claims = {}, signer = agent): Promise<string> {
   const { key } = await demoKey(signer);
   const { kid } = await demoKey(agent);
   const payload: JWTPayload = { iss: agent, sub: agent, aud: baton.issuer, iat: now(), exp: now() + 60, jti: randomId(), ...claims };

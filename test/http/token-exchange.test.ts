@@ -1,9 +1,8 @@
-import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, SignJWT, base64url } from 'jose';
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoKey, demoSecret, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { randomId } from '../../src/core/jwt.js';
-import { basic, grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { demoSecret, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
+import { grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
 
 let baton: TestBaton;
 beforeAll(async () => {

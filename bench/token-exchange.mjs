@@ -1,0 +1,419 @@
+// Load benchmark for Baton's token endpoint (RFC 8693 token exchange); see bench/README.md.
+//
+//   npm run bench -- [--setup embedded|postgres|both] [--duration 10] [--connections 32] [--rate 1000]
+//
+// For each setup it starts Baton as a child process on 127.0.0.1, prepares credentials once so
+// every request body is constant, drives POST /oauth2/token with autocannon for a fixed time and
+// prints one markdown table. It exits non-zero if any request did not get a 2xx.
+
+// The repo's eslint config declares no runtime globals (it is written for the TypeScript in src/);
+// everything importable is imported below, and these two Node 20 globals have no module to import.
+/* global fetch, AbortSignal */
+
+import autocannon from 'autocannon';
+import postgres from 'postgres';
+import { Buffer } from 'node:buffer';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import process from 'node:process';
+import { setTimeout } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { URL, URLSearchParams } from 'node:url';
+import { parseArgs } from 'node:util';
+import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
+import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-kit.js';
+
+const root = join(import.meta.dirname, '..');
+const host = '127.0.0.1';
+const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
+const benchDatabase = 'baton_bench';
+const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
+
+const grants = { tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange', clientCredentials: 'client_credentials' };
+const tokenTypes = { accessToken: 'urn:ietf:params:oauth:token-type:access_token', jwt: 'urn:ietf:params:oauth:token-type:jwt' };
+const jwtBearer = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** Baton's tokens live at most 300 s and are minted just before each run, so a run must end well before. */
+const maxDurationSeconds = 240;
+/** Requests sent before each measured run (JIT, connection pools, PGlite caches); not reported. */
+const warmupRequests = 500;
+const readyTimeoutMs = 60_000;
+const stopTimeoutMs = 5_000;
+
+const usage = `usage: npm run bench -- [--setup embedded|postgres|both] [--duration SECONDS] [--connections N] [--rate REQUESTS_PER_SECOND]
+
+  --setup        which database Baton uses: embedded (PGlite), postgres, or both (default both)
+  --duration     seconds per measured run, 1 to ${maxDurationSeconds} (default 10)
+  --connections  concurrent HTTP/1.1 connections (default 32)
+  --rate         fixed overall request rate instead of as fast as possible (optional)
+`;
+
+const print = (line = '') => process.stdout.write(`${line}\n`);
+const progress = (line) => process.stderr.write(`bench: ${line}\n`);
+
+function parseOptions(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      setup: { type: 'string', default: 'both' },
+      duration: { type: 'string', default: '10' },
+      connections: { type: 'string', default: '32' },
+      rate: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  const integer = (name, text, min, max) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
+    return n;
+  };
+  if (!['embedded', 'postgres', 'both'].includes(values.setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(values.setup)})`);
+  return {
+    setups: values.setup === 'both' ? ['embedded', 'postgres'] : [values.setup],
+    duration: integer('duration', values.duration, 1, maxDurationSeconds),
+    connections: integer('connections', values.connections, 1, 1024),
+    rate: values.rate === undefined ? undefined : integer('rate', values.rate, 1, 1_000_000),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clean-up: everything started is registered here and undone in reverse order, on success, on
+// failure and on Ctrl-C, so no Baton process or bench database outlives the harness.
+
+const cleanups = [];
+const liveChildren = new Set();
+
+/** Undoes, newest first, everything registered after the first `keep` clean-ups. */
+async function runCleanups(keep = 0) {
+  while (cleanups.length > keep) {
+    const undo = cleanups.pop();
+    try {
+      await undo();
+    } catch (error) {
+      progress(`clean-up failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+}
+
+// Last resort if the harness dies without running its clean-ups: never leave a Baton behind.
+process.on('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    progress(`${signal}: stopping`);
+    void runCleanups().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baton as a child process.
+
+/** A port that is free right now: bind port 0 on loopback, read it, release it. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function logTail(file, lines = 20) {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Recreates the bench database so every postgres run starts empty; it is dropped again at the end. */
+async function createBenchDatabase() {
+  const admin = postgres(adminDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
+  try {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
+    await admin.unsafe(`CREATE DATABASE ${benchDatabase}`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  cleanups.push(async () => {
+    const again = postgres(adminDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
+    try {
+      await again.unsafe(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
+    } finally {
+      await again.end({ timeout: 5 });
+    }
+  });
+}
+
+/** Starts `node dist/node/main.js` for a setup and resolves once GET /readyz answers 200. */
+async function startBaton(setup, workDir) {
+  const port = await freePort();
+  const env = { ...process.env };
+  // Settings from the caller's shell (a DATABASE_URL, a BATON_CONFIG file...) must not leak into the setup under test.
+  for (const name of Object.keys(env)) if (name.startsWith('BATON_') || name === 'DATABASE_URL' || name === 'PORT') delete env[name];
+  Object.assign(env, {
+    PORT: String(port),
+    BATON_HOST: host,
+    BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+  });
+  if (setup === 'postgres') {
+    await createBenchDatabase();
+    env.DATABASE_URL = benchDatabaseUrl;
+  } else {
+    env.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
+  }
+
+  // Baton logs one JSON line per request. A file keeps that off the harness's event loop (a pipe
+  // would have to be drained here, competing with autocannon) and is there to show on failure.
+  const log = join(workDir, `baton-${setup}.log`);
+  const fd = openSync(log, 'w');
+  const child = spawn(process.execPath, ['dist/node/main.js'], { cwd: root, env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  liveChildren.add(child);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  void exited.then(() => liveChildren.delete(child));
+
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = sleep(stopTimeoutMs, 'timeout');
+    if ((await Promise.race([exited, timer])) === 'timeout') {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  cleanups.push(stop);
+
+  const url = `http://${host}:${port}`;
+  const deadline = Date.now() + readyTimeoutMs;
+  let early;
+  void exited.then((status) => (early = status));
+  for (;;) {
+    if (early !== undefined) throw new Error(`Baton (${setup}) exited before it was ready (${early.signal ?? `code ${early.code}`}); log:\n${logTail(log)}`);
+    if (Date.now() > deadline) throw new Error(`Baton (${setup}) was not ready within ${readyTimeoutMs / 1000} s; log:\n${logTail(log)}`);
+    try {
+      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return { url, log };
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials, prepared once per scenario so each request body is constant.
+
+/** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 requires for Basic client credentials. */
+const formEncode = (value) => new URLSearchParams({ v: value }).toString().slice('v='.length);
+
+async function postToken(baseUrl, path, params, authorization) {
+  const response = await fetch(new URL(path, baseUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization === undefined ? {} : { authorization }) },
+    body: new URLSearchParams(params),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${params.grant_type} refused (HTTP ${response.status}): ${text}`);
+  return JSON.parse(text);
+}
+
+async function prepare(baseUrl) {
+  const metaResponse = await fetch(new URL('/.well-known/oauth-authorization-server', baseUrl), { signal: AbortSignal.timeout(10_000) });
+  if (!metaResponse.ok) throw new Error(`metadata: HTTP ${metaResponse.status}`);
+  const meta = await metaResponse.json();
+  // The token endpoint is advertised under the issuer (http://localhost:<port>); the load goes to
+  // the loopback address Baton listens on, so only the path is kept.
+  const tokenPath = new URL(meta.token_endpoint).pathname;
+  const issuer = meta.issuer;
+  const authorization = `Basic ${Buffer.from(`${formEncode('agent-platform')}:${formEncode(demoSecret('agent-platform'))}`).toString('base64')}`;
+  const post = (params, auth) => postToken(baseUrl, tokenPath, params, auth);
+
+  /** An agent's own token for Baton: client_credentials, the agent authenticating with private_key_jwt. */
+  const agentToken = async (agent) => {
+    const body = await post({ grant_type: grants.clientCredentials, client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion(agent, issuer) });
+    return body.access_token;
+  };
+  const aliceToken = () => mintUserToken('alice', { audience: issuer, lifetimeSeconds: 3600, scope: 'payments:read payments:transfer' });
+
+  const hop1Params = async () => ({
+    grant_type: grants.tokenExchange,
+    subject_token: await aliceToken(),
+    subject_token_type: tokenTypes.jwt,
+    actor_token: await agentToken('orchestrator'),
+    actor_token_type: tokenTypes.accessToken,
+    audience: 'payments',
+    scope: 'payments:read payments:transfer',
+  });
+  const hop2Params = async () => {
+    // One real hop-1 exchange gives the token the payments sub-agent is handed.
+    const token1 = (await post(await hop1Params(), authorization)).access_token;
+    return {
+      grant_type: grants.tokenExchange,
+      subject_token: token1,
+      subject_token_type: tokenTypes.accessToken,
+      actor_token: await agentToken('payments-subagent'),
+      actor_token_type: tokenTypes.accessToken,
+      scope: 'payments:transfer',
+    };
+  };
+
+  return {
+    tokenPath,
+    authorization,
+    scenarios: [
+      { name: 'exchange hop 1', params: hop1Params },
+      { name: 'exchange hop 2', params: hop2Params },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load.
+
+/** Nearest-rank percentile of sorted values. */
+const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]);
+
+/**
+ * Runs autocannon against the token endpoint with one constant request. Latency percentiles are
+ * computed here from each 2xx response's own time: autocannon's histogram keeps whole
+ * milliseconds, and with a rate it adds synthetic samples (coordinated-omission correction at a
+ * 1 ms interval) that would blur p50/p99 at a given load.
+ */
+async function load(target, { connections, duration, rate, amount }) {
+  const latencies = [];
+  let firstFailure;
+  const instance = autocannon({
+    url: target.url,
+    connections,
+    ...(amount === undefined ? { duration } : { amount }),
+    ...(rate === undefined ? {} : { overallRate: rate }),
+    timeout: 10,
+    requests: [
+      {
+        method: 'POST',
+        path: target.path,
+        headers: target.headers,
+        body: target.body,
+        onResponse: (status, body) => {
+          if ((status < 200 || status > 299) && firstFailure === undefined) firstFailure = `HTTP ${status}: ${body}`;
+        },
+      },
+    ],
+  });
+  instance.on('response', (_client, status, _bytes, ms) => {
+    if (status >= 200 && status <= 299) latencies.push(ms);
+  });
+  instance.on('reqError', (error) => {
+    firstFailure ??= `request error: ${error instanceof Error ? error.message : String(error)}`;
+  });
+  const result = await instance;
+  latencies.sort((a, b) => a - b);
+  // A request that got no 2xx: another status, a socket error or a timeout.
+  const failed = result.non2xx + result.errors + result.timeouts;
+  if (failed > 0) firstFailure ??= `${result.errors} socket errors, ${result.timeouts} timeouts`;
+  return {
+    requestsPerSecond: result.requests.mean,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    total: result.requests.total,
+    failed,
+    firstFailure,
+  };
+}
+
+async function benchSetup(setup, options, workDir, rows) {
+  progress(`${setup}: starting Baton`);
+  const baton = await startBaton(setup, workDir);
+  const { tokenPath, authorization, scenarios } = await prepare(baton.url);
+  for (const scenario of scenarios) {
+    // Fresh credentials per scenario, so none is older than one run when it is used.
+    const target = {
+      url: baton.url,
+      path: tokenPath,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
+      body: new URLSearchParams(await scenario.params()).toString(),
+    };
+    progress(`${setup} / ${scenario.name}: warm-up, ${warmupRequests} requests`);
+    const warmup = await load(target, { connections: options.connections, amount: Math.max(warmupRequests, options.connections) });
+    if (warmup.failed > 0) throw new Error(`${scenario.name}: warm-up had ${warmup.failed} requests without a 2xx; first: ${warmup.firstFailure}`);
+    progress(`${setup} / ${scenario.name}: ${options.duration} s, ${options.connections} connections${options.rate === undefined ? '' : `, ${options.rate} requests/s`}`);
+    const run = await load(target, options);
+    rows.push({ setup, scenario: scenario.name, ...run });
+    if (run.failed > 0) progress(`${setup} / ${scenario.name}: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nBaton log (tail):\n${logTail(baton.log)}`);
+  }
+}
+
+function table(rows) {
+  const ms = (v) => (Number.isNaN(v) ? '-' : v.toFixed(2));
+  const lines = [
+    '| setup | scenario | requests/s (mean) | p50 ms | p99 ms | total requests | non-2xx |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.setup} | ${r.scenario} | ${Math.round(r.requestsPerSecond)} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.total} | ${r.failed} |`),
+  ];
+  return lines.join('\n');
+}
+
+async function main() {
+  let options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`bench: ${error.message}\n\n${usage}`);
+    process.exit(2);
+  }
+
+  // A bound on the whole harness in case something hangs: start-up, warm-ups, runs, clean-up.
+  const budgetMs = options.setups.length * (readyTimeoutMs + 60_000 + 2 * (options.duration * 1000 + 30_000));
+  setTimeout(() => {
+    progress(`still running after ${Math.round(budgetMs / 1000)} s: giving up`);
+    void runCleanups().finally(() => process.exit(1));
+  }, budgetMs).unref();
+
+  const workDir = await mkdtemp(join(tmpdir(), 'baton-bench-'));
+  cleanups.push(() => rm(workDir, { recursive: true, force: true }));
+  const rows = [];
+  let setupFailed = false;
+  try {
+    for (const setup of options.setups) {
+      const mark = cleanups.length;
+      try {
+        await benchSetup(setup, options, workDir, rows);
+      } catch (error) {
+        setupFailed = true;
+        progress(`${setup}: ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        // Stop this setup's Baton (and drop its database) before the next one starts.
+        await runCleanups(mark);
+      }
+    }
+  } finally {
+    await runCleanups();
+  }
+
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  print(`node ${process.version}, ${availableParallelism()} CPUs (${cpu}), ${process.platform}/${process.arch}`);
+  print(`${options.duration} s per run, ${options.connections} connections, ${options.rate === undefined ? 'unthrottled' : `${options.rate} requests/s overall`}`);
+  print();
+  print(table(rows));
+
+  const failedRows = rows.filter((r) => r.failed > 0);
+  for (const r of failedRows) process.stderr.write(`bench: ${r.setup} / ${r.scenario}: first error: ${r.firstFailure}\n`);
+  if (setupFailed || failedRows.length > 0) process.exitCode = 1;
+}
+
+await main();

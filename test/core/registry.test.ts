@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compileRegistry, RegistryError } from '../../src/core/registry.js';
+import { registryJsonSchema } from '../../src/core/registry-json-schema.js';
+
+const demo = JSON.parse(readFileSync('policies/registry.json', 'utf8')) as Record<string, unknown[]>;
+const issuer = 'http://localhost:8080';
+const file = 'policies/registry.json';
+
+function withChange(change: (doc: Record<string, unknown[]> & Record<string, unknown>) => void): unknown {
+  const doc = structuredClone(demo) as Record<string, unknown[]> & Record<string, unknown>;
+  change(doc);
+  return doc;
+}
+
+async function problems(doc: unknown): Promise<string> {
+  try {
+    await compileRegistry(doc, { issuer, file });
+  } catch (error) {
+    if (error instanceof RegistryError) return error.message;
+    throw error;
+  }
+  throw new Error('registry was accepted');
+}
+
+const agent = (doc: Record<string, unknown[]>, i: number) => doc.agents?.[i] as Record<string, unknown>;
+
+describe('registry', () => {
+  it('compiles the demo registry: two tenants, their agents, clients and resource servers', async () => {
+    const registry = await compileRegistry(demo, { issuer, file });
+    expect([...registry.tenants.keys()]).toEqual(['acme', 'globex']);
+    expect([...registry.agents.keys()]).toEqual(['orchestrator', 'payments-subagent', 'globex-assistant']);
+    expect([...registry.callers.values()].map((c) => [c.id, c.kind, c.tenant])).toEqual([
+      ['orchestrator', 'agent', 'acme'],
+      ['payments-subagent', 'agent', 'acme'],
+      ['globex-assistant', 'agent', 'globex'],
+      ['agent-platform', 'client', 'acme'],
+      ['globex-platform', 'client', 'globex'],
+      ['payments', 'resource_server', 'acme'],
+      ['calendar', 'resource_server', 'acme'],
+      ['ledger', 'resource_server', 'globex'],
+    ]);
+    expect(registry.issuers.get('https://id.acme.example')?.audiences).toEqual([issuer]);
+  });
+
+  it.each([
+    ['a missing section', (d: Record<string, unknown>) => delete d.tenants, '/tenants: Invalid input: expected array, received undefined'],
+    ['an unknown member', (d: Record<string, unknown[]>) => (agent(d, 0).colour = 'blue'), '/agents/0: Unrecognized key: "colour"'],
+    ['a bad agent id', (d: Record<string, unknown[]>) => (agent(d, 0).id = 'no spaces'), '/agents/0/id: must be 1–128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit'],
+    ['an agent without keys', (d: Record<string, unknown[]>) => delete agent(d, 1).jwks, '/agents/1/jwks: jwks or jwks_uri is required'],
+    ['a private key in the registry', (d: Record<string, unknown[]>) => (((agent(d, 0).jwks as { keys: Record<string, unknown>[] }).keys[0] as Record<string, unknown>).d = 'secret'), '/agents/0/jwks/keys/0/d: private key material is not allowed in a registry'],
+    ['an unknown tenant', (d: Record<string, unknown[]>) => (agent(d, 2).tenant = 'initech'), '/agents/2/tenant: unknown tenant "initech"'],
+    ['a client naming an unknown agent', (d: Record<string, unknown[]>) => ((d.clients?.[0] as { agents: string[] }).agents = ['ghost']), '/clients/0/agents/0: unknown agent "ghost"'],
+    ['a client naming another tenant\'s agent', (d: Record<string, unknown[]>) => ((d.clients?.[0] as { agents: string[] }).agents = ['globex-assistant']), '/clients/0/agents/0: agent "globex-assistant" belongs to tenant "globex", not "acme"'],
+    ['a secret method without a hash', (d: Record<string, unknown[]>) => delete (d.clients?.[0] as Record<string, unknown>).client_secret_sha256, '/clients/0/client_secret_sha256: is required for client_secret_basic'],
+    ['a clear-text secret', (d: Record<string, unknown[]>) => ((d.clients?.[0] as Record<string, unknown>).client_secret_sha256 = 'hunter2'), '/clients/0/client_secret_sha256: must be the lowercase hex SHA-256 of the secret'],
+    ['a public client with client credentials', (d: Record<string, unknown[]>) => Object.assign(d.clients?.[0] as object, { token_endpoint_auth_method: 'none', client_secret_sha256: undefined }), '/clients/0/grant_types/0: a public client (auth method none) may not use urn:ietf:params:oauth:grant-type:token-exchange'],
+    ['an id used twice', (d: Record<string, unknown[]>) => ((d.clients?.[0] as Record<string, unknown>).client_id = 'orchestrator'), '/clients/0/client_id: "orchestrator" is already registered as an agent'],
+    ['a duplicate audience', (d: Record<string, unknown[]>) => ((d.resource_servers?.[1] as Record<string, unknown>).audience = 'https://payments.example'), '/resource_servers/1/audience: duplicate audience "https://payments.example"'],
+    ['a key that cannot be imported', (d: Record<string, unknown[]>) => (((agent(d, 0).jwks as { keys: Record<string, unknown>[] }).keys[0] as Record<string, unknown>).x = 'AAAA'), '/agents/0/jwks/keys/0: key cannot be imported'],
+  ])('refuses %s, naming file, path and reason', async (_name, change, expected) => {
+    const message = await problems(withChange(change as never));
+    expect(message).toContain(`${file}: ${expected}`);
+  });
+
+  it('publishes its JSON Schema in schemas/, kept in step with the validator', () => {
+    expect(JSON.parse(readFileSync('schemas/registry.schema.json', 'utf8'))).toEqual(registryJsonSchema());
+  });
+});
