@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { runDemo } from './demo.js';
+import { generateSigningKeys } from '../adapters/signing-keys.js';
 import { registryJsonSchema } from '../core/registry-json-schema.js';
 import { mintAgentAssertion, mintUserToken } from './demo-kit.js';
 
@@ -12,6 +13,7 @@ commands:
                                             print a demo identity provider token for a user
   assert <agent> [--aud ISSUER]             print a single-use actor assertion signed with a demo agent key
   schema                                    print the registry's JSON Schema (published as schemas/registry.schema.json)
+  keys [--alg EdDSA|ES256]                  print a new private signing key set (current and next) for BATON_SIGNING_KEYS
 
 --url and --aud default to http://localhost:$PORT (PORT defaults to 8080).`;
 
@@ -23,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
       url: { type: 'string' },
       aud: { type: 'string' },
       tenant: { type: 'string', default: 'acme' },
+      alg: { type: 'string', default: 'EdDSA' },
       scope: { type: 'string' },
       'may-act': { type: 'string' },
       ttl: { type: 'string' },
@@ -57,6 +60,11 @@ async function main(argv: string[]): Promise<number> {
       if (name === undefined) throw new Error('assert needs an agent id, for example: baton assert orchestrator');
       process.stdout.write(`${await mintAgentAssertion(name, values.aud ?? base)}\n`);
       return 0;
+    case 'keys': {
+      if (values.alg !== 'EdDSA' && values.alg !== 'ES256') throw new Error('--alg must be EdDSA or ES256');
+      process.stdout.write(`${JSON.stringify(await generateSigningKeys(values.alg))}\n`);
+      return 0;
+    }
     case 'schema':
       process.stdout.write(`${JSON.stringify(registryJsonSchema(), null, 2)}\n`);
       return 0;
