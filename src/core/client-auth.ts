@@ -20,7 +20,8 @@ function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
-function parseBasic(header: string): { id: string; secret: string } {
+/** Decodes an HTTP Basic `Authorization` header into client id and secret. */
+export function parseBasic(header: string): { id: string; secret: string } {
   const encoded = header.slice('basic '.length).trim();
   let decoded: string;
   try {
@@ -39,10 +40,11 @@ function parseBasic(header: string): { id: string; secret: string } {
   }
 }
 
-async function checkSecret(caller: Caller | undefined, id: string, secret: string, method: 'client_secret_basic' | 'client_secret_post'): Promise<Caller> {
+/** Checks a client secret against its registered SHA-256; `method` names the registered method it must match, if any. */
+export async function checkSecret(caller: Caller | undefined, id: string, secret: string, method?: 'client_secret_basic' | 'client_secret_post'): Promise<Caller> {
   const digest = await sha256(secret);
   if (caller === undefined) throw authFailed(`unknown client ${id}`);
-  if (caller.authMethod !== method || caller.secretSha256 === undefined) throw authFailed(`client ${id} is registered for ${caller.authMethod}, not ${method}`);
+  if ((method !== undefined && caller.authMethod !== method) || caller.secretSha256 === undefined) throw authFailed(`client ${id} is registered for ${caller.authMethod}, not ${method ?? 'a secret'}`);
   if (!sameDigest(digest, caller.secretSha256)) throw authFailed(`wrong secret for client ${id}`);
   return caller;
 }

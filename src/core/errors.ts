@@ -8,6 +8,7 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'invalid_target'
   | 'invalid_authorization_details'
+  | 'access_denied'
   | 'server_error'
   | 'temporarily_unavailable';
 
@@ -20,6 +21,7 @@ const statusOf: Record<OAuthErrorCode, number> = {
   invalid_scope: 400,
   invalid_target: 400,
   invalid_authorization_details: 400,
+  access_denied: 403,
   server_error: 500,
   temporarily_unavailable: 503,
 };

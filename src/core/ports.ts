@@ -52,28 +52,41 @@ export interface ActClaim {
   readonly act?: ActClaim;
 }
 
-/** What the policy engine is asked before a hop is granted. */
-export interface DelegationQuery {
-  readonly tenant: string;
-  readonly actor: string;
-  readonly user: string;
-  readonly clientId: string;
-  readonly audience: readonly string[];
-  readonly scope: readonly string[];
-  readonly authorizationDetails: readonly Record<string, unknown>[];
-  /** Actor ids, current actor first. */
-  readonly chain: readonly string[];
+/** A Cedar entity reference as it appears in attribute and context values. */
+export interface EntityReference {
+  readonly __entity: { readonly type: string; readonly id: string };
+}
+
+/** An entity a policy request carries: its type, id, attributes and parents. */
+export interface PolicyEntity {
+  readonly type: string;
+  readonly id: string;
+  readonly attributes?: Readonly<Record<string, unknown>>;
+  readonly parents?: readonly { readonly type: string; readonly id: string }[];
+}
+
+/** One authorization question for the policy engine. */
+export interface PolicyRequest {
+  readonly principal: PolicyEntity;
+  /** The action id, e.g. "delegate" or "payments:transfer". */
+  readonly action: string;
+  readonly resource: PolicyEntity;
+  readonly context: Readonly<Record<string, unknown>>;
+  /** Further entities the request refers to (the user behind an agent, for example). */
+  readonly entities?: readonly PolicyEntity[];
 }
 
 export interface PolicyDecision {
   readonly allowed: boolean;
   /** Ids of the policies that decided. */
   readonly reasons: readonly string[];
+  /** Evaluation errors; any error denies. */
+  readonly errors: readonly string[];
 }
 
-/** Decides whether a delegation hop may happen. */
+/** Decides authorization questions against a loaded, validated policy set. */
 export interface PolicyEngine {
-  authorizeDelegation(query: DelegationQuery): Promise<PolicyDecision>;
+  evaluate(request: PolicyRequest): PolicyDecision;
 }
 
 export type LogFields = Record<string, string | number | boolean | null | undefined | readonly string[]>;

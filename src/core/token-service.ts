@@ -24,7 +24,7 @@ export interface Limits {
 export interface TokenServiceContext extends AssertionContext {
   readonly registry: () => Registry;
   readonly keys: SigningKeys;
-  readonly policy: PolicyEngine;
+  readonly policy: () => PolicyEngine;
   readonly logger: Logger;
   readonly limits: Limits;
 }

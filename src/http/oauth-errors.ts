@@ -5,8 +5,13 @@ import type { Logger } from '../core/ports.js';
 /** Headers every OAuth response carries (RFC 6749 §5.1). */
 export const noStore = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
 
-/** Turns anything thrown at an OAuth endpoint into an RFC 6749 §5.2 response; the one place that does. */
-export function oauthErrorResponse(c: Context, error: unknown, logger: Logger): Response {
+/** The challenge sent with 401 at the token endpoint (client authentication). */
+export const clientChallenge = 'Basic realm="baton", error="invalid_client"';
+/** The challenge sent with 401 at the APIs resource servers, auditors and operators call. */
+export const callerChallenge = 'Basic realm="baton", Bearer realm="baton"';
+
+/** Turns anything thrown at an endpoint into an RFC 6749 §5.2 style JSON response; the one place that does. */
+export function oauthErrorResponse(c: Context, error: unknown, logger: Logger, challenge: string = clientChallenge): Response {
   let oauth: OAuthError;
   if (error instanceof OAuthError) {
     oauth = error;
@@ -18,7 +23,7 @@ export function oauthErrorResponse(c: Context, error: unknown, logger: Logger): 
     oauth = new OAuthError('server_error', 'the server could not process the request');
   }
   const headers: Record<string, string> = { ...noStore };
-  if (oauth.status === 401) headers['WWW-Authenticate'] = 'Basic realm="baton", error="invalid_client"';
+  if (oauth.status === 401) headers['WWW-Authenticate'] = challenge;
   if (oauth.status === 503) headers['Retry-After'] = '1';
   c.set('refusal', { error: oauth.code, detail: oauth.detail });
   return c.json(oauth.toJSON(), oauth.status as 400, headers);

@@ -1,5 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { PolicySetError, type PolicySource } from '../adapters/cedar/cedar-engine.js';
 import { compileRegistry, RegistryError, type Registry } from '../core/registry.js';
 import { generateSigningKeys, type PrivateJwks, type SigningAlgorithm } from '../adapters/signing-keys.js';
 
@@ -31,4 +32,32 @@ export async function loadOrCreateKeyFile(file: string, alg: SigningAlgorithm): 
   writeFileSync(file, `${JSON.stringify(jwks, null, 2)}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);
   return { jwks, created: true };
+}
+
+/** Reads a policy folder: every `.cedar` file, exactly one `.cedarschema`, and `entities.json` if present. */
+export function readPolicyFolder(dir: string): PolicySource {
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (error) {
+    throw new PolicySetError([{ file: dir, message: `cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` }]);
+  }
+  const read = (name: string) => ({ file: join(dir, name), content: readFileSync(join(dir, name), 'utf8') });
+  const schemas = names.filter((n) => n.endsWith('.cedarschema'));
+  const [schema] = schemas;
+  if (schema === undefined || schemas.length > 1) {
+    throw new PolicySetError([{ file: dir, message: `must hold exactly one .cedarschema file (found ${schemas.length})` }]);
+  }
+  const policies = names.filter((n) => n.endsWith('.cedar')).map(read);
+  if (policies.length === 0) throw new PolicySetError([{ file: dir, message: 'holds no .cedar policy file' }]);
+  let entities: { file: string; content: unknown } | undefined;
+  if (names.includes('entities.json')) {
+    const file = join(dir, 'entities.json');
+    try {
+      entities = { file, content: JSON.parse(readFileSync(file, 'utf8')) as unknown };
+    } catch (error) {
+      throw new PolicySetError([{ file, message: `is not valid JSON: ${error instanceof Error ? error.message : String(error)}` }]);
+    }
+  }
+  return { policies, schema: read(schema), ...(entities === undefined ? {} : { entities }) };
 }

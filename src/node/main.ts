@@ -6,8 +6,10 @@ import { startBaton } from './server.js';
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const baton = await startBaton(config);
+  // SIGHUP re-reads registry and policies; a bad file is logged and the running one stays.
   process.on('SIGHUP', () => {
     baton.reloadRegistry().catch(() => undefined);
+    baton.reloadPolicies().catch(() => undefined);
   });
   const stop = (): void => {
     baton.close().then(

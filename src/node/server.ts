@@ -1,4 +1,6 @@
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { serve, type ServerType } from '@hono/node-server';
+import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { join } from 'node:path';
 import { jsonLogger } from '../adapters/json-logger.js';
 import { migrate } from '../adapters/db/migrations.js';
@@ -9,13 +11,12 @@ import { createSqlStore } from '../adapters/db/sql-store.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { endpoints } from '../core/metadata.js';
-import { allowAllPolicy } from '../core/policy.js';
-import type { Clock, Logger } from '../core/ports.js';
+import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry.js';
 import type { TokenServiceContext } from '../core/token-service.js';
 import { createApp } from '../http/app.js';
 import type { Config } from './config.js';
-import { loadOrCreateKeyFile, loadRegistryFile, readJsonFile } from './files.js';
+import { loadOrCreateKeyFile, loadRegistryFile, readJsonFile, readPolicyFolder } from './files.js';
 
 export interface RunningBaton {
   readonly url: string;
@@ -23,6 +24,8 @@ export interface RunningBaton {
   readonly database: Database;
   /** Re-reads the registry; a bad file is refused and the running registry stays. */
   reloadRegistry(): Promise<void>;
+  /** Re-reads and validates the policy folder; a bad set is refused and the running set stays. Returns the policy ids. */
+  reloadPolicies(): Promise<readonly string[]>;
   close(): Promise<void>;
 }
 
@@ -71,18 +74,38 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     const issuer = config.issuer ?? `http://localhost:${port}`;
     let registry: Registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
+    let policies: PolicyEngine & { readonly policyIds: readonly string[] } = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
     const tokens: TokenServiceContext = {
       issuer,
       tokenEndpoint: endpoints(issuer).token,
       registry: () => registry,
       keys,
       store: createSqlStore(database.sql),
-      policy: allowAllPolicy,
+      policy: () => policies,
       clock: options.clock ?? systemClock,
       logger,
       limits: config,
       clockToleranceSeconds: config.clockToleranceSeconds,
       maxAssertionLifetimeSeconds: config.maxAssertionLifetimeSeconds,
+    };
+    const reloadRegistry = async (): Promise<void> => {
+      try {
+        registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
+        logger.info('registry reloaded', { registry: config.registryFile });
+      } catch (error) {
+        logger.error('registry reload refused; the running registry stays', { detail: error instanceof Error ? error.message : String(error) });
+        throw error;
+      }
+    };
+    const reloadPolicies = async (): Promise<readonly string[]> => {
+      try {
+        policies = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
+        logger.info('policies reloaded', { policy_dir: config.policyDir, policies: policies.policyIds });
+        return policies.policyIds;
+      } catch (error) {
+        logger.error('policy reload refused; the running set stays', { detail: error instanceof Error ? error.message : String(error) });
+        throw error;
+      }
     };
     const app = createApp({
       tokens,
@@ -91,23 +114,17 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       checkReady: async () => {
         await database.sql`SELECT 1`;
       },
+      reload: { policies: reloadPolicies, registry: reloadRegistry },
     });
     slot.handle = (request) => app.fetch(request);
-    logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, signing_kid: keys.current.kid });
+    logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid });
     const running = server as unknown as ServerType;
     return {
       url,
       issuer,
       database,
-      async reloadRegistry() {
-        try {
-          registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
-          logger.info('registry reloaded', { registry: config.registryFile });
-        } catch (error) {
-          logger.error('registry reload refused; the running registry stays', { detail: error instanceof Error ? error.message : String(error) });
-          throw error;
-        }
-      },
+      reloadRegistry,
+      reloadPolicies,
       async close() {
         await new Promise<void>((resolve) => running.close(() => resolve()));
         await closeDatabase();

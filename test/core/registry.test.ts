@@ -36,6 +36,7 @@ describe('registry', () => {
       ['globex-assistant', 'agent', 'globex'],
       ['agent-platform', 'client', 'acme'],
       ['globex-platform', 'client', 'globex'],
+      ['ops-console', 'client', 'acme'],
       ['payments', 'resource_server', 'acme'],
       ['calendar', 'resource_server', 'acme'],
       ['ledger', 'resource_server', 'globex'],

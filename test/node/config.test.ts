@@ -21,6 +21,7 @@ describe('configuration', () => {
       host: '127.0.0.1',
       dataDir: '.baton-data',
       registryFile: 'policies/registry.json',
+      policyDir: 'policies',
       signingAlg: 'EdDSA',
       maxChainLength: 4,
       maxTokenLifetimeSeconds: 300,

@@ -83,3 +83,14 @@ export async function postToken(baton: RunningBaton, params: Record<string, stri
   });
   return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
 }
+
+/** POSTs JSON to a Baton API. */
+export async function postJson(baton: RunningBaton, path: string, body: unknown, headers: Record<string, string> = {}): Promise<PostResult> {
+  const response = await fetch(`${baton.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
+}

@@ -3,14 +3,14 @@ import { verifyAssertion } from '../assertion.js';
 import { attenuateAudience, attenuateScope, audienceScopes, resolveTargets, scopeClaim } from '../attenuate.js';
 import { attenuateAuthorizationDetails, authorizationDetailsClaim, parseAuthorizationDetails, type AuthorizationDetail } from '../authorization-details.js';
 import { OAuthError, invalidRequest } from '../errors.js';
+import { verifyBatonToken } from '../baton-token.js';
 import { peekJwt, verifyJwt } from '../jwt.js';
 import type { ActClaim } from '../ports.js';
+import { delegationRequest } from '../policy.js';
 import type { Agent, Caller, Registry } from '../registry.js';
 import { tokenTypes, type TokenExchangeRequest } from '../token-request.js';
 import { issue, type TokenResponse, type TokenServiceContext } from '../token-service.js';
 
-/** Algorithms Baton signs with, the only ones accepted on its own tokens. */
-const batonAlgorithms = ['EdDSA', 'ES256'] as const;
 const subjectTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt, tokenTypes.idToken]);
 const actorTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt]);
 const issuedTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt]);
@@ -28,29 +28,12 @@ interface SubjectToken {
   readonly authorizationDetails: readonly AuthorizationDetail[];
 }
 
-function audienceClaim(aud: unknown): string[] {
-  if (typeof aud === 'string') return [aud];
-  return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
-}
-
 /** Verifies a token Baton issued and finds its lineage; a token Baton has no record of is refused. */
-async function verifyBatonToken(ctx: TokenServiceContext, token: string, param: string) {
-  const { payload } = await verifyJwt(token, {
-    param,
-    errorCode: 'invalid_request',
-    resolve: ctx.keys.resolve,
-    algorithms: batonAlgorithms,
-    issuer: ctx.issuer,
-    typ: 'at+jwt',
-    requiredClaims: ['sub', 'exp', 'iat', 'jti', 'tenant', 'client_id'],
-    clock: ctx.clock,
-    clockToleranceSeconds: ctx.limits.clockToleranceSeconds,
-  });
-  const { tenant, jti, sub } = payload as { tenant: unknown; jti: string; sub: string };
-  if (typeof tenant !== 'string') throw invalidRequest(`${param} has an invalid "tenant" claim`);
-  const lineage = await ctx.store.findToken(tenant, jti);
+async function verifyRecordedToken(ctx: TokenServiceContext, token: string, param: string) {
+  const verified = await verifyBatonToken(ctx, token, param);
+  const lineage = await ctx.store.findToken(verified.tenant, verified.jti);
   if (lineage === undefined) throw invalidRequest(`${param} is not known to Baton`);
-  return { payload, tenant, sub, lineage };
+  return { ...verified, lineage };
 }
 
 async function verifySubjectToken(ctx: TokenServiceContext, registry: Registry, request: TokenExchangeRequest): Promise<SubjectToken> {
@@ -60,11 +43,11 @@ async function verifySubjectToken(ctx: TokenServiceContext, registry: Registry, 
 
   if (iss === ctx.issuer) {
     if (request.subject_token_type === tokenTypes.idToken) throw invalidRequest('subject_token_type does not match the subject_token');
-    const { payload, tenant, sub, lineage } = await verifyBatonToken(ctx, request.subject_token, 'subject_token');
+    const { payload, tenant, sub, lineage, audience } = await verifyRecordedToken(ctx, request.subject_token, 'subject_token');
     return {
       tenant,
       user: sub,
-      lineage: { jti: lineage.jti, rootGrant: lineage.rootGrant, audience: audienceClaim(payload.aud) },
+      lineage: { jti: lineage.jti, rootGrant: lineage.rootGrant, audience },
       scope: new Set(scopeClaim(payload)),
       expiresAt: payload.exp as number,
       act: parseActClaim(payload.act, 'subject_token', maxDepth),
@@ -112,13 +95,13 @@ async function proveActor(ctx: TokenServiceContext, registry: Registry, caller: 
 
   const { iss } = peekJwt(token, 'actor_token', 'invalid_request').payload;
   if (iss === ctx.issuer) {
-    const { payload, tenant, sub } = await verifyBatonToken(ctx, token, 'actor_token');
+    const { payload, tenant, sub, clientId, audience } = await verifyRecordedToken(ctx, token, 'actor_token');
     const agent = registry.agents.get(sub);
     // Only an agent's own client-credentials token proves the agent; a delegated token does not.
-    if (agent === undefined || agent.tenant !== tenant || payload.client_id !== sub || payload.act !== undefined) {
+    if (agent === undefined || agent.tenant !== tenant || clientId !== sub || payload.act !== undefined) {
       throw invalidRequest('actor_token is not an agent token');
     }
-    if (!audienceClaim(payload.aud).includes(ctx.issuer)) throw invalidRequest('actor_token is not intended for Baton');
+    if (!audience.includes(ctx.issuer)) throw invalidRequest('actor_token is not intended for Baton');
     return agent;
   }
   const agent = typeof iss === 'string' ? registry.agents.get(iss) : undefined;
@@ -174,18 +157,12 @@ export async function tokenExchange(ctx: TokenServiceContext, registry: Registry
   const authorizationDetails = attenuateAuthorizationDetails(requestedDetails, subject.authorizationDetails);
   const expiresAt = Math.min(Math.floor(ctx.clock.now() / 1000) + ctx.limits.maxTokenLifetimeSeconds, subject.expiresAt);
 
-  const decision = await ctx.policy.authorizeDelegation({
-    tenant: subject.tenant,
-    actor: actor.id,
-    user: subject.user,
-    clientId: caller.id,
-    audience,
-    scope,
-    authorizationDetails,
-    chain: chain.chain,
-  });
+  const decision = ctx.policy().evaluate(
+    delegationRequest(registry, { tenant: subject.tenant, actor: actor.id, user: subject.user, clientId: caller.id, audience, scope, authorizationDetails, chain: chain.chain }),
+  );
   if (!decision.allowed) {
-    throw new OAuthError('invalid_request', 'delegation is not permitted by policy', { detail: `policies: ${decision.reasons.join(', ') || 'default deny'}` });
+    const deciding = [...decision.reasons, ...decision.errors].join('; ') || 'no policy permits it';
+    throw new OAuthError('invalid_request', 'delegation is not permitted by policy', { detail: `policies: ${deciding}` });
   }
 
   return issue(ctx, {

@@ -1,0 +1,170 @@
+import type * as CedarWasm from '@cedar-policy/cedar-wasm/nodejs';
+import type { PolicyDecision, PolicyEngine, PolicyEntity, PolicyRequest } from '../../core/ports.js';
+import { coerceAttributes, schemaShapes, type SchemaShapes } from './schema-shapes.js';
+
+/** The functions Baton uses from cedar-wasm; the Node and web builds both provide them. */
+export type Cedar = Pick<typeof CedarWasm, 'policySetTextToParts' | 'policyToJson' | 'validate' | 'checkParseEntities' | 'schemaToJsonWithResolvedTypes' | 'preparseSchema' | 'preparsePolicySet' | 'statefulIsAuthorized'>;
+
+export interface SourceFile<T = string> {
+  readonly file: string;
+  readonly content: T;
+}
+
+/** A policy folder's contents: `.cedar` files, one schema, and optional entity data. */
+export interface PolicySource {
+  readonly policies: readonly SourceFile[];
+  readonly schema: SourceFile;
+  readonly entities?: SourceFile<unknown>;
+}
+
+export interface PolicyProblem {
+  readonly file: string;
+  readonly line?: number;
+  readonly message: string;
+}
+
+/** A policy set that cannot be used, with every problem as file:line: message. */
+export class PolicySetError extends Error {
+  constructor(readonly problems: readonly PolicyProblem[]) {
+    super(`invalid policy set:\n${problems.map((p) => `  ${p.file}${p.line === undefined ? '' : `:${p.line}`}: ${p.message}`).join('\n')}`);
+    this.name = 'PolicySetError';
+  }
+}
+
+interface CedarEntity {
+  uid: { type: string; id: string };
+  attrs: Record<string, unknown>;
+  parents: { type: string; id: string }[];
+}
+
+function lineOf(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+interface DetailedError {
+  message: string;
+  help: string | null;
+  sourceLocations?: { start: number; label?: string | null }[];
+}
+
+function describe(error: DetailedError): string {
+  const hint = error.help ?? error.sourceLocations?.[0]?.label ?? null;
+  return hint === null ? error.message : `${error.message} (${hint})`;
+}
+
+const key = (type: string, id: string): string => `${type}::${JSON.stringify(id)}`;
+let generation = 0;
+
+/**
+ * Parses, validates (strict mode) and preparses a policy set once; the returned engine answers
+ * each request with the preparsed set and only the entities the request refers to.
+ */
+export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEngine & { readonly policyIds: readonly string[] } {
+  const problems: PolicyProblem[] = [];
+  const staticPolicies: Record<string, string> = {};
+  const located = new Map<string, { file: string; text: string; offset: number }>();
+
+  for (const { file, content } of source.policies) {
+    const parts = cedar.policySetTextToParts(content);
+    if (parts.type === 'failure') {
+      for (const e of parts.errors) problems.push({ file, ...(e.sourceLocations?.[0] ? { line: lineOf(content, e.sourceLocations[0].start) } : {}), message: describe(e) });
+      continue;
+    }
+    if (parts.policy_templates.length > 0) problems.push({ file, message: 'policy templates are not supported' });
+    let from = 0;
+    parts.policies.forEach((text, index) => {
+      const offset = Math.max(0, content.indexOf(text, from));
+      from = offset + text.length;
+      const json = cedar.policyToJson(text);
+      const id = (json.type === 'success' ? json.json.annotations?.id : undefined) ?? `${file.split('/').at(-1)}#${index + 1}`;
+      if (id in staticPolicies) problems.push({ file, line: lineOf(content, offset), message: `duplicate policy id "${id}"` });
+      staticPolicies[id] = text;
+      located.set(id, { file, text: content, offset });
+    });
+  }
+
+  const schemaJson = cedar.schemaToJsonWithResolvedTypes(source.schema.content);
+  if (schemaJson.type === 'failure') {
+    for (const e of schemaJson.errors) problems.push({ file: source.schema.file, ...(e.sourceLocations?.[0] ? { line: lineOf(source.schema.content, e.sourceLocations[0].start) } : {}), message: describe(e) });
+    throw new PolicySetError(problems);
+  }
+  if (problems.length > 0) throw new PolicySetError(problems);
+
+  const validation = cedar.validate({ schema: source.schema.content, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
+  if (validation.type === 'failure') {
+    throw new PolicySetError(validation.errors.map((e) => ({ file: source.schema.file, message: describe(e) })));
+  }
+  for (const { policyId, error } of validation.validationErrors) {
+    const where = located.get(policyId);
+    const start = error.sourceLocations?.[0]?.start;
+    problems.push({
+      file: where?.file ?? policyId,
+      ...(where === undefined ? {} : { line: lineOf(where.text, where.offset + (start ?? 0)) }),
+      message: describe(error),
+    });
+  }
+
+  const entityData = new Map<string, CedarEntity>();
+  if (source.entities !== undefined) {
+    const { file, content } = source.entities;
+    if (!Array.isArray(content)) problems.push({ file, message: 'must be a JSON array of Cedar entities' });
+    else {
+      const parsed = cedar.checkParseEntities({ entities: content as never, schema: source.schema.content });
+      if (parsed.type === 'failure') parsed.errors.forEach((e) => problems.push({ file, message: describe(e) }));
+      else for (const e of content as CedarEntity[]) entityData.set(key(e.uid.type, e.uid.id), { uid: e.uid, attrs: e.attrs ?? {}, parents: e.parents ?? [] });
+    }
+  }
+  if (problems.length > 0) throw new PolicySetError(problems);
+
+  generation += 1;
+  const schemaName = `baton-schema-${generation}`;
+  const policySetId = `baton-policies-${generation}`;
+  const preparedSchema = cedar.preparseSchema(schemaName, source.schema.content);
+  const preparedPolicies = cedar.preparsePolicySet(policySetId, { staticPolicies });
+  if (preparedSchema.type === 'failure' || preparedPolicies.type === 'failure') {
+    throw new PolicySetError([{ file: source.schema.file, message: 'the policy set could not be prepared' }]);
+  }
+  const shapes: SchemaShapes = schemaShapes(schemaJson.json as never);
+
+  /** Adds an entity (merged with its entity data) and its ancestors from entity data. */
+  function collect(entity: PolicyEntity, into: Map<string, CedarEntity>): void {
+    const k = key(entity.type, entity.id);
+    if (into.has(k)) return;
+    const data = entityData.get(k);
+    const shape = shapes.entities.get(entity.type) ?? {};
+    const parents = [...(data?.parents ?? []), ...(entity.parents ?? [])].filter((p) => shapes.entities.has(p.type));
+    into.set(k, {
+      uid: { type: entity.type, id: entity.id },
+      attrs: coerceAttributes({ ...data?.attrs, ...entity.attributes }, shape),
+      parents: [...new Map(parents.map((p) => [key(p.type, p.id), { type: p.type, id: p.id }])).values()],
+    });
+    for (const parent of parents) collect(parent, into);
+  }
+
+  return {
+    policyIds: Object.keys(staticPolicies),
+    evaluate(request: PolicyRequest): PolicyDecision {
+      const action = shapes.actions.get(request.action);
+      if (action === undefined) return { allowed: false, reasons: [], errors: [`action "${request.action}" is not in the schema`] };
+      const entities = new Map<string, CedarEntity>();
+      for (const e of [request.principal, request.resource, ...(request.entities ?? [])]) collect(e, entities);
+      const answer = cedar.statefulIsAuthorized({
+        principal: { type: request.principal.type, id: request.principal.id },
+        action: action.uid,
+        resource: { type: request.resource.type, id: request.resource.id },
+        context: coerceAttributes(request.context, action.context) as never,
+        entities: [...entities.values()] as never,
+        preparsedPolicySetId: policySetId,
+        preparsedSchemaName: schemaName,
+        validateRequest: false,
+      });
+      if (answer.type === 'failure') return { allowed: false, reasons: [], errors: answer.errors.map((e) => e.message) };
+      const { decision, diagnostics } = answer.response;
+      const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
+      // Fail closed: a policy that errors (a missing attribute, say) never lets a request through.
+      return { allowed: decision === 'allow' && errors.length === 0, reasons: diagnostics.reason, errors };
+    },
+  };
+}

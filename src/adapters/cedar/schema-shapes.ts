@@ -1,0 +1,118 @@
+/** A resolved Cedar schema type, as `schemaToJsonWithResolvedTypes` reports it. */
+export interface SchemaType {
+  readonly type: string;
+  readonly name?: string;
+  readonly element?: SchemaType;
+  readonly attributes?: Readonly<Record<string, SchemaType & { readonly required?: boolean }>>;
+}
+
+type Attributes = Readonly<Record<string, SchemaType>>;
+
+/** Declared attribute types per entity type, and per action its uid and context shape. */
+export interface SchemaShapes {
+  readonly entities: ReadonlyMap<string, Attributes>;
+  readonly actions: ReadonlyMap<string, { readonly uid: { readonly type: string; readonly id: string }; readonly context: Attributes }>;
+}
+
+interface NamespaceJson {
+  commonTypes?: Record<string, SchemaType>;
+  entityTypes?: Record<string, { shape?: SchemaType }>;
+  actions?: Record<string, { appliesTo?: { context?: SchemaType } }>;
+}
+
+const builtIn = new Set(['String', 'Long', 'Boolean', 'Set', 'Record', 'Entity', 'Extension', 'decimal', 'ipaddr', 'datetime', 'duration']);
+
+/** One spelling per type: `Bool` is `Boolean`; an unresolved `EntityOrCommon` becomes what its name denotes. */
+function normalise(type: SchemaType, common: Readonly<Record<string, SchemaType>>): SchemaType {
+  if (type.type === 'Bool') return { ...type, type: 'Boolean' };
+  if (type.type === 'EntityOrCommon' && type.name !== undefined) {
+    const name = type.name === 'Bool' ? 'Boolean' : type.name;
+    return builtIn.has(name) || common[name] !== undefined ? { type: name } : { type: 'Entity', name };
+  }
+  return type;
+}
+
+/** Replaces references to common types by their definitions, all the way down. */
+function resolveCommon(raw: SchemaType, common: Readonly<Record<string, SchemaType>>, depth = 0): SchemaType {
+  const type = normalise(raw, common);
+  if (depth > 32) return type;
+  const named = builtIn.has(type.type) ? type : normalise(common[type.type] ?? common[type.type.split('::').at(-1) ?? ''] ?? type, common);
+  return {
+    ...named,
+    ...(named.element === undefined ? {} : { element: resolveCommon(named.element, common, depth + 1) }),
+    ...(named.attributes === undefined
+      ? {}
+      : { attributes: Object.fromEntries(Object.entries(named.attributes).map(([k, v]) => [k, resolveCommon(v, common, depth + 1)])) }),
+  };
+}
+
+/** Indexes a schema (JSON form, types resolved) by fully qualified entity type and action id. */
+export function schemaShapes(json: Readonly<Record<string, NamespaceJson>>): SchemaShapes {
+  const entities = new Map<string, Attributes>();
+  const actions = new Map<string, { uid: { type: string; id: string }; context: Attributes }>();
+  for (const [ns, def] of Object.entries(json)) {
+    const prefix = ns === '' ? '' : `${ns}::`;
+    const common = def.commonTypes ?? {};
+    const attributesOf = (type: SchemaType | undefined) => (type === undefined ? {} : (resolveCommon(type, common).attributes ?? {}));
+    for (const [name, entity] of Object.entries(def.entityTypes ?? {})) entities.set(`${prefix}${name}`, attributesOf(entity.shape));
+    for (const [id, action] of Object.entries(def.actions ?? {})) {
+      if (!actions.has(id)) actions.set(id, { uid: { type: `${prefix}Action`, id }, context: attributesOf(action.appliesTo?.context) });
+    }
+  }
+  return { entities, actions };
+}
+
+const drop = Symbol('drop');
+const decimalText = /^-?\d+(\.\d{1,4})?$/;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Turns a JSON value into the Cedar JSON value of a declared type, or `drop` when it cannot be one. */
+function coerce(value: unknown, type: SchemaType): unknown {
+  switch (type.type) {
+    case 'String':
+      return typeof value === 'string' ? value : drop;
+    case 'Long':
+      return typeof value === 'number' && Number.isSafeInteger(value) ? value : drop;
+    case 'Boolean':
+      return typeof value === 'boolean' ? value : drop;
+    case 'decimal': {
+      // Cedar decimals need a point and at most four fractional digits.
+      const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : value;
+      if (typeof text !== 'string' || !decimalText.test(text)) return drop;
+      return text.includes('.') ? text : `${text}.0`;
+    }
+    case 'Set': {
+      if (!Array.isArray(value) || type.element === undefined) return drop;
+      const items = value.map((v) => coerce(v, type.element as SchemaType));
+      return items.includes(drop) ? drop : items;
+    }
+    case 'Record':
+      return isRecord(value) ? coerceAttributes(value, type.attributes ?? {}) : drop;
+    case 'Entity': {
+      if (isRecord(value) && isRecord(value.__entity)) return value;
+      if (typeof value === 'string') return { __entity: { type: type.name, id: value } };
+      if (isRecord(value) && typeof value.id === 'string') return { __entity: { type: typeof value.type === 'string' ? value.type : type.name, id: value.id } };
+      return drop;
+    }
+    default:
+      // Other extension types (ipaddr, datetime, duration) take their string form.
+      return typeof value === 'string' ? value : drop;
+  }
+}
+
+/**
+ * Keeps only the attributes a shape declares, each coerced to its declared type; anything
+ * undeclared or of the wrong type is left out, so a policy that needs it denies.
+ */
+export function coerceAttributes(values: Readonly<Record<string, unknown>>, shape: Attributes): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, type] of Object.entries(shape)) {
+    if (!Object.hasOwn(values, name)) continue;
+    const value = coerce(values[name], type);
+    if (value !== drop) out[name] = value;
+  }
+  return out;
+}

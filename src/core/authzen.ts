@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import { OAuthError } from './errors.js';
+import type { PolicyEngine } from './ports.js';
+import type { Caller } from './registry.js';
+
+const properties = z.record(z.string(), z.unknown());
+const entitySchema = z.object({ type: z.string().min(1), id: z.string().min(1), properties: properties.optional() });
+const actionSchema = z.object({ name: z.string().min(1), properties: properties.optional() });
+
+/** OpenID AuthZEN 1.0 Access Evaluation request. */
+export const evaluationSchema = z.object({
+  subject: entitySchema,
+  action: actionSchema,
+  resource: entitySchema,
+  context: properties.optional(),
+});
+export type Evaluation = z.infer<typeof evaluationSchema>;
+
+const partial = {
+  subject: z.record(z.string(), z.unknown()).optional(),
+  action: z.record(z.string(), z.unknown()).optional(),
+  resource: z.record(z.string(), z.unknown()).optional(),
+  context: properties.optional(),
+};
+
+/** OpenID AuthZEN 1.0 Access Evaluations (batch) request: top-level defaults and items. */
+export const evaluationsSchema = z.object({
+  ...partial,
+  evaluations: z.array(z.object(partial)).max(256).optional(),
+  options: z.object({ evaluations_semantic: z.enum(['execute_all', 'deny_on_first_deny', 'permit_on_first_permit']).optional() }).loose().optional(),
+});
+export type Evaluations = z.infer<typeof evaluationsSchema>;
+
+export interface AuthzenDecision {
+  readonly decision: boolean;
+  readonly context?: { readonly error: { readonly status: number; readonly message: string } };
+}
+
+function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  const path = issue?.path.join('.') ?? '';
+  return `${path === '' ? 'request' : path}: ${issue?.message ?? 'is invalid'}`;
+}
+
+/** Validates a request body against a schema; a malformed request is `invalid_request` (400). */
+export function parseAuthzen<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new OAuthError('invalid_request', describeIssue(parsed.error));
+  return parsed.data;
+}
+
+/**
+ * Maps an evaluation onto the policy engine: subject and resource become entities of their
+ * `type` with `properties` as attributes, the action name is the Cedar action, `context` is the
+ * context and `action.properties` arrive as `context.action`. The caller's tenant is `context.tenant`.
+ */
+export function evaluate(policy: PolicyEngine, caller: Caller, request: Evaluation): AuthzenDecision {
+  const decision = policy.evaluate({
+    principal: { type: request.subject.type, id: request.subject.id, attributes: request.subject.properties ?? {} },
+    action: request.action.name,
+    resource: { type: request.resource.type, id: request.resource.id, attributes: request.resource.properties ?? {} },
+    context: { ...request.context, ...(request.action.properties === undefined ? {} : { action: request.action.properties }), tenant: caller.tenant },
+  });
+  return { decision: decision.allowed };
+}
+
+/**
+ * An item's member replaces the default whole (its properties never mix with the default's),
+ * but falls back to the default's identifying fields when it leaves them out.
+ */
+function override(fallback: Record<string, unknown> | undefined, value: Record<string, unknown> | undefined, identifying: readonly string[]): Record<string, unknown> | undefined {
+  if (value === undefined) return fallback;
+  const out = { ...value };
+  for (const k of identifying) if (out[k] === undefined && fallback?.[k] !== undefined) out[k] = fallback[k];
+  return out;
+}
+
+/** Runs a batch with its `evaluations_semantic`; items inherit the top-level defaults. */
+export function evaluateBatch(policy: PolicyEngine, caller: Caller, request: Evaluations): AuthzenDecision | { evaluations: AuthzenDecision[] } {
+  const { evaluations, options, ...defaults } = request;
+  if (evaluations === undefined || evaluations.length === 0) return evaluate(policy, caller, parseAuthzen(evaluationSchema, defaults));
+  const semantic = options?.evaluations_semantic ?? 'execute_all';
+  const results: AuthzenDecision[] = [];
+  for (const item of evaluations) {
+    const merged = {
+      subject: override(defaults.subject, item.subject, ['type', 'id']),
+      action: override(defaults.action, item.action, ['name']),
+      resource: override(defaults.resource, item.resource, ['type', 'id']),
+      context: item.context ?? defaults.context,
+    };
+    const parsed = evaluationSchema.safeParse(merged);
+    const result: AuthzenDecision = parsed.success ? evaluate(policy, caller, parsed.data) : { decision: false, context: { error: { status: 400, message: describeIssue(parsed.error) } } };
+    results.push(result);
+    if (semantic === 'deny_on_first_deny' && !result.decision) break;
+    if (semantic === 'permit_on_first_permit' && result.decision) break;
+  }
+  return { evaluations: results };
+}

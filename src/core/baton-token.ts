@@ -1,0 +1,48 @@
+import type { JWTPayload } from 'jose';
+import { OAuthError, type OAuthErrorCode } from './errors.js';
+import { verifyJwt } from './jwt.js';
+import type { Clock, SigningKeys } from './ports.js';
+
+/** Algorithms Baton signs with, the only ones accepted on its own tokens. */
+export const batonAlgorithms = ['EdDSA', 'ES256'] as const;
+
+export interface BatonTokenVerifier {
+  readonly issuer: string;
+  readonly keys: SigningKeys;
+  readonly clock: Clock;
+  readonly limits: { readonly clockToleranceSeconds: number };
+}
+
+/** A verified Baton access token and the claims Baton always sets. */
+export interface BatonToken {
+  readonly payload: JWTPayload;
+  readonly tenant: string;
+  readonly sub: string;
+  readonly jti: string;
+  readonly clientId: string;
+  readonly audience: readonly string[];
+}
+
+/** The `aud` claim as a list. */
+export function audienceClaim(aud: unknown): string[] {
+  if (typeof aud === 'string') return [aud];
+  return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
+}
+
+/** Verifies a token Baton issued: its keys, `typ: at+jwt`, expiry, and the claims Baton sets. */
+export async function verifyBatonToken(ctx: BatonTokenVerifier, token: string, param: string, errorCode: OAuthErrorCode = 'invalid_request'): Promise<BatonToken> {
+  const { payload } = await verifyJwt(token, {
+    param,
+    errorCode,
+    resolve: ctx.keys.resolve,
+    algorithms: batonAlgorithms,
+    issuer: ctx.issuer,
+    typ: 'at+jwt',
+    requiredClaims: ['sub', 'exp', 'iat', 'jti', 'tenant', 'client_id'],
+    clock: ctx.clock,
+    clockToleranceSeconds: ctx.limits.clockToleranceSeconds,
+  });
+  const { tenant, jti, sub, client_id: clientId } = payload as { tenant: unknown; jti: string; sub: string; client_id: unknown };
+  if (typeof tenant !== 'string' || typeof clientId !== 'string') throw new OAuthError(errorCode, `${param} has invalid Baton claims`);
+  return { payload, tenant, sub, jti, clientId, audience: audienceClaim(payload.aud) };
+}

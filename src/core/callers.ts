@@ -1,0 +1,49 @@
+import { verifyBatonToken, type BatonTokenVerifier } from './baton-token.js';
+import { checkSecret, parseBasic } from './client-auth.js';
+import { OAuthError } from './errors.js';
+import { scopeClaim } from './attenuate.js';
+import type { Caller, Registry } from './registry.js';
+
+/** Who called an API other than the token endpoint, as proven by its credentials. */
+export interface AuthenticatedCaller {
+  readonly caller: Caller;
+  readonly scope: ReadonlySet<string>;
+}
+
+/**
+ * Authenticates a caller by `Authorization: Basic` (a registered client secret) or
+ * `Authorization: Bearer` (a Baton token the caller obtained for itself with client credentials).
+ * Any failure is `invalid_client` (401).
+ */
+export async function authenticateCaller(ctx: BatonTokenVerifier, registry: Registry, authorization: string | undefined): Promise<AuthenticatedCaller> {
+  if (authorization === undefined || authorization.trim() === '') throw new OAuthError('invalid_client', 'authentication is required');
+  if (/^basic /i.test(authorization)) {
+    const { id, secret } = parseBasic(authorization);
+    const caller = await checkSecret(registry.callers.get(id), id, secret);
+    return { caller, scope: caller.scope ?? new Set() };
+  }
+  if (/^bearer /i.test(authorization)) {
+    const token = await verifyBatonToken(ctx, authorization.slice('bearer '.length).trim(), 'bearer token', 'invalid_client');
+    const caller = registry.callers.get(token.sub);
+    // Only a caller's own token for Baton authenticates it; a delegated token does not.
+    if (caller === undefined || caller.tenant !== token.tenant || token.clientId !== token.sub || token.payload.act !== undefined || !token.audience.includes(ctx.issuer)) {
+      throw new OAuthError('invalid_client', 'bearer token does not authenticate a registered caller');
+    }
+    return { caller, scope: new Set(scopeClaim(token.payload)) };
+  }
+  throw new OAuthError('invalid_client', 'use Basic or Bearer authentication');
+}
+
+/** Authenticates a registered resource server (for decisions). */
+export async function authenticateResourceServer(ctx: BatonTokenVerifier, registry: Registry, authorization: string | undefined): Promise<Caller> {
+  const { caller } = await authenticateCaller(ctx, registry, authorization);
+  if (caller.kind !== 'resource_server') throw new OAuthError('access_denied', 'the caller is not a registered resource server');
+  return caller;
+}
+
+/** Authenticates a caller holding `scope` (operators: `baton:admin`; auditors: `baton:audit`). */
+export async function authenticateWithScope(ctx: BatonTokenVerifier, registry: Registry, authorization: string | undefined, scope: string): Promise<AuthenticatedCaller> {
+  const authenticated = await authenticateCaller(ctx, registry, authorization);
+  if (!authenticated.scope.has(scope)) throw new OAuthError('access_denied', `the caller lacks the ${scope} scope`);
+  return authenticated;
+}

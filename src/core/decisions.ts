@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import { parseActClaim } from './act-chain.js';
+import { scopeClaim } from './attenuate.js';
+import { verifyBatonToken, type BatonTokenVerifier } from './baton-token.js';
+import { OAuthError } from './errors.js';
+import { randomId } from './jwt.js';
+import { agentEntity, entityRef, userEntity } from './policy.js';
+import type { PolicyEngine, PolicyEntity } from './ports.js';
+import type { Caller, Registry } from './registry.js';
+
+const properties = z.record(z.string(), z.unknown());
+
+/** The body of `POST /authorize`. */
+export const authorizeRequestSchema = z.object({
+  token: z.string({ error: 'is required' }).min(1, 'is required'),
+  action: z.string({ error: 'is required' }).min(1, 'is required').max(200),
+  resource: z.object(
+    {
+      type: z.string({ error: 'is required' }).min(1, 'is required').max(200),
+      id: z.string({ error: 'is required' }).min(1, 'is required').max(1024),
+      properties: properties.optional(),
+    },
+    { error: 'is required' },
+  ),
+  context: properties.optional(),
+  action_id: z.string().min(1).max(128).regex(/^[\x21-\x7E]+$/, 'must be 1–128 visible ASCII characters').optional(),
+});
+export type AuthorizeRequest = z.infer<typeof authorizeRequestSchema>;
+
+export interface DecisionContext extends BatonTokenVerifier {
+  readonly registry: () => Registry;
+  readonly policy: () => PolicyEngine;
+  readonly limits: BatonTokenVerifier['limits'] & { readonly maxChainLength: number };
+}
+
+/** The answer to a resource server, and what the log keeps about it. */
+export interface DecisionOutcome {
+  readonly decision: 'allow' | 'deny';
+  readonly action_id: string;
+  /** Ids of the deciding policies, or Baton's own reason when it denied before asking them. */
+  readonly reasons: readonly string[];
+  /** Why, for logs only. */
+  readonly detail: string | undefined;
+}
+
+/** Parses the JSON body of `POST /authorize`, naming the first bad member. */
+export function parseAuthorizeRequest(body: unknown): AuthorizeRequest {
+  const parsed = authorizeRequestSchema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new OAuthError('invalid_request', `${issue?.path.join('.') || 'body'} ${issue?.message ?? 'is invalid'}`);
+}
+
+/**
+ * May the bearer of `request.token` do `request.action` on `request.resource` now? Checks the
+ * token (signature, expiry, audience of the calling resource server, tenant), that the server
+ * offers the action, then asks the policies with principal = the current actor (or the user).
+ */
+export async function decide(ctx: DecisionContext, caller: Caller, request: AuthorizeRequest): Promise<DecisionOutcome> {
+  const actionId = request.action_id ?? randomId();
+  const deny = (reason: string, detail: string): DecisionOutcome => ({ decision: 'deny', action_id: actionId, reasons: [reason], detail });
+  const registry = ctx.registry();
+  const server = registry.resourceServers.get(caller.id);
+  if (server === undefined) throw new OAuthError('access_denied', 'the caller is not a registered resource server');
+
+  let token;
+  try {
+    token = await verifyBatonToken(ctx, request.token, 'token');
+  } catch (error) {
+    return deny('baton:invalid-token', error instanceof OAuthError ? error.description : String(error));
+  }
+  if (!token.audience.includes(server.audience)) return deny('baton:audience', `token audience ${token.audience.join(' ')} does not include ${server.audience}`);
+  if (token.tenant !== server.tenant) return deny('baton:tenant', 'token and resource server belong to different tenants');
+  if (server.actions.length > 0 && !server.actions.includes(request.action)) return deny('baton:unknown-action', `${server.id} does not offer ${request.action}`);
+
+  let chain: string[];
+  try {
+    chain = parseActClaim(token.payload.act, 'token', ctx.limits.maxChainLength).chain;
+  } catch (error) {
+    return deny('baton:invalid-token', error instanceof OAuthError ? error.description : String(error));
+  }
+  const user = userEntity(token.tenant, token.sub);
+  const [actor] = chain;
+  const principal: PolicyEntity = actor === undefined ? user : agentEntity(registry, actor);
+  const decision = ctx.policy().evaluate({
+    principal,
+    action: request.action,
+    resource: { type: request.resource.type, id: request.resource.id, attributes: request.resource.properties ?? {} },
+    // Baton's facts come last so a caller's context cannot override them.
+    context: {
+      ...request.context,
+      tenant: token.tenant,
+      client: token.clientId,
+      user: entityRef('User', token.sub),
+      chain,
+      depth: chain.length,
+      scope: scopeClaim(token.payload),
+    },
+    entities: actor === undefined ? [] : [user],
+  });
+  return {
+    decision: decision.allowed ? 'allow' : 'deny',
+    action_id: actionId,
+    reasons: decision.reasons,
+    detail: decision.errors.length > 0 ? decision.errors.join('; ') : undefined,
+  };
+}

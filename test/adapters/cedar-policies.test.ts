@@ -1,0 +1,75 @@
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadCedarPolicySet, PolicySetError } from '../../src/adapters/cedar/cedar-engine.js';
+import type { PolicyRequest } from '../../src/core/ports.js';
+import { readPolicyFolder } from '../../src/node/files.js';
+
+/** Runs every request file of `<dir>/tests/ALLOW` and `<dir>/tests/DENY` (the cedar-examples shape). */
+export function policyCases(dir: string): [string, boolean, PolicyRequest & { description: string }][] {
+  return (['ALLOW', 'DENY'] as const).flatMap((outcome) =>
+    readdirSync(join(dir, 'tests', outcome))
+      .filter((f) => f.endsWith('.json'))
+      .map((f): [string, boolean, PolicyRequest & { description: string }] => [`${outcome}/${f}`, outcome === 'ALLOW', JSON.parse(readFileSync(join(dir, 'tests', outcome, f), 'utf8'))]),
+  );
+}
+
+const engine = loadCedarPolicySet(cedar, readPolicyFolder('policies'));
+
+describe('shipped policies', () => {
+  it('are validated in strict mode and keep their @id', () => {
+    expect(engine.policyIds).toEqual(['delegate-within-tenant', 'max-chain-depth', 'transfer-up-to-100', 'transfer-in-account-currency', 'read-payments', 'read-calendar']);
+  });
+
+  it.each(policyCases('policies'))('%s', (_file, allowed, request) => {
+    const decision = engine.evaluate(request);
+    expect(decision.allowed, `${request.description}: ${JSON.stringify(decision)}`).toBe(allowed);
+  });
+
+  it('names the deciding policies', () => {
+    const [, , request] = policyCases('policies').find(([f]) => f === 'ALLOW/transfer-100.json') ?? [];
+    expect(engine.evaluate(request as PolicyRequest)).toEqual({ allowed: true, reasons: ['transfer-up-to-100'], errors: [] });
+  });
+});
+
+describe('loading a policy set', () => {
+  const schema = { file: 'p/s.cedarschema', content: 'entity User;\naction view appliesTo { principal: [User], resource: [User], context: { n?: Long } };\n' };
+  const load = (text: string) => () => loadCedarPolicySet(cedar, { schema, policies: [{ file: 'p/a.cedar', content: text }] });
+  const problems = (text: string): string => {
+    try {
+      load(text)();
+    } catch (error) {
+      if (error instanceof PolicySetError) return error.message;
+      throw error;
+    }
+    throw new Error('accepted');
+  };
+
+  it('refuses a syntax error with file, line and message', () => {
+    expect(problems('permit (principal, action, resource);\n\npermit (principal, action resource);\n')).toBe('invalid policy set:\n  p/a.cedar:3: unexpected token `resource` (expected `!=`, `)`, `,`, `:`, `<`, `<=`, `==`, `>`, `>=`, `in`, or `is`)');
+  });
+
+  it('refuses a policy that strict validation rejects, at its line', () => {
+    expect(problems('// comment\n@id("p1")\npermit (principal, action == Action::"view", resource)\nwhen { context.n > 1 };\n')).toMatch(/^invalid policy set:\n {2}p\/a\.cedar:4: .*attribute `n`/);
+  });
+
+  it('refuses duplicate ids and bad entity data', () => {
+    expect(problems('@id("x") permit (principal, action, resource);\n@id("x") permit (principal, action, resource);')).toBe('invalid policy set:\n  p/a.cedar:2: duplicate policy id "x"');
+    expect(() => loadCedarPolicySet(cedar, { schema, policies: [{ file: 'p/a.cedar', content: 'permit (principal, action, resource);' }], entities: { file: 'p/entities.json', content: [{ uid: { type: 'User', id: 'u' }, attrs: { zzz: 1 }, parents: [] }] } })).toThrow(
+      'p/entities.json: error during entity deserialization: attribute `zzz` on `User::"u"` should not exist according to the schema',
+    );
+  });
+
+  it('refuses a folder without a schema', () => {
+    expect(() => readPolicyFolder('test')).toThrow('test: must hold exactly one .cedarschema file (found 0)');
+  });
+});
+
+describe('the AuthZEN certification example policies', () => {
+  const example = 'policies/examples/authzen-certification';
+  const certification = loadCedarPolicySet(cedar, readPolicyFolder(example));
+  it.each(policyCases(example))('%s', (_file, allowed, request) => {
+    expect(certification.evaluate(request).allowed, request.description).toBe(allowed);
+  });
+});
