@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseActClaim } from './act-chain.js';
 import { scopeClaim } from './attenuate.js';
+import { authorizationDetailsClaim, matchDecision, type DetailTypes } from './authorization-details.js';
 import { verifyBatonToken, type BatonTokenVerifier } from './baton-token.js';
 import { OAuthError } from './errors.js';
 import { randomId } from './jwt.js';
@@ -30,6 +31,7 @@ export type AuthorizeRequest = z.infer<typeof authorizeRequestSchema>;
 export interface DecisionContext extends BatonTokenVerifier {
   readonly registry: () => Registry;
   readonly policy: () => PolicyEngine;
+  readonly detailTypes: DetailTypes;
   readonly limits: BatonTokenVerifier['limits'] & { readonly maxChainLength: number };
 }
 
@@ -74,11 +76,15 @@ export async function decide(ctx: DecisionContext, caller: Caller, request: Auth
   if (server.actions.length > 0 && !server.actions.includes(request.action)) return deny('baton:unknown-action', `${server.id} does not offer ${request.action}`);
 
   let chain: string[];
+  let match;
   try {
     chain = parseActClaim(token.payload.act, 'token', ctx.limits.maxChainLength).chain;
+    match = matchDecision(ctx.detailTypes, authorizationDetailsClaim(token.payload.authorization_details, 'token'), request.action, request.context ?? {});
   } catch (error) {
     return deny('baton:invalid-token', error instanceof OAuthError ? error.description : String(error));
   }
+  // The token's authorization_details must cover the action, whatever the policies say.
+  if (match.applies && match.entry === undefined) return deny('baton:authorization-details', match.reason ?? 'not covered');
   const user = userEntity(token.tenant, token.sub);
   const [actor] = chain;
   const principal: PolicyEntity = actor === undefined ? user : agentEntity(registry, actor);
@@ -95,6 +101,7 @@ export async function decide(ctx: DecisionContext, caller: Caller, request: Auth
       chain,
       depth: chain.length,
       scope: scopeClaim(token.payload),
+      ...(match.applies ? { grant: match.entry } : {}),
     },
     entities: actor === undefined ? [] : [user],
   });

@@ -10,7 +10,7 @@ export function endpoints(issuer: string) {
 }
 
 /** RFC 8414 authorization server metadata for what Baton serves today. */
-export function authorizationServerMetadata(issuer: string, signingAlgorithms: readonly string[]) {
+export function authorizationServerMetadata(issuer: string, signingAlgorithms: readonly string[], detailTypes: readonly string[]) {
   const urls = endpoints(issuer);
   return {
     issuer,
@@ -21,6 +21,7 @@ export function authorizationServerMetadata(issuer: string, signingAlgorithms: r
     token_endpoint_auth_methods_supported: clientAuthMethods.filter((m) => m !== 'none'),
     token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'ES256', 'ES384', 'RS256', 'PS256'],
     access_token_signing_alg_values_supported: [...signingAlgorithms],
+    authorization_details_types_supported: [...detailTypes],
     token_exchange_token_types_supported: [
       'urn:ietf:params:oauth:token-type:access_token',
       'urn:ietf:params:oauth:token-type:jwt',

@@ -72,6 +72,13 @@ function credentialRules(value: { token_endpoint_auth_method: ClientAuthMethod; 
   exactlyOneKeySource(value, ctx, method === 'private_key_jwt');
 }
 
+/** The most `authorization_details` a caller may request for itself with client credentials. */
+const grantedDetails = z
+  .array(z.looseObject({ type: z.string().min(1) }))
+  .max(64)
+  .optional()
+  .describe('the most authorization_details this caller may request for itself with client_credentials');
+
 export const tenantSchema = z.strictObject({
   id,
   name: z.string().min(1).max(200),
@@ -94,6 +101,7 @@ export const agentSchema = z
     name: z.string().min(1).max(200),
     ...keySource,
     scope: z.array(scopeToken).max(256).optional().describe('the most an agent may ever hold; absent: no limit beyond what it is delegated'),
+    authorization_details: grantedDetails,
     metadata: z.record(z.string(), z.unknown()).optional(),
   })
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
@@ -109,6 +117,7 @@ export const clientSchema = z
     grant_types: z.array(grantType).min(1),
     scope: z.array(scopeToken).max(256).optional().describe('scopes the client may request for itself with client_credentials'),
     agents: z.array(id).max(256).optional().describe('agents this client may present as actor'),
+    authorization_details: grantedDetails,
     redirect_uris: z.array(httpsOrLocalUrl).max(32).optional(),
   })
   .superRefine((v, ctx) => {

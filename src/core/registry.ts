@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { importPublicJwks, JwkImportError, remoteJwks } from './jwks.js';
+import type { AuthorizationDetail } from './authorization-details.js';
 import type { KeyResolver } from './ports.js';
 import { grantTypes, registryDocumentSchema, type ClientAuthMethod, type Jwks, type RegistryDocument } from './registry-schema.js';
 
@@ -48,6 +49,8 @@ export interface Caller {
   readonly scope: ReadonlySet<string> | undefined;
   /** Agents it may present as actor in a token exchange. */
   readonly agents: ReadonlySet<string>;
+  /** The most `authorization_details` it may request for itself (client credentials). */
+  readonly authorizationDetails: readonly AuthorizationDetail[];
 }
 
 /** The registry compiled for lookups: every key imported, every reference checked. */
@@ -168,6 +171,7 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
         grantTypes: new Set([grantTypes.clientCredentials, grantTypes.tokenExchange]),
         scope,
         agents: new Set([a.id]),
+        authorizationDetails: (a.authorization_details ?? []) as AuthorizationDetail[],
       },
       `${path}/id`,
     );
@@ -192,6 +196,7 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
         grantTypes: new Set(c.grant_types),
         scope: c.scope === undefined ? undefined : new Set(c.scope),
         agents: new Set(c.agents ?? []),
+        authorizationDetails: (c.authorization_details ?? []) as AuthorizationDetail[],
       },
       `${path}/client_id`,
     );
@@ -217,6 +222,7 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
         grantTypes: new Set([grantTypes.clientCredentials]),
         scope: undefined,
         agents: new Set(),
+        authorizationDetails: [],
       },
       `${path}/id`,
     );

@@ -1,5 +1,5 @@
 import type { AssertionContext } from './assertion.js';
-import type { AuthorizationDetail } from './authorization-details.js';
+import type { AuthorizationDetail, DetailTypes } from './authorization-details.js';
 import { authenticateClient } from './client-auth.js';
 import { OAuthError } from './errors.js';
 import { randomId, signAccessToken } from './jwt.js';
@@ -25,6 +25,8 @@ export interface TokenServiceContext extends AssertionContext {
   readonly registry: () => Registry;
   readonly keys: SigningKeys;
   readonly policy: () => PolicyEngine;
+  /** The `authorization_details` types this deployment accepts. */
+  readonly detailTypes: DetailTypes;
   readonly logger: Logger;
   readonly limits: Limits;
 }

@@ -28,7 +28,7 @@ type Env = { Variables: { refusal: { error: string; detail: string | undefined }
 export function createApp(deps: AppDeps): Hono<Env> {
   const { tokens, logger } = deps;
   const app = new Hono<Env>();
-  const metadata = authorizationServerMetadata(tokens.issuer, [tokens.keys.current.alg]);
+  const metadata = authorizationServerMetadata(tokens.issuer, [tokens.keys.current.alg], [...tokens.detailTypes.keys()]);
   const base = tokens.issuer;
   const authzenMetadata = {
     policy_decision_point: base,

@@ -18,6 +18,7 @@ export const settings = {
   dataDir: ['BATON_DATA_DIR', z.string().min(1).default('.baton-data')],
   registryFile: ['BATON_REGISTRY', z.string().min(1).default('policies/registry.json')],
   policyDir: ['BATON_POLICY_DIR', z.string().min(1).default('policies')],
+  detailTypesDir: ['BATON_AUTHORIZATION_DETAILS_DIR', z.string().min(1).default('schemas/authorization-details')],
   signingKeys: ['BATON_SIGNING_KEYS', z.string().min(1).optional()],
   signingKeysFile: ['BATON_SIGNING_KEYS_FILE', z.string().min(1).optional()],
   signingAlg: ['BATON_SIGNING_ALG', z.enum(['EdDSA', 'ES256'], { error: 'must be EdDSA or ES256' }).default('EdDSA')],

@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PolicySetError, type PolicySource } from '../adapters/cedar/cedar-engine.js';
+import { compileDetailType, DetailTypeError, type DetailType, type DetailTypes } from '../core/authorization-details.js';
 import { compileRegistry, RegistryError, type Registry } from '../core/registry.js';
 import { generateSigningKeys, type PrivateJwks, type SigningAlgorithm } from '../adapters/signing-keys.js';
 
@@ -60,4 +61,28 @@ export function readPolicyFolder(dir: string): PolicySource {
     }
   }
   return { policies, schema: read(schema), ...(entities === undefined ? {} : { entities }) };
+}
+
+/** Loads every `authorization_details` type declared in a folder (one JSON file per type). */
+export function loadDetailTypes(dir: string): DetailTypes {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
+  } catch (error) {
+    throw new DetailTypeError(dir, [`cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
+  }
+  const types = new Map<string, DetailType>();
+  for (const name of names) {
+    const file = join(dir, name);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw new DetailTypeError(file, [`is not valid JSON: ${error instanceof Error ? error.message : String(error)}`]);
+    }
+    const type = compileDetailType(file, doc);
+    if (types.has(type.type)) throw new DetailTypeError(file, [`/type: "${type.type}" is declared twice`]);
+    types.set(type.type, type);
+  }
+  return types;
 }

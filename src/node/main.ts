@@ -1,5 +1,7 @@
 import { ConfigError, loadConfig } from './config.js';
+import { DetailTypeError } from '../core/authorization-details.js';
 import { RegistryError } from '../core/registry.js';
+import { PolicySetError } from '../adapters/cedar/cedar-engine.js';
 import { startBaton } from './server.js';
 
 /** Node entry point: the only place that reads the environment and handles signals. */
@@ -22,7 +24,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  const known = error instanceof ConfigError || error instanceof RegistryError;
+  const known = error instanceof ConfigError || error instanceof RegistryError || error instanceof PolicySetError || error instanceof DetailTypeError;
   process.stderr.write(`baton: ${known ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
 });

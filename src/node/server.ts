@@ -16,7 +16,7 @@ import type { Registry } from '../core/registry.js';
 import type { TokenServiceContext } from '../core/token-service.js';
 import { createApp } from '../http/app.js';
 import type { Config } from './config.js';
-import { loadOrCreateKeyFile, loadRegistryFile, readJsonFile, readPolicyFolder } from './files.js';
+import { loadDetailTypes, loadOrCreateKeyFile, loadRegistryFile, readJsonFile, readPolicyFolder } from './files.js';
 
 export interface RunningBaton {
   readonly url: string;
@@ -82,6 +82,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       keys,
       store: createSqlStore(database.sql),
       policy: () => policies,
+      detailTypes: loadDetailTypes(config.detailTypesDir),
       clock: options.clock ?? systemClock,
       logger,
       limits: config,

@@ -28,6 +28,7 @@ describe('metadata and keys', () => {
       token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
       token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'ES256', 'ES384', 'RS256', 'PS256'],
       access_token_signing_alg_values_supported: ['EdDSA'],
+      authorization_details_types_supported: ['payment_initiation', 'tool_invocation'],
       token_exchange_token_types_supported: [tokenTypes.accessToken, tokenTypes.jwt, tokenTypes.idToken],
     });
   });
@@ -75,9 +76,10 @@ describe('client credentials', () => {
     expect(result.body).toEqual({ error: 'invalid_scope', error_description: 'scope "payments:transfer" exceeds what this client may request' });
   });
 
-  it('refuses authorization_details', async () => {
-    const result = await postToken(baton, { grant_type: 'client_credentials', authorization_details: '[]' }, { authorization: basic('agent-platform') });
-    expect(result.body).toEqual({ error: 'invalid_authorization_details', error_description: 'authorization_details is not accepted with client_credentials' });
+  it('refuses authorization_details beyond the client\'s registration', async () => {
+    const details = JSON.stringify([{ type: 'tool_invocation', tool: 'search', actions: ['query'] }]);
+    const result = await postToken(baton, { grant_type: 'client_credentials', authorization_details: details }, { authorization: basic('agent-platform') });
+    expect(result.body).toEqual({ error: 'invalid_authorization_details', error_description: "authorization_details[0] is not covered: the client's registration holds no tool_invocation entry" });
   });
 });
 

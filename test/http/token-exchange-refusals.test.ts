@@ -237,9 +237,9 @@ const cases: Case[] = [
   },
   {
     name: 'authorization_details the subject does not hold',
-    params: async () => ({ subject_token: await idpToken(), ...(await orchestrator()), authorization_details: '[{"type":"payment_initiation","instructedAmount":{"amount":"100.00","currency":"EUR"}}]' }),
+    params: async () => ({ subject_token: await idpToken(), ...(await orchestrator()), authorization_details: '[{"type":"payment_initiation","actions":["initiate"],"instructedAmount":{"amount":"100.00","currency":"EUR"}}]' }),
     error: 'invalid_authorization_details',
-    description: 'authorization_details[0] is not covered by the subject token',
+    description: 'authorization_details[0] is not covered: the subject token holds no payment_initiation entry',
   },
 ];
 
@@ -252,13 +252,13 @@ describe('token exchange refusals', () => {
   });
 
   it('carries authorization_details down the chain and refuses to drop them', async () => {
-    const grant = [{ type: 'payment_initiation', instructedAmount: { amount: '100.00', currency: 'EUR' } }];
+    const grant = [{ type: 'payment_initiation', actions: ['initiate'], instructedAmount: { amount: '100.00', currency: 'EUR' } }];
     const user = await idpToken({ authorization_details: grant });
     const first = await exchange({ subject_token: user, ...(await orchestrator()), scope: 'payments:transfer' });
     expect(first.status).toBe(200);
     expect(first.body.authorization_details).toEqual(grant);
     expect(decodeJwt(first.body.access_token as string).authorization_details).toEqual(grant);
     const dropped = await exchange({ subject_token: first.body.access_token as string, subject_token_type: tokenTypes.accessToken, actor_token: await agentAssertion('payments-subagent'), actor_token_type: tokenTypes.jwt, authorization_details: '[]' });
-    expect(dropped.body).toEqual({ error: 'invalid_authorization_details', error_description: 'authorization_details may not be dropped from a token that carries them' });
+    expect(dropped.body).toEqual({ error: 'invalid_authorization_details', error_description: 'authorization_details may not be dropped from the subject token that carries them' });
   });
 });

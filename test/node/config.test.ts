@@ -22,6 +22,7 @@ describe('configuration', () => {
       dataDir: '.baton-data',
       registryFile: 'policies/registry.json',
       policyDir: 'policies',
+      detailTypesDir: 'schemas/authorization-details',
       signingAlg: 'EdDSA',
       maxChainLength: 4,
       maxTokenLifetimeSeconds: 300,

@@ -1,5 +1,5 @@
 import { attenuateScope, audienceScopes, resolveTargets } from '../attenuate.js';
-import { OAuthError } from '../errors.js';
+import { attenuateAuthorizationDetails, parseAuthorizationDetails } from '../authorization-details.js';
 import type { Caller, Registry } from '../registry.js';
 import type { ClientCredentialsRequest } from '../token-request.js';
 import { issue, type TokenResponse, type TokenServiceContext } from '../token-service.js';
@@ -9,9 +9,9 @@ import { issue, type TokenResponse, type TokenServiceContext } from '../token-se
  * the token is for Baton (an agent token usable as `actor_token`, or an auditor's token).
  */
 export async function clientCredentials(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: ClientCredentialsRequest): Promise<TokenResponse> {
-  if (request.authorization_details !== undefined) {
-    throw new OAuthError('invalid_authorization_details', 'authorization_details is not accepted with client_credentials');
-  }
+  const requested = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
+  // A client's registered entries cap what it may ask for; they are not granted unasked.
+  const authorizationDetails = requested === undefined ? [] : attenuateAuthorizationDetails(ctx.detailTypes, requested, caller.authorizationDetails, "the client's registration");
   const targets = resolveTargets(registry, caller.tenant, request.audience, request.resource);
   const audience = targets.length > 0 ? targets : [ctx.issuer];
   const scope = attenuateScope(request.scope, [
@@ -25,7 +25,7 @@ export async function clientCredentials(ctx: TokenServiceContext, registry: Regi
     caller,
     audience,
     scope,
-    authorizationDetails: [],
+    authorizationDetails,
     act: undefined,
     expiresAt: now + ctx.limits.maxTokenLifetimeSeconds,
     parentJti: null,

@@ -126,7 +126,7 @@ function checkMayAct(mayAct: unknown, actor: Agent, issuer: string): void {
 export async function tokenExchange(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest): Promise<TokenResponse> {
   const issuedTokenType = request.requested_token_type ?? tokenTypes.accessToken;
   if (!issuedTokenTypes.has(issuedTokenType)) throw invalidRequest(`requested_token_type "${issuedTokenType.slice(0, 120)}" is not supported`);
-  const requestedDetails = parseAuthorizationDetails(request.authorization_details, ctx.limits.maxAuthorizationDetails);
+  const requestedDetails = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
 
   const subject = await verifySubjectToken(ctx, registry, request);
   const actor = await proveActor(ctx, registry, caller, request);
@@ -154,7 +154,7 @@ export async function tokenExchange(ctx: TokenServiceContext, registry: Registry
     [`what agent "${actor.id}" may hold`, actor.scope],
     ['what the audience offers', audienceScopes(registry, audience)],
   ]);
-  const authorizationDetails = attenuateAuthorizationDetails(requestedDetails, subject.authorizationDetails);
+  const authorizationDetails = attenuateAuthorizationDetails(ctx.detailTypes, requestedDetails, subject.authorizationDetails, 'the subject token');
   const expiresAt = Math.min(Math.floor(ctx.clock.now() / 1000) + ctx.limits.maxTokenLifetimeSeconds, subject.expiresAt);
 
   const decision = ctx.policy().evaluate(
