@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { OAuthError } from './errors.js';
+import type { AuditEvent, AuditLog } from './audit.js';
 import type { PolicyEngine } from './ports.js';
 import type { Caller } from './registry.js';
 
@@ -54,14 +55,39 @@ export function parseAuthzen<T>(schema: z.ZodType<T>, body: unknown): T {
  * `type` with `properties` as attributes, the action name is the Cedar action, `context` is the
  * context and `action.properties` arrive as `context.action`. The caller's tenant is `context.tenant`.
  */
-export function evaluate(policy: PolicyEngine, caller: Caller, request: Evaluation): AuthzenDecision {
-  const decision = policy.evaluate({
+export interface AuthzenContext {
+  readonly policy: () => PolicyEngine;
+  readonly audit: AuditLog;
+}
+
+/** Asks the policies; returns the decision and the audit entry that records it. */
+function decideOne(ctx: AuthzenContext, caller: Caller, request: Evaluation, requestId: string | null): { result: AuthzenDecision; event: AuditEvent } {
+  const decision = ctx.policy().evaluate({
     principal: { type: request.subject.type, id: request.subject.id, attributes: request.subject.properties ?? {} },
     action: request.action.name,
     resource: { type: request.resource.type, id: request.resource.id, attributes: request.resource.properties ?? {} },
     context: { ...request.context, ...(request.action.properties === undefined ? {} : { action: request.action.properties }), tenant: caller.tenant },
   });
-  return { decision: decision.allowed };
+  return {
+    result: { decision: decision.allowed },
+    event: {
+      tenant: caller.tenant,
+      type: 'authzen.evaluation',
+      decision: decision.allowed ? 'allow' : 'deny',
+      client: caller.id,
+      user: `${request.subject.type}::${request.subject.id}`,
+      policy_ids: decision.reasons,
+      reason: `${request.action.name} on ${request.resource.type}::${request.resource.id}${decision.errors.length > 0 ? `: ${decision.errors.join('; ')}` : ''}`,
+      request_id: requestId,
+    },
+  };
+}
+
+/** Evaluates one request; answers only once its audit entry is committed. */
+export async function evaluate(ctx: AuthzenContext, caller: Caller, request: Evaluation, requestId: string | null): Promise<AuthzenDecision> {
+  const { result, event } = decideOne(ctx, caller, request, requestId);
+  await ctx.audit.append(event);
+  return result;
 }
 
 /**
@@ -75,12 +101,13 @@ function override(fallback: Record<string, unknown> | undefined, value: Record<s
   return out;
 }
 
-/** Runs a batch with its `evaluations_semantic`; items inherit the top-level defaults. */
-export function evaluateBatch(policy: PolicyEngine, caller: Caller, request: Evaluations): AuthzenDecision | { evaluations: AuthzenDecision[] } {
+/** Runs a batch with its `evaluations_semantic`; items inherit the top-level defaults. All entries commit together. */
+export async function evaluateBatch(ctx: AuthzenContext, caller: Caller, request: Evaluations, requestId: string | null): Promise<AuthzenDecision | { evaluations: AuthzenDecision[] }> {
   const { evaluations, options, ...defaults } = request;
-  if (evaluations === undefined || evaluations.length === 0) return evaluate(policy, caller, parseAuthzen(evaluationSchema, defaults));
+  if (evaluations === undefined || evaluations.length === 0) return evaluate(ctx, caller, parseAuthzen(evaluationSchema, defaults), requestId);
   const semantic = options?.evaluations_semantic ?? 'execute_all';
   const results: AuthzenDecision[] = [];
+  const events: AuditEvent[] = [];
   for (const item of evaluations) {
     const merged = {
       subject: override(defaults.subject, item.subject, ['type', 'id']),
@@ -89,10 +116,18 @@ export function evaluateBatch(policy: PolicyEngine, caller: Caller, request: Eva
       context: item.context ?? defaults.context,
     };
     const parsed = evaluationSchema.safeParse(merged);
-    const result: AuthzenDecision = parsed.success ? evaluate(policy, caller, parsed.data) : { decision: false, context: { error: { status: 400, message: describeIssue(parsed.error) } } };
+    let result: AuthzenDecision;
+    if (parsed.success) {
+      const one = decideOne(ctx, caller, parsed.data, requestId);
+      result = one.result;
+      events.push(one.event);
+    } else {
+      result = { decision: false, context: { error: { status: 400, message: describeIssue(parsed.error) } } };
+    }
     results.push(result);
     if (semantic === 'deny_on_first_deny' && !result.decision) break;
     if (semantic === 'permit_on_first_permit' && result.decision) break;
   }
+  await Promise.all(events.map((e) => ctx.audit.append(e)));
   return { evaluations: results };
 }

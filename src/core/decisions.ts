@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseActClaim } from './act-chain.js';
 import { scopeClaim } from './attenuate.js';
+import type { AuditEvent, AuditLog } from './audit.js';
 import { authorizationDetailsClaim, matchDecision, type DetailTypes } from './authorization-details.js';
 import { verifyBatonToken, type BatonTokenVerifier } from './baton-token.js';
 import { OAuthError } from './errors.js';
@@ -29,6 +30,7 @@ export const authorizeRequestSchema = z.object({
 export type AuthorizeRequest = z.infer<typeof authorizeRequestSchema>;
 
 export interface DecisionContext extends BatonTokenVerifier {
+  readonly audit: AuditLog;
   readonly registry: () => Registry;
   readonly policy: () => PolicyEngine;
   readonly detailTypes: DetailTypes;
@@ -58,8 +60,32 @@ export function parseAuthorizeRequest(body: unknown): AuthorizeRequest {
  * token (signature, expiry, audience of the calling resource server, tenant), that the server
  * offers the action, then asks the policies with principal = the current actor (or the user).
  */
-export async function decide(ctx: DecisionContext, caller: Caller, request: AuthorizeRequest): Promise<DecisionOutcome> {
+export async function decide(ctx: DecisionContext, caller: Caller, request: AuthorizeRequest, requestId: string | null): Promise<DecisionOutcome> {
   const actionId = request.action_id ?? randomId();
+  const trail: { -readonly [K in keyof AuditEvent]?: AuditEvent[K] } = {};
+  const outcome = await evaluateDecision(ctx, caller, request, actionId, trail);
+  // The decision is in the log before the answer leaves.
+  await ctx.audit.append({
+    ...trail,
+    tenant: caller.tenant,
+    type: 'decision',
+    decision: outcome.decision,
+    action_id: actionId,
+    client: caller.id,
+    policy_ids: outcome.reasons,
+    reason: outcome.detail === undefined ? `${request.action} on ${request.resource.type}::${request.resource.id}` : `${request.action} on ${request.resource.type}::${request.resource.id}: ${outcome.detail}`,
+    request_id: requestId,
+  });
+  return outcome;
+}
+
+async function evaluateDecision(
+  ctx: DecisionContext,
+  caller: Caller,
+  request: AuthorizeRequest,
+  actionId: string,
+  trail: { -readonly [K in keyof AuditEvent]?: AuditEvent[K] },
+): Promise<DecisionOutcome> {
   const deny = (reason: string, detail: string): DecisionOutcome => ({ decision: 'deny', action_id: actionId, reasons: [reason], detail });
   const registry = ctx.registry();
   const server = registry.resourceServers.get(caller.id);
@@ -71,6 +97,9 @@ export async function decide(ctx: DecisionContext, caller: Caller, request: Auth
   } catch (error) {
     return deny('baton:invalid-token', error instanceof OAuthError ? error.description : String(error));
   }
+  trail.jti = token.jti;
+  trail.user = token.sub;
+  trail.audience = token.audience;
   if (!token.audience.includes(server.audience)) return deny('baton:audience', `token audience ${token.audience.join(' ')} does not include ${server.audience}`);
   if (token.tenant !== server.tenant) return deny('baton:tenant', 'token and resource server belong to different tenants');
   if (server.actions.length > 0 && !server.actions.includes(request.action)) return deny('baton:unknown-action', `${server.id} does not offer ${request.action}`);
@@ -85,6 +114,9 @@ export async function decide(ctx: DecisionContext, caller: Caller, request: Auth
   }
   // The token's authorization_details must cover the action, whatever the policies say.
   if (match.applies && match.entry === undefined) return deny('baton:authorization-details', match.reason ?? 'not covered');
+  trail.actor_chain = chain;
+  trail.scope = scopeClaim(token.payload);
+  if (match.applies && match.entry !== undefined) trail.authorization_details = [match.entry];
   const user = userEntity(token.tenant, token.sub);
   const [actor] = chain;
   const principal: PolicyEntity = actor === undefined ? user : agentEntity(registry, actor);

@@ -39,8 +39,6 @@ export interface AssertionUse {
 export interface Store {
   /** Records an assertion id; false when it was already used (a replay). */
   consumeAssertion(use: AssertionUse): Promise<boolean>;
-  /** Records an issued token's lineage; it must be committed before the token leaves Baton. */
-  recordToken(lineage: TokenLineage): Promise<void>;
   /** The lineage of a token Baton issued in this tenant, if any. */
   findToken(tenant: string, jti: string): Promise<TokenLineage | undefined>;
 }

@@ -1,4 +1,5 @@
 import type { AssertionContext } from './assertion.js';
+import type { AuditEvent, AuditLog, AuditType } from './audit.js';
 import type { AuthorizationDetail, DetailTypes } from './authorization-details.js';
 import { authenticateClient } from './client-auth.js';
 import { OAuthError } from './errors.js';
@@ -27,6 +28,7 @@ export interface TokenServiceContext extends AssertionContext {
   readonly policy: () => PolicyEngine;
   /** The `authorization_details` types this deployment accepts. */
   readonly detailTypes: DetailTypes;
+  readonly audit: AuditLog;
   readonly logger: Logger;
   readonly limits: Limits;
 }
@@ -54,9 +56,15 @@ export interface Issuance {
   readonly parentJti: string | null;
   readonly rootGrant: string | null;
   readonly issuedTokenType?: string;
+  readonly auditType: AuditType;
+  readonly requestId: string | null;
+  readonly policyIds?: readonly string[];
 }
 
-/** Signs a token, records its lineage (committed before it leaves), and builds the response. */
+/** What a request has established so far, for the entry that records its refusal. */
+export type AuditTrail = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] };
+
+/** Signs a token, commits its audit entry and lineage (before it leaves), and builds the response. */
 export async function issue(ctx: TokenServiceContext, grant: Issuance): Promise<TokenResponse> {
   const now = Math.floor(ctx.clock.now() / 1000);
   const jti = randomId();
@@ -73,18 +81,37 @@ export async function issue(ctx: TokenServiceContext, grant: Issuance): Promise<
     ...(grant.authorizationDetails.length > 0 ? { authorization_details: grant.authorizationDetails } : {}),
     ...(grant.act === undefined ? {} : { act: grant.act }),
   };
+  const rootGrant = grant.rootGrant ?? jti;
   const [token] = await Promise.all([
     signAccessToken(ctx.keys, claims),
-    ctx.store.recordToken({
-      tenant: grant.tenant,
-      jti,
-      parentJti: grant.parentJti,
-      rootGrant: grant.rootGrant ?? jti,
-      subject: grant.subject,
-      actor: grant.act?.sub ?? null,
-      clientId: grant.caller.id,
-      expiresAt: new Date(grant.expiresAt * 1000),
-    }),
+    ctx.audit.append(
+      {
+        tenant: grant.tenant,
+        type: grant.auditType,
+        decision: 'granted',
+        jti,
+        parent_jti: grant.parentJti,
+        root_grant: rootGrant,
+        user: grant.subject,
+        actor_chain: actorChain(grant.act),
+        client: grant.caller.id,
+        audience: grant.audience,
+        scope: grant.scope,
+        authorization_details: grant.authorizationDetails,
+        policy_ids: grant.policyIds ?? [],
+        request_id: grant.requestId,
+      },
+      {
+        tenant: grant.tenant,
+        jti,
+        parentJti: grant.parentJti,
+        rootGrant,
+        subject: grant.subject,
+        actor: grant.act?.sub ?? null,
+        clientId: grant.caller.id,
+        expiresAt: new Date(grant.expiresAt * 1000),
+      },
+    ),
   ]);
   return {
     access_token: token,
@@ -96,13 +123,48 @@ export async function issue(ctx: TokenServiceContext, grant: Issuance): Promise<
   };
 }
 
+/** Actor ids of an `act` claim, current actor first. */
+export function actorChain(act: ActClaim | undefined): string[] {
+  const chain: string[] = [];
+  for (let node = act; node !== undefined; node = node.act) chain.push(node.sub);
+  return chain;
+}
+
 export interface TokenEndpointInput {
   readonly params: FormParams;
   readonly authorization: string | undefined;
+  readonly requestId: string | null;
 }
 
-/** The token endpoint pipeline: validate parameters, authenticate the client, check the grant, run it. */
+const auditTypes: Readonly<Record<string, AuditType>> = {
+  [grantTypes.tokenExchange]: 'token.exchange',
+  [grantTypes.clientCredentials]: 'token.client_credentials',
+};
+
+/**
+ * The token endpoint: every request is answered only after its audit entry is committed,
+ * whether it is granted (with the token's lineage) or refused (with what was established).
+ */
 export async function handleTokenRequest(ctx: TokenServiceContext, input: TokenEndpointInput): Promise<TokenResponse> {
+  const trail: AuditTrail = {};
+  try {
+    return await runTokenRequest(ctx, input, trail);
+  } catch (error) {
+    if (!(error instanceof OAuthError)) throw error;
+    const grant = input.params.grant_type;
+    await ctx.audit.append({
+      ...trail,
+      tenant: trail.tenant ?? 'unknown',
+      type: (typeof grant === 'string' ? auditTypes[grant] : undefined) ?? 'token.request',
+      decision: 'refused',
+      reason: `${error.code}: ${error.description}${error.detail === undefined ? '' : ` (${error.detail})`}`,
+      request_id: input.requestId,
+    });
+    throw error;
+  }
+}
+
+async function runTokenRequest(ctx: TokenServiceContext, input: TokenEndpointInput, trail: AuditTrail): Promise<TokenResponse> {
   const { request, client } = parseTokenRequest(input.params);
   for (const name of ['subject_token', 'actor_token', 'client_assertion'] as const) {
     const value = (input.params as Record<string, unknown>)[name];
@@ -112,14 +174,16 @@ export async function handleTokenRequest(ctx: TokenServiceContext, input: TokenE
   }
   const registry = ctx.registry();
   const caller = await authenticateClient(ctx, registry, input.authorization, client);
+  trail.tenant = caller.tenant;
+  trail.client = caller.id;
   if (!caller.grantTypes.has(request.grant_type)) {
     throw new OAuthError('unauthorized_client', `client is not allowed the ${request.grant_type} grant`);
   }
   switch (request.grant_type) {
     case grantTypes.tokenExchange:
-      return tokenExchange(ctx, registry, caller, request);
+      return tokenExchange(ctx, registry, caller, request, trail, input.requestId);
     case grantTypes.clientCredentials:
-      return clientCredentials(ctx, registry, caller, request);
+      return clientCredentials(ctx, registry, caller, request, input.requestId);
   }
 }
 

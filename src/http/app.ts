@@ -4,6 +4,7 @@ import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuth
 import { authenticateResourceServer, authenticateWithScope } from '../core/callers.js';
 import { decide, parseAuthorizeRequest } from '../core/decisions.js';
 import { OAuthError, invalidRequest } from '../core/errors.js';
+import type { AuditQueries } from '../core/audit.js';
 import { authorizationServerMetadata } from '../core/metadata.js';
 import type { Logger } from '../core/ports.js';
 import { repeatableParameters } from '../core/token-request.js';
@@ -18,8 +19,15 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Resolves when the database answers; rejects otherwise. */
   readonly checkReady: () => Promise<void>;
-  /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid. */
-  readonly reload: { readonly policies: () => Promise<readonly string[]>; readonly registry: () => Promise<void> };
+  /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid. `by` names who asked. */
+  readonly reload: { readonly policies: (by: string) => Promise<readonly string[]>; readonly registry: (by: string) => Promise<void> };
+  readonly auditQueries: AuditQueries;
+}
+
+/** The caller's X-Request-ID when it is a plausible identifier (1–128 visible ASCII); never anything longer. */
+function requestIdOf(c: Context): string | null {
+  const value = c.req.header('x-request-id');
+  return value !== undefined && /^[\x21-\x7E]{1,128}$/.test(value) ? value : null;
 }
 
 type Env = { Variables: { refusal: { error: string; detail: string | undefined } } };
@@ -51,8 +59,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
-    const requestId = c.req.header('x-request-id');
-    if (requestId !== undefined) c.header('X-Request-ID', requestId);
+    const requestId = requestIdOf(c);
+    if (requestId !== null) c.header('X-Request-ID', requestId);
     const refusal = c.get('refusal');
     logger.info('request', {
       method: c.req.method,
@@ -74,7 +82,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         throw invalidRequest('content type must be application/x-www-form-urlencoded');
       }
       const params = parseForm(await c.req.text(), repeatableParameters);
-      const response = await handleTokenRequest(tokens, { params, authorization: c.req.header('authorization') });
+      const response = await handleTokenRequest(tokens, { params, authorization: c.req.header('authorization'), requestId: requestIdOf(c) });
       return c.json(response, 200, noStore);
     } catch (error) {
       return oauthErrorResponse(c, error, logger);
@@ -87,7 +95,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     limit,
     api(async (c) => {
       const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
-      const outcome = await decide(tokens, caller, parseAuthorizeRequest(await readJsonBody(c)));
+      const outcome = await decide(tokens, caller, parseAuthorizeRequest(await readJsonBody(c)), requestIdOf(c));
       if (outcome.detail !== undefined) c.set('refusal', { error: outcome.decision, detail: outcome.detail });
       return c.json({ decision: outcome.decision, action_id: outcome.action_id, reasons: outcome.reasons }, 200, noStore);
     }),
@@ -98,7 +106,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     limit,
     api(async (c) => {
       const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
-      return c.json(evaluate(tokens.policy(), caller, parseAuthzen(evaluationSchema, await readJsonBody(c))), 200, noStore);
+      return c.json(await evaluate(tokens, caller, parseAuthzen(evaluationSchema, await readJsonBody(c)), requestIdOf(c)), 200, noStore);
     }),
   );
   app.post(
@@ -106,16 +114,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     limit,
     api(async (c) => {
       const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
-      return c.json(evaluateBatch(tokens.policy(), caller, parseAuthzen(evaluationsSchema, await readJsonBody(c))), 200, noStore);
+      return c.json(await evaluateBatch(tokens, caller, parseAuthzen(evaluationsSchema, await readJsonBody(c)), requestIdOf(c)), 200, noStore);
     }),
   );
 
   app.post(
     '/admin/policies/reload',
     api(async (c) => {
-      await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
+      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
       try {
-        return c.json({ status: 'reloaded', policies: await deps.reload.policies() }, 200, noStore);
+        return c.json({ status: 'reloaded', policies: await deps.reload.policies(caller.id) }, 200, noStore);
       } catch (error) {
         throw invalidRequest(`the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`);
       }
@@ -124,13 +132,63 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/admin/registry/reload',
     api(async (c) => {
-      await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
+      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
       try {
-        await deps.reload.registry();
+        await deps.reload.registry(caller.id);
         return c.json({ status: 'reloaded' }, 200, noStore);
       } catch (error) {
         throw invalidRequest(`the new registry was refused; the running one stays: ${error instanceof Error ? error.message : String(error)}`);
       }
+    }),
+  );
+
+  const auditor = async (c: Context<Env>) => (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:audit')).caller.tenant;
+  const seqParam = (c: Context<Env>, name: string, fallback: number): number => {
+    const raw = c.req.query(name);
+    if (raw === undefined) return fallback;
+    if (!/^\d{1,15}$/.test(raw)) throw invalidRequest(`${name} must be a non-negative integer`);
+    return Number(raw);
+  };
+
+  app.get(
+    '/audit/actions/:actionId',
+    api(async (c) => {
+      const tenant = await auditor(c);
+      const actionId = c.req.param('actionId') ?? '';
+      const entries = await deps.auditQueries.actionTrail(tenant, actionId);
+      if (entries.length === 0) return c.json({ error: 'not_found', error_description: 'no such action in your tenant' }, 404, noStore);
+      return c.json({ action_id: actionId, entries }, 200, noStore);
+    }),
+  );
+  app.get(
+    '/audit/entries',
+    api(async (c) => {
+      const tenant = await auditor(c);
+      const from = Math.max(1, seqParam(c, 'from', 1));
+      const limit = Math.min(10_000, Math.max(1, seqParam(c, 'limit', 1000)));
+      const lines = await deps.auditQueries.exportLines(tenant, from, limit);
+      const checkpoints = await deps.auditQueries.checkpointsFrom(from);
+      const body = [...lines.map((l) => JSON.stringify(l)), ...checkpoints.map((jws) => JSON.stringify({ checkpoint: jws }))].join('\n');
+      return c.body(body === '' ? '' : `${body}\n`, 200, { ...noStore, 'Content-Type': 'application/x-ndjson' });
+    }),
+  );
+  app.get(
+    '/audit/verify',
+    api(async (c) => {
+      await auditor(c);
+      const head = await deps.auditQueries.head();
+      const from = Math.max(1, seqParam(c, 'from', 1));
+      const to = Math.min(head.seq, seqParam(c, 'to', head.seq));
+      return c.json({ from, to, ...(await deps.auditQueries.verify(from, to)) }, 200, noStore);
+    }),
+  );
+  app.get(
+    '/audit/checkpoint',
+    api(async (c) => {
+      await auditor(c);
+      const checkpoint = await deps.auditQueries.latestCheckpoint();
+      if (checkpoint === undefined) return c.json({ error: 'not_found', error_description: 'no checkpoint has been signed yet' }, 404, noStore);
+      return c.json(checkpoint, 200, noStore);
     }),
   );
 

@@ -29,6 +29,7 @@ export const settings = {
   maxAuthorizationDetails: ['BATON_MAX_AUTHORIZATION_DETAILS', int(1, 256, 16)],
   maxBodyBytes: ['BATON_MAX_BODY_BYTES', int(1024, 10_485_760, 65_536)],
   maxTokenBytes: ['BATON_MAX_TOKEN_BYTES', int(256, 65_536, 8192)],
+  checkpointIntervalSeconds: ['BATON_CHECKPOINT_INTERVAL', int(1, 86_400, 60)],
 } as const;
 
 type Settings = typeof settings;

@@ -8,6 +8,9 @@ import { openPglite } from '../adapters/db/pglite.js';
 import { openPostgres } from '../adapters/db/postgres.js';
 import type { Database } from '../adapters/db/sql.js';
 import { createSqlStore } from '../adapters/db/sql-store.js';
+import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
+import { sha256Hex } from '../adapters/node-hash.js';
+import { startCheckpoints } from './checkpoints.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { endpoints } from '../core/metadata.js';
@@ -26,6 +29,8 @@ export interface RunningBaton {
   reloadRegistry(): Promise<void>;
   /** Re-reads and validates the policy folder; a bad set is refused and the running set stays. Returns the policy ids. */
   reloadPolicies(): Promise<readonly string[]>;
+  /** Signs a checkpoint of the audit log now (one is also signed at the configured cadence). */
+  checkpoint(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -75,6 +80,9 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const issuer = config.issuer ?? `http://localhost:${port}`;
     let registry: Registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
     let policies: PolicyEngine & { readonly policyIds: readonly string[] } = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
+    const clock = options.clock ?? systemClock;
+    const audit = createAuditWriter(database.sql, { sha256: sha256Hex, clock });
+    const auditQueries = createAuditReader(database.sql, sha256Hex);
     const tokens: TokenServiceContext = {
       issuer,
       tokenEndpoint: endpoints(issuer).token,
@@ -83,31 +91,37 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       store: createSqlStore(database.sql),
       policy: () => policies,
       detailTypes: loadDetailTypes(config.detailTypesDir),
-      clock: options.clock ?? systemClock,
+      audit,
+      clock,
       logger,
       limits: config,
       clockToleranceSeconds: config.clockToleranceSeconds,
       maxAssertionLifetimeSeconds: config.maxAssertionLifetimeSeconds,
     };
-    const reloadRegistry = async (): Promise<void> => {
+    // Reloads are system events (tenant "*"), audited whether applied or refused.
+    const audited = async <T>(type: 'policy.reload' | 'registry.reload', by: string, run: () => Promise<T>, describe: (result: T) => string): Promise<T> => {
       try {
+        const result = await run();
+        await audit.append({ tenant: '*', type, decision: 'applied', client: by, reason: describe(result) });
+        logger.info(`${type} applied`, { by, detail: describe(result) });
+        return result;
+      } catch (error) {
+        const detail = error instanceof Error ? error.message : String(error);
+        logger.error(`${type} refused; the running one stays`, { by, detail });
+        await audit.append({ tenant: '*', type, decision: 'refused', client: by, reason: detail }).catch(() => undefined);
+        throw error;
+      }
+    };
+    const reloadRegistry = (by = 'SIGHUP'): Promise<void> =>
+      audited('registry.reload', by, async () => {
         registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
-        logger.info('registry reloaded', { registry: config.registryFile });
-      } catch (error) {
-        logger.error('registry reload refused; the running registry stays', { detail: error instanceof Error ? error.message : String(error) });
-        throw error;
-      }
-    };
-    const reloadPolicies = async (): Promise<readonly string[]> => {
-      try {
+      }, () => config.registryFile);
+    const reloadPolicies = (by = 'SIGHUP'): Promise<readonly string[]> =>
+      audited('policy.reload', by, async () => {
         policies = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
-        logger.info('policies reloaded', { policy_dir: config.policyDir, policies: policies.policyIds });
         return policies.policyIds;
-      } catch (error) {
-        logger.error('policy reload refused; the running set stays', { detail: error instanceof Error ? error.message : String(error) });
-        throw error;
-      }
-    };
+      }, (ids) => `${config.policyDir}: ${ids.join(', ')}`);
+    const checkpoints = startCheckpoints({ queries: auditQueries, keys, issuer, clock, logger, intervalSeconds: config.checkpointIntervalSeconds });
     const app = createApp({
       tokens,
       logger,
@@ -116,6 +130,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         await database.sql`SELECT 1`;
       },
       reload: { policies: reloadPolicies, registry: reloadRegistry },
+      auditQueries,
     });
     slot.handle = (request) => app.fetch(request);
     logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid });
@@ -124,10 +139,14 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       url,
       issuer,
       database,
-      reloadRegistry,
-      reloadPolicies,
+      reloadRegistry: () => reloadRegistry(),
+      reloadPolicies: () => reloadPolicies(),
+      checkpoint: () => checkpoints.now(),
       async close() {
+        // Finish in-flight requests, flush the audit batch, then let go of the database.
         await new Promise<void>((resolve) => running.close(() => resolve()));
+        checkpoints.stop();
+        await audit.drain();
         await closeDatabase();
       },
     };

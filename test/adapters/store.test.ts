@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, migrations } from '../../src/adapters/db/migrations.js';
 import { openPglite } from '../../src/adapters/db/pglite.js';
 import type { Database } from '../../src/adapters/db/sql.js';
+import { createAuditReader, createAuditWriter } from '../../src/adapters/db/audit-store.js';
 import { createSqlStore } from '../../src/adapters/db/sql-store.js';
+import { sha256Hex } from '../../src/adapters/node-hash.js';
+import { systemClock } from '../../src/adapters/system-clock.js';
 import { StorageUnavailableError } from '../../src/core/errors.js';
 import type { Store } from '../../src/core/ports.js';
 import { openIsolatedPostgres, testDatabaseUrl } from '../support/database.js';
@@ -48,8 +51,9 @@ describe.each(backends)('store on %s', (_name, open, skip) => {
   it.skipIf(skip)('records and finds token lineage, scoped by tenant', async () => {
     const root = { tenant: 'acme', jti: 't-root', parentJti: null, rootGrant: 't-root', subject: 'alice', actor: 'orchestrator', clientId: 'agent-platform', expiresAt: new Date('2030-01-01T00:00:00Z') };
     const child = { ...root, jti: 't-child', parentJti: 't-root', actor: 'payments-subagent' };
-    await store.recordToken(root);
-    await store.recordToken(child);
+    const audit = createAuditWriter(db.sql, { sha256: sha256Hex, clock: systemClock });
+    await audit.append({ tenant: 'acme', type: 'token.exchange', decision: 'granted', jti: root.jti }, root);
+    await audit.append({ tenant: 'acme', type: 'token.exchange', decision: 'granted', jti: child.jti }, child);
     expect(await store.findToken('acme', 't-root')).toEqual(root);
     expect(await store.findToken('acme', 't-child')).toEqual(child);
     expect(await store.findToken('globex', 't-root')).toBeUndefined();
@@ -63,5 +67,38 @@ describe.each(backends)('store on %s', (_name, open, skip) => {
     const orphan = createSqlStore(gone.sql);
     await expect(orphan.findToken('acme', 'x')).rejects.toBeInstanceOf(StorageUnavailableError);
     await expect(orphan.consumeAssertion({ tenant: 'acme', issuer: 'a', jti: 'j', expiresAt: new Date() })).rejects.toBeInstanceOf(StorageUnavailableError);
+  });
+
+  it.skipIf(skip)('appends concurrent entries to one chain with contiguous sequence numbers, and verifies it', async () => {
+    const audit = createAuditWriter(db.sql, { sha256: sha256Hex, clock: systemClock, maxBatch: 7 });
+    const before = await createAuditReader(db.sql, sha256Hex).head();
+    const records = await Promise.all(Array.from({ length: 50 }, (_, i) => audit.append({ tenant: i % 2 === 0 ? 'acme' : 'globex', type: 'decision', decision: 'allow', action_id: `a-${i}` })));
+    expect(records.map((r) => r.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => before.seq + i + 1));
+    const reader = createAuditReader(db.sql, sha256Hex);
+    expect(await reader.verify(1, before.seq + 50)).toEqual({ valid: true, entries: before.seq + 50 });
+    const lines = await reader.exportLines('acme', before.seq + 1, 4);
+    expect(lines.map((l) => ('redacted' in l ? 'redacted' : JSON.parse(l.canonical as string).tenant))).toEqual(['acme', 'redacted', 'acme', 'redacted']);
+  });
+
+  it.skipIf(skip)('refuses UPDATE, DELETE and TRUNCATE on the log', async () => {
+    await expect(db.sql`UPDATE audit_log SET tenant = 'x' WHERE seq = 1`).rejects.toThrow('audit_log is append-only: UPDATE refused');
+    await expect(db.sql`DELETE FROM audit_log WHERE seq = 1`).rejects.toThrow('audit_log is append-only: DELETE refused');
+    await expect(db.sql.script('TRUNCATE audit_log')).rejects.toThrow('audit_log is append-only: TRUNCATE refused');
+  });
+
+  it.skipIf(skip)('finds a row changed by a superuser at its sequence number, and a deleted row as a gap', async () => {
+    const reader = createAuditReader(db.sql, sha256Hex);
+    const head = await reader.head();
+    // A superuser can switch triggers off; verification still catches the change.
+    await db.sql.begin(async (tx) => {
+      await tx.script("SET LOCAL session_replication_role = replica");
+      await tx`UPDATE audit_log SET canonical = replace(canonical, '"allow"', '"deny"') WHERE seq = 3`;
+    });
+    expect(await reader.verify(1, head.seq)).toEqual({ valid: false, entries: 2, seq: 3, reason: 'hash does not match its content' });
+    await db.sql.begin(async (tx) => {
+      await tx.script("SET LOCAL session_replication_role = replica");
+      await tx`DELETE FROM audit_log WHERE seq = 5`;
+    });
+    expect(await reader.verify(4, head.seq)).toEqual({ valid: false, entries: 1, seq: 5, reason: `entries 5–5 are missing` });
   });
 });

@@ -31,6 +31,7 @@ describe('configuration', () => {
       maxAuthorizationDetails: 16,
       maxBodyBytes: 65536,
       maxTokenBytes: 8192,
+      checkpointIntervalSeconds: 60,
     });
   });
 

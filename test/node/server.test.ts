@@ -34,10 +34,10 @@ describe('registry reload', () => {
     writeFileSync(registryFile, '{"tenants": []}');
     await expect(baton.reloadRegistry()).rejects.toThrow(RegistryError);
     expect((await postToken(baton, { grant_type: 'client_credentials' }, { authorization: basic('agent-platform') })).status).toBe(200);
-    expect(baton.logger.lines.at(-2)).toEqual({
+    expect(baton.logger.lines.find((l) => l.message === 'registry.reload refused; the running one stays')).toEqual({
       level: 'error',
-      message: 'registry reload refused; the running registry stays',
-      fields: { detail: `invalid registry ${registryFile}:\n  ${registryFile}: /tenants: Too small: expected array to have >=1 items` },
+      message: 'registry.reload refused; the running one stays',
+      fields: { by: 'SIGHUP', detail: `invalid registry ${registryFile}:\n  ${registryFile}: /tenants: Too small: expected array to have >=1 items` },
     });
   });
 });

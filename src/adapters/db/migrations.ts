@@ -31,6 +31,54 @@ export const migrations: readonly { readonly version: number; readonly name: str
       CREATE INDEX tokens_root ON tokens (tenant, root_grant);
     `,
   },
+  {
+    version: 2,
+    name: 'append-only audit log',
+    sql: `
+      CREATE TABLE audit_log (
+        seq         bigint      PRIMARY KEY,
+        tenant      text        NOT NULL,
+        type        text        NOT NULL,
+        action_id   text,
+        jti         text,
+        recorded_at timestamptz NOT NULL,
+        canonical   text        NOT NULL,
+        prev_hash   text        NOT NULL,
+        hash        text        NOT NULL
+      );
+      CREATE INDEX audit_log_action ON audit_log (tenant, action_id) WHERE action_id IS NOT NULL;
+      CREATE INDEX audit_log_jti ON audit_log (tenant, jti) WHERE jti IS NOT NULL;
+
+      -- The chain head: appends lock this row, so every instance extends one chain.
+      CREATE TABLE audit_head (
+        id   integer PRIMARY KEY CHECK (id = 1),
+        seq  bigint  NOT NULL,
+        hash text    NOT NULL
+      );
+      INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${'0'.repeat(64)}');
+
+      CREATE TABLE audit_checkpoints (
+        seq       bigint      PRIMARY KEY,
+        hash      text        NOT NULL,
+        signed_at timestamptz NOT NULL,
+        jws       text        NOT NULL
+      );
+
+      CREATE FUNCTION baton_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
+      END
+      $$;
+      CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+        FOR EACH ROW EXECUTE FUNCTION baton_append_only();
+      CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+        FOR EACH STATEMENT EXECUTE FUNCTION baton_append_only();
+      CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
+        FOR EACH ROW EXECUTE FUNCTION baton_append_only();
+      CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+        FOR EACH STATEMENT EXECUTE FUNCTION baton_append_only();
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */

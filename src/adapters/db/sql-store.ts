@@ -34,12 +34,6 @@ export function createSqlStore(sql: Sql): Store {
       return rows.length === 1;
     },
 
-    async recordToken(t: TokenLineage): Promise<void> {
-      await guarded(() => sql`
-        INSERT INTO tokens (tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at)
-        VALUES (${t.tenant}, ${t.jti}, ${t.parentJti}, ${t.rootGrant}, ${t.subject}, ${t.actor}, ${t.clientId}, ${t.expiresAt})`);
-    },
-
     async findToken(tenant: string, jti: string): Promise<TokenLineage | undefined> {
       const [row] = await guarded(() => sql<TokenRow>`
         SELECT tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at

@@ -1,5 +1,5 @@
 /** Values Baton binds into SQL. */
-export type SqlValue = string | number | boolean | Date | null;
+export type SqlValue = string | number | boolean | Date | null | readonly (string | number | null)[];
 
 /**
  * The tagged-template SQL client both database adapters provide, so one set of queries and

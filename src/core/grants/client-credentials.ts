@@ -8,7 +8,7 @@ import { issue, type TokenResponse, type TokenServiceContext } from '../token-se
  * RFC 6749 §4.4: a client, agent or resource server gets a token for itself. Without a target
  * the token is for Baton (an agent token usable as `actor_token`, or an auditor's token).
  */
-export async function clientCredentials(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: ClientCredentialsRequest): Promise<TokenResponse> {
+export async function clientCredentials(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: ClientCredentialsRequest, requestId: string | null): Promise<TokenResponse> {
   const requested = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
   // A client's registered entries cap what it may ask for; they are not granted unasked.
   const authorizationDetails = requested === undefined ? [] : attenuateAuthorizationDetails(ctx.detailTypes, requested, caller.authorizationDetails, "the client's registration");
@@ -30,5 +30,7 @@ export async function clientCredentials(ctx: TokenServiceContext, registry: Regi
     expiresAt: now + ctx.limits.maxTokenLifetimeSeconds,
     parentJti: null,
     rootGrant: null,
+    auditType: 'token.client_credentials',
+    requestId,
   });
 }

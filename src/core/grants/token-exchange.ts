@@ -9,7 +9,7 @@ import type { ActClaim } from '../ports.js';
 import { delegationRequest } from '../policy.js';
 import type { Agent, Caller, Registry } from '../registry.js';
 import { tokenTypes, type TokenExchangeRequest } from '../token-request.js';
-import { issue, type TokenResponse, type TokenServiceContext } from '../token-service.js';
+import { actorChain, issue, type AuditTrail, type TokenResponse, type TokenServiceContext } from '../token-service.js';
 
 const subjectTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt, tokenTypes.idToken]);
 const actorTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt]);
@@ -123,13 +123,19 @@ function checkMayAct(mayAct: unknown, actor: Agent, issuer: string): void {
  * RFC 8693 token exchange: verify the subject, prove the actor, check tenant, `may_act` and
  * chain depth, attenuate scope, audience, details and lifetime, ask the policy, then mint.
  */
-export async function tokenExchange(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest): Promise<TokenResponse> {
+export async function tokenExchange(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
   const issuedTokenType = request.requested_token_type ?? tokenTypes.accessToken;
   if (!issuedTokenTypes.has(issuedTokenType)) throw invalidRequest(`requested_token_type "${issuedTokenType.slice(0, 120)}" is not supported`);
   const requestedDetails = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
 
   const subject = await verifySubjectToken(ctx, registry, request);
+  trail.user = subject.user;
+  trail.tenant = subject.tenant;
+  trail.parent_jti = subject.lineage?.jti ?? null;
+  trail.root_grant = subject.lineage?.rootGrant ?? null;
+  trail.actor_chain = actorChain(subject.act.act);
   const actor = await proveActor(ctx, registry, caller, request);
+  trail.actor_chain = [actor.id, ...subject.act.chain];
 
   if (actor.tenant !== subject.tenant) throw invalidRequest('actor and subject belong to different tenants');
   if (caller.tenant !== subject.tenant) throw invalidRequest('client and subject belong to different tenants');
@@ -154,12 +160,17 @@ export async function tokenExchange(ctx: TokenServiceContext, registry: Registry
     [`what agent "${actor.id}" may hold`, actor.scope],
     ['what the audience offers', audienceScopes(registry, audience)],
   ]);
+  trail.actor_chain = chain.chain;
+  trail.audience = audience;
+  trail.scope = scope;
   const authorizationDetails = attenuateAuthorizationDetails(ctx.detailTypes, requestedDetails, subject.authorizationDetails, 'the subject token');
+  trail.authorization_details = authorizationDetails;
   const expiresAt = Math.min(Math.floor(ctx.clock.now() / 1000) + ctx.limits.maxTokenLifetimeSeconds, subject.expiresAt);
 
   const decision = ctx.policy().evaluate(
     delegationRequest(registry, { tenant: subject.tenant, actor: actor.id, user: subject.user, clientId: caller.id, audience, scope, authorizationDetails, chain: chain.chain }),
   );
+  trail.policy_ids = decision.reasons;
   if (!decision.allowed) {
     const deciding = [...decision.reasons, ...decision.errors].join('; ') || 'no policy permits it';
     throw new OAuthError('invalid_request', 'delegation is not permitted by policy', { detail: `policies: ${deciding}` });
@@ -177,5 +188,8 @@ export async function tokenExchange(ctx: TokenServiceContext, registry: Registry
     parentJti: subject.lineage?.jti ?? null,
     rootGrant: subject.lineage?.rootGrant ?? null,
     issuedTokenType,
+    auditType: 'token.exchange',
+    requestId,
+    policyIds: decision.reasons,
   });
 }

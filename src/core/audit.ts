@@ -1,0 +1,155 @@
+import canonicalizeModule from 'canonicalize';
+import type { AuthorizationDetail } from './authorization-details.js';
+import type { TokenLineage } from './ports.js';
+
+// The package is CommonJS (module.exports = fn) but its types declare an ES default export;
+// under NodeNext the default import is the function itself at run time.
+const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
+
+/** What happened. */
+export type AuditType =
+  | 'token.exchange'
+  | 'token.client_credentials'
+  | 'token.request'
+  | 'decision'
+  | 'authzen.evaluation'
+  | 'policy.reload'
+  | 'registry.reload';
+
+/** One audited event, as callers describe it. Never a token, secret or code. */
+export interface AuditEvent {
+  readonly tenant: string;
+  readonly type: AuditType;
+  readonly decision: 'granted' | 'refused' | 'allow' | 'deny' | 'applied';
+  readonly action_id?: string | null;
+  readonly jti?: string | null;
+  readonly parent_jti?: string | null;
+  readonly root_grant?: string | null;
+  readonly user?: string | null;
+  /** Actor ids, current actor first. */
+  readonly actor_chain?: readonly string[];
+  readonly client?: string | null;
+  readonly audience?: readonly string[];
+  readonly scope?: readonly string[];
+  readonly authorization_details?: readonly AuthorizationDetail[];
+  readonly policy_ids?: readonly string[];
+  readonly reason?: string | null;
+  readonly request_id?: string | null;
+  readonly trace_id?: string | null;
+}
+
+/** The entry as it is hashed and stored: every field present, `time` added. */
+export type AuditEntry = Required<{ [K in keyof AuditEvent]: Exclude<AuditEvent[K], undefined> }> & { readonly time: string };
+
+/** A committed entry: its place in the chain and its hash. */
+export interface AuditRecord {
+  readonly seq: number;
+  readonly prev_hash: string;
+  readonly hash: string;
+  readonly entry: AuditEntry;
+}
+
+/** Appends entries to the hash chain; resolves once the entry (and the token's lineage, if any) is committed. */
+export interface AuditLog {
+  append(event: AuditEvent, lineage?: TokenLineage): Promise<AuditRecord>;
+}
+
+/** SHA-256 of a UTF-8 string, lowercase hex; injected so Node can use its fast native hash. */
+export type Sha256Hex = (text: string) => string | Promise<string>;
+
+/** The hash before the first entry. */
+export const genesisHash = '0'.repeat(64);
+
+/** Fills every field so the canonical form has one shape. */
+export function auditEntry(event: AuditEvent, time: Date): AuditEntry {
+  return {
+    tenant: event.tenant,
+    type: event.type,
+    decision: event.decision,
+    action_id: event.action_id ?? null,
+    jti: event.jti ?? null,
+    parent_jti: event.parent_jti ?? null,
+    root_grant: event.root_grant ?? null,
+    user: event.user ?? null,
+    actor_chain: event.actor_chain ?? [],
+    client: event.client ?? null,
+    audience: event.audience ?? [],
+    scope: event.scope ?? [],
+    authorization_details: event.authorization_details ?? [],
+    policy_ids: event.policy_ids ?? [],
+    reason: event.reason ?? null,
+    request_id: event.request_id ?? null,
+    trace_id: event.trace_id ?? null,
+    time: time.toISOString(),
+  };
+}
+
+/** RFC 8785 canonical JSON of an entry. */
+export function canonicalEntry(entry: AuditEntry): string {
+  return canonicalize(entry) as string;
+}
+
+/** An entry's hash: domain-separated SHA-256 over the version tag, sequence number, previous hash and canonical entry. */
+export function entryHash(sha256: Sha256Hex, seq: number, prevHash: string, canonical: string): string | Promise<string> {
+  return sha256(`baton.audit.v1\n${seq}\n${prevHash}\n${canonical}`);
+}
+
+/** One stored or exported line of the log. A redacted line (another tenant's) carries no entry. */
+export interface ChainLine {
+  readonly seq: number;
+  readonly prev_hash: string;
+  readonly hash: string;
+  readonly canonical?: string;
+}
+
+export type ChainVerdict = { readonly valid: true; readonly entries: number } | { readonly valid: false; readonly entries: number; readonly seq: number; readonly reason: string };
+
+/**
+ * Checks lines in sequence order: contiguous numbers, each linked to the previous hash, and each
+ * hash recomputed from its canonical entry (redacted lines are checked for linkage only). Names
+ * the first bad sequence number.
+ */
+export async function verifyChain(sha256: Sha256Hex, lines: Iterable<ChainLine> | AsyncIterable<ChainLine>, start?: { seq: number; hash: string }, recanonicalize = true): Promise<ChainVerdict> {
+  let expectedSeq = start === undefined ? undefined : start.seq + 1;
+  let prevHash = start?.hash;
+  let count = 0;
+  for await (const line of lines) {
+    if (expectedSeq !== undefined && line.seq !== expectedSeq) {
+      return { valid: false, entries: count, seq: expectedSeq, reason: line.seq > expectedSeq ? `entries ${expectedSeq}–${line.seq - 1} are missing` : `entry ${line.seq} is out of order` };
+    }
+    if (prevHash !== undefined && line.prev_hash !== prevHash) return { valid: false, entries: count, seq: line.seq, reason: 'does not link to the previous entry' };
+    if (line.seq === 1 && line.prev_hash !== genesisHash) return { valid: false, entries: count, seq: line.seq, reason: 'does not start from the genesis hash' };
+    if (line.canonical !== undefined) {
+      if (recanonicalize && canonicalEntry(JSON.parse(line.canonical) as AuditEntry) !== line.canonical) return { valid: false, entries: count, seq: line.seq, reason: 'is not in canonical form' };
+      if ((await entryHash(sha256, line.seq, line.prev_hash, line.canonical)) !== line.hash) return { valid: false, entries: count, seq: line.seq, reason: 'hash does not match its content' };
+    }
+    prevHash = line.hash;
+    expectedSeq = line.seq + 1;
+    count += 1;
+  }
+  return { valid: true, entries: count };
+}
+
+/** A stored entry as an auditor sees it: redacted (hashes only) when it belongs to another tenant. */
+export interface AuditLine extends ChainLine {
+  readonly redacted?: true;
+}
+
+/** An entry of an action's trail with its verification status. */
+export interface TrailEntry {
+  readonly seq: number;
+  readonly hash: string;
+  readonly prev_hash: string;
+  readonly verified: boolean;
+  readonly entry: unknown;
+}
+
+/** The queries auditors need, each scoped to the auditor's tenant (system entries, tenant "*", are shared). */
+export interface AuditQueries {
+  actionTrail(tenant: string, actionId: string): Promise<TrailEntry[]>;
+  exportLines(tenant: string, from: number, limit: number): Promise<AuditLine[]>;
+  verify(from: number, to: number): Promise<ChainVerdict>;
+  head(): Promise<{ seq: number; hash: string }>;
+  latestCheckpoint(): Promise<{ seq: number; hash: string; jws: string } | undefined>;
+  checkpointsFrom(from: number): Promise<string[]>;
+}
