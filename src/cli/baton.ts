@@ -1,5 +1,9 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { sha256Hex } from '../adapters/node-hash.js';
+import type { Jwks } from '../core/registry-schema.js';
+import { verifyExport } from './audit-verify.js';
 import { runDemo } from './demo.js';
 import { generateSigningKeys } from '../adapters/signing-keys.js';
 import { registryJsonSchema } from '../core/registry-json-schema.js';
@@ -14,6 +18,8 @@ commands:
   assert <agent> [--aud ISSUER]             print a single-use actor assertion signed with a demo agent key
   schema                                    print the registry's JSON Schema (published as schemas/registry.schema.json)
   keys [--alg EdDSA|ES256]                  print a new private signing key set (current and next) for BATON_SIGNING_KEYS
+  audit verify <export.jsonl> --key <jwks.json>
+                                            verify an audit export offline; exits 1 naming the first bad entry
 
 --url and --aud default to http://localhost:$PORT (PORT defaults to 8080).`;
 
@@ -26,6 +32,7 @@ async function main(argv: string[]): Promise<number> {
       aud: { type: 'string' },
       tenant: { type: 'string', default: 'acme' },
       alg: { type: 'string', default: 'EdDSA' },
+      key: { type: 'string' },
       scope: { type: 'string' },
       'may-act': { type: 'string' },
       ttl: { type: 'string' },
@@ -64,6 +71,13 @@ async function main(argv: string[]): Promise<number> {
       if (values.alg !== 'EdDSA' && values.alg !== 'ES256') throw new Error('--alg must be EdDSA or ES256');
       process.stdout.write(`${JSON.stringify(await generateSigningKeys(values.alg))}\n`);
       return 0;
+    }
+    case 'audit': {
+      const file = positionals[2];
+      if (name !== 'verify' || file === undefined || values.key === undefined) throw new Error('usage: baton audit verify <export.jsonl> --key <jwks.json>');
+      const verdict = await verifyExport(readFileSync(file, 'utf8'), JSON.parse(readFileSync(values.key, 'utf8')) as Jwks, sha256Hex);
+      (verdict.ok ? process.stdout : process.stderr).write(`${verdict.message}\n`);
+      return verdict.ok ? 0 : 1;
     }
     case 'schema':
       process.stdout.write(`${JSON.stringify(registryJsonSchema(), null, 2)}\n`);

@@ -15,6 +15,7 @@ export const settings = {
   host: ['BATON_HOST', z.string().min(1).default('127.0.0.1')],
   issuer: ['BATON_ISSUER', z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).refine((u) => !u.endsWith('/') && !u.includes('?') && !u.includes('#'), 'must have no trailing slash, query or fragment').optional()],
   databaseUrl: ['DATABASE_URL', z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional()],
+  databaseSchema: ['BATON_DATABASE_SCHEMA', z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier').optional()],
   dataDir: ['BATON_DATA_DIR', z.string().min(1).default('.baton-data')],
   registryFile: ['BATON_REGISTRY', z.string().min(1).default('policies/registry.json')],
   policyDir: ['BATON_POLICY_DIR', z.string().min(1).default('policies')],

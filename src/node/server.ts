@@ -13,6 +13,7 @@ import { sha256Hex } from '../adapters/node-hash.js';
 import { startCheckpoints } from './checkpoints.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { systemClock } from '../adapters/system-clock.js';
+import { withinDeadline } from '../core/errors.js';
 import { endpoints } from '../core/metadata.js';
 import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry.js';
@@ -43,7 +44,7 @@ export interface StartOptions {
 }
 
 async function openDatabase(config: Config, logger: Logger): Promise<Database> {
-  if (config.databaseUrl !== undefined) return openPostgres(config.databaseUrl);
+  if (config.databaseUrl !== undefined) return openPostgres(config.databaseUrl, config.databaseSchema === undefined ? {} : { schema: config.databaseSchema });
   const dir = join(config.dataDir, 'pglite');
   logger.warn('EMBEDDED DEFAULT: using PGlite in a local data folder; for development only, set DATABASE_URL in production', { data_dir: dir });
   return openPglite(dir);
@@ -127,7 +128,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       logger,
       maxBodyBytes: config.maxBodyBytes,
       checkReady: async () => {
-        await database.sql`SELECT 1`;
+        await withinDeadline(database.sql`SELECT 1`, 2000);
       },
       reload: { policies: reloadPolicies, registry: reloadRegistry },
       auditQueries,

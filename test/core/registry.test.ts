@@ -37,6 +37,7 @@ describe('registry', () => {
       ['agent-platform', 'client', 'acme'],
       ['globex-platform', 'client', 'globex'],
       ['ops-console', 'client', 'acme'],
+      ['globex-audit', 'client', 'globex'],
       ['payments', 'resource_server', 'acme'],
       ['calendar', 'resource_server', 'acme'],
       ['ledger', 'resource_server', 'globex'],

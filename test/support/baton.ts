@@ -68,7 +68,7 @@ export interface PostResult {
 }
 
 /** POSTs a form to the token endpoint. */
-export async function postToken(baton: RunningBaton, params: Record<string, string | string[]> | string, headers: Record<string, string> = { authorization: basic('agent-platform') }): Promise<PostResult> {
+export async function postToken(baton: Pick<RunningBaton, 'url'>, params: Record<string, string | string[]> | string, headers: Record<string, string> = { authorization: basic('agent-platform') }): Promise<PostResult> {
   let body: string;
   if (typeof params === 'string') body = params;
   else {
@@ -85,7 +85,7 @@ export async function postToken(baton: RunningBaton, params: Record<string, stri
 }
 
 /** POSTs JSON to a Baton API. */
-export async function postJson(baton: RunningBaton, path: string, body: unknown, headers: Record<string, string> = {}): Promise<PostResult> {
+export async function postJson(baton: Pick<RunningBaton, 'url'>, path: string, body: unknown, headers: Record<string, string> = {}): Promise<PostResult> {
   const response = await fetch(`${baton.url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },

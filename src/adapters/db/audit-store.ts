@@ -13,7 +13,7 @@ import {
   type Sha256Hex,
   type TrailEntry,
 } from '../../core/audit.js';
-import { StorageUnavailableError } from '../../core/errors.js';
+import { StorageUnavailableError, withinDeadline } from '../../core/errors.js';
 import type { Clock, TokenLineage } from '../../core/ports.js';
 import type { Sql } from './sql.js';
 
@@ -31,6 +31,8 @@ export interface AuditWriterOptions {
   readonly maxBatch?: number;
   /** Called after each committed batch with its size and duration, for metrics. */
   readonly onBatch?: (size: number, milliseconds: number) => void;
+  /** How long an append may wait for its commit before it is reported unavailable. */
+  readonly deadlineMs?: number;
 }
 
 /** An audit log that is also drained on shutdown. */
@@ -101,10 +103,11 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
 
   return {
     append(event, lineage) {
-      return new Promise<AuditRecord>((resolve, reject) => {
+      const committed = new Promise<AuditRecord>((resolve, reject) => {
         queue.push({ event, lineage, resolve, reject });
         running ??= run();
       });
+      return withinDeadline(committed, options.deadlineMs ?? 3000);
     },
     async drain() {
       while (running !== undefined) await running;

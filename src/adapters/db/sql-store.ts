@@ -1,4 +1,4 @@
-import { StorageUnavailableError } from '../../core/errors.js';
+import { withinDeadline } from '../../core/errors.js';
 import type { AssertionUse, Store, TokenLineage } from '../../core/ports.js';
 import type { Sql } from './sql.js';
 
@@ -13,17 +13,9 @@ interface TokenRow {
   expires_at: Date;
 }
 
-/** Runs a query, turning any database failure into StorageUnavailableError so callers answer 503. */
-async function guarded<T>(query: () => Promise<T>): Promise<T> {
-  try {
-    return await query();
-  } catch (cause) {
-    throw new StorageUnavailableError(cause);
-  }
-}
-
-/** The Store port over SQL, identical on PostgreSQL and PGlite. */
-export function createSqlStore(sql: Sql): Store {
+/** The Store port over SQL, identical on PostgreSQL and PGlite. Any failure, or no answer within `deadlineMs`, is StorageUnavailableError (503). */
+export function createSqlStore(sql: Sql, deadlineMs = 3000): Store {
+  const guarded = <T>(query: () => Promise<T>): Promise<T> => withinDeadline(query(), deadlineMs);
   return {
     async consumeAssertion(use: AssertionUse): Promise<boolean> {
       const rows = await guarded(() => sql`

@@ -1,0 +1,142 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../src/adapters/node-hash.js';
+import { verifyExport } from '../../src/cli/audit-verify.js';
+import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
+import { verifyCheckpoint } from '../../src/core/checkpoint.js';
+import { importPublicJwks } from '../../src/core/jwks.js';
+import type { Jwks } from '../../src/core/registry-schema.js';
+import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+
+let baton: TestBaton;
+beforeAll(async () => {
+  baton = await startTestBaton();
+});
+afterAll(async () => {
+  await baton?.close();
+});
+
+async function bearer(client: string, scope: string): Promise<Record<string, string>> {
+  const result = await postToken(baton, { grant_type: 'client_credentials', scope }, { authorization: basic(client) });
+  return { authorization: `Bearer ${result.body.access_token as string}` };
+}
+const get = async (path: string, headers: Record<string, string>) => {
+  const response = await fetch(`${baton.url}${path}`, { headers });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text, json: () => JSON.parse(text) as Record<string, unknown> };
+};
+
+/** The demo chain and a decision; returns the two tokens and the action id. */
+async function chainAndDecision(actionId: string) {
+  const first = await postToken(baton, {
+    grant_type: grants.exchange,
+    subject_token: await mintUserToken('alice', { audience: baton.issuer }),
+    subject_token_type: tokenTypes.jwt,
+    actor_token: await mintAgentAssertion('orchestrator', baton.issuer),
+    actor_token_type: tokenTypes.jwt,
+    audience: 'payments',
+    scope: 'payments:read payments:transfer',
+  });
+  const second = await postToken(baton, {
+    grant_type: grants.exchange,
+    subject_token: first.body.access_token as string,
+    subject_token_type: tokenTypes.accessToken,
+    actor_token: await mintAgentAssertion('payments-subagent', baton.issuer),
+    actor_token_type: tokenTypes.jwt,
+    scope: 'payments:transfer',
+  });
+  const decision = await postJson(baton, '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 40, currency: 'EUR' }, action_id: actionId }, { authorization: basic('payments'), 'x-request-id': 'req-7' });
+  expect(decision.body.decision).toBe('allow');
+  return { first: decodeJwt(first.body.access_token as string), second: decodeJwt(second.body.access_token as string) };
+}
+
+describe('GET /audit/actions/{id}', () => {
+  it('returns both exchanges and the decision, root grant first, linked by lineage and verified', async () => {
+    const { first, second } = await chainAndDecision('order-1');
+    const result = await get('/audit/actions/order-1', await bearer('ops-console', 'baton:audit'));
+    expect(result.status).toBe(200);
+    const body = result.json() as { action_id: string; entries: { seq: number; hash: string; verified: boolean; entry: Record<string, unknown> }[] };
+    expect(body.action_id).toBe('order-1');
+    expect(body.entries.map((e) => [e.entry.type, e.entry.decision, e.verified])).toEqual([
+      ['token.exchange', 'granted', true],
+      ['token.exchange', 'granted', true],
+      ['decision', 'allow', true],
+    ]);
+    const [hop1, hop2, decision] = body.entries.map((e) => e.entry);
+    expect(hop1).toMatchObject({ tenant: 'acme', jti: first.jti, parent_jti: null, root_grant: first.jti, user: 'alice', actor_chain: ['orchestrator'], client: 'agent-platform', audience: ['https://payments.example'], scope: ['payments:read', 'payments:transfer'] });
+    expect(hop2).toMatchObject({ jti: second.jti, parent_jti: first.jti, root_grant: first.jti, actor_chain: ['payments-subagent', 'orchestrator'], scope: ['payments:transfer'], policy_ids: ['delegate-within-tenant'] });
+    expect(decision).toMatchObject({ type: 'decision', action_id: 'order-1', jti: second.jti, user: 'alice', actor_chain: ['payments-subagent', 'orchestrator'], client: 'payments', policy_ids: ['transfer-up-to-100'], request_id: 'req-7' });
+    expect(body.entries.map((e) => e.seq)).toEqual([...body.entries.map((e) => e.seq)].sort((a, b) => a - b));
+  });
+
+  it('shows another tenant\'s auditor nothing', async () => {
+    await chainAndDecision('order-2');
+    const globex = await get('/audit/actions/order-2', await bearer('globex-audit', 'baton:audit'));
+    expect({ status: globex.status, body: globex.json() }).toEqual({ status: 404, body: { error: 'not_found', error_description: 'no such action in your tenant' } });
+    const lines = (await get('/audit/entries?from=1&limit=10000', await bearer('globex-audit', 'baton:audit'))).text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => l.canonical !== undefined && !String(l.canonical).includes('"tenant":"*"')).every((l) => String(l.canonical).includes('"tenant":"globex"'))).toBe(true);
+    expect(lines.some((l) => l.redacted === true)).toBe(true);
+  });
+
+  it('refuses callers without the audit scope', async () => {
+    const result = await get('/audit/actions/order-1', await bearer('ops-console', 'baton:admin'));
+    expect({ status: result.status, body: result.json() }).toEqual({ status: 403, body: { error: 'access_denied', error_description: 'the caller lacks the baton:audit scope' } });
+    expect((await get('/audit/actions/order-1', {})).status).toBe(401);
+  });
+});
+
+describe('refusals are audited', () => {
+  it('records a refused exchange with its reason and never the token', async () => {
+    const refused = await postToken(baton, { grant_type: grants.exchange, subject_token: await mintUserToken('alice', { audience: 'https://elsewhere.example' }), subject_token_type: tokenTypes.jwt, actor_token: await mintAgentAssertion('orchestrator', baton.issuer), actor_token_type: tokenTypes.jwt, audience: 'payments' });
+    expect(refused.status).toBe(400);
+    const text = (await get('/audit/entries?from=1&limit=10000', await bearer('ops-console', 'baton:audit'))).text;
+    const entries = text.trim().split('\n').map((l) => JSON.parse(l) as { canonical?: string }).filter((l) => l.canonical !== undefined).map((l) => JSON.parse(l.canonical as string) as Record<string, unknown>);
+    expect(entries.find((e) => e.decision === 'refused' && e.type === 'token.exchange')).toMatchObject({ tenant: 'acme', client: 'agent-platform', reason: expect.stringMatching(/^invalid_request: subject_token is not intended for this audience/) });
+    expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}/);
+    expect(text).not.toContain('demo-only-');
+  });
+});
+
+describe('verification and checkpoints', () => {
+  it('signs checkpoints that verify against the JWKS', async () => {
+    await chainAndDecision('order-3');
+    await baton.checkpoint();
+    const result = await get('/audit/checkpoint', await bearer('ops-console', 'baton:audit'));
+    const body = result.json() as { seq: number; hash: string; jws: string };
+    const jwks = (await (await fetch(`${baton.url}/.well-known/jwks.json`)).json()) as Jwks;
+    expect(await verifyCheckpoint(await importPublicJwks(jwks), body.jws, baton.issuer)).toMatchObject({ seq: body.seq, hash: body.hash });
+  });
+
+  it('verifies an export offline, and names the first tampered entry by API and CLI', async () => {
+    await chainAndDecision('order-4');
+    await baton.checkpoint();
+    const auditor = await bearer('ops-console', 'baton:audit');
+    const jwks = (await (await fetch(`${baton.url}/.well-known/jwks.json`)).json()) as Jwks;
+    const exported = (await get('/audit/entries?from=1&limit=10000', auditor)).text;
+    const verdict = await verifyExport(exported, jwks, sha256Hex);
+    expect(verdict.ok).toBe(true);
+    expect(verdict.message).toMatch(/^\d+ entries valid \(\d+ whole, \d+ redacted\), \d+ checkpoints valid$/);
+
+    const verified = (await get('/audit/verify', auditor)).json();
+    expect(verified).toMatchObject({ valid: true, from: 1 });
+
+    // A superuser changes an entry in the middle of the log, bypassing the triggers.
+    const target = 4;
+    await baton.database.sql.begin(async (tx) => {
+      await tx.script('SET LOCAL session_replication_role = replica');
+      await tx`UPDATE audit_log SET canonical = replace(canonical, '"acme"', '"evil"') WHERE seq = ${target}`;
+    });
+    expect((await get('/audit/verify', auditor)).json()).toMatchObject({ valid: false, seq: target, reason: 'hash does not match its content' });
+    const tampered = (await get('/audit/entries?from=1&limit=10000', auditor)).text;
+    const dir = mkdtempSync(join(tmpdir(), 'baton-audit-'));
+    writeFileSync(join(dir, 'export.jsonl'), tampered);
+    expect(await verifyExport(tampered, jwks, sha256Hex)).toEqual({ ok: false, message: `entry ${target}: hash does not match its content` });
+
+    // Edited export lines are caught too, and a missing line is a gap.
+    const withoutLine = exported.split('\n').filter((l) => !l.startsWith('{"seq":6,')).join('\n');
+    expect(await verifyExport(withoutLine, jwks, sha256Hex)).toEqual({ ok: false, message: 'entry 6: entries 6–6 are missing' });
+  });
+});

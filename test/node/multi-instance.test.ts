@@ -1,0 +1,127 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuditReader } from '../../src/adapters/db/audit-store.js';
+import { openPostgres } from '../../src/adapters/db/postgres.js';
+import type { Database } from '../../src/adapters/db/sql.js';
+import { sha256Hex } from '../../src/adapters/node-hash.js';
+import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
+import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
+import { testDatabaseUrl } from '../support/database.js';
+import { basic, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+
+const skip = testDatabaseUrl === undefined;
+const schema = `baton_multi_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+const issuer = 'http://baton.test';
+const processes: ChildProcess[] = [];
+const urls: string[] = [];
+let db: Database;
+
+/** Starts `node dist/node/main.js` and resolves with its URL once it logs that it started. */
+function startProcess(env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, ['dist/node/main.js'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  processes.push(child);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('instance did not start in 60 s')), 60_000);
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const log = JSON.parse(line) as { message: string; url?: string };
+      if (log.message === 'baton started') {
+        clearTimeout(timer);
+        resolve(log.url as string);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`instance exited with ${code}`)));
+  });
+}
+
+beforeAll(async () => {
+  if (skip) return;
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  const keys = JSON.stringify(await generateSigningKeys('EdDSA'));
+  const env = { PORT: '0', DATABASE_URL: testDatabaseUrl as string, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: keys, BATON_ISSUER: issuer, BATON_CHECKPOINT_INTERVAL: '1' };
+  // The first instance migrates; the others start at once and find the schema in place or wait on the lock.
+  urls.push(...(await Promise.all([startProcess(env), startProcess(env), startProcess(env)])));
+  db = await openPostgres(testDatabaseUrl as string, { schema, max: 2 });
+});
+
+afterAll(async () => {
+  for (const p of processes) p.kill('SIGTERM');
+  await Promise.all(processes.map((p) => new Promise((resolve) => (p.exitCode === null ? p.once('exit', resolve) : resolve(undefined)))));
+  await db?.close();
+  if (!skip) {
+    const admin = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  }
+});
+
+const at = (url: string) => ({ url, issuer });
+
+describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
+  it('append to one chain under concurrent load: contiguous sequence numbers, verification passes', async () => {
+    const work = Array.from({ length: 30 }, async (_, i) => {
+      const instance = at(urls[i % 3] as string);
+      const first = await postToken(instance, {
+        grant_type: grants.exchange,
+        subject_token: await mintUserToken('alice', { audience: issuer }),
+        subject_token_type: tokenTypes.jwt,
+        actor_token: await mintAgentAssertion('orchestrator', issuer),
+        actor_token_type: tokenTypes.jwt,
+        audience: 'payments',
+        scope: 'payments:transfer',
+      });
+      expect(first.status).toBe(200);
+      // The next hop and the decision go to other instances.
+      const second = await postToken(at(urls[(i + 1) % 3] as string), {
+        grant_type: grants.exchange,
+        subject_token: first.body.access_token as string,
+        subject_token_type: tokenTypes.accessToken,
+        actor_token: await mintAgentAssertion('payments-subagent', issuer),
+        actor_token_type: tokenTypes.jwt,
+      });
+      expect(second.status).toBe(200);
+      const decision = await postJson(at(urls[(i + 2) % 3] as string), '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: i, currency: 'EUR' }, action_id: `multi-${i}` }, { authorization: basic('payments') });
+      expect(decision.body.decision).toBe('allow');
+    });
+    await Promise.all(work);
+
+    const rows = await db.sql<{ seq: string }>`SELECT seq FROM audit_log ORDER BY seq`;
+    expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: rows.length }, (_, i) => i + 1));
+    expect(rows.length).toBeGreaterThanOrEqual(90);
+    const reader = createAuditReader(db.sql, sha256Hex);
+    expect(await reader.verify(1, rows.length)).toEqual({ valid: true, entries: rows.length });
+  });
+
+  it('has the CLI verify an export, and name an entry a superuser changed', async () => {
+    const auditor = await postToken(at(urls[0] as string), { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
+    const headers = { authorization: `Bearer ${auditor.body.access_token as string}` };
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // a checkpoint at the 1 s cadence
+    const dir = mkdtempSync(join(tmpdir(), 'baton-cli-'));
+    const jwksFile = join(dir, 'jwks.json');
+    writeFileSync(jwksFile, await (await fetch(`${urls[1]}/.well-known/jwks.json`)).text());
+    const exportFile = join(dir, 'export.jsonl');
+    writeFileSync(exportFile, await (await fetch(`${urls[2]}/audit/entries?from=1&limit=10000`, { headers })).text());
+    const ok = execFileSync(process.execPath, ['dist/cli/baton.js', 'audit', 'verify', exportFile, '--key', jwksFile], { encoding: 'utf8' });
+    expect(ok).toMatch(/^\d+ entries valid \(\d+ whole, \d+ redacted\), [1-9]\d* checkpoints valid\n$/);
+
+    await db.sql.begin(async (tx) => {
+      await tx.script('SET LOCAL session_replication_role = replica');
+      await tx`UPDATE audit_log SET canonical = replace(canonical, '"time":"', '"time":"1') WHERE seq = 10`;
+    });
+    writeFileSync(exportFile, await (await fetch(`${urls[0]}/audit/entries?from=1&limit=10000`, { headers })).text());
+    let failure: { status: number | null; stderr: string } = { status: 0, stderr: '' };
+    try {
+      execFileSync(process.execPath, ['dist/cli/baton.js', 'audit', 'verify', exportFile, '--key', jwksFile], { encoding: 'utf8', stdio: 'pipe' });
+    } catch (error) {
+      failure = error as { status: number | null; stderr: string };
+    }
+    expect(failure).toMatchObject({ status: 1, stderr: 'entry 10: hash does not match its content\n' });
+    const verdict = (await (await fetch(`${urls[1]}/audit/verify`, { headers })).json()) as Record<string, unknown>;
+    expect(verdict).toMatchObject({ valid: false, seq: 10, reason: 'hash does not match its content' });
+  });
+});
