@@ -130,13 +130,17 @@ function freePort() {
   });
 }
 
-function logTail(file, lines = 20) {
+/** The last lines of Baton's log; `skipInfo` leaves out the per-request access lines. */
+function logTail(file, { lines = 20, skipInfo = false } = {}) {
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    const all = readFileSync(file, 'utf8').trimEnd().split('\n');
+    return (skipInfo ? all.filter((line) => !line.includes('"level":"info"')) : all).slice(-lines).join('\n') || '(nothing)';
   } catch {
     return '(no log)';
   }
 }
+
+const describeExit = ({ code, signal }) => (signal === null ? `exit code ${code}` : `signal ${signal}`);
 
 /** Recreates the bench database so every postgres run starts empty; it is dropped again at the end. */
 async function createBenchDatabase() {
@@ -201,12 +205,12 @@ async function startBaton(setup, workDir) {
   let early;
   void exited.then((status) => (early = status));
   for (;;) {
-    if (early !== undefined) throw new Error(`Baton (${setup}) exited before it was ready (${early.signal ?? `code ${early.code}`}); log:\n${logTail(log)}`);
+    if (early !== undefined) throw new Error(`Baton (${setup}) exited before it was ready (${describeExit(early)}); log:\n${logTail(log)}`);
     if (Date.now() > deadline) throw new Error(`Baton (${setup}) was not ready within ${readyTimeoutMs / 1000} s; log:\n${logTail(log)}`);
     try {
       const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
       await response.arrayBuffer();
-      if (response.status === 200) return { url, log };
+      if (response.status === 200) return { url, log, exited };
     } catch {
       // not listening yet
     }
@@ -289,48 +293,80 @@ async function prepare(baseUrl) {
 const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]);
 
 /**
- * Runs autocannon against the token endpoint with one constant request. Latency percentiles are
- * computed here from each 2xx response's own time: autocannon's histogram keeps whole
- * milliseconds, and with a rate it adds synthetic samples (coordinated-omission correction at a
- * 1 ms interval) that would blur p50/p99 at a given load.
+ * Runs autocannon against the token endpoint with one constant request, for `duration` seconds
+ * or for `amount` requests. Latency percentiles are computed here from each 2xx response's own
+ * time: autocannon's histogram keeps whole milliseconds, and with a rate it adds synthetic
+ * samples (coordinated-omission correction at a 1 ms interval) that would blur p50/p99.
  */
 async function load(target, { connections, duration, rate, amount }) {
   const latencies = [];
   let firstFailure;
-  const instance = autocannon({
-    url: target.url,
-    connections,
-    ...(amount === undefined ? { duration } : { amount }),
-    ...(rate === undefined ? {} : { overallRate: rate }),
-    timeout: 10,
-    requests: [
-      {
-        method: 'POST',
-        path: target.path,
-        headers: target.headers,
-        body: target.body,
-        onResponse: (status, body) => {
-          if ((status < 200 || status > 299) && firstFailure === undefined) firstFailure = `HTTP ${status}: ${body}`;
+  // If Baton dies mid-run, every further request fails at once: stop rather than count them for the rest of the run.
+  const instances = [];
+  let died;
+  void target.exited.then((status) => {
+    died = status;
+    for (const instance of instances) instance.stop();
+  });
+  const start = (settings) => {
+    const instance = autocannon({
+      url: target.url,
+      timeout: 10,
+      ...settings,
+      requests: [
+        {
+          method: 'POST',
+          path: target.path,
+          headers: target.headers,
+          body: target.body,
+          onResponse: (status, body) => {
+            if ((status < 200 || status > 299) && firstFailure === undefined) firstFailure = `HTTP ${status}: ${body}`;
+          },
         },
-      },
-    ],
-  });
-  instance.on('response', (_client, status, _bytes, ms) => {
-    if (status >= 200 && status <= 299) latencies.push(ms);
-  });
-  instance.on('reqError', (error) => {
-    firstFailure ??= `request error: ${error instanceof Error ? error.message : String(error)}`;
-  });
-  const result = await instance;
+      ],
+    });
+    instance.on('response', (_client, status, _bytes, ms) => {
+      if (status >= 200 && status <= 299) latencies.push(ms);
+    });
+    instance.on('reqError', (error) => {
+      firstFailure ??= `request error: ${error instanceof Error ? error.message : String(error)}`;
+    });
+    instances.push(instance);
+    return instance;
+  };
+
+  let results;
+  if (rate === undefined) {
+    results = [await start({ connections, ...(amount === undefined ? { duration } : { amount }) })];
+  } else {
+    // autocannon meters a rate per connection and per wall-clock second: each connection sends
+    // back to back until its share of the second is used, and all connections share one tick.
+    // With one instance the load would be a burst of `connections` concurrent requests at the top
+    // of every second, then silence, and p99 would measure the burst. So each connection gets its
+    // own instance, started 1/n s after the previous one, which spreads the bursts over the second.
+    const n = Math.min(connections, rate);
+    const share = (i) => Math.floor(rate / n) + (i < rate % n ? 1 : 0);
+    results = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        await sleep((i * 1000) / n);
+        return died === undefined ? await start({ connections: 1, duration, overallRate: share(i) }) : undefined;
+      }),
+    );
+    results = results.filter((r) => r !== undefined);
+  }
+
   latencies.sort((a, b) => a - b);
+  const sum = (pick) => results.reduce((total, r) => total + pick(r), 0);
   // A request that got no 2xx: another status, a socket error or a timeout.
-  const failed = result.non2xx + result.errors + result.timeouts;
-  if (failed > 0) firstFailure ??= `${result.errors} socket errors, ${result.timeouts} timeouts`;
+  const failed = sum((r) => r.non2xx + r.errors + r.timeouts) + (died === undefined ? 0 : 1);
+  if (died !== undefined) firstFailure = `Baton exited during the run (${describeExit(died)})${firstFailure === undefined ? '' : `; clients saw: ${firstFailure}`}`;
+  else if (failed > 0) firstFailure ??= `${sum((r) => r.errors)} socket errors, ${sum((r) => r.timeouts)} timeouts`;
   return {
-    requestsPerSecond: result.requests.mean,
+    // Each instance's mean of its per-second counts; together, the overall rate.
+    requestsPerSecond: sum((r) => r.requests.mean),
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
-    total: result.requests.total,
+    total: sum((r) => r.requests.total),
     failed,
     firstFailure,
   };
@@ -344,6 +380,7 @@ async function benchSetup(setup, options, workDir, rows) {
     // Fresh credentials per scenario, so none is older than one run when it is used.
     const target = {
       url: baton.url,
+      exited: baton.exited,
       path: tokenPath,
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
       body: new URLSearchParams(await scenario.params()).toString(),
@@ -354,8 +391,18 @@ async function benchSetup(setup, options, workDir, rows) {
     progress(`${setup} / ${scenario.name}: ${options.duration} s, ${options.connections} connections${options.rate === undefined ? '' : `, ${options.rate} requests/s`}`);
     const run = await load(target, options);
     rows.push({ setup, scenario: scenario.name, ...run });
-    if (run.failed > 0) progress(`${setup} / ${scenario.name}: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nBaton log (tail):\n${logTail(baton.log)}`);
+    if (run.failed > 0) progress(`${setup} / ${scenario.name}: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`);
+    if (run.failed > 0 && run.firstFailure.startsWith('Baton exited')) throw new Error(`Baton is gone; the remaining scenarios are skipped`);
   }
+}
+
+/** The share of all CPUs' time spent idle over the next second. */
+async function idlePercent() {
+  const times = () => cpus().reduce((sum, cpu) => ({ idle: sum.idle + cpu.times.idle, all: sum.all + Object.values(cpu.times).reduce((a, b) => a + b, 0) }), { idle: 0, all: 0 });
+  const before = times();
+  await sleep(1_000);
+  const after = times();
+  return Math.round((100 * (after.idle - before.idle)) / Math.max(1, after.all - before.all));
 }
 
 function table(rows) {
@@ -384,6 +431,8 @@ async function main() {
     void runCleanups().finally(() => process.exit(1));
   }, budgetMs).unref();
 
+  // Other work on the machine skews every figure; how idle it was just before shows whether there was any.
+  const idleAtStart = await idlePercent();
   const workDir = await mkdtemp(join(tmpdir(), 'baton-bench-'));
   cleanups.push(() => rm(workDir, { recursive: true, force: true }));
   const rows = [];
@@ -406,7 +455,7 @@ async function main() {
   }
 
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  print(`node ${process.version}, ${availableParallelism()} CPUs (${cpu}), ${process.platform}/${process.arch}`);
+  print(`node ${process.version}, ${availableParallelism()} CPUs (${cpu}), ${process.platform}/${process.arch}, ${idleAtStart}% CPU idle before the start`);
   print(`${options.duration} s per run, ${options.connections} connections, ${options.rate === undefined ? 'unthrottled' : `${options.rate} requests/s overall`}`);
   print();
   print(table(rows));

@@ -1,13 +1,18 @@
+import './v8-flags.js';
 import { ConfigError, loadConfig } from './config.js';
 import { DetailTypeError } from '../core/authorization-details.js';
 import { RegistryError } from '../core/registry.js';
 import { PolicySetError } from '../adapters/cedar/cedar-engine.js';
 import { startBaton } from './server.js';
+import { guardKnownDriverFaults } from './driver-guard.js';
+import { jsonLogger } from '../adapters/json-logger.js';
 
 /** Node entry point: the only place that reads the environment and handles signals. */
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const baton = await startBaton(config);
+  const logger = jsonLogger((line) => process.stdout.write(line));
+  guardKnownDriverFaults(logger);
+  const baton = await startBaton(config, { logger });
   // SIGHUP re-reads registry and policies; a bad file is logged and the running one stays.
   process.on('SIGHUP', () => {
     baton.reloadRegistry().catch(() => undefined);
