@@ -84,9 +84,16 @@ export function auditEntry(event: AuditEvent, time: Date): AuditEntry {
   };
 }
 
+/** RFC 8785 (JCS) canonical JSON of a JSON value. */
+export function canonicalJson(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined) throw new TypeError('value has no JSON form');
+  return text;
+}
+
 /** RFC 8785 canonical JSON of an entry. */
 export function canonicalEntry(entry: AuditEntry): string {
-  return canonicalize(entry) as string;
+  return canonicalJson(entry);
 }
 
 /** An entry's hash: domain-separated SHA-256 over the version tag, sequence number, previous hash and canonical entry. */
