@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { isKnownDriverFault } from './src/node/driver-guard.js';
+import { isKnownDriverFault, isLostConnection } from './src/node/driver-guard.js';
 
 export const config = defineConfig({
   test: {
@@ -11,7 +11,7 @@ export const config = defineConfig({
     execArgv: ['--no-turbo-inline-js-wasm-calls'],
     // The outage test cuts PostgreSQL connections, which can trip a known postgres.js fault
     // (see src/node/driver-guard.ts); Baton's entry point survives it, so the test run does too.
-    onUnhandledError: (error) => !isKnownDriverFault(error),
+    onUnhandledError: (error) => !(isKnownDriverFault(error) || isLostConnection(error)),
   },
 });
 

@@ -11,3 +11,5 @@ GRANT SELECT, UPDATE ON audit_head TO :"app";
 GRANT SELECT, INSERT ON tokens TO :"app";
 GRANT SELECT, INSERT, DELETE ON used_assertions TO :"app";
 GRANT SELECT ON baton_migrations TO :"app";
+GRANT SELECT, INSERT ON revocations TO :"app";
+GRANT USAGE ON SEQUENCE revocations_id_seq TO :"app";

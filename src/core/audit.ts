@@ -11,6 +11,7 @@ export type AuditType =
   | 'token.exchange'
   | 'token.client_credentials'
   | 'token.request'
+  | 'token.revocation'
   | 'decision'
   | 'authzen.evaluation'
   | 'policy.reload'

@@ -2,6 +2,7 @@ import type { JWTPayload } from 'jose';
 import { OAuthError, type OAuthErrorCode } from './errors.js';
 import { verifyJwt } from './jwt.js';
 import type { Clock, SigningKeys } from './ports.js';
+import type { Revocations } from './revocation.js';
 
 /** Algorithms Baton signs with, the only ones accepted on its own tokens. */
 export const batonAlgorithms = ['EdDSA', 'ES256'] as const;
@@ -11,6 +12,7 @@ export interface BatonTokenVerifier {
   readonly keys: SigningKeys;
   readonly clock: Clock;
   readonly limits: { readonly clockToleranceSeconds: number };
+  readonly revocations: Revocations;
 }
 
 /** A verified Baton access token and the claims Baton always sets. */
@@ -29,7 +31,13 @@ export function audienceClaim(aud: unknown): string[] {
   return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
 }
 
-/** Verifies a token Baton issued: its keys, `typ: at+jwt`, expiry, and the claims Baton sets. */
+/** The description of a refusal because the token, or one it derives from, was revoked. */
+export const revokedDescription = (param: string): string => `${param} has been revoked`;
+
+/**
+ * Verifies a token Baton issued: its keys, `typ: at+jwt`, expiry, the claims Baton sets, and
+ * that neither it nor any token it derives from is revoked (one in-memory lookup).
+ */
 export async function verifyBatonToken(ctx: BatonTokenVerifier, token: string, param: string, errorCode: OAuthErrorCode = 'invalid_request'): Promise<BatonToken> {
   const { payload } = await verifyJwt(token, {
     param,
@@ -44,5 +52,6 @@ export async function verifyBatonToken(ctx: BatonTokenVerifier, token: string, p
   });
   const { tenant, jti, sub, client_id: clientId } = payload as { tenant: unknown; jti: string; sub: string; client_id: unknown };
   if (typeof tenant !== 'string' || typeof clientId !== 'string') throw new OAuthError(errorCode, `${param} has invalid Baton claims`);
+  if (ctx.revocations.isRevoked(tenant, jti)) throw new OAuthError(errorCode, revokedDescription(param));
   return { payload, tenant, sub, jti, clientId, audience: audienceClaim(payload.aud) };
 }

@@ -3,7 +3,7 @@ import { parseActClaim } from './act-chain.js';
 import { scopeClaim } from './attenuate.js';
 import type { AuditEvent, AuditLog } from './audit.js';
 import { authorizationDetailsClaim, matchDecision, type DetailTypes } from './authorization-details.js';
-import { verifyBatonToken, type BatonTokenVerifier } from './baton-token.js';
+import { revokedDescription, verifyBatonToken, type BatonTokenVerifier } from './baton-token.js';
 import { OAuthError } from './errors.js';
 import { randomId } from './jwt.js';
 import { agentEntity, entityRef, userEntity } from './policy.js';
@@ -95,7 +95,8 @@ async function evaluateDecision(
   try {
     token = await verifyBatonToken(ctx, request.token, 'token');
   } catch (error) {
-    return deny('baton:invalid-token', error instanceof OAuthError ? error.description : String(error));
+    const description = error instanceof OAuthError ? error.description : String(error);
+    return deny(description === revokedDescription('token') ? 'baton:revoked' : 'baton:invalid-token', description);
   }
   trail.jti = token.jti;
   trail.user = token.sub;

@@ -5,6 +5,8 @@ export function endpoints(issuer: string) {
   const base = issuer.replace(/\/$/, '');
   return {
     token: `${base}/oauth2/token`,
+    revocation: `${base}/oauth2/revoke`,
+    introspection: `${base}/oauth2/introspect`,
     jwks: `${base}/.well-known/jwks.json`,
   };
 }
@@ -16,6 +18,10 @@ export function authorizationServerMetadata(issuer: string, signingAlgorithms: r
     issuer,
     token_endpoint: urls.token,
     jwks_uri: urls.jwks,
+    revocation_endpoint: urls.revocation,
+    revocation_endpoint_auth_methods_supported: clientAuthMethods.filter((m) => m !== 'none'),
+    introspection_endpoint: urls.introspection,
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'bearer'],
     grant_types_supported: [grantTypes.tokenExchange, grantTypes.clientCredentials],
     response_types_supported: [],
     token_endpoint_auth_methods_supported: clientAuthMethods.filter((m) => m !== 'none'),

@@ -1,5 +1,6 @@
 import type { AssertionContext } from './assertion.js';
 import type { AuditEvent, AuditLog, AuditType } from './audit.js';
+import type { Revocations } from './revocation.js';
 import type { AuthorizationDetail, DetailTypes } from './authorization-details.js';
 import { authenticateClient } from './client-auth.js';
 import { OAuthError } from './errors.js';
@@ -29,6 +30,7 @@ export interface TokenServiceContext extends AssertionContext {
   /** The `authorization_details` types this deployment accepts. */
   readonly detailTypes: DetailTypes;
   readonly audit: AuditLog;
+  readonly revocations: Revocations;
   readonly logger: Logger;
   readonly limits: Limits;
 }

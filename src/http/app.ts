@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuthzen } from '../core/authzen.js';
 import { authenticateResourceServer, authenticateWithScope } from '../core/callers.js';
 import { decide, parseAuthorizeRequest } from '../core/decisions.js';
+import { introspect, killSwitch, revokeToken } from '../core/revoke.js';
 import { OAuthError, invalidRequest } from '../core/errors.js';
 import type { AuditQueries } from '../core/audit.js';
 import { authorizationServerMetadata } from '../core/metadata.js';
@@ -88,6 +89,36 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return oauthErrorResponse(c, error, logger);
     }
   });
+  /** Parses a form body, refusing other content types and repeated parameters. */
+  const formOf = async (c: Context<Env>) => {
+    const type = c.req.header('content-type') ?? '';
+    if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim())) throw invalidRequest('content type must be application/x-www-form-urlencoded');
+    return parseForm(await c.req.text(), new Set());
+  };
+  app.post('/oauth2/revoke', limit, async (c) => {
+    try {
+      await revokeToken(tokens, await formOf(c), c.req.header('authorization'), requestIdOf(c));
+      return c.body(null, 200, noStore);
+    } catch (error) {
+      return oauthErrorResponse(c, error, logger);
+    }
+  });
+  app.post(
+    '/oauth2/introspect',
+    limit,
+    api(async (c) => {
+      const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
+      return c.json(await introspect(tokens, caller, await formOf(c)), 200, noStore);
+    }),
+  );
+  app.post(
+    '/admin/revoke',
+    limit,
+    api(async (c) => {
+      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
+      return c.json(await killSwitch(tokens, caller, await readJsonBody(c), requestIdOf(c)), 200, noStore);
+    }),
+  );
   app.all('/oauth2/token', (c) => c.json({ error: 'invalid_request', error_description: 'use POST' }, 405, { ...noStore, Allow: 'POST' }));
 
   app.post(

@@ -9,6 +9,7 @@ import { openPostgres } from '../adapters/db/postgres.js';
 import type { Database } from '../adapters/db/sql.js';
 import { createSqlStore } from '../adapters/db/sql-store.js';
 import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
+import { createRevocations } from '../adapters/db/revocation-store.js';
 import { sha256Hex } from '../adapters/node-hash.js';
 import { startCheckpoints } from './checkpoints.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
@@ -82,6 +83,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     let registry: Registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
     let policies: PolicyEngine & { readonly policyIds: readonly string[] } = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
     const clock = options.clock ?? systemClock;
+    const revocations = await createRevocations(database.sql, { logger });
     const audit = createAuditWriter(database.sql, { sha256: sha256Hex, clock });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
     const tokens: TokenServiceContext = {
@@ -93,6 +95,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       policy: () => policies,
       detailTypes: loadDetailTypes(config.detailTypesDir),
       audit,
+      revocations,
       clock,
       logger,
       limits: config,
@@ -147,6 +150,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         // Finish in-flight requests, flush the audit batch, then let go of the database.
         await new Promise<void>((resolve) => running.close(() => resolve()));
         checkpoints.stop();
+        revocations.stop();
         await audit.drain();
         await closeDatabase();
       },

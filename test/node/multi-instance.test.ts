@@ -124,4 +124,32 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
     const verdict = (await (await fetch(`${urls[1]}/audit/verify`, { headers })).json()) as Record<string, unknown>;
     expect(verdict).toMatchObject({ valid: false, seq: 10, reason: 'hash does not match its content' });
   });
+
+  it('honours a revocation made on one instance on the others within one second', async () => {
+    const token = await postToken(at(urls[0] as string), {
+      grant_type: grants.exchange,
+      subject_token: await mintUserToken('alice', { audience: issuer }),
+      subject_token_type: tokenTypes.jwt,
+      actor_token: await mintAgentAssertion('orchestrator', issuer),
+      actor_token_type: tokenTypes.jwt,
+      audience: 'payments',
+    });
+    const jwt = token.body.access_token as string;
+    const introspect = async (url: string) => {
+      const response = await fetch(`${url}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('payments') }, body: new URLSearchParams({ token: jwt }) });
+      return ((await response.json()) as { active: boolean }).active;
+    };
+    expect(await introspect(urls[2] as string)).toBe(true);
+    const revoked = await fetch(`${urls[1]}/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform') }, body: new URLSearchParams({ token: jwt }) });
+    expect(revoked.status).toBe(200);
+    const started = performance.now();
+    const honoured = await Promise.all(
+      [urls[0], urls[2]].map(async (url) => {
+        while ((await introspect(url as string)) && performance.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+        return performance.now() - started;
+      }),
+    );
+    for (const url of urls) expect(await introspect(url)).toBe(false);
+    for (const elapsed of honoured) expect(elapsed).toBeLessThan(1000);
+  });
 });

@@ -5,7 +5,7 @@ import { openPostgres } from '../../src/adapters/db/postgres.js';
 import type { Database } from '../../src/adapters/db/sql.js';
 
 /** The real PostgreSQL for storage tests; CI sets it (see .ci/run). */
-export const testDatabaseUrl = process.env.BATON_TEST_DATABASE_URL;
+export const testDatabaseUrl = process.env.BATON_TEST_DATABASE_URL || undefined;
 
 /**
  * A fresh PostgreSQL schema of its own, so suites never collide; dropped when closed.

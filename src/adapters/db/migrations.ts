@@ -79,6 +79,24 @@ export const migrations: readonly { readonly version: number; readonly name: str
         FOR EACH STATEMENT EXECUTE FUNCTION baton_append_only();
     `,
   },
+  {
+    version: 3,
+    name: 'revocations',
+    sql: `
+      -- One row per revoked token: a revocation is materialized down the lineage when it is
+      -- made, so checking a token is one lookup, never a walk up its ancestors.
+      CREATE TABLE revocations (
+        id         bigserial   PRIMARY KEY,
+        tenant     text        NOT NULL,
+        jti        text        NOT NULL,
+        expires_at timestamptz NOT NULL,
+        revoked_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (tenant, jti)
+      );
+      CREATE INDEX tokens_actor ON tokens (tenant, actor);
+      CREATE INDEX tokens_subject ON tokens (tenant, subject);
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */

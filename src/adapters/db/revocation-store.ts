@@ -1,0 +1,88 @@
+import { withinDeadline } from '../../core/errors.js';
+import type { Logger } from '../../core/ports.js';
+import type { RevocationTarget, Revocations } from '../../core/revocation.js';
+import type { Sql } from './sql.js';
+
+export interface RevocationOptions {
+  readonly logger: Logger;
+  /** How often to pick up revocations made by other instances. */
+  readonly pollMilliseconds?: number;
+  readonly deadlineMs?: number;
+}
+
+const key = (tenant: string, jti: string): string => `${tenant}\u0000${jti}`;
+
+/**
+ * Revocations over SQL with an in-memory set: loaded at start, extended by polling for rows newer
+ * than the last seen id, and by this instance's own revocations at once. A revocation writes one
+ * row per token in the lineage below the target (a recursive query), and repeats the cascade a
+ * little later to catch tokens that were being issued from a revoked parent at that moment.
+ */
+export async function createRevocations(sql: Sql, options: RevocationOptions): Promise<Revocations & { stop(): void; refresh(): Promise<void> }> {
+  const revoked = new Set<string>();
+  let lastId = 0;
+  const deadline = options.deadlineMs ?? 3000;
+  const pending = new Set<ReturnType<typeof setTimeout>>();
+
+  async function refresh(): Promise<void> {
+    // Ids are taken at insert but become visible at commit, possibly out of order: rows from the
+    // last few seconds are read again so one committed late is not skipped.
+    const rows = await sql<{ id: string | number; tenant: string; jti: string }>`
+      SELECT id, tenant, jti FROM revocations
+      WHERE (id > ${lastId} OR revoked_at > now() - interval '10 seconds') AND expires_at > now()
+      ORDER BY id LIMIT 100000`;
+    for (const r of rows) {
+      revoked.add(key(r.tenant, r.jti));
+      lastId = Math.max(lastId, Number(r.id));
+    }
+  }
+  await refresh();
+
+  async function cascade(tenant: string, target: RevocationTarget): Promise<string[]> {
+    const agent = target.kind === 'agent' ? target.agent : null;
+    const user = target.kind === 'user' ? target.user : null;
+    const jti = target.kind === 'token' ? target.jti : null;
+    const rows = await sql<{ jti: string }>`
+      WITH RECURSIVE tree(jti) AS (
+        SELECT jti FROM tokens
+        WHERE tenant = ${tenant} AND expires_at > now()
+          AND (jti = ${jti} OR actor = ${agent} OR subject = ${agent} OR subject = ${user})
+        UNION
+        SELECT t.jti FROM tokens t JOIN tree ON t.parent_jti = tree.jti WHERE t.tenant = ${tenant}
+      )
+      INSERT INTO revocations (tenant, jti, expires_at)
+      SELECT ${tenant}, t.jti, t.expires_at FROM tokens t JOIN tree ON t.jti = tree.jti
+      WHERE t.tenant = ${tenant} AND t.expires_at > now()
+      ON CONFLICT (tenant, jti) DO NOTHING
+      RETURNING jti`;
+    for (const r of rows) revoked.add(key(tenant, r.jti));
+    return rows.map((r) => r.jti);
+  }
+
+  const poll = setInterval(() => {
+    refresh().catch((error: unknown) => options.logger.warn('revocation poll failed; will retry', { detail: error instanceof Error ? error.message : String(error) }));
+  }, options.pollMilliseconds ?? 250);
+  poll.unref();
+
+  return {
+    isRevoked: (tenant, jti) => revoked.has(key(tenant, jti)),
+    async revoke(tenant, target) {
+      const first = await withinDeadline(cascade(tenant, target), deadline);
+      // A child issued from a revoked parent while the cascade ran is caught by a second pass.
+      for (const delay of [1500, 4000]) {
+        const timer = setTimeout(() => {
+          pending.delete(timer);
+          cascade(tenant, target).catch((error: unknown) => options.logger.warn('revocation follow-up failed', { detail: error instanceof Error ? error.message : String(error) }));
+        }, delay);
+        timer.unref();
+        pending.add(timer);
+      }
+      return first;
+    },
+    refresh,
+    stop() {
+      clearInterval(poll);
+      for (const timer of pending) clearTimeout(timer);
+    },
+  };
+}
