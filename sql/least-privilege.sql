@@ -13,3 +13,4 @@ GRANT SELECT, INSERT, DELETE ON used_assertions TO :"app";
 GRANT SELECT ON baton_migrations TO :"app";
 GRANT SELECT, INSERT ON revocations TO :"app";
 GRANT USAGE ON SEQUENCE revocations_id_seq TO :"app";
+GRANT SELECT, INSERT, UPDATE ON authorization_codes, refresh_tokens TO :"app";

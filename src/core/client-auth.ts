@@ -59,7 +59,12 @@ export async function authenticateClient(
   const basic = authorization !== undefined && /^basic /i.test(authorization);
   const methods = [basic, params.client_secret !== undefined, params.client_assertion !== undefined].filter(Boolean).length;
   if (methods > 1) throw invalidRequest('more than one client authentication method was used');
-  if (methods === 0) throw new OAuthError('invalid_client', 'client authentication is required');
+  if (methods === 0) {
+    // A public client (PKCE only) identifies itself by client_id alone.
+    const publicClient = params.client_id === undefined ? undefined : registry.callers.get(params.client_id);
+    if (publicClient?.authMethod === 'none') return publicClient;
+    throw new OAuthError('invalid_client', 'client authentication is required');
+  }
 
   if (basic) {
     const { id, secret } = parseBasic(authorization);

@@ -122,6 +122,9 @@ export const clientSchema = z
   })
   .superRefine((v, ctx) => {
     credentialRules(v, ctx);
+    if (v.grant_types.includes(grantTypes.authorizationCode) && (v.redirect_uris ?? []).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'is required for the authorization_code grant' });
+    }
     if (v.token_endpoint_auth_method === 'none') {
       v.grant_types.forEach((g, i) => {
         if (!browserGrants.has(g)) ctx.addIssue({ code: 'custom', path: ['grant_types', i], message: `a public client (auth method none) may not use ${g}` });
@@ -143,6 +146,14 @@ export const resourceServerSchema = z
   })
   .superRefine(credentialRules);
 
+/** A built-in user of the embedded default's password sign-in. */
+export const userSchema = z.strictObject({
+  tenant: id,
+  sub: z.string().min(1).max(256),
+  name: z.string().min(1).max(200).optional(),
+  password_scrypt: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, 'must be scrypt$N$r$p$salt$hash (base64url)'),
+});
+
 /** The declarative registry file (`policies/registry.json`). */
 export const registryDocumentSchema = z.strictObject({
   $schema: z.string().optional(),
@@ -151,6 +162,7 @@ export const registryDocumentSchema = z.strictObject({
   agents: z.array(agentSchema).default([]),
   clients: z.array(clientSchema).default([]),
   resource_servers: z.array(resourceServerSchema).default([]),
+  users: z.array(userSchema).default([]),
 });
 export type RegistryDocument = z.infer<typeof registryDocumentSchema>;
 export type Jwks = z.infer<typeof jwksSchema>;

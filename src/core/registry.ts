@@ -51,6 +51,17 @@ export interface Caller {
   readonly agents: ReadonlySet<string>;
   /** The most `authorization_details` it may request for itself (client credentials). */
   readonly authorizationDetails: readonly AuthorizationDetail[];
+  /** Exact redirect URIs of the code flow. */
+  readonly redirectUris: readonly string[];
+  readonly name: string;
+}
+
+/** A built-in user (password sign-in of the embedded default). */
+export interface RegisteredUser {
+  readonly tenant: string;
+  readonly sub: string;
+  readonly name: string;
+  readonly passwordScrypt: string;
 }
 
 /** The registry compiled for lookups: every key imported, every reference checked. */
@@ -62,7 +73,12 @@ export interface Registry {
   readonly resourceServers: ReadonlyMap<string, ResourceServer>;
   /** Resource servers by their audience URI. */
   readonly audiences: ReadonlyMap<string, ResourceServer>;
+  /** Built-in users by tenant and sub (see `userKey`). */
+  readonly users: ReadonlyMap<string, RegisteredUser>;
 }
+
+/** The key of a built-in user in `Registry.users`. */
+export const userKey = (tenant: string, sub: string): string => `${tenant}\u0000${sub}`;
 
 export interface RegistryProblem {
   /** JSON pointer into the registry file. */
@@ -172,6 +188,8 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
         scope,
         agents: new Set([a.id]),
         authorizationDetails: (a.authorization_details ?? []) as AuthorizationDetail[],
+        redirectUris: [],
+        name: a.name,
       },
       `${path}/id`,
     );
@@ -197,6 +215,8 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
         scope: c.scope === undefined ? undefined : new Set(c.scope),
         agents: new Set(c.agents ?? []),
         authorizationDetails: (c.authorization_details ?? []) as AuthorizationDetail[],
+        redirectUris: c.redirect_uris ?? [],
+        name: c.name,
       },
       `${path}/client_id`,
     );
@@ -223,11 +243,20 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
         scope: undefined,
         agents: new Set(),
         authorizationDetails: [],
+        redirectUris: [],
+        name: rs.name ?? rs.id,
       },
       `${path}/id`,
     );
   }
 
+  const users = new Map<string, RegisteredUser>();
+  doc.users.forEach((u, i) => {
+    checkTenant(u.tenant, `/users/${i}/tenant`);
+    if (users.has(userKey(u.tenant, u.sub))) problems.push({ path: `/users/${i}/sub`, message: `duplicate user "${u.sub}" in tenant "${u.tenant}"` });
+    users.set(userKey(u.tenant, u.sub), { tenant: u.tenant, sub: u.sub, name: u.name ?? u.sub, passwordScrypt: u.password_scrypt });
+  });
+
   if (problems.length > 0) throw new RegistryError(options.file, problems);
-  return { tenants, issuers, agents, callers, resourceServers, audiences };
+  return { tenants, issuers, agents, callers, resourceServers, audiences, users };
 }

@@ -2,7 +2,9 @@
 export type RevocationTarget =
   | { readonly kind: 'token'; readonly jti: string }
   | { readonly kind: 'agent'; readonly agent: string }
-  | { readonly kind: 'user'; readonly user: string };
+  | { readonly kind: 'user'; readonly user: string }
+  /** Every token issued under one grant: an authorization code and its refresh-token family. */
+  | { readonly kind: 'grant'; readonly grant: string };
 
 /**
  * Revoked tokens. `isRevoked` answers from memory (kept current across instances within a

@@ -41,7 +41,8 @@ async function issuedToOrDerived(ctx: TokenServiceContext, token: BatonToken, ca
 
 /** Records a revocation and how far it cascaded. */
 async function auditRevocation(ctx: TokenServiceContext, tenant: string, client: string, target: RevocationTarget, revoked: readonly string[], requestId: string | null): Promise<void> {
-  const what = target.kind === 'token' ? 'the token' : `everything ${target.kind} ${target.kind === 'agent' ? target.agent : target.user} holds or appears in`;
+  const what =
+    target.kind === 'token' ? 'the token' : target.kind === 'grant' ? `grant ${target.grant}` : `everything ${target.kind} ${target.kind === 'agent' ? target.agent : target.user} holds or appears in`;
   await ctx.audit.append({
     tenant,
     type: 'token.revocation',

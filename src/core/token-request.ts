@@ -41,7 +41,24 @@ export const clientCredentialsRequestSchema = z.object({
 });
 export type ClientCredentialsRequest = z.infer<typeof clientCredentialsRequestSchema>;
 
-export const tokenRequestSchema = z.discriminatedUnion('grant_type', [tokenExchangeRequestSchema, clientCredentialsRequestSchema]);
+export const authorizationCodeRequestSchema = z.object({
+  grant_type: z.literal(grantTypes.authorizationCode),
+  code: z.string({ error: 'is required' }).min(1, 'is required').max(256),
+  redirect_uri: z.string({ error: 'is required' }).min(1, 'is required').max(2048),
+  code_verifier: z.string().max(256).optional(),
+  actor_token: z.string().min(1, 'must not be empty').optional(),
+  actor_token_type: z.string().min(1, 'must not be empty').optional(),
+});
+export type AuthorizationCodeRequest = z.infer<typeof authorizationCodeRequestSchema>;
+
+export const refreshTokenRequestSchema = z.object({
+  grant_type: z.literal(grantTypes.refreshToken),
+  refresh_token: z.string({ error: 'is required' }).min(1, 'is required').max(256),
+  scope: scopeParam.optional(),
+});
+export type RefreshTokenRequest = z.infer<typeof refreshTokenRequestSchema>;
+
+export const tokenRequestSchema = z.discriminatedUnion('grant_type', [tokenExchangeRequestSchema, clientCredentialsRequestSchema, authorizationCodeRequestSchema, refreshTokenRequestSchema]);
 export type TokenRequest = z.infer<typeof tokenRequestSchema>;
 
 /** Client authentication parameters of the request body (RFC 6749 §2.3.1, RFC 7523 §2.2). */
@@ -53,7 +70,7 @@ export const clientAuthParamsSchema = z.object({
 });
 export type ClientAuthParams = z.infer<typeof clientAuthParamsSchema>;
 
-const supportedGrants: ReadonlySet<string> = new Set([grantTypes.tokenExchange, grantTypes.clientCredentials]);
+const supportedGrants: ReadonlySet<string> = new Set([grantTypes.tokenExchange, grantTypes.clientCredentials, grantTypes.authorizationCode, grantTypes.refreshToken]);
 
 /** Parsed form parameters: single values as strings, repeatable ones as arrays. */
 export type FormParams = Record<string, string | string[]>;

@@ -11,6 +11,8 @@ import { grantTypes } from './registry-schema.js';
 import { parseTokenRequest, type FormParams } from './token-request.js';
 import { clientCredentials } from './grants/client-credentials.js';
 import { tokenExchange } from './grants/token-exchange.js';
+import { authorizationCode, refreshToken } from './grants/code-grants.js';
+import type { CodeFlowContext } from './code-flow.js';
 
 /** Limits a deployment may tune; defaults come from the configuration. */
 export interface Limits {
@@ -141,13 +143,15 @@ export interface TokenEndpointInput {
 const auditTypes: Readonly<Record<string, AuditType>> = {
   [grantTypes.tokenExchange]: 'token.exchange',
   [grantTypes.clientCredentials]: 'token.client_credentials',
+  [grantTypes.authorizationCode]: 'token.authorization_code',
+  [grantTypes.refreshToken]: 'token.refresh',
 };
 
 /**
  * The token endpoint: every request is answered only after its audit entry is committed,
  * whether it is granted (with the token's lineage) or refused (with what was established).
  */
-export async function handleTokenRequest(ctx: TokenServiceContext, input: TokenEndpointInput): Promise<TokenResponse> {
+export async function handleTokenRequest(ctx: CodeFlowContext, input: TokenEndpointInput): Promise<TokenResponse> {
   const trail: AuditTrail = {};
   try {
     return await runTokenRequest(ctx, input, trail);
@@ -166,9 +170,9 @@ export async function handleTokenRequest(ctx: TokenServiceContext, input: TokenE
   }
 }
 
-async function runTokenRequest(ctx: TokenServiceContext, input: TokenEndpointInput, trail: AuditTrail): Promise<TokenResponse> {
+async function runTokenRequest(ctx: CodeFlowContext, input: TokenEndpointInput, trail: AuditTrail): Promise<TokenResponse> {
   const { request, client } = parseTokenRequest(input.params);
-  for (const name of ['subject_token', 'actor_token', 'client_assertion'] as const) {
+  for (const name of ['subject_token', 'actor_token', 'client_assertion', 'code', 'refresh_token'] as const) {
     const value = (input.params as Record<string, unknown>)[name];
     if (typeof value === 'string' && value.length > ctx.limits.maxTokenBytes) {
       throw new OAuthError('invalid_request', `${name} is larger than ${ctx.limits.maxTokenBytes} bytes`);
@@ -186,6 +190,10 @@ async function runTokenRequest(ctx: TokenServiceContext, input: TokenEndpointInp
       return tokenExchange(ctx, registry, caller, request, trail, input.requestId);
     case grantTypes.clientCredentials:
       return clientCredentials(ctx, registry, caller, request, input.requestId);
+    case grantTypes.authorizationCode:
+      return authorizationCode(ctx, registry, caller, request, trail, input.requestId);
+    case grantTypes.refreshToken:
+      return refreshToken(ctx, caller, request, trail, input.requestId);
   }
 }
 

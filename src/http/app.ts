@@ -9,13 +9,16 @@ import type { AuditQueries } from '../core/audit.js';
 import { authorizationServerMetadata } from '../core/metadata.js';
 import type { Logger } from '../core/ports.js';
 import { repeatableParameters } from '../core/token-request.js';
-import { handleTokenRequest, type TokenServiceContext } from '../core/token-service.js';
+import { handleTokenRequest } from '../core/token-service.js';
+import { startAuthorization, submitConsent, submitLogin, type CodeFlowContext, type FlowStep } from '../core/code-flow.js';
+import { getCookie, setCookie } from 'hono/cookie';
+import { consentPage, errorPage, loginPage } from './pages.js';
 import { parseForm } from './form.js';
 import { readJsonBody } from './json-body.js';
 import { callerChallenge, noStore, oauthErrorResponse } from './oauth-errors.js';
 
 export interface AppDeps {
-  readonly tokens: TokenServiceContext;
+  readonly tokens: CodeFlowContext;
   readonly logger: Logger;
   readonly maxBodyBytes: number;
   /** Resolves when the database answers; rejects otherwise. */
@@ -119,6 +122,47 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return c.json(await killSwitch(tokens, caller, await readJsonBody(c), requestIdOf(c)), 200, noStore);
     }),
   );
+  // The browser side of the on-behalf-of code flow. Pages are never framed or cached; the CSRF
+  // token is in a SameSite=Strict cookie and in the form, and both must match the signed request.
+  const pageHeaders = { ...noStore, 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'", 'X-Frame-Options': 'DENY' };
+  const render = (c: Context<Env>, step: FlowStep): Response => {
+    switch (step.kind) {
+      case 'error-page':
+        return c.html(errorPage(step.message), step.status as 400, pageHeaders);
+      case 'redirect':
+        return c.redirect(step.location, 302);
+      case 'login':
+      case 'consent':
+        setCookie(c, 'baton_csrf', step.csrf, { path: '/oauth2/authorize', httpOnly: true, sameSite: 'Strict', secure: tokens.issuer.startsWith('https:') });
+        return c.html(step.kind === 'login' ? loginPage(step.clientName, step.sealed, step.csrf, step.fields, step.error) : consentPage(step.view, step.sealed, step.csrf), 200, pageHeaders);
+    }
+  };
+  app.get('/oauth2/authorize', async (c) => {
+    let query;
+    try {
+      query = parseForm(new URL(c.req.url).search.slice(1), new Set(['resource']));
+    } catch (error) {
+      return render(c, { kind: 'error-page', status: 400, message: error instanceof OAuthError ? error.description : 'The request could not be read.' });
+    }
+    return render(c, await startAuthorization(tokens, query));
+  });
+  const browserForm = async (c: Context<Env>): Promise<Record<string, string> | undefined> => {
+    try {
+      const form = await formOf(c);
+      return Object.fromEntries(Object.entries(form).map(([k, v]) => [k, Array.isArray(v) ? (v[0] ?? '') : v]));
+    } catch {
+      return undefined;
+    }
+  };
+  app.post('/oauth2/authorize/login', limit, async (c) => {
+    const form = await browserForm(c);
+    return render(c, form === undefined ? { kind: 'error-page', status: 400, message: 'The form could not be read.' } : await submitLogin(tokens, form, getCookie(c, 'baton_csrf')));
+  });
+  app.post('/oauth2/authorize/consent', limit, async (c) => {
+    const form = await browserForm(c);
+    return render(c, form === undefined ? { kind: 'error-page', status: 400, message: 'The form could not be read.' } : await submitConsent(tokens, form, getCookie(c, 'baton_csrf')));
+  });
+
   app.all('/oauth2/token', (c) => c.json({ error: 'invalid_request', error_description: 'use POST' }, 405, { ...noStore, Allow: 'POST' }));
 
   app.post(

@@ -25,6 +25,8 @@ export const settings = {
   signingAlg: ['BATON_SIGNING_ALG', z.enum(['EdDSA', 'ES256'], { error: 'must be EdDSA or ES256' }).default('EdDSA')],
   maxChainLength: ['BATON_MAX_CHAIN_LENGTH', int(1, 16, 4)],
   maxTokenLifetimeSeconds: ['BATON_MAX_TOKEN_LIFETIME', int(10, 86400, 300)],
+  codeLifetimeSeconds: ['BATON_CODE_LIFETIME', int(1, 60, 60)],
+  refreshTokenLifetimeSeconds: ['BATON_REFRESH_TOKEN_LIFETIME', int(60, 2_592_000, 86_400)],
   clockToleranceSeconds: ['BATON_CLOCK_TOLERANCE', int(0, 300, 30)],
   maxAssertionLifetimeSeconds: ['BATON_MAX_ASSERTION_LIFETIME', int(10, 3600, 300)],
   maxAuthorizationDetails: ['BATON_MAX_AUTHORIZATION_DETAILS', int(1, 256, 16)],

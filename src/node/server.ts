@@ -18,7 +18,9 @@ import { withinDeadline } from '../core/errors.js';
 import { endpoints } from '../core/metadata.js';
 import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry.js';
-import type { TokenServiceContext } from '../core/token-service.js';
+import type { CodeFlowContext } from '../core/code-flow.js';
+import { createGrantStore } from '../adapters/db/grant-store.js';
+import { passwordAuthenticator } from '../adapters/password-authenticator.js';
 import { createApp } from '../http/app.js';
 import type { Config } from './config.js';
 import { loadDetailTypes, loadOrCreateKeyFile, loadRegistryFile, readJsonFile, readPolicyFolder } from './files.js';
@@ -86,7 +88,11 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const revocations = await createRevocations(database.sql, { logger });
     const audit = createAuditWriter(database.sql, { sha256: sha256Hex, clock });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
-    const tokens: TokenServiceContext = {
+    const tokens: CodeFlowContext = {
+      grants: createGrantStore(database.sql, () => clock.now()),
+      authenticator: passwordAuthenticator(() => registry),
+      codeLifetimeSeconds: config.codeLifetimeSeconds,
+      refreshLifetimeSeconds: config.refreshTokenLifetimeSeconds,
       issuer,
       tokenEndpoint: endpoints(issuer).token,
       registry: () => registry,

@@ -36,6 +36,7 @@ describe('registry', () => {
       ['globex-assistant', 'agent', 'globex'],
       ['agent-platform', 'client', 'acme'],
       ['globex-platform', 'client', 'globex'],
+      ['agent-console', 'client', 'acme'],
       ['ops-console', 'client', 'acme'],
       ['globex-audit', 'client', 'globex'],
       ['payments', 'resource_server', 'acme'],

@@ -21,15 +21,19 @@ describe('metadata and keys', () => {
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({
       issuer: baton.issuer,
+      authorization_endpoint: `${baton.issuer}/oauth2/authorize`,
       token_endpoint: `${baton.issuer}/oauth2/token`,
       jwks_uri: `${baton.issuer}/.well-known/jwks.json`,
       revocation_endpoint: `${baton.issuer}/oauth2/revoke`,
       revocation_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
       introspection_endpoint: `${baton.issuer}/oauth2/introspect`,
       introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'bearer'],
-      grant_types_supported: [grants.exchange, 'client_credentials'],
-      response_types_supported: [],
-      token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
+      grant_types_supported: [grants.exchange, 'client_credentials', 'authorization_code', 'refresh_token'],
+      response_types_supported: ['code'],
+      response_modes_supported: ['query'],
+      code_challenge_methods_supported: ['S256'],
+      authorization_response_iss_parameter_supported: true,
+      token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'none'],
       token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'ES256', 'ES384', 'RS256', 'PS256'],
       access_token_signing_alg_values_supported: ['EdDSA'],
       authorization_details_types_supported: ['payment_initiation', 'tool_invocation'],
@@ -77,7 +81,7 @@ describe('client credentials', () => {
 
   it('refuses a scope the client may not request', async () => {
     const result = await postToken(baton, { grant_type: 'client_credentials', scope: 'payments:transfer admin' }, { authorization: basic('agent-platform') });
-    expect(result.body).toEqual({ error: 'invalid_scope', error_description: 'scope "payments:transfer" exceeds what this client may request' });
+    expect(result.body).toEqual({ error: 'invalid_scope', error_description: 'scope "admin" exceeds what this client may request' });
   });
 
   it('refuses authorization_details beyond the client\'s registration', async () => {

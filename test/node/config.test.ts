@@ -26,6 +26,8 @@ describe('configuration', () => {
       signingAlg: 'EdDSA',
       maxChainLength: 4,
       maxTokenLifetimeSeconds: 300,
+      codeLifetimeSeconds: 60,
+      refreshTokenLifetimeSeconds: 86400,
       clockToleranceSeconds: 30,
       maxAssertionLifetimeSeconds: 300,
       maxAuthorizationDetails: 16,

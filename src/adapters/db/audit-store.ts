@@ -76,9 +76,9 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
             ${lineages.map((l) => l.clientId)}::text[], ${lineages.map((l) => l.expiresAt.toISOString())}::timestamptz[])`;
       }
       await tx`
-        INSERT INTO audit_log (seq, tenant, type, action_id, jti, recorded_at, canonical, prev_hash, hash)
+        INSERT INTO audit_log (seq, tenant, type, action_id, jti, root_grant, recorded_at, canonical, prev_hash, hash)
         SELECT * FROM unnest(${records.map((r) => r.seq)}::bigint[], ${records.map((r) => r.entry.tenant)}::text[], ${records.map((r) => r.entry.type)}::text[],
-          ${records.map((r) => r.entry.action_id)}::text[], ${records.map((r) => r.entry.jti)}::text[], ${records.map(() => time.toISOString())}::timestamptz[],
+          ${records.map((r) => r.entry.action_id)}::text[], ${records.map((r) => r.entry.jti)}::text[], ${records.map((r) => r.entry.root_grant)}::text[], ${records.map(() => time.toISOString())}::timestamptz[],
           ${records.map((r) => r.canonical)}::text[], ${records.map((r) => r.prev_hash)}::text[], ${records.map((r) => r.hash)}::text[])`;
       await tx`UPDATE audit_head SET seq = ${seq}, hash = ${prev} WHERE id = 1`;
       return records.map(({ canonical: _canonical, ...record }) => record);
@@ -159,7 +159,11 @@ export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & {
           SELECT t.jti, t.parent_jti FROM tokens t JOIN lineage l ON t.jti = l.parent_jti WHERE t.tenant = ${tenant}
         )
         SELECT a.seq, a.tenant, a.canonical, a.prev_hash, a.hash FROM audit_log a
-        WHERE a.tenant = ${tenant} AND a.jti IN (SELECT jti FROM lineage) AND a.type LIKE 'token.%'`;
+        WHERE a.tenant = ${tenant} AND a.jti IN (SELECT jti FROM lineage) AND a.type LIKE 'token.%'
+        UNION
+        SELECT a.seq, a.tenant, a.canonical, a.prev_hash, a.hash FROM audit_log a
+        WHERE a.tenant = ${tenant} AND a.type = 'authorization.consent'
+          AND a.root_grant IN (SELECT t.root_grant FROM tokens t WHERE t.tenant = ${tenant} AND t.jti IN (SELECT jti FROM lineage))`;
       const all = new Map<number, Row>();
       for (const r of [...hops, ...actions]) all.set(Number(r.seq), r);
       return withStatus([...all.values()].sort((a, b) => Number(a.seq) - Number(b.seq)));

@@ -41,6 +41,7 @@ export const migrations: readonly { readonly version: number; readonly name: str
         type        text        NOT NULL,
         action_id   text,
         jti         text,
+        root_grant  text,
         recorded_at timestamptz NOT NULL,
         canonical   text        NOT NULL,
         prev_hash   text        NOT NULL,
@@ -48,6 +49,7 @@ export const migrations: readonly { readonly version: number; readonly name: str
       );
       CREATE INDEX audit_log_action ON audit_log (tenant, action_id) WHERE action_id IS NOT NULL;
       CREATE INDEX audit_log_jti ON audit_log (tenant, jti) WHERE jti IS NOT NULL;
+      CREATE INDEX audit_log_grant ON audit_log (tenant, root_grant) WHERE root_grant IS NOT NULL;
 
       -- The chain head: appends lock this row, so every instance extends one chain.
       CREATE TABLE audit_head (
@@ -95,6 +97,31 @@ export const migrations: readonly { readonly version: number; readonly name: str
       );
       CREATE INDEX tokens_actor ON tokens (tenant, actor);
       CREATE INDEX tokens_subject ON tokens (tenant, subject);
+    `,
+  },
+  {
+    version: 4,
+    name: 'authorization codes and refresh tokens',
+    sql: `
+      -- Codes and refresh tokens are kept only as SHA-256 hashes.
+      CREATE TABLE authorization_codes (
+        code_hash   text        PRIMARY KEY,
+        tenant      text        NOT NULL,
+        grant_id    text        NOT NULL,
+        detail      text        NOT NULL,
+        expires_at  timestamptz NOT NULL,
+        used_at     timestamptz
+      );
+      CREATE TABLE refresh_tokens (
+        token_hash  text        PRIMARY KEY,
+        tenant      text        NOT NULL,
+        family      text        NOT NULL,
+        detail      text        NOT NULL,
+        expires_at  timestamptz NOT NULL,
+        used_at     timestamptz,
+        revoked_at  timestamptz
+      );
+      CREATE INDEX refresh_tokens_family ON refresh_tokens (tenant, family);
     `,
   },
 ];

@@ -42,11 +42,12 @@ export async function createRevocations(sql: Sql, options: RevocationOptions): P
     const agent = target.kind === 'agent' ? target.agent : null;
     const user = target.kind === 'user' ? target.user : null;
     const jti = target.kind === 'token' ? target.jti : null;
+    const grant = target.kind === 'grant' ? target.grant : null;
     const rows = await sql<{ jti: string }>`
       WITH RECURSIVE tree(jti) AS (
         SELECT jti FROM tokens
         WHERE tenant = ${tenant} AND expires_at > now()
-          AND (jti = ${jti} OR actor = ${agent} OR subject = ${agent} OR subject = ${user})
+          AND (jti = ${jti} OR actor = ${agent} OR subject = ${agent} OR subject = ${user} OR root_grant = ${grant})
         UNION
         SELECT t.jti FROM tokens t JOIN tree ON t.parent_jti = tree.jti WHERE t.tenant = ${tenant}
       )

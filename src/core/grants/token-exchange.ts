@@ -82,7 +82,7 @@ async function verifySubjectToken(ctx: TokenServiceContext, registry: Registry, 
 }
 
 /** The actor: proven by an actor token (agent assertion or Baton agent token), or the client itself if it is an agent. */
-async function proveActor(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest): Promise<Agent> {
+export async function proveActor(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: Pick<TokenExchangeRequest, 'actor_token' | 'actor_token_type'>): Promise<Agent> {
   const token = request.actor_token;
   if (token === undefined) {
     if (request.actor_token_type !== undefined) throw invalidRequest('actor_token_type is given without actor_token');

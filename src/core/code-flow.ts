@@ -1,0 +1,252 @@
+import { jwtVerify, SignJWT } from 'jose';
+import { attenuateScope, resolveTargets } from './attenuate.js';
+import type { AuditEvent } from './audit.js';
+import type { Authenticator, LoginField } from './authenticator.js';
+import { describeDetail, parseAuthorizationDetails, type AuthorizationDetail } from './authorization-details.js';
+import { batonAlgorithms } from './baton-token.js';
+import { OAuthError } from './errors.js';
+import type { GrantStore } from './grant-store.js';
+import { randomId } from './jwt.js';
+import { delegationRequest } from './policy.js';
+import type { Caller, Registry } from './registry.js';
+import { grantTypes } from './registry-schema.js';
+import type { TokenServiceContext } from './token-service.js';
+
+export interface CodeFlowContext extends TokenServiceContext {
+  readonly grants: GrantStore;
+  readonly authenticator: Authenticator;
+  readonly codeLifetimeSeconds: number;
+  readonly refreshLifetimeSeconds: number;
+}
+
+/** An authorization request that passed validation, carried signed between the pages. */
+export interface PendingAuthorization {
+  readonly tenant: string;
+  readonly clientId: string;
+  readonly redirectUri: string;
+  readonly state: string | null;
+  readonly codeChallenge: string;
+  readonly scope: readonly string[];
+  readonly audience: readonly string[];
+  readonly authorizationDetails: readonly AuthorizationDetail[];
+  readonly agent: string | null;
+  /** Set once the user has signed in. */
+  readonly user: string | null;
+}
+
+/** What the browser is shown next. */
+export type FlowStep =
+  | { readonly kind: 'error-page'; readonly status: number; readonly message: string }
+  | { readonly kind: 'redirect'; readonly location: string }
+  | { readonly kind: 'login'; readonly sealed: string; readonly csrf: string; readonly fields: readonly LoginField[]; readonly clientName: string; readonly error?: string }
+  | { readonly kind: 'consent'; readonly sealed: string; readonly csrf: string; readonly view: ConsentView };
+
+/** What the consent page names, in plain words. */
+export interface ConsentView {
+  readonly user: string;
+  readonly clientName: string;
+  readonly clientId: string;
+  readonly agent: { readonly id: string; readonly name: string } | null;
+  readonly scope: readonly string[];
+  readonly details: readonly string[];
+}
+
+const requestType = 'baton-authorization-request+jwt';
+const verifierPattern = /^[A-Za-z0-9._~-]{43,128}$/;
+
+/** BASE64URL(SHA-256(text)), as PKCE S256 and the hashed storage of codes and refresh tokens use. */
+export async function sha256Base64url(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
+  return btoa(String.fromCharCode(...digest)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
+/** A fresh 256-bit secret for codes, refresh tokens and CSRF tokens. */
+export function secret(): string {
+  return `${randomId()}${randomId()}`;
+}
+
+function single(query: Readonly<Record<string, string | string[]>>, name: string): string | undefined {
+  const value = query[name];
+  if (Array.isArray(value)) throw new OAuthError('invalid_request', `parameter ${name} is repeated`);
+  return value;
+}
+
+function redirectWith(uri: string, params: Record<string, string | null>, issuer: string): FlowStep {
+  const url = new URL(uri);
+  for (const [k, v] of Object.entries(params)) if (v !== null) url.searchParams.set(k, v);
+  url.searchParams.set('iss', issuer);
+  return { kind: 'redirect', location: url.toString() };
+}
+
+async function seal(ctx: CodeFlowContext, pending: PendingAuthorization, csrf: string): Promise<string> {
+  const now = Math.floor(ctx.clock.now() / 1000);
+  return new SignJWT({ pending, csrf })
+    .setProtectedHeader({ alg: ctx.keys.current.alg, kid: ctx.keys.current.kid, typ: requestType })
+    .setIssuer(ctx.issuer)
+    .setAudience(ctx.issuer)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 600)
+    .sign(ctx.keys.current.privateKey);
+}
+
+/** Opens a sealed request, checking the CSRF token of the form and of the cookie both match it. */
+async function unseal(ctx: CodeFlowContext, sealed: string | undefined, formCsrf: string | undefined, cookieCsrf: string | undefined): Promise<PendingAuthorization | undefined> {
+  if (sealed === undefined || formCsrf === undefined || cookieCsrf === undefined || formCsrf !== cookieCsrf) return undefined;
+  try {
+    const { payload } = await jwtVerify(sealed, ctx.keys.resolve, { typ: requestType, issuer: ctx.issuer, audience: ctx.issuer, algorithms: [...batonAlgorithms], currentDate: new Date(ctx.clock.now()) });
+    return payload.csrf === formCsrf ? (payload.pending as PendingAuthorization) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function audit(ctx: CodeFlowContext, pending: PendingAuthorization, event: Omit<AuditEvent, 'tenant' | 'client' | 'scope' | 'audience' | 'authorization_details'>): Promise<unknown> {
+  return ctx.audit.append({
+    tenant: pending.tenant,
+    client: pending.clientId,
+    scope: pending.scope,
+    audience: pending.audience,
+    authorization_details: pending.authorizationDetails,
+    actor_chain: pending.agent === null ? [] : [pending.agent],
+    ...event,
+  });
+}
+
+/**
+ * `GET /oauth2/authorize`: an unknown client or redirect URI gets an error page and never a
+ * redirect; every other problem goes back to the redirect URI with `error` and `state`.
+ */
+export async function startAuthorization(ctx: CodeFlowContext, query: Readonly<Record<string, string | string[]>>): Promise<FlowStep> {
+  const registry = ctx.registry();
+  let clientId: string | undefined;
+  let redirectUri: string | undefined;
+  try {
+    clientId = single(query, 'client_id');
+    redirectUri = single(query, 'redirect_uri');
+  } catch (error) {
+    return { kind: 'error-page', status: 400, message: (error as OAuthError).description };
+  }
+  const client = clientId === undefined ? undefined : registry.callers.get(clientId);
+  if (client === undefined || client.kind !== 'client' || !client.grantTypes.has(grantTypes.authorizationCode)) {
+    return { kind: 'error-page', status: 400, message: 'The application that sent you here is not registered for sign-in.' };
+  }
+  if (redirectUri === undefined || !client.redirectUris.includes(redirectUri)) {
+    return { kind: 'error-page', status: 400, message: 'The address to return to is not registered for this application.' };
+  }
+  let state: string | null = null;
+  try {
+    state = single(query, 'state') ?? null;
+    const pending = await validateRequest(ctx, registry, client, redirectUri, state, query);
+    const csrf = secret();
+    return { kind: 'login', sealed: await seal(ctx, pending, csrf), csrf, fields: ctx.authenticator.fields, clientName: client.name };
+  } catch (error) {
+    if (!(error instanceof OAuthError)) throw error;
+    await ctx.audit.append({ tenant: client.tenant, type: 'authorization.login', decision: 'refused', client: client.id, reason: `${error.code}: ${error.description}` });
+    return redirectWith(redirectUri, { error: error.code, error_description: error.description, state }, ctx.issuer);
+  }
+}
+
+async function validateRequest(ctx: CodeFlowContext, registry: Registry, client: Caller, redirectUri: string, state: string | null, query: Readonly<Record<string, string | string[]>>): Promise<PendingAuthorization> {
+  const responseType = single(query, 'response_type');
+  if (responseType !== 'code') throw new OAuthError('invalid_request', 'response_type must be code');
+  const challenge = single(query, 'code_challenge');
+  const method = single(query, 'code_challenge_method');
+  if (challenge === undefined) throw new OAuthError('invalid_request', 'code_challenge is required (PKCE)');
+  if (method !== 'S256') throw new OAuthError('invalid_request', 'code_challenge_method must be S256');
+  if (!/^[A-Za-z0-9_-]{43}$/.test(challenge)) throw new OAuthError('invalid_request', 'code_challenge must be a base64url SHA-256');
+  if (state !== null && state.length > 1024) throw new OAuthError('invalid_request', 'state is too long');
+
+  const requestedActor = single(query, 'requested_actor');
+  let agent: string | null = null;
+  if (requestedActor !== undefined) {
+    const found = registry.agents.get(requestedActor);
+    if (found === undefined || found.tenant !== client.tenant) throw new OAuthError('invalid_request', 'requested_actor is not a registered agent of this tenant');
+    if (!client.agents.has(found.id)) throw new OAuthError('invalid_request', 'requested_actor is not an agent this client may request');
+    agent = found.id;
+  }
+  const scopeParam = single(query, 'scope');
+  if (scopeParam !== undefined && !/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/.test(scopeParam)) throw new OAuthError('invalid_scope', 'scope must be space-separated scope tokens');
+  const details = parseAuthorizationDetails(single(query, 'authorization_details'), ctx.detailTypes, ctx.limits.maxAuthorizationDetails) ?? [];
+  if (scopeParam === undefined && details.length === 0) throw new OAuthError('invalid_request', 'scope or authorization_details is required');
+  const scope = scopeParam === undefined ? [] : attenuateScope(scopeParam, [
+    ['what this client may request', client.scope ?? new Set()],
+    [`what agent "${agent}" may hold`, agent === null ? undefined : registry.agents.get(agent)?.scope],
+  ]);
+  const resourceValues = query.resource === undefined ? [] : Array.isArray(query.resource) ? query.resource : [query.resource];
+  let audience = resolveTargets(registry, client.tenant, [], resourceValues);
+  if (audience.length === 0) {
+    // Without RFC 8707 resources, the token is for the resource servers that offer its scopes.
+    audience = [...registry.resourceServers.values()].filter((rs) => rs.tenant === client.tenant && rs.scopes.some((s) => scope.includes(s))).map((rs) => rs.audience);
+  }
+  if (audience.length === 0) throw new OAuthError('invalid_target', 'no resource server of this tenant offers the requested scope; name one with resource');
+  return { tenant: client.tenant, clientId: client.id, redirectUri, state, codeChallenge: challenge, scope, audience, authorizationDetails: details, agent, user: null };
+}
+
+/** `POST /oauth2/authorize/login`: signs the user in, asks the delegation policy, then shows the consent page. */
+export async function submitLogin(ctx: CodeFlowContext, form: Readonly<Record<string, string>>, cookieCsrf: string | undefined): Promise<FlowStep> {
+  const pending = await unseal(ctx, form.request, form.csrf_token, cookieCsrf);
+  if (pending === undefined) return { kind: 'error-page', status: 403, message: 'This form has expired or was not sent from this site. Start again from the application.' };
+  const registry = ctx.registry();
+  const client = registry.callers.get(pending.clientId);
+  const user = await ctx.authenticator.authenticate(pending.tenant, form);
+  if (user === undefined) {
+    await audit(ctx, pending, { type: 'authorization.login', decision: 'refused', reason: 'wrong user name or password' });
+    const csrf = secret();
+    return { kind: 'login', sealed: await seal(ctx, pending, csrf), csrf, fields: ctx.authenticator.fields, clientName: client?.name ?? pending.clientId, error: 'The user name or password is not right.' };
+  }
+  const signedIn: PendingAuthorization = { ...pending, user };
+  await audit(ctx, signedIn, { type: 'authorization.login', decision: 'granted', user });
+  if (pending.agent !== null) {
+    const decision = ctx.policy().evaluate(
+      delegationRequest(registry, { tenant: pending.tenant, actor: pending.agent, user, clientId: pending.clientId, audience: pending.audience, scope: pending.scope, authorizationDetails: pending.authorizationDetails, chain: [pending.agent] }),
+    );
+    if (!decision.allowed) {
+      await audit(ctx, signedIn, { type: 'authorization.consent', decision: 'refused', user, policy_ids: decision.reasons, reason: 'access_denied: delegation is not permitted by policy' });
+      return redirectWith(pending.redirectUri, { error: 'access_denied', error_description: 'delegation is not permitted by policy', state: pending.state }, ctx.issuer);
+    }
+  }
+  const agent = pending.agent === null ? undefined : registry.agents.get(pending.agent);
+  const csrf = secret();
+  return {
+    kind: 'consent',
+    sealed: await seal(ctx, signedIn, csrf),
+    csrf,
+    view: {
+      user,
+      clientName: client?.name ?? pending.clientId,
+      clientId: pending.clientId,
+      agent: agent === undefined ? null : { id: agent.id, name: agent.name },
+      scope: pending.scope,
+      details: pending.authorizationDetails.map((d) => describeDetail(ctx.detailTypes, d)),
+    },
+  };
+}
+
+/** `POST /oauth2/authorize/consent`: the user's choice is audited; approval sends a code bound to everything asked. */
+export async function submitConsent(ctx: CodeFlowContext, form: Readonly<Record<string, string>>, cookieCsrf: string | undefined): Promise<FlowStep> {
+  const pending = await unseal(ctx, form.request, form.csrf_token, cookieCsrf);
+  if (pending === undefined || pending.user === null) return { kind: 'error-page', status: 403, message: 'This form has expired or was not sent from this site. Start again from the application.' };
+  if (form.decision !== 'approve') {
+    await audit(ctx, pending, { type: 'authorization.consent', decision: 'refused', user: pending.user, reason: 'access_denied: the user declined' });
+    return redirectWith(pending.redirectUri, { error: 'access_denied', error_description: 'the user declined', state: pending.state }, ctx.issuer);
+  }
+  const code = secret();
+  const grantId = randomId();
+  await ctx.grants.saveCode(
+    await sha256Base64url(code),
+    pending.tenant,
+    grantId,
+    { clientId: pending.clientId, user: pending.user, agent: pending.agent, scope: pending.scope, audience: pending.audience, authorizationDetails: pending.authorizationDetails, redirectUri: pending.redirectUri, codeChallenge: pending.codeChallenge },
+    new Date(ctx.clock.now() + ctx.codeLifetimeSeconds * 1000),
+  );
+  await audit(ctx, pending, { type: 'authorization.consent', decision: 'granted', user: pending.user, root_grant: grantId, reason: 'the user approved; code issued' });
+  return redirectWith(pending.redirectUri, { code, state: pending.state }, ctx.issuer);
+}
+
+/** Checks a PKCE verifier against the S256 challenge of the code. */
+export async function verifyPkce(verifier: string | undefined, challenge: string | undefined): Promise<void> {
+  if (verifier === undefined) throw new OAuthError('invalid_request', 'code_verifier is required');
+  if (!verifierPattern.test(verifier)) throw new OAuthError('invalid_grant', 'code_verifier is malformed');
+  if (challenge === undefined || (await sha256Base64url(verifier)) !== challenge) throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
+}
+
