@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { OAuthError } from './errors.js';
 import type { AuditEvent, AuditLog } from './audit.js';
 import type { PolicyEngine } from './ports.js';
+import { inSpanSync, type Metrics } from './telemetry.js';
 import type { Caller } from './registry.js';
 
 const properties = z.record(z.string(), z.unknown());
@@ -58,16 +59,18 @@ export function parseAuthzen<T>(schema: z.ZodType<T>, body: unknown): T {
 export interface AuthzenContext {
   readonly policy: () => PolicyEngine;
   readonly audit: AuditLog;
+  readonly metrics: Metrics;
 }
 
 /** Asks the policies; returns the decision and the audit entry that records it. */
 function decideOne(ctx: AuthzenContext, caller: Caller, request: Evaluation, requestId: string | null): { result: AuthzenDecision; event: AuditEvent } {
-  const decision = ctx.policy().evaluate({
+  const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': request.action.name, 'baton.tenant': caller.tenant }, () => ctx.policy().evaluate({
     principal: { type: request.subject.type, id: request.subject.id, attributes: request.subject.properties ?? {} },
     action: request.action.name,
     resource: { type: request.resource.type, id: request.resource.id, attributes: request.resource.properties ?? {} },
     context: { ...request.context, ...(request.action.properties === undefined ? {} : { action: request.action.properties }), tenant: caller.tenant },
-  });
+  }));
+  ctx.metrics.decision('authzen', decision.allowed ? 'allow' : 'deny', 'policy');
   return {
     result: { decision: decision.allowed },
     event: {

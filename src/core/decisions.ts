@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseActClaim } from './act-chain.js';
 import { scopeClaim } from './attenuate.js';
+import { inSpanSync, type Metrics } from './telemetry.js';
 import type { AuditEvent, AuditLog } from './audit.js';
 import { authorizationDetailsClaim, matchDecision, type DetailTypes } from './authorization-details.js';
 import { revokedDescription, verifyBatonToken, type BatonTokenVerifier } from './baton-token.js';
@@ -34,6 +35,7 @@ export interface DecisionContext extends BatonTokenVerifier {
   readonly registry: () => Registry;
   readonly policy: () => PolicyEngine;
   readonly detailTypes: DetailTypes;
+  readonly metrics: Metrics;
   readonly limits: BatonTokenVerifier['limits'] & { readonly maxChainLength: number };
 }
 
@@ -64,6 +66,8 @@ export async function decide(ctx: DecisionContext, caller: Caller, request: Auth
   const actionId = request.action_id ?? randomId();
   const trail: { -readonly [K in keyof AuditEvent]?: AuditEvent[K] } = {};
   const outcome = await evaluateDecision(ctx, caller, request, actionId, trail);
+  const [first] = outcome.reasons;
+  ctx.metrics.decision('authorize', outcome.decision, first?.startsWith('baton:') === true ? first : 'policy');
   // The decision is in the log before the answer leaves.
   await ctx.audit.append({
     ...trail,
@@ -121,7 +125,7 @@ async function evaluateDecision(
   const user = userEntity(token.tenant, token.sub);
   const [actor] = chain;
   const principal: PolicyEntity = actor === undefined ? user : agentEntity(registry, actor);
-  const decision = ctx.policy().evaluate({
+  const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': request.action, 'baton.tenant': token.tenant, 'baton.actor': actor ?? '' }, () => ctx.policy().evaluate({
     principal,
     action: request.action,
     resource: { type: request.resource.type, id: request.resource.id, attributes: request.resource.properties ?? {} },
@@ -137,7 +141,7 @@ async function evaluateDecision(
       ...(match.applies ? { grant: match.entry } : {}),
     },
     entities: actor === undefined ? [] : [user],
-  });
+  }));
   return {
     decision: decision.allowed ? 'allow' : 'deny',
     action_id: actionId,

@@ -72,7 +72,9 @@ export async function revokeToken(ctx: TokenServiceContext, params: FormParams, 
     throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
   }
   const target: RevocationTarget = { kind: 'token', jti: token.jti };
-  await auditRevocation(ctx, caller.tenant, caller.id, target, await ctx.revocations.revoke(caller.tenant, target), requestId);
+  const revoked = await ctx.revocations.revoke(caller.tenant, target);
+  ctx.metrics.revocation(revoked.length);
+  await auditRevocation(ctx, caller.tenant, caller.id, target, revoked, requestId);
 }
 
 /** The operator's kill switch: revoke everything an agent holds or acts in, or everything a user granted. */
@@ -81,6 +83,7 @@ export async function killSwitch(ctx: TokenServiceContext, operator: Caller, bod
   if (!parsed.success) throw invalidRequest('body must be {"agent": "<agent id>"} or {"user": "<user id>"}');
   const target: RevocationTarget = 'agent' in parsed.data ? { kind: 'agent', agent: parsed.data.agent } : { kind: 'user', user: parsed.data.user };
   const revoked = await ctx.revocations.revoke(operator.tenant, target);
+  ctx.metrics.revocation(revoked.length);
   await auditRevocation(ctx, operator.tenant, operator.id, target, revoked, requestId);
   return { revoked: revoked.length };
 }

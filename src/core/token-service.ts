@@ -1,6 +1,7 @@
 import type { AssertionContext } from './assertion.js';
 import type { AuditEvent, AuditLog, AuditType } from './audit.js';
 import type { Revocations } from './revocation.js';
+import { inSpan, type Metrics } from './telemetry.js';
 import type { AuthorizationDetail, DetailTypes } from './authorization-details.js';
 import { authenticateClient } from './client-auth.js';
 import { OAuthError } from './errors.js';
@@ -33,6 +34,7 @@ export interface TokenServiceContext extends AssertionContext {
   readonly detailTypes: DetailTypes;
   readonly audit: AuditLog;
   readonly revocations: Revocations;
+  readonly metrics: Metrics;
   readonly logger: Logger;
   readonly limits: Limits;
 }
@@ -87,7 +89,7 @@ export async function issue(ctx: TokenServiceContext, grant: Issuance): Promise<
   };
   const rootGrant = grant.rootGrant ?? jti;
   const [token] = await Promise.all([
-    signAccessToken(ctx.keys, claims),
+    inSpan('baton.sign', { 'baton.tenant': grant.tenant, 'baton.kid': ctx.keys.current.kid }, () => signAccessToken(ctx.keys, claims)),
     ctx.audit.append(
       {
         tenant: grant.tenant,
@@ -138,6 +140,8 @@ export interface TokenEndpointInput {
   readonly params: FormParams;
   readonly authorization: string | undefined;
   readonly requestId: string | null;
+  /** Told who the request turned out to concern (for the request log), granted or refused. */
+  readonly observe?: (who: { tenant?: string; client?: string; actor?: string }) => void;
 }
 
 const auditTypes: Readonly<Record<string, AuditType>> = {
@@ -153,20 +157,30 @@ const auditTypes: Readonly<Record<string, AuditType>> = {
  */
 export async function handleTokenRequest(ctx: CodeFlowContext, input: TokenEndpointInput): Promise<TokenResponse> {
   const trail: AuditTrail = {};
+  const grant = typeof input.params.grant_type === 'string' ? input.params.grant_type : 'none';
+  const grantLabel = auditTypes[grant] === undefined ? 'unsupported' : grant;
   try {
-    return await runTokenRequest(ctx, input, trail);
+    const response = await inSpan('baton.token', { 'baton.grant_type': grantLabel }, async (span) => {
+      const result = await runTokenRequest(ctx, input, trail);
+      span.setAttributes({ 'baton.tenant': trail.tenant ?? '', 'baton.client': trail.client ?? '', 'baton.actor': trail.actor_chain?.[0] ?? '', 'baton.outcome': 'granted' });
+      return result;
+    });
+    ctx.metrics.grant(grantLabel, 'granted', 'ok');
+    return response;
   } catch (error) {
     if (!(error instanceof OAuthError)) throw error;
-    const grant = input.params.grant_type;
+    ctx.metrics.grant(grantLabel, 'refused', error.code);
     await ctx.audit.append({
       ...trail,
       tenant: trail.tenant ?? 'unknown',
-      type: (typeof grant === 'string' ? auditTypes[grant] : undefined) ?? 'token.request',
+      type: auditTypes[grant] ?? 'token.request',
       decision: 'refused',
       reason: `${error.code}: ${error.description}${error.detail === undefined ? '' : ` (${error.detail})`}`,
       request_id: input.requestId,
     });
     throw error;
+  } finally {
+    input.observe?.({ ...(trail.tenant === undefined ? {} : { tenant: trail.tenant }), ...(typeof trail.client === 'string' ? { client: trail.client } : {}), ...(trail.actor_chain?.[0] === undefined ? {} : { actor: trail.actor_chain[0] }) });
   }
 }
 

@@ -6,6 +6,7 @@ import { decide, parseAuthorizeRequest } from '../core/decisions.js';
 import { introspect, killSwitch, revokeToken } from '../core/revoke.js';
 import { OAuthError, invalidRequest } from '../core/errors.js';
 import type { AuditQueries } from '../core/audit.js';
+import { activeTraceId, inSpan } from '../core/telemetry.js';
 import { authorizationServerMetadata } from '../core/metadata.js';
 import type { Logger } from '../core/ports.js';
 import { repeatableParameters } from '../core/token-request.js';
@@ -26,6 +27,8 @@ export interface AppDeps {
   /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid. `by` names who asked. */
   readonly reload: { readonly policies: (by: string) => Promise<readonly string[]>; readonly registry: (by: string) => Promise<void> };
   readonly auditQueries: AuditQueries;
+  /** Prometheus exposition of the process's metrics. */
+  readonly metricsText: () => Promise<{ contentType: string; body: string }>;
 }
 
 /** The caller's X-Request-ID when it is a plausible identifier (1–128 visible ASCII); never anything longer. */
@@ -34,7 +37,7 @@ function requestIdOf(c: Context): string | null {
   return value !== undefined && /^[\x21-\x7E]{1,128}$/.test(value) ? value : null;
 }
 
-type Env = { Variables: { refusal: { error: string; detail: string | undefined } } };
+type Env = { Variables: { refusal: { error: string; detail: string | undefined }; who: { tenant?: string; client?: string; actor?: string } } };
 
 /** Builds the Baton HTTP application from its dependencies; no globals, no runtime APIs. */
 export function createApp(deps: AppDeps): Hono<Env> {
@@ -62,16 +65,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.use(async (c, next) => {
     const started = performance.now();
-    await next();
-    const requestId = requestIdOf(c);
-    if (requestId !== null) c.header('X-Request-ID', requestId);
-    const refusal = c.get('refusal');
-    logger.info('request', {
-      method: c.req.method,
-      route: c.req.routePath,
-      status: c.res.status,
-      duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      ...(refusal === undefined ? {} : { error: refusal.error, detail: refusal.detail }),
+    await inSpan('baton.request', { 'http.request.method': c.req.method }, async (span) => {
+      await next();
+      const route = c.req.routePath;
+      const seconds = (performance.now() - started) / 1000;
+      span.setAttributes({ 'http.route': route, 'http.response.status_code': c.res.status });
+      tokens.metrics.request(route, c.req.method, c.res.status, seconds);
+      const requestId = requestIdOf(c);
+      if (requestId !== null) c.header('X-Request-ID', requestId);
+      const refusal = c.get('refusal');
+      logger.info('request', {
+        trace_id: activeTraceId(),
+        request_id: requestId,
+        method: c.req.method,
+        route,
+        status: c.res.status,
+        duration_ms: Math.round(seconds * 100_000) / 100,
+        ...c.get('who'),
+        ...(refusal === undefined ? {} : { error: refusal.error, detail: refusal.detail }),
+      });
     });
   });
 
@@ -86,7 +98,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         throw invalidRequest('content type must be application/x-www-form-urlencoded');
       }
       const params = parseForm(await c.req.text(), repeatableParameters);
-      const response = await handleTokenRequest(tokens, { params, authorization: c.req.header('authorization'), requestId: requestIdOf(c) });
+      const response = await handleTokenRequest(tokens, { params, authorization: c.req.header('authorization'), requestId: requestIdOf(c), observe: (who) => c.set('who', who) });
       return c.json(response, 200, noStore);
     } catch (error) {
       return oauthErrorResponse(c, error, logger);
@@ -170,6 +182,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     limit,
     api(async (c) => {
       const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
+      c.set('who', { tenant: caller.tenant, client: caller.id });
       const outcome = await decide(tokens, caller, parseAuthorizeRequest(await readJsonBody(c)), requestIdOf(c));
       if (outcome.detail !== undefined) c.set('refusal', { error: outcome.decision, detail: outcome.detail });
       return c.json({ decision: outcome.decision, action_id: outcome.action_id, reasons: outcome.reasons }, 200, noStore);
@@ -264,6 +277,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const checkpoint = await deps.auditQueries.latestCheckpoint();
       if (checkpoint === undefined) return c.json({ error: 'not_found', error_description: 'no checkpoint has been signed yet' }, 404, noStore);
       return c.json(checkpoint, 200, noStore);
+    }),
+  );
+
+  app.get(
+    '/metrics',
+    api(async (c) => {
+      await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:metrics');
+      const { contentType, body } = await deps.metricsText();
+      return c.body(body, 200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
     }),
   );
 

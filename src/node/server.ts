@@ -12,6 +12,7 @@ import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store
 import { createRevocations } from '../adapters/db/revocation-store.js';
 import { sha256Hex } from '../adapters/node-hash.js';
 import { startCheckpoints } from './checkpoints.js';
+import { prometheusMetrics } from '../adapters/prometheus.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { withinDeadline } from '../core/errors.js';
@@ -86,7 +87,8 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     let policies: PolicyEngine & { readonly policyIds: readonly string[] } = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
     const clock = options.clock ?? systemClock;
     const revocations = await createRevocations(database.sql, { logger });
-    const audit = createAuditWriter(database.sql, { sha256: sha256Hex, clock });
+    const metrics = prometheusMetrics(keys.current);
+    const audit = createAuditWriter(database.sql, { sha256: sha256Hex, clock, onBatch: (size, ms) => metrics.auditBatch(size, ms / 1000) });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
     const tokens: CodeFlowContext = {
       grants: createGrantStore(database.sql, () => clock.now()),
@@ -102,6 +104,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       detailTypes: loadDetailTypes(config.detailTypesDir),
       audit,
       revocations,
+      metrics,
       clock,
       logger,
       limits: config,
@@ -110,14 +113,17 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     };
     // Reloads are system events (tenant "*"), audited whether applied or refused.
     const audited = async <T>(type: 'policy.reload' | 'registry.reload', by: string, run: () => Promise<T>, describe: (result: T) => string): Promise<T> => {
+      const what = type === 'policy.reload' ? 'policies' : 'registry';
       try {
         const result = await run();
+        metrics.reload(what, 'applied');
         await audit.append({ tenant: '*', type, decision: 'applied', client: by, reason: describe(result) });
         logger.info(`${type} applied`, { by, detail: describe(result) });
         return result;
       } catch (error) {
         const detail = error instanceof Error ? error.message : String(error);
         logger.error(`${type} refused; the running one stays`, { by, detail });
+        metrics.reload(what, 'refused');
         await audit.append({ tenant: '*', type, decision: 'refused', client: by, reason: detail }).catch(() => undefined);
         throw error;
       }
@@ -141,6 +147,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       },
       reload: { policies: reloadPolicies, registry: reloadRegistry },
       auditQueries,
+      metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     });
     slot.handle = (request) => app.fetch(request);
     logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid });

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
 import { generateSigningKeys, type PrivateJwks } from '../../src/adapters/signing-keys.js';
 import { demoSecret } from '../../src/cli/demo-kit.js';
@@ -20,10 +23,14 @@ export interface CapturedLogger extends Logger {
   readonly lines: { level: string; message: string; fields: LogFields | undefined }[];
 }
 
+/** A logger that keeps its lines and also writes them, as Baton would, to the run's log scan (see log-scan.ts). */
 export function captureLogger(): CapturedLogger {
   const lines: CapturedLogger['lines'] = [];
+  const dir = process.env.BATON_TEST_LOG_DIR;
+  const file = dir === undefined ? undefined : join(dir, `${process.pid}-${randomUUID()}.jsonl`);
   const push = (level: string) => (message: string, fields?: LogFields) => {
     lines.push({ level, message, fields });
+    if (file !== undefined) appendFileSync(file, `${JSON.stringify({ level, message, ...fields })}\n`);
   };
   return { lines, info: push('info'), warn: push('warn'), error: push('error') };
 }

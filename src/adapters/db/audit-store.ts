@@ -14,6 +14,7 @@ import {
   type TrailEntry,
 } from '../../core/audit.js';
 import { StorageUnavailableError, withinDeadline } from '../../core/errors.js';
+import { inSpan } from '../../core/telemetry.js';
 import type { Clock, TokenLineage } from '../../core/ports.js';
 import type { Sql } from './sql.js';
 
@@ -103,11 +104,13 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
 
   return {
     append(event, lineage) {
-      const committed = new Promise<AuditRecord>((resolve, reject) => {
-        queue.push({ event, lineage, resolve, reject });
-        running ??= run();
+      return inSpan('baton.audit.append', { 'baton.tenant': event.tenant, 'baton.audit.type': event.type, 'baton.decision': event.decision }, () => {
+        const committed = new Promise<AuditRecord>((resolve, reject) => {
+          queue.push({ event, lineage, resolve, reject });
+          running ??= run();
+        });
+        return withinDeadline(committed, options.deadlineMs ?? 3000);
       });
-      return withinDeadline(committed, options.deadlineMs ?? 3000);
     },
     async drain() {
       while (running !== undefined) await running;

@@ -7,6 +7,7 @@ import { verifyBatonToken } from '../baton-token.js';
 import { peekJwt, verifyJwt } from '../jwt.js';
 import type { ActClaim } from '../ports.js';
 import { delegationRequest } from '../policy.js';
+import { inSpanSync } from '../telemetry.js';
 import type { Agent, Caller, Registry } from '../registry.js';
 import { tokenTypes, type TokenExchangeRequest } from '../token-request.js';
 import { actorChain, issue, type AuditTrail, type TokenResponse, type TokenServiceContext } from '../token-service.js';
@@ -167,9 +168,11 @@ export async function tokenExchange(ctx: TokenServiceContext, registry: Registry
   trail.authorization_details = authorizationDetails;
   const expiresAt = Math.min(Math.floor(ctx.clock.now() / 1000) + ctx.limits.maxTokenLifetimeSeconds, subject.expiresAt);
 
-  const decision = ctx.policy().evaluate(
-    delegationRequest(registry, { tenant: subject.tenant, actor: actor.id, user: subject.user, clientId: caller.id, audience, scope, authorizationDetails, chain: chain.chain }),
-  );
+  const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': 'delegate', 'baton.tenant': subject.tenant, 'baton.actor': actor.id }, (span) => {
+    const answer = ctx.policy().evaluate(delegationRequest(registry, { tenant: subject.tenant, actor: actor.id, user: subject.user, clientId: caller.id, audience, scope, authorizationDetails, chain: chain.chain }));
+    span.setAttribute('baton.decision', answer.allowed ? 'allow' : 'deny');
+    return answer;
+  });
   trail.policy_ids = decision.reasons;
   if (!decision.allowed) {
     const deciding = [...decision.reasons, ...decision.errors].join('; ') || 'no policy permits it';
