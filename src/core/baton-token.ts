@@ -52,6 +52,6 @@ export async function verifyBatonToken(ctx: BatonTokenVerifier, token: string, p
   });
   const { tenant, jti, sub, client_id: clientId } = payload as { tenant: unknown; jti: string; sub: string; client_id: unknown };
   if (typeof tenant !== 'string' || typeof clientId !== 'string') throw new OAuthError(errorCode, `${param} has invalid Baton claims`);
-  if (ctx.revocations.isRevoked(tenant, jti)) throw new OAuthError(errorCode, revokedDescription(param));
+  if (await ctx.revocations.isRevoked(tenant, jti)) throw new OAuthError(errorCode, revokedDescription(param));
   return { payload, tenant, sub, jti, clientId, audience: audienceClaim(payload.aud) };
 }

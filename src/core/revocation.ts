@@ -11,7 +11,7 @@ export type RevocationTarget =
  * second); `revoke` records the target and every token derived from it, transitively.
  */
 export interface Revocations {
-  isRevoked(tenant: string, jti: string): boolean;
+  isRevoked(tenant: string, jti: string): boolean | Promise<boolean>;
   /** Revokes and returns the jtis newly revoked (the cascade). */
   revoke(tenant: string, target: RevocationTarget): Promise<readonly string[]>;
 }

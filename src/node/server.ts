@@ -7,7 +7,6 @@ import { migrate } from '../adapters/db/migrations.js';
 import { openPglite } from '../adapters/db/pglite.js';
 import { openPostgres } from '../adapters/db/postgres.js';
 import type { Database } from '../adapters/db/sql.js';
-import { createSqlStore } from '../adapters/db/sql-store.js';
 import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
 import { createRevocations } from '../adapters/db/revocation-store.js';
 import { sha256Hex } from '../adapters/node-hash.js';
@@ -16,12 +15,9 @@ import { prometheusMetrics } from '../adapters/prometheus.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { withinDeadline } from '../core/errors.js';
-import { endpoints } from '../core/metadata.js';
 import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry.js';
-import type { CodeFlowContext } from '../core/code-flow.js';
-import { createGrantStore } from '../adapters/db/grant-store.js';
-import { passwordAuthenticator } from '../adapters/password-authenticator.js';
+import { buildContext } from '../adapters/context.js';
 import { createApp } from '../http/app.js';
 import type { Config } from './config.js';
 import { loadDetailTypes, loadOrCreateKeyFile, loadRegistryFile, readJsonFile, readPolicyFolder } from './files.js';
@@ -90,16 +86,11 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const metrics = prometheusMetrics(keys.current);
     const audit = createAuditWriter(database.sql, { sha256: sha256Hex, clock, onBatch: (size, ms) => metrics.auditBatch(size, ms / 1000) });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
-    const tokens: CodeFlowContext = {
-      grants: createGrantStore(database.sql, () => clock.now()),
-      authenticator: passwordAuthenticator(() => registry),
-      codeLifetimeSeconds: config.codeLifetimeSeconds,
-      refreshLifetimeSeconds: config.refreshTokenLifetimeSeconds,
+    const tokens = buildContext({
       issuer,
-      tokenEndpoint: endpoints(issuer).token,
-      registry: () => registry,
+      sql: database.sql,
       keys,
-      store: createSqlStore(database.sql),
+      registry: () => registry,
       policy: () => policies,
       detailTypes: loadDetailTypes(config.detailTypesDir),
       audit,
@@ -108,9 +99,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       clock,
       logger,
       limits: config,
-      clockToleranceSeconds: config.clockToleranceSeconds,
-      maxAssertionLifetimeSeconds: config.maxAssertionLifetimeSeconds,
-    };
+    });
     // Reloads are system events (tenant "*"), audited whether applied or refused.
     const audited = async <T>(type: 'policy.reload' | 'registry.reload', by: string, run: () => Promise<T>, describe: (result: T) => string): Promise<T> => {
       const what = type === 'policy.reload' ? 'policies' : 'registry';

@@ -3,14 +3,15 @@ import type { Database, Sql, SqlValue } from './sql.js';
 
 type PgSql = postgres.Sql | postgres.TransactionSql;
 
-function wrap(pg: PgSql): Sql {
+/** The Sql client over a `postgres` connection or transaction. */
+export function wrapPostgres(pg: PgSql): Sql {
   const tag = (<T extends object>(strings: TemplateStringsArray, ...values: SqlValue[]) => pg(strings, ...values) as unknown as Promise<T[]>) as Sql;
   tag.script = async (text) => {
     await pg.unsafe(text);
   };
   tag.begin = <T>(fn: (sql: Sql) => Promise<T>): Promise<T> => {
     if (!('begin' in pg)) return fn(tag);
-    return pg.begin((tx) => fn(wrap(tx))) as Promise<T>;
+    return pg.begin((tx) => fn(wrapPostgres(tx))) as Promise<T>;
   };
   return tag;
 }
@@ -33,5 +34,5 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     }
   }
   const pg = postgres(url, { ...common, ...(options.schema === undefined ? {} : { connection: { search_path: options.schema } }) });
-  return { sql: wrap(pg), kind: 'postgres', close: () => pg.end({ timeout: 5 }) };
+  return { sql: wrapPostgres(pg), kind: 'postgres', close: () => pg.end({ timeout: 5 }) };
 }

@@ -12,6 +12,28 @@ export interface RevocationOptions {
 
 const key = (tenant: string, jti: string): string => `${tenant}\u0000${jti}`;
 
+/** Revokes the target and every live token derived from it (one recursive statement); returns the jtis newly revoked. */
+export async function cascadeRevocation(sql: Sql, tenant: string, target: RevocationTarget): Promise<string[]> {
+  const agent = target.kind === 'agent' ? target.agent : null;
+  const user = target.kind === 'user' ? target.user : null;
+  const jti = target.kind === 'token' ? target.jti : null;
+  const grant = target.kind === 'grant' ? target.grant : null;
+  const rows = await sql<{ jti: string }>`
+    WITH RECURSIVE tree(jti) AS (
+      SELECT jti FROM tokens
+      WHERE tenant = ${tenant} AND expires_at > now()
+        AND (jti = ${jti} OR actor = ${agent} OR subject = ${agent} OR subject = ${user} OR root_grant = ${grant})
+      UNION
+      SELECT t.jti FROM tokens t JOIN tree ON t.parent_jti = tree.jti WHERE t.tenant = ${tenant}
+    )
+    INSERT INTO revocations (tenant, jti, expires_at)
+    SELECT ${tenant}, t.jti, t.expires_at FROM tokens t JOIN tree ON t.jti = tree.jti
+    WHERE t.tenant = ${tenant} AND t.expires_at > now()
+    ON CONFLICT (tenant, jti) DO NOTHING
+    RETURNING jti`;
+  return rows.map((r) => r.jti);
+}
+
 /**
  * Revocations over SQL with an in-memory set: loaded at start, extended by polling for rows newer
  * than the last seen id, and by this instance's own revocations at once. A revocation writes one
@@ -39,25 +61,9 @@ export async function createRevocations(sql: Sql, options: RevocationOptions): P
   await refresh();
 
   async function cascade(tenant: string, target: RevocationTarget): Promise<string[]> {
-    const agent = target.kind === 'agent' ? target.agent : null;
-    const user = target.kind === 'user' ? target.user : null;
-    const jti = target.kind === 'token' ? target.jti : null;
-    const grant = target.kind === 'grant' ? target.grant : null;
-    const rows = await sql<{ jti: string }>`
-      WITH RECURSIVE tree(jti) AS (
-        SELECT jti FROM tokens
-        WHERE tenant = ${tenant} AND expires_at > now()
-          AND (jti = ${jti} OR actor = ${agent} OR subject = ${agent} OR subject = ${user} OR root_grant = ${grant})
-        UNION
-        SELECT t.jti FROM tokens t JOIN tree ON t.parent_jti = tree.jti WHERE t.tenant = ${tenant}
-      )
-      INSERT INTO revocations (tenant, jti, expires_at)
-      SELECT ${tenant}, t.jti, t.expires_at FROM tokens t JOIN tree ON t.jti = tree.jti
-      WHERE t.tenant = ${tenant} AND t.expires_at > now()
-      ON CONFLICT (tenant, jti) DO NOTHING
-      RETURNING jti`;
-    for (const r of rows) revoked.add(key(tenant, r.jti));
-    return rows.map((r) => r.jti);
+    const jtis = await cascadeRevocation(sql, tenant, target);
+    for (const jti of jtis) revoked.add(key(tenant, jti));
+    return jtis;
   }
 
   const poll = setInterval(() => {

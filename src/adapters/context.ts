@@ -1,0 +1,53 @@
+import type { AuditLog } from '../core/audit.js';
+import type { DetailTypes } from '../core/authorization-details.js';
+import type { CodeFlowContext } from '../core/code-flow.js';
+import { endpoints } from '../core/metadata.js';
+import type { Clock, Logger, PolicyEngine, SigningKeys } from '../core/ports.js';
+import type { Registry } from '../core/registry.js';
+import type { Revocations } from '../core/revocation.js';
+import type { Metrics } from '../core/telemetry.js';
+import type { Limits } from '../core/token-service.js';
+import { createGrantStore } from './db/grant-store.js';
+import type { Sql } from './db/sql.js';
+import { createSqlStore } from './db/sql-store.js';
+import { passwordAuthenticator } from './password-authenticator.js';
+
+export interface ContextParts {
+  readonly issuer: string;
+  readonly sql: Sql;
+  readonly keys: SigningKeys;
+  readonly registry: () => Registry;
+  readonly policy: () => PolicyEngine;
+  readonly detailTypes: DetailTypes;
+  readonly audit: AuditLog;
+  readonly revocations: Revocations;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly limits: Limits & { readonly codeLifetimeSeconds: number; readonly refreshTokenLifetimeSeconds: number };
+}
+
+/** The one context every endpoint works with, from the parts an entry point has opened (Node or Workers). */
+export function buildContext(parts: ContextParts): CodeFlowContext {
+  return {
+    issuer: parts.issuer,
+    tokenEndpoint: endpoints(parts.issuer).token,
+    registry: parts.registry,
+    keys: parts.keys,
+    store: createSqlStore(parts.sql),
+    grants: createGrantStore(parts.sql, () => parts.clock.now()),
+    authenticator: passwordAuthenticator(parts.registry),
+    policy: parts.policy,
+    detailTypes: parts.detailTypes,
+    audit: parts.audit,
+    revocations: parts.revocations,
+    metrics: parts.metrics,
+    clock: parts.clock,
+    logger: parts.logger,
+    limits: parts.limits,
+    codeLifetimeSeconds: parts.limits.codeLifetimeSeconds,
+    refreshLifetimeSeconds: parts.limits.refreshTokenLifetimeSeconds,
+    clockToleranceSeconds: parts.limits.clockToleranceSeconds,
+    maxAssertionLifetimeSeconds: parts.limits.maxAssertionLifetimeSeconds,
+  };
+}

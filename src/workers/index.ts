@@ -1,0 +1,138 @@
+import * as cedar from '@cedar-policy/cedar-wasm/web';
+import postgres from 'postgres';
+import cedarWasm from '../../node_modules/@cedar-policy/cedar-wasm/web/cedar_wasm_bg.wasm';
+import schemaText from '../../policies/baton.cedarschema';
+import delegationPolicies from '../../policies/delegation.cedar';
+import entities from '../../policies/entities.json' with { type: 'json' };
+import paymentsPolicies from '../../policies/payments.cedar';
+import registryDocument from '../../policies/registry.json' with { type: 'json' };
+import paymentInitiation from '../../schemas/authorization-details/payment_initiation.json' with { type: 'json' };
+import toolInvocation from '../../schemas/authorization-details/tool_invocation.json' with { type: 'json' };
+import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
+import { buildContext } from '../adapters/context.js';
+import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
+import { migrate } from '../adapters/db/migrations.js';
+import { wrapPostgres } from '../adapters/db/postgres.js';
+import { jsonLogger } from '../adapters/json-logger.js';
+import { sha256Hex } from '../adapters/node-hash.js';
+import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
+import { systemClock } from '../adapters/system-clock.js';
+import { compileDetailType } from '../core/authorization-details.js';
+import { compileRegistry, type Registry } from '../core/registry.js';
+import { noMetrics } from '../core/telemetry.js';
+import { createApp } from '../http/app.js';
+import { loadConfig, type Config } from '../node/config.js';
+import { requestRevocations } from './revocations.js';
+
+/** Bindings and variables (wrangler.toml `[vars]`, secrets, the Hyperdrive binding). */
+interface Env {
+  readonly HYPERDRIVE?: { readonly connectionString: string };
+  readonly DATABASE_URL?: string;
+  readonly BATON_SIGNING_KEYS?: string;
+  readonly [name: string]: unknown;
+}
+
+interface ExecutionContext {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+/** What an isolate prepares once and reuses: configuration, keys, registry, policies, types. */
+interface Isolate {
+  readonly config: Config & { readonly issuer: string };
+  readonly keys: Awaited<ReturnType<typeof importSigningKeys>>;
+  readonly registry: Registry;
+  readonly policies: ReturnType<typeof loadCedarPolicySet>;
+  readonly detailTypes: ReturnType<typeof detailTypes>;
+  migrated: boolean;
+}
+
+function detailTypes() {
+  return new Map([compileDetailType('payment_initiation.json', paymentInitiation), compileDetailType('tool_invocation.json', toolInvocation)].map((t) => [t.type, t]));
+}
+
+async function prepare(env: Env): Promise<Isolate> {
+  const vars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  const config = loadConfig(vars);
+  if (config.issuer === undefined) throw new Error('BATON_ISSUER is required on Workers');
+  if (env.BATON_SIGNING_KEYS === undefined) throw new Error('the BATON_SIGNING_KEYS secret is required on Workers');
+  cedar.initSync({ module: cedarWasm });
+  return {
+    config: { ...config, issuer: config.issuer },
+    keys: await importSigningKeys(JSON.parse(env.BATON_SIGNING_KEYS) as PrivateJwks),
+    registry: await compileRegistry(registryDocument, { issuer: config.issuer, file: 'policies/registry.json' }),
+    policies: loadCedarPolicySet(cedar, {
+      policies: [
+        { file: 'policies/delegation.cedar', content: delegationPolicies },
+        { file: 'policies/payments.cedar', content: paymentsPolicies },
+      ],
+      schema: { file: 'policies/baton.cedarschema', content: schemaText },
+      entities: { file: 'policies/entities.json', content: entities },
+    }),
+    detailTypes: detailTypes(),
+    migrated: false,
+  };
+}
+
+let isolate: Promise<Isolate> | undefined;
+const logger = jsonLogger((line) => console.log(line.trimEnd()));
+
+/**
+ * The Workers entry point: the same app and core as on Node. The database client is made per
+ * request (Hyperdrive pools the connections); each request's audit entries are committed before
+ * its answer, and the client is closed after.
+ */
+async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  isolate ??= prepare(env).catch((error: unknown) => {
+    isolate = undefined;
+    throw error;
+  });
+  const shared = await isolate;
+  const url = env.HYPERDRIVE?.connectionString ?? env.DATABASE_URL;
+  if (url === undefined) return Response.json({ error: 'server_error', error_description: 'no database is configured' }, { status: 500 });
+  const schema = shared.config.databaseSchema;
+  const pg = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, ...(schema === undefined ? {} : { connection: { search_path: schema } }) });
+  const sql = wrapPostgres(pg);
+  const audit = createAuditWriter(sql, { sha256: sha256Hex, clock: systemClock });
+  try {
+    if (!shared.migrated) {
+      if (schema !== undefined) await sql.script(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+      await migrate(sql);
+      shared.migrated = true;
+    }
+    const tokens = buildContext({
+      issuer: shared.config.issuer,
+      sql,
+      keys: shared.keys,
+      registry: () => shared.registry,
+      policy: () => shared.policies,
+      detailTypes: shared.detailTypes,
+      audit,
+      revocations: requestRevocations(sql),
+      metrics: noMetrics,
+      clock: systemClock,
+      logger,
+      limits: shared.config,
+    });
+    const app = createApp({
+      tokens,
+      logger,
+      maxBodyBytes: shared.config.maxBodyBytes,
+      checkReady: async () => {
+        await sql`SELECT 1`;
+      },
+      reload: {
+        policies: () => Promise.reject(new Error('policies are bundled on Workers: deploy to change them')),
+        registry: () => Promise.reject(new Error('the registry is bundled on Workers: deploy to change it')),
+      },
+      auditQueries: createAuditReader(sql, sha256Hex),
+      metricsText: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', body: '' }),
+    });
+    return await app.fetch(request);
+  } finally {
+    ctx.waitUntil(audit.drain().then(() => pg.end({ timeout: 5 })));
+  }
+}
+
+// Workers load the module's default export.
+// eslint-disable-next-line no-restricted-syntax
+export default { fetch: fetchHandler };

@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import postgres from 'postgres';
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
+import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
+import { basic, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { testDatabaseUrl } from '../support/database.js';
+
+const skip = testDatabaseUrl === undefined;
+const schema = `baton_workers_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+let child: ChildProcess | undefined;
+let url = '';
+let output = '';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+beforeAll(async () => {
+  if (skip) return;
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  const keys = JSON.stringify(await generateSigningKeys('EdDSA'));
+  // wrangler dev runs the Worker in a local workerd, loopback only; no request leaves the machine.
+  child = spawn(
+    process.execPath,
+    ['node_modules/wrangler/bin/wrangler.js', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--var', `BATON_ISSUER:${url}`, '--var', `BATON_DATABASE_SCHEMA:${schema}`, '--var', `DATABASE_URL:${testDatabaseUrl}`, '--var', `BATON_SIGNING_KEYS:${keys}`],
+    { env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_UPDATE_NOTIFIER: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`wrangler dev did not get ready:\n${output.slice(-2000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}, 120_000);
+
+afterAll(async () => {
+  if (child !== undefined && child.exitCode === null) {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child?.once('exit', resolve));
+  }
+  if (!skip) {
+    const admin = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  }
+});
+
+describe.skipIf(skip)('Baton on Workers (wrangler dev, local workerd)', () => {
+  it('runs the exchange chain, a decision and an audit query', async () => {
+    const target = { url };
+    const issuer = url;
+    const first = await postToken(target, {
+      grant_type: grants.exchange,
+      subject_token: await mintUserToken('alice', { audience: issuer }),
+      subject_token_type: tokenTypes.jwt,
+      actor_token: await mintAgentAssertion('orchestrator', issuer),
+      actor_token_type: tokenTypes.jwt,
+      audience: 'payments',
+      scope: 'payments:read payments:transfer',
+    });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    const second = await postToken(target, {
+      grant_type: grants.exchange,
+      subject_token: first.body.access_token as string,
+      subject_token_type: tokenTypes.accessToken,
+      actor_token: await mintAgentAssertion('payments-subagent', issuer),
+      actor_token_type: tokenTypes.jwt,
+      scope: 'payments:transfer',
+    });
+    expect(second.status, JSON.stringify(second.body)).toBe(200);
+    expect(decodeJwt(second.body.access_token as string).act).toEqual({ sub: 'payments-subagent', act: { sub: 'orchestrator' } });
+
+    const decision = await postJson(target, '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 100, currency: 'EUR' }, action_id: 'workers-1' }, { authorization: basic('payments') });
+    expect(decision.body).toEqual({ decision: 'allow', action_id: 'workers-1', reasons: ['transfer-up-to-100'] });
+    const over = await postJson(target, '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 101, currency: 'EUR' }, action_id: 'workers-2' }, { authorization: basic('payments') });
+    expect(over.body).toEqual({ decision: 'deny', action_id: 'workers-2', reasons: [] });
+
+    const auditor = await postToken(target, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
+    const headers = { authorization: `Bearer ${auditor.body.access_token as string}` };
+    const trail = (await (await fetch(`${url}/audit/actions/workers-1`, { headers })).json()) as { entries: { verified: boolean; entry: { type: string } }[] };
+    expect(trail.entries.map((e) => [e.entry.type, e.verified])).toEqual([
+      ['token.exchange', true],
+      ['token.exchange', true],
+      ['decision', true],
+    ]);
+    expect(((await (await fetch(`${url}/audit/verify`, { headers })).json()) as { valid: boolean }).valid).toBe(true);
+  });
+});
