@@ -9,7 +9,7 @@ import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { verifyCheckpoint } from '../../src/core/checkpoint.js';
 import { importPublicJwks } from '../../src/core/jwks.js';
 import type { Jwks } from '../../src/core/registry-schema.js';
-import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { basic, demoChain, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
 
 let baton: TestBaton;
 beforeAll(async () => {
@@ -31,26 +31,10 @@ const get = async (path: string, headers: Record<string, string>) => {
 
 /** The demo chain and a decision; returns the two tokens and the action id. */
 async function chainAndDecision(actionId: string) {
-  const first = await postToken(baton, {
-    grant_type: grants.exchange,
-    subject_token: await mintUserToken('alice', { audience: baton.issuer }),
-    subject_token_type: tokenTypes.jwt,
-    actor_token: await mintAgentAssertion('orchestrator', baton.issuer),
-    actor_token_type: tokenTypes.jwt,
-    audience: 'payments',
-    scope: 'payments:read payments:transfer',
-  });
-  const second = await postToken(baton, {
-    grant_type: grants.exchange,
-    subject_token: first.body.access_token as string,
-    subject_token_type: tokenTypes.accessToken,
-    actor_token: await mintAgentAssertion('payments-subagent', baton.issuer),
-    actor_token_type: tokenTypes.jwt,
-    scope: 'payments:transfer',
-  });
-  const decision = await postJson(baton, '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 40, currency: 'EUR' }, action_id: actionId }, { authorization: basic('payments'), 'x-request-id': 'req-7' });
+  const [first, second] = await demoChain(baton, 'payments:read payments:transfer', 'payments:transfer');
+  const decision = await postJson(baton, '/authorize', { token: second, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 40, currency: 'EUR' }, action_id: actionId }, { authorization: basic('payments'), 'x-request-id': 'req-7' });
   expect(decision.body.decision).toBe('allow');
-  return { first: decodeJwt(first.body.access_token as string), second: decodeJwt(second.body.access_token as string) };
+  return { first: decodeJwt(first), second: decodeJwt(second) };
 }
 
 describe('GET /audit/actions/{id}', () => {

@@ -2,8 +2,8 @@ import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { mintUserToken } from '../../src/cli/demo-kit.js';
+import { basic, demoChain, postJson, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
 
 const policyDir = mkdtempSync(join(tmpdir(), 'baton-policies-'));
 cpSync('policies', policyDir, { recursive: true });
@@ -15,27 +15,7 @@ afterAll(async () => {
   await baton?.close();
 });
 
-/** alice → orchestrator → payments-subagent, as in the demo; returns both tokens. */
-async function chain(scope = 'payments:read payments:transfer'): Promise<[string, string]> {
-  const first = await postToken(baton, {
-    grant_type: grants.exchange,
-    subject_token: await mintUserToken('alice', { audience: baton.issuer }),
-    subject_token_type: tokenTypes.jwt,
-    actor_token: await mintAgentAssertion('orchestrator', baton.issuer),
-    actor_token_type: tokenTypes.jwt,
-    audience: 'payments',
-    scope,
-  });
-  const second = await postToken(baton, {
-    grant_type: grants.exchange,
-    subject_token: first.body.access_token as string,
-    subject_token_type: tokenTypes.accessToken,
-    actor_token: await mintAgentAssertion('payments-subagent', baton.issuer),
-    actor_token_type: tokenTypes.jwt,
-  });
-  expect(second.status).toBe(200);
-  return [first.body.access_token as string, second.body.access_token as string];
-}
+const chain = (scope?: string) => demoChain(baton, scope);
 
 const asPayments = { authorization: basic('payments') };
 const transfer = (token: string, amount: unknown, extra: Record<string, unknown> = {}) =>

@@ -3,7 +3,7 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
 import { generateSigningKeys, type PrivateJwks } from '../../src/adapters/signing-keys.js';
-import { demoSecret } from '../../src/cli/demo-kit.js';
+import { demoSecret, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import type { LogFields, Logger } from '../../src/core/ports.js';
 import { loadConfig } from '../../src/node/config.js';
 import { startBaton, type RunningBaton } from '../../src/node/server.js';
@@ -100,4 +100,25 @@ export async function postJson(baton: Pick<RunningBaton, 'url'>, path: string, b
   });
   const text = await response.text();
   return { status: response.status, headers: response.headers, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
+}
+
+/** One token-exchange hop by `agent-platform`: `subject` for `actor`, proven by a fresh assertion. */
+export async function exchangeHop(target: Pick<RunningBaton, 'url' | 'issuer'>, subject: string, subjectType: string, actor: string, extra: Record<string, string> = {}): Promise<PostResult> {
+  return postToken(target, {
+    grant_type: grants.exchange,
+    subject_token: subject,
+    subject_token_type: subjectType,
+    actor_token: await mintAgentAssertion(actor, target.issuer),
+    actor_token_type: tokenTypes.jwt,
+    ...extra,
+  });
+}
+
+/** The demo chain alice → orchestrator (at payments) → payments-subagent; returns both tokens. */
+export async function demoChain(target: Pick<RunningBaton, 'url' | 'issuer'>, scope = 'payments:read payments:transfer', secondScope?: string): Promise<[string, string]> {
+  const first = await exchangeHop(target, await mintUserToken('alice', { audience: target.issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope });
+  if (first.status !== 200) throw new Error(`first hop refused: ${JSON.stringify(first.body)}`);
+  const second = await exchangeHop(target, first.body.access_token as string, tokenTypes.accessToken, 'payments-subagent', secondScope === undefined ? {} : { scope: secondScope });
+  if (second.status !== 200) throw new Error(`second hop refused: ${JSON.stringify(second.body)}`);
+  return [first.body.access_token as string, second.body.access_token as string];
 }

@@ -5,8 +5,7 @@ import postgres from 'postgres';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
-import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { basic, demoChain, postJson, postToken } from '../support/baton.js';
 import { testDatabaseUrl } from '../support/database.js';
 
 const skip = testDatabaseUrl === undefined;
@@ -62,32 +61,13 @@ afterAll(async () => {
 
 describe.skipIf(skip)('Baton on Workers (wrangler dev, local workerd)', () => {
   it('runs the exchange chain, a decision and an audit query', async () => {
-    const target = { url };
-    const issuer = url;
-    const first = await postToken(target, {
-      grant_type: grants.exchange,
-      subject_token: await mintUserToken('alice', { audience: issuer }),
-      subject_token_type: tokenTypes.jwt,
-      actor_token: await mintAgentAssertion('orchestrator', issuer),
-      actor_token_type: tokenTypes.jwt,
-      audience: 'payments',
-      scope: 'payments:read payments:transfer',
-    });
-    expect(first.status, JSON.stringify(first.body)).toBe(200);
-    const second = await postToken(target, {
-      grant_type: grants.exchange,
-      subject_token: first.body.access_token as string,
-      subject_token_type: tokenTypes.accessToken,
-      actor_token: await mintAgentAssertion('payments-subagent', issuer),
-      actor_token_type: tokenTypes.jwt,
-      scope: 'payments:transfer',
-    });
-    expect(second.status, JSON.stringify(second.body)).toBe(200);
-    expect(decodeJwt(second.body.access_token as string).act).toEqual({ sub: 'payments-subagent', act: { sub: 'orchestrator' } });
+    const target = { url, issuer: url };
+    const [, second] = await demoChain(target, 'payments:read payments:transfer', 'payments:transfer');
+    expect(decodeJwt(second).act).toEqual({ sub: 'payments-subagent', act: { sub: 'orchestrator' } });
 
-    const decision = await postJson(target, '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 100, currency: 'EUR' }, action_id: 'workers-1' }, { authorization: basic('payments') });
+    const decision = await postJson(target, '/authorize', { token: second, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 100, currency: 'EUR' }, action_id: 'workers-1' }, { authorization: basic('payments') });
     expect(decision.body).toEqual({ decision: 'allow', action_id: 'workers-1', reasons: ['transfer-up-to-100'] });
-    const over = await postJson(target, '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 101, currency: 'EUR' }, action_id: 'workers-2' }, { authorization: basic('payments') });
+    const over = await postJson(target, '/authorize', { token: second, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 101, currency: 'EUR' }, action_id: 'workers-2' }, { authorization: basic('payments') });
     expect(over.body).toEqual({ decision: 'deny', action_id: 'workers-2', reasons: [] });
 
     const auditor = await postToken(target, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
