@@ -26,6 +26,8 @@ let db: Database;
 function startProcess(env: Record<string, string>): Promise<string> {
   const child = spawn(process.execPath, ['dist/node/main.js'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   processes.push(child);
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('instance did not start in 60 s')), 60_000);
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
@@ -35,7 +37,7 @@ function startProcess(env: Record<string, string>): Promise<string> {
         resolve(log.url as string);
       }
     });
-    child.once('exit', (code) => reject(new Error(`instance exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`instance exited with ${code}: ${stderr.slice(-1000)}`)));
   });
 }
 

@@ -68,19 +68,22 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
         records.push({ seq, prev_hash: prev, hash, entry, canonical });
         prev = hash;
       }
+      // Each batch goes as one JSON parameter: far cheaper for the driver than array literals.
       const lineages = batch.map((p) => p.lineage).filter((l): l is TokenLineage => l !== undefined);
       if (lineages.length > 0) {
+        const rows = lineages.map((l) => ({ tenant: l.tenant, jti: l.jti, parent_jti: l.parentJti, root_grant: l.rootGrant, subject: l.subject, actor: l.actor, client_id: l.clientId, expires_at: l.expiresAt.toISOString() }));
         await tx`
           INSERT INTO tokens (tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at)
-          SELECT * FROM unnest(${lineages.map((l) => l.tenant)}::text[], ${lineages.map((l) => l.jti)}::text[], ${lineages.map((l) => l.parentJti)}::text[],
-            ${lineages.map((l) => l.rootGrant)}::text[], ${lineages.map((l) => l.subject)}::text[], ${lineages.map((l) => l.actor)}::text[],
-            ${lineages.map((l) => l.clientId)}::text[], ${lineages.map((l) => l.expiresAt.toISOString())}::timestamptz[])`;
+          SELECT tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at
+          FROM json_to_recordset(${JSON.stringify(rows)}::text::json)
+            AS r(tenant text, jti text, parent_jti text, root_grant text, subject text, actor text, client_id text, expires_at timestamptz)`;
       }
+      const rows = records.map((r) => ({ seq: r.seq, tenant: r.entry.tenant, type: r.entry.type, action_id: r.entry.action_id, jti: r.entry.jti, root_grant: r.entry.root_grant, canonical: r.canonical, prev_hash: r.prev_hash, hash: r.hash }));
       await tx`
         INSERT INTO audit_log (seq, tenant, type, action_id, jti, root_grant, recorded_at, canonical, prev_hash, hash)
-        SELECT * FROM unnest(${records.map((r) => r.seq)}::bigint[], ${records.map((r) => r.entry.tenant)}::text[], ${records.map((r) => r.entry.type)}::text[],
-          ${records.map((r) => r.entry.action_id)}::text[], ${records.map((r) => r.entry.jti)}::text[], ${records.map((r) => r.entry.root_grant)}::text[], ${records.map(() => time.toISOString())}::timestamptz[],
-          ${records.map((r) => r.canonical)}::text[], ${records.map((r) => r.prev_hash)}::text[], ${records.map((r) => r.hash)}::text[])`;
+        SELECT seq, tenant, type, action_id, jti, root_grant, ${time}, canonical, prev_hash, hash
+        FROM json_to_recordset(${JSON.stringify(rows)}::text::json)
+          AS r(seq bigint, tenant text, type text, action_id text, jti text, root_grant text, canonical text, prev_hash text, hash text)`;
       await tx`UPDATE audit_head SET seq = ${seq}, hash = ${prev} WHERE id = 1`;
       return records.map(({ canonical: _canonical, ...record }) => record);
     });
@@ -88,6 +91,9 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
 
   async function run(): Promise<void> {
     while (queue.length > 0) {
+      // Let the callers woken by the previous commit queue their next entries first, so the
+      // next transaction carries them together rather than one entry ahead of the rest.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const batch = queue.splice(0, maxBatch);
       const started = performance.now();
       try {

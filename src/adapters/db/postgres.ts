@@ -29,6 +29,10 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     const admin = postgres(url, { ...common, max: 1 });
     try {
       await admin.unsafe(`CREATE SCHEMA IF NOT EXISTS "${options.schema.replaceAll('"', '""')}"`);
+    } catch (error) {
+      // Instances starting together race to create it; whoever loses finds it made.
+      const code = (error as { code?: string }).code;
+      if (code !== '23505' && code !== '42P06') throw error;
     } finally {
       await admin.end();
     }
