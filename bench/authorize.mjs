@@ -1,0 +1,809 @@
+// Decision benchmark for Baton's policy decision point (POST /authorize); see bench/README.md.
+//
+//   npm run build && node bench/authorize.mjs [--setup embedded|postgres|both] [--duration 10]
+//       [--connections 32] [--rate 2000] [--calls 20000] [--quick] [--cpu-prof DIR]
+//
+// In one run it measures, side by side:
+//   1. raw Cedar: the shipped policy set's evaluate() called in this process, no HTTP, with the
+//      request POST /authorize builds for the payments sub-agent's transfer;
+//   2. POST /authorize over HTTP: Baton as a child process on loopback (embedded PGlite and/or
+//      PostgreSQL), driven by autocannon flat out and at a fixed rate, every decision audited;
+// and prints one markdown table. It exits non-zero if any request got no 2xx or any decision
+// (HTTP or in-process) was not the expected "allow".
+
+// The repo's eslint config declares no runtime globals (it is written for the TypeScript in src/);
+// everything importable is imported below, and these two Node 20 globals have no module to import.
+/* global fetch, AbortSignal */
+
+import autocannon from 'autocannon';
+import postgres from 'postgres';
+import { Buffer } from 'node:buffer';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
+import { setTimeout } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { URL, URLSearchParams } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { loadCedarPolicySet } from '../dist/adapters/cedar/cedar-engine.js';
+import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
+import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-kit.js';
+import { parseActClaim } from '../dist/core/act-chain.js';
+import { scopeClaim } from '../dist/core/attenuate.js';
+import { agentEntity, entityRef, userEntity } from '../dist/core/policy.js';
+import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
+
+// Node 20's V8 can abort under load when TurboFan inlines a JS-to-Wasm call into cedar-wasm and
+// then deoptimizes (see src/node/v8-flags.ts; Baton's entry point sets the same flag). It must be
+// set before any code calling cedar-wasm is optimized, so cedar-wasm is imported only after it.
+setFlagsFromString('--no-turbo-inline-js-wasm-calls');
+const cedar = await import('@cedar-policy/cedar-wasm/nodejs');
+
+const root = join(import.meta.dirname, '..');
+const host = '127.0.0.1';
+const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
+const benchDatabase = 'baton_bench_authz';
+const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
+
+const grants = { tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange' };
+const tokenTypes = { accessToken: 'urn:ietf:params:oauth:token-type:access_token', jwt: 'urn:ietf:params:oauth:token-type:jwt' };
+
+/**
+ * The decision every request asks for, and the facts its token carries: alice -> orchestrator ->
+ * payments-subagent (current actor first), issued to client agent-platform in tenant acme. The
+ * raw Cedar request is built from these; the HTTP token is checked to carry exactly these.
+ */
+const decision = {
+  action: 'payments:transfer',
+  resource: { type: 'Account', id: 'acct-1' },
+  context: { amount: 50, currency: 'EUR' },
+  expectedReasons: ['transfer-up-to-100'],
+};
+const tokenFacts = { tenant: 'acme', clientId: 'agent-platform', sub: 'alice', chain: ['payments-subagent', 'orchestrator'], scope: ['payments:read', 'payments:transfer'] };
+
+/** One Baton token serves a whole setup (warm-up and both runs); Baton tokens live at most 300 s. */
+const maxDurationSeconds = 120;
+/** Requests sent before the measured runs of a setup (JIT, pools, PGlite caches); not reported. */
+const warmupRequests = 1000;
+/** In-process calls before the timed ones. */
+const cedarWarmupCalls = 2000;
+const readyTimeoutMs = 60_000;
+/** CPU (in cores) used by processes other than Baton and the harness above which a run is flagged as noisy. */
+const noiseCores = 0.25;
+const stopTimeoutMs = 10_000;
+
+const usage = `usage: node bench/authorize.mjs [options]   (run npm run build first)
+
+  --setup        embedded (PGlite), postgres, or both (default both)
+  --duration     seconds per measured HTTP run, 1 to ${maxDurationSeconds} (default 10)
+  --connections  concurrent HTTP/1.1 connections (default 32)
+  --rate         overall decisions/s of the fixed-rate run (default 2000)
+  --calls        timed in-process Cedar evaluations (default 20000)
+  --quick        smoke run: --setup embedded --duration 2 --calls 5000 unless given
+  --cpu-prof DIR run Baton with --cpu-prof, keep its profiles in DIR and print the top
+                 self-time functions (the profiler slows Baton: do not report those figures)
+`;
+
+const print = (line = '') => process.stdout.write(`${line}\n`);
+const progress = (line) => process.stderr.write(`bench: ${line}\n`);
+
+function parseOptions(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      setup: { type: 'string' },
+      duration: { type: 'string' },
+      connections: { type: 'string', default: '32' },
+      rate: { type: 'string', default: '2000' },
+      calls: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  const integer = (name, text, min, max) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
+    return n;
+  };
+  const setup = values.setup ?? (values.quick ? 'embedded' : 'both');
+  if (!['embedded', 'postgres', 'both'].includes(setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(setup)})`);
+  return {
+    quick: values.quick,
+    setups: setup === 'both' ? ['embedded', 'postgres'] : [setup],
+    duration: integer('duration', values.duration ?? (values.quick ? '2' : '10'), 1, maxDurationSeconds),
+    connections: integer('connections', values.connections, 1, 1024),
+    rate: integer('rate', values.rate, 1, 1_000_000),
+    calls: integer('calls', values.calls ?? (values.quick ? '5000' : '20000'), 100, 10_000_000),
+    cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clean-up: everything started is registered here and undone in reverse order, on success, on
+// failure and on Ctrl-C, so no Baton process or bench database outlives the harness.
+
+const cleanups = [];
+const liveChildren = new Set();
+/** Clean-up passes run one after the other, so Ctrl-C during one waits for it instead of exiting halfway. */
+let cleaning = Promise.resolve();
+/** Set on Ctrl-C: the load stops because Baton is being stopped, not because it failed. */
+let stopping = false;
+
+/** Undoes, newest first, everything registered after the first `keep` clean-ups. */
+function runCleanups(keep = 0) {
+  const pass = cleaning.then(async () => {
+    while (cleanups.length > keep) {
+      const undo = cleanups.pop();
+      try {
+        await undo();
+      } catch (error) {
+        progress(`clean-up failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  });
+  cleaning = pass;
+  return pass;
+}
+
+// Last resort if the harness dies without running its clean-ups: never leave a Baton behind.
+process.on('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    progress(`${signal}: stopping`);
+    stopping = true;
+    void runCleanups().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The machine: how busy it is, and what a process costs.
+
+/** The share of all CPUs' time spent idle over the next second. */
+async function idlePercent() {
+  const times = () => cpus().reduce((sum, cpu) => ({ idle: sum.idle + cpu.times.idle, all: sum.all + Object.values(cpu.times).reduce((a, b) => a + b, 0) }), { idle: 0, all: 0 });
+  const before = times();
+  await sleep(1_000);
+  const after = times();
+  return Math.round((100 * (after.idle - before.idle)) / Math.max(1, after.all - before.all));
+}
+
+/** CPU time all CPUs have spent busy (not idle, not waiting for I/O) so far, in ms. */
+const machineBusyMs = () => cpus().reduce((sum, cpu) => sum + cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq, 0);
+
+const loadAverage = () => {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  } catch {
+    return 'n/a';
+  }
+};
+
+let clockTicks;
+/** CPU time (user + system) a process has used so far, in ms; undefined off Linux. */
+function processCpuMs(pid) {
+  try {
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    // The command name (field 2) may hold spaces; the fields after it are space-separated.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
+
+/** VmRSS and VmHWM (peak) of a process in MiB, from /proc/<pid>/status. */
+function processMemory(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+    return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Raw Cedar evaluation, in this process.
+
+/** The PolicyRequest decisions.ts builds for the payments sub-agent's transfer (no authorization_details). */
+function decisionRequest(registry, facts) {
+  const user = userEntity(facts.tenant, facts.sub);
+  const [actor] = facts.chain;
+  return {
+    principal: actor === undefined ? user : agentEntity(registry, actor),
+    action: decision.action,
+    resource: { type: decision.resource.type, id: decision.resource.id, attributes: {} },
+    context: {
+      ...decision.context,
+      tenant: facts.tenant,
+      client: facts.clientId,
+      user: entityRef('User', facts.sub),
+      chain: facts.chain,
+      depth: facts.chain.length,
+      scope: facts.scope,
+    },
+    entities: actor === undefined ? [] : [user],
+  };
+}
+
+async function benchCedar(calls) {
+  const engine = loadCedarPolicySet(cedar, readPolicyFolder(join(root, 'policies')));
+  // The issuer only matters for agents' assertion audience, not for the entities built here.
+  const registry = await loadRegistryFile(join(root, 'policies', 'registry.json'), 'http://localhost');
+  const request = decisionRequest(registry, tokenFacts);
+  const check = (answer) => answer.allowed && answer.errors.length === 0 && answer.reasons.join(',') === decision.expectedReasons.join(',');
+  const first = engine.evaluate(request);
+  if (!check(first)) throw new Error(`raw Cedar: expected allow by ${decision.expectedReasons.join(', ')}, got ${JSON.stringify(first)}`);
+
+  let wrong = 0;
+  for (let i = 0; i < cedarWarmupCalls; i++) if (!engine.evaluate(request).allowed) wrong++;
+  // Timed in 10 batches: the mean over all calls is reported, the batch spread shows the noise.
+  const batches = 10;
+  const perBatch = Math.ceil(calls / batches);
+  const batchUs = [];
+  let total = 0;
+  const cpuBefore = process.cpuUsage();
+  const machineBefore = machineBusyMs();
+  for (let b = 0; b < batches; b++) {
+    const started = performance.now();
+    for (let i = 0; i < perBatch; i++) if (!engine.evaluate(request).allowed) wrong++;
+    const ms = performance.now() - started;
+    total += ms;
+    batchUs.push((ms * 1000) / perBatch);
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  const machine = machineBusyMs() - machineBefore;
+  const n = perBatch * batches;
+  batchUs.sort((a, b) => a - b);
+  return {
+    calls: n,
+    usPerCall: (total * 1000) / n,
+    callsPerSecond: (n * 1000) / total,
+    batchMin: batchUs[0],
+    batchMax: batchUs.at(-1),
+    cpuShare: (cpu.user + cpu.system) / 1000 / total,
+    // What the rest of the machine did meanwhile: other processes compete for the second core.
+    othersCores: Math.max(0, machine - (cpu.user + cpu.system) / 1000) / total,
+    wrong,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baton as a child process.
+
+/** A port that is free right now: bind port 0 on loopback, read it, release it. */
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** The last lines of Baton's log; `skipInfo` leaves out the per-request access lines. */
+function logTail(file, { lines = 20, skipInfo = false } = {}) {
+  try {
+    const all = readFileSync(file, 'utf8').trimEnd().split('\n');
+    return (skipInfo ? all.filter((line) => !line.includes('"level":"info"')) : all).slice(-lines).join('\n') || '(nothing)';
+  } catch {
+    return '(no log)';
+  }
+}
+
+const describeExit = ({ code, signal }) => (signal === null ? `exit code ${code}` : `signal ${signal}`);
+
+async function withAdmin(work) {
+  const admin = postgres(adminDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
+  try {
+    await work(admin);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}
+
+/** Recreates the bench database so every postgres run starts empty; it is dropped again at the end. */
+async function createBenchDatabase() {
+  await withAdmin(async (admin) => {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
+    await admin.unsafe(`CREATE DATABASE ${benchDatabase}`);
+  });
+  cleanups.push(() => withAdmin((admin) => admin.unsafe(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`)));
+}
+
+/** Starts `node dist/node/main.js` for a setup and resolves once GET /readyz answers 200. */
+async function startBaton(setup, workDir, cpuProfDir) {
+  const port = await freePort();
+  const env = { ...process.env };
+  // Settings from the caller's shell (a DATABASE_URL, a BATON_CONFIG file...) must not leak into the setup under test.
+  for (const name of Object.keys(env)) if (name.startsWith('BATON_') || name === 'DATABASE_URL' || name === 'PORT' || name === 'NODE_OPTIONS') delete env[name];
+  Object.assign(env, {
+    PORT: String(port),
+    BATON_HOST: host,
+    BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+  });
+  if (setup === 'postgres') {
+    await createBenchDatabase();
+    env.DATABASE_URL = benchDatabaseUrl;
+  } else {
+    env.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
+  }
+
+  // Baton logs one JSON line per request. A file keeps that off the harness's event loop (a pipe
+  // would have to be drained here, competing with autocannon) and is there to show on failure.
+  const log = join(workDir, `baton-${setup}.log`);
+  const fd = openSync(log, 'w');
+  const profDir = cpuProfDir === undefined ? undefined : join(cpuProfDir, setup);
+  if (profDir !== undefined) mkdirSync(profDir, { recursive: true });
+  const nodeArgs = profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/node/main.js'], { cwd: root, env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  liveChildren.add(child);
+  const exited = new Promise((resolveExit) => child.once('exit', (code, signal) => resolveExit({ code, signal })));
+  void exited.then(() => liveChildren.delete(child));
+
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    // SIGTERM lets Baton close its database and exit normally, which is also when --cpu-prof writes.
+    child.kill('SIGTERM');
+    const timer = sleep(stopTimeoutMs, 'timeout');
+    if ((await Promise.race([exited, timer])) === 'timeout') {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  cleanups.push(stop);
+
+  const url = `http://${host}:${port}`;
+  const deadline = Date.now() + readyTimeoutMs;
+  let early;
+  void exited.then((status) => (early = status));
+  for (;;) {
+    if (early !== undefined) throw new Error(`Baton (${setup}) exited before it was ready (${describeExit(early)}); log:\n${logTail(log)}`);
+    if (Date.now() > deadline) throw new Error(`Baton (${setup}) was not ready within ${readyTimeoutMs / 1000} s; log:\n${logTail(log)}`);
+    try {
+      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return { url, log, exited, pid: child.pid, stop, profDir };
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The token under test: alice -> orchestrator -> payments-subagent, two exchanges.
+
+/** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 requires for Basic client credentials. */
+const formEncode = (value) => new URLSearchParams({ v: value }).toString().slice('v='.length);
+const basic = (clientId) => `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(demoSecret(clientId))}`).toString('base64')}`;
+
+async function exchange(baseUrl, tokenPath, params) {
+  const response = await fetch(new URL(tokenPath, baseUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform') },
+    body: new URLSearchParams(params),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`token exchange refused (HTTP ${response.status}): ${text}`);
+  return JSON.parse(text).access_token;
+}
+
+/** The payments sub-agent's token, as in test/http/authorize.test.ts; checked to carry `tokenFacts`. */
+async function subagentToken(baseUrl) {
+  const metaResponse = await fetch(new URL('/.well-known/oauth-authorization-server', baseUrl), { signal: AbortSignal.timeout(10_000) });
+  if (!metaResponse.ok) throw new Error(`metadata: HTTP ${metaResponse.status}`);
+  const meta = await metaResponse.json();
+  // The token endpoint is advertised under the issuer (http://localhost:<port>); requests go to
+  // the loopback address Baton listens on, so only the path is kept.
+  const tokenPath = new URL(meta.token_endpoint).pathname;
+  const issuer = meta.issuer;
+  const first = await exchange(baseUrl, tokenPath, {
+    grant_type: grants.tokenExchange,
+    subject_token: await mintUserToken('alice', { audience: issuer, lifetimeSeconds: 3600, scope: 'payments:read payments:transfer' }),
+    subject_token_type: tokenTypes.jwt,
+    actor_token: await mintAgentAssertion('orchestrator', issuer),
+    actor_token_type: tokenTypes.jwt,
+    audience: 'payments',
+    scope: 'payments:read payments:transfer',
+  });
+  const token = await exchange(baseUrl, tokenPath, {
+    grant_type: grants.tokenExchange,
+    subject_token: first,
+    subject_token_type: tokenTypes.accessToken,
+    actor_token: await mintAgentAssertion('payments-subagent', issuer),
+    actor_token_type: tokenTypes.jwt,
+  });
+  // The raw Cedar figure is only comparable if Baton asks Cedar the same question.
+  const payload = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+  const facts = { tenant: payload.tenant, clientId: payload.client_id, sub: payload.sub, chain: parseActClaim(payload.act, 'token', 16).chain, scope: scopeClaim(payload) };
+  if (JSON.stringify(facts) !== JSON.stringify(tokenFacts)) throw new Error(`the sub-agent token carries ${JSON.stringify(facts)}, not the ${JSON.stringify(tokenFacts)} the raw Cedar request assumes`);
+  if (payload.authorization_details !== undefined) throw new Error('the sub-agent token unexpectedly carries authorization_details');
+  return { token, lifetimeSeconds: payload.exp - payload.iat };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load.
+
+/** Nearest-rank percentile of sorted values. */
+const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]);
+
+/** Baton's answer to an allowed decision starts like this (action_id and reasons follow). */
+const allowPrefix = '{"decision":"allow",';
+
+/**
+ * Runs autocannon against POST /authorize with one constant request, for `duration` seconds or
+ * for `amount` requests. Latency percentiles are computed here from each 2xx response's own time:
+ * autocannon's histogram keeps whole milliseconds, and with a rate it adds synthetic samples
+ * (coordinated-omission correction at a 1 ms interval) that would blur p50/p99.
+ */
+async function load(target, { connections, duration, rate, amount }) {
+  const latencies = [];
+  let firstFailure;
+  let notAllowed = 0;
+  // If Baton dies mid-run, every further request fails at once: stop rather than count them for the rest of the run.
+  const instances = [];
+  let died;
+  void target.exited.then((status) => {
+    died = status;
+    for (const instance of instances) instance.stop();
+  });
+  const start = (settings) => {
+    const instance = autocannon({
+      url: target.url,
+      timeout: 10,
+      ...settings,
+      requests: [
+        {
+          method: 'POST',
+          path: '/authorize',
+          headers: target.headers,
+          body: target.body,
+          onResponse: (status, body) => {
+            if (status < 200 || status > 299) firstFailure ??= `HTTP ${status}: ${body}`;
+            else if (!body.startsWith(allowPrefix)) {
+              notAllowed++;
+              firstFailure ??= `not allowed: ${body}`;
+            }
+          },
+        },
+      ],
+    });
+    instance.on('response', (_client, status, _bytes, ms) => {
+      if (status >= 200 && status <= 299) latencies.push(ms);
+    });
+    instance.on('reqError', (error) => {
+      firstFailure ??= `request error: ${error instanceof Error ? error.message : String(error)}`;
+    });
+    instances.push(instance);
+    return instance;
+  };
+
+  const cpuBefore = processCpuMs(target.pid);
+  const harnessBefore = process.cpuUsage();
+  const machineBefore = machineBusyMs();
+  const started = performance.now();
+  let results;
+  if (rate === undefined) {
+    results = [await start({ connections, ...(amount === undefined ? { duration } : { amount }) })];
+  } else {
+    // autocannon meters a rate per connection and per wall-clock second: each connection sends
+    // back to back until its share of the second is used, and all connections share one tick.
+    // With one instance the load would be a burst of `connections` concurrent requests at the top
+    // of every second, then silence, and p99 would measure the burst. So each connection gets its
+    // own instance, started 1/n s after the previous one, which spreads the bursts over the second.
+    const n = Math.min(connections, rate);
+    const share = (i) => Math.floor(rate / n) + (i < rate % n ? 1 : 0);
+    results = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        await sleep((i * 1000) / n);
+        return died === undefined ? await start({ connections: 1, duration, overallRate: share(i) }) : undefined;
+      }),
+    );
+    results = results.filter((r) => r !== undefined);
+  }
+  const elapsedMs = performance.now() - started;
+  const cpuAfter = processCpuMs(target.pid);
+  const harness = process.cpuUsage(harnessBefore);
+  const machineCores = (machineBusyMs() - machineBefore) / elapsedMs;
+
+  latencies.sort((a, b) => a - b);
+  const sum = (pick) => results.reduce((total, r) => total + pick(r), 0);
+  // A request that got no 2xx: another status, a socket error or a timeout.
+  const failed = sum((r) => r.non2xx + r.errors + r.timeouts) + (died === undefined ? 0 : 1);
+  if (died !== undefined) firstFailure = `Baton exited during the run (${describeExit(died)})${firstFailure === undefined ? '' : `; clients saw: ${firstFailure}`}`;
+  else if (failed > 0) firstFailure ??= `${sum((r) => r.errors)} socket errors, ${sum((r) => r.timeouts)} timeouts`;
+  const total = sum((r) => r.requests.total);
+  return {
+    // Each instance's mean of its per-second counts; together, the overall rate.
+    requestsPerSecond: sum((r) => r.requests.mean),
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    total,
+    failed,
+    notAllowed,
+    firstFailure,
+    // Baton's CPU time per answered request, and the share of one core it used.
+    batonCpuUsPerDecision: cpuBefore === undefined || cpuAfter === undefined || total === 0 ? NaN : ((cpuAfter - cpuBefore) * 1000) / total,
+    batonCores: cpuBefore === undefined || cpuAfter === undefined ? NaN : (cpuAfter - cpuBefore) / elapsedMs,
+    harnessCores: (harness.user + harness.system) / 1000 / elapsedMs,
+    machineCores,
+  };
+}
+
+async function benchSetup(setup, options, workDir) {
+  progress(`${setup}: starting Baton${options.cpuProfDir === undefined ? '' : ' with --cpu-prof'}`);
+  const baton = await startBaton(setup, workDir, options.cpuProfDir);
+  const { token, lifetimeSeconds } = await subagentToken(baton.url);
+  const needed = 2 * options.duration + 30;
+  if (lifetimeSeconds < needed) throw new Error(`the sub-agent token lives ${lifetimeSeconds} s, less than the ${needed} s this setup needs; lower --duration`);
+  const target = {
+    url: baton.url,
+    exited: baton.exited,
+    pid: baton.pid,
+    headers: { 'content-type': 'application/json', authorization: basic('payments') },
+    body: JSON.stringify({ token, action: decision.action, resource: decision.resource, context: decision.context }),
+  };
+  const row = { setup };
+  const check = (name, run) => {
+    if (stopping) throw new Error('interrupted');
+    if (run.failed > 0 || run.notAllowed > 0) {
+      progress(`${setup} / ${name}: ${run.failed} requests without a 2xx, ${run.notAllowed} decisions not "allow"; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`);
+      row.failed = true;
+    }
+    if (run.firstFailure?.startsWith('Baton exited')) throw new Error('Baton is gone; the remaining runs are skipped');
+  };
+
+  progress(`${setup}: warm-up, ${warmupRequests} decisions`);
+  const warmup = await load(target, { connections: options.connections, amount: Math.max(warmupRequests, options.connections) });
+  check('warm-up', warmup);
+  row.warmupFailures = warmup.failed + warmup.notAllowed;
+
+  progress(`${setup}: flat out, ${options.duration} s, ${options.connections} connections (load average ${loadAverage()})`);
+  row.flat = await load(target, { connections: options.connections, duration: options.duration });
+  check('flat out', row.flat);
+
+  progress(`${setup}: ${options.rate} decisions/s, ${options.duration} s, ${options.connections} connections (load average ${loadAverage()})`);
+  row.rated = await load(target, { connections: options.connections, duration: options.duration, rate: options.rate });
+  check(`${options.rate}/s`, row.rated);
+
+  row.memory = processMemory(baton.pid);
+  if (baton.profDir !== undefined) {
+    await baton.stop();
+    row.profile = summarizeProfiles(baton.profDir);
+  }
+  return row;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU profile summary.
+
+/**
+ * What a sample's CPU time was spent on: the innermost frame of its stack that belongs to a
+ * known part wins, so Wasm code counts for the library that called it (cedar-wasm or PGlite),
+ * a write(2) for whoever wrote, and a WebCrypto job for crypto.
+ */
+const parts = [
+  ['Cedar (cedar-wasm and its Baton adapter)', (url) => url.includes('@cedar-policy/cedar-wasm') || url.includes('/dist/adapters/cedar/')],
+  ['PGlite (embedded PostgreSQL, Wasm)', (url) => url.includes('@electric-sql/pglite')],
+  ['postgres.js driver', (url) => url.includes('node_modules/postgres/')],
+  ['crypto (jose, WebCrypto: signatures, hashes)', (url) => url.includes('node_modules/jose/') || url.startsWith('node:internal/crypto')],
+  ['request log', (url) => url.includes('/dist/adapters/json-logger')],
+  ['audit log (canonical JSON, hash chain, group commit)', (url) => url.includes('node_modules/canonicalize/') || url.includes('/dist/core/audit') || url.includes('/dist/adapters/db/audit')],
+  ['zod (request parsing)', (url) => url.includes('node_modules/zod/')],
+  ['HTTP (hono, node:http, sockets)', (url) => /node_modules\/(@hono\/node-server|hono)\/|^node:(_http|net|internal\/http|internal\/stream_base|internal\/deps\/undici)/.test(url)],
+  ['Baton, other', (url) => url.includes('/dist/')],
+];
+
+/** A frame's script, relative to node_modules/ or to the repository. */
+const shortUrl = (url) => (url.includes('/node_modules/') ? url.slice(url.lastIndexOf('/node_modules/') + 1) : url.replace(`file://${root}/`, ''));
+
+function partOf(frames) {
+  for (const frame of frames) for (const [name, test] of parts) if (test(frame.url)) return name;
+  const leaf = frames[0].functionName;
+  return leaf === '(garbage collector)' || leaf === '(program)' ? leaf : 'other (Node internals, native)';
+}
+
+/** Self time by part and by function, from every .cpuprofile in `dir` (start to stop, idle left out). */
+function summarizeProfiles(dir, top = 15) {
+  const byFunction = new Map();
+  const byPart = new Map();
+  let totalUs = 0;
+  let idleUs = 0;
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  for (const file of files) {
+    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+    const parent = new Map();
+    for (const n of profile.nodes) for (const child of n.children ?? []) parent.set(child, n.id);
+    const stackCache = new Map();
+    /** The sample's frames, innermost first. */
+    const stack = (id) => {
+      let frames = stackCache.get(id);
+      if (frames === undefined) {
+        frames = [];
+        for (let at = id; at !== undefined; at = parent.get(at)) frames.push(nodes.get(at).callFrame);
+        stackCache.set(id, frames);
+      }
+      return frames;
+    };
+    profile.samples.forEach((id, i) => {
+      const us = profile.timeDeltas[i] ?? 0;
+      const frames = stack(id);
+      const [frame] = frames;
+      if (frame.functionName === '(idle)') {
+        idleUs += us;
+        return;
+      }
+      totalUs += us;
+      const part = partOf(frames);
+      byPart.set(part, (byPart.get(part) ?? 0) + us);
+      // Wasm functions have no names here; say whose module they are.
+      const where = frame.url.startsWith('wasm://') ? ` (Wasm, ${part})` : frame.url === '' ? '' : ` ${shortUrl(frame.url)}:${frame.lineNumber + 1}`;
+      const name = `${frame.url.startsWith('wasm://') ? 'wasm-function' : frame.functionName || '(anonymous)'}${where}`;
+      byFunction.set(name, (byFunction.get(name) ?? 0) + us);
+    });
+  }
+  const rank = (map, n) => [...map.entries()].sort((x, y) => y[1] - x[1]).slice(0, n).map(([name, us]) => ({ name, share: us / Math.max(1, totalUs), ms: us / 1000 }));
+  return { files: files.map((f) => join(dir, f)), busyMs: totalUs / 1000, idleMs: idleUs / 1000, functions: rank(byFunction, top), parts: rank(byPart, parts.length + 3) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+const fixed = (v, digits = 2) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits));
+const whole = (v) => (v === undefined || Number.isNaN(v) ? '-' : Math.round(v).toLocaleString('en-US'));
+
+function table(cedarResult, rows, options) {
+  const at = `${options.rate}/s`;
+  const lines = [
+    `| measured | calls/s or decisions/s | µs per call | Baton CPU µs per decision | p50 ms | p99 ms | at ${at}: achieved/s | at ${at}: p50 ms | at ${at}: p99 ms | ÷ raw Cedar calls/s | Baton RSS MiB (peak) | no 2xx / not allow |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  if (cedarResult !== undefined) {
+    lines.push(`| raw Cedar \`evaluate()\`, in-process | ${whole(cedarResult.callsPerSecond)} | ${fixed(cedarResult.usPerCall, 1)} | - | - | - | - | - | - | 1 | - | 0 / ${cedarResult.wrong} |`);
+  }
+  for (const r of rows) {
+    const ratio = cedarResult === undefined || r.flat === undefined ? '-' : fixed(r.flat.requestsPerSecond / cedarResult.callsPerSecond, 3);
+    const memory = r.memory === undefined ? '-' : `${fixed(r.memory.rss, 0)} (${fixed(r.memory.peak, 0)})`;
+    const failures = [r.flat, r.rated].filter((x) => x !== undefined);
+    const bad = `${failures.reduce((t, x) => t + x.failed, 0)} / ${failures.reduce((t, x) => t + x.notAllowed, 0)}`;
+    lines.push(
+      `| POST /authorize, ${r.setup} | ${whole(r.flat?.requestsPerSecond)} | - | ${whole(r.flat?.batonCpuUsPerDecision)} | ${fixed(r.flat?.p50)} | ${fixed(r.flat?.p99)} | ${whole(r.rated?.requestsPerSecond)} | ${fixed(r.rated?.p50)} | ${fixed(r.rated?.p99)} | ${ratio} | ${memory} | ${bad} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function targets(rows, options) {
+  const out = [];
+  for (const r of rows) {
+    if (r.flat !== undefined) out.push(`${r.setup}: ${whole(r.flat.requestsPerSecond)} decisions/s flat out (target ≥ 4,000: ${r.flat.requestsPerSecond >= 4000 ? 'met' : 'not met'})`);
+    if (r.rated !== undefined) {
+      const kept = r.rated.requestsPerSecond >= 0.95 * options.rate;
+      const verdict = options.rate < 2000 ? 'not tested at this rate' : r.rated.p99 <= 10 && kept ? 'met' : 'not met';
+      out.push(`${r.setup}: p99 ${fixed(r.rated.p99)} ms at ${options.rate}/s asked, ${whole(r.rated.requestsPerSecond)}/s achieved (target ≤ 10 ms at 2,000/s: ${verdict}${kept ? '' : '; the rate was not sustained, so this p99 is queueing'})`);
+    }
+  }
+  return out;
+}
+
+async function main() {
+  let options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`bench: ${error.message}\n\n${usage}`);
+    process.exit(2);
+  }
+
+  // A bound on the whole harness in case something hangs: Cedar, start-up, warm-ups, runs, clean-up.
+  const budgetMs = 120_000 + options.setups.length * (readyTimeoutMs + 60_000 + 2 * (options.duration * 1000 + 30_000));
+  setTimeout(() => {
+    progress(`still running after ${Math.round(budgetMs / 1000)} s: giving up`);
+    void runCleanups().finally(() => process.exit(1));
+  }, budgetMs).unref();
+
+  // Other work on the machine skews every figure; how idle it was just before shows whether there was any.
+  const loadAtStart = loadAverage();
+  const idleAtStart = await idlePercent();
+  progress(`load average ${loadAtStart}, ${idleAtStart}% CPU idle`);
+  if (idleAtStart < 90) progress(`warning: the machine is busy (${idleAtStart}% idle); figures will be low and noisy`);
+
+  let failed = false;
+  let cedarResult;
+  try {
+    progress(`raw Cedar: ${cedarWarmupCalls} warm-up calls, then ${options.calls} timed`);
+    cedarResult = await benchCedar(options.calls);
+    progress(`raw Cedar: ${fixed(cedarResult.usPerCall, 1)} µs per call (batches ${fixed(cedarResult.batchMin, 1)} to ${fixed(cedarResult.batchMax, 1)} µs), ${Math.round(100 * cedarResult.cpuShare)}% of one core`);
+    if (cedarResult.wrong > 0) failed = true;
+  } catch (error) {
+    failed = true;
+    progress(`raw Cedar: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  const workDir = await mkdtemp(join(tmpdir(), 'baton-bench-authz-'));
+  cleanups.push(() => rm(workDir, { recursive: true, force: true }));
+  const rows = [];
+  try {
+    for (const setup of options.setups) {
+      const mark = cleanups.length;
+      try {
+        const row = await benchSetup(setup, options, workDir);
+        rows.push(row);
+        if (row.failed || row.warmupFailures > 0) failed = true;
+      } catch (error) {
+        failed = true;
+        rows.push({ setup });
+        progress(`${setup}: ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        // Stop this setup's Baton (and drop its database) before the next one starts.
+        await runCleanups(mark);
+      }
+    }
+  } finally {
+    await runCleanups();
+  }
+  const loadAtEnd = loadAverage();
+
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  print(`node ${process.version}, ${availableParallelism()} CPUs (${cpu}), ${process.platform}/${process.arch}`);
+  print(`before the start: ${idleAtStart}% CPU idle, load average ${loadAtStart}; at the end: load average ${loadAtEnd}`);
+  print(`raw Cedar: ${cedarResult?.calls ?? options.calls} timed calls after ${cedarWarmupCalls} warm-up; HTTP: ${options.duration} s per run, ${options.connections} connections, flat out then ${options.rate} decisions/s${options.cpuProfDir === undefined ? '' : '; Baton under --cpu-prof (slower)'}`);
+  print();
+  print(table(cedarResult, rows, options));
+  print();
+  for (const line of targets(rows, options)) print(`- ${line}`);
+  // Where the CPUs went: whatever is not Baton or the load generator is the database server
+  // (postgres setup) or other work on the machine, which makes the figures noisy.
+  const busy = (cores) => (cores > noiseCores ? ' (other work was running: these figures are low and noisy)' : '');
+  if (cedarResult !== undefined) print(`- raw Cedar: the harness used ${fixed(cedarResult.cpuShare)} cores, everything else ${fixed(cedarResult.othersCores)}${busy(cedarResult.othersCores)}; per-batch means ${fixed(cedarResult.batchMin, 1)} to ${fixed(cedarResult.batchMax, 1)} µs`);
+  for (const r of rows) {
+    for (const [name, run] of [['flat out', r.flat], [`at ${options.rate}/s`, r.rated]]) {
+      if (run === undefined) continue;
+      const rest = run.machineCores - (Number.isNaN(run.batonCores) ? 0 : run.batonCores) - run.harnessCores;
+      print(`- ${r.setup}, ${name}: Baton used ${fixed(run.batonCores)} cores, the load generator ${fixed(run.harnessCores)}, everything else ${fixed(Math.max(0, rest))}${r.setup === 'postgres' ? ' (PostgreSQL included)' : busy(rest)} of ${availableParallelism()}`);
+    }
+  }
+
+  for (const r of rows) {
+    if (r.profile === undefined) continue;
+    const p = r.profile;
+    print();
+    print(`CPU profile of Baton (${r.setup}): ${fixed(p.busyMs / 1000, 1)} s busy, ${fixed(p.idleMs / 1000, 1)} s idle, start to stop; ${p.files.join(', ')}`);
+    print();
+    print('| spent in (innermost known frame) | share of busy time |');
+    print('| --- | ---: |');
+    for (const a of p.parts) print(`| ${a.name} | ${fixed(100 * a.share, 1)} % |`);
+    print();
+    print('| function (self time) | share of busy time |');
+    print('| --- | ---: |');
+    for (const f of p.functions) print(`| \`${f.name.replaceAll('|', '\\|')}\` | ${fixed(100 * f.share, 1)} % |`);
+  }
+
+  if (failed) {
+    for (const r of rows) for (const run of [r.flat, r.rated]) if (run?.firstFailure !== undefined) progress(`${r.setup}: first error: ${run.firstFailure}`);
+    process.exitCode = 1;
+  }
+}
+
+await main();
