@@ -248,7 +248,7 @@ async function benchCedar(calls) {
   const request = decisionRequest(registry, tokenFacts);
   const check = (answer) => answer.allowed && answer.errors.length === 0 && answer.reasons.join(',') === decision.expectedReasons.join(',');
   const first = engine.evaluate(request);
-  if (!check(first)) throw new Error(`raw Cedar: expected allow by ${decision.expectedReasons.join(', ')}, got ${JSON.stringify(first)}`);
+  if (!check(first)) throw new Error(`expected allow by ${decision.expectedReasons.join(', ')}, got ${JSON.stringify(first)}`);
 
   let wrong = 0;
   for (let i = 0; i < cedarWarmupCalls; i++) if (!engine.evaluate(request).allowed) wrong++;
