@@ -1,4 +1,4 @@
-import { jwtVerify, SignJWT } from 'jose';
+import { base64url, jwtVerify, SignJWT } from 'jose';
 import { attenuateScope, resolveTargets } from './attenuate.js';
 import type { AuditEvent } from './audit.js';
 import type { Authenticator, LoginField } from './authenticator.js';
@@ -11,6 +11,7 @@ import { delegationRequest } from './policy.js';
 import type { Caller, Registry } from './registry.js';
 import { grantTypes } from './registry-schema.js';
 import type { TokenServiceContext } from './token-service.js';
+import { scopeSyntax, type FormParams } from './token-request.js';
 
 export interface CodeFlowContext extends TokenServiceContext {
   readonly grants: GrantStore;
@@ -56,8 +57,7 @@ const verifierPattern = /^[A-Za-z0-9._~-]{43,128}$/;
 
 /** BASE64URL(SHA-256(text)), as PKCE S256 and the hashed storage of codes and refresh tokens use. */
 export async function sha256Base64url(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
-  return btoa(String.fromCharCode(...digest)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+  return base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text))));
 }
 
 /** A fresh 256-bit secret for codes, refresh tokens and CSRF tokens. */
@@ -65,10 +65,10 @@ export function secret(): string {
   return `${randomId()}${randomId()}`;
 }
 
-function single(query: Readonly<Record<string, string | string[]>>, name: string): string | undefined {
+/** A single-valued parameter (the form parser has already refused repeats). */
+function single(query: FormParams, name: string): string | undefined {
   const value = query[name];
-  if (Array.isArray(value)) throw new OAuthError('invalid_request', `parameter ${name} is repeated`);
-  return value;
+  return typeof value === 'string' ? value : undefined;
 }
 
 function redirectWith(uri: string, params: Record<string, string | null>, issuer: string): FlowStep {
@@ -116,16 +116,10 @@ function audit(ctx: CodeFlowContext, pending: PendingAuthorization, event: Omit<
  * `GET /oauth2/authorize`: an unknown client or redirect URI gets an error page and never a
  * redirect; every other problem goes back to the redirect URI with `error` and `state`.
  */
-export async function startAuthorization(ctx: CodeFlowContext, query: Readonly<Record<string, string | string[]>>): Promise<FlowStep> {
+export async function startAuthorization(ctx: CodeFlowContext, query: FormParams): Promise<FlowStep> {
   const registry = ctx.registry();
-  let clientId: string | undefined;
-  let redirectUri: string | undefined;
-  try {
-    clientId = single(query, 'client_id');
-    redirectUri = single(query, 'redirect_uri');
-  } catch (error) {
-    return { kind: 'error-page', status: 400, message: (error as OAuthError).description };
-  }
+  const clientId = single(query, 'client_id');
+  const redirectUri = single(query, 'redirect_uri');
   const client = clientId === undefined ? undefined : registry.callers.get(clientId);
   if (client === undefined || client.kind !== 'client' || !client.grantTypes.has(grantTypes.authorizationCode)) {
     return { kind: 'error-page', status: 400, message: 'The application that sent you here is not registered for sign-in.' };
@@ -133,9 +127,8 @@ export async function startAuthorization(ctx: CodeFlowContext, query: Readonly<R
   if (redirectUri === undefined || !client.redirectUris.includes(redirectUri)) {
     return { kind: 'error-page', status: 400, message: 'The address to return to is not registered for this application.' };
   }
-  let state: string | null = null;
+  const state = single(query, 'state') ?? null;
   try {
-    state = single(query, 'state') ?? null;
     const pending = await validateRequest(ctx, registry, client, redirectUri, state, query);
     const csrf = secret();
     return { kind: 'login', sealed: await seal(ctx, pending, csrf), csrf, fields: ctx.authenticator.fields, clientName: client.name };
@@ -146,7 +139,7 @@ export async function startAuthorization(ctx: CodeFlowContext, query: Readonly<R
   }
 }
 
-async function validateRequest(ctx: CodeFlowContext, registry: Registry, client: Caller, redirectUri: string, state: string | null, query: Readonly<Record<string, string | string[]>>): Promise<PendingAuthorization> {
+async function validateRequest(ctx: CodeFlowContext, registry: Registry, client: Caller, redirectUri: string, state: string | null, query: FormParams): Promise<PendingAuthorization> {
   const responseType = single(query, 'response_type');
   if (responseType !== 'code') throw new OAuthError('invalid_request', 'response_type must be code');
   const challenge = single(query, 'code_challenge');
@@ -165,7 +158,7 @@ async function validateRequest(ctx: CodeFlowContext, registry: Registry, client:
     agent = found.id;
   }
   const scopeParam = single(query, 'scope');
-  if (scopeParam !== undefined && !/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/.test(scopeParam)) throw new OAuthError('invalid_scope', 'scope must be space-separated scope tokens');
+  if (scopeParam !== undefined && !scopeSyntax.test(scopeParam)) throw new OAuthError('invalid_scope', 'scope must be space-separated scope tokens');
   const details = parseAuthorizationDetails(single(query, 'authorization_details'), ctx.detailTypes, ctx.limits.maxAuthorizationDetails) ?? [];
   if (scopeParam === undefined && details.length === 0) throw new OAuthError('invalid_request', 'scope or authorization_details is required');
   const scope = scopeParam === undefined ? [] : attenuateScope(scopeParam, [

@@ -1,4 +1,4 @@
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload, type JWTHeaderParameters } from 'jose';
+import { base64url, decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload, type JWTHeaderParameters } from 'jose';
 import { OAuthError, type OAuthErrorCode } from './errors.js';
 import type { Clock, KeyResolver, SigningKeys } from './ports.js';
 
@@ -86,6 +86,5 @@ export async function signAccessToken(keys: SigningKeys, claims: JWTPayload): Pr
 
 /** A fresh unguessable identifier (128 bits, base64url). */
 export function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+  return base64url.encode(crypto.getRandomValues(new Uint8Array(16)));
 }

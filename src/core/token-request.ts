@@ -11,10 +11,10 @@ export const tokenTypes = {
 /** Parameters that may appear more than once (RFC 8693 §2.1, RFC 8707 §2). */
 export const repeatableParameters: ReadonlySet<string> = new Set(['audience', 'resource']);
 
-const scopeParam = z
-  .string()
-  .max(4096)
-  .regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/, 'must be space-separated RFC 6749 scope tokens');
+/** RFC 6749 §3.3: space-separated scope tokens. */
+export const scopeSyntax = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/;
+
+const scopeParam = z.string().max(4096).regex(scopeSyntax, 'must be space-separated RFC 6749 scope tokens');
 const target = z.array(z.string().min(1).max(2048)).max(16, 'at most 16 values are accepted').default([]);
 const resource = z.array(z.url({ error: 'must be an absolute URI' }).max(2048).refine((u) => !u.includes('#'), 'must not contain a fragment')).max(16, 'at most 16 values are accepted').default([]);
 

@@ -126,6 +126,11 @@ describe('policy reload', () => {
     expect((await transfer(token, 150, { action_id: 'i' })).body).toEqual({ decision: 'allow', action_id: 'i', reasons: ['transfer-up-to-200'] });
   });
 
+  it('reloads the registry on an operator call', async () => {
+    expect((await postJson(baton, '/admin/registry/reload', {}, await admin())).body).toEqual({ status: 'reloaded' });
+    expect((await postJson(baton, '/admin/registry/reload', {}, { authorization: basic('agent-platform') })).status).toBe(403);
+  });
+
   it('is refused to callers without the admin scope', async () => {
     const audit = await postToken(baton, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
     const result = await postJson(baton, '/admin/policies/reload', {}, { authorization: `Bearer ${audit.body.access_token as string}` });

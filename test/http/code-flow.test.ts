@@ -174,6 +174,12 @@ describe('code flow refusals', () => {
     expect(page.html).toContain(`<p role="alert">${message}</p>`);
   });
 
+  it('shows an error page for a repeated parameter', async () => {
+    const page = await read(await fetch(`${baton.url}/oauth2/authorize?client_id=agent-platform&client_id=agent-console`, { redirect: 'manual' }));
+    expect({ status: page.status, location: page.location }).toEqual({ status: 400, location: null });
+    expect(page.html).toContain('<p role="alert">parameter client_id is repeated</p>');
+  });
+
   it('refuses a sign-in or consent form without its CSRF token', async () => {
     const login = await authorize({ code_challenge: pkce().challenge });
     const noCookie = await submit('/oauth2/authorize/login', login, { username: 'alice', password: 'alice-demo-password' }, 'forged');

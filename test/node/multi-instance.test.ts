@@ -11,9 +11,9 @@ import { openPostgres } from '../../src/adapters/db/postgres.js';
 import type { Database } from '../../src/adapters/db/sql.js';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
-import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
+import { mintUserToken } from '../../src/cli/demo-kit.js';
 import { testDatabaseUrl } from '../support/database.js';
-import { basic, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { basic, exchangeHop, postJson, postToken, tokenTypes } from '../support/baton.js';
 
 const skip = testDatabaseUrl === undefined;
 const schema = `baton_multi_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
@@ -68,24 +68,10 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
   it('append to one chain under concurrent load: contiguous sequence numbers, verification passes', async () => {
     const work = Array.from({ length: 30 }, async (_, i) => {
       const instance = at(urls[i % 3] as string);
-      const first = await postToken(instance, {
-        grant_type: grants.exchange,
-        subject_token: await mintUserToken('alice', { audience: issuer }),
-        subject_token_type: tokenTypes.jwt,
-        actor_token: await mintAgentAssertion('orchestrator', issuer),
-        actor_token_type: tokenTypes.jwt,
-        audience: 'payments',
-        scope: 'payments:transfer',
-      });
+      const first = await exchangeHop(instance, await mintUserToken('alice', { audience: issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope: 'payments:transfer' });
       expect(first.status).toBe(200);
       // The next hop and the decision go to other instances.
-      const second = await postToken(at(urls[(i + 1) % 3] as string), {
-        grant_type: grants.exchange,
-        subject_token: first.body.access_token as string,
-        subject_token_type: tokenTypes.accessToken,
-        actor_token: await mintAgentAssertion('payments-subagent', issuer),
-        actor_token_type: tokenTypes.jwt,
-      });
+      const second = await exchangeHop(at(urls[(i + 1) % 3] as string), first.body.access_token as string, tokenTypes.accessToken, 'payments-subagent');
       expect(second.status).toBe(200);
       const decision = await postJson(at(urls[(i + 2) % 3] as string), '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: i, currency: 'EUR' }, action_id: `multi-${i}` }, { authorization: basic('payments') });
       expect(decision.body.decision).toBe('allow');
@@ -128,14 +114,7 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
   });
 
   it('honours a revocation made on one instance on the others within one second', async () => {
-    const token = await postToken(at(urls[0] as string), {
-      grant_type: grants.exchange,
-      subject_token: await mintUserToken('alice', { audience: issuer }),
-      subject_token_type: tokenTypes.jwt,
-      actor_token: await mintAgentAssertion('orchestrator', issuer),
-      actor_token_type: tokenTypes.jwt,
-      audience: 'payments',
-    });
+    const token = await exchangeHop(at(urls[0] as string), await mintUserToken('alice', { audience: issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments' });
     const jwt = token.body.access_token as string;
     const introspect = async (url: string) => {
       const response = await fetch(`${url}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('payments') }, body: new URLSearchParams({ token: jwt }) });
