@@ -22,7 +22,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -40,9 +39,9 @@ import { verifyExport } from '../dist/cli/audit-verify.js';
 import { demoSecret } from '../dist/cli/demo-kit.js';
 import { auditEntry, canonicalEntry, entryHash } from '../dist/core/audit.js';
 import { signCheckpoint } from '../dist/core/checkpoint.js';
+import { cleanups, describeExit, freePort, host, idlePercent, liveChildren, logTail, progress, runCleanups } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
-const host = '127.0.0.1';
 const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
 const benchDatabase = 'baton_bench_audit';
 const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
@@ -72,7 +71,6 @@ const usage = `usage: node bench/audit.mjs [options]      (after npm run build)
 `;
 
 const print = (line = '') => process.stdout.write(`${line}\n`);
-const progress = (line) => process.stderr.write(`bench: ${line}\n`);
 
 function parseOptions(argv) {
   const { values } = parseArgs({
@@ -124,29 +122,6 @@ function parseOptions(argv) {
 // Clean-up: everything started is registered here and undone in reverse order, on success, on
 // failure, on Ctrl-C and when the time budget runs out.
 
-const cleanups = [];
-const liveChildren = new Set();
-
-async function runCleanups() {
-  while (cleanups.length > 0) {
-    const undo = cleanups.pop();
-    try {
-      await undo();
-    } catch (error) {
-      progress(`clean-up failed: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-}
-
-process.on('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL');
-});
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping`);
-    void runCleanups().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
 
 const adminClient = () => postgres(adminDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
 
@@ -233,14 +208,6 @@ function cpuBetween(before, after, otherName) {
   return `CPU (of one core): ${parts.join(', ')}`;
 }
 
-/** The share of all CPUs' time spent idle over the next second. */
-async function idlePercent() {
-  const times = () => cpus().reduce((sum, cpu) => ({ idle: sum.idle + cpu.times.idle, all: sum.all + Object.values(cpu.times).reduce((a, b) => a + b, 0) }), { idle: 0, all: 0 });
-  const before = times();
-  await sleep(1_000);
-  const after = times();
-  return Math.round((100 * (after.idle - before.idle)) / Math.max(1, after.all - before.all));
-}
 
 /** How long each measured phase may wait for the machine to be quiet (--settle). */
 let settleMs = 0;
@@ -598,26 +565,8 @@ async function measureOfflineVerify(raw, keys, issuer, count) {
 // ---------------------------------------------------------------------------------------------
 // 3. Baton as a child process, and GET /audit/actions/{id}.
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-function logTail(file, lines = 20) {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') || '(nothing)';
-  } catch {
-    return '(no log)';
-  }
-}
 
-const describeExit = ({ code, signal }) => (signal === null ? `exit code ${code}` : `signal ${signal}`);
 
 /** Starts `node dist/node/main.js` on the bench database and resolves once GET /readyz answers 200. */
 async function startBaton(port, privateJwks, workDir) {

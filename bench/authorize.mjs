@@ -21,7 +21,6 @@ import { Buffer } from 'node:buffer';
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -38,6 +37,7 @@ import { parseActClaim } from '../dist/core/act-chain.js';
 import { scopeClaim } from '../dist/core/attenuate.js';
 import { agentEntity, entityRef, userEntity } from '../dist/core/policy.js';
 import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
+import { cleanups, describeExit, freePort, host, idlePercent, isStopping, liveChildren, logTail, progress, runCleanups } from './harness.mjs';
 
 // Node 20's V8 can abort under load when TurboFan inlines a JS-to-Wasm call into cedar-wasm and
 // then deoptimizes (see src/node/v8-flags.ts; Baton's entry point sets the same flag). It must be
@@ -46,7 +46,6 @@ setFlagsFromString('--no-turbo-inline-js-wasm-calls');
 const cedar = await import('@cedar-policy/cedar-wasm/nodejs');
 
 const root = join(import.meta.dirname, '..');
-const host = '127.0.0.1';
 const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
 const benchDatabase = 'baton_bench_authz';
 const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
@@ -91,7 +90,6 @@ const usage = `usage: node bench/authorize.mjs [options]   (run npm run build fi
 `;
 
 const print = (line = '') => process.stdout.write(`${line}\n`);
-const progress = (line) => process.stderr.write(`bench: ${line}\n`);
 
 function parseOptions(argv) {
   const { values } = parseArgs({
@@ -134,52 +132,10 @@ function parseOptions(argv) {
 // Clean-up: everything started is registered here and undone in reverse order, on success, on
 // failure and on Ctrl-C, so no Baton process or bench database outlives the harness.
 
-const cleanups = [];
-const liveChildren = new Set();
-/** Clean-up passes run one after the other, so Ctrl-C during one waits for it instead of exiting halfway. */
-let cleaning = Promise.resolve();
-/** Set on Ctrl-C: the load stops because Baton is being stopped, not because it failed. */
-let stopping = false;
-
-/** Undoes, newest first, everything registered after the first `keep` clean-ups. */
-function runCleanups(keep = 0) {
-  const pass = cleaning.then(async () => {
-    while (cleanups.length > keep) {
-      const undo = cleanups.pop();
-      try {
-        await undo();
-      } catch (error) {
-        progress(`clean-up failed: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    }
-  });
-  cleaning = pass;
-  return pass;
-}
-
-// Last resort if the harness dies without running its clean-ups: never leave a Baton behind.
-process.on('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL');
-});
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping`);
-    stopping = true;
-    void runCleanups().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // The machine: how busy it is, and what a process costs.
 
-/** The share of all CPUs' time spent idle over the next second. */
-async function idlePercent() {
-  const times = () => cpus().reduce((sum, cpu) => ({ idle: sum.idle + cpu.times.idle, all: sum.all + Object.values(cpu.times).reduce((a, b) => a + b, 0) }), { idle: 0, all: 0 });
-  const before = times();
-  await sleep(1_000);
-  const after = times();
-  return Math.round((100 * (after.idle - before.idle)) / Math.max(1, after.all - before.all));
-}
 
 /** CPU time all CPUs have spent busy (not idle, not waiting for I/O) so far, in ms. */
 const machineBusyMs = () => cpus().reduce((sum, cpu) => sum + cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq, 0);
@@ -286,29 +242,8 @@ async function benchCedar(calls) {
 // ---------------------------------------------------------------------------------------------
 // Baton as a child process.
 
-/** A port that is free right now: bind port 0 on loopback, read it, release it. */
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
-/** The last lines of Baton's log; `skipInfo` leaves out the per-request access lines. */
-function logTail(file, { lines = 20, skipInfo = false } = {}) {
-  try {
-    const all = readFileSync(file, 'utf8').trimEnd().split('\n');
-    return (skipInfo ? all.filter((line) => !line.includes('"level":"info"')) : all).slice(-lines).join('\n') || '(nothing)';
-  } catch {
-    return '(no log)';
-  }
-}
 
-const describeExit = ({ code, signal }) => (signal === null ? `exit code ${code}` : `signal ${signal}`);
 
 async function withAdmin(work) {
   const admin = postgres(adminDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
@@ -565,7 +500,7 @@ async function benchSetup(setup, options, workDir) {
   };
   const row = { setup };
   const check = (name, run) => {
-    if (stopping) throw new Error('interrupted');
+    if (isStopping()) throw new Error('interrupted');
     if (run.failed > 0 || run.notAllowed > 0) {
       progress(`${setup} / ${name}: ${run.failed} requests without a 2xx, ${run.notAllowed} decisions not "allow"; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`);
       row.failed = true;

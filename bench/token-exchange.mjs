@@ -14,9 +14,8 @@ import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import process from 'node:process';
@@ -26,9 +25,9 @@ import { URL, URLSearchParams } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-kit.js';
+import { cleanups, describeExit, freePort, host, idlePercent, liveChildren, logTail, progress, runCleanups } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
-const host = '127.0.0.1';
 const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
 const benchDatabase = 'baton_bench';
 const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
@@ -53,7 +52,6 @@ const usage = `usage: npm run bench -- [--setup embedded|postgres|both] [--durat
 `;
 
 const print = (line = '') => process.stdout.write(`${line}\n`);
-const progress = (line) => process.stderr.write(`bench: ${line}\n`);
 
 function parseOptions(argv) {
   const { values } = parseArgs({
@@ -89,58 +87,12 @@ function parseOptions(argv) {
 // Clean-up: everything started is registered here and undone in reverse order, on success, on
 // failure and on Ctrl-C, so no Baton process or bench database outlives the harness.
 
-const cleanups = [];
-const liveChildren = new Set();
-
-/** Undoes, newest first, everything registered after the first `keep` clean-ups. */
-async function runCleanups(keep = 0) {
-  while (cleanups.length > keep) {
-    const undo = cleanups.pop();
-    try {
-      await undo();
-    } catch (error) {
-      progress(`clean-up failed: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-}
-
-// Last resort if the harness dies without running its clean-ups: never leave a Baton behind.
-process.on('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL');
-});
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping`);
-    void runCleanups().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Baton as a child process.
 
-/** A port that is free right now: bind port 0 on loopback, read it, release it. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-/** The last lines of Baton's log; `skipInfo` leaves out the per-request access lines. */
-function logTail(file, { lines = 20, skipInfo = false } = {}) {
-  try {
-    const all = readFileSync(file, 'utf8').trimEnd().split('\n');
-    return (skipInfo ? all.filter((line) => !line.includes('"level":"info"')) : all).slice(-lines).join('\n') || '(nothing)';
-  } catch {
-    return '(no log)';
-  }
-}
 
-const describeExit = ({ code, signal }) => (signal === null ? `exit code ${code}` : `signal ${signal}`);
 
 /** Recreates the bench database so every postgres run starts empty; it is dropped again at the end. */
 async function createBenchDatabase() {
@@ -396,14 +348,6 @@ async function benchSetup(setup, options, workDir, rows) {
   }
 }
 
-/** The share of all CPUs' time spent idle over the next second. */
-async function idlePercent() {
-  const times = () => cpus().reduce((sum, cpu) => ({ idle: sum.idle + cpu.times.idle, all: sum.all + Object.values(cpu.times).reduce((a, b) => a + b, 0) }), { idle: 0, all: 0 });
-  const before = times();
-  await sleep(1_000);
-  const after = times();
-  return Math.round((100 * (after.idle - before.idle)) / Math.max(1, after.all - before.all));
-}
 
 function table(rows) {
   const ms = (v) => (Number.isNaN(v) ? '-' : v.toFixed(2));
