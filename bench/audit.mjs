@@ -17,9 +17,8 @@
 
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -27,7 +26,6 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout } from 'node:timers';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { URLSearchParams } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createAuditReader, createAuditWriter } from '../dist/adapters/db/audit-store.js';
@@ -39,7 +37,7 @@ import { verifyExport } from '../dist/cli/audit-verify.js';
 import { demoSecret } from '../dist/cli/demo-kit.js';
 import { auditEntry, canonicalEntry, entryHash } from '../dist/core/audit.js';
 import { signCheckpoint } from '../dist/core/checkpoint.js';
-import { cleanups, describeExit, freePort, host, idlePercent, liveChildren, logTail, progress, runCleanups } from './harness.mjs';
+import { cleanups, freePort, host, idlePercent, progress, runCleanups, spawnBaton } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
@@ -570,38 +568,9 @@ async function measureOfflineVerify(raw, keys, issuer, count) {
 
 /** Starts `node dist/node/main.js` on the bench database and resolves once GET /readyz answers 200. */
 async function startBaton(port, privateJwks, workDir) {
-  const env = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('BATON_') || name === 'DATABASE_URL' || name === 'PORT') delete env[name];
-  Object.assign(env, { PORT: String(port), BATON_HOST: host, DATABASE_URL: benchDatabaseUrl, BATON_SIGNING_KEYS: JSON.stringify(privateJwks) });
-  const log = join(workDir, 'baton.log');
-  const fd = openSync(log, 'w');
-  const child = spawn(process.execPath, ['dist/node/main.js'], { cwd: root, env, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  liveChildren.add(child);
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  void exited.then(() => liveChildren.delete(child));
-  cleanups.push(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    if ((await Promise.race([exited, sleep(stopTimeoutMs, 'timeout')])) === 'timeout') {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  let early;
-  void exited.then((status) => (early = status));
-  const deadline = Date.now() + readyTimeoutMs;
-  const agent = new Agent({ keepAlive: false });
-  for (;;) {
-    if (early !== undefined) throw new Error(`Baton exited before it was ready (${describeExit(early)}); log:\n${logTail(log)}`);
-    if (Date.now() > deadline) throw new Error(`Baton was not ready within ${readyTimeoutMs / 1000} s; log:\n${logTail(log)}`);
-    try {
-      if ((await httpCall({ port, agent, path: '/readyz' })).status === 200) return { pid: child.pid, log, exited, alive: () => early === undefined };
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
+  const settings = { DATABASE_URL: benchDatabaseUrl, BATON_SIGNING_KEYS: JSON.stringify(privateJwks) };
+  const baton = await spawnBaton({ root, port, settings, log: join(workDir, 'baton.log'), readyTimeoutMs, stopTimeoutMs });
+  return { pid: baton.pid, log: baton.log, exited: baton.exited, alive: baton.alive };
 }
 
 /** One HTTP/1.1 request on loopback; `ms` runs from the call until the whole body is in. */

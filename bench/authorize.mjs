@@ -18,8 +18,8 @@
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -37,7 +37,7 @@ import { parseActClaim } from '../dist/core/act-chain.js';
 import { scopeClaim } from '../dist/core/attenuate.js';
 import { agentEntity, entityRef, userEntity } from '../dist/core/policy.js';
 import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
-import { cleanups, describeExit, freePort, host, idlePercent, isStopping, liveChildren, logTail, progress, runCleanups } from './harness.mjs';
+import { cleanups, describeExit, freePort, idlePercent, isStopping, logTail, progress, runCleanups, spawnBaton } from './harness.mjs';
 
 // Node 20's V8 can abort under load when TurboFan inlines a JS-to-Wasm call into cedar-wasm and
 // then deoptimizes (see src/node/v8-flags.ts; Baton's entry point sets the same flag). It must be
@@ -266,62 +266,20 @@ async function createBenchDatabase() {
 /** Starts `node dist/node/main.js` for a setup and resolves once GET /readyz answers 200. */
 async function startBaton(setup, workDir, cpuProfDir) {
   const port = await freePort();
-  const env = { ...process.env };
-  // Settings from the caller's shell (a DATABASE_URL, a BATON_CONFIG file...) must not leak into the setup under test.
-  for (const name of Object.keys(env)) if (name.startsWith('BATON_') || name === 'DATABASE_URL' || name === 'PORT' || name === 'NODE_OPTIONS') delete env[name];
-  Object.assign(env, {
-    PORT: String(port),
-    BATON_HOST: host,
-    BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
-  });
+  // The caller's BATON_*, DATABASE_URL and PORT never reach the setup under test (spawnBaton).
+  const settings = { BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) };
   if (setup === 'postgres') {
     await createBenchDatabase();
-    env.DATABASE_URL = benchDatabaseUrl;
+    settings.DATABASE_URL = benchDatabaseUrl;
   } else {
-    env.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
+    settings.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
   }
 
-  // Baton logs one JSON line per request. A file keeps that off the harness's event loop (a pipe
-  // would have to be drained here, competing with autocannon) and is there to show on failure.
-  const log = join(workDir, `baton-${setup}.log`);
-  const fd = openSync(log, 'w');
   const profDir = cpuProfDir === undefined ? undefined : join(cpuProfDir, setup);
   if (profDir !== undefined) mkdirSync(profDir, { recursive: true });
   const nodeArgs = profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/node/main.js'], { cwd: root, env, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  liveChildren.add(child);
-  const exited = new Promise((resolveExit) => child.once('exit', (code, signal) => resolveExit({ code, signal })));
-  void exited.then(() => liveChildren.delete(child));
-
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    // SIGTERM lets Baton close its database and exit normally, which is also when --cpu-prof writes.
-    child.kill('SIGTERM');
-    const timer = sleep(stopTimeoutMs, 'timeout');
-    if ((await Promise.race([exited, timer])) === 'timeout') {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  };
-  cleanups.push(stop);
-
-  const url = `http://${host}:${port}`;
-  const deadline = Date.now() + readyTimeoutMs;
-  let early;
-  void exited.then((status) => (early = status));
-  for (;;) {
-    if (early !== undefined) throw new Error(`Baton (${setup}) exited before it was ready (${describeExit(early)}); log:\n${logTail(log)}`);
-    if (Date.now() > deadline) throw new Error(`Baton (${setup}) was not ready within ${readyTimeoutMs / 1000} s; log:\n${logTail(log)}`);
-    try {
-      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
-      await response.arrayBuffer();
-      if (response.status === 200) return { url, log, exited, pid: child.pid, stop, profDir };
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
+  const baton = await spawnBaton({ root, port, settings, log: join(workDir, `baton-${setup}.log`), label: `Baton (${setup})`, nodeArgs, readyTimeoutMs, stopTimeoutMs });
+  return { url: baton.url, log: baton.log, exited: baton.exited, pid: baton.pid, stop: baton.stop, profDir };
 }
 
 // ---------------------------------------------------------------------------------------------

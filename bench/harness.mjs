@@ -1,8 +1,11 @@
 // What every benchmark harness needs: progress on stderr, clean-ups that run on success, failure
 // and Ctrl-C (so no Baton process or bench database outlives the harness), free loopback ports,
-// Baton's log tail, and how idle the machine is.
+// Baton's log tail, how idle the machine is, and Baton as a child process.
 
-import { readFileSync } from 'node:fs';
+/* global fetch, AbortSignal */
+
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import process from 'node:process';
@@ -85,4 +88,51 @@ export async function idlePercent() {
   await sleep(1_000);
   const after = times();
   return Math.round((100 * (after.idle - before.idle)) / Math.max(1, after.all - before.all));
+}
+
+/**
+ * Starts `node dist/node/main.js` with `settings` (none of the caller's BATON_*, DATABASE_URL,
+ * PORT or NODE_OPTIONS leak in), its log in `log`, stopped by the clean-ups (SIGTERM, then SIGKILL
+ * after `stopTimeoutMs`). Resolves once GET /readyz answers 200.
+ */
+export async function spawnBaton({ root, port, settings, log, label = 'Baton', nodeArgs = [], readyTimeoutMs = 60_000, stopTimeoutMs = 10_000 }) {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) if (name.startsWith('BATON_') || name === 'DATABASE_URL' || name === 'PORT' || name === 'NODE_OPTIONS') delete env[name];
+  Object.assign(env, { PORT: String(port), BATON_HOST: host, ...settings });
+  // Baton logs one JSON line per request. A file keeps that off the harness's event loop (a pipe
+  // would have to be drained here, competing with the load generator) and is there to show on failure.
+  const fd = openSync(log, 'w');
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/node/main.js'], { cwd: root, env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  liveChildren.add(child);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  void exited.then(() => liveChildren.delete(child));
+
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    // SIGTERM lets Baton close its database and exit normally (which is also when --cpu-prof writes).
+    child.kill('SIGTERM');
+    if ((await Promise.race([exited, sleep(stopTimeoutMs, 'timeout')])) === 'timeout') {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  cleanups.push(stop);
+
+  const url = `http://${host}:${port}`;
+  const deadline = Date.now() + readyTimeoutMs;
+  let early;
+  void exited.then((status) => (early = status));
+  for (;;) {
+    if (early !== undefined) throw new Error(`${label} exited before it was ready (${describeExit(early)}); log:\n${logTail(log)}`);
+    if (Date.now() > deadline) throw new Error(`${label} was not ready within ${readyTimeoutMs / 1000} s; log:\n${logTail(log)}`);
+    try {
+      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return { url, log, exited, pid: child.pid, stop, alive: () => early === undefined };
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
 }

@@ -13,8 +13,6 @@
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +23,7 @@ import { URL, URLSearchParams } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-kit.js';
-import { cleanups, describeExit, freePort, host, idlePercent, liveChildren, logTail, progress, runCleanups } from './harness.mjs';
+import { cleanups, describeExit, freePort, idlePercent, logTail, progress, runCleanups, spawnBaton } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
@@ -116,58 +114,17 @@ async function createBenchDatabase() {
 /** Starts `node dist/node/main.js` for a setup and resolves once GET /readyz answers 200. */
 async function startBaton(setup, workDir) {
   const port = await freePort();
-  const env = { ...process.env };
-  // Settings from the caller's shell (a DATABASE_URL, a BATON_CONFIG file...) must not leak into the setup under test.
-  for (const name of Object.keys(env)) if (name.startsWith('BATON_') || name === 'DATABASE_URL' || name === 'PORT') delete env[name];
-  Object.assign(env, {
-    PORT: String(port),
-    BATON_HOST: host,
-    BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
-  });
+  // The caller's BATON_*, DATABASE_URL and PORT never reach the setup under test (spawnBaton).
+  const settings = { BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) };
   if (setup === 'postgres') {
     await createBenchDatabase();
-    env.DATABASE_URL = benchDatabaseUrl;
+    settings.DATABASE_URL = benchDatabaseUrl;
   } else {
-    env.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
+    settings.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
   }
 
-  // Baton logs one JSON line per request. A file keeps that off the harness's event loop (a pipe
-  // would have to be drained here, competing with autocannon) and is there to show on failure.
-  const log = join(workDir, `baton-${setup}.log`);
-  const fd = openSync(log, 'w');
-  const child = spawn(process.execPath, ['dist/node/main.js'], { cwd: root, env, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  liveChildren.add(child);
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  void exited.then(() => liveChildren.delete(child));
-
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = sleep(stopTimeoutMs, 'timeout');
-    if ((await Promise.race([exited, timer])) === 'timeout') {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  };
-  cleanups.push(stop);
-
-  const url = `http://${host}:${port}`;
-  const deadline = Date.now() + readyTimeoutMs;
-  let early;
-  void exited.then((status) => (early = status));
-  for (;;) {
-    if (early !== undefined) throw new Error(`Baton (${setup}) exited before it was ready (${describeExit(early)}); log:\n${logTail(log)}`);
-    if (Date.now() > deadline) throw new Error(`Baton (${setup}) was not ready within ${readyTimeoutMs / 1000} s; log:\n${logTail(log)}`);
-    try {
-      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
-      await response.arrayBuffer();
-      if (response.status === 200) return { url, log, exited };
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
+  const baton = await spawnBaton({ root, port, settings, log: join(workDir, `baton-${setup}.log`), label: `Baton (${setup})`, readyTimeoutMs, stopTimeoutMs });
+  return { url: baton.url, log: baton.log, exited: baton.exited };
 }
 
 // ---------------------------------------------------------------------------------------------
