@@ -8,6 +8,7 @@ import type { Revocations } from '../core/revocation.js';
 import type { Metrics } from '../core/telemetry.js';
 import type { Limits } from '../core/token-service.js';
 import { createGrantStore } from './db/grant-store.js';
+import { sha256Digest } from './node-hash.js';
 import type { Sql } from './db/sql.js';
 import { createSqlStore } from './db/sql-store.js';
 import { passwordAuthenticator } from './password-authenticator.js';
@@ -43,6 +44,7 @@ export function buildContext(parts: ContextParts): CodeFlowContext {
     revocations: parts.revocations,
     metrics: parts.metrics,
     clock: parts.clock,
+    sha256: sha256Digest,
     logger: parts.logger,
     limits: parts.limits,
     codeLifetimeSeconds: parts.limits.codeLifetimeSeconds,

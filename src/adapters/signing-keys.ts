@@ -13,11 +13,21 @@ function publicPart(jwk: JWK): JWK {
   return Object.fromEntries(Object.entries(jwk).filter(([k]) => !privateMembers.has(k) && k !== 'key_ops' && k !== 'ext')) as JWK;
 }
 
+/** Turns a private JWK into the function that signs JWS inputs with it. */
+export type SignerFactory = (jwk: JWK, alg: SigningAlgorithm) => Promise<(signingInput: Uint8Array) => Promise<Uint8Array>>;
+
+/** Signs with Web Crypto (any runtime); ECDSA signatures come in the r||s form JWS uses. */
+export const webCryptoSigner: SignerFactory = async (jwk, alg) => {
+  const key = (await importJWK(jwk, alg)) as CryptoKey;
+  const params = alg === 'EdDSA' ? { name: 'Ed25519' } : { name: 'ECDSA', hash: 'SHA-256' };
+  return async (signingInput) => new Uint8Array(await crypto.subtle.sign(params, key, signingInput));
+};
+
 /**
  * Imports Baton's signing keys once: the first key signs, all are published and verify,
  * so the next key is known to verifiers before it is rotated in.
  */
-export async function importSigningKeys(jwks: PrivateJwks): Promise<SigningKeys> {
+export async function importSigningKeys(jwks: PrivateJwks, signer: SignerFactory = webCryptoSigner): Promise<SigningKeys> {
   const [first] = jwks.keys;
   if (first === undefined) throw new Error('signing key set is empty');
   const imported = await Promise.all(
@@ -27,14 +37,14 @@ export async function importSigningKeys(jwks: PrivateJwks): Promise<SigningKeys>
       const alg = algorithmOf({ kty: jwk.kty ?? '', crv: jwk.crv, alg: jwk.alg });
       if (alg !== 'EdDSA' && alg !== 'ES256') throw new Error(`signing key ${jwk.kid} uses ${alg}; EdDSA and ES256 are supported`);
       const pub = { ...publicPart(jwk), alg, use: 'sig' };
-      const privateKey = (await importJWK(jwk, alg)) as CryptoKey;
+      const sign = await signer(jwk, alg);
       const publicKey = (await importJWK(pub, alg)) as CryptoKey;
-      return { kid: jwk.kid, alg, privateKey, publicKey, pub };
+      return { kid: jwk.kid, alg, sign, publicKey, pub };
     }),
   );
   const current = imported[0] as (typeof imported)[number];
   return {
-    current: { kid: current.kid, alg: current.alg, privateKey: current.privateKey },
+    current: { kid: current.kid, alg: current.alg, sign: current.sign },
     publicJwks: { keys: imported.map((k) => k.pub) },
     resolve: resolverOf(imported.map((k) => ({ kid: k.kid, alg: k.alg, key: k.publicKey }))),
   };

@@ -1,6 +1,6 @@
 import { OAuthError, type OAuthErrorCode } from './errors.js';
 import { verifyJwt, type VerifiedJwt } from './jwt.js';
-import type { Clock, KeyResolver, Store } from './ports.js';
+import type { Clock, KeyResolver, Sha256, Store } from './ports.js';
 import { asymmetricAlgorithms } from './registry-schema.js';
 
 export interface AssertionContext {
@@ -8,6 +8,7 @@ export interface AssertionContext {
   readonly tokenEndpoint: string;
   readonly store: Store;
   readonly clock: Clock;
+  readonly sha256: Sha256;
   readonly clockToleranceSeconds: number;
   readonly maxAssertionLifetimeSeconds: number;
 }

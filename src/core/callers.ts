@@ -2,7 +2,13 @@ import { verifyBatonToken, type BatonTokenVerifier } from './baton-token.js';
 import { checkSecret, parseBasic } from './client-auth.js';
 import { OAuthError } from './errors.js';
 import { scopeClaim } from './attenuate.js';
+import type { Sha256 } from './ports.js';
 import type { Caller, Registry } from './registry.js';
+
+/** What authenticating a caller needs: Baton's token verification and the secret hash. */
+export interface CallerVerifier extends BatonTokenVerifier {
+  readonly sha256: Sha256;
+}
 
 /** Who called an API other than the token endpoint, as proven by its credentials. */
 export interface AuthenticatedCaller {
@@ -15,11 +21,11 @@ export interface AuthenticatedCaller {
  * `Authorization: Bearer` (a Baton token the caller obtained for itself with client credentials).
  * Any failure is `invalid_client` (401).
  */
-export async function authenticateCaller(ctx: BatonTokenVerifier, registry: Registry, authorization: string | undefined): Promise<AuthenticatedCaller> {
+export async function authenticateCaller(ctx: CallerVerifier, registry: Registry, authorization: string | undefined): Promise<AuthenticatedCaller> {
   if (authorization === undefined || authorization.trim() === '') throw new OAuthError('invalid_client', 'authentication is required');
   if (/^basic /i.test(authorization)) {
     const { id, secret } = parseBasic(authorization);
-    const caller = await checkSecret(registry.callers.get(id), id, secret);
+    const caller = checkSecret(ctx.sha256, registry.callers.get(id), id, secret);
     return { caller, scope: caller.scope ?? new Set() };
   }
   if (/^bearer /i.test(authorization)) {
@@ -35,14 +41,14 @@ export async function authenticateCaller(ctx: BatonTokenVerifier, registry: Regi
 }
 
 /** Authenticates a registered resource server (for decisions). */
-export async function authenticateResourceServer(ctx: BatonTokenVerifier, registry: Registry, authorization: string | undefined): Promise<Caller> {
+export async function authenticateResourceServer(ctx: CallerVerifier, registry: Registry, authorization: string | undefined): Promise<Caller> {
   const { caller } = await authenticateCaller(ctx, registry, authorization);
   if (caller.kind !== 'resource_server') throw new OAuthError('access_denied', 'the caller is not a registered resource server');
   return caller;
 }
 
 /** Authenticates a caller holding `scope` (operators: `baton:admin`; auditors: `baton:audit`). */
-export async function authenticateWithScope(ctx: BatonTokenVerifier, registry: Registry, authorization: string | undefined, scope: string): Promise<AuthenticatedCaller> {
+export async function authenticateWithScope(ctx: CallerVerifier, registry: Registry, authorization: string | undefined, scope: string): Promise<AuthenticatedCaller> {
   const authenticated = await authenticateCaller(ctx, registry, authorization);
   if (!authenticated.scope.has(scope)) throw new OAuthError('access_denied', `the caller lacks the ${scope} scope`);
   return authenticated;

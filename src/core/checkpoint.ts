@@ -1,4 +1,5 @@
-import { jwtVerify, SignJWT } from 'jose';
+import { jwtVerify } from 'jose';
+import { signJwt } from './jwt.js';
 import type { KeyResolver, SigningKeys } from './ports.js';
 
 const checkpointType = 'baton-checkpoint+jwt';
@@ -12,11 +13,7 @@ export interface Checkpoint {
 
 /** Signs a checkpoint (JWS, `typ: baton-checkpoint+jwt`) with Baton's current key. */
 export async function signCheckpoint(keys: SigningKeys, issuer: string, head: { seq: number; hash: string }, now: Date): Promise<string> {
-  return new SignJWT({ seq: head.seq, hash: head.hash })
-    .setProtectedHeader({ alg: keys.current.alg, kid: keys.current.kid, typ: checkpointType })
-    .setIssuer(issuer)
-    .setIssuedAt(Math.floor(now.getTime() / 1000))
-    .sign(keys.current.privateKey);
+  return signJwt(keys, checkpointType, { seq: head.seq, hash: head.hash, iss: issuer, iat: Math.floor(now.getTime() / 1000) });
 }
 
 /** Verifies a checkpoint's signature against Baton's public keys; returns what it states. */

@@ -1,16 +1,13 @@
 import { verifyAssertion, type AssertionContext } from './assertion.js';
 import { OAuthError, invalidRequest } from './errors.js';
 import { peekJwt } from './jwt.js';
+import type { Sha256 } from './ports.js';
 import type { Caller, Registry } from './registry.js';
 import type { ClientAuthParams } from './token-request.js';
 
 export const jwtBearerAssertionType = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 const authFailed = (detail: string): OAuthError => new OAuthError('invalid_client', 'client authentication failed', { detail });
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
-}
 
 /** Compares two digests in time independent of where they differ. */
 function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
@@ -41,8 +38,8 @@ export function parseBasic(header: string): { id: string; secret: string } {
 }
 
 /** Checks a client secret against its registered SHA-256; `method` names the registered method it must match, if any. */
-export async function checkSecret(caller: Caller | undefined, id: string, secret: string, method?: 'client_secret_basic' | 'client_secret_post'): Promise<Caller> {
-  const digest = await sha256(secret);
+export function checkSecret(sha256: Sha256, caller: Caller | undefined, id: string, secret: string, method?: 'client_secret_basic' | 'client_secret_post'): Caller {
+  const digest = sha256(secret);
   if (caller === undefined) throw authFailed(`unknown client ${id}`);
   if ((method !== undefined && caller.authMethod !== method) || caller.secretSha256 === undefined) throw authFailed(`client ${id} is registered for ${caller.authMethod}, not ${method ?? 'a secret'}`);
   if (!sameDigest(digest, caller.secretSha256)) throw authFailed(`wrong secret for client ${id}`);
@@ -69,11 +66,11 @@ export async function authenticateClient(
   if (basic) {
     const { id, secret } = parseBasic(authorization);
     if (params.client_id !== undefined && params.client_id !== id) throw invalidRequest('client_id does not match the authenticated client');
-    return checkSecret(registry.callers.get(id), id, secret, 'client_secret_basic');
+    return checkSecret(ctx.sha256, registry.callers.get(id), id, secret, 'client_secret_basic');
   }
   if (params.client_secret !== undefined) {
     if (params.client_id === undefined) throw invalidRequest('client_id is required with client_secret');
-    return checkSecret(registry.callers.get(params.client_id), params.client_id, params.client_secret, 'client_secret_post');
+    return checkSecret(ctx.sha256, registry.callers.get(params.client_id), params.client_id, params.client_secret, 'client_secret_post');
   }
 
   const assertion = params.client_assertion as string;

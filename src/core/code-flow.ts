@@ -1,4 +1,4 @@
-import { base64url, jwtVerify, SignJWT } from 'jose';
+import { base64url, jwtVerify } from 'jose';
 import { attenuateScope, resolveTargets } from './attenuate.js';
 import type { AuditEvent } from './audit.js';
 import type { Authenticator, LoginField } from './authenticator.js';
@@ -6,8 +6,9 @@ import { describeDetail, parseAuthorizationDetails, type AuthorizationDetail } f
 import { batonAlgorithms } from './baton-token.js';
 import { OAuthError } from './errors.js';
 import type { GrantStore } from './grant-store.js';
-import { randomId } from './jwt.js';
+import { randomId, signJwt } from './jwt.js';
 import { delegationRequest } from './policy.js';
+import type { Sha256 } from './ports.js';
 import type { Caller, Registry } from './registry.js';
 import { grantTypes } from './registry-schema.js';
 import type { TokenServiceContext } from './token-service.js';
@@ -56,8 +57,8 @@ const requestType = 'baton-authorization-request+jwt';
 const verifierPattern = /^[A-Za-z0-9._~-]{43,128}$/;
 
 /** BASE64URL(SHA-256(text)), as PKCE S256 and the hashed storage of codes and refresh tokens use. */
-export async function sha256Base64url(text: string): Promise<string> {
-  return base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text))));
+export function sha256Base64url(sha256: Sha256, text: string): string {
+  return base64url.encode(sha256(text));
 }
 
 /** A fresh 256-bit secret for codes, refresh tokens and CSRF tokens. */
@@ -80,13 +81,7 @@ function redirectWith(uri: string, params: Record<string, string | null>, issuer
 
 async function seal(ctx: CodeFlowContext, pending: PendingAuthorization, csrf: string): Promise<string> {
   const now = Math.floor(ctx.clock.now() / 1000);
-  return new SignJWT({ pending, csrf })
-    .setProtectedHeader({ alg: ctx.keys.current.alg, kid: ctx.keys.current.kid, typ: requestType })
-    .setIssuer(ctx.issuer)
-    .setAudience(ctx.issuer)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 600)
-    .sign(ctx.keys.current.privateKey);
+  return signJwt(ctx.keys, requestType, { pending, csrf, iss: ctx.issuer, aud: ctx.issuer, iat: now, exp: now + 600 });
 }
 
 /** Opens a sealed request, checking the CSRF token of the form and of the cookie both match it. */
@@ -226,7 +221,7 @@ export async function submitConsent(ctx: CodeFlowContext, form: Readonly<Record<
   const code = secret();
   const grantId = randomId();
   await ctx.grants.saveCode(
-    await sha256Base64url(code),
+    sha256Base64url(ctx.sha256, code),
     pending.tenant,
     grantId,
     { clientId: pending.clientId, user: pending.user, agent: pending.agent, scope: pending.scope, audience: pending.audience, authorizationDetails: pending.authorizationDetails, redirectUri: pending.redirectUri, codeChallenge: pending.codeChallenge },
@@ -237,9 +232,9 @@ export async function submitConsent(ctx: CodeFlowContext, form: Readonly<Record<
 }
 
 /** Checks a PKCE verifier against the S256 challenge of the code. */
-export async function verifyPkce(verifier: string | undefined, challenge: string | undefined): Promise<void> {
+export function verifyPkce(sha256: Sha256, verifier: string | undefined, challenge: string | undefined): void {
   if (verifier === undefined) throw new OAuthError('invalid_request', 'code_verifier is required');
   if (!verifierPattern.test(verifier)) throw new OAuthError('invalid_grant', 'code_verifier is malformed');
-  if (challenge === undefined || (await sha256Base64url(verifier)) !== challenge) throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
+  if (challenge === undefined || sha256Base64url(sha256, verifier) !== challenge) throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
 }
 

@@ -1,4 +1,4 @@
-import { base64url, decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload, type JWTHeaderParameters } from 'jose';
+import { base64url, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTHeaderParameters } from 'jose';
 import { OAuthError, type OAuthErrorCode } from './errors.js';
 import type { Clock, KeyResolver, SigningKeys } from './ports.js';
 
@@ -79,9 +79,18 @@ export async function verifyJwt(token: string, options: VerifyOptions): Promise<
   }
 }
 
+const utf8 = new TextEncoder();
+
+/** Signs claims as a compact JWS (RFC 7515 §7.1) with Baton's current key, `typ` in the header. */
+export async function signJwt(keys: SigningKeys, typ: string, claims: JWTPayload): Promise<string> {
+  const { alg, kid } = keys.current;
+  const signingInput = `${base64url.encode(JSON.stringify({ alg, kid, typ }))}.${base64url.encode(JSON.stringify(claims))}`;
+  return `${signingInput}.${base64url.encode(await keys.current.sign(utf8.encode(signingInput)))}`;
+}
+
 /** Signs claims as an RFC 9068 access token with Baton's current key. */
-export async function signAccessToken(keys: SigningKeys, claims: JWTPayload): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: keys.current.alg, kid: keys.current.kid, typ: 'at+jwt' }).sign(keys.current.privateKey);
+export function signAccessToken(keys: SigningKeys, claims: JWTPayload): Promise<string> {
+  return signJwt(keys, 'at+jwt', claims);
 }
 
 /** A fresh unguessable identifier (128 bits, base64url). */

@@ -8,9 +8,13 @@ export interface Clock {
 /** Finds the verification key for a JWS header; throws jose's JWKSNoMatchingKey when none fits. */
 export type KeyResolver = (header: JWSHeaderParameters) => Promise<CryptoKey>;
 
+/** SHA-256 of UTF-8 text. Synchronous: the runtime's native hash (node:crypto, also on Workers with nodejs_compat). */
+export type Sha256 = (text: string) => Uint8Array;
+
 /** Baton's own signing keys: the current one signs, current and next verify and are published. */
 export interface SigningKeys {
-  readonly current: { readonly kid: string; readonly alg: string; readonly privateKey: CryptoKey };
+  /** `sign` returns the JWS signature (RFC 7515/7518 encoding) of a signing input. */
+  readonly current: { readonly kid: string; readonly alg: string; readonly sign: (signingInput: Uint8Array) => Promise<Uint8Array> };
   readonly publicJwks: { readonly keys: readonly Record<string, unknown>[] };
   readonly resolve: KeyResolver;
 }

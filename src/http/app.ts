@@ -1,5 +1,4 @@
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuthzen } from '../core/authzen.js';
 import { authenticateResourceServer, authenticateWithScope } from '../core/callers.js';
 import { decide, parseAuthorizeRequest } from '../core/decisions.js';
@@ -16,6 +15,7 @@ import { getCookie, setCookie } from 'hono/cookie';
 import { consentPage, errorPage, loginPage } from './pages.js';
 import { parseForm } from './form.js';
 import { readJsonBody } from './json-body.js';
+import { fetchBodyReader, type BodyReader } from './body.js';
 import { callerChallenge, noStore, oauthErrorResponse } from './oauth-errors.js';
 
 export interface AppDeps {
@@ -27,6 +27,8 @@ export interface AppDeps {
   /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid. `by` names who asked. */
   readonly reload: { readonly policies: (by: string) => Promise<readonly string[]>; readonly registry: (by: string) => Promise<void> };
   readonly auditQueries: AuditQueries;
+  /** How request bodies are read (default: the Fetch API stream); the Node entry reads Node's own request. */
+  readonly readBody?: BodyReader;
   /** Prometheus exposition of the process's metrics. */
   readonly metricsText: () => Promise<{ contentType: string; body: string }>;
 }
@@ -50,10 +52,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     access_evaluation_endpoint: `${base}/access/v1/evaluation`,
     access_evaluations_endpoint: `${base}/access/v1/evaluations`,
   };
-  const limit = bodyLimit({
-    maxSize: deps.maxBodyBytes,
-    onError: (c) => oauthErrorResponse(c, new OAuthError('invalid_request', `request body is larger than ${deps.maxBodyBytes} bytes`, { status: 413 }), logger),
-  });
+  const readBody = deps.readBody ?? fetchBodyReader;
+  /** The request body as text, refused with 413 beyond the configured size. */
+  const bodyText = (c: Context<Env>): Promise<string> => readBody(c, deps.maxBodyBytes);
   /** Runs a JSON API handler; errors become JSON with the caller challenge on 401. */
   const api = (handler: (c: Context<Env>) => Promise<Response>) => async (c: Context<Env>) => {
     try {
@@ -91,13 +92,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/.well-known/jwks.json', (c) => c.json(tokens.keys.publicJwks, 200, { 'Cache-Control': 'public, max-age=300' }));
   app.get('/.well-known/authzen-configuration', (c) => c.json(authzenMetadata, 200, { 'Cache-Control': 'public, max-age=300' }));
 
-  app.post('/oauth2/token', limit, async (c) => {
+  app.post('/oauth2/token', async (c) => {
     try {
       const type = c.req.header('content-type') ?? '';
       if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim())) {
         throw invalidRequest('content type must be application/x-www-form-urlencoded');
       }
-      const params = parseForm(await c.req.text(), repeatableParameters);
+      const params = parseForm(await bodyText(c), repeatableParameters);
       const response = await handleTokenRequest(tokens, { params, authorization: c.req.header('authorization'), requestId: requestIdOf(c), observe: (who) => c.set('who', who) });
       return c.json(response, 200, noStore);
     } catch (error) {
@@ -108,9 +109,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const formOf = async (c: Context<Env>) => {
     const type = c.req.header('content-type') ?? '';
     if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim())) throw invalidRequest('content type must be application/x-www-form-urlencoded');
-    return parseForm(await c.req.text(), new Set());
+    return parseForm(await bodyText(c), new Set());
   };
-  app.post('/oauth2/revoke', limit, async (c) => {
+  app.post('/oauth2/revoke', async (c) => {
     try {
       await revokeToken(tokens, await formOf(c), c.req.header('authorization'), requestIdOf(c));
       return c.body(null, 200, noStore);
@@ -120,7 +121,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.post(
     '/oauth2/introspect',
-    limit,
     api(async (c) => {
       const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
       return c.json(await introspect(tokens, caller, await formOf(c)), 200, noStore);
@@ -128,10 +128,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   );
   app.post(
     '/admin/revoke',
-    limit,
     api(async (c) => {
       const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
-      return c.json(await killSwitch(tokens, caller, await readJsonBody(c), requestIdOf(c)), 200, noStore);
+      return c.json(await killSwitch(tokens, caller, readJsonBody(c, await bodyText(c)), requestIdOf(c)), 200, noStore);
     }),
   );
   // The browser side of the on-behalf-of code flow. Pages are never framed or cached; the CSRF
@@ -166,11 +165,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return undefined;
     }
   };
-  app.post('/oauth2/authorize/login', limit, async (c) => {
+  app.post('/oauth2/authorize/login', async (c) => {
     const form = await browserForm(c);
     return render(c, form === undefined ? { kind: 'error-page', status: 400, message: 'The form could not be read.' } : await submitLogin(tokens, form, getCookie(c, 'baton_csrf')));
   });
-  app.post('/oauth2/authorize/consent', limit, async (c) => {
+  app.post('/oauth2/authorize/consent', async (c) => {
     const form = await browserForm(c);
     return render(c, form === undefined ? { kind: 'error-page', status: 400, message: 'The form could not be read.' } : await submitConsent(tokens, form, getCookie(c, 'baton_csrf')));
   });
@@ -179,11 +178,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.post(
     '/authorize',
-    limit,
     api(async (c) => {
       const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
       c.set('who', { tenant: caller.tenant, client: caller.id });
-      const outcome = await decide(tokens, caller, parseAuthorizeRequest(await readJsonBody(c)), requestIdOf(c));
+      const outcome = await decide(tokens, caller, parseAuthorizeRequest(readJsonBody(c, await bodyText(c))), requestIdOf(c));
       if (outcome.detail !== undefined) c.set('refusal', { error: outcome.decision, detail: outcome.detail });
       return c.json({ decision: outcome.decision, action_id: outcome.action_id, reasons: outcome.reasons }, 200, noStore);
     }),
@@ -191,18 +189,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.post(
     '/access/v1/evaluation',
-    limit,
     api(async (c) => {
       const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
-      return c.json(await evaluate(tokens, caller, parseAuthzen(evaluationSchema, await readJsonBody(c)), requestIdOf(c)), 200, noStore);
+      return c.json(await evaluate(tokens, caller, parseAuthzen(evaluationSchema, readJsonBody(c, await bodyText(c))), requestIdOf(c)), 200, noStore);
     }),
   );
   app.post(
     '/access/v1/evaluations',
-    limit,
     api(async (c) => {
       const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
-      return c.json(await evaluateBatch(tokens, caller, parseAuthzen(evaluationsSchema, await readJsonBody(c)), requestIdOf(c)), 200, noStore);
+      return c.json(await evaluateBatch(tokens, caller, parseAuthzen(evaluationsSchema, readJsonBody(c, await bodyText(c))), requestIdOf(c)), 200, noStore);
     }),
   );
 

@@ -2,10 +2,9 @@ import type { Context } from 'hono';
 import { invalidRequest } from '../core/errors.js';
 
 /** Reads a JSON object body, refusing other content types, empty bodies and malformed JSON. */
-export async function readJsonBody(c: Context): Promise<unknown> {
+export function readJsonBody(c: Context, text: string): unknown {
   const type = c.req.header('content-type') ?? '';
   if (!/^application\/json(;|$)/i.test(type.trim())) throw invalidRequest('content type must be application/json');
-  const text = await c.req.text();
   if (text.trim() === '') throw invalidRequest('request body is empty');
   let body: unknown;
   try {

@@ -1,5 +1,5 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { serve, type ServerType } from '@hono/node-server';
+import { serve, type Http2Bindings, type HttpBindings, type ServerType } from '@hono/node-server';
 import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { join } from 'node:path';
 import { jsonLogger } from '../adapters/json-logger.js';
@@ -10,6 +10,8 @@ import type { Database } from '../adapters/db/sql.js';
 import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
 import { createRevocations } from '../adapters/db/revocation-store.js';
 import { sha256Hex } from '../adapters/node-hash.js';
+import { nodeSigner } from '../adapters/node-signer.js';
+import { nodeBodyReader } from './body-reader.js';
 import { startCheckpoints } from './checkpoints.js';
 import { prometheusMetrics } from '../adapters/prometheus.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
@@ -65,16 +67,16 @@ async function signingKeys(config: Config, logger: Logger): Promise<PrivateJwks>
 /** Starts Baton: database and migrations, keys, registry, the HTTP app on the configured port. */
 export async function startBaton(config: Config, options: StartOptions = {}): Promise<RunningBaton> {
   const logger = options.logger ?? jsonLogger((line) => process.stdout.write(line));
-  const keys = await importSigningKeys(await signingKeys(config, logger));
+  const keys = await importSigningKeys(await signingKeys(config, logger), nodeSigner);
   const database = options.database ?? (await openDatabase(config, logger));
   const closeDatabase = options.database === undefined ? () => database.close() : () => Promise.resolve();
   let server: ServerType | undefined;
   try {
     await migrate(database.sql);
     // The issuer may depend on the port the server gets, so requests wait for the app behind this slot.
-    const slot: { handle?: (request: Request) => Response | Promise<Response> } = {};
+    const slot: { handle?: (request: Request, bindings: HttpBindings | Http2Bindings) => Response | Promise<Response> } = {};
     const port = await new Promise<number>((resolve, reject) => {
-      server = serve({ fetch: (request) => slot.handle?.(request) ?? new Response('starting', { status: 503 }), port: config.port, hostname: config.host }, (info) => resolve(info.port));
+      server = serve({ fetch: (request, bindings) => slot.handle?.(request, bindings) ?? new Response('starting', { status: 503 }), port: config.port, hostname: config.host }, (info) => resolve(info.port));
       server.once('error', reject);
     });
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
@@ -131,6 +133,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       tokens,
       logger,
       maxBodyBytes: config.maxBodyBytes,
+      readBody: nodeBodyReader,
       checkReady: async () => {
         await withinDeadline(database.sql`SELECT 1`, 2000);
       },
@@ -138,7 +141,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       auditQueries,
       metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     });
-    slot.handle = (request) => app.fetch(request);
+    slot.handle = (request, bindings) => app.fetch(request, bindings);
     logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid });
     const running = server as unknown as ServerType;
     return {

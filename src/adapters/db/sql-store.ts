@@ -13,9 +13,19 @@ interface TokenRow {
   expires_at: Date;
 }
 
-/** The Store port over SQL, identical on PostgreSQL and PGlite. Any failure, or no answer within `deadlineMs`, is StorageUnavailableError (503). */
+/** How many found lineage rows a store keeps in memory. */
+const knownTokensKept = 10_000;
+
+/**
+ * The Store port over SQL, identical on PostgreSQL and PGlite. Any failure, or no answer within
+ * `deadlineMs`, is StorageUnavailableError (503).
+ */
 export function createSqlStore(sql: Sql, deadlineMs = 3000): Store {
   const guarded = <T>(query: () => Promise<T>): Promise<T> => withinDeadline(query(), deadlineMs);
+  // A lineage row never changes once written (revocation is kept apart), so a row found once is
+  // kept and the next check of the same token (an agent's own token is shown at every hop) costs
+  // no query. Only found rows are kept: an unknown token is looked up every time.
+  const known = new Map<string, TokenLineage>();
   return {
     async consumeAssertion(use: AssertionUse): Promise<boolean> {
       const rows = await guarded(() => sql`
@@ -27,11 +37,14 @@ export function createSqlStore(sql: Sql, deadlineMs = 3000): Store {
     },
 
     async findToken(tenant: string, jti: string): Promise<TokenLineage | undefined> {
+      const key = `${tenant}\u0000${jti}`;
+      const kept = known.get(key);
+      if (kept !== undefined) return kept;
       const [row] = await guarded(() => sql<TokenRow>`
         SELECT tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at
         FROM tokens WHERE tenant = ${tenant} AND jti = ${jti}`);
       if (row === undefined) return undefined;
-      return {
+      const lineage = {
         tenant: row.tenant,
         jti: row.jti,
         parentJti: row.parent_jti,
@@ -41,6 +54,9 @@ export function createSqlStore(sql: Sql, deadlineMs = 3000): Store {
         clientId: row.client_id,
         expiresAt: new Date(row.expires_at),
       };
+      if (known.size >= knownTokensKept) known.delete(known.keys().next().value as string);
+      known.set(key, lineage);
+      return lineage;
     },
   };
 }

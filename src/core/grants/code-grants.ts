@@ -28,7 +28,7 @@ async function issueWithRefresh(ctx: CodeFlowContext, caller: Caller, tenant: st
   const refresh = secret();
   // A refresh token keeps what the grant was for, not how the code was delivered.
   const kept: GrantDetail = { clientId: detail.clientId, user: detail.user, agent: detail.agent, scope, audience: detail.audience, authorizationDetails: detail.authorizationDetails };
-  await ctx.grants.saveRefresh(await sha256Base64url(refresh), tenant, family, kept, new Date(ctx.clock.now() + ctx.refreshLifetimeSeconds * 1000));
+  await ctx.grants.saveRefresh(sha256Base64url(ctx.sha256, refresh), tenant, family, kept, new Date(ctx.clock.now() + ctx.refreshLifetimeSeconds * 1000));
   return { ...response, refresh_token: refresh };
 }
 
@@ -44,7 +44,7 @@ async function revokeGrant(ctx: CodeFlowContext, tenant: string, grant: string):
  * request must carry that agent's actor_token. A reused code revokes what was issued from it.
  */
 export async function authorizationCode(ctx: CodeFlowContext, registry: Registry, caller: Caller, request: AuthorizationCodeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
-  const redeemed = await ctx.grants.redeemCode(await sha256Base64url(request.code));
+  const redeemed = await ctx.grants.redeemCode(sha256Base64url(ctx.sha256, request.code));
   if (redeemed.status === 'unknown') throw new OAuthError('invalid_grant', 'authorization code is invalid');
   if (redeemed.status === 'expired') throw new OAuthError('invalid_grant', 'authorization code has expired');
   trail.tenant = redeemed.tenant;
@@ -58,7 +58,7 @@ export async function authorizationCode(ctx: CodeFlowContext, registry: Registry
   trail.actor_chain = detail.agent === null ? [] : [detail.agent];
   if (detail.clientId !== caller.id) throw new OAuthError('invalid_grant', 'authorization code was issued to another client');
   if (request.redirect_uri !== detail.redirectUri) throw new OAuthError('invalid_grant', 'redirect_uri does not match the authorization request');
-  await verifyPkce(request.code_verifier, detail.codeChallenge);
+  verifyPkce(ctx.sha256, request.code_verifier, detail.codeChallenge);
   if (detail.agent !== null) {
     if (request.actor_token === undefined) throw new OAuthError('invalid_grant', `actor_token is required: the code was issued for agent "${detail.agent}"`);
     let actor;
@@ -74,7 +74,7 @@ export async function authorizationCode(ctx: CodeFlowContext, registry: Registry
 
 /** RFC 6749 §6 with rotation: each refresh token works once; a replay revokes its whole family. */
 export async function refreshToken(ctx: CodeFlowContext, caller: Caller, request: RefreshTokenRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
-  const redeemed = await ctx.grants.redeemRefresh(await sha256Base64url(request.refresh_token));
+  const redeemed = await ctx.grants.redeemRefresh(sha256Base64url(ctx.sha256, request.refresh_token));
   if (redeemed.status === 'unknown' || redeemed.status === 'expired') throw new OAuthError('invalid_grant', 'refresh token is invalid or expired');
   trail.tenant = redeemed.tenant;
   trail.root_grant = redeemed.grantId;

@@ -129,13 +129,18 @@ export async function tokenExchange(ctx: TokenServiceContext, registry: Registry
   if (!issuedTokenTypes.has(issuedTokenType)) throw invalidRequest(`requested_token_type "${issuedTokenType.slice(0, 120)}" is not supported`);
   const requestedDetails = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
 
-  const subject = await verifySubjectToken(ctx, registry, request);
+  // The two tokens are checked side by side (each may wait for a signature check and a lookup);
+  // a bad subject token is reported before a bad actor token, as if checked in that order.
+  const [subjectCheck, actorCheck] = await Promise.allSettled([verifySubjectToken(ctx, registry, request), proveActor(ctx, registry, caller, request)]);
+  if (subjectCheck.status === 'rejected') throw subjectCheck.reason;
+  const subject = subjectCheck.value;
   trail.user = subject.user;
   trail.tenant = subject.tenant;
   trail.parent_jti = subject.lineage?.jti ?? null;
   trail.root_grant = subject.lineage?.rootGrant ?? null;
   trail.actor_chain = actorChain(subject.act.act);
-  const actor = await proveActor(ctx, registry, caller, request);
+  if (actorCheck.status === 'rejected') throw actorCheck.reason;
+  const actor = actorCheck.value;
   trail.actor_chain = [actor.id, ...subject.act.chain];
 
   if (actor.tenant !== subject.tenant) throw invalidRequest('actor and subject belong to different tenants');
