@@ -73,3 +73,42 @@ describe('the AuthZEN certification example policies', () => {
     expect(certification.evaluate(request).allowed, request.description).toBe(allowed);
   });
 });
+
+describe('evaluating a request', () => {
+  const schema = {
+    file: 'p/s.cedarschema',
+    content: [
+      'entity User { ip?: ipaddr, limit?: decimal };',
+      'action readOnly;',
+      'action view in [readOnly] appliesTo { principal: [User], resource: [User], context: { amount?: decimal } };',
+      'action edit appliesTo { principal: [User], resource: [User], context: { amount?: decimal } };',
+    ].join('\n'),
+  };
+  const engine = loadCedarPolicySet(cedar, {
+    schema,
+    policies: [
+      {
+        file: 'p/a.cedar',
+        content: [
+          '@id("read-only-group") permit (principal, action in Action::"readOnly", resource) when { principal has ip && principal.ip.isInRange(ip("10.0.0.0/8")) };',
+          '@id("edit-under-limit") permit (principal, action == Action::"edit", resource) when { principal has limit && context has amount && context.amount.lessThanOrEqual(principal.limit) };',
+        ].join('\n'),
+      },
+    ],
+  });
+  const ask = (action: string, attributes: Record<string, unknown>, context: Record<string, unknown> = {}) =>
+    engine.evaluate({ principal: { type: 'User', id: 'u', attributes }, action, resource: { type: 'User', id: 'r' }, context });
+
+  it('honours action groups from the schema', () => {
+    expect(ask('view', { ip: '10.1.2.3' })).toEqual({ allowed: true, reasons: ['read-only-group'], errors: [] });
+    expect(ask('edit', { ip: '10.1.2.3' })).toEqual({ allowed: false, reasons: [], errors: [] });
+  });
+
+  it('reads extension values as their declared types', () => {
+    expect(ask('view', { ip: '192.168.0.1' })).toEqual({ allowed: false, reasons: [], errors: [] });
+    expect(ask('edit', { limit: '100' }, { amount: 100 })).toEqual({ allowed: true, reasons: ['edit-under-limit'], errors: [] });
+    expect(ask('edit', { limit: 100 }, { amount: '100.01' })).toEqual({ allowed: false, reasons: [], errors: [] });
+    // Not a decimal: left out, so the policy that needs it does not apply.
+    expect(ask('edit', { limit: 'lots' }, { amount: 1 })).toEqual({ allowed: false, reasons: [], errors: [] });
+  });
+});

@@ -8,22 +8,39 @@ export interface SchemaType {
 
 type Attributes = Readonly<Record<string, SchemaType>>;
 
-/** Declared attribute types per entity type, and per action its uid and context shape. */
+interface Uid {
+  readonly type: string;
+  readonly id: string;
+}
+
+/** An action entity with the action groups it is a member of (Cedar JSON entity form). */
+export interface ActionEntity {
+  readonly uid: Uid;
+  readonly attrs: Record<string, never>;
+  readonly parents: readonly Uid[];
+}
+
+/**
+ * Declared attribute types per entity type, and per action its uid, its context shape and the
+ * action entities (the action and its groups, transitively) a request must carry for
+ * `action in <group>` to hold; empty for an action in no group.
+ */
 export interface SchemaShapes {
   readonly entities: ReadonlyMap<string, Attributes>;
-  readonly actions: ReadonlyMap<string, { readonly uid: { readonly type: string; readonly id: string }; readonly context: Attributes }>;
+  readonly actions: ReadonlyMap<string, { readonly uid: Uid; readonly context: Attributes; readonly hierarchy: readonly ActionEntity[] }>;
 }
 
 interface NamespaceJson {
   commonTypes?: Record<string, SchemaType>;
   entityTypes?: Record<string, { shape?: SchemaType }>;
-  actions?: Record<string, { appliesTo?: { context?: SchemaType } }>;
+  actions?: Record<string, { appliesTo?: { context?: SchemaType }; memberOf?: { id: string; type?: string }[] }>;
 }
 
 const builtIn = new Set(['String', 'Long', 'Boolean', 'Set', 'Record', 'Entity', 'Extension', 'decimal', 'ipaddr', 'datetime', 'duration']);
 
-/** One spelling per type: `Bool` is `Boolean`; an unresolved `EntityOrCommon` becomes what its name denotes. */
+/** One spelling per type: `__cedar::Long` is `Long`, `Bool` is `Boolean`; an unresolved `EntityOrCommon` becomes what its name denotes. */
 function normalise(type: SchemaType, common: Readonly<Record<string, SchemaType>>): SchemaType {
+  if (type.type.startsWith('__cedar::')) return normalise({ ...type, type: type.type.slice('__cedar::'.length) }, common);
   if (type.type === 'Bool') return { ...type, type: 'Boolean' };
   if (type.type === 'EntityOrCommon' && type.name !== undefined) {
     const name = type.name === 'Bool' ? 'Boolean' : type.name;
@@ -49,20 +66,42 @@ function resolveCommon(raw: SchemaType, common: Readonly<Record<string, SchemaTy
 /** Indexes a schema (JSON form, types resolved) by fully qualified entity type and action id. */
 export function schemaShapes(json: Readonly<Record<string, NamespaceJson>>): SchemaShapes {
   const entities = new Map<string, Attributes>();
-  const actions = new Map<string, { uid: { type: string; id: string }; context: Attributes }>();
+  const actions = new Map<string, { uid: Uid; context: Attributes; hierarchy: ActionEntity[] }>();
+  const groupsOf = new Map<string, Uid[]>();
+  const uidKey = (uid: Uid): string => `${uid.type}::${JSON.stringify(uid.id)}`;
   for (const [ns, def] of Object.entries(json)) {
     const prefix = ns === '' ? '' : `${ns}::`;
     const common = def.commonTypes ?? {};
     const attributesOf = (type: SchemaType | undefined) => (type === undefined ? {} : (resolveCommon(type, common).attributes ?? {}));
     for (const [name, entity] of Object.entries(def.entityTypes ?? {})) entities.set(`${prefix}${name}`, attributesOf(entity.shape));
     for (const [id, action] of Object.entries(def.actions ?? {})) {
-      if (!actions.has(id)) actions.set(id, { uid: { type: `${prefix}Action`, id }, context: attributesOf(action.appliesTo?.context) });
+      const uid = { type: `${prefix}Action`, id };
+      const groups = (action.memberOf ?? []).map((g) => ({ type: g.type === undefined ? `${prefix}Action` : g.type.includes('::') ? g.type : `${prefix}${g.type}`, id: g.id }));
+      groupsOf.set(uidKey(uid), groups);
+      if (!actions.has(id)) actions.set(id, { uid, context: attributesOf(action.appliesTo?.context), hierarchy: [] });
+    }
+  }
+  for (const action of actions.values()) {
+    if ((groupsOf.get(uidKey(action.uid)) ?? []).length === 0) continue;
+    const seen = new Set<string>();
+    const pending: Uid[] = [action.uid];
+    for (let uid = pending.pop(); uid !== undefined; uid = pending.pop()) {
+      if (seen.has(uidKey(uid))) continue;
+      seen.add(uidKey(uid));
+      const parents = groupsOf.get(uidKey(uid)) ?? [];
+      action.hierarchy.push({ uid, attrs: {}, parents });
+      pending.push(...parents);
     }
   }
   return { entities, actions };
 }
 
 const drop = Symbol('drop');
+/**
+ * The constructor of each extension type. Values are sent in Cedar's explicit `__extn` form, so a
+ * request needs no schema to be read as declared (evaluating without one is markedly cheaper).
+ */
+const extensionConstructors: Readonly<Record<string, string>> = { ipaddr: 'ip', datetime: 'datetime', duration: 'duration' };
 const decimalText = /^-?\d+(\.\d{1,4})?$/;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -82,7 +121,7 @@ function coerce(value: unknown, type: SchemaType): unknown {
       // Cedar decimals need a point and at most four fractional digits.
       const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : value;
       if (typeof text !== 'string' || !decimalText.test(text)) return drop;
-      return text.includes('.') ? text : `${text}.0`;
+      return { __extn: { fn: 'decimal', arg: text.includes('.') ? text : `${text}.0` } };
     }
     case 'Set': {
       if (!Array.isArray(value) || type.element === undefined) return drop;
@@ -97,9 +136,11 @@ function coerce(value: unknown, type: SchemaType): unknown {
       if (isRecord(value) && typeof value.id === 'string') return { __entity: { type: typeof value.type === 'string' ? value.type : type.name, id: value.id } };
       return drop;
     }
-    default:
+    default: {
       // Other extension types (ipaddr, datetime, duration) take their string form.
-      return typeof value === 'string' ? value : drop;
+      const fn = extensionConstructors[type.type];
+      return typeof value === 'string' && fn !== undefined ? { __extn: { fn, arg: value } } : drop;
+    }
   }
 }
 
