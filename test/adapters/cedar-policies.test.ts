@@ -111,4 +111,14 @@ describe('evaluating a request', () => {
     // Not a decimal: left out, so the policy that needs it does not apply.
     expect(ask('edit', { limit: 'lots' }, { amount: 1 })).toEqual({ allowed: false, reasons: [], errors: [] });
   });
+
+  it('sends the whole context to a policy that compares it as a record', () => {
+    const whole = loadCedarPolicySet(cedar, {
+      schema: { file: 'p/s.cedarschema', content: 'entity User { name?: String };\naction view appliesTo { principal: [User], resource: [User], context: { a: Long, b: Long } };\n' },
+      policies: [{ file: 'p/a.cedar', content: '@id("exact") permit (principal, action, resource) when { context == { "a": 1, "b": 2 } };' }],
+    });
+    const view = (context: Record<string, unknown>) => whole.evaluate({ principal: { type: 'User', id: 'u' }, action: 'view', resource: { type: 'User', id: 'r' }, context });
+    expect(view({ a: 1, b: 2 })).toEqual({ allowed: true, reasons: ['exact'], errors: [] });
+    expect(view({ a: 1, b: 3 })).toEqual({ allowed: false, reasons: [], errors: [] });
+  });
 });

@@ -1,6 +1,7 @@
 import type * as CedarWasm from '@cedar-policy/cedar-wasm/nodejs';
 import type { PolicyDecision, PolicyEngine, PolicyEntity, PolicyRequest } from '../../core/ports.js';
-import { coerceAttributes, schemaShapes, type SchemaShapes } from './schema-shapes.js';
+import { attributesRead } from './attributes-read.js';
+import { coerceAttributes, narrowShapes, schemaShapes, type SchemaShapes } from './schema-shapes.js';
 
 /** The functions Baton uses from cedar-wasm; the Node and web builds both provide them. */
 export type Cedar = Pick<typeof CedarWasm, 'policySetTextToParts' | 'policyToJson' | 'validate' | 'checkParseEntities' | 'schemaToJsonWithResolvedTypes' | 'preparsePolicySet' | 'statefulIsAuthorized'>;
@@ -65,6 +66,8 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
   const problems: PolicyProblem[] = [];
   const staticPolicies: Record<string, string> = {};
   const located = new Map<string, { file: string; text: string; offset: number }>();
+  /** Each policy in Cedar's JSON form; undefined where it could not be converted. */
+  const policyJson: unknown[] = [];
 
   for (const { file, content } of source.policies) {
     const parts = cedar.policySetTextToParts(content);
@@ -78,6 +81,7 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
       const offset = Math.max(0, content.indexOf(text, from));
       from = offset + text.length;
       const json = cedar.policyToJson(text);
+      policyJson.push(json.type === 'success' ? json.json : undefined);
       const id = (json.type === 'success' ? json.json.annotations?.id : undefined) ?? `${file.split('/').at(-1)}#${index + 1}`;
       if (id in staticPolicies) problems.push({ file, line: lineOf(content, offset), message: `duplicate policy id "${id}"` });
       staticPolicies[id] = text;
@@ -124,7 +128,10 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
   if (preparedPolicies.type === 'failure') {
     throw new PolicySetError([{ file: source.schema.file, message: 'the policy set could not be prepared' }]);
   }
-  const shapes: SchemaShapes = schemaShapes(schemaJson.json as never);
+  // Only what some policy reads is sent (see attributesRead); a policy that cannot be read that
+  // way keeps everything.
+  const declared = schemaShapes(schemaJson.json as never);
+  const shapes: SchemaShapes = policyJson.includes(undefined) ? declared : narrowShapes(declared, attributesRead(policyJson));
 
   /** Adds an entity (merged with its entity data) and its ancestors from entity data. */
   function collect(entity: PolicyEntity, into: Map<string, CedarEntity>): void {

@@ -1,3 +1,5 @@
+import type { AttributesRead } from './attributes-read.js';
+
 /** A resolved Cedar schema type, as `schemaToJsonWithResolvedTypes` reports it. */
 export interface SchemaType {
   readonly type: string;
@@ -94,6 +96,15 @@ export function schemaShapes(json: Readonly<Record<string, NamespaceJson>>): Sch
     }
   }
   return { entities, actions };
+}
+
+/** The shapes cut to the attributes a policy set reads: entity attributes by name, context too unless read whole. */
+export function narrowShapes(shapes: SchemaShapes, read: AttributesRead): SchemaShapes {
+  const cut = (attributes: Attributes): Attributes => Object.fromEntries(Object.entries(attributes).filter(([name]) => read.names.has(name)));
+  return {
+    entities: new Map([...shapes.entities].map(([type, attributes]) => [type, cut(attributes)])),
+    actions: new Map([...shapes.actions].map(([id, action]) => [id, read.wholeContext ? action : { ...action, context: cut(action.context) }])),
+  };
 }
 
 const drop = Symbol('drop');
