@@ -93,7 +93,17 @@ export function signAccessToken(keys: SigningKeys, claims: JWTPayload): Promise<
   return signJwt(keys, 'at+jwt', claims);
 }
 
+// Random bytes are drawn from the system's CSPRNG 4 KiB at a time and each used once: one call
+// per identifier cost more than the rest of minting its token's claims.
+const randomPool = new Uint8Array(4096);
+let randomUsed = randomPool.length;
+
 /** A fresh unguessable identifier (128 bits, base64url). */
 export function randomId(): string {
-  return base64url.encode(crypto.getRandomValues(new Uint8Array(16)));
+  if (randomUsed + 16 > randomPool.length) {
+    crypto.getRandomValues(randomPool);
+    randomUsed = 0;
+  }
+  randomUsed += 16;
+  return base64url.encode(randomPool.subarray(randomUsed - 16, randomUsed));
 }
