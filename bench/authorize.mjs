@@ -18,8 +18,7 @@
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -37,6 +36,8 @@ import { parseActClaim } from '../dist/core/act-chain.js';
 import { scopeClaim } from '../dist/core/attenuate.js';
 import { agentEntity, entityRef, userEntity } from '../dist/core/policy.js';
 import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
+import { profileReport, summarizeProfiles } from './profile.mjs';
+import { loadAverage, machineBusyMs, processCpuMs, processMemory } from './harness.mjs';
 import { cleanups, describeExit, freePort, idlePercent, isStopping, logTail, progress, runCleanups, spawnBaton } from './harness.mjs';
 
 // Node 20's V8 can abort under load when TurboFan inlines a JS-to-Wasm call into cedar-wasm and
@@ -136,42 +137,6 @@ function parseOptions(argv) {
 // ---------------------------------------------------------------------------------------------
 // The machine: how busy it is, and what a process costs.
 
-
-/** CPU time all CPUs have spent busy (not idle, not waiting for I/O) so far, in ms. */
-const machineBusyMs = () => cpus().reduce((sum, cpu) => sum + cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq, 0);
-
-const loadAverage = () => {
-  try {
-    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  } catch {
-    return 'n/a';
-  }
-};
-
-let clockTicks;
-/** CPU time (user + system) a process has used so far, in ms; undefined off Linux. */
-function processCpuMs(pid) {
-  try {
-    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    // The command name (field 2) may hold spaces; the fields after it are space-separated.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
-  } catch {
-    return undefined;
-  }
-}
-
-/** VmRSS and VmHWM (peak) of a process in MiB, from /proc/<pid>/status. */
-function processMemory(pid) {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
-    return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
-  } catch {
-    return undefined;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Raw Cedar evaluation, in this process.
@@ -488,79 +453,6 @@ async function benchSetup(setup, options, workDir) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// CPU profile summary.
-
-/**
- * What a sample's CPU time was spent on: the innermost frame of its stack that belongs to a
- * known part wins, so Wasm code counts for the library that called it (cedar-wasm or PGlite),
- * a write(2) for whoever wrote, and a WebCrypto job for crypto.
- */
-const parts = [
-  ['Cedar (cedar-wasm and its Baton adapter)', (url) => url.includes('@cedar-policy/cedar-wasm') || url.includes('/dist/adapters/cedar/')],
-  ['PGlite (embedded PostgreSQL, Wasm)', (url) => url.includes('@electric-sql/pglite')],
-  ['postgres.js driver', (url) => url.includes('node_modules/postgres/')],
-  ['crypto (jose, WebCrypto: signatures, hashes)', (url) => url.includes('node_modules/jose/') || url.startsWith('node:internal/crypto')],
-  ['request log', (url) => url.includes('/dist/adapters/json-logger')],
-  ['audit log (canonical JSON, hash chain, group commit)', (url) => url.includes('node_modules/canonicalize/') || url.includes('/dist/core/audit') || url.includes('/dist/adapters/db/audit')],
-  ['zod (request parsing)', (url) => url.includes('node_modules/zod/')],
-  ['HTTP (hono, node:http, sockets)', (url) => /node_modules\/(@hono\/node-server|hono)\/|^node:(_http|net|internal\/http|internal\/stream_base|internal\/deps\/undici)/.test(url)],
-  ['Baton, other', (url) => url.includes('/dist/')],
-];
-
-/** A frame's script, relative to node_modules/ or to the repository. */
-const shortUrl = (url) => (url.includes('/node_modules/') ? url.slice(url.lastIndexOf('/node_modules/') + 1) : url.replace(`file://${root}/`, ''));
-
-function partOf(frames) {
-  for (const frame of frames) for (const [name, test] of parts) if (test(frame.url)) return name;
-  const leaf = frames[0].functionName;
-  return leaf === '(garbage collector)' || leaf === '(program)' ? leaf : 'other (Node internals, native)';
-}
-
-/** Self time by part and by function, from every .cpuprofile in `dir` (start to stop, idle left out). */
-function summarizeProfiles(dir, top = 15) {
-  const byFunction = new Map();
-  const byPart = new Map();
-  let totalUs = 0;
-  let idleUs = 0;
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  for (const file of files) {
-    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8'));
-    const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
-    const parent = new Map();
-    for (const n of profile.nodes) for (const child of n.children ?? []) parent.set(child, n.id);
-    const stackCache = new Map();
-    /** The sample's frames, innermost first. */
-    const stack = (id) => {
-      let frames = stackCache.get(id);
-      if (frames === undefined) {
-        frames = [];
-        for (let at = id; at !== undefined; at = parent.get(at)) frames.push(nodes.get(at).callFrame);
-        stackCache.set(id, frames);
-      }
-      return frames;
-    };
-    profile.samples.forEach((id, i) => {
-      const us = profile.timeDeltas[i] ?? 0;
-      const frames = stack(id);
-      const [frame] = frames;
-      if (frame.functionName === '(idle)') {
-        idleUs += us;
-        return;
-      }
-      totalUs += us;
-      const part = partOf(frames);
-      byPart.set(part, (byPart.get(part) ?? 0) + us);
-      // Wasm functions have no names here; say whose module they are.
-      const where = frame.url.startsWith('wasm://') ? ` (Wasm, ${part})` : frame.url === '' ? '' : ` ${shortUrl(frame.url)}:${frame.lineNumber + 1}`;
-      const name = `${frame.url.startsWith('wasm://') ? 'wasm-function' : frame.functionName || '(anonymous)'}${where}`;
-      byFunction.set(name, (byFunction.get(name) ?? 0) + us);
-    });
-  }
-  const rank = (map, n) => [...map.entries()].sort((x, y) => y[1] - x[1]).slice(0, n).map(([name, us]) => ({ name, share: us / Math.max(1, totalUs), ms: us / 1000 }));
-  return { files: files.map((f) => join(dir, f)), busyMs: totalUs / 1000, idleMs: idleUs / 1000, functions: rank(byFunction, top), parts: rank(byPart, parts.length + 3) };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Report.
 
 const fixed = (v, digits = 2) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits));
@@ -680,17 +572,8 @@ async function main() {
 
   for (const r of rows) {
     if (r.profile === undefined) continue;
-    const p = r.profile;
     print();
-    print(`CPU profile of Baton (${r.setup}): ${fixed(p.busyMs / 1000, 1)} s busy, ${fixed(p.idleMs / 1000, 1)} s idle, start to stop; ${p.files.join(', ')}`);
-    print();
-    print('| spent in (innermost known frame) | share of busy time |');
-    print('| --- | ---: |');
-    for (const a of p.parts) print(`| ${a.name} | ${fixed(100 * a.share, 1)} % |`);
-    print();
-    print('| function (self time) | share of busy time |');
-    print('| --- | ---: |');
-    for (const f of p.functions) print(`| \`${f.name.replaceAll('|', '\\|')}\` | ${fixed(100 * f.share, 1)} % |`);
+    print(profileReport(r.setup, r.profile));
   }
 
   if (failed) {

@@ -1,10 +1,10 @@
 // What every benchmark harness needs: progress on stderr, clean-ups that run on success, failure
 // and Ctrl-C (so no Baton process or bench database outlives the harness), free loopback ports,
-// Baton's log tail, how idle the machine is, and Baton as a child process.
+// Baton's log tail, how idle the machine is, and Baton (or a peer server) as a child process.
 
 /* global fetch, AbortSignal */
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
@@ -19,7 +19,7 @@ export const progress = (line) => process.stderr.write(`bench: ${line}\n`);
 
 /** Undo actions, newest last; `runCleanups` pops them. */
 export const cleanups = [];
-/** Baton processes still running, killed outright if the harness exits without clean-ups. */
+/** Child processes (Baton, a peer) still running, killed outright if the harness exits without clean-ups. */
 export const liveChildren = new Set();
 /** Clean-up passes run one after the other, so Ctrl-C during one waits for it instead of exiting halfway. */
 let cleaning = Promise.resolve();
@@ -44,7 +44,7 @@ export function runCleanups(keep = 0) {
   return pass;
 }
 
-// Last resort if the harness dies without running its clean-ups: never leave a Baton behind.
+// Last resort if the harness dies without running its clean-ups: never leave a child behind.
 process.on('exit', () => {
   for (const child of liveChildren) child.kill('SIGKILL');
 });
@@ -90,19 +90,24 @@ export async function idlePercent() {
   return Math.round((100 * (after.idle - before.idle)) / Math.max(1, after.all - before.all));
 }
 
-/**
- * Starts `node dist/node/main.js` with `settings` (none of the caller's BATON_*, DATABASE_URL,
- * PORT or NODE_OPTIONS leak in), its log in `log`, stopped by the clean-ups (SIGTERM, then SIGKILL
- * after `stopTimeoutMs`). Resolves once GET /readyz answers 200.
- */
-export async function spawnBaton({ root, port, settings, log, label = 'Baton', nodeArgs = [], readyTimeoutMs = 60_000, stopTimeoutMs = 10_000 }) {
+/** The calling shell's environment without what would change how a child under test behaves: BATON_*, DATABASE_URL, PORT, NODE_OPTIONS. */
+export function cleanEnv() {
   const env = { ...process.env };
   for (const name of Object.keys(env)) if (name.startsWith('BATON_') || name === 'DATABASE_URL' || name === 'PORT' || name === 'NODE_OPTIONS') delete env[name];
-  Object.assign(env, { PORT: String(port), BATON_HOST: host, ...settings });
-  // Baton logs one JSON line per request. A file keeps that off the harness's event loop (a pipe
-  // would have to be drained here, competing with the load generator) and is there to show on failure.
+  return env;
+}
+
+/**
+ * Starts `node [nodeArgs] script [args]` in `cwd` with exactly `env`, its stdout and stderr in the
+ * file `log`, stopped by the clean-ups (SIGTERM, then SIGKILL after `stopTimeoutMs`). Resolves
+ * once GET `readyPath` on http://127.0.0.1:`port` answers 200, with `{ url, log, exited, pid,
+ * stop, alive }`; throws (with the log's tail) if the child exits first or is not ready in time.
+ */
+export async function spawnNode({ cwd, script, args = [], env, port, log, label, readyPath, nodeArgs = [], readyTimeoutMs = 60_000, stopTimeoutMs = 10_000 }) {
+  // A server under load may log per request. A file keeps that off the harness's event loop (a
+  // pipe would have to be drained here, competing with the load generator) and is there to show on failure.
   const fd = openSync(log, 'w');
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/node/main.js'], { cwd: root, env, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { cwd, env, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   liveChildren.add(child);
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -110,7 +115,7 @@ export async function spawnBaton({ root, port, settings, log, label = 'Baton', n
 
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
-    // SIGTERM lets Baton close its database and exit normally (which is also when --cpu-prof writes).
+    // SIGTERM lets the child close what it holds and exit normally (which is also when --cpu-prof writes).
     child.kill('SIGTERM');
     if ((await Promise.race([exited, sleep(stopTimeoutMs, 'timeout')])) === 'timeout') {
       child.kill('SIGKILL');
@@ -127,12 +132,59 @@ export async function spawnBaton({ root, port, settings, log, label = 'Baton', n
     if (early !== undefined) throw new Error(`${label} exited before it was ready (${describeExit(early)}); log:\n${logTail(log)}`);
     if (Date.now() > deadline) throw new Error(`${label} was not ready within ${readyTimeoutMs / 1000} s; log:\n${logTail(log)}`);
     try {
-      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      const response = await fetch(`${url}${readyPath}`, { signal: AbortSignal.timeout(2_000) });
       await response.arrayBuffer();
       if (response.status === 200) return { url, log, exited, pid: child.pid, stop, alive: () => early === undefined };
     } catch {
       // not listening yet
     }
     await sleep(200);
+  }
+}
+
+/**
+ * Starts `node dist/node/main.js` with `settings` (none of the caller's BATON_*, DATABASE_URL,
+ * PORT or NODE_OPTIONS leak in), its log in `log`, stopped by the clean-ups (SIGTERM, then SIGKILL
+ * after `stopTimeoutMs`). Resolves once GET /readyz answers 200.
+ */
+export async function spawnBaton({ root, port, settings, log, label = 'Baton', nodeArgs = [], readyTimeoutMs = 60_000, stopTimeoutMs = 10_000 }) {
+  const env = { ...cleanEnv(), PORT: String(port), BATON_HOST: host, ...settings };
+  return spawnNode({ cwd: root, script: 'dist/node/main.js', env, port, log, label, readyPath: '/readyz', nodeArgs, readyTimeoutMs, stopTimeoutMs });
+}
+
+/** CPU time all CPUs have spent busy (not idle, not waiting for I/O) so far, in ms. */
+export const machineBusyMs = () => cpus().reduce((sum, cpu) => sum + cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq, 0);
+
+/** The 1, 5 and 15 minute load averages, as /proc/loadavg gives them. */
+export const loadAverage = () => {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  } catch {
+    return 'n/a';
+  }
+};
+
+let clockTicks;
+/** CPU time (user + system) a process has used so far, in ms; undefined off Linux. */
+export function processCpuMs(pid) {
+  try {
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    // The command name (field 2) may hold spaces; the fields after it are space-separated.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
+
+/** VmRSS and VmHWM (peak) of a process in MiB, from /proc/<pid>/status. */
+export function processMemory(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+    return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+  } catch {
+    return undefined;
   }
 }

@@ -1,6 +1,6 @@
 // Load benchmark for Baton's token endpoint (RFC 8693 token exchange); see bench/README.md.
 //
-//   npm run bench -- [--setup embedded|postgres|both] [--duration 10] [--connections 32] [--rate 1000]
+//   npm run bench -- [--setup embedded|postgres|both] [--duration 10] [--connections 32] [--rate 1000] [--cpu-prof DIR]
 //
 // For each setup it starts Baton as a child process on 127.0.0.1, prepares credentials once so
 // every request body is constant, drives POST /oauth2/token with autocannon for a fixed time and
@@ -13,9 +13,10 @@
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
+import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import process from 'node:process';
 import { setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +24,8 @@ import { URL, URLSearchParams } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-kit.js';
+import { profileReport, summarizeProfiles } from './profile.mjs';
+import { processCpuMs, processMemory } from './harness.mjs';
 import { cleanups, describeExit, freePort, idlePercent, logTail, progress, runCleanups, spawnBaton } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
@@ -47,6 +50,9 @@ const usage = `usage: npm run bench -- [--setup embedded|postgres|both] [--durat
   --duration     seconds per measured run, 1 to ${maxDurationSeconds} (default 10)
   --connections  concurrent HTTP/1.1 connections (default 32)
   --rate         fixed overall request rate instead of as fast as possible (optional)
+  --only NAME    run only the scenarios whose name contains NAME (exchange hop 1, exchange hop 2, client credentials)
+  --cpu-prof DIR run Baton with --cpu-prof, keep its profiles in DIR and print the top
+                 self-time functions (the profiler slows Baton: do not report those figures)
 `;
 
 const print = (line = '') => process.stdout.write(`${line}\n`);
@@ -60,6 +66,8 @@ function parseOptions(argv) {
       duration: { type: 'string', default: '10' },
       connections: { type: 'string', default: '32' },
       rate: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      only: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -78,6 +86,8 @@ function parseOptions(argv) {
     duration: integer('duration', values.duration, 1, maxDurationSeconds),
     connections: integer('connections', values.connections, 1, 1024),
     rate: values.rate === undefined ? undefined : integer('rate', values.rate, 1, 1_000_000),
+    cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
+    only: values.only,
   };
 }
 
@@ -112,7 +122,7 @@ async function createBenchDatabase() {
 }
 
 /** Starts `node dist/node/main.js` for a setup and resolves once GET /readyz answers 200. */
-async function startBaton(setup, workDir) {
+async function startBaton(setup, workDir, cpuProfDir) {
   const port = await freePort();
   // The caller's BATON_*, DATABASE_URL and PORT never reach the setup under test (spawnBaton).
   const settings = { BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) };
@@ -123,8 +133,11 @@ async function startBaton(setup, workDir) {
     settings.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
   }
 
-  const baton = await spawnBaton({ root, port, settings, log: join(workDir, `baton-${setup}.log`), label: `Baton (${setup})`, readyTimeoutMs, stopTimeoutMs });
-  return { url: baton.url, log: baton.log, exited: baton.exited };
+  const profDir = cpuProfDir === undefined ? undefined : join(cpuProfDir, setup);
+  if (profDir !== undefined) mkdirSync(profDir, { recursive: true });
+  const nodeArgs = profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+  const baton = await spawnBaton({ root, port, settings, log: join(workDir, `baton-${setup}.log`), label: `Baton (${setup})`, nodeArgs, readyTimeoutMs, stopTimeoutMs });
+  return { url: baton.url, log: baton.log, exited: baton.exited, pid: baton.pid, stop: baton.stop, profDir };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,6 +204,9 @@ async function prepare(baseUrl) {
     scenarios: [
       { name: 'exchange hop 1', params: hop1Params },
       { name: 'exchange hop 2', params: hop2Params },
+      // The request node-oidc-provider is measured with (bench/oidc-provider.mjs): a confidential
+      // client, Basic authentication, one resource, one scope; Baton also audits it.
+      { name: 'client credentials', params: async () => ({ grant_type: grants.clientCredentials, resource: 'https://payments.example', scope: 'payments:read' }) },
     ],
   };
 }
@@ -244,6 +260,7 @@ async function load(target, { connections, duration, rate, amount }) {
     return instance;
   };
 
+  const cpuBefore = target.pid === undefined ? undefined : processCpuMs(target.pid);
   let results;
   if (rate === undefined) {
     results = [await start({ connections, ...(amount === undefined ? { duration } : { amount }) })];
@@ -264,6 +281,7 @@ async function load(target, { connections, duration, rate, amount }) {
     results = results.filter((r) => r !== undefined);
   }
 
+  const cpuAfter = target.pid === undefined ? undefined : processCpuMs(target.pid);
   latencies.sort((a, b) => a - b);
   const sum = (pick) => results.reduce((total, r) => total + pick(r), 0);
   // A request that got no 2xx: another status, a socket error or a timeout.
@@ -276,19 +294,22 @@ async function load(target, { connections, duration, rate, amount }) {
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     total: sum((r) => r.requests.total),
+    // Baton's own CPU per answered request: less sensitive to other work on the machine than the rate.
+    batonCpuUs: cpuBefore === undefined || cpuAfter === undefined ? NaN : ((cpuAfter - cpuBefore) * 1000) / Math.max(1, sum((r) => r.requests.total)),
     failed,
     firstFailure,
   };
 }
 
-async function benchSetup(setup, options, workDir, rows) {
+async function benchSetup(setup, options, workDir, rows, profiles) {
   progress(`${setup}: starting Baton`);
-  const baton = await startBaton(setup, workDir);
+  const baton = await startBaton(setup, workDir, options.cpuProfDir);
   const { tokenPath, authorization, scenarios } = await prepare(baton.url);
-  for (const scenario of scenarios) {
+  for (const scenario of scenarios.filter((s) => options.only === undefined || s.name.includes(options.only))) {
     // Fresh credentials per scenario, so none is older than one run when it is used.
     const target = {
       url: baton.url,
+      pid: baton.pid,
       exited: baton.exited,
       path: tokenPath,
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
@@ -299,9 +320,13 @@ async function benchSetup(setup, options, workDir, rows) {
     if (warmup.failed > 0) throw new Error(`${scenario.name}: warm-up had ${warmup.failed} requests without a 2xx; first: ${warmup.firstFailure}`);
     progress(`${setup} / ${scenario.name}: ${options.duration} s, ${options.connections} connections${options.rate === undefined ? '' : `, ${options.rate} requests/s`}`);
     const run = await load(target, options);
-    rows.push({ setup, scenario: scenario.name, ...run });
+    rows.push({ setup, scenario: scenario.name, ...run, rssMiB: processMemory(baton.pid)?.rss ?? NaN });
     if (run.failed > 0) progress(`${setup} / ${scenario.name}: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`);
     if (run.failed > 0 && run.firstFailure.startsWith('Baton exited')) throw new Error(`Baton is gone; the remaining scenarios are skipped`);
+  }
+  if (baton.profDir !== undefined) {
+    await baton.stop(); // the profile is written when Baton exits
+    profiles.push([setup, summarizeProfiles(baton.profDir)]);
   }
 }
 
@@ -309,9 +334,9 @@ async function benchSetup(setup, options, workDir, rows) {
 function table(rows) {
   const ms = (v) => (Number.isNaN(v) ? '-' : v.toFixed(2));
   const lines = [
-    '| setup | scenario | requests/s (mean) | p50 ms | p99 ms | total requests | non-2xx |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.setup} | ${r.scenario} | ${Math.round(r.requestsPerSecond)} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.total} | ${r.failed} |`),
+    '| setup | scenario | requests/s (mean) | p50 ms | p99 ms | Baton CPU µs per request | Baton RSS MiB | total requests | non-2xx |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.setup} | ${r.scenario} | ${Math.round(r.requestsPerSecond)} | ${ms(r.p50)} | ${ms(r.p99)} | ${Number.isNaN(r.batonCpuUs) ? '-' : Math.round(r.batonCpuUs)} | ${Number.isNaN(r.rssMiB) ? '-' : Math.round(r.rssMiB)} | ${r.total} | ${r.failed} |`),
   ];
   return lines.join('\n');
 }
@@ -337,12 +362,13 @@ async function main() {
   const workDir = await mkdtemp(join(tmpdir(), 'baton-bench-'));
   cleanups.push(() => rm(workDir, { recursive: true, force: true }));
   const rows = [];
+  const profiles = [];
   let setupFailed = false;
   try {
     for (const setup of options.setups) {
       const mark = cleanups.length;
       try {
-        await benchSetup(setup, options, workDir, rows);
+        await benchSetup(setup, options, workDir, rows, profiles);
       } catch (error) {
         setupFailed = true;
         progress(`${setup}: ${error instanceof Error ? error.message : String(error)}`);
@@ -360,6 +386,10 @@ async function main() {
   print(`${options.duration} s per run, ${options.connections} connections, ${options.rate === undefined ? 'unthrottled' : `${options.rate} requests/s overall`}`);
   print();
   print(table(rows));
+  for (const [setup, profile] of profiles) {
+    print();
+    print(profileReport(setup, profile));
+  }
 
   const failedRows = rows.filter((r) => r.failed > 0);
   for (const r of failedRows) process.stderr.write(`bench: ${r.setup} / ${r.scenario}: first error: ${r.firstFailure}\n`);

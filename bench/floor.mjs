@@ -1,0 +1,82 @@
+// The in-process floor of a token exchange: what one exchange must do with no HTTP and no
+// database, timed one at a time on this process's event loop. See bench/README.md ("Method").
+//
+//   npm run build && node bench/floor.mjs [--exchanges 5000]
+//
+// Per exchange: the subject token's signature and claims (a user token from the demo identity
+// provider, verified with its trusted-issuer key set), the actor token's (an agent token Baton
+// issued, verified with Baton's keys), one Cedar `delegate` decision with the shipped policies,
+// and one signing of the new token, each with the same Baton functions, keys and crypto path
+// (jose and Web Crypto to verify, node:crypto to sign) the token endpoint uses.
+
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
+import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { loadCedarPolicySet } from '../dist/adapters/cedar/cedar-engine.js';
+import { nodeSigner } from '../dist/adapters/node-signer.js';
+import { generateSigningKeys, importSigningKeys } from '../dist/adapters/signing-keys.js';
+import { mintUserToken } from '../dist/cli/demo-kit.js';
+import { batonAlgorithms } from '../dist/core/baton-token.js';
+import { randomId, signAccessToken, verifyJwt } from '../dist/core/jwt.js';
+import { delegationRequest } from '../dist/core/policy.js';
+import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
+
+// As in Baton's entry point (src/node/v8-flags.ts): set before cedar-wasm is loaded.
+setFlagsFromString('--no-turbo-inline-js-wasm-calls');
+const cedar = await import('@cedar-policy/cedar-wasm/nodejs');
+
+const root = join(import.meta.dirname, '..');
+const issuer = 'http://localhost:8080';
+const warmupExchanges = 1000;
+
+/** Builds the two tokens and the parts once, then times `exchanges` exchanges one after another. */
+export async function measureFloor({ exchanges = 5000 } = {}) {
+  const keys = await importSigningKeys(await generateSigningKeys('EdDSA'), nodeSigner);
+  const registry = await loadRegistryFile(join(root, 'policies', 'registry.json'), issuer);
+  const engine = loadCedarPolicySet(cedar, readPolicyFolder(join(root, 'policies')));
+  const clock = { now: () => Date.now() };
+  const now = Math.floor(Date.now() / 1000);
+
+  const subjectToken = await mintUserToken('alice', { audience: issuer, lifetimeSeconds: 3600, scope: 'payments:read payments:transfer' });
+  const idp = registry.issuers.get('https://id.acme.example');
+  if (idp === undefined) throw new Error('the demo registry has no trusted issuer https://id.acme.example');
+  const actorToken = await signAccessToken(keys, { iss: issuer, sub: 'orchestrator', aud: issuer, exp: now + 3600, iat: now, jti: randomId(), client_id: 'orchestrator', tenant: 'acme' });
+
+  const verifySubject = () =>
+    verifyJwt(subjectToken, { param: 'subject_token', errorCode: 'invalid_request', resolve: idp.resolve, algorithms: idp.algorithms, issuer: idp.issuer, audience: idp.audiences, requiredClaims: ['sub', 'exp'], clock, clockToleranceSeconds: 30 });
+  const verifyActor = () =>
+    verifyJwt(actorToken, { param: 'actor_token', errorCode: 'invalid_request', resolve: keys.resolve, algorithms: batonAlgorithms, issuer, typ: 'at+jwt', requiredClaims: ['sub', 'exp', 'iat', 'jti', 'tenant', 'client_id'], clock, clockToleranceSeconds: 30 });
+  const scope = ['payments:read', 'payments:transfer'];
+  const audience = ['https://payments.example'];
+
+  async function exchange() {
+    const subject = await verifySubject();
+    const actor = await verifyActor();
+    const decision = engine.evaluate(delegationRequest(registry, { tenant: 'acme', actor: actor.payload.sub, user: subject.payload.sub, clientId: 'agent-platform', audience, scope, authorizationDetails: [], chain: [actor.payload.sub] }));
+    if (!decision.allowed) throw new Error(`the floor's delegation was denied: ${JSON.stringify(decision)}`);
+    const iat = Math.floor(Date.now() / 1000);
+    return signAccessToken(keys, { iss: issuer, sub: subject.payload.sub, aud: audience[0], exp: iat + 300, iat, jti: randomId(), client_id: 'agent-platform', tenant: 'acme', scope: scope.join(' '), act: { sub: actor.payload.sub } });
+  }
+
+  for (let i = 0; i < warmupExchanges; i++) await exchange();
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  for (let i = 0; i < exchanges; i++) await exchange();
+  const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
+  return {
+    exchanges,
+    usPerExchange: (elapsedMs * 1000) / exchanges,
+    perSecond: (exchanges * 1000) / elapsedMs,
+    // Web Crypto runs on libuv's thread pool, so the process may use more than the elapsed time.
+    cpuUsPerExchange: (cpu.user + cpu.system) / exchanges,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { exchanges: { type: 'string', default: '5000' } } });
+  const result = await measureFloor({ exchanges: Number(values.exchanges) });
+  process.stdout.write(`in-process floor: ${result.usPerExchange.toFixed(1)} µs per exchange (${Math.round(result.perSecond)}/s on one event loop), ${result.cpuUsPerExchange.toFixed(1)} µs CPU per exchange, ${result.exchanges} exchanges\n`);
+}
