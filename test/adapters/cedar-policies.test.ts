@@ -121,4 +121,25 @@ describe('evaluating a request', () => {
     expect(view({ a: 1, b: 2 })).toEqual({ allowed: true, reasons: ['exact'], errors: [] });
     expect(view({ a: 1, b: 3 })).toEqual({ allowed: false, reasons: [], errors: [] });
   });
+
+  it('sends what a policy open to every action reads, whichever action is asked', () => {
+    const engine = loadCedarPolicySet(cedar, {
+      schema: { file: 'p/s.cedarschema', content: 'entity User { blocked?: Bool, level?: Long };\naction view, edit appliesTo { principal: [User], resource: [User], context: { n?: Long } };\n' },
+      policies: [
+        {
+          file: 'p/a.cedar',
+          content: [
+            '@id("view-by-level") permit (principal, action == Action::"view", resource) when { principal has level && principal.level > 1 };',
+            '@id("edit") permit (principal, action == Action::"edit", resource);',
+            '@id("blocked") forbid (principal, action, resource) when { principal has blocked && principal.blocked };',
+          ].join('\n'),
+        },
+      ],
+    });
+    const ask = (action: string, attributes: Record<string, unknown>) => engine.evaluate({ principal: { type: 'User', id: 'u', attributes }, action, resource: { type: 'User', id: 'r' }, context: {} });
+    expect(ask('edit', { blocked: true, level: 5 })).toEqual({ allowed: false, reasons: ['blocked'], errors: [] });
+    expect(ask('edit', { blocked: false })).toEqual({ allowed: true, reasons: ['edit'], errors: [] });
+    expect(ask('view', { level: 2 })).toEqual({ allowed: true, reasons: ['view-by-level'], errors: [] });
+    expect(ask('view', { level: 2, blocked: true })).toEqual({ allowed: false, reasons: ['blocked'], errors: [] });
+  });
 });

@@ -1,7 +1,7 @@
 import type * as CedarWasm from '@cedar-policy/cedar-wasm/nodejs';
 import type { PolicyDecision, PolicyEngine, PolicyEntity, PolicyRequest } from '../../core/ports.js';
-import { attributesRead } from './attributes-read.js';
-import { coerceAttributes, narrowShapes, schemaShapes, type SchemaShapes } from './schema-shapes.js';
+import { policyReads } from './attributes-read.js';
+import { coerceAttributes, narrowShapes, schemaShapes, type ActionShape, type SchemaShapes } from './schema-shapes.js';
 
 /** The functions Baton uses from cedar-wasm; the Node and web builds both provide them. */
 export type Cedar = Pick<typeof CedarWasm, 'policySetTextToParts' | 'policyToJson' | 'validate' | 'checkParseEntities' | 'schemaToJsonWithResolvedTypes' | 'preparsePolicySet' | 'statefulIsAuthorized'>;
@@ -67,7 +67,7 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
   const staticPolicies: Record<string, string> = {};
   const located = new Map<string, { file: string; text: string; offset: number }>();
   /** Each policy in Cedar's JSON form; undefined where it could not be converted. */
-  const policyJson: unknown[] = [];
+  const policyJson: (Record<string, unknown> | undefined)[] = [];
 
   for (const { file, content } of source.policies) {
     const parts = cedar.policySetTextToParts(content);
@@ -81,7 +81,7 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
       const offset = Math.max(0, content.indexOf(text, from));
       from = offset + text.length;
       const json = cedar.policyToJson(text);
-      policyJson.push(json.type === 'success' ? json.json : undefined);
+      policyJson.push(json.type === 'success' ? (json.json as unknown as Record<string, unknown>) : undefined);
       const id = (json.type === 'success' ? json.json.annotations?.id : undefined) ?? `${file.split('/').at(-1)}#${index + 1}`;
       if (id in staticPolicies) problems.push({ file, line: lineOf(content, offset), message: `duplicate policy id "${id}"` });
       staticPolicies[id] = text;
@@ -128,24 +128,25 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
   if (preparedPolicies.type === 'failure') {
     throw new PolicySetError([{ file: source.schema.file, message: 'the policy set could not be prepared' }]);
   }
-  // Only what some policy reads is sent (see attributesRead); a policy that cannot be read that
-  // way keeps everything.
+  // Only what the policies that may apply read is sent (see policyReads); a policy that cannot
+  // be read that way keeps everything.
   const declared = schemaShapes(schemaJson.json as never);
-  const shapes: SchemaShapes = policyJson.includes(undefined) ? declared : narrowShapes(declared, attributesRead(policyJson));
+  const readable = policyJson.filter((p): p is Record<string, unknown> => p !== undefined);
+  const shapes: SchemaShapes = readable.length < policyJson.length ? declared : narrowShapes(declared, policyReads(readable));
 
   /** Adds an entity (merged with its entity data) and its ancestors from entity data. */
-  function collect(entity: PolicyEntity, into: Map<string, CedarEntity>): void {
+  function collect(entity: PolicyEntity, action: ActionShape, into: Map<string, CedarEntity>): void {
     const k = key(entity.type, entity.id);
     if (into.has(k)) return;
     const data = entityData.get(k);
-    const shape = shapes.entities.get(entity.type) ?? {};
+    const shape = action.entities.get(entity.type) ?? {};
     const parents = [...(data?.parents ?? []), ...(entity.parents ?? [])].filter((p) => shapes.entities.has(p.type));
     into.set(k, {
       uid: { type: entity.type, id: entity.id },
       attrs: coerceAttributes({ ...data?.attrs, ...entity.attributes }, shape),
       parents: [...new Map(parents.map((p) => [key(p.type, p.id), { type: p.type, id: p.id }])).values()],
     });
-    for (const parent of parents) collect(parent, into);
+    for (const parent of parents) collect(parent, action, into);
   }
 
   return {
@@ -154,7 +155,7 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
       const action = shapes.actions.get(request.action);
       if (action === undefined) return { allowed: false, reasons: [], errors: [`action "${request.action}" is not in the schema`] };
       const entities = new Map<string, CedarEntity>();
-      for (const e of [request.principal, request.resource, ...(request.entities ?? [])]) collect(e, entities);
+      for (const e of [request.principal, request.resource, ...(request.entities ?? [])]) collect(e, action, entities);
       // An entity with no attributes and no parents tells Cedar nothing; it is not sent. Values are
       // typed by the schema here (schema-shapes), so Cedar evaluates without reading the schema
       // again, which costs about a third of an evaluation; the action's groups come along.

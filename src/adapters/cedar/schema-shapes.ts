@@ -1,4 +1,4 @@
-import type { AttributesRead } from './attributes-read.js';
+import type { PolicyReads } from './attributes-read.js';
 
 /** A resolved Cedar schema type, as `schemaToJsonWithResolvedTypes` reports it. */
 export interface SchemaType {
@@ -23,13 +23,21 @@ export interface ActionEntity {
 }
 
 /**
- * Declared attribute types per entity type, and per action its uid, its context shape and the
- * action entities (the action and its groups, transitively) a request must carry for
- * `action in <group>` to hold; empty for an action in no group.
+ * Declared attribute types per entity type, and per action its uid, its context shape, the
+ * attributes of each entity type its requests carry, and the action entities (the action and its
+ * groups, transitively) a request must carry for `action in <group>` to hold (empty for an
+ * action in no group).
  */
 export interface SchemaShapes {
   readonly entities: ReadonlyMap<string, Attributes>;
-  readonly actions: ReadonlyMap<string, { readonly uid: Uid; readonly context: Attributes; readonly hierarchy: readonly ActionEntity[] }>;
+  readonly actions: ReadonlyMap<string, ActionShape>;
+}
+
+export interface ActionShape {
+  readonly uid: Uid;
+  readonly context: Attributes;
+  readonly entities: ReadonlyMap<string, Attributes>;
+  readonly hierarchy: readonly ActionEntity[];
 }
 
 interface NamespaceJson {
@@ -68,7 +76,7 @@ function resolveCommon(raw: SchemaType, common: Readonly<Record<string, SchemaTy
 /** Indexes a schema (JSON form, types resolved) by fully qualified entity type and action id. */
 export function schemaShapes(json: Readonly<Record<string, NamespaceJson>>): SchemaShapes {
   const entities = new Map<string, Attributes>();
-  const actions = new Map<string, { uid: Uid; context: Attributes; hierarchy: ActionEntity[] }>();
+  const actions = new Map<string, { uid: Uid; context: Attributes; entities: ReadonlyMap<string, Attributes>; hierarchy: ActionEntity[] }>();
   const groupsOf = new Map<string, Uid[]>();
   const uidKey = (uid: Uid): string => `${uid.type}::${JSON.stringify(uid.id)}`;
   for (const [ns, def] of Object.entries(json)) {
@@ -80,7 +88,7 @@ export function schemaShapes(json: Readonly<Record<string, NamespaceJson>>): Sch
       const uid = { type: `${prefix}Action`, id };
       const groups = (action.memberOf ?? []).map((g) => ({ type: g.type === undefined ? `${prefix}Action` : g.type.includes('::') ? g.type : `${prefix}${g.type}`, id: g.id }));
       groupsOf.set(uidKey(uid), groups);
-      if (!actions.has(id)) actions.set(id, { uid, context: attributesOf(action.appliesTo?.context), hierarchy: [] });
+      if (!actions.has(id)) actions.set(id, { uid, context: attributesOf(action.appliesTo?.context), entities, hierarchy: [] });
     }
   }
   for (const action of actions.values()) {
@@ -98,13 +106,18 @@ export function schemaShapes(json: Readonly<Record<string, NamespaceJson>>): Sch
   return { entities, actions };
 }
 
-/** The shapes cut to the attributes a policy set reads: entity attributes by name, context too unless read whole. */
-export function narrowShapes(shapes: SchemaShapes, read: AttributesRead): SchemaShapes {
-  const cut = (attributes: Attributes): Attributes => Object.fromEntries(Object.entries(attributes).filter(([name]) => read.names.has(name)));
-  return {
-    entities: new Map([...shapes.entities].map(([type, attributes]) => [type, cut(attributes)])),
-    actions: new Map([...shapes.actions].map(([id, action]) => [id, read.wholeContext ? action : { ...action, context: cut(action.context) }])),
+/** Each action's shapes cut to what the policies that may apply to it read (context whole if one reads it whole). */
+export function narrowShapes(shapes: SchemaShapes, reads: PolicyReads): SchemaShapes {
+  const cut = (attributes: Attributes, names: ReadonlySet<string>): Attributes => Object.fromEntries(Object.entries(attributes).filter(([name]) => names.has(name)));
+  const narrowed = (id: string, action: ActionShape): ActionShape => {
+    const read = reads.byAction.get(id) ?? reads.all;
+    return {
+      ...action,
+      context: read.wholeContext ? action.context : cut(action.context, read.contextNames),
+      entities: new Map([...action.entities].map(([type, attributes]) => [type, cut(attributes, read.entityNames)])),
+    };
   };
+  return { entities: shapes.entities, actions: new Map([...shapes.actions].map(([id, action]) => [id, narrowed(id, action)])) };
 }
 
 const drop = Symbol('drop');
