@@ -33,6 +33,7 @@ export const settings = {
   maxBodyBytes: ['BATON_MAX_BODY_BYTES', int(1024, 10_485_760, 65_536)],
   maxTokenBytes: ['BATON_MAX_TOKEN_BYTES', int(256, 65_536, 8192)],
   checkpointIntervalSeconds: ['BATON_CHECKPOINT_INTERVAL', int(1, 86_400, 60)],
+  workers: ['BATON_WORKERS', int(1, 64, 1)],
 } as const;
 
 type Settings = typeof settings;
@@ -80,6 +81,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     }
   }
   if (out.signingKeys !== undefined && out.signingKeysFile !== undefined) problems.push('BATON_SIGNING_KEYS and BATON_SIGNING_KEYS_FILE: set one, not both');
+  if (typeof out.workers === 'number' && out.workers > 1 && out.databaseUrl === undefined) problems.push('BATON_WORKERS: more than 1 needs DATABASE_URL (the embedded database belongs to one process)');
   if (problems.length > 0) throw new ConfigError(problems);
   return out as Config;
 }

@@ -3,6 +3,8 @@ import { ConfigError, loadConfig } from './config.js';
 import { DetailTypeError } from '../core/authorization-details.js';
 import { RegistryError } from '../core/registry.js';
 import { PolicySetError } from '../adapters/cedar/cedar-engine.js';
+import cluster from 'node:cluster';
+import { superviseWorkers } from './cluster.js';
 import { startBaton } from './server.js';
 import { guardKnownDriverFaults } from './driver-guard.js';
 import { jsonLogger } from '../adapters/json-logger.js';
@@ -11,6 +13,10 @@ import { jsonLogger } from '../adapters/json-logger.js';
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = jsonLogger((line) => process.stdout.write(line));
+  if (config.workers > 1 && cluster.isPrimary) {
+    superviseWorkers(config.workers, logger);
+    return;
+  }
   guardKnownDriverFaults(logger);
   const baton = await startBaton(config, { logger });
   // SIGHUP re-reads registry and policies; a bad file is logged and the running one stays.

@@ -34,6 +34,7 @@ describe('configuration', () => {
       maxBodyBytes: 65536,
       maxTokenBytes: 8192,
       checkpointIntervalSeconds: 60,
+      workers: 1,
     });
   });
 
@@ -52,6 +53,8 @@ describe('configuration', () => {
     [{ BATON_ISSUER: 'https://sts.example/' }, 'BATON_ISSUER: must have no trailing slash, query or fragment (got "https://sts.example/")'],
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL: must be a postgres:// or postgresql:// URL'],
     [{ BATON_SIGNING_KEYS: '{}', BATON_SIGNING_KEYS_FILE: 'k.json' }, 'BATON_SIGNING_KEYS and BATON_SIGNING_KEYS_FILE: set one, not both'],
+    [{ BATON_WORKERS: '0' }, 'BATON_WORKERS: must be an integer from 1 to 64 (got "0")'],
+    [{ BATON_WORKERS: '2' }, 'BATON_WORKERS: more than 1 needs DATABASE_URL (the embedded database belongs to one process)'],
   ])('refuses %j', (env, message) => {
     expect(problems(env)).toEqual([message]);
   });

@@ -134,3 +134,42 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
     for (const elapsed of honoured) expect(elapsed).toBeLessThan(1000);
   });
 });
+
+describe.skipIf(skip)('one Baton process with BATON_WORKERS=2', () => {
+  it('serves from two workers behind one port, and stops them all on SIGTERM', async () => {
+    const keys = JSON.stringify(await generateSigningKeys('EdDSA'));
+    const child = spawn(process.execPath, ['dist/node/main.js'], {
+      env: { ...process.env, PORT: '0', DATABASE_URL: testDatabaseUrl as string, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: keys, BATON_ISSUER: issuer, BATON_WORKERS: '2' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    processes.push(child);
+    const started: string[] = [];
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('workers did not start in 60 s')), 60_000);
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+        const log = JSON.parse(line) as { message: string; url?: string; workers?: number };
+        if (log.message === 'workers started') expect(log.workers).toBe(2);
+        if (log.message === 'baton started') started.push(log.url as string);
+        if (started.length === 2) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      void exited.then((code) => reject(new Error(`exited with ${code} before both workers started`)));
+    });
+    expect(started[1]).toBe(started[0]);
+    const instance = at(started[0] as string);
+    const hops = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const first = await exchangeHop(instance, await mintUserToken('alice', { audience: issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope: 'payments:transfer' });
+        const second = await exchangeHop(instance, first.body.access_token as string, tokenTypes.accessToken, 'payments-subagent');
+        return [first.status, second.status];
+      }),
+    );
+    expect(hops).toEqual(Array.from({ length: 8 }, () => [200, 200]));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});
+
