@@ -4,6 +4,7 @@ import type { CodeFlowContext } from '../core/code-flow.js';
 import { endpoints } from '../core/metadata.js';
 import type { Clock, Logger, PolicyEngine, SigningKeys } from '../core/ports.js';
 import type { Registry } from '../core/registry.js';
+import type { RateLimiter } from '../core/rate-limit.js';
 import type { Revocations } from '../core/revocation.js';
 import type { Metrics } from '../core/telemetry.js';
 import type { Limits } from '../core/token-service.js';
@@ -26,6 +27,8 @@ export interface ContextParts {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly limits: Limits & { readonly codeLifetimeSeconds: number; readonly refreshTokenLifetimeSeconds: number };
+  /** Kept by the caller so it outlives one context (a Workers context lives one request). */
+  readonly rateLimit: RateLimiter;
 }
 
 /** The one context every endpoint works with, from the parts an entry point has opened (Node or Workers). */
@@ -47,6 +50,7 @@ export function buildContext(parts: ContextParts): CodeFlowContext {
     sha256: sha256Digest,
     logger: parts.logger,
     limits: parts.limits,
+    rateLimit: parts.rateLimit,
     codeLifetimeSeconds: parts.limits.codeLifetimeSeconds,
     refreshLifetimeSeconds: parts.limits.refreshTokenLifetimeSeconds,
     clockToleranceSeconds: parts.limits.clockToleranceSeconds,

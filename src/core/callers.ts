@@ -3,11 +3,13 @@ import { checkSecret, parseBasic } from './client-auth.js';
 import { OAuthError } from './errors.js';
 import { scopeClaim } from './attenuate.js';
 import type { Sha256 } from './ports.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { Caller, Registry } from './registry.js';
 
-/** What authenticating a caller needs: Baton's token verification and the secret hash. */
+/** What authenticating a caller needs: Baton's token verification, the secret hash, the rate limit. */
 export interface CallerVerifier extends BatonTokenVerifier {
   readonly sha256: Sha256;
+  readonly rateLimit: RateLimiter;
 }
 
 /** Who called an API other than the token endpoint, as proven by its credentials. */
@@ -19,13 +21,14 @@ export interface AuthenticatedCaller {
 /**
  * Authenticates a caller by `Authorization: Basic` (a registered client secret) or
  * `Authorization: Bearer` (a Baton token the caller obtained for itself with client credentials).
- * Any failure is `invalid_client` (401).
+ * Any failure is `invalid_client` (401); a caller over its rate limit gets 429.
  */
 export async function authenticateCaller(ctx: CallerVerifier, registry: Registry, authorization: string | undefined): Promise<AuthenticatedCaller> {
   if (authorization === undefined || authorization.trim() === '') throw new OAuthError('invalid_client', 'authentication is required');
   if (/^basic /i.test(authorization)) {
     const { id, secret } = parseBasic(authorization);
     const caller = checkSecret(ctx.sha256, registry.callers.get(id), id, secret);
+    ctx.rateLimit.check(caller.id);
     return { caller, scope: caller.scope ?? new Set() };
   }
   if (/^bearer /i.test(authorization)) {
@@ -35,6 +38,7 @@ export async function authenticateCaller(ctx: CallerVerifier, registry: Registry
     if (caller === undefined || caller.tenant !== token.tenant || token.clientId !== token.sub || token.payload.act !== undefined || !token.audience.includes(ctx.issuer)) {
       throw new OAuthError('invalid_client', 'bearer token does not authenticate a registered caller');
     }
+    ctx.rateLimit.check(caller.id);
     return { caller, scope: new Set(scopeClaim(token.payload)) };
   }
   throw new OAuthError('invalid_client', 'use Basic or Bearer authentication');

@@ -35,14 +35,17 @@ export class OAuthError extends Error {
   readonly description: string;
   readonly detail: string | undefined;
   readonly status: number;
+  /** For a 429 or 503: when the caller may try again. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: OAuthErrorCode, description: string, options: { detail?: string; status?: number; cause?: unknown } = {}) {
+  constructor(code: OAuthErrorCode, description: string, options: { detail?: string; status?: number; retryAfterSeconds?: number; cause?: unknown } = {}) {
     super(`${code}: ${description}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'OAuthError';
     this.code = code;
     this.description = description;
     this.detail = options.detail;
     this.status = options.status ?? statusOf[code];
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   /** The RFC 6749 §5.2 body. */

@@ -4,6 +4,7 @@ import type { Revocations } from './revocation.js';
 import { inSpan, type Metrics } from './telemetry.js';
 import type { AuthorizationDetail, DetailTypes } from './authorization-details.js';
 import { authenticateClient } from './client-auth.js';
+import type { RateLimiter } from './rate-limit.js';
 import { OAuthError } from './errors.js';
 import { randomId, signAccessToken } from './jwt.js';
 import type { ActClaim, Logger, PolicyEngine, SigningKeys } from './ports.js';
@@ -37,6 +38,7 @@ export interface TokenServiceContext extends AssertionContext {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly limits: Limits;
+  readonly rateLimit: RateLimiter;
 }
 
 /** The successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1). */
@@ -196,6 +198,7 @@ async function runTokenRequest(ctx: CodeFlowContext, input: TokenEndpointInput, 
   const caller = await authenticateClient(ctx, registry, input.authorization, client);
   trail.tenant = caller.tenant;
   trail.client = caller.id;
+  ctx.rateLimit.check(caller.id);
   if (!caller.grantTypes.has(request.grant_type)) {
     throw new OAuthError('unauthorized_client', `client is not allowed the ${request.grant_type} grant`);
   }

@@ -24,7 +24,7 @@ export function oauthErrorResponse(c: Context, error: unknown, logger: Logger, c
   }
   const headers: Record<string, string> = { ...noStore };
   if (oauth.status === 401) headers['WWW-Authenticate'] = challenge;
-  if (oauth.status === 503) headers['Retry-After'] = '1';
+  if (oauth.status === 503 || oauth.status === 429) headers['Retry-After'] = String(oauth.retryAfterSeconds ?? 1);
   c.set('refusal', { error: oauth.code, detail: oauth.detail });
   return c.json(oauth.toJSON(), oauth.status as 400, headers);
 }

@@ -12,6 +12,7 @@ import { createRevocations } from '../adapters/db/revocation-store.js';
 import { sha256Hex } from '../adapters/node-hash.js';
 import { nodeSigner } from '../adapters/node-signer.js';
 import { nodeBodyReader } from './body-reader.js';
+import { createRateLimiter } from '../core/rate-limit.js';
 import { startCheckpoints } from './checkpoints.js';
 import { prometheusMetrics } from '../adapters/prometheus.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
@@ -101,6 +102,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       clock,
       logger,
       limits: config,
+      rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
     });
     // Reloads are system events (tenant "*"), audited whether applied or refused.
     const audited = async <T>(type: 'policy.reload' | 'registry.reload', by: string, run: () => Promise<T>, describe: (result: T) => string): Promise<T> => {

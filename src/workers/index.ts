@@ -10,6 +10,7 @@ import paymentInitiation from '../../schemas/authorization-details/payment_initi
 import toolInvocation from '../../schemas/authorization-details/tool_invocation.json' with { type: 'json' };
 import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { buildContext } from '../adapters/context.js';
+import { createRateLimiter, type RateLimiter } from '../core/rate-limit.js';
 import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
 import { migrate } from '../adapters/db/migrations.js';
 import { wrapPostgres } from '../adapters/db/postgres.js';
@@ -43,6 +44,8 @@ interface Isolate {
   readonly registry: Registry;
   readonly policies: ReturnType<typeof loadCedarPolicySet>;
   readonly detailTypes: ReturnType<typeof detailTypes>;
+  /** Per isolate: Workers run many isolates, so the limit holds per isolate, not per deployment. */
+  readonly rateLimit: RateLimiter;
   migrated: boolean;
 }
 
@@ -58,6 +61,7 @@ async function prepare(env: Env): Promise<Isolate> {
   cedar.initSync({ module: cedarWasm });
   return {
     config: { ...config, issuer: config.issuer },
+    rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock: systemClock }),
     keys: await importSigningKeys(JSON.parse(env.BATON_SIGNING_KEYS) as PrivateJwks),
     registry: await compileRegistry(registryDocument, { issuer: config.issuer, file: 'policies/registry.json' }),
     policies: loadCedarPolicySet(cedar, {
@@ -112,6 +116,7 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       clock: systemClock,
       logger,
       limits: shared.config,
+      rateLimit: shared.rateLimit,
     });
     const app = createApp({
       tokens,

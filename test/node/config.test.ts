@@ -35,6 +35,7 @@ describe('configuration', () => {
       maxTokenBytes: 8192,
       checkpointIntervalSeconds: 60,
       workers: 1,
+      rateLimitPerSecond: 1000,
     });
   });
 
