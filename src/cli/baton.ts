@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { sha256Hex } from '../adapters/node-hash.js';
 import type { Jwks } from '../core/registry-schema.js';
@@ -75,7 +75,8 @@ async function main(argv: string[]): Promise<number> {
     case 'audit': {
       const file = positionals[2];
       if (name !== 'verify' || file === undefined || values.key === undefined) throw new Error('usage: baton audit verify <export.jsonl> --key <jwks.json>');
-      const verdict = await verifyExport(readFileSync(file, 'utf8'), JSON.parse(readFileSync(values.key, 'utf8')) as Jwks, sha256Hex);
+      // Streamed line by line: an export can be larger than the longest string V8 holds.
+      const verdict = await verifyExport(createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), JSON.parse(readFileSync(values.key, 'utf8')) as Jwks, sha256Hex);
       (verdict.ok ? process.stdout : process.stderr).write(`${verdict.message}\n`);
       return verdict.ok ? 0 : 1;
     }

@@ -96,9 +96,42 @@ export function canonicalJson(value: unknown): string {
   return text;
 }
 
-/** RFC 8785 canonical JSON of an entry. */
+/** An entry's members in RFC 8785 order (UTF-16 code units), which its fixed shape lets us write directly. */
+const entryMembers = [
+  'action_id', 'actor_chain', 'audience', 'authorization_details', 'client', 'decision', 'jti', 'parent_jti', 'policy_ids',
+  'reason', 'request_id', 'root_grant', 'scope', 'tenant', 'time', 'trace_id', 'type', 'user',
+] as const satisfies readonly (keyof AuditEntry)[];
+
+/** RFC 8785 form of one member's value: strings and lists of strings are already canonical as JSON.stringify writes them. */
+function canonicalMember(value: unknown): string {
+  if (typeof value === 'string' || value === null) return JSON.stringify(value);
+  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return JSON.stringify(value);
+  return canonicalJson(value);
+}
+
+/**
+ * RFC 8785 canonical JSON of an entry: the same text as `canonicalJson(entry)`, written member by
+ * member in sorted order (the general serializer costs several times more per entry). Anything not
+ * of the entry's shape (a member missing or added, as in an entry parsed from a tampered export)
+ * takes the general path.
+ */
 export function canonicalEntry(entry: AuditEntry): string {
-  return canonicalJson(entry);
+  const members = entry as unknown as Record<string, unknown>;
+  if (Object.keys(members).length !== entryMembers.length || !entryMembers.every((name) => Object.hasOwn(members, name))) return canonicalJson(entry);
+  let text = '{';
+  for (const name of entryMembers) text += `${text.length === 1 ? '' : ','}"${name}":${canonicalMember(members[name])}`;
+  return `${text}}`;
+}
+
+/** Whether a stored entry is exactly the RFC 8785 form of the JSON it holds. */
+export function isCanonicalEntry(canonical: string): boolean {
+  let value: unknown;
+  try {
+    value = JSON.parse(canonical);
+  } catch {
+    return false;
+  }
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? canonicalEntry(value as AuditEntry) === canonical : canonicalJson(value) === canonical;
 }
 
 /** An entry's hash: domain-separated SHA-256 over the version tag, sequence number, previous hash and canonical entry. */
@@ -116,30 +149,56 @@ export interface ChainLine {
 
 export type ChainVerdict = { readonly valid: true; readonly entries: number } | { readonly valid: false; readonly entries: number; readonly seq: number; readonly reason: string };
 
+/** Checks a chain fed in sequence order, one page of lines at a time, and names the first bad sequence number. */
+export interface ChainCheck {
+  /** Checks the next lines; resolves false once a bad line has been found (later lines are then ignored). */
+  add(lines: Iterable<ChainLine>): Promise<boolean>;
+  /** The verdict on every line added so far. */
+  verdict(): ChainVerdict;
+}
+
 /**
  * Checks lines in sequence order: contiguous numbers, each linked to the previous hash, and each
- * hash recomputed from its canonical entry (redacted lines are checked for linkage only). Names
- * the first bad sequence number.
+ * hash recomputed from its canonical entry (redacted lines are checked for linkage only); with
+ * `recanonicalize`, each entry must also be in RFC 8785 form. A synchronous hash is not awaited
+ * line by line: a page is checked in one go.
  */
-export async function verifyChain(sha256: Sha256Hex, lines: Iterable<ChainLine> | AsyncIterable<ChainLine>, start?: { seq: number; hash: string }, recanonicalize = true): Promise<ChainVerdict> {
+export function chainCheck(sha256: Sha256Hex, start?: { seq: number; hash: string }, recanonicalize = true): ChainCheck {
   let expectedSeq = start === undefined ? undefined : start.seq + 1;
   let prevHash = start?.hash;
   let count = 0;
-  for await (const line of lines) {
-    if (expectedSeq !== undefined && line.seq !== expectedSeq) {
-      return { valid: false, entries: count, seq: expectedSeq, reason: line.seq > expectedSeq ? `entries ${expectedSeq}–${line.seq - 1} are missing` : `entry ${line.seq} is out of order` };
-    }
-    if (prevHash !== undefined && line.prev_hash !== prevHash) return { valid: false, entries: count, seq: line.seq, reason: 'does not link to the previous entry' };
-    if (line.seq === 1 && line.prev_hash !== genesisHash) return { valid: false, entries: count, seq: line.seq, reason: 'does not start from the genesis hash' };
-    if (line.canonical !== undefined) {
-      if (recanonicalize && canonicalEntry(JSON.parse(line.canonical) as AuditEntry) !== line.canonical) return { valid: false, entries: count, seq: line.seq, reason: 'is not in canonical form' };
-      if ((await entryHash(sha256, line.seq, line.prev_hash, line.canonical)) !== line.hash) return { valid: false, entries: count, seq: line.seq, reason: 'hash does not match its content' };
-    }
-    prevHash = line.hash;
-    expectedSeq = line.seq + 1;
-    count += 1;
-  }
-  return { valid: true, entries: count };
+  let failure: ChainVerdict | undefined;
+  const fail = (seq: number, reason: string): false => {
+    failure = { valid: false, entries: count, seq, reason };
+    return false;
+  };
+  return {
+    async add(lines) {
+      if (failure !== undefined) return false;
+      for (const line of lines) {
+        if (expectedSeq !== undefined && line.seq !== expectedSeq) return fail(expectedSeq, line.seq > expectedSeq ? `entries ${expectedSeq}–${line.seq - 1} are missing` : `entry ${line.seq} is out of order`);
+        if (prevHash !== undefined && line.prev_hash !== prevHash) return fail(line.seq, 'does not link to the previous entry');
+        if (line.seq === 1 && line.prev_hash !== genesisHash) return fail(line.seq, 'does not start from the genesis hash');
+        if (line.canonical !== undefined) {
+          if (recanonicalize && !isCanonicalEntry(line.canonical)) return fail(line.seq, 'is not in canonical form');
+          const hash = entryHash(sha256, line.seq, line.prev_hash, line.canonical);
+          if ((typeof hash === 'string' ? hash : await hash) !== line.hash) return fail(line.seq, 'hash does not match its content');
+        }
+        prevHash = line.hash;
+        expectedSeq = line.seq + 1;
+        count += 1;
+      }
+      return true;
+    },
+    verdict: () => failure ?? { valid: true, entries: count },
+  };
+}
+
+/** Checks lines in sequence order (see `chainCheck`) and names the first bad sequence number. */
+export async function verifyChain(sha256: Sha256Hex, lines: Iterable<ChainLine>, start?: { seq: number; hash: string }, recanonicalize = true): Promise<ChainVerdict> {
+  const check = chainCheck(sha256, start, recanonicalize);
+  await check.add(lines);
+  return check.verdict();
 }
 
 /** A stored entry as an auditor sees it: redacted (hashes only) when it belongs to another tenant. */

@@ -80,6 +80,63 @@ describe.each(backends)('store on %s', (_name, open, skip) => {
     expect(lines.map((l) => ('redacted' in l ? 'redacted' : JSON.parse(l.canonical as string).tenant))).toEqual(['acme', 'redacted', 'acme', 'redacted']);
   });
 
+  it.skipIf(skip)('keeps one contiguous chain when two writers (two instances) append at once, each chaining ahead on a head the other moves', async () => {
+    const reader = createAuditReader(db.sql, sha256Hex);
+    const before = await reader.head();
+    const writers = [createAuditWriter(db.sql, { sha256: sha256Hex, clock: systemClock, maxBatch: 5 }), createAuditWriter(db.sql, { sha256: sha256Hex, clock: systemClock, maxBatch: 5 })];
+    const rounds = await Promise.all(
+      writers.map(async (writer, w) => {
+        const seqs: number[] = [];
+        for (let round = 0; round < 4; round++) {
+          const records = await Promise.all(Array.from({ length: 12 }, (_, i) => writer.append({ tenant: 'acme', type: 'decision', decision: 'allow', action_id: `w${w}-${round}-${i}` })));
+          seqs.push(...records.map((r) => r.seq));
+        }
+        return seqs;
+      }),
+    );
+    // Each writer's entries keep the order they were appended in.
+    for (const seqs of rounds) expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(rounds.flat().sort((a, b) => a - b)).toEqual(Array.from({ length: 96 }, (_, i) => before.seq + i + 1));
+    expect(await reader.verify(1, before.seq + 96)).toEqual({ valid: true, entries: before.seq + 96 });
+  });
+
+  it.skipIf(skip)('writes a batch only on the head it was chained on, and only if it continues the chain exactly', async () => {
+    const reader = createAuditReader(db.sql, sha256Hex);
+    const head = await reader.head();
+    const row = (seq: number, prev: string, hash: string) => ({ seq, tenant: 'acme', type: 'decision', action_id: null, jti: null, root_grant: null, recorded_at: '2026-11-24T00:00:00.000Z', canonical: '{}', prev_hash: prev, hash });
+    const call = (after: { seq: number; hash: string }, last: { seq: number; hash: string }, rows: object[]) =>
+      db.sql<{ appended: boolean; head_seq: string | number; head_hash: string }>`SELECT appended, head_seq, head_hash FROM baton_audit_append(${after.seq}, ${after.hash}, ${last.seq}, ${last.hash}, ${JSON.stringify(rows)}, ${null})`;
+    const stale = { seq: head.seq - 1, hash: 'a'.repeat(64) };
+    const [moved] = await call(stale, { seq: head.seq, hash: 'b'.repeat(64) }, [row(head.seq, stale.hash, 'b'.repeat(64))]);
+    expect({ appended: moved?.appended, seq: Number(moved?.head_seq), hash: moved?.head_hash }).toEqual({ appended: false, seq: head.seq, hash: head.hash });
+    const next = head.seq + 1;
+    const refusals = [
+      [{ seq: next + 1, hash: 'c'.repeat(64) }, [row(next, head.hash, 'b'.repeat(64)), row(next + 2, 'b'.repeat(64), 'c'.repeat(64))]], // a gap
+      [{ seq: next, hash: 'b'.repeat(64) }, [row(next, 'f'.repeat(64), 'b'.repeat(64))]], // not linked to the head
+      [{ seq: next, hash: 'c'.repeat(64) }, [row(next, head.hash, 'b'.repeat(64))]], // ends on another hash
+      [{ seq: next + 1, hash: 'b'.repeat(64) }, [row(next, head.hash, 'b'.repeat(64))]], // fewer entries than it claims
+    ] as const;
+    for (const [last, rows] of refusals) await expect(call(head, last, [...rows])).rejects.toThrow(`audit batch does not continue the chain from ${head.seq} to ${last.seq}`);
+    expect(await reader.head()).toEqual(head);
+    expect(Number((await db.sql<{ n: string | number }>`SELECT count(*) AS n FROM audit_log WHERE seq > ${head.seq}`)[0]?.n)).toBe(0);
+  });
+
+  it.skipIf(skip)('verifies a log longer than a page, reading ahead, and names a changed entry in a later page', async () => {
+    const audit = createAuditWriter(db.sql, { sha256: sha256Hex, clock: systemClock });
+    // Pages hold 5,000 entries: this log spans three.
+    await Promise.all(Array.from({ length: 10_500 }, (_, i) => audit.append({ tenant: 'acme', type: 'decision', decision: 'allow', action_id: `p-${i}` })));
+    const reader = createAuditReader(db.sql, sha256Hex);
+    const head = await reader.head();
+    expect(await reader.verify(1, head.seq)).toEqual({ valid: true, entries: head.seq });
+    expect(await reader.verify(head.seq - 10_400, head.seq + 10)).toEqual({ valid: true, entries: 10_401 });
+    const target = head.seq - 100;
+    await db.sql.begin(async (tx) => {
+      await tx.script('SET LOCAL session_replication_role = replica');
+      await tx`UPDATE audit_log SET canonical = replace(canonical, '"allow"', '"deny"') WHERE seq = ${target}`;
+    });
+    expect(await reader.verify(1, head.seq)).toEqual({ valid: false, entries: target - 1, seq: target, reason: 'hash does not match its content' });
+  });
+
   it.skipIf(skip)('refuses UPDATE, DELETE and TRUNCATE on the log', async () => {
     await expect(db.sql`UPDATE audit_log SET tenant = 'x' WHERE seq = 1`).rejects.toThrow('audit_log is append-only: UPDATE refused');
     await expect(db.sql`DELETE FROM audit_log WHERE seq = 1`).rejects.toThrow('audit_log is append-only: DELETE refused');

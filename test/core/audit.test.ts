@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
-import { auditEntry, canonicalEntry, canonicalJson, entryHash, genesisHash, verifyChain, type ChainLine } from '../../src/core/audit.js';
+import { auditEntry, canonicalEntry, canonicalJson, chainCheck, entryHash, genesisHash, isCanonicalEntry, verifyChain, type AuditEntry, type AuditEvent, type ChainLine } from '../../src/core/audit.js';
 
 describe('RFC 8785 canonicalization', () => {
   it('matches the RFC §3.2.2 example', () => {
@@ -26,6 +27,62 @@ describe('RFC 8785 canonicalization', () => {
     [295147905179352830000, '295147905179352830000'],
   ])('serializes the number %s as %s (RFC Appendix B)', (value, text) => {
     expect(canonicalJson(value)).toBe(text);
+  });
+});
+
+describe('canonical entries', () => {
+  const text = fc.string({ unit: 'binary', maxLength: 12 });
+  const nullable = fc.option(text, { nil: null });
+  const event: fc.Arbitrary<AuditEvent> = fc.record(
+    {
+      tenant: text,
+      type: fc.constantFrom('token.exchange', 'decision', 'authorization.consent', 'policy.reload'),
+      decision: fc.constantFrom('granted', 'refused', 'allow', 'deny', 'applied'),
+      action_id: nullable,
+      jti: nullable,
+      parent_jti: nullable,
+      root_grant: nullable,
+      user: nullable,
+      actor_chain: fc.array(text, { maxLength: 3 }),
+      client: nullable,
+      audience: fc.array(text, { maxLength: 3 }),
+      scope: fc.array(text, { maxLength: 3 }),
+      authorization_details: fc.array(fc.dictionary(text, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }).map((d) => ({ ...d, type: 'payment_initiation' })), { maxLength: 2 }),
+      policy_ids: fc.array(text, { maxLength: 3 }),
+      reason: nullable,
+      request_id: nullable,
+      trace_id: nullable,
+    },
+    { requiredKeys: ['tenant', 'type', 'decision'] },
+  ) as fc.Arbitrary<AuditEvent>;
+
+  it('writes exactly what the general RFC 8785 serializer writes, for any event', () => {
+    fc.assert(
+      fc.property(event, fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }), (e, time) => {
+        const entry = auditEntry(e, time);
+        expect(canonicalEntry(entry)).toBe(canonicalJson(entry));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('takes the general path for anything not of the entry shape, as parsed from an edited export', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 20 }), (value) => {
+        expect(canonicalEntry(value as unknown as AuditEntry)).toBe(canonicalJson(value));
+      }),
+      { numRuns: 300 },
+    );
+    const entry = auditEntry({ tenant: 'acme', type: 'decision', decision: 'allow' }, new Date('2026-11-24T00:00:00.000Z')) as unknown as Record<string, unknown>;
+    const { user: _user, ...missing } = entry;
+    const odd = [{ ...entry, extra: 1 }, missing, { ...entry, scope: [{ b: 1, a: 2 }] }, { ...entry, user: 5 }];
+    expect(odd.map((v) => canonicalEntry(v as unknown as AuditEntry))).toEqual(odd.map((v) => canonicalJson(v)));
+  });
+
+  it('tells an entry in canonical form from one that is not', () => {
+    const canonical = canonicalEntry(auditEntry({ tenant: 'acme', type: 'decision', decision: 'allow', scope: ['a'] }, new Date('2026-11-24T00:00:00.000Z')));
+    expect(isCanonicalEntry(canonical)).toBe(true);
+    expect([` ${canonical}`, canonical.replace('"scope":["a"]', '"scope":[ "a"]'), canonical.replace('{"action_id":null,', '{') + '', canonical.slice(0, -1), '{"b":1,"a":2}', 'not json'].map(isCanonicalEntry)).toEqual([false, false, true, false, false, false]);
   });
 });
 
@@ -61,6 +118,26 @@ describe('the hash chain', () => {
     expect(await verifyChain(sha256Hex, relinked)).toEqual({ valid: false, entries: 1, seq: 2, reason: 'does not link to the previous entry' });
     const reformatted = lines.map((l) => (l.seq === 1 ? { ...l, canonical: ` ${l.canonical as string}` } : l));
     expect(await verifyChain(sha256Hex, reformatted)).toEqual({ valid: false, entries: 0, seq: 1, reason: 'is not in canonical form' });
+  });
+
+  it('names an entry that is not JSON as not in canonical form rather than failing', async () => {
+    const lines = (await chain(3)).map((l) => (l.seq === 2 ? { ...l, canonical: '{"tenant":' } : l));
+    expect(await verifyChain(sha256Hex, lines)).toEqual({ valid: false, entries: 1, seq: 2, reason: 'is not in canonical form' });
+  });
+
+  it('checks a chain fed page by page, and keeps the first failure', async () => {
+    const lines = await chain(7);
+    const check = chainCheck(sha256Hex, { seq: 0, hash: genesisHash }, false);
+    expect(await check.add(lines.slice(0, 3))).toBe(true);
+    expect(check.verdict()).toEqual({ valid: true, entries: 3 });
+    const edited = lines.slice(3).map((l) => (l.seq === 5 ? { ...l, hash: l.hash.replace(/^./, (c) => (c === '0' ? '1' : '0')) } : l));
+    expect(await check.add(edited)).toBe(false);
+    expect(await check.add(lines.slice(0, 1))).toBe(false);
+    // Entry 5's stored hash no longer matches its content; 6 then fails to link, but 5 is named.
+    expect(check.verdict()).toEqual({ valid: false, entries: 4, seq: 5, reason: 'hash does not match its content' });
+    const fromMiddle = chainCheck(sha256Hex, { seq: 3, hash: (lines[2] as ChainLine).hash });
+    expect(await fromMiddle.add(lines.slice(4))).toBe(false);
+    expect(fromMiddle.verdict()).toEqual({ valid: false, entries: 0, seq: 4, reason: 'entries 4–4 are missing' });
   });
 
   it('checks redacted lines for linkage only', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
@@ -94,6 +94,33 @@ describe('verification and checkpoints', () => {
     expect(await verifyCheckpoint(await importPublicJwks(jwks), body.jws, baton.issuer)).toMatchObject({ seq: body.seq, hash: body.hash });
   });
 
+  it('verifies an export streamed in chunks of any size as it verifies the whole text, lines in sequence order', async () => {
+    await chainAndDecision('order-5');
+    await baton.checkpoint();
+    const jwks = (await (await fetch(`${baton.url}/.well-known/jwks.json`)).json()) as Jwks;
+    const exported = (await get('/audit/entries?from=1&limit=10000', await bearer('ops-console', 'baton:audit'))).text;
+    const whole = await verifyExport(exported, jwks, sha256Hex);
+    expect(whole.ok).toBe(true);
+    async function* chunks(text: string, size: number) {
+      for (let i = 0; i < text.length; i += size) yield text.slice(i, i + size);
+    }
+    for (const size of [1, 7, 4096]) expect(await verifyExport(chunks(exported, size), jwks, sha256Hex)).toEqual(whole);
+    expect(await verifyExport(exported.replaceAll('\n', '\r\n'), jwks, sha256Hex)).toEqual(whole);
+
+    const lines = exported.trimEnd().split('\n');
+    const swapped = [lines[1], lines[0], ...lines.slice(2)].join('\n');
+    expect(await verifyExport(swapped, jwks, sha256Hex)).toEqual({ ok: false, message: 'entry 3: entry 1 is out of order' });
+    // A checkpoint after its entries is still held against the entry it names (here a redacted
+    // last line, whose hash only links, so the checkpoint is what catches it).
+    const checkpointLine = lines.filter((l) => l.startsWith('{"checkpoint"')).at(-1) as string;
+    const { seq } = decodeJwt((JSON.parse(checkpointLine) as { checkpoint: string }).checkpoint) as { seq: number };
+    const upTo = lines.filter((l) => l.startsWith('{"seq"') && (JSON.parse(l) as { seq: number }).seq <= seq);
+    const named = JSON.parse(upTo.at(-1) as string) as { seq: number; prev_hash: string };
+    const forged = [...upTo.slice(0, -1), JSON.stringify({ seq: named.seq, prev_hash: named.prev_hash, hash: '0'.repeat(64), redacted: true }), checkpointLine].join('\n');
+    expect(await verifyExport(forged, jwks, sha256Hex)).toEqual({ ok: false, message: `entry ${seq}: does not match the signed checkpoint` });
+    expect(await verifyExport(`${lines.join('\n')}\n{"seq":`, jwks, sha256Hex)).toEqual({ ok: false, message: `line ${lines.length + 1}: not valid JSON` });
+  });
+
   it('verifies an export offline, and names the first tampered entry by API and CLI', async () => {
     await chainAndDecision('order-4');
     await baton.checkpoint();
@@ -118,6 +145,9 @@ describe('verification and checkpoints', () => {
     const dir = mkdtempSync(join(tmpdir(), 'baton-audit-'));
     writeFileSync(join(dir, 'export.jsonl'), tampered);
     expect(await verifyExport(tampered, jwks, sha256Hex)).toEqual({ ok: false, message: `entry ${target}: hash does not match its content` });
+
+    // As `baton audit verify` reads a file: streamed, never held as one string.
+    expect(await verifyExport(createReadStream(join(dir, 'export.jsonl'), { encoding: 'utf8', highWaterMark: 64 }), jwks, sha256Hex)).toEqual({ ok: false, message: `entry ${target}: hash does not match its content` });
 
     // Edited export lines are caught too, and a missing line is a gap.
     const withoutLine = exported.split('\n').filter((l) => !l.startsWith('{"seq":6,')).join('\n');

@@ -1,13 +1,14 @@
 import {
   auditEntry,
   canonicalEntry,
+  chainCheck,
   entryHash,
-  verifyChain,
-  type AuditEvent,
+  type AuditEntry,
   type AuditLine,
   type AuditLog,
   type AuditQueries,
   type AuditRecord,
+  genesisHash,
   type ChainLine,
   type ChainVerdict,
   type Sha256Hex,
@@ -19,7 +20,9 @@ import type { Clock, TokenLineage } from '../../core/ports.js';
 import type { Sql } from './sql.js';
 
 interface Pending {
-  readonly event: AuditEvent;
+  readonly entry: AuditEntry;
+  /** RFC 8785 form, computed at append(): it needs no lock, and a bad event fails only its own caller. */
+  readonly canonical: string;
   readonly lineage: TokenLineage | undefined;
   readonly resolve: (record: AuditRecord) => void;
   readonly reject: (error: unknown) => void;
@@ -42,84 +45,168 @@ export interface GroupCommitAuditLog extends AuditLog {
   drain(): Promise<void>;
 }
 
+interface Head {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+interface Chained {
+  /** The entries as one JSON parameter. */
+  readonly rows: string;
+  readonly records: AuditRecord[];
+  /** The head once they are committed. */
+  readonly head: Head;
+}
+
+/** Transactions one writer keeps in flight: the next batch is chained and sent while the previous one commits. */
+const pipelineDepth = 2;
+
 /**
  * Appends with group commit: entries that arrive while a transaction runs go together in the
- * next one. Each transaction locks the chain head, so any number of instances extend one chain
- * with contiguous sequence numbers; token lineage commits in the same transaction as its entry.
+ * next one. Every batch is written by `baton_audit_append`, which locks the chain head and checks
+ * that the batch continues it, so any number of instances extend one chain with contiguous
+ * sequence numbers; token lineage commits in the same transaction as its entry, and a caller is
+ * answered only once its batch has committed. A batch is chained on the head this writer expects
+ * (the one its previous batch leaves) and sent as one statement while that batch still commits;
+ * if the head is not that one (another instance appended, a batch failed), nothing is written and
+ * the batch is chained again, after the previous one, in a transaction that holds the head's lock.
+ * One writer's entries keep the order they were appended in.
  */
 export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupCommitAuditLog {
   const maxBatch = options.maxBatch ?? 1000;
   const queue: Pending[] = [];
-  let running: Promise<void> | undefined;
+  let inFlight = 0;
+  let scheduled = false;
+  let pumping = false;
+  /** The head once every batch sent so far has committed; undefined when unknown. */
+  let expected: Head | undefined;
+  let sent = 0;
+  /** Settles when the last batch sent has committed or failed. */
+  let lastSent: Promise<void> = Promise.resolve();
+  let settled: (() => void)[] = [];
 
-  async function commit(batch: readonly Pending[]): Promise<AuditRecord[]> {
+  async function chain(batch: readonly Pending[], after: Head): Promise<Chained> {
+    let seq = after.seq;
+    let prev = after.hash;
+    const rows: object[] = [];
+    const records: AuditRecord[] = [];
+    for (const { entry, canonical } of batch) {
+      seq += 1;
+      const digest = entryHash(options.sha256, seq, prev, canonical);
+      const hash = typeof digest === 'string' ? digest : await digest;
+      rows.push({ seq, tenant: entry.tenant, type: entry.type, action_id: entry.action_id, jti: entry.jti, root_grant: entry.root_grant, recorded_at: entry.time, canonical, prev_hash: prev, hash });
+      records.push({ seq, prev_hash: prev, hash, entry });
+      prev = hash;
+    }
+    // One JSON parameter per table: far cheaper for the driver than array literals.
+    return { rows: JSON.stringify(rows), records, head: { seq, hash: prev } };
+  }
+
+  function lineageRows(batch: readonly Pending[]): string | null {
+    const lineages = batch.map((p) => p.lineage).filter((l): l is TokenLineage => l !== undefined);
+    if (lineages.length === 0) return null;
+    return JSON.stringify(lineages.map((l) => ({ tenant: l.tenant, jti: l.jti, parent_jti: l.parentJti, root_grant: l.rootGrant, subject: l.subject, actor: l.actor, client_id: l.clientId, expires_at: l.expiresAt.toISOString() })));
+  }
+
+  const appendStatement = (db: Sql, after: Head, head: Head, rows: string, tokens: string | null) =>
+    db<{ appended: boolean; head_seq: string | number; head_hash: string }>`
+      SELECT appended, head_seq, head_hash FROM baton_audit_append(${after.seq}, ${after.hash}, ${head.seq}, ${head.hash}, ${rows}, ${tokens})`;
+
+  /**
+   * Commits a batch: as one statement if it was chained on the head as it still is, else (the head
+   * unknown, or moved by another instance or a failed batch) chained again under the head's lock.
+   */
+  async function commit(batch: readonly Pending[], tokens: string | null, guess: Head | undefined, chained: Chained | undefined, previous: Promise<void>): Promise<Chained> {
+    if (guess !== undefined && chained !== undefined) {
+      let [result] = await appendStatement(sql, guess, chained.head, chained.rows, tokens);
+      if (result?.appended === false && Number(result.head_seq) < guess.seq) {
+        // It reached the head before the batch it follows (another connection): once that one
+        // has committed, the batch is still chained right.
+        await previous;
+        [result] = await appendStatement(sql, guess, chained.head, chained.rows, tokens);
+      }
+      if (result?.appended === true) return chained;
+    }
+    // Entries keep the order they were appended in: never ahead of the batch before.
+    await previous;
     return sql.begin(async (tx) => {
-      const [head] = await tx<{ seq: string | number; hash: string }>`SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`;
-      if (head === undefined) throw new Error('audit head is missing');
-      let seq = Number(head.seq);
-      let prev = head.hash;
-      const time = new Date(options.clock.now());
-      const records: (AuditRecord & { canonical: string })[] = [];
-      for (const { event } of batch) {
-        seq += 1;
-        const entry = auditEntry(event, time);
-        const canonical = canonicalEntry(entry);
-        const hash = await entryHash(options.sha256, seq, prev, canonical);
-        records.push({ seq, prev_hash: prev, hash, entry, canonical });
-        prev = hash;
-      }
-      // Each batch goes as one JSON parameter: far cheaper for the driver than array literals.
-      const lineages = batch.map((p) => p.lineage).filter((l): l is TokenLineage => l !== undefined);
-      if (lineages.length > 0) {
-        const rows = lineages.map((l) => ({ tenant: l.tenant, jti: l.jti, parent_jti: l.parentJti, root_grant: l.rootGrant, subject: l.subject, actor: l.actor, client_id: l.clientId, expires_at: l.expiresAt.toISOString() }));
-        await tx`
-          INSERT INTO tokens (tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at)
-          SELECT tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at
-          FROM json_to_recordset(${JSON.stringify(rows)}::text::json)
-            AS r(tenant text, jti text, parent_jti text, root_grant text, subject text, actor text, client_id text, expires_at timestamptz)`;
-      }
-      const rows = records.map((r) => ({ seq: r.seq, tenant: r.entry.tenant, type: r.entry.type, action_id: r.entry.action_id, jti: r.entry.jti, root_grant: r.entry.root_grant, canonical: r.canonical, prev_hash: r.prev_hash, hash: r.hash }));
-      await tx`
-        INSERT INTO audit_log (seq, tenant, type, action_id, jti, root_grant, recorded_at, canonical, prev_hash, hash)
-        SELECT seq, tenant, type, action_id, jti, root_grant, ${time}, canonical, prev_hash, hash
-        FROM json_to_recordset(${JSON.stringify(rows)}::text::json)
-          AS r(seq bigint, tenant text, type text, action_id text, jti text, root_grant text, canonical text, prev_hash text, hash text)`;
-      await tx`UPDATE audit_head SET seq = ${seq}, hash = ${prev} WHERE id = 1`;
-      return records.map(({ canonical: _canonical, ...record }) => record);
+      const [row] = await tx<{ seq: string | number; hash: string }>`SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`;
+      if (row === undefined) throw new Error('audit head is missing');
+      const head = { seq: Number(row.seq), hash: row.hash };
+      const locked = await chain(batch, head);
+      const [result] = await appendStatement(tx, head, locked.head, locked.rows, tokens);
+      if (result?.appended !== true) throw new Error('audit head moved while locked');
+      return locked;
     });
   }
 
-  async function run(): Promise<void> {
-    while (queue.length > 0) {
-      // Let the callers woken by the previous commit queue their next entries first, so the
-      // next transaction carries them together rather than one entry ahead of the rest.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      const batch = queue.splice(0, maxBatch);
-      const started = performance.now();
-      try {
-        const records = await commit(batch);
-        options.onBatch?.(batch.length, performance.now() - started);
-        batch.forEach((p, i) => p.resolve(records[i] as AuditRecord));
-      } catch (cause) {
-        const error = new StorageUnavailableError(cause);
-        batch.forEach((p) => p.reject(error));
+  async function send(batch: readonly Pending[], id: number, guess: Head | undefined, chained: Chained | undefined, previous: Promise<void>): Promise<void> {
+    const started = performance.now();
+    try {
+      const committed = await commit(batch, lineageRows(batch), guess, chained, previous);
+      if (id === sent) expected = committed.head;
+      options.onBatch?.(batch.length, performance.now() - started);
+      batch.forEach((p, i) => p.resolve(committed.records[i] as AuditRecord));
+    } catch (cause) {
+      if (id === sent) expected = undefined;
+      const error = new StorageUnavailableError(cause);
+      batch.forEach((p) => p.reject(error));
+    } finally {
+      inFlight -= 1;
+      if (inFlight === 0 && queue.length === 0) {
+        const waiting = settled;
+        settled = [];
+        waiting.forEach((wake) => wake());
       }
+      schedule();
     }
-    running = undefined;
+  }
+
+  async function pump(): Promise<void> {
+    scheduled = false;
+    pumping = true;
+    try {
+      while (inFlight < pipelineDepth && queue.length > 0) {
+        // Spread what is waiting over the free transactions, so the next batch is chained and on
+        // its way while this one commits.
+        const batch = queue.splice(0, Math.min(maxBatch, Math.ceil(queue.length / (pipelineDepth - inFlight))));
+        inFlight += 1;
+        sent += 1;
+        const id = sent;
+        const guess = expected;
+        // A hash that fails here is tried again under the lock, where its failure fails the batch.
+        const chained = guess === undefined ? undefined : await chain(batch, guess).catch(() => undefined);
+        // The next batch goes on the head this one will leave, or waits for the lock if unknown.
+        expected = chained?.head;
+        lastSent = send(batch, id, guess, chained, lastSent);
+      }
+    } finally {
+      pumping = false;
+    }
+    schedule();
+  }
+
+  // Let the callers woken by a commit (or appending in the same turn) queue their entries first,
+  // so they go together rather than one entry ahead of the rest.
+  function schedule(): void {
+    if (scheduled || pumping || inFlight >= pipelineDepth || queue.length === 0) return;
+    scheduled = true;
+    setImmediate(() => void pump());
   }
 
   return {
     append(event, lineage) {
       return inSpan('baton.audit.append', { 'baton.tenant': event.tenant, 'baton.audit.type': event.type, 'baton.decision': event.decision }, () => {
         const committed = new Promise<AuditRecord>((resolve, reject) => {
-          queue.push({ event, lineage, resolve, reject });
-          running ??= run();
+          const entry = auditEntry(event, new Date(options.clock.now()));
+          queue.push({ entry, canonical: canonicalEntry(entry), lineage, resolve, reject });
+          schedule();
         });
         return withinDeadline(committed, options.deadlineMs ?? 3000);
       });
     },
     async drain() {
-      while (running !== undefined) await running;
+      while (inFlight > 0 || queue.length > 0) await new Promise<void>((resolve) => settled.push(resolve));
     },
   };
 }
@@ -132,50 +219,52 @@ interface Row {
   hash: string;
 }
 
+type ChainRow = Omit<Row, 'tenant'>;
+
+/** Rows per page, and pages read ahead, when verifying the chain in the database. */
+const verifyPageSize = 5000;
+const verifyPagesAhead = 2;
+
 const visible = (tenant: string, rowTenant: string): boolean => rowTenant === tenant || rowTenant === '*';
 
 /** Queries auditors need, each scoped to the auditor's tenant (system entries, tenant "*", are shared). */
 export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & { saveCheckpoint(seq: number, hash: string, jws: string, signedAt: Date): Promise<void> } {
-  const line = (r: Row): ChainLine => ({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, canonical: r.canonical });
-
-  async function withStatus(rows: readonly Row[]): Promise<TrailEntry[]> {
-    const previous = rows.length === 0 ? [] : await sql<{ seq: string | number; hash: string }>`SELECT seq, hash FROM audit_log WHERE seq = ANY(${rows.map((r) => Number(r.seq) - 1)}::bigint[])`;
-    const prevHash = new Map(previous.map((p) => [Number(p.seq), p.hash]));
-    return Promise.all(
-      rows.map(async (r) => {
-        const seq = Number(r.seq);
-        const linked = seq === 1 ? r.prev_hash === '0'.repeat(64) : prevHash.get(seq - 1) === r.prev_hash;
-        const intact = (await entryHash(sha256, seq, r.prev_hash, r.canonical)) === r.hash;
-        return { seq, hash: r.hash, prev_hash: r.prev_hash, verified: linked && intact, entry: JSON.parse(r.canonical) as unknown };
-      }),
-    );
-  }
+  const line = (r: ChainRow): ChainLine => ({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, canonical: r.canonical });
 
   return {
-    /** The action's entries and every delegation hop behind them, in log order (root grant first). */
+    /**
+     * The action's entries and every delegation hop behind them, in log order (root grant first),
+     * each with the hash of the entry before it: one statement, one round trip.
+     */
     async actionTrail(tenant: string, actionId: string): Promise<TrailEntry[]> {
-      const actions = await sql<Row & { jti: string | null }>`
-        SELECT seq, tenant, jti, canonical, prev_hash, hash FROM audit_log WHERE tenant = ${tenant} AND action_id = ${actionId} ORDER BY seq`;
-      if (actions.length === 0) return [];
-      const jtis = [...new Set(actions.map((a) => a.jti).filter((j): j is string => j !== null))];
-      const hops =
-        jtis.length === 0
-          ? []
-          : await sql<Row>`
-        WITH RECURSIVE lineage(jti, parent_jti) AS (
-          SELECT jti, parent_jti FROM tokens WHERE tenant = ${tenant} AND jti = ANY(${jtis}::text[])
+      const rows = await sql<{ seq: string | number; canonical: string; prev_hash: string; hash: string; previous_hash: string | null }>`
+        WITH RECURSIVE actions AS (
+          SELECT seq, jti FROM audit_log WHERE tenant = ${tenant} AND action_id = ${actionId}
+        ), lineage(jti, parent_jti) AS (
+          SELECT t.jti, t.parent_jti FROM tokens t WHERE t.tenant = ${tenant} AND t.jti IN (SELECT jti FROM actions)
           UNION
           SELECT t.jti, t.parent_jti FROM tokens t JOIN lineage l ON t.jti = l.parent_jti WHERE t.tenant = ${tenant}
+        ), trail(seq) AS (
+          SELECT seq FROM actions
+          UNION
+          SELECT a.seq FROM audit_log a WHERE a.tenant = ${tenant} AND a.jti IN (SELECT jti FROM lineage) AND a.type LIKE 'token.%'
+          UNION
+          SELECT a.seq FROM audit_log a
+          WHERE a.tenant = ${tenant} AND a.type = 'authorization.consent'
+            AND a.root_grant IN (SELECT t.root_grant FROM tokens t WHERE t.tenant = ${tenant} AND t.jti IN (SELECT jti FROM lineage))
         )
-        SELECT a.seq, a.tenant, a.canonical, a.prev_hash, a.hash FROM audit_log a
-        WHERE a.tenant = ${tenant} AND a.jti IN (SELECT jti FROM lineage) AND a.type LIKE 'token.%'
-        UNION
-        SELECT a.seq, a.tenant, a.canonical, a.prev_hash, a.hash FROM audit_log a
-        WHERE a.tenant = ${tenant} AND a.type = 'authorization.consent'
-          AND a.root_grant IN (SELECT t.root_grant FROM tokens t WHERE t.tenant = ${tenant} AND t.jti IN (SELECT jti FROM lineage))`;
-      const all = new Map<number, Row>();
-      for (const r of [...hops, ...actions]) all.set(Number(r.seq), r);
-      return withStatus([...all.values()].sort((a, b) => Number(a.seq) - Number(b.seq)));
+        SELECT a.seq, a.canonical, a.prev_hash, a.hash, p.hash AS previous_hash
+        FROM trail JOIN audit_log a ON a.seq = trail.seq LEFT JOIN audit_log p ON p.seq = a.seq - 1
+        ORDER BY a.seq`;
+      const trail: TrailEntry[] = [];
+      for (const r of rows) {
+        const seq = Number(r.seq);
+        const linked = seq === 1 ? r.prev_hash === genesisHash : r.previous_hash === r.prev_hash;
+        const digest = entryHash(sha256, seq, r.prev_hash, r.canonical);
+        const intact = (typeof digest === 'string' ? digest : await digest) === r.hash;
+        trail.push({ seq, hash: r.hash, prev_hash: r.prev_hash, verified: linked && intact, entry: JSON.parse(r.canonical) as unknown });
+      }
+      return trail;
     },
 
     /** Lines from `from` on: the tenant's entries whole, others' as hashes only, so the chain stays checkable. */
@@ -186,25 +275,35 @@ export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & {
 
     /** Recomputes the chain over [from, to] (whole entries, all tenants) and names the first bad entry. */
     async verify(from: number, to: number): Promise<ChainVerdict> {
-      const pageSize = 5000;
       let start: { seq: number; hash: string } | undefined;
       if (from > 1) {
         const [before] = await sql<{ seq: string | number; hash: string }>`SELECT seq, hash FROM audit_log WHERE seq = ${from - 1}`;
         start = before === undefined ? undefined : { seq: Number(before.seq), hash: before.hash };
         if (start === undefined) return { valid: false, entries: 0, seq: from - 1, reason: `entry ${from - 1} is missing` };
-      } else start = { seq: 0, hash: '0'.repeat(64) };
-      async function* pages(): AsyncGenerator<ChainLine> {
-        let next = from;
-        for (;;) {
-          const rows = await sql<Row>`SELECT seq, tenant, canonical, prev_hash, hash FROM audit_log WHERE seq >= ${next} AND seq <= ${to} ORDER BY seq LIMIT ${pageSize}`;
-          for (const r of rows) yield line(r);
-          if (rows.length < pageSize) return;
-          next = Number((rows.at(-1) as Row).seq) + 1;
-        }
-      }
+      } else start = { seq: 0, hash: genesisHash };
       const [head] = await sql<{ seq: string | number }>`SELECT seq FROM audit_head WHERE id = 1`;
-      const verdict = await verifyChain(sha256, pages(), start, false);
       const last = Math.min(to, Number(head?.seq ?? 0));
+      const check = chainCheck(sha256, start, false);
+      // Pages are fixed ranges of sequence numbers, so the next ones are already being read while
+      // one is hashed; a gap shows as numbers missing from a page, which the check names.
+      const page = (low: number) => sql<ChainRow>`SELECT seq, canonical, prev_hash, hash FROM audit_log WHERE seq >= ${low} AND seq <= ${Math.min(low + verifyPageSize - 1, last)} ORDER BY seq`;
+      const ahead: Promise<ChainRow[]>[] = [];
+      let next = from;
+      const readAhead = () => {
+        for (; ahead.length < verifyPagesAhead && next <= last; next += verifyPageSize) ahead.push(page(next));
+      };
+      try {
+        readAhead();
+        for (let rows = ahead.shift(); rows !== undefined; rows = ahead.shift()) {
+          const lines = (await rows).map(line);
+          readAhead();
+          if (!(await check.add(lines))) break;
+        }
+      } finally {
+        // Pages read ahead of a failure are not needed, but must not be left to reject unobserved.
+        await Promise.allSettled(ahead);
+      }
+      const verdict = check.verdict();
       // Entries missing at the end of the range are a gap too.
       if (verdict.valid && from + verdict.entries - 1 < last) return { valid: false, entries: verdict.entries, seq: from + verdict.entries, reason: `entries ${from + verdict.entries}–${last} are missing` };
       return verdict;

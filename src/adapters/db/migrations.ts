@@ -124,6 +124,70 @@ export const migrations: readonly { readonly version: number; readonly name: str
       CREATE INDEX refresh_tokens_family ON refresh_tokens (tenant, family);
     `,
   },
+  {
+    version: 5,
+    name: 'audit append in one statement',
+    sql: `
+      -- Appends a batch chained in the application on the head (after_seq, after_hash): locks the
+      -- head row, writes nothing and answers the actual head if the head has moved (another
+      -- instance appended first; the caller chains again from it), else inserts the token lineage
+      -- and the entries and moves the head, in the caller's transaction or as one statement's.
+      CREATE FUNCTION baton_audit_append(after_seq bigint, after_hash text, last_seq bigint, last_hash text, batch_entries text, batch_tokens text)
+        RETURNS TABLE (appended boolean, head_seq bigint, head_hash text)
+        LANGUAGE plpgsql AS $$
+      DECLARE
+        current_seq bigint;
+        current_hash text;
+        contiguous boolean;
+      BEGIN
+        SELECT h.seq, h.hash INTO current_seq, current_hash FROM audit_head h WHERE h.id = 1 FOR UPDATE;
+        IF NOT FOUND THEN
+          RAISE EXCEPTION 'audit head is missing';
+        END IF;
+        IF current_seq <> after_seq OR current_hash <> after_hash THEN
+          RETURN QUERY SELECT false, current_seq, current_hash;
+          RETURN;
+        END IF;
+        IF batch_tokens IS NOT NULL THEN
+          INSERT INTO tokens (tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at)
+          SELECT t.tenant, t.jti, t.parent_jti, t.root_grant, t.subject, t.actor, t.client_id, t.expires_at
+          FROM json_to_recordset(batch_tokens::json)
+            AS t(tenant text, jti text, parent_jti text, root_grant text, subject text, actor text, client_id text, expires_at timestamptz);
+        END IF;
+        WITH added AS (
+          INSERT INTO audit_log (seq, tenant, type, action_id, jti, root_grant, recorded_at, canonical, prev_hash, hash)
+          SELECT e.seq, e.tenant, e.type, e.action_id, e.jti, e.root_grant, e.recorded_at, e.canonical, e.prev_hash, e.hash
+          FROM json_to_recordset(batch_entries::json)
+            AS e(seq bigint, tenant text, type text, action_id text, jti text, root_grant text, recorded_at timestamptz, canonical text, prev_hash text, hash text)
+          RETURNING audit_log.seq, audit_log.prev_hash, audit_log.hash
+        )
+        SELECT count(*) = last_seq - after_seq AND min(a.seq) = after_seq + 1 AND max(a.seq) = last_seq
+            AND bool_and(a.seq <> after_seq + 1 OR a.prev_hash = after_hash) AND bool_or(a.seq = last_seq AND a.hash = last_hash)
+          INTO contiguous FROM added a;
+        -- Distinct sequence numbers, as many as the range holds: the batch continues the chain
+        -- exactly at the head, linked to its hash, and ends where the new head says.
+        IF contiguous IS NOT TRUE THEN
+          RAISE EXCEPTION 'audit batch does not continue the chain from % to %', after_seq, last_seq;
+        END IF;
+        UPDATE audit_head SET seq = last_seq, hash = last_hash WHERE id = 1;
+        RETURN QUERY SELECT true, last_seq, last_hash;
+      END
+      $$;
+    `,
+  },
+  {
+    version: 6,
+    name: 'audit indexes that hold only what the trail reads',
+    sql: `
+      -- An action's trail looks up token entries by jti and consents by root grant; indexes of
+      -- exactly those rows are read without filtering, and decisions (most of the log) no longer
+      -- pay for an index entry nobody reads.
+      CREATE INDEX audit_log_token_jti ON audit_log (tenant, jti) WHERE type LIKE 'token.%' AND jti IS NOT NULL;
+      CREATE INDEX audit_log_consent_grant ON audit_log (tenant, root_grant) WHERE type = 'authorization.consent' AND root_grant IS NOT NULL;
+      DROP INDEX audit_log_jti;
+      DROP INDEX audit_log_grant;
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */
