@@ -188,6 +188,16 @@ export const migrations: readonly { readonly version: number; readonly name: str
       DROP INDEX audit_log_grant;
     `,
   },
+  {
+    version: 7,
+    name: 'revocations polled by time',
+    sql: `
+      -- Every instance polls revocations newer than the last id it saw or made in the last few
+      -- seconds; without this index the second half scanned the whole table four times a second
+      -- (about 30 ms of database time per poll at 100,000 revocations, under 1 ms with it).
+      CREATE INDEX revocations_revoked_at ON revocations (revoked_at);
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */
