@@ -142,4 +142,21 @@ describe('evaluating a request', () => {
     expect(ask('view', { level: 2 })).toEqual({ allowed: true, reasons: ['view-by-level'], errors: [] });
     expect(ask('view', { level: 2, blocked: true })).toEqual({ allowed: false, reasons: ['blocked'], errors: [] });
   });
+
+  it('sends the entities the context refers to, with what the policies read of them', () => {
+    const engine = loadCedarPolicySet(cedar, {
+      schema: { file: 'p/s.cedarschema', content: 'entity Team;\nentity User in [Team] { level?: Long };\naction view appliesTo { principal: [User], resource: [User], context: { owner: User } };\n' },
+      policies: [{ file: 'p/a.cedar', content: '@id("senior-owner") permit (principal, action, resource) when { context.owner has level && context.owner.level > 1 && context.owner in Team::"ops" };' }],
+    });
+    const ask = (level: number) =>
+      engine.evaluate({
+        principal: { type: 'User', id: 'u1' },
+        action: 'view',
+        resource: { type: 'User', id: 'r' },
+        context: { owner: { __entity: { type: 'User', id: 'u2' } } },
+        entities: [{ type: 'User', id: 'u2', attributes: { level }, parents: [{ type: 'Team', id: 'ops' }] }],
+      });
+    expect(ask(5)).toEqual({ allowed: true, reasons: ['senior-owner'], errors: [] });
+    expect(ask(1)).toEqual({ allowed: false, reasons: [], errors: [] });
+  });
 });

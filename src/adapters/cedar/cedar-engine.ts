@@ -56,6 +56,18 @@ function describe(error: DetailedError): string {
 }
 
 const key = (type: string, id: string): string => `${type}::${JSON.stringify(id)}`;
+
+/** The entities a Cedar JSON value refers to (`{"__entity": {type, id}}`), anywhere inside it. */
+function entityRefs(value: unknown, found: { type: string; id: string }[] = []): { type: string; id: string }[] {
+  if (Array.isArray(value)) for (const item of value) entityRefs(item, found);
+  else if (typeof value === 'object' && value !== null) {
+    const ref = (value as { __entity?: unknown }).__entity;
+    if (typeof ref === 'object' && ref !== null && typeof (ref as { type?: unknown }).type === 'string' && typeof (ref as { id?: unknown }).id === 'string') {
+      found.push({ type: (ref as { type: string }).type, id: (ref as { id: string }).id });
+    } else for (const item of Object.values(value)) entityRefs(item, found);
+  }
+  return found;
+}
 let generation = 0;
 
 /**
@@ -134,19 +146,19 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
   const readable = policyJson.filter((p): p is Record<string, unknown> => p !== undefined);
   const shapes: SchemaShapes = readable.length < policyJson.length ? declared : narrowShapes(declared, policyReads(readable));
 
-  /** Adds an entity (merged with its entity data) and its ancestors from entity data. */
-  function collect(entity: PolicyEntity, action: ActionShape, into: Map<string, CedarEntity>): void {
+  /**
+   * Adds an entity (merged with its entity data), its ancestors, and the entities its attributes
+   * (as sent) refer to; `given` holds the request's own entities by key.
+   */
+  function collect(entity: PolicyEntity, action: ActionShape, given: ReadonlyMap<string, PolicyEntity>, into: Map<string, CedarEntity>): void {
     const k = key(entity.type, entity.id);
     if (into.has(k)) return;
     const data = entityData.get(k);
     const shape = action.entities.get(entity.type) ?? {};
     const parents = [...(data?.parents ?? []), ...(entity.parents ?? [])].filter((p) => shapes.entities.has(p.type));
-    into.set(k, {
-      uid: { type: entity.type, id: entity.id },
-      attrs: coerceAttributes({ ...data?.attrs, ...entity.attributes }, shape),
-      parents: [...new Map(parents.map((p) => [key(p.type, p.id), { type: p.type, id: p.id }])).values()],
-    });
-    for (const parent of parents) collect(parent, action, into);
+    const attrs = coerceAttributes({ ...data?.attrs, ...entity.attributes }, shape);
+    into.set(k, { uid: { type: entity.type, id: entity.id }, attrs, parents: [...new Map(parents.map((p) => [key(p.type, p.id), { type: p.type, id: p.id }])).values()] });
+    for (const ref of [...parents, ...entityRefs(attrs)]) collect(given.get(key(ref.type, ref.id)) ?? ref, action, given, into);
   }
 
   return {
@@ -154,18 +166,22 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
     evaluate(request: PolicyRequest): PolicyDecision {
       const action = shapes.actions.get(request.action);
       if (action === undefined) return { allowed: false, reasons: [], errors: [`action "${request.action}" is not in the schema`] };
+      // Only entities a policy can reach are sent: principal, resource, those the context (as
+      // sent) and their attributes refer to, and their ancestors. An entity with no attributes and
+      // no parents tells Cedar nothing either. Values are typed by the schema here (schema-shapes),
+      // so Cedar evaluates without reading the schema again, which costs about a third of an
+      // evaluation; the action's groups come along.
+      const given = new Map((request.entities ?? []).map((e) => [key(e.type, e.id), e]));
+      const context = coerceAttributes(request.context, action.context);
       const entities = new Map<string, CedarEntity>();
-      for (const e of [request.principal, request.resource, ...(request.entities ?? [])]) collect(e, action, entities);
-      // An entity with no attributes and no parents tells Cedar nothing; it is not sent. Values are
-      // typed by the schema here (schema-shapes), so Cedar evaluates without reading the schema
-      // again, which costs about a third of an evaluation; the action's groups come along.
+      for (const e of [request.principal, request.resource, ...entityRefs(context)]) collect(given.get(key(e.type, e.id)) ?? e, action, given, entities);
       const sent: unknown[] = [...action.hierarchy];
       for (const e of entities.values()) if (e.parents.length > 0 || Object.keys(e.attrs).length > 0) sent.push(e);
       const answer = cedar.statefulIsAuthorized({
         principal: { type: request.principal.type, id: request.principal.id },
         action: action.uid,
         resource: { type: request.resource.type, id: request.resource.id },
-        context: coerceAttributes(request.context, action.context) as never,
+        context: context as never,
         entities: sent as never,
         preparsedPolicySetId: policySetId,
         validateRequest: false,
