@@ -18,8 +18,9 @@
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { once } from 'node:events';
 import { Agent, request as httpRequest } from 'node:http';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,11 +38,12 @@ import { verifyExport } from '../dist/cli/audit-verify.js';
 import { demoSecret } from '../dist/cli/demo-kit.js';
 import { auditEntry, canonicalEntry, entryHash } from '../dist/core/audit.js';
 import { signCheckpoint } from '../dist/core/checkpoint.js';
-import { cleanups, freePort, host, idlePercent, progress, runCleanups, spawnBaton } from './harness.mjs';
+import { cleanups, freePort, host, idlePercent, logTail, processMemory, progress, runCleanups, spawnBaton } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
-const benchDatabase = 'baton_bench_audit';
+// bench/run.mjs adds a suffix of its own, so runs sharing a PostgreSQL server never drop each other's database.
+const benchDatabase = `baton_bench_audit${/^[a-z0-9_]*$/.exec(process.env.BENCH_DATABASE_SUFFIX ?? '')?.[0] ?? ''}`;
 const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
 
 const targets = { appendsPerSecond: 20_000, verifyPerSecond: 200_000, trailP99Ms: 5 };
@@ -62,10 +64,11 @@ const usage = `usage: node bench/audit.mjs [options]      (after npm run build)
   --in-flight N     appends kept in flight, each awaiting its commit (default 512)
   --requests N      GET /audit/actions/{id} requests per run (default 2000)
   --connections N   connections of the concurrent GET run (default 8; the other run uses 1)
-  --export N        entries in the export the offline verifier checks (default min(entries, 100000))
+  --export N        entries in the export file the offline verifier streams (default min(entries, 100000))
   --settle SECONDS  longest wait, before each measured phase, for the CPUs to be 90% idle (default 30; 0 with --quick)
   --explain         print EXPLAIN ANALYZE of actionTrail's queries even if the p99 target is met
   --quick           smoke run: 20000 entries, 5000 appends, 200 requests (explicit options win)
+  --json FILE       also write the main figures to FILE as JSON (for bench/run.mjs)
 `;
 
 const print = (line = '') => process.stdout.write(`${line}\n`);
@@ -83,6 +86,7 @@ function parseOptions(argv) {
       export: { type: 'string' },
       settle: { type: 'string' },
       explain: { type: 'boolean', default: false },
+      json: { type: 'string' },
       quick: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -109,10 +113,11 @@ function parseOptions(argv) {
     inFlight: integer('in-flight', 512, 1, 10_000),
     requests: integer('requests', quick ? 200 : 2_000, 1, 1_000_000),
     connections: integer('connections', 8, 1, 256),
-    // One string holds the whole export for verifyExport; V8 strings stop at about 512 MiB.
-    exportEntries: integer('export', Math.min(entries, 100_000), 1, Math.min(entries, 400_000)),
+    // The export is a file that verifyExport streams line by line, as `baton audit verify` does.
+    exportEntries: integer('export', Math.min(entries, 100_000), 1, entries),
     settleSeconds: integer('settle', quick ? 0 : 30, 0, 600),
     explain: values.explain,
+    json: values.json,
   };
 }
 
@@ -535,29 +540,35 @@ async function measureVerify(reader) {
   return { entries: verdict.entries, elapsed, perSecond: (verdict.entries * 1000) / elapsed, cpu };
 }
 
-async function measureOfflineVerify(raw, keys, issuer, count) {
-  progress(`offline verify: building an export of entries 1–${fmt(count)}`);
-  const lines = [];
+async function measureOfflineVerify(raw, keys, issuer, count, workDir) {
+  progress(`offline verify: writing an export of entries 1–${fmt(count)}`);
+  const file = join(workDir, 'export.jsonl');
+  const out = createWriteStream(file, { encoding: 'utf8' });
+  let written = 0;
   let lastHash;
   for (let from = 1; from <= count; from += 10_000) {
     const rows = await raw`SELECT seq, prev_hash, hash, canonical FROM audit_log WHERE seq >= ${from} AND seq <= ${Math.min(count, from + 9_999)} ORDER BY seq`;
-    for (const r of rows) lines.push(JSON.stringify({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, canonical: r.canonical }));
+    const text = rows.map((r) => `${JSON.stringify({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, canonical: r.canonical })}\n`).join('');
+    if (!out.write(text)) await once(out, 'drain');
+    written += rows.length;
     lastHash = rows.at(-1)?.hash;
   }
-  if (lines.length !== count) throw new Error(`export: expected ${count} lines, got ${lines.length}`);
+  if (written !== count) throw new Error(`export: expected ${count} lines, got ${written}`);
   // As GET /audit/entries does, checkpoints follow the entries; this one names the last exported entry.
-  lines.push(JSON.stringify({ checkpoint: await signCheckpoint(keys, issuer, { seq: count, hash: lastHash }, new Date()) }));
-  const text = `${lines.join('\n')}\n`;
-  lines.length = 0;
+  out.end(`${JSON.stringify({ checkpoint: await signCheckpoint(keys, issuer, { seq: count, hash: lastHash }, new Date()) })}\n`);
+  await once(out, 'finish');
+  const megabytes = (await stat(file)).size / 1_048_576;
   await settle('offline verify');
-  progress(`offline verify: verifyExport over ${fmt(count)} lines (${fmt(text.length / 1_048_576)} MiB)`);
+  progress(`offline verify: verifyExport streaming ${fmt(count)} lines (${fmt(megabytes)} MiB)`);
   const before = cpuTimes();
   const started = performance.now();
-  const verdict = await verifyExport(text, keys.publicJwks, sha256Hex);
+  // Read as `baton audit verify` reads it: a UTF-8 file stream, checked line by line.
+  const verdict = await verifyExport(createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), keys.publicJwks, sha256Hex);
   const elapsed = performance.now() - started;
   const cpu = cpuBetween(before, cpuTimes());
+  await rm(file, { force: true });
   if (!verdict.ok || !verdict.message.startsWith(`${count} entries valid`)) throw new Error(`the export does not verify: ${verdict.message}`);
-  return { entries: count, elapsed, perSecond: (count * 1000) / elapsed, megabytes: text.length / 1_048_576, cpu, message: verdict.message };
+  return { entries: count, elapsed, perSecond: (count * 1000) / elapsed, megabytes, cpu, message: verdict.message };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,7 +639,7 @@ async function getTrails(port, token, pick, count, connections, baton) {
       } catch (error) {
         throw new Error(`GET /audit/actions/${actionId}: ${error instanceof Error ? error.message : String(error)}${baton.alive() ? '' : ' (Baton has exited)'}`);
       }
-      if (response.status !== 200) throw new Error(`GET /audit/actions/${actionId}: HTTP ${response.status}: ${response.text.slice(0, 500)}`);
+      if (response.status !== 200) throw new Error(`GET /audit/actions/${actionId}: HTTP ${response.status}: ${response.text.slice(0, 500)}\nBaton's log (warnings and errors):\n${logTail(baton.log, { skipInfo: true })}`);
       const body = JSON.parse(response.text);
       const last = body.entries.at(-1);
       if (body.action_id !== actionId || last?.entry.action_id !== actionId || !body.entries.every((e) => e.verified === true)) {
@@ -734,6 +745,8 @@ async function main() {
   cleanups.push(() => rm(workDir, { recursive: true, force: true }));
   const rows = [];
   const notes = [];
+  // The figures bench/run.mjs reads (--json); absent ones were not measured.
+  const json = { entries: options.entries };
 
   try {
     progress(`creating database ${benchDatabase}`);
@@ -749,6 +762,7 @@ async function main() {
 
     // 1. Appends.
     const appends = await measureAppends(db.sql, workload, sampler, options);
+    json.appendsPerSecond = appends.perSecond;
     rows.push({
       name: `appends/s (createAuditWriter, ${options.inFlight} in flight)`,
       result: `${fmt(appends.perSecond)}/s`,
@@ -766,6 +780,7 @@ async function main() {
     });
 
     const verify = await measureVerify(createAuditReader(db.sql, sha256Hex));
+    Object.assign(json, { verifyPerSecond: verify.perSecond, verifiedEntries: verify.entries });
     rows.push({
       name: `verification, reader.verify(1, head) over ${fmt(verify.entries)} entries`,
       result: `${fmt(verify.perSecond)}/s`,
@@ -776,11 +791,11 @@ async function main() {
     const keys = await importSigningKeys(privateJwks);
     const port = await freePort();
     const issuer = `http://localhost:${port}`;
-    const offline = await measureOfflineVerify(raw, keys, issuer, options.exportEntries);
+    const offline = await measureOfflineVerify(raw, keys, issuer, options.exportEntries, workDir);
     rows.push({
       name: `offline verifyExport over an export of ${fmt(offline.entries)} entries`,
       result: `${fmt(offline.perSecond)}/s`,
-      details: `${seconds(offline.elapsed)} for ${fmt(offline.megabytes)} MiB of JSON lines + 1 checkpoint (re-canonicalizes every entry); ${offline.cpu}`,
+      details: `${seconds(offline.elapsed)} for a ${fmt(offline.megabytes)} MiB file of JSON lines + 1 checkpoint, streamed (re-canonicalizes every entry); ${offline.cpu}`,
     });
 
     // 3. GET /audit/actions/{id}. A checkpoint of the head, signed with Baton's key, stands for the
@@ -806,6 +821,7 @@ async function main() {
     progress(`GET /audit/actions/{id}: ${fmt(options.requests)} requests, ${options.connections} connections`);
     const concurrent = await getTrails(port, token, pick, options.requests, options.connections, baton);
     const total = (await reader.head()).seq;
+    Object.assign(json, { trailEntries: total, trailP50Ms: sequential.p50, trailP99Ms: sequential.p99, trailConnections: options.connections, trailConcurrentP99Ms: concurrent.p99, batonRssMiB: processMemory(baton.pid)?.rss });
     for (const run of [sequential, concurrent]) {
       const shapes = [...run.trailLengths].sort((a, b) => a[0] - b[0]).map(([length, n]) => `${fmt(n)}× ${length}`).join(', ');
       rows.push({
@@ -843,6 +859,7 @@ async function main() {
   print();
   for (const note of notes) print(`- ${note}`);
   print(`- bench process RSS at the end ${fmt(memory.rss / 1_048_576)} MiB (peak ${fmt(process.resourceUsage().maxRSS / 1024)} MiB)`);
+  if (options.json !== undefined) writeFileSync(options.json, JSON.stringify(json));
   if (process.exitCode === 1) progress('finished with errors');
 }
 

@@ -18,7 +18,7 @@
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -48,7 +48,8 @@ const cedar = await import('@cedar-policy/cedar-wasm/nodejs');
 
 const root = join(import.meta.dirname, '..');
 const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
-const benchDatabase = 'baton_bench_authz';
+// bench/run.mjs adds a suffix of its own, so runs sharing a PostgreSQL server never drop each other's database.
+const benchDatabase = `baton_bench_authz${/^[a-z0-9_]*$/.exec(process.env.BENCH_DATABASE_SUFFIX ?? '')?.[0] ?? ''}`;
 const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
 
 const grants = { tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange' };
@@ -86,6 +87,10 @@ const usage = `usage: node bench/authorize.mjs [options]   (run npm run build fi
   --rate         overall decisions/s of the fixed-rate run (default 2000)
   --calls        timed in-process Cedar evaluations (default 20000)
   --quick        smoke run: --setup embedded --duration 2 --calls 5000 unless given
+  --json FILE    also write the results to FILE as JSON (for bench/run.mjs)
+  --warmup N     decisions before the measured runs of a setup, not reported (default 1000; at least --connections)
+  --revoked N    postgres only: after the two runs, revoke N other tokens (rows in the revocations
+                 table, which Baton keeps in memory) and run flat out again (default 0: skipped)
   --cpu-prof DIR run Baton with --cpu-prof, keep its profiles in DIR and print the top
                  self-time functions (the profiler slows Baton: do not report those figures)
 `;
@@ -104,6 +109,9 @@ function parseOptions(argv) {
       calls: { type: 'string' },
       quick: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      json: { type: 'string' },
+      warmup: { type: 'string' },
+      revoked: { type: 'string', default: '0' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -126,6 +134,9 @@ function parseOptions(argv) {
     rate: integer('rate', values.rate, 1, 1_000_000),
     calls: integer('calls', values.calls ?? (values.quick ? '5000' : '20000'), 100, 10_000_000),
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
+    json: values.json,
+    warmup: values.warmup === undefined ? warmupRequests : integer('warmup', values.warmup, 0, 1_000_000),
+    revoked: integer('revoked', values.revoked, 0, 10_000_000),
   };
 }
 
@@ -209,6 +220,15 @@ async function benchCedar(calls) {
 
 
 
+
+async function withBenchDatabase(work) {
+  const db = postgres(benchDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
+  try {
+    return await work(db);
+  } finally {
+    await db.end({ timeout: 5 });
+  }
+}
 
 async function withAdmin(work) {
   const admin = postgres(adminDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
@@ -431,8 +451,8 @@ async function benchSetup(setup, options, workDir) {
     if (run.firstFailure?.startsWith('Baton exited')) throw new Error('Baton is gone; the remaining runs are skipped');
   };
 
-  progress(`${setup}: warm-up, ${warmupRequests} decisions`);
-  const warmup = await load(target, { connections: options.connections, amount: Math.max(warmupRequests, options.connections) });
+  progress(`${setup}: warm-up, ${Math.max(options.warmup, options.connections)} decisions`);
+  const warmup = await load(target, { connections: options.connections, amount: Math.max(options.warmup, options.connections) });
   check('warm-up', warmup);
   row.warmupFailures = warmup.failed + warmup.notAllowed;
 
@@ -443,6 +463,19 @@ async function benchSetup(setup, options, workDir) {
   progress(`${setup}: ${options.rate} decisions/s, ${options.duration} s, ${options.connections} connections (load average ${loadAverage()})`);
   row.rated = await load(target, { connections: options.connections, duration: options.duration, rate: options.rate });
   check(`${options.rate}/s`, row.rated);
+
+  if (options.revoked > 0 && setup === 'postgres') {
+    // Other tokens' revocations, made an hour ago (outside the look-back Baton's poll re-reads),
+    // still live: Baton loads them into its revocation set at its next polls.
+    progress(`${setup}: revoking ${options.revoked} other tokens`);
+    await withBenchDatabase((db) => db`
+      INSERT INTO revocations (tenant, jti, expires_at, revoked_at)
+      SELECT 'acme', 'bench-revoked-' || g, now() + interval '1 hour', now() - interval '1 hour' FROM generate_series(1, ${options.revoked}) g`);
+    await sleep(Math.max(2000, Math.ceil(options.revoked / 100_000) * 500));
+    progress(`${setup}: flat out with ${options.revoked} revoked tokens, ${options.duration} s (load average ${loadAverage()})`);
+    row.flatRevoked = await load(target, { connections: options.connections, duration: options.duration });
+    check(`flat out, ${options.revoked} revoked`, row.flatRevoked);
+  }
 
   row.memory = processMemory(baton.pid);
   if (baton.profDir !== undefined) {
@@ -483,6 +516,10 @@ function targets(rows, options) {
   const out = [];
   for (const r of rows) {
     if (r.flat !== undefined) out.push(`${r.setup}: ${whole(r.flat.requestsPerSecond)} decisions/s flat out (target ≥ 4,000: ${r.flat.requestsPerSecond >= 4000 ? 'met' : 'not met'})`);
+    if (r.flat !== undefined && r.flatRevoked !== undefined) {
+      const ratio = r.flatRevoked.requestsPerSecond / r.flat.requestsPerSecond;
+      out.push(`${r.setup}: ${whole(r.flatRevoked.requestsPerSecond)} decisions/s flat out with ${whole(options.revoked)} revoked tokens, ${fixed(ratio)} of the rate without (target ≥ 0.90: ${ratio >= 0.9 ? 'met' : 'not met'})`);
+    }
     if (r.rated !== undefined) {
       const kept = r.rated.requestsPerSecond >= 0.95 * options.rate;
       const verdict = options.rate < 2000 ? 'not tested at this rate' : r.rated.p99 <= 10 && kept ? 'met' : 'not met';
@@ -576,6 +613,7 @@ async function main() {
     print(profileReport(r.setup, r.profile));
   }
 
+  if (options.json !== undefined) writeFileSync(options.json, JSON.stringify({ cedar: cedarResult ?? null, rows: rows.map(({ profile: _profile, ...r }) => r), failed, rate: options.rate, duration: options.duration }));
   if (failed) {
     for (const r of rows) for (const run of [r.flat, r.rated]) if (run?.firstFailure !== undefined) progress(`${r.setup}: first error: ${run.firstFailure}`);
     process.exitCode = 1;

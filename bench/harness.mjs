@@ -148,7 +148,9 @@ export async function spawnNode({ cwd, script, args = [], env, port, log, label,
  * after `stopTimeoutMs`). Resolves once GET /readyz answers 200.
  */
 export async function spawnBaton({ root, port, settings, log, label = 'Baton', nodeArgs = [], readyTimeoutMs = 60_000, stopTimeoutMs = 10_000 }) {
-  const env = { ...cleanEnv(), PORT: String(port), BATON_HOST: host, ...settings };
+  // Each benchmark drives one client (or resource server) flat out, far over the default
+  // per-client rate limit, so the limit is off unless a benchmark sets it.
+  const env = { ...cleanEnv(), PORT: String(port), BATON_HOST: host, BATON_RATE_LIMIT: '0', ...settings };
   return spawnNode({ cwd: root, script: 'dist/node/main.js', env, port, log, label, readyPath: '/readyz', nodeArgs, readyTimeoutMs, stopTimeoutMs });
 }
 
@@ -164,26 +166,47 @@ export const loadAverage = () => {
   }
 };
 
+/** A process and its child processes (Baton's workers with BATON_WORKERS), from /proc. */
+function processTree(pid) {
+  let children = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // no children file: count the process alone
+  }
+  return [pid, ...children];
+}
+
 let clockTicks;
-/** CPU time (user + system) a process has used so far, in ms; undefined off Linux. */
+/** CPU time (user + system) a process and its children have used so far, in ms; undefined off Linux. */
 export function processCpuMs(pid) {
   try {
     clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    // The command name (field 2) may hold spaces; the fields after it are space-separated.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
+    let ticks = 0;
+    for (const one of processTree(pid)) {
+      // The command name (field 2) may hold spaces; the fields after it are space-separated.
+      const stat = readFileSync(`/proc/${one}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    }
+    return (ticks * 1000) / clockTicks;
   } catch {
     return undefined;
   }
 }
 
-/** VmRSS and VmHWM (peak) of a process in MiB, from /proc/<pid>/status. */
+/** VmRSS and VmHWM (peak) in MiB of a process and its children together, from /proc/<pid>/status. */
 export function processMemory(pid) {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
-    return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+    let rss = 0;
+    let peak = 0;
+    for (const one of processTree(pid)) {
+      const status = readFileSync(`/proc/${one}/status`, 'utf8');
+      const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+      rss += kib('VmRSS') / 1024;
+      peak += kib('VmHWM') / 1024;
+    }
+    return { rss, peak };
   } catch {
     return undefined;
   }

@@ -13,7 +13,7 @@
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -30,7 +30,8 @@ import { cleanups, describeExit, freePort, idlePercent, logTail, progress, runCl
 
 const root = join(import.meta.dirname, '..');
 const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
-const benchDatabase = 'baton_bench';
+// bench/run.mjs adds a suffix of its own, so runs sharing a PostgreSQL server never drop each other's database.
+const benchDatabase = `baton_bench${/^[a-z0-9_]*$/.exec(process.env.BENCH_DATABASE_SUFFIX ?? '')?.[0] ?? ''}`;
 const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
 
 const grants = { tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange', clientCredentials: 'client_credentials' };
@@ -50,7 +51,10 @@ const usage = `usage: npm run bench -- [--setup embedded|postgres|both] [--durat
   --duration     seconds per measured run, 1 to ${maxDurationSeconds} (default 10)
   --connections  concurrent HTTP/1.1 connections (default 32)
   --rate         fixed overall request rate instead of as fast as possible (optional)
+  --workers N    BATON_WORKERS for the postgres setup: N processes behind one port (default 1)
   --only NAME    run only the scenarios whose name contains NAME (exchange hop 1, exchange hop 2, client credentials)
+  --json FILE    also write the rows to FILE as JSON (for bench/run.mjs)
+  --warmup N     requests before each measured run, not reported (default 500; at least --connections)
   --cpu-prof DIR run Baton with --cpu-prof, keep its profiles in DIR and print the top
                  self-time functions (the profiler slows Baton: do not report those figures)
 `;
@@ -68,6 +72,9 @@ function parseOptions(argv) {
       rate: { type: 'string' },
       'cpu-prof': { type: 'string' },
       only: { type: 'string' },
+      workers: { type: 'string', default: '1' },
+      json: { type: 'string' },
+      warmup: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -88,6 +95,9 @@ function parseOptions(argv) {
     rate: values.rate === undefined ? undefined : integer('rate', values.rate, 1, 1_000_000),
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     only: values.only,
+    workers: integer('workers', values.workers, 1, 64),
+    json: values.json,
+    warmup: values.warmup === undefined ? warmupRequests : integer('warmup', values.warmup, 0, 1_000_000),
   };
 }
 
@@ -122,13 +132,14 @@ async function createBenchDatabase() {
 }
 
 /** Starts `node dist/node/main.js` for a setup and resolves once GET /readyz answers 200. */
-async function startBaton(setup, workDir, cpuProfDir) {
+async function startBaton(setup, workDir, cpuProfDir, workers) {
   const port = await freePort();
   // The caller's BATON_*, DATABASE_URL and PORT never reach the setup under test (spawnBaton).
   const settings = { BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) };
   if (setup === 'postgres') {
     await createBenchDatabase();
     settings.DATABASE_URL = benchDatabaseUrl;
+    settings.BATON_WORKERS = String(workers);
   } else {
     settings.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
   }
@@ -303,7 +314,7 @@ async function load(target, { connections, duration, rate, amount }) {
 
 async function benchSetup(setup, options, workDir, rows, profiles) {
   progress(`${setup}: starting Baton`);
-  const baton = await startBaton(setup, workDir, options.cpuProfDir);
+  const baton = await startBaton(setup, workDir, options.cpuProfDir, options.workers);
   const { tokenPath, authorization, scenarios } = await prepare(baton.url);
   for (const scenario of scenarios.filter((s) => options.only === undefined || s.name.includes(options.only))) {
     // Fresh credentials per scenario, so none is older than one run when it is used.
@@ -315,8 +326,8 @@ async function benchSetup(setup, options, workDir, rows, profiles) {
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
       body: new URLSearchParams(await scenario.params()).toString(),
     };
-    progress(`${setup} / ${scenario.name}: warm-up, ${warmupRequests} requests`);
-    const warmup = await load(target, { connections: options.connections, amount: Math.max(warmupRequests, options.connections) });
+    progress(`${setup} / ${scenario.name}: warm-up, ${Math.max(options.warmup, options.connections)} requests`);
+    const warmup = await load(target, { connections: options.connections, amount: Math.max(options.warmup, options.connections) });
     if (warmup.failed > 0) throw new Error(`${scenario.name}: warm-up had ${warmup.failed} requests without a 2xx; first: ${warmup.firstFailure}`);
     progress(`${setup} / ${scenario.name}: ${options.duration} s, ${options.connections} connections${options.rate === undefined ? '' : `, ${options.rate} requests/s`}`);
     const run = await load(target, options);
@@ -391,6 +402,7 @@ async function main() {
     print(profileReport(setup, profile));
   }
 
+  if (options.json !== undefined) writeFileSync(options.json, JSON.stringify({ rows, setupFailed, duration: options.duration, connections: options.connections, rate: options.rate ?? null }));
   const failedRows = rows.filter((r) => r.failed > 0);
   for (const r of failedRows) process.stderr.write(`bench: ${r.setup} / ${r.scenario}: first error: ${r.firstFailure}\n`);
   if (setupFailed || failedRows.length > 0) process.exitCode = 1;
