@@ -8,11 +8,12 @@ import { superviseWorkers } from './cluster.js';
 import { startBaton } from './server.js';
 import { guardKnownDriverFaults } from './driver-guard.js';
 import { jsonLogger } from '../adapters/json-logger.js';
+import { batchedStdout } from './log-sink.js';
 
 /** Node entry point: the only place that reads the environment and handles signals. */
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const logger = jsonLogger((line) => process.stdout.write(line));
+  const logger = jsonLogger(batchedStdout());
   if (config.workers > 1 && cluster.isPrimary) {
     superviseWorkers(config.workers, logger);
     return;
