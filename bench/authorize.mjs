@@ -15,7 +15,6 @@
 // everything importable is imported below, and these two Node 20 globals have no module to import.
 /* global fetch, AbortSignal */
 
-import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -36,9 +35,11 @@ import { parseActClaim } from '../dist/core/act-chain.js';
 import { scopeClaim } from '../dist/core/attenuate.js';
 import { agentEntity, entityRef, userEntity } from '../dist/core/policy.js';
 import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
+import { loadRun } from './load.mjs';
 import { profileReport, summarizeProfiles } from './profile.mjs';
-import { loadAverage, machineBusyMs, processCpuMs, processMemory } from './harness.mjs';
-import { cleanups, describeExit, freePort, idlePercent, isStopping, logTail, progress, runCleanups, spawnBaton } from './harness.mjs';
+import { loadAverage, machineBusyMs, processMemory } from './harness.mjs';
+import { integerOption } from './harness.mjs';
+import { cleanups, freePort, idlePercent, isStopping, logTail, progress, runCleanups, spawnBaton } from './harness.mjs';
 
 // Node 20's V8 can abort under load when TurboFan inlines a JS-to-Wasm call into cedar-wasm and
 // then deoptimizes (see src/node/v8-flags.ts; Baton's entry point sets the same flag). It must be
@@ -119,24 +120,19 @@ function parseOptions(argv) {
     process.stdout.write(usage);
     process.exit(0);
   }
-  const integer = (name, text, min, max) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
-    return n;
-  };
   const setup = values.setup ?? (values.quick ? 'embedded' : 'both');
   if (!['embedded', 'postgres', 'both'].includes(setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(setup)})`);
   return {
     quick: values.quick,
     setups: setup === 'both' ? ['embedded', 'postgres'] : [setup],
-    duration: integer('duration', values.duration ?? (values.quick ? '2' : '10'), 1, maxDurationSeconds),
-    connections: integer('connections', values.connections, 1, 1024),
-    rate: integer('rate', values.rate, 1, 1_000_000),
-    calls: integer('calls', values.calls ?? (values.quick ? '5000' : '20000'), 100, 10_000_000),
+    duration: integerOption('duration', values.duration ?? (values.quick ? '2' : '10'), 1, maxDurationSeconds),
+    connections: integerOption('connections', values.connections, 1, 1024),
+    rate: integerOption('rate', values.rate, 1, 1_000_000),
+    calls: integerOption('calls', values.calls ?? (values.quick ? '5000' : '20000'), 100, 10_000_000),
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     json: values.json,
-    warmup: values.warmup === undefined ? warmupRequests : integer('warmup', values.warmup, 0, 1_000_000),
-    revoked: integer('revoked', values.revoked, 0, 10_000_000),
+    warmup: values.warmup === undefined ? warmupRequests : integerOption('warmup', values.warmup, 0, 1_000_000),
+    revoked: integerOption('revoked', values.revoked, 0, 10_000_000),
   };
 }
 
@@ -322,110 +318,14 @@ async function subagentToken(baseUrl) {
 // ---------------------------------------------------------------------------------------------
 // Load.
 
-/** Nearest-rank percentile of sorted values. */
-const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]);
 
 /** Baton's answer to an allowed decision starts like this (action_id and reasons follow). */
 const allowPrefix = '{"decision":"allow",';
 
-/**
- * Runs autocannon against POST /authorize with one constant request, for `duration` seconds or
- * for `amount` requests. Latency percentiles are computed here from each 2xx response's own time:
- * autocannon's histogram keeps whole milliseconds, and with a rate it adds synthetic samples
- * (coordinated-omission correction at a 1 ms interval) that would blur p50/p99.
- */
-async function load(target, { connections, duration, rate, amount }) {
-  const latencies = [];
-  let firstFailure;
-  let notAllowed = 0;
-  // If Baton dies mid-run, every further request fails at once: stop rather than count them for the rest of the run.
-  const instances = [];
-  let died;
-  void target.exited.then((status) => {
-    died = status;
-    for (const instance of instances) instance.stop();
-  });
-  const start = (settings) => {
-    const instance = autocannon({
-      url: target.url,
-      timeout: 10,
-      ...settings,
-      requests: [
-        {
-          method: 'POST',
-          path: '/authorize',
-          headers: target.headers,
-          body: target.body,
-          onResponse: (status, body) => {
-            if (status < 200 || status > 299) firstFailure ??= `HTTP ${status}: ${body}`;
-            else if (!body.startsWith(allowPrefix)) {
-              notAllowed++;
-              firstFailure ??= `not allowed: ${body}`;
-            }
-          },
-        },
-      ],
-    });
-    instance.on('response', (_client, status, _bytes, ms) => {
-      if (status >= 200 && status <= 299) latencies.push(ms);
-    });
-    instance.on('reqError', (error) => {
-      firstFailure ??= `request error: ${error instanceof Error ? error.message : String(error)}`;
-    });
-    instances.push(instance);
-    return instance;
-  };
-
-  const cpuBefore = processCpuMs(target.pid);
-  const harnessBefore = process.cpuUsage();
-  const machineBefore = machineBusyMs();
-  const started = performance.now();
-  let results;
-  if (rate === undefined) {
-    results = [await start({ connections, ...(amount === undefined ? { duration } : { amount }) })];
-  } else {
-    // autocannon meters a rate per connection and per wall-clock second: each connection sends
-    // back to back until its share of the second is used, and all connections share one tick.
-    // With one instance the load would be a burst of `connections` concurrent requests at the top
-    // of every second, then silence, and p99 would measure the burst. So each connection gets its
-    // own instance, started 1/n s after the previous one, which spreads the bursts over the second.
-    const n = Math.min(connections, rate);
-    const share = (i) => Math.floor(rate / n) + (i < rate % n ? 1 : 0);
-    results = await Promise.all(
-      Array.from({ length: n }, async (_, i) => {
-        await sleep((i * 1000) / n);
-        return died === undefined ? await start({ connections: 1, duration, overallRate: share(i) }) : undefined;
-      }),
-    );
-    results = results.filter((r) => r !== undefined);
-  }
-  const elapsedMs = performance.now() - started;
-  const cpuAfter = processCpuMs(target.pid);
-  const harness = process.cpuUsage(harnessBefore);
-  const machineCores = (machineBusyMs() - machineBefore) / elapsedMs;
-
-  latencies.sort((a, b) => a - b);
-  const sum = (pick) => results.reduce((total, r) => total + pick(r), 0);
-  // A request that got no 2xx: another status, a socket error or a timeout.
-  const failed = sum((r) => r.non2xx + r.errors + r.timeouts) + (died === undefined ? 0 : 1);
-  if (died !== undefined) firstFailure = `Baton exited during the run (${describeExit(died)})${firstFailure === undefined ? '' : `; clients saw: ${firstFailure}`}`;
-  else if (failed > 0) firstFailure ??= `${sum((r) => r.errors)} socket errors, ${sum((r) => r.timeouts)} timeouts`;
-  const total = sum((r) => r.requests.total);
-  return {
-    // Each instance's mean of its per-second counts; together, the overall rate.
-    requestsPerSecond: sum((r) => r.requests.mean),
-    p50: percentile(latencies, 0.5),
-    p99: percentile(latencies, 0.99),
-    total,
-    failed,
-    notAllowed,
-    firstFailure,
-    // Baton's CPU time per answered request, and the share of one core it used.
-    batonCpuUsPerDecision: cpuBefore === undefined || cpuAfter === undefined || total === 0 ? NaN : ((cpuAfter - cpuBefore) * 1000) / total,
-    batonCores: cpuBefore === undefined || cpuAfter === undefined ? NaN : (cpuAfter - cpuBefore) / elapsedMs,
-    harnessCores: (harness.user + harness.system) / 1000 / elapsedMs,
-    machineCores,
-  };
+/** One load run against POST /authorize (bench/load.mjs); a 2xx that is not "allow" counts as not allowed. */
+async function load(target, options) {
+  const run = await loadRun({ ...target, path: '/authorize', label: 'Baton' }, { ...options, check: (body) => (body.startsWith(allowPrefix) ? undefined : `not allowed: ${body}`) });
+  return { ...run, notAllowed: run.wrong, batonCpuUsPerDecision: run.serverCpuUs, batonCores: run.serverCores };
 }
 
 async function benchSetup(setup, options, workDir) {

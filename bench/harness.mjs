@@ -56,6 +56,13 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
+/** An integer command-line option, or an error naming it, its range and what was given. */
+export function integerOption(name, text, min, max) {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
+  return n;
+}
+
 /** A port that is free right now: bind port 0 on loopback, read it, release it. */
 export function freePort() {
   return new Promise((resolve, reject) => {

@@ -13,7 +13,6 @@
 // The repo's eslint config declares no runtime globals; these two Node 20 globals have no module to import.
 /* global fetch, AbortSignal */
 
-import autocannon from 'autocannon';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +24,9 @@ import process from 'node:process';
 import { setTimeout } from 'node:timers';
 import { URL, URLSearchParams, fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cleanEnv, cleanups, describeExit, freePort, idlePercent, logTail, progress, runCleanups, spawnNode } from './harness.mjs';
+import { loadRun } from './load.mjs';
+import { cleanEnv, cleanups, freePort, idlePercent, logTail, progress, runCleanups, spawnNode } from './harness.mjs';
+import { integerOption } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 // The same resource, scope and client as bench/oidc-provider-server.mjs (which gets the client through its environment).
@@ -40,8 +41,6 @@ const maxDurationSeconds = 240;
 /** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 requires for Basic client credentials. */
 const formEncode = (value) => new URLSearchParams({ v: value }).toString().slice('v='.length);
 
-/** Nearest-rank percentile of sorted values. */
-const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]);
 
 /** Resident memory of a process in MiB, from /proc/<pid>/status (VmRSS, in kB). */
 function rssMiB(pid) {
@@ -95,63 +94,9 @@ async function checkToken(provider, target) {
   return { header, payload, bytes: text.length };
 }
 
-/**
- * Closed-loop autocannon against the token endpoint with one constant request, for `duration`
- * seconds or `amount` requests, as bench/token-exchange.mjs `load()` does without a rate:
- * percentiles from every 2xx response's own time, failures = non-2xx + socket errors + timeouts.
- */
-async function load(target, { connections, duration, amount }) {
-  const latencies = [];
-  let firstFailure;
-  let died;
-  let instance;
-  // If the provider dies mid-run, every further request fails at once: stop rather than count them.
-  void target.exited.then((status) => {
-    died = status;
-    instance?.stop();
-  });
-  const done = new Promise((resolve, reject) => {
-    instance = autocannon(
-      {
-        url: target.url,
-        timeout: 10,
-        connections,
-        ...(amount === undefined ? { duration } : { amount }),
-        requests: [
-          {
-            method: 'POST',
-            path: target.path,
-            headers: target.headers,
-            body: target.body,
-            onResponse: (status, body) => {
-              if ((status < 200 || status > 299) && firstFailure === undefined) firstFailure = `HTTP ${status}: ${body}`;
-            },
-          },
-        ],
-      },
-      (error, result) => (error ? reject(error) : resolve(result)),
-    );
-  });
-  instance.on('response', (_client, status, _bytes, ms) => {
-    if (status >= 200 && status <= 299) latencies.push(ms);
-  });
-  instance.on('reqError', (error) => {
-    firstFailure ??= `request error: ${error instanceof Error ? error.message : String(error)}`;
-  });
-  const result = await done;
-
-  latencies.sort((a, b) => a - b);
-  const failed = result.non2xx + result.errors + result.timeouts + (died === undefined ? 0 : 1);
-  if (died !== undefined) firstFailure = `oidc-provider exited during the run (${describeExit(died)})${firstFailure === undefined ? '' : `; clients saw: ${firstFailure}`}`;
-  else if (failed > 0) firstFailure ??= `${result.errors} socket errors, ${result.timeouts} timeouts`;
-  return {
-    requestsPerSecond: result.requests.mean,
-    p50: percentile(latencies, 0.5),
-    p99: percentile(latencies, 0.99),
-    total: result.requests.total,
-    failed,
-    firstFailure,
-  };
+/** One load run against the provider's token endpoint (bench/load.mjs). */
+function load(target, options) {
+  return loadRun({ ...target, label: 'oidc-provider' }, options);
 }
 
 /**
@@ -222,12 +167,7 @@ function parseOptions(argv) {
     process.stdout.write(usage);
     process.exit(0);
   }
-  const integer = (name, text, min, max) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
-    return n;
-  };
-  return { duration: integer('duration', values.duration, 1, maxDurationSeconds), connections: integer('connections', values.connections, 1, 1024) };
+  return { duration: integerOption('duration', values.duration, 1, maxDurationSeconds), connections: integerOption('connections', values.connections, 1, 1024) };
 }
 
 async function main() {

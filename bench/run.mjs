@@ -24,6 +24,7 @@ import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { cleanups, idlePercent, isStopping, loadAverage, progress, runCleanups } from './harness.mjs';
+import { integerOption } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 const allParts = ['floor', 'exchange', 'peer', 'exchange-rate', 'authorize', 'audit'];
@@ -60,19 +61,14 @@ function parseOptions(argv) {
     process.stdout.write(usage);
     process.exit(0);
   }
-  const integer = (name, text, min, max) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
-    return n;
-  };
   if (!['embedded', 'postgres', 'both'].includes(values.setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(values.setup)})`);
   const only = values.only === undefined ? allParts : values.only.split(',').map((part) => part.trim()).filter((part) => part !== '');
   for (const part of only) if (!allParts.includes(part)) throw new Error(`--only: unknown part ${JSON.stringify(part)} (parts: ${allParts.join(', ')})`);
   const quick = values.quick;
   return {
     quick,
-    duration: integer('duration', values.duration ?? (quick ? '1' : '10'), 1, 120),
-    entries: integer('entries', values.entries ?? (quick ? '20000' : String(millionEntries)), 10_000, 50_000_000),
+    duration: integerOption('duration', values.duration ?? (quick ? '1' : '10'), 1, 120),
+    entries: integerOption('entries', values.entries ?? (quick ? '20000' : String(millionEntries)), 10_000, 50_000_000),
     setup: values.setup,
     setups: values.setup === 'both' ? ['embedded', 'postgres'] : [values.setup],
     parts: allParts.filter((part) => only.includes(part) && !(part === 'audit' && values.setup === 'embedded')),

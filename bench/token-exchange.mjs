@@ -10,7 +10,6 @@
 // everything importable is imported below, and these two Node 20 globals have no module to import.
 /* global fetch, AbortSignal */
 
-import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,14 +18,15 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import process from 'node:process';
 import { setTimeout } from 'node:timers';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { URL, URLSearchParams } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-kit.js';
+import { loadRun } from './load.mjs';
 import { profileReport, summarizeProfiles } from './profile.mjs';
-import { processCpuMs, processMemory } from './harness.mjs';
-import { cleanups, describeExit, freePort, idlePercent, logTail, progress, runCleanups, spawnBaton } from './harness.mjs';
+import { processMemory } from './harness.mjs';
+import { integerOption } from './harness.mjs';
+import { cleanups, freePort, idlePercent, logTail, progress, runCleanups, spawnBaton } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
@@ -82,22 +82,17 @@ function parseOptions(argv) {
     process.stdout.write(usage);
     process.exit(0);
   }
-  const integer = (name, text, min, max) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
-    return n;
-  };
   if (!['embedded', 'postgres', 'both'].includes(values.setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(values.setup)})`);
   return {
     setups: values.setup === 'both' ? ['embedded', 'postgres'] : [values.setup],
-    duration: integer('duration', values.duration, 1, maxDurationSeconds),
-    connections: integer('connections', values.connections, 1, 1024),
-    rate: values.rate === undefined ? undefined : integer('rate', values.rate, 1, 1_000_000),
+    duration: integerOption('duration', values.duration, 1, maxDurationSeconds),
+    connections: integerOption('connections', values.connections, 1, 1024),
+    rate: values.rate === undefined ? undefined : integerOption('rate', values.rate, 1, 1_000_000),
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     only: values.only,
-    workers: integer('workers', values.workers, 1, 64),
+    workers: integerOption('workers', values.workers, 1, 64),
     json: values.json,
-    warmup: values.warmup === undefined ? warmupRequests : integer('warmup', values.warmup, 0, 1_000_000),
+    warmup: values.warmup === undefined ? warmupRequests : integerOption('warmup', values.warmup, 0, 1_000_000),
   };
 }
 
@@ -225,91 +220,11 @@ async function prepare(baseUrl) {
 // ---------------------------------------------------------------------------------------------
 // Load.
 
-/** Nearest-rank percentile of sorted values. */
-const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]);
 
-/**
- * Runs autocannon against the token endpoint with one constant request, for `duration` seconds
- * or for `amount` requests. Latency percentiles are computed here from each 2xx response's own
- * time: autocannon's histogram keeps whole milliseconds, and with a rate it adds synthetic
- * samples (coordinated-omission correction at a 1 ms interval) that would blur p50/p99.
- */
-async function load(target, { connections, duration, rate, amount }) {
-  const latencies = [];
-  let firstFailure;
-  // If Baton dies mid-run, every further request fails at once: stop rather than count them for the rest of the run.
-  const instances = [];
-  let died;
-  void target.exited.then((status) => {
-    died = status;
-    for (const instance of instances) instance.stop();
-  });
-  const start = (settings) => {
-    const instance = autocannon({
-      url: target.url,
-      timeout: 10,
-      ...settings,
-      requests: [
-        {
-          method: 'POST',
-          path: target.path,
-          headers: target.headers,
-          body: target.body,
-          onResponse: (status, body) => {
-            if ((status < 200 || status > 299) && firstFailure === undefined) firstFailure = `HTTP ${status}: ${body}`;
-          },
-        },
-      ],
-    });
-    instance.on('response', (_client, status, _bytes, ms) => {
-      if (status >= 200 && status <= 299) latencies.push(ms);
-    });
-    instance.on('reqError', (error) => {
-      firstFailure ??= `request error: ${error instanceof Error ? error.message : String(error)}`;
-    });
-    instances.push(instance);
-    return instance;
-  };
-
-  const cpuBefore = target.pid === undefined ? undefined : processCpuMs(target.pid);
-  let results;
-  if (rate === undefined) {
-    results = [await start({ connections, ...(amount === undefined ? { duration } : { amount }) })];
-  } else {
-    // autocannon meters a rate per connection and per wall-clock second: each connection sends
-    // back to back until its share of the second is used, and all connections share one tick.
-    // With one instance the load would be a burst of `connections` concurrent requests at the top
-    // of every second, then silence, and p99 would measure the burst. So each connection gets its
-    // own instance, started 1/n s after the previous one, which spreads the bursts over the second.
-    const n = Math.min(connections, rate);
-    const share = (i) => Math.floor(rate / n) + (i < rate % n ? 1 : 0);
-    results = await Promise.all(
-      Array.from({ length: n }, async (_, i) => {
-        await sleep((i * 1000) / n);
-        return died === undefined ? await start({ connections: 1, duration, overallRate: share(i) }) : undefined;
-      }),
-    );
-    results = results.filter((r) => r !== undefined);
-  }
-
-  const cpuAfter = target.pid === undefined ? undefined : processCpuMs(target.pid);
-  latencies.sort((a, b) => a - b);
-  const sum = (pick) => results.reduce((total, r) => total + pick(r), 0);
-  // A request that got no 2xx: another status, a socket error or a timeout.
-  const failed = sum((r) => r.non2xx + r.errors + r.timeouts) + (died === undefined ? 0 : 1);
-  if (died !== undefined) firstFailure = `Baton exited during the run (${describeExit(died)})${firstFailure === undefined ? '' : `; clients saw: ${firstFailure}`}`;
-  else if (failed > 0) firstFailure ??= `${sum((r) => r.errors)} socket errors, ${sum((r) => r.timeouts)} timeouts`;
-  return {
-    // Each instance's mean of its per-second counts; together, the overall rate.
-    requestsPerSecond: sum((r) => r.requests.mean),
-    p50: percentile(latencies, 0.5),
-    p99: percentile(latencies, 0.99),
-    total: sum((r) => r.requests.total),
-    // Baton's own CPU per answered request: less sensitive to other work on the machine than the rate.
-    batonCpuUs: cpuBefore === undefined || cpuAfter === undefined ? NaN : ((cpuAfter - cpuBefore) * 1000) / Math.max(1, sum((r) => r.requests.total)),
-    failed,
-    firstFailure,
-  };
+/** One load run against the token endpoint (bench/load.mjs), with Baton's CPU per request. */
+async function load(target, options) {
+  const run = await loadRun({ ...target, label: 'Baton' }, options);
+  return { ...run, batonCpuUs: run.serverCpuUs };
 }
 
 async function benchSetup(setup, options, workDir, rows, profiles) {
