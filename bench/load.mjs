@@ -2,7 +2,10 @@
 // at a fixed rate, latencies from each 2xx answer's own time, and the server's CPU meanwhile.
 
 import autocannon from 'autocannon';
+import { Buffer } from 'node:buffer';
+import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { URL } from 'node:url';
 import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeExit, machineBusyMs, processCpuMs } from './harness.mjs';
@@ -12,7 +15,8 @@ export const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Mat
 
 /**
  * Sends `target.body` to `target.url` + `target.path` for `duration` seconds or `amount`
- * requests, on `connections` connections, as fast as answered or at `rate` requests/s overall.
+ * requests, on `connections` connections: as fast as answered (autocannon, closed loop), or at
+ * `rate` requests/s overall, evenly spaced (open loop, see `paced`).
  * `target.exited` (a promise) stops the run if the server dies; `target.pid` gives its CPU time;
  * `check(body)` may name what is wrong with a 2xx body (counted in `wrong`). Latency percentiles
  * come from each 2xx response's own time: autocannon's histogram keeps whole milliseconds, and
@@ -29,6 +33,17 @@ export async function loadRun(target, { connections, duration, rate, amount, che
     died = status;
     for (const instance of instances) instance.stop();
   });
+  /** Counts a 2xx whose body `check` finds wrong, and keeps the first failure of any kind. */
+  const checkBody = (status, body) => {
+    if (status < 200 || status > 299) firstFailure ??= `HTTP ${status}: ${body}`;
+    else {
+      const problem = check?.(body);
+      if (problem !== undefined) {
+        wrong++;
+        firstFailure ??= problem;
+      }
+    }
+  };
   const start = (settings) => {
     const instance = autocannon({
       url: target.url,
@@ -40,16 +55,7 @@ export async function loadRun(target, { connections, duration, rate, amount, che
           path: target.path,
           headers: target.headers,
           body: target.body,
-          onResponse: (status, body) => {
-            if (status < 200 || status > 299) firstFailure ??= `HTTP ${status}: ${body}`;
-            else {
-              const problem = check?.(body);
-              if (problem !== undefined) {
-                wrong++;
-                firstFailure ??= problem;
-              }
-            }
-          },
+          onResponse: checkBody,
         },
       ],
     });
@@ -71,20 +77,7 @@ export async function loadRun(target, { connections, duration, rate, amount, che
   if (rate === undefined) {
     results = [await start({ connections, ...(amount === undefined ? { duration } : { amount }) })];
   } else {
-    // autocannon meters a rate per connection and per wall-clock second: each connection sends
-    // back to back until its share of the second is used, and all connections share one tick.
-    // With one instance the load would be a burst of `connections` concurrent requests at the top
-    // of every second, then silence, and p99 would measure the burst. So each connection gets its
-    // own instance, started 1/n s after the previous one, which spreads the bursts over the second.
-    const n = Math.min(connections, rate);
-    const share = (i) => Math.floor(rate / n) + (i < rate % n ? 1 : 0);
-    results = await Promise.all(
-      Array.from({ length: n }, async (_, i) => {
-        await sleep((i * 1000) / n);
-        return died === undefined ? await start({ connections: 1, duration, overallRate: share(i) }) : undefined;
-      }),
-    );
-    results = results.filter((r) => r !== undefined);
+    results = [await paced(target, { connections, duration, rate, latencies, check: checkBody, stopped: () => died !== undefined })];
   }
   const elapsedMs = performance.now() - started;
   const cpuAfter = target.pid === undefined ? undefined : processCpuMs(target.pid);
@@ -115,4 +108,62 @@ export async function loadRun(target, { connections, duration, rate, amount, che
     harnessCores: (harness.user + harness.system) / 1000 / elapsedMs,
     machineCores,
   };
+}
+
+/**
+ * Open loop at a fixed rate: request i is due at start + i/rate, whether or not earlier ones have
+ * been answered, over at most `connections` keep-alive connections (further requests wait for a
+ * free one, as a real client's would). Latency runs from when a request was due, so time spent
+ * waiting behind a slow answer counts (no coordinated omission). autocannon's own rate limit sends
+ * each connection's share of a second back to back at the top of the second, which measures
+ * bursts rather than the rate.
+ */
+async function paced(target, { connections, duration, rate, latencies, check, stopped }) {
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const url = new URL(target.path, target.url);
+  const headers = { ...target.headers, 'content-length': String(Buffer.byteLength(target.body)) };
+  const count = Math.round(rate * duration);
+  const interval = 1000 / rate;
+  const answers = [];
+  let non2xx = 0;
+  let errors = 0;
+  let timeouts = 0;
+  const send = (due) =>
+    new Promise((resolve) => {
+      const req = request(url, { method: 'POST', agent, headers }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => (body += chunk));
+        res.on('end', () => {
+          const ok = res.statusCode >= 200 && res.statusCode <= 299;
+          if (ok) latencies.push(performance.now() - due);
+          else non2xx++;
+          check(res.statusCode, body);
+          resolve();
+        });
+      });
+      req.setTimeout(10_000, () => {
+        timeouts++;
+        req.destroy(new Error('timeout'));
+      });
+      req.on('error', (error) => {
+        if (error.message !== 'timeout') errors++;
+        check(0, `request error: ${error.message}`);
+        resolve();
+      });
+      req.end(target.body);
+    });
+  const started = performance.now();
+  let sent = 0;
+  while (sent < count && !stopped()) {
+    const due = Math.min(count, Math.floor((performance.now() - started) / interval) + 1);
+    for (; sent < due; sent++) answers.push(send(started + sent * interval));
+    await sleep(1);
+  }
+  await Promise.all(answers);
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  const total = answers.length;
+  // The shape autocannon reports, so closed and open loop runs read the same.
+  return { requests: { mean: (total - non2xx - errors - timeouts) / seconds, total }, non2xx, errors, timeouts };
 }
