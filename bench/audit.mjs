@@ -28,7 +28,6 @@ import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout } from 'node:timers';
 import { URLSearchParams } from 'node:url';
-import { parseArgs } from 'node:util';
 import { createAuditReader, createAuditWriter } from '../dist/adapters/db/audit-store.js';
 import { migrate } from '../dist/adapters/db/migrations.js';
 import { openPostgres } from '../dist/adapters/db/postgres.js';
@@ -38,13 +37,10 @@ import { verifyExport } from '../dist/cli/audit-verify.js';
 import { demoSecret } from '../dist/cli/demo-kit.js';
 import { auditEntry, canonicalEntry, entryHash } from '../dist/core/audit.js';
 import { signCheckpoint } from '../dist/core/checkpoint.js';
-import { cleanups, freePort, host, idlePercent, logTail, processMemory, progress, runCleanups, spawnBaton } from './harness.mjs';
+import { basicAuthorization, benchDatabase, cleanups, freePort, host, idlePercent, logTail, print, processMemory, progress, readCommandLine, runCleanups, spawnBaton } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
-const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
-// bench/run.mjs adds a suffix of its own, so runs sharing a PostgreSQL server never drop each other's database.
-const benchDatabase = `baton_bench_audit${/^[a-z0-9_]*$/.exec(process.env.BENCH_DATABASE_SUFFIX ?? '')?.[0] ?? ''}`;
-const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
+const database = benchDatabase('baton_bench_audit');
 
 const targets = { appendsPerSecond: 20_000, verifyPerSecond: 200_000, trailP99Ms: 5 };
 const readyTimeoutMs = 60_000;
@@ -71,81 +67,46 @@ const usage = `usage: node bench/audit.mjs [options]      (after npm run build)
   --json FILE       also write the main figures to FILE as JSON (for bench/run.mjs)
 `;
 
-const print = (line = '') => process.stdout.write(`${line}\n`);
-
-function parseOptions(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      entries: { type: 'string' },
-      appends: { type: 'string' },
-      'in-flight': { type: 'string' },
-      requests: { type: 'string' },
-      connections: { type: 'string' },
-      export: { type: 'string' },
-      settle: { type: 'string' },
-      explain: { type: 'boolean', default: false },
-      json: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+/** The command line, read once (bench/harness.mjs readCommandLine: --help, exit 2 on a bad option). */
+function parseOptions() {
+  const options = {
+    entries: { type: 'string' },
+    appends: { type: 'string' },
+    'in-flight': { type: 'string' },
+    requests: { type: 'string' },
+    connections: { type: 'string' },
+    export: { type: 'string' },
+    settle: { type: 'string' },
+    explain: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+  };
+  return readCommandLine(usage, options, (values) => {
+    const integer = (name, fallback, min, max) => {
+      const text = values[name];
+      if (text === undefined) return fallback;
+      const n = Number(text);
+      if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
+      return n;
+    };
+    const quick = values.quick;
+    const appends = integer('appends', quick ? 5_000 : 50_000, 1, 10_000_000);
+    const entries = integer('entries', quick ? 20_000 : 1_000_000, 1, 50_000_000);
+    if (entries < appends) throw new Error(`--entries (${entries}) must be at least --appends (${appends}): the appended entries are part of the log`);
+    return {
+      quick,
+      appends,
+      entries,
+      inFlight: integer('in-flight', 512, 1, 10_000),
+      requests: integer('requests', quick ? 200 : 2_000, 1, 1_000_000),
+      connections: integer('connections', 8, 1, 256),
+      // The export is a file that verifyExport streams line by line, as `baton audit verify` does.
+      exportEntries: integer('export', Math.min(entries, 100_000), 1, entries),
+      settleSeconds: integer('settle', quick ? 0 : 30, 0, 600),
+      explain: values.explain,
+      json: values.json,
+    };
   });
-  if (values.help) {
-    process.stdout.write(usage);
-    process.exit(0);
-  }
-  const integer = (name, fallback, min, max) => {
-    const text = values[name];
-    if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
-    return n;
-  };
-  const quick = values.quick;
-  const appends = integer('appends', quick ? 5_000 : 50_000, 1, 10_000_000);
-  const entries = integer('entries', quick ? 20_000 : 1_000_000, 1, 50_000_000);
-  if (entries < appends) throw new Error(`--entries (${entries}) must be at least --appends (${appends}): the appended entries are part of the log`);
-  return {
-    quick,
-    appends,
-    entries,
-    inFlight: integer('in-flight', 512, 1, 10_000),
-    requests: integer('requests', quick ? 200 : 2_000, 1, 1_000_000),
-    connections: integer('connections', 8, 1, 256),
-    // The export is a file that verifyExport streams line by line, as `baton audit verify` does.
-    exportEntries: integer('export', Math.min(entries, 100_000), 1, entries),
-    settleSeconds: integer('settle', quick ? 0 : 30, 0, 600),
-    explain: values.explain,
-    json: values.json,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Clean-up: everything started is registered here and undone in reverse order, on success, on
-// failure, on Ctrl-C and when the time budget runs out.
-
-
-const adminClient = () => postgres(adminDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
-
-async function dropBenchDatabase() {
-  const admin = adminClient();
-  try {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-}
-
-async function createBenchDatabase() {
-  const admin = adminClient();
-  try {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
-    await admin.unsafe(`CREATE DATABASE ${benchDatabase}`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-  cleanups.push(dropBenchDatabase);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -160,7 +121,7 @@ function otherDatabaseBackend(pid) {
   try {
     const title = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     const backend = /^postgres: [^:]+: \S+ (\S+) (?:[\d.:a-f]+\(\d+\)|\[local\])/.exec(title);
-    return backend !== null && backend[1] !== benchDatabase;
+    return backend !== null && backend[1] !== database.name;
   } catch {
     return true;
   }
@@ -210,7 +171,6 @@ function cpuBetween(before, after, otherName) {
   }
   return `CPU (of one core): ${parts.join(', ')}`;
 }
-
 
 /** How long each measured phase may wait for the machine to be quiet (--settle). */
 let settleMs = 0;
@@ -574,12 +534,9 @@ async function measureOfflineVerify(raw, keys, issuer, count, workDir) {
 // ---------------------------------------------------------------------------------------------
 // 3. Baton as a child process, and GET /audit/actions/{id}.
 
-
-
-
 /** Starts `node dist/node/main.js` on the bench database and resolves once GET /readyz answers 200. */
 async function startBaton(port, privateJwks, workDir) {
-  const settings = { DATABASE_URL: benchDatabaseUrl, BATON_SIGNING_KEYS: JSON.stringify(privateJwks) };
+  const settings = { DATABASE_URL: database.url, BATON_SIGNING_KEYS: JSON.stringify(privateJwks) };
   const baton = await spawnBaton({ root, port, settings, log: join(workDir, 'baton.log'), readyTimeoutMs, stopTimeoutMs });
   return { pid: baton.pid, log: baton.log, exited: baton.exited, alive: baton.alive };
 }
@@ -600,17 +557,14 @@ function httpCall({ port, agent, path, method = 'GET', headers = {}, body }) {
   });
 }
 
-/** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 requires for Basic client credentials. */
-const formEncode = (value) => new URLSearchParams({ v: value }).toString().slice('v='.length);
-
 async function auditorToken(port) {
-  const basic = Buffer.from(`${formEncode('ops-console')}:${formEncode(demoSecret('ops-console'))}`).toString('base64');
+  const authorization = basicAuthorization('ops-console', demoSecret('ops-console'));
   const response = await httpCall({
     port,
     agent: new Agent({ keepAlive: false }),
     path: '/oauth2/token',
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic}` },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
     body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'baton:audit' }).toString(),
   });
   if (response.status !== 200) throw new Error(`client_credentials for ops-console refused (HTTP ${response.status}): ${response.text}`);
@@ -725,13 +679,7 @@ function table(rows) {
 const met = (ok) => (ok ? 'met' : '**missed**');
 
 async function main() {
-  let options;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`bench: ${error.message}\n\n${usage}`);
-    process.exit(2);
-  }
+  const options = parseOptions();
   // A bound on the whole run in case something hangs: generous per entry, append and request.
   const budgetMs = 180_000 + options.entries * 0.5 + options.appends * 2 + options.requests * 2 * 40 + 2_000 * 40 + 7 * (options.settleSeconds * 1000 + 2_000);
   setTimeout(() => {
@@ -749,11 +697,11 @@ async function main() {
   const json = { entries: options.entries };
 
   try {
-    progress(`creating database ${benchDatabase}`);
-    await createBenchDatabase();
-    const db = await openPostgres(benchDatabaseUrl);
+    progress(`creating database ${database.name}`);
+    await database.create();
+    const db = await openPostgres(database.url);
     cleanups.push(() => db.close());
-    const raw = postgres(benchDatabaseUrl, { max: 2, connect_timeout: 10, onnotice: () => {} });
+    const raw = postgres(database.url, { max: 2, connect_timeout: 10, onnotice: () => {} });
     cleanups.push(() => raw.end({ timeout: 5 }));
     await migrate(db.sql);
 

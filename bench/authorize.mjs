@@ -15,9 +15,8 @@
 // everything importable is imported below, and these two Node 20 globals have no module to import.
 /* global fetch, AbortSignal */
 
-import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -26,10 +25,8 @@ import process from 'node:process';
 import { setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { URL, URLSearchParams } from 'node:url';
-import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { loadCedarPolicySet } from '../dist/adapters/cedar/cedar-engine.js';
-import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-kit.js';
 import { parseActClaim } from '../dist/core/act-chain.js';
 import { scopeClaim } from '../dist/core/attenuate.js';
@@ -37,9 +34,7 @@ import { agentEntity, entityRef, userEntity } from '../dist/core/policy.js';
 import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
 import { loadRun } from './load.mjs';
 import { profileReport, summarizeProfiles } from './profile.mjs';
-import { loadAverage, machineBusyMs, processMemory } from './harness.mjs';
-import { integerOption } from './harness.mjs';
-import { cleanups, freePort, idlePercent, isStopping, logTail, progress, runCleanups, spawnBaton } from './harness.mjs';
+import { basicAuthorization, benchDatabase, cleanups, idlePercent, integerOption, isStopping, loadAverage, logTail, machineBusyMs, print, processMemory, progress, readCommandLine, runCleanups, startBatonSetup, withDatabase } from './harness.mjs';
 
 // Node 20's V8 can abort under load when TurboFan inlines a JS-to-Wasm call into cedar-wasm and
 // then deoptimizes (see src/node/v8-flags.ts; Baton's entry point sets the same flag). It must be
@@ -48,10 +43,7 @@ setFlagsFromString('--no-turbo-inline-js-wasm-calls');
 const cedar = await import('@cedar-policy/cedar-wasm/nodejs');
 
 const root = join(import.meta.dirname, '..');
-const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
-// bench/run.mjs adds a suffix of its own, so runs sharing a PostgreSQL server never drop each other's database.
-const benchDatabase = `baton_bench_authz${/^[a-z0-9_]*$/.exec(process.env.BENCH_DATABASE_SUFFIX ?? '')?.[0] ?? ''}`;
-const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
+const database = benchDatabase('baton_bench_authz');
 
 const grants = { tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange' };
 const tokenTypes = { accessToken: 'urn:ietf:params:oauth:token-type:access_token', jwt: 'urn:ietf:params:oauth:token-type:jwt' };
@@ -96,54 +88,37 @@ const usage = `usage: node bench/authorize.mjs [options]   (run npm run build fi
                  self-time functions (the profiler slows Baton: do not report those figures)
 `;
 
-const print = (line = '') => process.stdout.write(`${line}\n`);
-
-function parseOptions(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      setup: { type: 'string' },
-      duration: { type: 'string' },
-      connections: { type: 'string', default: '32' },
-      rate: { type: 'string', default: '2000' },
-      calls: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      'cpu-prof': { type: 'string' },
-      json: { type: 'string' },
-      warmup: { type: 'string' },
-      revoked: { type: 'string', default: '0' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(usage);
-    process.exit(0);
-  }
-  const setup = values.setup ?? (values.quick ? 'embedded' : 'both');
-  if (!['embedded', 'postgres', 'both'].includes(setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(setup)})`);
-  return {
-    quick: values.quick,
-    setups: setup === 'both' ? ['embedded', 'postgres'] : [setup],
-    duration: integerOption('duration', values.duration ?? (values.quick ? '2' : '10'), 1, maxDurationSeconds),
-    connections: integerOption('connections', values.connections, 1, 1024),
-    rate: integerOption('rate', values.rate, 1, 1_000_000),
-    calls: integerOption('calls', values.calls ?? (values.quick ? '5000' : '20000'), 100, 10_000_000),
-    cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
-    json: values.json,
-    warmup: values.warmup === undefined ? warmupRequests : integerOption('warmup', values.warmup, 0, 1_000_000),
-    revoked: integerOption('revoked', values.revoked, 0, 10_000_000),
+/** The command line, read once (bench/harness.mjs readCommandLine: --help, exit 2 on a bad option). */
+function parseOptions() {
+  const options = {
+    setup: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string', default: '32' },
+    rate: { type: 'string', default: '2000' },
+    calls: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
+    json: { type: 'string' },
+    warmup: { type: 'string' },
+    revoked: { type: 'string', default: '0' },
   };
+  return readCommandLine(usage, options, (values) => {
+    const setup = values.setup ?? (values.quick ? 'embedded' : 'both');
+    if (!['embedded', 'postgres', 'both'].includes(setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(setup)})`);
+    return {
+      quick: values.quick,
+      setups: setup === 'both' ? ['embedded', 'postgres'] : [setup],
+      duration: integerOption('duration', values.duration ?? (values.quick ? '2' : '10'), 1, maxDurationSeconds),
+      connections: integerOption('connections', values.connections, 1, 1024),
+      rate: integerOption('rate', values.rate, 1, 1_000_000),
+      calls: integerOption('calls', values.calls ?? (values.quick ? '5000' : '20000'), 100, 10_000_000),
+      cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
+      json: values.json,
+      warmup: values.warmup === undefined ? warmupRequests : integerOption('warmup', values.warmup, 0, 1_000_000),
+      revoked: integerOption('revoked', values.revoked, 0, 10_000_000),
+    };
+  });
 }
-
-// ---------------------------------------------------------------------------------------------
-// Clean-up: everything started is registered here and undone in reverse order, on success, on
-// failure and on Ctrl-C, so no Baton process or bench database outlives the harness.
-
-
-// ---------------------------------------------------------------------------------------------
-// The machine: how busy it is, and what a process costs.
-
 
 // ---------------------------------------------------------------------------------------------
 // 1. Raw Cedar evaluation, in this process.
@@ -212,63 +187,10 @@ async function benchCedar(calls) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Baton as a child process.
-
-
-
-
-async function withBenchDatabase(work) {
-  const db = postgres(benchDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
-  try {
-    return await work(db);
-  } finally {
-    await db.end({ timeout: 5 });
-  }
-}
-
-async function withAdmin(work) {
-  const admin = postgres(adminDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
-  try {
-    await work(admin);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-}
-
-/** Recreates the bench database so every postgres run starts empty; it is dropped again at the end. */
-async function createBenchDatabase() {
-  await withAdmin(async (admin) => {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
-    await admin.unsafe(`CREATE DATABASE ${benchDatabase}`);
-  });
-  cleanups.push(() => withAdmin((admin) => admin.unsafe(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`)));
-}
-
-/** Starts `node dist/node/main.js` for a setup and resolves once GET /readyz answers 200. */
-async function startBaton(setup, workDir, cpuProfDir) {
-  const port = await freePort();
-  // The caller's BATON_*, DATABASE_URL and PORT never reach the setup under test (spawnBaton).
-  const settings = { BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) };
-  if (setup === 'postgres') {
-    await createBenchDatabase();
-    settings.DATABASE_URL = benchDatabaseUrl;
-  } else {
-    settings.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
-  }
-
-  const profDir = cpuProfDir === undefined ? undefined : join(cpuProfDir, setup);
-  if (profDir !== undefined) mkdirSync(profDir, { recursive: true });
-  const nodeArgs = profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
-  const baton = await spawnBaton({ root, port, settings, log: join(workDir, `baton-${setup}.log`), label: `Baton (${setup})`, nodeArgs, readyTimeoutMs, stopTimeoutMs });
-  return { url: baton.url, log: baton.log, exited: baton.exited, pid: baton.pid, stop: baton.stop, profDir };
-}
-
-// ---------------------------------------------------------------------------------------------
 // The token under test: alice -> orchestrator -> payments-subagent, two exchanges.
 
-/** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 requires for Basic client credentials. */
-const formEncode = (value) => new URLSearchParams({ v: value }).toString().slice('v='.length);
-const basic = (clientId) => `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(demoSecret(clientId))}`).toString('base64')}`;
+/** Basic credentials of a demo client. */
+const basic = (clientId) => basicAuthorization(clientId, demoSecret(clientId));
 
 async function exchange(baseUrl, tokenPath, params) {
   const response = await fetch(new URL(tokenPath, baseUrl), {
@@ -318,7 +240,6 @@ async function subagentToken(baseUrl) {
 // ---------------------------------------------------------------------------------------------
 // Load.
 
-
 /** Baton's answer to an allowed decision starts like this (action_id and reasons follow). */
 const allowPrefix = '{"decision":"allow",';
 
@@ -330,7 +251,7 @@ async function load(target, options) {
 
 async function benchSetup(setup, options, workDir) {
   progress(`${setup}: starting Baton${options.cpuProfDir === undefined ? '' : ' with --cpu-prof'}`);
-  const baton = await startBaton(setup, workDir, options.cpuProfDir);
+  const baton = await startBatonSetup({ root, setup, workDir, database, cpuProfDir: options.cpuProfDir, readyTimeoutMs, stopTimeoutMs });
   const { token, lifetimeSeconds } = await subagentToken(baton.url);
   const needed = 2 * options.duration + 30;
   if (lifetimeSeconds < needed) throw new Error(`the sub-agent token lives ${lifetimeSeconds} s, less than the ${needed} s this setup needs; lower --duration`);
@@ -368,7 +289,7 @@ async function benchSetup(setup, options, workDir) {
     // Other tokens' revocations, made an hour ago (outside the look-back Baton's poll re-reads),
     // still live: Baton loads them into its revocation set at its next polls.
     progress(`${setup}: revoking ${options.revoked} other tokens`);
-    await withBenchDatabase((db) => db`
+    await withDatabase(database.url, (db) => db`
       INSERT INTO revocations (tenant, jti, expires_at, revoked_at)
       SELECT 'acme', 'bench-revoked-' || g, now() + interval '1 hour', now() - interval '1 hour' FROM generate_series(1, ${options.revoked}) g`);
     await sleep(Math.max(2000, Math.ceil(options.revoked / 100_000) * 500));
@@ -430,13 +351,7 @@ function targets(rows, options) {
 }
 
 async function main() {
-  let options;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`bench: ${error.message}\n\n${usage}`);
-    process.exit(2);
-  }
+  const options = parseOptions();
 
   // A bound on the whole harness in case something hangs: Cedar, start-up, warm-ups, runs, clean-up.
   const budgetMs = 120_000 + options.setups.length * (readyTimeoutMs + 60_000 + 2 * (options.duration * 1000 + 30_000));

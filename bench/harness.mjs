@@ -4,18 +4,85 @@
 
 /* global fetch, AbortSignal */
 
+import postgres from 'postgres';
+import { Buffer } from 'node:buffer';
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { URLSearchParams } from 'node:url';
+import { parseArgs } from 'node:util';
+import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
 
 /** Loopback only: every benchmark talks to its own Baton on this machine. */
 export const host = '127.0.0.1';
 
 /** A line of progress on stderr (the results table goes to stdout). */
 export const progress = (line) => process.stderr.write(`bench: ${line}\n`);
+
+/** A line of the results on stdout. */
+export const print = (line = '') => process.stdout.write(`${line}\n`);
+
+/**
+ * Reads the command line once: `options` as node:util parseArgs takes them (strict, and --help,
+ * which prints `usage` and exits 0), then `interpret(values)`. Any bad option or value prints why
+ * and the usage on stderr and exits 2.
+ */
+export function readCommandLine(usage, options, interpret) {
+  try {
+    const { values } = parseArgs({ args: process.argv.slice(2), strict: true, options: { ...options, help: { type: 'boolean', short: 'h', default: false } } });
+    if (values.help) {
+      process.stdout.write(usage);
+      process.exit(0);
+    }
+    return interpret(values);
+  } catch (error) {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n\n${usage}`);
+    process.exit(2);
+  }
+}
+
+/** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 requires for Basic client credentials. */
+export const formEncode = (value) => new URLSearchParams({ v: value }).toString().slice('v='.length);
+
+/** An RFC 6749 §2.3.1 `Authorization: Basic` value for a client id and secret. */
+export const basicAuthorization = (clientId, secret) => `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(secret)}`).toString('base64')}`;
+
+/** The PostgreSQL every benchmark uses: loopback, trust authentication, an existing `test` database to connect to. */
+const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Runs `work` with a one-connection client of `url`, closed afterwards. */
+export async function withDatabase(url, work) {
+  const db = postgres(url, { max: 1, connect_timeout: 10, onnotice: () => {} });
+  try {
+    return await work(db);
+  } finally {
+    await db.end({ timeout: 5 });
+  }
+}
+
+/**
+ * A benchmark's own database, `base` followed by BENCH_DATABASE_SUFFIX (bench/run.mjs sets one per
+ * run, so runs sharing a PostgreSQL server never drop each other's). `create()` recreates it empty
+ * and registers its drop with the clean-ups.
+ */
+export function benchDatabase(base) {
+  const name = `${base}${/^[a-z0-9_]*$/.exec(process.env.BENCH_DATABASE_SUFFIX ?? '')?.[0] ?? ''}`;
+  const drop = () => withDatabase(adminDatabaseUrl, (admin) => admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  return {
+    name,
+    url: `postgres://postgres@127.0.0.1:5432/${name}`,
+    async create() {
+      await drop();
+      await withDatabase(adminDatabaseUrl, (admin) => admin.unsafe(`CREATE DATABASE ${name}`));
+      cleanups.push(drop);
+    },
+  };
+}
 
 /** Undo actions, newest last; `runCleanups` pops them. */
 export const cleanups = [];
@@ -159,6 +226,28 @@ export async function spawnBaton({ root, port, settings, log, label = 'Baton', n
   // per-client rate limit, so the limit is off unless a benchmark sets it.
   const env = { ...cleanEnv(), PORT: String(port), BATON_HOST: host, BATON_RATE_LIMIT: '0', ...settings };
   return spawnNode({ cwd: root, script: 'dist/node/main.js', env, port, log, label, readyPath: '/readyz', nodeArgs, readyTimeoutMs, stopTimeoutMs });
+}
+
+/**
+ * Baton for one benchmark setup, with fresh signing keys: `embedded` on a new PGlite folder in
+ * `workDir`, `postgres` on `database` (a `benchDatabase`, recreated empty). With `cpuProfDir`,
+ * Baton runs under --cpu-prof and writes its profile to `<cpuProfDir>/<setup>` when it stops.
+ */
+export async function startBatonSetup({ root, setup, workDir, database, cpuProfDir, settings = {}, readyTimeoutMs, stopTimeoutMs }) {
+  const port = await freePort();
+  // The caller's BATON_*, DATABASE_URL and PORT never reach the setup under test (spawnBaton).
+  const all = { BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), ...settings };
+  if (setup === 'postgres') {
+    await database.create();
+    all.DATABASE_URL = database.url;
+  } else {
+    all.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
+  }
+  const profDir = cpuProfDir === undefined ? undefined : join(cpuProfDir, setup);
+  if (profDir !== undefined) mkdirSync(profDir, { recursive: true });
+  const nodeArgs = profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+  const baton = await spawnBaton({ root, port, settings: all, log: join(workDir, `baton-${setup}.log`), label: `Baton (${setup})`, nodeArgs, readyTimeoutMs, stopTimeoutMs });
+  return { ...baton, profDir };
 }
 
 /** CPU time all CPUs have spent busy (not idle, not waiting for I/O) so far, in ms. */

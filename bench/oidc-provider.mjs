@@ -14,7 +14,6 @@
 /* global fetch, AbortSignal */
 
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
-import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -23,10 +22,8 @@ import { join } from 'node:path';
 import process from 'node:process';
 import { setTimeout } from 'node:timers';
 import { URL, URLSearchParams, fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { loadRun } from './load.mjs';
-import { cleanEnv, cleanups, freePort, idlePercent, logTail, progress, runCleanups, spawnNode } from './harness.mjs';
-import { integerOption } from './harness.mjs';
+import { basicAuthorization, cleanEnv, cleanups, freePort, idlePercent, integerOption, logTail, print, progress, readCommandLine, runCleanups, spawnNode } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 // The same resource, scope and client as bench/oidc-provider-server.mjs (which gets the client through its environment).
@@ -38,8 +35,6 @@ const stopTimeoutMs = 5_000;
 /** The provider's tokens live 300 s (its accessTokenTTL); a run never needs one that long, but stay well inside it. */
 const maxDurationSeconds = 240;
 
-/** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 requires for Basic client credentials. */
-const formEncode = (value) => new URLSearchParams({ v: value }).toString().slice('v='.length);
 
 
 /** Resident memory of a process in MiB, from /proc/<pid>/status (VmRSS, in kB). */
@@ -121,7 +116,7 @@ export async function benchOidcProvider({ connections = 32, duration = 10, warmu
       path: '/token',
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
-        authorization: `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(clientSecret)}`).toString('base64')}`,
+        authorization: basicAuthorization(clientId, clientSecret),
       },
       body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }).toString(),
     };
@@ -153,31 +148,19 @@ const usage = `usage: node bench/oidc-provider.mjs [--duration SECONDS] [--conne
   --connections  concurrent HTTP/1.1 connections (default 32)
 `;
 
-function parseOptions(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      duration: { type: 'string', default: '10' },
-      connections: { type: 'string', default: '32' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+/** The command line, read once (bench/harness.mjs readCommandLine: --help, exit 2 on a bad option). */
+function parseOptions() {
+  const options = {
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+  };
+  return readCommandLine(usage, options, (values) => {
+    return { duration: integerOption('duration', values.duration, 1, maxDurationSeconds), connections: integerOption('connections', values.connections, 1, 1024) };
   });
-  if (values.help) {
-    process.stdout.write(usage);
-    process.exit(0);
-  }
-  return { duration: integerOption('duration', values.duration, 1, maxDurationSeconds), connections: integerOption('connections', values.connections, 1, 1024) };
 }
 
 async function main() {
-  let options;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`bench: ${error.message}\n\n${usage}`);
-    process.exit(2);
-  }
+  const options = parseOptions();
   // A bound on the whole run in case something hangs: start-up, check, warm-up, run, clean-up.
   const budgetMs = readyTimeoutMs + 60_000 + 2 * (options.duration * 1000 + 30_000);
   setTimeout(() => {
@@ -196,7 +179,6 @@ async function main() {
   }
   const version = JSON.parse(readFileSync(join(root, 'node_modules/oidc-provider/package.json'), 'utf8')).version;
   const ms = (v) => (Number.isNaN(v) ? '-' : v.toFixed(2));
-  const print = (line = '') => process.stdout.write(`${line}\n`);
   print(`node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown CPU'}), ${process.platform}/${process.arch}, ${idleAtStart}% CPU idle before the start`);
   print(`oidc-provider ${version}, client_credentials, EdDSA at+jwt; ${options.duration} s, ${options.connections} connections, unthrottled`);
   print();

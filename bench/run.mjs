@@ -22,9 +22,7 @@ import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
-import { cleanups, idlePercent, isStopping, loadAverage, progress, runCleanups } from './harness.mjs';
-import { integerOption } from './harness.mjs';
+import { cleanups, idlePercent, integerOption, isStopping, loadAverage, print, progress, readCommandLine, runCleanups } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 const allParts = ['floor', 'exchange', 'peer', 'exchange-rate', 'authorize', 'audit'];
@@ -42,43 +40,35 @@ const usage = `usage: npm run bench -- [options]      (or node bench/run.mjs aft
   --only PARTS     comma-separated subset of: ${allParts.join(', ')}
 `;
 
-const print = (line = '') => process.stdout.write(`${line}\n`);
-
-function parseOptions(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      quick: { type: 'boolean', default: false },
-      duration: { type: 'string' },
-      entries: { type: 'string' },
-      setup: { type: 'string', default: 'both' },
-      only: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(usage);
-    process.exit(0);
-  }
-  if (!['embedded', 'postgres', 'both'].includes(values.setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(values.setup)})`);
-  const only = values.only === undefined ? allParts : values.only.split(',').map((part) => part.trim()).filter((part) => part !== '');
-  for (const part of only) if (!allParts.includes(part)) throw new Error(`--only: unknown part ${JSON.stringify(part)} (parts: ${allParts.join(', ')})`);
-  const quick = values.quick;
-  return {
-    quick,
-    duration: integerOption('duration', values.duration ?? (quick ? '1' : '10'), 1, 120),
-    entries: integerOption('entries', values.entries ?? (quick ? '20000' : String(millionEntries)), 10_000, 50_000_000),
-    setup: values.setup,
-    setups: values.setup === 'both' ? ['embedded', 'postgres'] : [values.setup],
-    parts: allParts.filter((part) => only.includes(part) && !(part === 'audit' && values.setup === 'embedded')),
-    floorExchanges: quick ? 500 : 5000,
-    // Requests before each measured HTTP run (the scripts' own defaults unless --quick).
-    warmup: quick ? ['--warmup', '100'] : [],
-    peerWarmup: quick ? 100 : 500,
-    // Other tokens revoked before /authorize runs flat out once more (issue: at most 10 % slower).
-    revoked: quick ? 1000 : 100_000,
+/** The command line, read once (bench/harness.mjs readCommandLine: --help, exit 2 on a bad option). */
+function parseOptions() {
+  const options = {
+    quick: { type: 'boolean', default: false },
+    duration: { type: 'string' },
+    entries: { type: 'string' },
+    setup: { type: 'string', default: 'both' },
+    only: { type: 'string' },
   };
+  return readCommandLine(usage, options, (values) => {
+    if (!['embedded', 'postgres', 'both'].includes(values.setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(values.setup)})`);
+    const only = values.only === undefined ? allParts : values.only.split(',').map((part) => part.trim()).filter((part) => part !== '');
+    for (const part of only) if (!allParts.includes(part)) throw new Error(`--only: unknown part ${JSON.stringify(part)} (parts: ${allParts.join(', ')})`);
+    const quick = values.quick;
+    return {
+      quick,
+      duration: integerOption('duration', values.duration ?? (quick ? '1' : '10'), 1, 120),
+      entries: integerOption('entries', values.entries ?? (quick ? '20000' : String(millionEntries)), 10_000, 50_000_000),
+      setup: values.setup,
+      setups: values.setup === 'both' ? ['embedded', 'postgres'] : [values.setup],
+      parts: allParts.filter((part) => only.includes(part) && !(part === 'audit' && values.setup === 'embedded')),
+      floorExchanges: quick ? 500 : 5000,
+      // Requests before each measured HTTP run (the scripts' own defaults unless --quick).
+      warmup: quick ? ['--warmup', '100'] : [],
+      peerWarmup: quick ? 100 : 500,
+      // Other tokens revoked before /authorize runs flat out once more (issue: at most 10 % slower).
+      revoked: quick ? 1000 : 100_000,
+    };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -295,13 +285,7 @@ function table(rows) {
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
-  let options;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`bench: ${error.message}\n\n${usage}`);
-    process.exit(2);
-  }
+  const options = parseOptions();
 
   // Every part has its own time limit; this one bounds the whole in case this process itself hangs.
   const budgetMs = (options.quick ? 600_000 : 1_200_000) + options.entries * 0.6 + 12 * options.duration * 1000 * options.setups.length;

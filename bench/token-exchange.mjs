@@ -10,29 +10,20 @@
 // everything importable is imported below, and these two Node 20 globals have no module to import.
 /* global fetch, AbortSignal */
 
-import postgres from 'postgres';
-import { Buffer } from 'node:buffer';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import process from 'node:process';
 import { setTimeout } from 'node:timers';
 import { URL, URLSearchParams } from 'node:url';
-import { parseArgs } from 'node:util';
-import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-kit.js';
 import { loadRun } from './load.mjs';
 import { profileReport, summarizeProfiles } from './profile.mjs';
-import { processMemory } from './harness.mjs';
-import { integerOption } from './harness.mjs';
-import { cleanups, freePort, idlePercent, logTail, progress, runCleanups, spawnBaton } from './harness.mjs';
+import { basicAuthorization, benchDatabase, cleanups, idlePercent, integerOption, logTail, print, processMemory, progress, readCommandLine, runCleanups, startBatonSetup } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
-const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
-// bench/run.mjs adds a suffix of its own, so runs sharing a PostgreSQL server never drop each other's database.
-const benchDatabase = `baton_bench${/^[a-z0-9_]*$/.exec(process.env.BENCH_DATABASE_SUFFIX ?? '')?.[0] ?? ''}`;
-const benchDatabaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
+const database = benchDatabase('baton_bench');
 
 const grants = { tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange', clientCredentials: 'client_credentials' };
 const tokenTypes = { accessToken: 'urn:ietf:params:oauth:token-type:access_token', jwt: 'urn:ietf:params:oauth:token-type:jwt' };
@@ -59,98 +50,37 @@ const usage = `usage: npm run bench -- [--setup embedded|postgres|both] [--durat
                  self-time functions (the profiler slows Baton: do not report those figures)
 `;
 
-const print = (line = '') => process.stdout.write(`${line}\n`);
-
-function parseOptions(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      setup: { type: 'string', default: 'both' },
-      duration: { type: 'string', default: '10' },
-      connections: { type: 'string', default: '32' },
-      rate: { type: 'string' },
-      'cpu-prof': { type: 'string' },
-      only: { type: 'string' },
-      workers: { type: 'string', default: '1' },
-      json: { type: 'string' },
-      warmup: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(usage);
-    process.exit(0);
-  }
-  if (!['embedded', 'postgres', 'both'].includes(values.setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(values.setup)})`);
-  return {
-    setups: values.setup === 'both' ? ['embedded', 'postgres'] : [values.setup],
-    duration: integerOption('duration', values.duration, 1, maxDurationSeconds),
-    connections: integerOption('connections', values.connections, 1, 1024),
-    rate: values.rate === undefined ? undefined : integerOption('rate', values.rate, 1, 1_000_000),
-    cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
-    only: values.only,
-    workers: integerOption('workers', values.workers, 1, 64),
-    json: values.json,
-    warmup: values.warmup === undefined ? warmupRequests : integerOption('warmup', values.warmup, 0, 1_000_000),
+/** The command line, read once (bench/harness.mjs readCommandLine: --help, exit 2 on a bad option). */
+function parseOptions() {
+  const options = {
+    setup: { type: 'string', default: 'both' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    rate: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    only: { type: 'string' },
+    workers: { type: 'string', default: '1' },
+    json: { type: 'string' },
+    warmup: { type: 'string' },
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Clean-up: everything started is registered here and undone in reverse order, on success, on
-// failure and on Ctrl-C, so no Baton process or bench database outlives the harness.
-
-
-// ---------------------------------------------------------------------------------------------
-// Baton as a child process.
-
-
-
-
-/** Recreates the bench database so every postgres run starts empty; it is dropped again at the end. */
-async function createBenchDatabase() {
-  const admin = postgres(adminDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
-  try {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
-    await admin.unsafe(`CREATE DATABASE ${benchDatabase}`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-  cleanups.push(async () => {
-    const again = postgres(adminDatabaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
-    try {
-      await again.unsafe(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
-    } finally {
-      await again.end({ timeout: 5 });
-    }
+  return readCommandLine(usage, options, (values) => {
+    if (!['embedded', 'postgres', 'both'].includes(values.setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(values.setup)})`);
+    return {
+      setups: values.setup === 'both' ? ['embedded', 'postgres'] : [values.setup],
+      duration: integerOption('duration', values.duration, 1, maxDurationSeconds),
+      connections: integerOption('connections', values.connections, 1, 1024),
+      rate: values.rate === undefined ? undefined : integerOption('rate', values.rate, 1, 1_000_000),
+      cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
+      only: values.only,
+      workers: integerOption('workers', values.workers, 1, 64),
+      json: values.json,
+      warmup: values.warmup === undefined ? warmupRequests : integerOption('warmup', values.warmup, 0, 1_000_000),
+    };
   });
-}
-
-/** Starts `node dist/node/main.js` for a setup and resolves once GET /readyz answers 200. */
-async function startBaton(setup, workDir, cpuProfDir, workers) {
-  const port = await freePort();
-  // The caller's BATON_*, DATABASE_URL and PORT never reach the setup under test (spawnBaton).
-  const settings = { BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) };
-  if (setup === 'postgres') {
-    await createBenchDatabase();
-    settings.DATABASE_URL = benchDatabaseUrl;
-    settings.BATON_WORKERS = String(workers);
-  } else {
-    settings.BATON_DATA_DIR = await mkdtemp(join(workDir, 'data-'));
-  }
-
-  const profDir = cpuProfDir === undefined ? undefined : join(cpuProfDir, setup);
-  if (profDir !== undefined) mkdirSync(profDir, { recursive: true });
-  const nodeArgs = profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
-  const baton = await spawnBaton({ root, port, settings, log: join(workDir, `baton-${setup}.log`), label: `Baton (${setup})`, nodeArgs, readyTimeoutMs, stopTimeoutMs });
-  return { url: baton.url, log: baton.log, exited: baton.exited, pid: baton.pid, stop: baton.stop, profDir };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Credentials, prepared once per scenario so each request body is constant.
-
-/** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 requires for Basic client credentials. */
-const formEncode = (value) => new URLSearchParams({ v: value }).toString().slice('v='.length);
 
 async function postToken(baseUrl, path, params, authorization) {
   const response = await fetch(new URL(path, baseUrl), {
@@ -172,7 +102,7 @@ async function prepare(baseUrl) {
   // the loopback address Baton listens on, so only the path is kept.
   const tokenPath = new URL(meta.token_endpoint).pathname;
   const issuer = meta.issuer;
-  const authorization = `Basic ${Buffer.from(`${formEncode('agent-platform')}:${formEncode(demoSecret('agent-platform'))}`).toString('base64')}`;
+  const authorization = basicAuthorization('agent-platform', demoSecret('agent-platform'));
   const post = (params, auth) => postToken(baseUrl, tokenPath, params, auth);
 
   /** An agent's own token for Baton: client_credentials, the agent authenticating with private_key_jwt. */
@@ -220,7 +150,6 @@ async function prepare(baseUrl) {
 // ---------------------------------------------------------------------------------------------
 // Load.
 
-
 /** One load run against the token endpoint (bench/load.mjs), with Baton's CPU per request. */
 async function load(target, options) {
   const run = await loadRun({ ...target, label: 'Baton' }, options);
@@ -229,7 +158,7 @@ async function load(target, options) {
 
 async function benchSetup(setup, options, workDir, rows, profiles) {
   progress(`${setup}: starting Baton`);
-  const baton = await startBaton(setup, workDir, options.cpuProfDir, options.workers);
+  const baton = await startBatonSetup({ root, setup, workDir, database, cpuProfDir: options.cpuProfDir, settings: setup === 'postgres' ? { BATON_WORKERS: String(options.workers) } : {}, readyTimeoutMs, stopTimeoutMs });
   const { tokenPath, authorization, scenarios } = await prepare(baton.url);
   for (const scenario of scenarios.filter((s) => options.only === undefined || s.name.includes(options.only))) {
     // Fresh credentials per scenario, so none is older than one run when it is used.
@@ -256,7 +185,6 @@ async function benchSetup(setup, options, workDir, rows, profiles) {
   }
 }
 
-
 function table(rows) {
   const ms = (v) => (Number.isNaN(v) ? '-' : v.toFixed(2));
   const lines = [
@@ -268,13 +196,7 @@ function table(rows) {
 }
 
 async function main() {
-  let options;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`bench: ${error.message}\n\n${usage}`);
-    process.exit(2);
-  }
+  const options = parseOptions();
 
   // A bound on the whole harness in case something hangs: start-up, warm-ups, runs, clean-up.
   const budgetMs = options.setups.length * (readyTimeoutMs + 60_000 + 2 * (options.duration * 1000 + 30_000));

@@ -1,4 +1,5 @@
 import { decodeJwt } from 'jose';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion } from '../../src/cli/demo-kit.js';
 import { basic, grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
@@ -135,6 +136,22 @@ describe('token endpoint protocol errors', () => {
     expect({ status: response.status, body: await response.json() }).toEqual({ status: c.status, body: { error: c.error, error_description: c.description } });
     expect(response.headers.get('cache-control')).toBe('no-store');
     expect(response.headers.get('www-authenticate')).toBe(c.wwwAuthenticate ?? null);
+  });
+
+  it('refuses an oversized body sent in chunks, with no length declared', async () => {
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${baton.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform'), 'transfer-encoding': 'chunked' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.write('grant_type=client_credentials&pad=');
+      for (let i = 0; i < 7; i++) req.write('x'.repeat(10_000));
+      req.end();
+    });
+    expect({ status: answer.status, body: JSON.parse(answer.body) as unknown }).toEqual({ status: 413, body: { error: 'invalid_request', error_description: 'request body is larger than 65536 bytes' } });
   });
 
   it('refuses a replayed client assertion', async () => {
