@@ -2,6 +2,7 @@ import type { AuditLog } from '../core/audit.js';
 import type { DetailTypes } from '../core/authorization-details.js';
 import type { CodeFlowContext } from '../core/code-flow.js';
 import { endpoints } from '../core/metadata.js';
+import type { VerifiedTokens } from '../core/jwt.js';
 import type { Clock, Logger, PolicyEngine, SigningKeys } from '../core/ports.js';
 import type { Registry } from '../core/registry.js';
 import type { RateLimiter } from '../core/rate-limit.js';
@@ -29,6 +30,8 @@ export interface ContextParts {
   readonly limits: Limits & { readonly codeLifetimeSeconds: number; readonly refreshTokenLifetimeSeconds: number };
   /** Kept by the caller so it outlives one context (a Workers context lives one request). */
   readonly rateLimit: RateLimiter;
+  /** Kept by the caller, like rateLimit. */
+  readonly verifiedTokens: VerifiedTokens;
 }
 
 /** The one context every endpoint works with, from the parts an entry point has opened (Node or Workers). */
@@ -51,6 +54,7 @@ export function buildContext(parts: ContextParts): CodeFlowContext {
     logger: parts.logger,
     limits: parts.limits,
     rateLimit: parts.rateLimit,
+    verifiedTokens: parts.verifiedTokens,
     codeLifetimeSeconds: parts.limits.codeLifetimeSeconds,
     refreshLifetimeSeconds: parts.limits.refreshTokenLifetimeSeconds,
     clockToleranceSeconds: parts.limits.clockToleranceSeconds,

@@ -1,6 +1,6 @@
 import type { JWTPayload } from 'jose';
 import { OAuthError, type OAuthErrorCode } from './errors.js';
-import { verifyJwt } from './jwt.js';
+import { verifyJwt, type VerifiedTokens } from './jwt.js';
 import type { Clock, SigningKeys } from './ports.js';
 import type { Revocations } from './revocation.js';
 
@@ -13,6 +13,8 @@ export interface BatonTokenVerifier {
   readonly clock: Clock;
   readonly limits: { readonly clockToleranceSeconds: number };
   readonly revocations: Revocations;
+  /** Tokens whose signature was already checked (see VerifiedTokens); kept across requests. */
+  readonly verifiedTokens: VerifiedTokens;
 }
 
 /** A verified Baton access token and the claims Baton always sets. */
@@ -49,6 +51,7 @@ export async function verifyBatonToken(ctx: BatonTokenVerifier, token: string, p
     requiredClaims: ['sub', 'exp', 'iat', 'jti', 'tenant', 'client_id'],
     clock: ctx.clock,
     clockToleranceSeconds: ctx.limits.clockToleranceSeconds,
+    remember: { tokens: ctx.verifiedTokens, scope: ctx.keys },
   });
   const { tenant, jti, sub, client_id: clientId } = payload as { tenant: unknown; jti: string; sub: string; client_id: unknown };
   if (typeof tenant !== 'string' || typeof clientId !== 'string') throw new OAuthError(errorCode, `${param} has invalid Baton claims`);

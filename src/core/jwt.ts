@@ -1,6 +1,6 @@
-import { base64url, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTHeaderParameters } from 'jose';
+import { base64url, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTHeaderParameters } from 'jose';
 import { OAuthError, type OAuthErrorCode } from './errors.js';
-import type { Clock, KeyResolver, SigningKeys } from './ports.js';
+import type { Clock, KeyResolver, Sha256, SigningKeys } from './ports.js';
 
 export interface VerifyOptions {
   /** The request parameter the token came in, named in error descriptions. */
@@ -17,6 +17,12 @@ export interface VerifyOptions {
   readonly clockToleranceSeconds: number;
   /** Longest accepted lifetime (`exp` from now), for short-lived assertions. */
   readonly maxLifetimeSeconds?: number;
+  /**
+   * Remembers the token once it passes, so the same token presented again skips the signature
+   * check. `scope` names the key set and options the token was checked against: one scope must
+   * always come with the same options.
+   */
+  readonly remember?: { readonly tokens: VerifiedTokens; readonly scope: object };
 }
 
 export interface VerifiedJwt {
@@ -52,11 +58,86 @@ export function peekJwt(token: string, param: string, errorCode: OAuthErrorCode)
   }
 }
 
+interface RememberedJwt extends VerifiedJwt {
+  /** The key the signature was checked with; the token is only taken as verified while its header still resolves to it. */
+  readonly key: CryptoKey;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
+}
+
+/**
+ * Tokens that passed `verifyJwt`, by the SHA-256 of the token (never the token itself), so a
+ * resource server asking about the same token again costs no signature check. A signature,
+ * once valid, stays valid for the same bytes and the same key; what can change is checked on
+ * every use: the time claims (`exp`, `nbf`, `iat`, as jose and `verifyJwt` check them) and that
+ * the header still resolves to the very key that verified it (a key removed from a key set, or
+ * a new registry, means a full check again). Revocation is the caller's, on every use. Bounded:
+ * the oldest entry goes first.
+ */
+export class VerifiedTokens {
+  readonly #entries = new Map<string, RememberedJwt>();
+  readonly #scopes = new WeakMap<object, number>();
+  #scopeCount = 0;
+
+  constructor(
+    private readonly sha256: Sha256,
+    readonly capacity = 10_000,
+  ) {}
+
+  /** The entry name of `token` verified in `scope`. */
+  keyOf(scope: object, token: string): string {
+    let id = this.#scopes.get(scope);
+    if (id === undefined) {
+      id = ++this.#scopeCount;
+      this.#scopes.set(scope, id);
+    }
+    return `${id}.${base64url.encode(this.sha256(token))}`;
+  }
+
+  /** The verified token under `key`, if its time claims still hold at `now` and its key still resolves. */
+  async recall(key: string, now: number, options: Pick<VerifyOptions, 'resolve' | 'clockToleranceSeconds'>): Promise<VerifiedJwt | undefined> {
+    const known = this.#entries.get(key);
+    if (known === undefined) return undefined;
+    const { exp, nbf, iat } = known.payload;
+    const tolerance = options.clockToleranceSeconds;
+    const seconds = Math.floor(now / 1000);
+    const inTime = !(typeof exp === 'number' && exp <= seconds - tolerance) && !(typeof nbf === 'number' && nbf > seconds + tolerance) && !(typeof iat === 'number' && iat > now / 1000 + tolerance);
+    if (inTime && (await options.resolve(known.header).then((k) => k === known.key, () => false))) return { payload: known.payload, header: known.header };
+    this.#entries.delete(key);
+    return undefined;
+  }
+
+  /** Keeps a token that has just passed every check. */
+  remember(key: string, verified: RememberedJwt): void {
+    if (this.#entries.size >= this.capacity) this.#entries.delete(this.#entries.keys().next().value as string);
+    this.#entries.set(key, { payload: deepFreeze(verified.payload), header: deepFreeze(verified.header), key: verified.key });
+  }
+
+  /** How many tokens are remembered. */
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
 /** Verifies signature and claims against an algorithm allow-list; every failure is an OAuthError naming the parameter. */
 export async function verifyJwt(token: string, options: VerifyOptions): Promise<VerifiedJwt> {
   const now = options.clock.now();
+  const memo = options.remember;
+  const memoKey = memo?.tokens.keyOf(memo.scope, token);
+  if (memo !== undefined && memoKey !== undefined) {
+    const known = await memo.tokens.recall(memoKey, now, options);
+    if (known !== undefined) return known;
+  }
+  let usedKey: CryptoKey | undefined;
+  const resolve: KeyResolver = memo === undefined ? options.resolve : async (header) => (usedKey = await options.resolve(header));
   try {
-    const { payload, protectedHeader } = await jwtVerify(token, options.resolve, {
+    const { payload, protectedHeader } = await jwtVerify(token, resolve, {
       algorithms: [...options.algorithms],
       issuer: options.issuer,
       ...(options.audience === undefined ? {} : { audience: typeof options.audience === 'string' ? options.audience : [...options.audience] }),
@@ -71,6 +152,7 @@ export async function verifyJwt(token: string, options: VerifyOptions): Promise<
     if (options.maxLifetimeSeconds !== undefined && typeof payload.exp === 'number' && payload.exp - now / 1000 > options.maxLifetimeSeconds + options.clockToleranceSeconds) {
       throw new OAuthError(options.errorCode, `${options.param} expires too far in the future (at most ${options.maxLifetimeSeconds} s)`);
     }
+    if (memo !== undefined && memoKey !== undefined && usedKey !== undefined) memo.tokens.remember(memoKey, { payload, header: protectedHeader, key: usedKey });
     return { payload, header: protectedHeader };
   } catch (error) {
     if (error instanceof OAuthError) throw error;

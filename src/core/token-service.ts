@@ -6,7 +6,7 @@ import type { AuthorizationDetail, DetailTypes } from './authorization-details.j
 import { authenticateClient } from './client-auth.js';
 import type { RateLimiter } from './rate-limit.js';
 import { OAuthError } from './errors.js';
-import { randomId, signAccessToken } from './jwt.js';
+import { randomId, signAccessToken, type VerifiedTokens } from './jwt.js';
 import type { ActClaim, Logger, PolicyEngine, SigningKeys } from './ports.js';
 import type { Caller, Registry } from './registry.js';
 import { grantTypes } from './registry-schema.js';
@@ -39,6 +39,7 @@ export interface TokenServiceContext extends AssertionContext {
   readonly logger: Logger;
   readonly limits: Limits;
   readonly rateLimit: RateLimiter;
+  readonly verifiedTokens: VerifiedTokens;
 }
 
 /** The successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1). */

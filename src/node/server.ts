@@ -9,7 +9,8 @@ import { openPostgres } from '../adapters/db/postgres.js';
 import type { Database } from '../adapters/db/sql.js';
 import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
 import { createRevocations } from '../adapters/db/revocation-store.js';
-import { sha256Hex } from '../adapters/node-hash.js';
+import { sha256Digest, sha256Hex } from '../adapters/node-hash.js';
+import { VerifiedTokens } from '../core/jwt.js';
 import { nodeSigner } from '../adapters/node-signer.js';
 import { nodeBodyReader } from './body-reader.js';
 import { createRateLimiter } from '../core/rate-limit.js';
@@ -103,6 +104,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       logger,
       limits: config,
       rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
+      verifiedTokens: new VerifiedTokens(sha256Digest),
     });
     // Reloads are system events (tenant "*"), audited whether applied or refused.
     const audited = async <T>(type: 'policy.reload' | 'registry.reload', by: string, run: () => Promise<T>, describe: (result: T) => string): Promise<T> => {

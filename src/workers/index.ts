@@ -15,7 +15,8 @@ import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store
 import { migrate } from '../adapters/db/migrations.js';
 import { wrapPostgres } from '../adapters/db/postgres.js';
 import { jsonLogger } from '../adapters/json-logger.js';
-import { sha256Hex } from '../adapters/node-hash.js';
+import { sha256Digest, sha256Hex } from '../adapters/node-hash.js';
+import { VerifiedTokens } from '../core/jwt.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { compileDetailType } from '../core/authorization-details.js';
@@ -46,6 +47,7 @@ interface Isolate {
   readonly detailTypes: ReturnType<typeof detailTypes>;
   /** Per isolate: Workers run many isolates, so the limit holds per isolate, not per deployment. */
   readonly rateLimit: RateLimiter;
+  readonly verifiedTokens: VerifiedTokens;
   migrated: boolean;
 }
 
@@ -62,6 +64,7 @@ async function prepare(env: Env): Promise<Isolate> {
   return {
     config: { ...config, issuer: config.issuer },
     rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock: systemClock }),
+    verifiedTokens: new VerifiedTokens(sha256Digest),
     keys: await importSigningKeys(JSON.parse(env.BATON_SIGNING_KEYS) as PrivateJwks),
     registry: await compileRegistry(registryDocument, { issuer: config.issuer, file: 'policies/registry.json' }),
     policies: loadCedarPolicySet(cedar, {
@@ -117,6 +120,7 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       logger,
       limits: shared.config,
       rateLimit: shared.rateLimit,
+      verifiedTokens: shared.verifiedTokens,
     });
     const app = createApp({
       tokens,

@@ -71,6 +71,10 @@ describe('RFC 7662 introspection', () => {
 describe('RFC 7009 revocation cascading down the chain', () => {
   it('revoking the second token deactivates the third and fourth and leaves the first', async () => {
     const [t1, t2, t3, t4] = (await fourLevels()) as [string, string, string, string];
+    // Used before the revocation, so Baton has already verified (and remembers) each of them.
+    const transfer = (actionId: string) => postJson(baton, '/authorize', { token: t4, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 1, currency: 'EUR' }, action_id: actionId }, { authorization: basic('payments') });
+    expect((await transfer('rev-0')).body).toEqual({ decision: 'allow', action_id: 'rev-0', reasons: ['transfer-up-to-100'] });
+    for (const t of [t1, t2, t3, t4]) expect((await introspect(t)).active).toBe(true);
     const revoked = await form('/oauth2/revoke', { token: t2 }, basic('agent-platform'));
     expect({ status: revoked.status, text: revoked.text }).toEqual({ status: 200, text: '' });
     expect((await introspect(t1)).active).toBe(true);
@@ -79,7 +83,7 @@ describe('RFC 7009 revocation cascading down the chain', () => {
     // Every path refuses a revoked token.
     const exchange = await postToken(baton, { grant_type: grants.exchange, subject_token: t3, subject_token_type: tokenTypes.accessToken, actor_token: await mintAgentAssertion('payments-subagent', baton.issuer), actor_token_type: tokenTypes.jwt });
     expect(exchange.body).toEqual({ error: 'invalid_request', error_description: 'subject_token has been revoked' });
-    const decision = await postJson(baton, '/authorize', { token: t4, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 1, currency: 'EUR' }, action_id: 'rev-1' }, { authorization: basic('payments') });
+    const decision = await transfer('rev-1');
     expect(decision.body).toEqual({ decision: 'deny', action_id: 'rev-1', reasons: ['baton:revoked'] });
   });
 

@@ -69,6 +69,7 @@ async function verifySubjectToken(ctx: TokenServiceContext, registry: Registry, 
     requiredClaims: ['sub', 'exp'],
     clock: ctx.clock,
     clockToleranceSeconds: ctx.limits.clockToleranceSeconds,
+    remember: { tokens: ctx.verifiedTokens, scope: trusted },
   });
   return {
     tenant: trusted.tenant,
