@@ -5,9 +5,11 @@
 //
 // In one run it measures, side by side:
 //   1. raw Cedar: the shipped policy set's evaluate() called in this process, no HTTP, with the
-//      request POST /authorize builds for the payments sub-agent's transfer;
+//      request POST /authorize builds for the payments sub-agent's transfer, each call with a
+//      new amount (so none is answered from the policy set's memory of earlier decisions);
 //   2. POST /authorize over HTTP: Baton as a child process on loopback (embedded PGlite and/or
-//      PostgreSQL), driven by autocannon flat out and at a fixed rate, every decision audited;
+//      PostgreSQL), driven by autocannon flat out and at a fixed rate with the same request,
+//      then flat out with a new amount in every request, every decision audited;
 // and prints one markdown table. It exits non-zero if any request got no 2xx or any decision
 // (HTTP or in-process) was not the expected "allow".
 
@@ -59,6 +61,14 @@ const decision = {
   context: { amount: 50, currency: 'EUR' },
   expectedReasons: ['transfer-up-to-100'],
 };
+/**
+ * Amounts that do not repeat within 99,000 requests, all allowed (1.000 to 99.999): each one a
+ * new question for Cedar, more than a policy set remembers (src/adapters/cedar/cedar-engine.ts).
+ */
+function freshAmounts() {
+  let n = 0;
+  return () => Number(((1000 + (n++ % 99_000)) / 1000).toFixed(3));
+}
 const tokenFacts = { tenant: 'acme', clientId: 'agent-platform', sub: 'alice', chain: ['payments-subagent', 'orchestrator'], scope: ['payments:read', 'payments:transfer'] };
 
 /** One Baton token serves a whole setup (warm-up and both runs); Baton tokens live at most 300 s. */
@@ -123,8 +133,8 @@ function parseOptions() {
 // ---------------------------------------------------------------------------------------------
 // 1. Raw Cedar evaluation, in this process.
 
-/** The PolicyRequest decisions.ts builds for the payments sub-agent's transfer (no authorization_details). */
-function decisionRequest(registry, facts) {
+/** The PolicyRequest decisions.ts builds for the payments sub-agent's transfer of `amount` (no authorization_details). */
+function decisionRequest(registry, facts, amount) {
   const user = userEntity(facts.tenant, facts.sub);
   const [actor] = facts.chain;
   return {
@@ -133,6 +143,7 @@ function decisionRequest(registry, facts) {
     resource: { type: decision.resource.type, id: decision.resource.id, attributes: {} },
     context: {
       ...decision.context,
+      amount,
       tenant: facts.tenant,
       client: facts.clientId,
       user: entityRef('User', facts.sub),
@@ -148,30 +159,33 @@ async function benchCedar(calls) {
   const engine = loadCedarPolicySet(cedar, readPolicyFolder(join(root, 'policies')));
   // The issuer only matters for agents' assertion audience, not for the entities built here.
   const registry = await loadRegistryFile(join(root, 'policies', 'registry.json'), 'http://localhost');
-  const request = decisionRequest(registry, tokenFacts);
-  const check = (answer) => answer.allowed && answer.errors.length === 0 && answer.reasons.join(',') === decision.expectedReasons.join(',');
-  const first = engine.evaluate(request);
-  if (!check(first)) throw new Error(`expected allow by ${decision.expectedReasons.join(', ')}, got ${JSON.stringify(first)}`);
-
-  let wrong = 0;
-  for (let i = 0; i < cedarWarmupCalls; i++) if (!engine.evaluate(request).allowed) wrong++;
   // Timed in 10 batches: the mean over all calls is reported, the batch spread shows the noise.
   const batches = 10;
   const perBatch = Math.ceil(calls / batches);
+  const timed = perBatch * batches;
+  const amount = freshAmounts();
+  // Built ahead, so the timed loop measures evaluate() alone.
+  const requests = Array.from({ length: cedarWarmupCalls + timed + 1 }, () => decisionRequest(registry, tokenFacts, amount()));
+  const check = (answer) => answer.allowed && answer.errors.length === 0 && answer.reasons.join(',') === decision.expectedReasons.join(',');
+  const first = engine.evaluate(requests[cedarWarmupCalls + timed]);
+  if (!check(first)) throw new Error(`expected allow by ${decision.expectedReasons.join(', ')}, got ${JSON.stringify(first)}`);
+
+  let wrong = 0;
+  for (let i = 0; i < cedarWarmupCalls; i++) if (!engine.evaluate(requests[i]).allowed) wrong++;
   const batchUs = [];
   let total = 0;
   const cpuBefore = process.cpuUsage();
   const machineBefore = machineBusyMs();
   for (let b = 0; b < batches; b++) {
     const started = performance.now();
-    for (let i = 0; i < perBatch; i++) if (!engine.evaluate(request).allowed) wrong++;
+    for (let i = 0; i < perBatch; i++) if (!engine.evaluate(requests[cedarWarmupCalls + b * perBatch + i]).allowed) wrong++;
     const ms = performance.now() - started;
     total += ms;
     batchUs.push((ms * 1000) / perBatch);
   }
   const cpu = process.cpuUsage(cpuBefore);
   const machine = machineBusyMs() - machineBefore;
-  const n = perBatch * batches;
+  const n = timed;
   batchUs.sort((a, b) => a - b);
   return {
     calls: n,
@@ -253,7 +267,7 @@ async function benchSetup(setup, options, workDir) {
   progress(`${setup}: starting Baton${options.cpuProfDir === undefined ? '' : ' with --cpu-prof'}`);
   const baton = await startBatonSetup({ root, setup, workDir, database, cpuProfDir: options.cpuProfDir, readyTimeoutMs, stopTimeoutMs });
   const { token, lifetimeSeconds } = await subagentToken(baton.url);
-  const needed = 2 * options.duration + 30;
+  const needed = 3 * options.duration + 30;
   if (lifetimeSeconds < needed) throw new Error(`the sub-agent token lives ${lifetimeSeconds} s, less than the ${needed} s this setup needs; lower --duration`);
   const target = {
     url: baton.url,
@@ -284,6 +298,12 @@ async function benchSetup(setup, options, workDir) {
   progress(`${setup}: ${options.rate} decisions/s, ${options.duration} s, ${options.connections} connections (load average ${loadAverage()})`);
   row.rated = await load(target, { connections: options.connections, duration: options.duration, rate: options.rate });
   check(`${options.rate}/s`, row.rated);
+
+  const amount = freshAmounts();
+  const fresh = { ...target, body: () => JSON.stringify({ token, action: decision.action, resource: decision.resource, context: { ...decision.context, amount: amount() } }) };
+  progress(`${setup}: flat out, a new amount in every request, ${options.duration} s (load average ${loadAverage()})`);
+  row.flatFresh = await load(fresh, { connections: options.connections, duration: options.duration });
+  check('flat out, new amounts', row.flatFresh);
 
   if (options.revoked > 0 && setup === 'postgres') {
     // Other tokens' revocations, made an hour ago (outside the look-back Baton's poll re-reads),
@@ -319,7 +339,7 @@ function table(cedarResult, rows, options) {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   if (cedarResult !== undefined) {
-    lines.push(`| raw Cedar \`evaluate()\`, in-process | ${whole(cedarResult.callsPerSecond)} | ${fixed(cedarResult.usPerCall, 1)} | - | - | - | - | - | - | 1 | - | 0 / ${cedarResult.wrong} |`);
+    lines.push(`| raw Cedar \`evaluate()\`, in-process, a new amount in every call | ${whole(cedarResult.callsPerSecond)} | ${fixed(cedarResult.usPerCall, 1)} | - | - | - | - | - | - | 1 | - | 0 / ${cedarResult.wrong} |`);
   }
   for (const r of rows) {
     const ratio = cedarResult === undefined || r.flat === undefined ? '-' : fixed(r.flat.requestsPerSecond / cedarResult.callsPerSecond, 3);
@@ -329,6 +349,12 @@ function table(cedarResult, rows, options) {
     lines.push(
       `| POST /authorize, ${r.setup} | ${whole(r.flat?.requestsPerSecond)} | - | ${whole(r.flat?.batonCpuUsPerDecision)} | ${fixed(r.flat?.p50)} | ${fixed(r.flat?.p99)} | ${whole(r.rated?.requestsPerSecond)} | ${fixed(r.rated?.p50)} | ${fixed(r.rated?.p99)} | ${ratio} | ${memory} | ${bad} |`,
     );
+    if (r.flatFresh !== undefined) {
+      const freshRatio = cedarResult === undefined ? '-' : fixed(r.flatFresh.requestsPerSecond / cedarResult.callsPerSecond, 3);
+      lines.push(
+        `| POST /authorize, ${r.setup}, a new amount in every request | ${whole(r.flatFresh.requestsPerSecond)} | - | ${whole(r.flatFresh.batonCpuUsPerDecision)} | ${fixed(r.flatFresh.p50)} | ${fixed(r.flatFresh.p99)} | - | - | - | ${freshRatio} | - | ${r.flatFresh.failed} / ${r.flatFresh.notAllowed} |`,
+      );
+    }
   }
   return lines.join('\n');
 }
@@ -354,7 +380,7 @@ async function main() {
   const options = parseOptions();
 
   // A bound on the whole harness in case something hangs: Cedar, start-up, warm-ups, runs, clean-up.
-  const budgetMs = 120_000 + options.setups.length * (readyTimeoutMs + 60_000 + 2 * (options.duration * 1000 + 30_000));
+  const budgetMs = 120_000 + options.setups.length * (readyTimeoutMs + 60_000 + 4 * (options.duration * 1000 + 30_000));
   setTimeout(() => {
     progress(`still running after ${Math.round(budgetMs / 1000)} s: giving up`);
     void runCleanups().finally(() => process.exit(1));
@@ -415,7 +441,7 @@ async function main() {
   const busy = (cores) => (cores > noiseCores ? ' (other work was running: these figures are low and noisy)' : '');
   if (cedarResult !== undefined) print(`- raw Cedar: the harness used ${fixed(cedarResult.cpuShare)} cores, everything else ${fixed(cedarResult.othersCores)}${busy(cedarResult.othersCores)}; per-batch means ${fixed(cedarResult.batchMin, 1)} to ${fixed(cedarResult.batchMax, 1)} µs`);
   for (const r of rows) {
-    for (const [name, run] of [['flat out', r.flat], [`at ${options.rate}/s`, r.rated]]) {
+    for (const [name, run] of [['flat out', r.flat], [`at ${options.rate}/s`, r.rated], ['flat out, new amounts', r.flatFresh]]) {
       if (run === undefined) continue;
       const rest = run.machineCores - (Number.isNaN(run.batonCores) ? 0 : run.batonCores) - run.harnessCores;
       print(`- ${r.setup}, ${name}: Baton used ${fixed(run.batonCores)} cores, the load generator ${fixed(run.harnessCores)}, everything else ${fixed(Math.max(0, rest))}${r.setup === 'postgres' ? ' (PostgreSQL included)' : busy(rest)} of ${availableParallelism()}`);
@@ -430,7 +456,7 @@ async function main() {
 
   if (options.json !== undefined) writeFileSync(options.json, JSON.stringify({ cedar: cedarResult ?? null, rows: rows.map(({ profile: _profile, ...r }) => r), failed, rate: options.rate, duration: options.duration }));
   if (failed) {
-    for (const r of rows) for (const run of [r.flat, r.rated]) if (run?.firstFailure !== undefined) progress(`${r.setup}: first error: ${run.firstFailure}`);
+    for (const r of rows) for (const run of [r.flat, r.rated, r.flatFresh]) if (run?.firstFailure !== undefined) progress(`${r.setup}: first error: ${run.firstFailure}`);
     process.exitCode = 1;
   }
 }

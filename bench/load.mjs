@@ -1,5 +1,5 @@
-// One load run with autocannon, shared by every HTTP benchmark: a constant POST, closed loop or
-// at a fixed rate, latencies from each 2xx answer's own time, and the server's CPU meanwhile.
+// One load run with autocannon, shared by every HTTP benchmark: a POST (constant, or built per
+// request), closed loop or at a fixed rate, latencies from each 2xx answer's own time, and the server's CPU meanwhile.
 
 import autocannon from 'autocannon';
 import { Buffer } from 'node:buffer';
@@ -14,8 +14,8 @@ import { describeExit, machineBusyMs, processCpuMs } from './harness.mjs';
 export const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]);
 
 /**
- * Sends `target.body` to `target.url` + `target.path` for `duration` seconds or `amount`
- * requests, on `connections` connections: as fast as answered (autocannon, closed loop), or at
+ * Sends `target.body` (a string, or a function returning each request's body) to `target.url` +
+ * `target.path` for `duration` seconds or `amount` requests, on `connections` connections: as fast as answered (autocannon, closed loop), or at
  * `rate` requests/s overall, evenly spaced (open loop, see `paced`).
  * `target.exited` (a promise) stops the run if the server dies; `target.pid` gives its CPU time;
  * `check(body)` may name what is wrong with a 2xx body (counted in `wrong`). Latency percentiles
@@ -54,7 +54,7 @@ export async function loadRun(target, { connections, duration, rate, amount, che
           method: 'POST',
           path: target.path,
           headers: target.headers,
-          body: target.body,
+          ...(typeof target.body === 'function' ? { setupRequest: (request) => ({ ...request, body: target.body() }) } : { body: target.body }),
           onResponse: checkBody,
         },
       ],
@@ -121,7 +121,7 @@ export async function loadRun(target, { connections, duration, rate, amount, che
 async function paced(target, { connections, duration, rate, latencies, check, stopped }) {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const url = new URL(target.path, target.url);
-  const headers = { ...target.headers, 'content-length': String(Buffer.byteLength(target.body)) };
+  const bodyOf = typeof target.body === 'function' ? target.body : () => target.body;
   const count = Math.round(rate * duration);
   const interval = 1000 / rate;
   const answers = [];
@@ -130,6 +130,8 @@ async function paced(target, { connections, duration, rate, latencies, check, st
   let timeouts = 0;
   const send = (due) =>
     new Promise((resolve) => {
+      const body = bodyOf();
+      const headers = { ...target.headers, 'content-length': String(Buffer.byteLength(body)) };
       const req = request(url, { method: 'POST', agent, headers }, (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -151,7 +153,7 @@ async function paced(target, { connections, duration, rate, latencies, check, st
         check(0, `request error: ${error.message}`);
         resolve();
       });
-      req.end(target.body);
+      req.end(body);
     });
   const started = performance.now();
   let sent = 0;

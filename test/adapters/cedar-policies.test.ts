@@ -160,3 +160,64 @@ describe('evaluating a request', () => {
     expect(ask(1)).toEqual({ allowed: false, reasons: [], errors: [] });
   });
 });
+
+describe('remembering decisions', () => {
+  const schema = { file: 'p/s.cedarschema', content: 'entity User { level?: Long };\naction view appliesTo { principal: [User], resource: [User], context: { n?: Long, note?: String } };\n' };
+  const policies = [{ file: 'p/a.cedar', content: '@id("level") permit (principal, action, resource) when { principal has level && context has n && principal.level > context.n && !(context has note && context.note == "stop") };' }];
+  /** A policy set over a cedar-wasm that counts the evaluations it is asked for. */
+  const counted = () => {
+    const calls = { count: 0 };
+    const engine = loadCedarPolicySet({ ...cedar, statefulIsAuthorized: (call) => (calls.count++, cedar.statefulIsAuthorized(call)) }, { schema, policies });
+    const ask = (level: number, n: number, note?: string) =>
+      engine.evaluate({ principal: { type: 'User', id: 'u', attributes: { level } }, action: 'view', resource: { type: 'User', id: 'r' }, context: { n, ...(note === undefined ? {} : { note }) } });
+    return { calls, ask };
+  };
+
+  it('answers the same question again without evaluating it again', () => {
+    const { calls, ask } = counted();
+    expect(ask(5, 1)).toEqual({ allowed: true, reasons: ['level'], errors: [] });
+    expect(ask(5, 1)).toEqual({ allowed: true, reasons: ['level'], errors: [] });
+    expect(calls.count).toBe(1);
+  });
+
+  it('evaluates any question that differs in what Cedar is sent', () => {
+    const { calls, ask } = counted();
+    expect(ask(5, 1)).toEqual({ allowed: true, reasons: ['level'], errors: [] });
+    expect(ask(5, 7)).toEqual({ allowed: false, reasons: [], errors: [] });
+    expect(ask(9, 7)).toEqual({ allowed: true, reasons: ['level'], errors: [] });
+    expect(calls.count).toBe(3);
+  });
+
+  it('keeps its memory per policy set: a reloaded set evaluates afresh', () => {
+    const first = counted();
+    const second = counted();
+    first.ask(5, 1);
+    expect(second.ask(5, 1)).toEqual({ allowed: true, reasons: ['level'], errors: [] });
+    expect(second.calls.count).toBe(1);
+  });
+
+  it('does not keep a question longer than 4,096 characters of JSON', () => {
+    const { calls, ask } = counted();
+    const long = 'x'.repeat(5000);
+    expect(ask(5, 1, long)).toEqual({ allowed: true, reasons: ['level'], errors: [] });
+    expect(ask(5, 1, long)).toEqual({ allowed: true, reasons: ['level'], errors: [] });
+    expect(calls.count).toBe(2);
+  });
+
+  it('holds at most 4,096 decisions, forgetting the oldest first', () => {
+    const { calls, ask } = counted();
+    for (let n = 0; n <= 4096; n++) ask(5000, n);
+    expect(calls.count).toBe(4097);
+    ask(5000, 4096);
+    expect(calls.count).toBe(4097);
+    ask(5000, 0);
+    expect(calls.count).toBe(4098);
+  });
+
+  it('hands out decisions no caller can change', () => {
+    const { ask } = counted();
+    const decision = ask(5, 1);
+    expect(() => (decision.reasons as string[]).push('forged')).toThrow(TypeError);
+    expect(ask(5, 1)).toEqual({ allowed: true, reasons: ['level'], errors: [] });
+  });
+});

@@ -69,6 +69,9 @@ function entityRefs(value: unknown, found: { type: string; id: string }[] = []):
   return found;
 }
 let generation = 0;
+/** How many decisions a policy set remembers, and the longest input (JSON characters) it keeps. */
+const rememberedDecisions = 4096;
+const maxRememberedInput = 4096;
 
 /**
  * Parses, validates (strict mode) and preparses a policy set once; the returned engine answers
@@ -161,6 +164,14 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
     for (const ref of [...parents, ...entityRefs(attrs)]) collect(given.get(key(ref.type, ref.id)) ?? ref, action, given, into);
   }
 
+  /**
+   * Decisions already made by this policy set, by their exact input. Cedar is a pure function
+   * of the policies and the call (no clock, no I/O), and a reload builds a new engine, so an
+   * answer from here is the one Cedar would give again; resource servers ask the same question
+   * often. Bounded in entries and in input size; the oldest goes first.
+   */
+  const decided = new Map<string, PolicyDecision>();
+
   return {
     policyIds: Object.keys(staticPolicies),
     evaluate(request: PolicyRequest): PolicyDecision {
@@ -177,7 +188,7 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
       for (const e of [request.principal, request.resource, ...entityRefs(context)]) collect(given.get(key(e.type, e.id)) ?? e, action, given, entities);
       const sent: unknown[] = [...action.hierarchy];
       for (const e of entities.values()) if (e.parents.length > 0 || Object.keys(e.attrs).length > 0) sent.push(e);
-      const answer = cedar.statefulIsAuthorized({
+      const call = {
         principal: { type: request.principal.type, id: request.principal.id },
         action: action.uid,
         resource: { type: request.resource.type, id: request.resource.id },
@@ -185,12 +196,26 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
         entities: sent as never,
         preparsedPolicySetId: policySetId,
         validateRequest: false,
-      });
-      if (answer.type === 'failure') return { allowed: false, reasons: [], errors: answer.errors.map((e) => e.message) };
-      const { decision, diagnostics } = answer.response;
-      const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
-      // Fail closed: a policy that errors (a missing attribute, say) never lets a request through.
-      return { allowed: decision === 'allow' && errors.length === 0, reasons: diagnostics.reason, errors };
+      };
+      // cedar-wasm takes the call as JSON text, so that text is all a decision depends on.
+      const input = JSON.stringify(call);
+      const known = decided.get(input);
+      if (known !== undefined) return known;
+      const answer = cedar.statefulIsAuthorized(call);
+      let result: PolicyDecision;
+      if (answer.type === 'failure') result = { allowed: false, reasons: [], errors: answer.errors.map((e) => e.message) };
+      else {
+        const { decision, diagnostics } = answer.response;
+        const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
+        // Fail closed: a policy that errors (a missing attribute, say) never lets a request through.
+        result = { allowed: decision === 'allow' && errors.length === 0, reasons: diagnostics.reason, errors };
+      }
+      const frozen = Object.freeze({ ...result, reasons: Object.freeze([...result.reasons]), errors: Object.freeze([...result.errors]) });
+      if (input.length <= maxRememberedInput) {
+        if (decided.size >= rememberedDecisions) decided.delete(decided.keys().next().value as string);
+        decided.set(input, frozen);
+      }
+      return frozen;
     },
   };
 }
