@@ -100,7 +100,7 @@ function load(target, options) {
  * `{ requestsPerSecond, p50, p99, total, failed, firstFailure, rssMiB }` (rssMiB: the provider's
  * resident memory at the end of the run). The provider is stopped before it resolves or throws.
  */
-export async function benchOidcProvider({ connections = 32, duration = 10, warmup = 500 } = {}) {
+export async function benchOidcProvider({ connections = 32, duration = 10, warmup = 3000 } = {}) {
   if (!(duration > 0 && duration <= maxDurationSeconds)) throw new Error(`duration must be from 1 to ${maxDurationSeconds} s (got ${duration})`);
   const mark = cleanups.length;
   try {

@@ -64,7 +64,8 @@ function parseOptions() {
       floorExchanges: quick ? 500 : 5000,
       // Requests before each measured HTTP run (the scripts' own defaults unless --quick).
       warmup: quick ? ['--warmup', '100'] : [],
-      peerWarmup: quick ? 100 : 500,
+      // The same warm-up as Baton's runs (bench/token-exchange.mjs).
+      peerWarmup: quick ? 100 : 3000,
       // Other tokens revoked before /authorize runs flat out once more (issue: at most 10 % slower).
       revoked: quick ? 1000 : 100_000,
     };
@@ -242,7 +243,11 @@ function buildRows(results, options) {
     '≥ 0.90 of the rate without',
     revokedRatio === undefined ? undefined : revokedRatio >= 0.9,
   );
-  add('/authorize: Baton CPU µs per decision (flat out)', bySetup(authorize, (s) => auth(s)?.flat && whole(auth(s).flat.batonCpuUsPerDecision)));
+  add('/authorize: decisions/s, a new amount in every request (flat out)', bySetup(authorize, (s) => auth(s)?.flatFresh && `${whole(auth(s).flatFresh.requestsPerSecond)}/s`));
+  add(
+    '/authorize: Baton CPU µs per decision (flat out: same request / a new amount in each)',
+    bySetup(authorize, (s) => auth(s)?.flat && `${whole(auth(s).flat.batonCpuUsPerDecision)} / ${whole(auth(s).flatFresh?.batonCpuUsPerDecision)}`),
+  );
   add('/authorize: Baton RSS MiB at the end (peak)', bySetup(authorize, (s) => auth(s)?.memory && `${whole(auth(s).memory.rss)} (${whole(auth(s).memory.peak)})`));
 
   const a = audit?.data;
