@@ -194,6 +194,16 @@ function connectionPool(url, connections, timeoutMs) {
   }
 
   return {
+    /** Opens every connection before the clock starts, as a client that holds its connections would have them. */
+    async connectAll() {
+      const opening = [];
+      while (all.size < connections) {
+        const { socket } = open();
+        opening.push(new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject)));
+      }
+      await Promise.all(opening);
+      idle.push(...all);
+    },
     /** Sends raw request bytes; resolves with { status, body } or { status: 0, error | timedOut }. */
     request(bytes) {
       return new Promise((done) => {
@@ -219,6 +229,7 @@ function connectionPool(url, connections, timeoutMs) {
 async function paced(target, { connections, duration, rate, latencies, check, stopped }) {
   const url = new URL(target.path, target.url);
   const pool = connectionPool(url, connections, 10_000);
+  await pool.connectAll();
   const head = `POST ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n${Object.entries(target.headers ?? {})
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('')}`;
