@@ -7,7 +7,10 @@
 // provider, verified with its trusted-issuer key set), the actor token's (an agent token Baton
 // issued, verified with Baton's keys), one Cedar `delegate` decision with the shipped policies,
 // and one signing of the new token, each with the same Baton functions, keys and crypto path
-// (jose and Web Crypto to verify, node:crypto to sign) the token endpoint uses.
+// (jose and Web Crypto to verify, node:crypto to sign) the token endpoint uses. Every exchange
+// asks Cedar about another user of the tenant, so each decision is evaluated, never answered from
+// the policy set's memory of earlier ones; and the two tokens are checked in full each time
+// (verifyJwt without `remember`).
 
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -51,10 +54,12 @@ export async function measureFloor({ exchanges = 5000 } = {}) {
   const scope = ['payments:read', 'payments:transfer'];
   const audience = ['https://payments.example'];
 
+  let asked = 0;
   async function exchange() {
     const subject = await verifySubject();
     const actor = await verifyActor();
-    const decision = engine.evaluate(delegationRequest(registry, { tenant: 'acme', actor: actor.payload.sub, user: subject.payload.sub, clientId: 'agent-platform', audience, scope, authorizationDetails: [], chain: [actor.payload.sub] }));
+    asked += 1;
+    const decision = engine.evaluate(delegationRequest(registry, { tenant: 'acme', actor: actor.payload.sub, user: `${subject.payload.sub}-${asked}`, clientId: 'agent-platform', audience, scope, authorizationDetails: [], chain: [actor.payload.sub] }));
     if (!decision.allowed) throw new Error(`the floor's delegation was denied: ${JSON.stringify(decision)}`);
     const iat = Math.floor(Date.now() / 1000);
     return signAccessToken(keys, { iss: issuer, sub: subject.payload.sub, aud: audience[0], exp: iat + 300, iat, jti: randomId(), client_id: 'agent-platform', tenant: 'acme', scope: scope.join(' '), act: { sub: actor.payload.sub } });
