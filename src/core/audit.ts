@@ -145,6 +145,8 @@ export interface ChainLine {
   readonly prev_hash: string;
   readonly hash: string;
   readonly canonical?: string;
+  /** The entry's hash as recomputed from its content where it is stored, when `canonical` is not carried. */
+  readonly recomputed?: string;
 }
 
 export type ChainVerdict = { readonly valid: true; readonly entries: number } | { readonly valid: false; readonly entries: number; readonly seq: number; readonly reason: string };
@@ -183,7 +185,7 @@ export function chainCheck(sha256: Sha256Hex, start?: { seq: number; hash: strin
           if (recanonicalize && !isCanonicalEntry(line.canonical)) return fail(line.seq, 'is not in canonical form');
           const hash = entryHash(sha256, line.seq, line.prev_hash, line.canonical);
           if ((typeof hash === 'string' ? hash : await hash) !== line.hash) return fail(line.seq, 'hash does not match its content');
-        }
+        } else if (line.recomputed !== undefined && line.recomputed !== line.hash) return fail(line.seq, 'hash does not match its content');
         prevHash = line.hash;
         expectedSeq = line.seq + 1;
         count += 1;
