@@ -17,6 +17,7 @@ import { createRateLimiter } from '../core/rate-limit.js';
 import { startCheckpoints } from './checkpoints.js';
 import { prometheusMetrics } from '../adapters/prometheus.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
+import { purgeUsedAssertions } from '../adapters/db/sql-store.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { withinDeadline } from '../core/errors.js';
 import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
@@ -65,6 +66,9 @@ async function signingKeys(config: Config, logger: Logger): Promise<PrivateJwks>
   logger.warn(`EMBEDDED DEFAULT: signing keys ${created ? 'generated and stored' : 'read'} in ${file}; for development only, provide BATON_SIGNING_KEYS in production`);
   return jwks;
 }
+
+/** How often each instance deletes used assertion ids that can no longer matter. */
+const purgeIntervalMs = 5 * 60_000;
 
 /** Starts Baton: database and migrations, keys, registry, the HTTP app on the configured port. */
 export async function startBaton(config: Config, options: StartOptions = {}): Promise<RunningBaton> {
@@ -133,6 +137,16 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         return policies.policyIds;
       }, (ids) => `${config.policyDir}: ${ids.join(', ')}`);
     const checkpoints = startCheckpoints({ queries: auditQueries, keys, issuer, clock, logger, intervalSeconds: config.checkpointIntervalSeconds });
+    // Used assertion ids are kept until their assertion could no longer be accepted anywhere: past
+    // its expiry, the clock tolerance and a minute of skew between instances.
+    const purge = setInterval(() => {
+      const before = new Date(clock.now() - (config.clockToleranceSeconds + 60) * 1000);
+      purgeUsedAssertions(database.sql, before).then(
+        (purged) => purged > 0 && logger.info('expired assertion ids purged', { purged }),
+        (error: unknown) => logger.warn('purging expired assertion ids failed; will retry', { detail: error instanceof Error ? error.message : String(error) }),
+      );
+    }, purgeIntervalMs);
+    purge.unref();
     const app = createApp({
       tokens,
       logger,
@@ -159,6 +173,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         // Finish in-flight requests, flush the audit batch, then let go of the database.
         await new Promise<void>((resolve) => running.close(() => resolve()));
         checkpoints.stop();
+        clearInterval(purge);
         revocations.stop();
         await audit.drain();
         await closeDatabase();

@@ -3,7 +3,7 @@ import { migrate, migrations } from '../../src/adapters/db/migrations.js';
 import { openPglite } from '../../src/adapters/db/pglite.js';
 import type { Database } from '../../src/adapters/db/sql.js';
 import { createAuditReader, createAuditWriter } from '../../src/adapters/db/audit-store.js';
-import { createSqlStore } from '../../src/adapters/db/sql-store.js';
+import { createSqlStore, purgeUsedAssertions } from '../../src/adapters/db/sql-store.js';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { systemClock } from '../../src/adapters/system-clock.js';
 import { StorageUnavailableError } from '../../src/core/errors.js';
@@ -40,6 +40,16 @@ describe.each(backends)('store on %s', (_name, open, skip) => {
     expect(await store.consumeAssertion(use)).toBe(false);
     expect(await store.consumeAssertion({ ...use, issuer: 'payments-subagent' })).toBe(true);
     expect(await store.consumeAssertion({ ...use, tenant: 'globex' })).toBe(true);
+  });
+
+  it.skipIf(skip)('purges the ids of assertions expired before a time; the others still refuse a replay', async () => {
+    const expired = { tenant: 'acme', issuer: 'orchestrator', jti: 'old-1', expiresAt: new Date(Date.now() - 3_600_000) };
+    const live = { tenant: 'acme', issuer: 'orchestrator', jti: 'live-1', expiresAt: new Date(Date.now() + 60_000) };
+    expect([await store.consumeAssertion(expired), await store.consumeAssertion(live)]).toEqual([true, true]);
+    expect(await purgeUsedAssertions(db.sql, new Date(Date.now() - 60_000))).toBe(1);
+    expect(await purgeUsedAssertions(db.sql, new Date(Date.now() - 60_000))).toBe(0);
+    expect(await store.consumeAssertion(live)).toBe(false);
+    expect(await store.consumeAssertion(expired)).toBe(true);
   });
 
   it.skipIf(skip)('lets exactly one of many concurrent uses of an assertion id through', async () => {

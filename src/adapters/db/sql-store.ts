@@ -13,6 +13,16 @@ interface TokenRow {
   expires_at: Date;
 }
 
+/**
+ * Deletes the used assertion ids whose assertions expired before `before`, and returns how many.
+ * An expired assertion is refused before its id is looked up, so its row guards nothing; token
+ * lineage and revocations stay (the audit trail walks the lineage).
+ */
+export async function purgeUsedAssertions(sql: Sql, before: Date): Promise<number> {
+  const rows = await sql`DELETE FROM used_assertions WHERE expires_at < ${before} RETURNING 1`;
+  return rows.length;
+}
+
 /** How many found lineage rows a store keeps in memory. */
 const knownTokensKept = 10_000;
 
