@@ -1,4 +1,4 @@
-import { base64url, jwtVerify } from 'jose';
+import { jwtVerify } from 'jose';
 import { attenuateScope, resolveTargets } from './attenuate.js';
 import type { AuditEvent } from './audit.js';
 import type { Authenticator, LoginField } from './authenticator.js';
@@ -6,7 +6,7 @@ import { describeDetail, parseAuthorizationDetails, type AuthorizationDetail } f
 import { batonAlgorithms } from './baton-token.js';
 import { OAuthError } from './errors.js';
 import type { GrantStore } from './grant-store.js';
-import { randomId, signJwt } from './jwt.js';
+import { randomId, sha256Base64url, signJwt } from './jwt.js';
 import { delegationRequest } from './policy.js';
 import type { Sha256 } from './ports.js';
 import type { Caller, Registry } from './registry.js';
@@ -55,11 +55,6 @@ export interface ConsentView {
 
 const requestType = 'baton-authorization-request+jwt';
 const verifierPattern = /^[A-Za-z0-9._~-]{43,128}$/;
-
-/** BASE64URL(SHA-256(text)), as PKCE S256 and the hashed storage of codes and refresh tokens use. */
-export function sha256Base64url(sha256: Sha256, text: string): string {
-  return base64url.encode(sha256(text));
-}
 
 /** A fresh 256-bit secret for codes, refresh tokens and CSRF tokens. */
 export function secret(): string {

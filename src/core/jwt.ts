@@ -63,6 +63,16 @@ interface RememberedJwt extends VerifiedJwt {
   readonly key: CryptoKey;
 }
 
+/** BASE64URL(SHA-256(text)): PKCE S256, and how codes, refresh tokens and remembered tokens are kept. */
+export function sha256Base64url(sha256: Sha256, text: string): string {
+  return base64url.encode(sha256(text));
+}
+
+/** Whether `iat` lies in the future beyond the tolerance (jose leaves `iat` unchecked). */
+function issuedInFuture(payload: JWTPayload, now: number, toleranceSeconds: number): boolean {
+  return typeof payload.iat === 'number' && payload.iat > now / 1000 + toleranceSeconds;
+}
+
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -97,17 +107,17 @@ export class VerifiedTokens {
       id = ++this.#scopeCount;
       this.#scopes.set(scope, id);
     }
-    return `${id}.${base64url.encode(this.sha256(token))}`;
+    return `${id}.${sha256Base64url(this.sha256, token)}`;
   }
 
   /** The verified token under `key`, if its time claims still hold at `now` and its key still resolves. */
   async recall(key: string, now: number, options: Pick<VerifyOptions, 'resolve' | 'clockToleranceSeconds'>): Promise<VerifiedJwt | undefined> {
     const known = this.#entries.get(key);
     if (known === undefined) return undefined;
-    const { exp, nbf, iat } = known.payload;
+    const { exp, nbf } = known.payload;
     const tolerance = options.clockToleranceSeconds;
     const seconds = Math.floor(now / 1000);
-    const inTime = !(typeof exp === 'number' && exp <= seconds - tolerance) && !(typeof nbf === 'number' && nbf > seconds + tolerance) && !(typeof iat === 'number' && iat > now / 1000 + tolerance);
+    const inTime = !(typeof exp === 'number' && exp <= seconds - tolerance) && !(typeof nbf === 'number' && nbf > seconds + tolerance) && !issuedInFuture(known.payload, now, tolerance);
     if (inTime && (await options.resolve(known.header).then((k) => k === known.key, () => false))) return { payload: known.payload, header: known.header };
     this.#entries.delete(key);
     return undefined;
@@ -128,10 +138,9 @@ export class VerifiedTokens {
 /** Verifies signature and claims against an algorithm allow-list; every failure is an OAuthError naming the parameter. */
 export async function verifyJwt(token: string, options: VerifyOptions): Promise<VerifiedJwt> {
   const now = options.clock.now();
-  const memo = options.remember;
-  const memoKey = memo?.tokens.keyOf(memo.scope, token);
-  if (memo !== undefined && memoKey !== undefined) {
-    const known = await memo.tokens.recall(memoKey, now, options);
+  const memo = options.remember === undefined ? undefined : { tokens: options.remember.tokens, key: options.remember.tokens.keyOf(options.remember.scope, token) };
+  if (memo !== undefined) {
+    const known = await memo.tokens.recall(memo.key, now, options);
     if (known !== undefined) return known;
   }
   let usedKey: CryptoKey | undefined;
@@ -146,13 +155,13 @@ export async function verifyJwt(token: string, options: VerifyOptions): Promise<
       currentDate: new Date(now),
       clockTolerance: options.clockToleranceSeconds,
     });
-    if (typeof payload.iat === 'number' && payload.iat > now / 1000 + options.clockToleranceSeconds) {
+    if (issuedInFuture(payload, now, options.clockToleranceSeconds)) {
       throw new OAuthError(options.errorCode, `${options.param} was issued in the future`);
     }
     if (options.maxLifetimeSeconds !== undefined && typeof payload.exp === 'number' && payload.exp - now / 1000 > options.maxLifetimeSeconds + options.clockToleranceSeconds) {
       throw new OAuthError(options.errorCode, `${options.param} expires too far in the future (at most ${options.maxLifetimeSeconds} s)`);
     }
-    if (memo !== undefined && memoKey !== undefined && usedKey !== undefined) memo.tokens.remember(memoKey, { payload, header: protectedHeader, key: usedKey });
+    if (memo !== undefined && usedKey !== undefined) memo.tokens.remember(memo.key, { payload, header: protectedHeader, key: usedKey });
     return { payload, header: protectedHeader };
   } catch (error) {
     if (error instanceof OAuthError) throw error;

@@ -1,8 +1,9 @@
 import { attenuateScope } from '../attenuate.js';
 import type { AuthorizationDetail } from '../authorization-details.js';
-import { secret, sha256Base64url, verifyPkce, type CodeFlowContext } from '../code-flow.js';
+import { secret, verifyPkce, type CodeFlowContext } from '../code-flow.js';
 import { OAuthError } from '../errors.js';
 import type { GrantDetail } from '../grant-store.js';
+import { sha256Base64url } from '../jwt.js';
 import type { Caller, Registry } from '../registry.js';
 import type { AuthorizationCodeRequest, RefreshTokenRequest } from '../token-request.js';
 import { issue, type AuditTrail, type TokenResponse } from '../token-service.js';
