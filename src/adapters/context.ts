@@ -14,6 +14,7 @@ import { sha256Digest } from './node-hash.js';
 import type { Sql } from './db/sql.js';
 import { createSqlStore } from './db/sql-store.js';
 import { passwordAuthenticator } from './password-authenticator.js';
+import { createSignInThrottle } from './db/sign-in-throttle.js';
 
 export interface ContextParts {
   readonly issuer: string;
@@ -44,6 +45,7 @@ export function buildContext(parts: ContextParts): CodeFlowContext {
     store: createSqlStore(parts.sql),
     grants: createGrantStore(parts.sql, () => parts.clock.now()),
     authenticator: passwordAuthenticator(parts.registry),
+    signInThrottle: createSignInThrottle(parts.sql),
     policy: parts.policy,
     detailTypes: parts.detailTypes,
     audit: parts.audit,

@@ -28,6 +28,13 @@ export const detailTypeFileSchema = z.strictObject({
     .default({}),
   sentence: z.string().min(1),
   labels: z.record(pointer, z.record(z.string(), z.string())).default({}),
+  /** The sentence and labels in other languages, by primary language tag (`de`, `fr`). */
+  translations: z
+    .record(
+      z.string().regex(/^[a-z]{2,3}$/, 'must be a primary language tag such as de or fr'),
+      z.strictObject({ sentence: z.string().min(1), labels: z.record(pointer, z.record(z.string(), z.string())).default({}) }),
+    )
+    .default({}),
 });
 export type DetailTypeFile = z.infer<typeof detailTypeFileSchema>;
 
@@ -40,6 +47,7 @@ export interface DetailType {
   readonly decisions: DetailTypeFile['decisions'];
   readonly sentence: string;
   readonly labels: DetailTypeFile['labels'];
+  readonly translations: DetailTypeFile['translations'];
 }
 
 /** The types a deployment accepts, by name. */
@@ -84,6 +92,7 @@ export function compileDetailType(file: string, input: unknown): DetailType {
     decisions: doc.decisions,
     sentence: doc.sentence,
     labels: doc.labels,
+    translations: doc.translations,
   };
 }
 
@@ -265,18 +274,26 @@ function setAt(target: Record<string, unknown>, path: string, value: unknown): v
   node[parts.at(-1) as string] = value;
 }
 
-function words(values: readonly string[]): string {
+/** The word that joins the last two items of a list, per language. */
+const lastJoin: Readonly<Record<string, string>> = { en: 'and', de: 'und', fr: 'et' };
+
+function words(values: readonly string[], language: string): string {
   if (values.length <= 1) return values.join('');
-  return `${values.slice(0, -1).join(', ')} and ${values.at(-1)}`;
+  return `${values.slice(0, -1).join(', ')} ${lastJoin[language] ?? 'and'} ${values.at(-1)}`;
 }
 
 /**
- * One plain sentence for an entry, from its type's template: `{/pointer}` is a value (lists read
- * "a, b and c", labelled values use their label), `[…]` is shown only when its values are present.
+ * One plain sentence for an entry, from its type's template in `language` (English when the type
+ * has no translation): `{/pointer}` is a value (lists read "a, b and c", labelled values use their
+ * label), `[…]` is shown only when its values are present.
  */
-export function describeDetail(types: DetailTypes, entry: AuthorizationDetail): string {
+export function describeDetail(types: DetailTypes, entry: AuthorizationDetail, language = 'en'): string {
   const type = types.get(entry.type);
   if (type === undefined) return `${entry.type}: ${JSON.stringify(entry)}`;
+  const translated = Object.hasOwn(type.translations, language) ? type.translations[language] : undefined;
+  const sentence = translated?.sentence ?? type.sentence;
+  const labelsOf = translated?.labels ?? type.labels;
+  const wordsIn = translated === undefined ? 'en' : language;
   const render = (template: string): string | undefined => {
     let missing = false;
     const text = template.replace(/\{([^}]+)\}/g, (_m, path: string) => {
@@ -285,12 +302,12 @@ export function describeDetail(types: DetailTypes, entry: AuthorizationDetail): 
         missing = true;
         return '';
       }
-      const labels = type.labels[path] ?? {};
-      const list = (Array.isArray(value) ? value : [value]).map((v) => labels[String(v)] ?? String(v));
-      return words(list);
+      const labels = Object.hasOwn(labelsOf, path) ? (labelsOf[path] ?? {}) : {};
+      const list = (Array.isArray(value) ? value : [value]).map((v) => (Object.hasOwn(labels, String(v)) ? labels[String(v)] : undefined) ?? String(v));
+      return words(list, wordsIn);
     });
     return missing ? undefined : text;
   };
-  const withOptional = type.sentence.replace(/\[([^\]]*)\]/g, (_m, inner: string) => render(inner) ?? '');
+  const withOptional = sentence.replace(/\[([^\]]*)\]/g, (_m, inner: string) => render(inner) ?? '');
   return render(withOptional) ?? type.description;
 }

@@ -1,4 +1,4 @@
-import { jwtVerify } from 'jose';
+import { errors as joseErrors, jwtVerify } from 'jose';
 import { attenuateScope, resolveTargets } from './attenuate.js';
 import type { AuditEvent } from './audit.js';
 import type { Authenticator, LoginField } from './authenticator.js';
@@ -10,6 +10,7 @@ import { randomId, sha256Base64url, signJwt } from './jwt.js';
 import { delegationRequest } from './policy.js';
 import type { Sha256 } from './ports.js';
 import type { Caller, Registry } from './registry.js';
+import { signInKeys, type SignInThrottle } from './sign-in-throttle.js';
 import { grantTypes } from './registry-schema.js';
 import type { TokenServiceContext } from './token-service.js';
 import { scopeSyntax, type FormParams } from './token-request.js';
@@ -19,6 +20,7 @@ export interface CodeFlowContext extends TokenServiceContext {
   readonly authenticator: Authenticator;
   readonly codeLifetimeSeconds: number;
   readonly refreshLifetimeSeconds: number;
+  readonly signInThrottle: SignInThrottle;
 }
 
 /** An authorization request that passed validation, carried signed between the pages. */
@@ -36,12 +38,32 @@ export interface PendingAuthorization {
   readonly user: string | null;
 }
 
-/** What the browser is shown next. */
+/**
+ * A sentence shown to the user: `text` is the English wording, which also names the message for
+ * translation; `{name}` in it is replaced by `values[name]`.
+ */
+export interface PageMessage {
+  readonly text: string;
+  readonly values?: Readonly<Record<string, string>>;
+}
+
+/**
+ * What the browser is shown next. A page whose form may end in a redirect to the client names
+ * that client's validated `redirectUri`, so the page may allow exactly that target.
+ */
 export type FlowStep =
-  | { readonly kind: 'error-page'; readonly status: number; readonly message: string }
+  | { readonly kind: 'error-page'; readonly status: number; readonly message: PageMessage }
   | { readonly kind: 'redirect'; readonly location: string }
-  | { readonly kind: 'login'; readonly sealed: string; readonly csrf: string; readonly fields: readonly LoginField[]; readonly clientName: string; readonly error?: string }
-  | { readonly kind: 'consent'; readonly sealed: string; readonly csrf: string; readonly view: ConsentView };
+  | { readonly kind: 'login'; readonly sealed: string; readonly csrf: string; readonly fields: readonly LoginField[]; readonly clientName: string; readonly redirectUri: string; readonly error?: PageMessage }
+  | { readonly kind: 'consent'; readonly sealed: string; readonly csrf: string; readonly view: ConsentView; readonly redirectUri: string };
+
+/** Who is at the browser: the language the pages speak, the address sign-in is throttled by, its CSRF cookie. */
+export interface BrowserContext {
+  readonly language: string;
+  readonly address: string | undefined;
+  /** The CSRF cookie the browser already holds: reused, so that several tabs of one browser share it. */
+  readonly csrf: string | undefined;
+}
 
 /** What the consent page names, in plain words. */
 export interface ConsentView {
@@ -54,11 +76,29 @@ export interface ConsentView {
 }
 
 const requestType = 'baton-authorization-request+jwt';
+/** How long a sign-in and consent request stays usable after it was opened. */
+const requestLifetimeSeconds = 600;
+/** The issuer under which answered consent requests are recorded as used (one consent, one answer). */
+const consentUse = (issuer: string): string => `${issuer}/oauth2/authorize/consent`;
+
+const messages = {
+  unknownClient: { text: 'The application that sent you here is not registered for sign-in.' },
+  unknownRedirect: { text: 'The address to return to is not registered for this application.' },
+  forged: { text: 'This form has expired or was not sent from this site. Start again from the application.' },
+  expired: { text: 'This sign-in request has expired. Start again from the application.' },
+  answered: { text: 'This request has already been answered. Start again from the application.' },
+  wrongPassword: { text: 'The user name or password is not right.' },
+} as const satisfies Record<string, PageMessage>;
 const verifierPattern = /^[A-Za-z0-9._~-]{43,128}$/;
 
 /** A fresh 256-bit secret for codes, refresh tokens and CSRF tokens. */
 export function secret(): string {
   return `${randomId()}${randomId()}`;
+}
+
+/** The browser's CSRF token when it has a well-formed one (see `secret`), else a fresh one. */
+function csrfFor(browser: BrowserContext): string {
+  return browser.csrf !== undefined && /^[A-Za-z0-9_-]{44}$/.test(browser.csrf) ? browser.csrf : secret();
 }
 
 /** A single-valued parameter (the form parser has already refused repeats). */
@@ -76,18 +116,28 @@ function redirectWith(uri: string, params: Record<string, string | null>, issuer
 
 async function seal(ctx: CodeFlowContext, pending: PendingAuthorization, csrf: string): Promise<string> {
   const now = Math.floor(ctx.clock.now() / 1000);
-  return signJwt(ctx.keys, requestType, { pending, csrf, iss: ctx.issuer, aud: ctx.issuer, iat: now, exp: now + 600 });
+  return signJwt(ctx.keys, requestType, { pending, csrf, jti: randomId(), iss: ctx.issuer, aud: ctx.issuer, iat: now, exp: now + requestLifetimeSeconds });
 }
 
+/** A sealed request as the form brought it back. */
+type Unsealed = { readonly status: 'ok'; readonly pending: PendingAuthorization; readonly jti: string; readonly exp: number } | { readonly status: 'expired' | 'forged' };
+
 /** Opens a sealed request, checking the CSRF token of the form and of the cookie both match it. */
-async function unseal(ctx: CodeFlowContext, sealed: string | undefined, formCsrf: string | undefined, cookieCsrf: string | undefined): Promise<PendingAuthorization | undefined> {
-  if (sealed === undefined || formCsrf === undefined || cookieCsrf === undefined || formCsrf !== cookieCsrf) return undefined;
+async function unseal(ctx: CodeFlowContext, sealed: string | undefined, formCsrf: string | undefined, cookieCsrf: string | undefined): Promise<Unsealed> {
+  if (sealed === undefined || formCsrf === undefined || cookieCsrf === undefined || formCsrf !== cookieCsrf) return { status: 'forged' };
   try {
     const { payload } = await jwtVerify(sealed, ctx.keys.resolve, { typ: requestType, issuer: ctx.issuer, audience: ctx.issuer, algorithms: [...batonAlgorithms], currentDate: new Date(ctx.clock.now()) });
-    return payload.csrf === formCsrf ? (payload.pending as PendingAuthorization) : undefined;
-  } catch {
-    return undefined;
+    if (payload.csrf !== formCsrf || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return { status: 'forged' };
+    return { status: 'ok', pending: payload.pending as PendingAuthorization, jti: payload.jti, exp: payload.exp };
+  } catch (error) {
+    // jose checks the signature before the claims: an expired request is one Baton sealed.
+    return { status: error instanceof joseErrors.JWTExpired && error.payload.csrf === formCsrf ? 'expired' : 'forged' };
   }
+}
+
+/** The error page for a form whose sealed request cannot be used. */
+function unusable(status: 'expired' | 'forged'): FlowStep {
+  return status === 'expired' ? { kind: 'error-page', status: 400, message: messages.expired } : { kind: 'error-page', status: 403, message: messages.forged };
 }
 
 function audit(ctx: CodeFlowContext, pending: PendingAuthorization, event: Omit<AuditEvent, 'tenant' | 'client' | 'scope' | 'audience' | 'authorization_details'>): Promise<unknown> {
@@ -106,22 +156,22 @@ function audit(ctx: CodeFlowContext, pending: PendingAuthorization, event: Omit<
  * `GET /oauth2/authorize`: an unknown client or redirect URI gets an error page and never a
  * redirect; every other problem goes back to the redirect URI with `error` and `state`.
  */
-export async function startAuthorization(ctx: CodeFlowContext, query: FormParams): Promise<FlowStep> {
+export async function startAuthorization(ctx: CodeFlowContext, query: FormParams, browser: BrowserContext): Promise<FlowStep> {
   const registry = ctx.registry();
   const clientId = single(query, 'client_id');
   const redirectUri = single(query, 'redirect_uri');
   const client = clientId === undefined ? undefined : registry.callers.get(clientId);
   if (client === undefined || client.kind !== 'client' || !client.grantTypes.has(grantTypes.authorizationCode)) {
-    return { kind: 'error-page', status: 400, message: 'The application that sent you here is not registered for sign-in.' };
+    return { kind: 'error-page', status: 400, message: messages.unknownClient };
   }
   if (redirectUri === undefined || !client.redirectUris.includes(redirectUri)) {
-    return { kind: 'error-page', status: 400, message: 'The address to return to is not registered for this application.' };
+    return { kind: 'error-page', status: 400, message: messages.unknownRedirect };
   }
   const state = single(query, 'state') ?? null;
   try {
     const pending = await validateRequest(ctx, registry, client, redirectUri, state, query);
-    const csrf = secret();
-    return { kind: 'login', sealed: await seal(ctx, pending, csrf), csrf, fields: ctx.authenticator.fields, clientName: client.name };
+    const csrf = csrfFor(browser);
+    return { kind: 'login', sealed: await seal(ctx, pending, csrf), csrf, fields: ctx.authenticator.fields, clientName: client.name, redirectUri };
   } catch (error) {
     if (!(error instanceof OAuthError)) throw error;
     await ctx.audit.append({ tenant: client.tenant, type: 'authorization.login', decision: 'refused', client: client.id, reason: `${error.code}: ${error.description}` });
@@ -165,18 +215,31 @@ async function validateRequest(ctx: CodeFlowContext, registry: Registry, client:
   return { tenant: client.tenant, clientId: client.id, redirectUri, state, codeChallenge: challenge, scope, audience, authorizationDetails: details, agent, user: null };
 }
 
-/** `POST /oauth2/authorize/login`: signs the user in, asks the delegation policy, then shows the consent page. */
-export async function submitLogin(ctx: CodeFlowContext, form: Readonly<Record<string, string>>, cookieCsrf: string | undefined): Promise<FlowStep> {
-  const pending = await unseal(ctx, form.request, form.csrf_token, cookieCsrf);
-  if (pending === undefined) return { kind: 'error-page', status: 403, message: 'This form has expired or was not sent from this site. Start again from the application.' };
+/** `POST /oauth2/authorize/login`: signs the user in (throttled), asks the delegation policy, then shows the consent page. */
+export async function submitLogin(ctx: CodeFlowContext, form: Readonly<Record<string, string>>, cookieCsrf: string | undefined, browser: BrowserContext): Promise<FlowStep> {
+  const opened = await unseal(ctx, form.request, form.csrf_token, cookieCsrf);
+  if (opened.status !== 'ok') return unusable(opened.status);
+  const { pending } = opened;
   const registry = ctx.registry();
   const client = registry.callers.get(pending.clientId);
+  const clientName = client?.name ?? pending.clientId;
+  const again = async (error: PageMessage): Promise<FlowStep> => {
+    const csrf = csrfFor(browser);
+    return { kind: 'login', sealed: await seal(ctx, pending, csrf), csrf, fields: ctx.authenticator.fields, clientName, redirectUri: pending.redirectUri, error };
+  };
+  const keys = signInKeys(ctx.sha256, pending.tenant, form.username ?? '', browser.address);
+  const lockedUntil = await ctx.signInThrottle.attempt(keys, new Date(ctx.clock.now()));
+  if (lockedUntil !== undefined) {
+    await audit(ctx, pending, { type: 'authorization.login', decision: 'refused', reason: 'sign-in throttled: too many failed attempts' });
+    const seconds = Math.max(1, Math.ceil((lockedUntil.getTime() - ctx.clock.now()) / 1000));
+    return again({ text: 'Too many failed sign-ins. Try again in {seconds} seconds.', values: { seconds: String(seconds) } });
+  }
   const user = await ctx.authenticator.authenticate(pending.tenant, form);
   if (user === undefined) {
     await audit(ctx, pending, { type: 'authorization.login', decision: 'refused', reason: 'wrong user name or password' });
-    const csrf = secret();
-    return { kind: 'login', sealed: await seal(ctx, pending, csrf), csrf, fields: ctx.authenticator.fields, clientName: client?.name ?? pending.clientId, error: 'The user name or password is not right.' };
+    return again(messages.wrongPassword);
   }
+  await ctx.signInThrottle.succeeded(keys);
   const signedIn: PendingAuthorization = { ...pending, user };
   await audit(ctx, signedIn, { type: 'authorization.login', decision: 'granted', user });
   if (pending.agent !== null) {
@@ -189,26 +252,38 @@ export async function submitLogin(ctx: CodeFlowContext, form: Readonly<Record<st
     }
   }
   const agent = pending.agent === null ? undefined : registry.agents.get(pending.agent);
-  const csrf = secret();
+  const csrf = csrfFor(browser);
   return {
     kind: 'consent',
     sealed: await seal(ctx, signedIn, csrf),
     csrf,
+    redirectUri: pending.redirectUri,
     view: {
       user,
-      clientName: client?.name ?? pending.clientId,
+      clientName,
       clientId: pending.clientId,
       agent: agent === undefined ? null : { id: agent.id, name: agent.name },
       scope: pending.scope,
-      details: pending.authorizationDetails.map((d) => describeDetail(ctx.detailTypes, d)),
+      details: pending.authorizationDetails.map((d) => describeDetail(ctx.detailTypes, d, browser.language)),
     },
   };
 }
 
-/** `POST /oauth2/authorize/consent`: the user's choice is audited; approval sends a code bound to everything asked. */
+/**
+ * `POST /oauth2/authorize/consent`: the user's choice is audited; approval sends a code bound to
+ * everything asked. A consent request is answered once: a second submission (a replayed form, a
+ * second tab, the back button) is refused, on every instance.
+ */
 export async function submitConsent(ctx: CodeFlowContext, form: Readonly<Record<string, string>>, cookieCsrf: string | undefined): Promise<FlowStep> {
-  const pending = await unseal(ctx, form.request, form.csrf_token, cookieCsrf);
-  if (pending === undefined || pending.user === null) return { kind: 'error-page', status: 403, message: 'This form has expired or was not sent from this site. Start again from the application.' };
+  const opened = await unseal(ctx, form.request, form.csrf_token, cookieCsrf);
+  if (opened.status !== 'ok') return unusable(opened.status);
+  const { pending } = opened;
+  if (pending.user === null) return unusable('forged');
+  const first = await ctx.store.consumeAssertion({ tenant: pending.tenant, issuer: consentUse(ctx.issuer), jti: opened.jti, expiresAt: new Date(opened.exp * 1000) });
+  if (!first) {
+    await audit(ctx, pending, { type: 'authorization.consent', decision: 'refused', user: pending.user, reason: 'the consent form was already answered (replayed)' });
+    return { kind: 'error-page', status: 400, message: messages.answered };
+  }
   if (form.decision !== 'approve') {
     await audit(ctx, pending, { type: 'authorization.consent', decision: 'refused', user: pending.user, reason: 'access_denied: the user declined' });
     return redirectWith(pending.redirectUri, { error: 'access_denied', error_description: 'the user declined', state: pending.state }, ctx.issuer);

@@ -3,16 +3,18 @@ import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuth
 import { authenticateResourceServer, authenticateWithScope } from '../core/callers.js';
 import { decide, parseAuthorizeRequest } from '../core/decisions.js';
 import { introspect, killSwitch, revokeToken } from '../core/revoke.js';
-import { OAuthError, invalidRequest } from '../core/errors.js';
+import { OAuthError, StorageUnavailableError, invalidRequest } from '../core/errors.js';
 import type { AuditQueries } from '../core/audit.js';
 import { activeTraceId, inSpan } from '../core/telemetry.js';
 import { authorizationServerMetadata } from '../core/metadata.js';
 import type { Logger } from '../core/ports.js';
 import { repeatableParameters } from '../core/token-request.js';
 import { handleTokenRequest } from '../core/token-service.js';
-import { startAuthorization, submitConsent, submitLogin, type CodeFlowContext, type FlowStep } from '../core/code-flow.js';
+import { startAuthorization, submitConsent, submitLogin, type BrowserContext, type CodeFlowContext, type FlowStep } from '../core/code-flow.js';
 import { getCookie, setCookie } from 'hono/cookie';
+import { languageDetector } from 'hono/language';
 import { consentPage, errorPage, loginPage } from './pages.js';
+import { pageLanguage, pageLanguages } from './page-text.js';
 import { parseForm } from './form.js';
 import { readJsonBody } from './json-body.js';
 import { fetchBodyReader, type BodyReader } from './body.js';
@@ -31,6 +33,31 @@ export interface AppDeps {
   readonly readBody?: BodyReader;
   /** Prometheus exposition of the process's metrics. */
   readonly metricsText: () => Promise<{ contentType: string; body: string }>;
+  /** The network address of the caller, as the runtime knows it (sign-in is throttled by it). */
+  readonly clientAddress?: (c: Context) => string | undefined;
+}
+
+/**
+ * The CSP source that lets a form end in a redirect to `redirectUri`: its origin. Browsers apply
+ * `form-action` to the redirect that follows a form submission, and match only scheme, host and
+ * port after a redirect, so the origin is as narrow as the directive can be. A private-use scheme
+ * (`com.example.app:/cb`, RFC 8252 §7.1) has no origin; its scheme is the source.
+ */
+export function formActionSource(redirectUri: string): string {
+  const url = new URL(redirectUri);
+  if (url.origin !== 'null') return url.origin;
+  return url.protocol;
+}
+
+/** Headers of every browser page: never framed, cached or sniffed, no referrer, forms only to Baton and `formTarget`. */
+function pageHeaders(formTarget?: string): Record<string, string> {
+  const formAction = formTarget === undefined ? "'self'" : `'self' ${formActionSource(formTarget)}`;
+  return {
+    ...noStore,
+    'Content-Security-Policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+    'X-Frame-Options': 'DENY',
+    'Referrer-Policy': 'no-referrer',
+  };
 }
 
 /** The caller's X-Request-ID when it is a plausible identifier (1–128 visible ASCII); never anything longer. */
@@ -39,7 +66,7 @@ function requestIdOf(c: Context): string | null {
   return value !== undefined && /^[\x21-\x7E]{1,128}$/.test(value) ? value : null;
 }
 
-type Env = { Variables: { refusal: { error: string; detail: string | undefined }; who: { tenant?: string; client?: string; actor?: string } } };
+type Env = { Variables: { refusal: { error: string; detail: string | undefined }; who: { tenant?: string; client?: string; actor?: string }; language: string } };
 
 /** Builds the Baton HTTP application from its dependencies; no globals, no runtime APIs. */
 export function createApp(deps: AppDeps): Hono<Env> {
@@ -74,6 +101,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       tokens.metrics.request(route, c.req.method, c.res.status, seconds);
       const requestId = requestIdOf(c);
       if (requestId !== null) c.header('X-Request-ID', requestId);
+      c.header('X-Content-Type-Options', 'nosniff');
       const refusal = c.get('refusal');
       logger.info('request', {
         trace_id: activeTraceId(),
@@ -135,27 +163,47 @@ export function createApp(deps: AppDeps): Hono<Env> {
   );
   // The browser side of the on-behalf-of code flow. Pages are never framed or cached; the CSRF
   // token is in a SameSite=Strict cookie and in the form, and both must match the signed request.
-  const pageHeaders = { ...noStore, 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'", 'X-Frame-Options': 'DENY' };
-  const render = (c: Context<Env>, step: FlowStep): Response => {
+  // Pages speak the browser's language (Accept-Language) when Baton has it.
+  const detectLanguage = languageDetector({ order: ['header'], caches: false, supportedLanguages: [...pageLanguages], fallbackLanguage: 'en' });
+  app.use('/oauth2/authorize', detectLanguage);
+  app.use('/oauth2/authorize/*', detectLanguage);
+  const browserOf = (c: Context<Env>): BrowserContext => ({ language: pageLanguage(c.get('language')), address: deps.clientAddress?.(c), csrf: getCookie(c, 'baton_csrf') });
+  const render = (c: Context<Env>, step: FlowStep): Response | Promise<Response> => {
+    const language = pageLanguage(c.get('language'));
+    c.header('Content-Language', language);
+    c.header('Vary', 'Accept-Language');
     switch (step.kind) {
       case 'error-page':
-        return c.html(errorPage(step.message), step.status as 400, pageHeaders);
+        return c.html(errorPage(language, step.message), step.status as 400, pageHeaders());
       case 'redirect':
-        return c.redirect(step.location, 302);
+        // The redirect may carry a code: never cached, and no referrer beyond it.
+        return c.body(null, 302, { ...noStore, Location: step.location, 'Referrer-Policy': 'no-referrer' });
       case 'login':
       case 'consent':
         setCookie(c, 'baton_csrf', step.csrf, { path: '/oauth2/authorize', httpOnly: true, sameSite: 'Strict', secure: tokens.issuer.startsWith('https:') });
-        return c.html(step.kind === 'login' ? loginPage(step.clientName, step.sealed, step.csrf, step.fields, step.error) : consentPage(step.view, step.sealed, step.csrf), 200, pageHeaders);
+        return c.html(step.kind === 'login' ? loginPage(language, step.clientName, step.sealed, step.csrf, step.fields, step.error) : consentPage(language, step.view, step.sealed, step.csrf), 200, pageHeaders(step.redirectUri));
     }
   };
+  /** Runs a step of the flow; a store that cannot answer gets a page saying so (503), not JSON. */
+  const browserStep = async (c: Context<Env>, step: () => Promise<FlowStep>): Promise<Response> => {
+    try {
+      return await render(c, await step());
+    } catch (error) {
+      if (!(error instanceof StorageUnavailableError)) throw error;
+      logger.warn('sign-in page unavailable: storage did not answer', { detail: error.message });
+      c.header('Retry-After', '1');
+      return render(c, { kind: 'error-page', status: 503, message: { text: 'The service is unavailable right now. Try again in a moment.' } });
+    }
+  };
+  const unreadable: FlowStep = { kind: 'error-page', status: 400, message: { text: 'The form could not be read.' } };
   app.get('/oauth2/authorize', async (c) => {
     let query;
     try {
       query = parseForm(new URL(c.req.url).search.slice(1), new Set(['resource']));
     } catch (error) {
-      return render(c, { kind: 'error-page', status: 400, message: error instanceof OAuthError ? error.description : 'The request could not be read.' });
+      return render(c, { kind: 'error-page', status: 400, message: { text: error instanceof OAuthError ? error.description : 'The request could not be read.' } });
     }
-    return render(c, await startAuthorization(tokens, query));
+    return browserStep(c, () => startAuthorization(tokens, query, browserOf(c)));
   });
   const browserForm = async (c: Context<Env>): Promise<Record<string, string> | undefined> => {
     try {
@@ -167,11 +215,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
   };
   app.post('/oauth2/authorize/login', async (c) => {
     const form = await browserForm(c);
-    return render(c, form === undefined ? { kind: 'error-page', status: 400, message: 'The form could not be read.' } : await submitLogin(tokens, form, getCookie(c, 'baton_csrf')));
+    return browserStep(c, async () => (form === undefined ? unreadable : submitLogin(tokens, form, getCookie(c, 'baton_csrf'), browserOf(c))));
   });
   app.post('/oauth2/authorize/consent', async (c) => {
     const form = await browserForm(c);
-    return render(c, form === undefined ? { kind: 'error-page', status: 400, message: 'The form could not be read.' } : await submitConsent(tokens, form, getCookie(c, 'baton_csrf')));
+    return browserStep(c, async () => (form === undefined ? unreadable : submitConsent(tokens, form, getCookie(c, 'baton_csrf'))));
   });
 
   app.all('/oauth2/token', (c) => c.json({ error: 'invalid_request', error_description: 'use POST' }, 405, { ...noStore, Allow: 'POST' }));

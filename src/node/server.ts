@@ -1,5 +1,6 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { serve, type Http2Bindings, type HttpBindings, type ServerType } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { join } from 'node:path';
 import { jsonLogger } from '../adapters/json-logger.js';
@@ -158,6 +159,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       reload: { policies: reloadPolicies, registry: reloadRegistry },
       auditQueries,
       metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
+      clientAddress: (c) => getConnInfo(c).remote.address,
     });
     slot.handle = (request, bindings) => app.fetch(request, bindings);
     logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid });

@@ -135,6 +135,8 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       },
       auditQueries: createAuditReader(sql, sha256Hex),
       metricsText: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', body: '' }),
+      // Cloudflare's edge names the client's address.
+      clientAddress: (c) => c.req.header('cf-connecting-ip'),
     });
     return await app.fetch(request);
   } finally {

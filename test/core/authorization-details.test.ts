@@ -54,6 +54,17 @@ describe('authorization_details types as data', () => {
     expect(describeDetail(types, { ...payment, actions: ['initiate', 'status'], creditorName: 'Merchant A' })).toBe('transfer and check the status of payments up to 100.00 EUR to account DE89370400440532013000 (Merchant A)');
     expect(describeDetail(types, { type: 'tool_invocation', tool: 'calendar', actions: ['read', 'list'], max_calls: 5 })).toBe('use the tool calendar to read and list, at most 5 times');
   });
+
+  it.each([
+    ['de', 'überweisen und den Status von Zahlungen abfragen bis zu 100.00 EUR an das Konto DE89370400440532013000 (Merchant A)', 'das Werkzeug calendar verwenden für read und list, höchstens 5-mal'],
+    ['fr', 'virer et consulter l’état des paiements jusqu’à 100.00 EUR vers le compte DE89370400440532013000 (Merchant A)', 'utiliser l’outil calendar pour read et list, au plus 5 fois'],
+    ['ja', 'transfer and check the status of payments up to 100.00 EUR to account DE89370400440532013000 (Merchant A)', 'use the tool calendar to read and list, at most 5 times'],
+    ['constructor', 'transfer and check the status of payments up to 100.00 EUR to account DE89370400440532013000 (Merchant A)', 'use the tool calendar to read and list, at most 5 times'],
+  ])('says each entry in %s when the type has it, in English otherwise', (language, payment, tool) => {
+    const entry: AuthorizationDetail = { type: 'payment_initiation', actions: ['initiate', 'status'], instructedAmount: { currency: 'EUR', amount: '100.00' }, creditorAccount: { iban: 'DE89370400440532013000' }, creditorName: 'Merchant A' };
+    expect(describeDetail(types, entry, language)).toBe(payment);
+    expect(describeDetail(types, { type: 'tool_invocation', tool: 'calendar', actions: ['read', 'list'], max_calls: 5 }, language)).toBe(tool);
+  });
 });
 
 const currency = fc.constantFrom('EUR', 'USD');

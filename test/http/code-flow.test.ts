@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion } from '../../src/cli/demo-kit.js';
+import { formActionSource } from '../../src/http/app.js';
 import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
 
 let baton: TestBaton;
@@ -139,6 +140,91 @@ describe('the on-behalf-of code flow', () => {
     expect(await introspect(second.body.access_token as string)).toBe(false);
     const afterReplay = await postToken(baton, { grant_type: 'refresh_token', refresh_token: second.body.refresh_token as string });
     expect(afterReplay.body).toEqual({ error: 'invalid_grant', error_description: 'refresh token has already been used; its family is revoked' });
+  });
+});
+
+describe('the browser pages', () => {
+  it('allow forms to end only at Baton and the validated redirect URI origin, and are never cached, framed, sniffed or referred', async () => {
+    const login = await authorize({ code_challenge: pkce().challenge });
+    const consentResponse = await fetch(`${baton.url}/oauth2/authorize/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${login.cookie as string}` },
+      body: new URLSearchParams({ ...login.fields, username: 'alice', password: 'alice-demo-password' }),
+    });
+    const pageHeaders = {
+      'cache-control': 'no-store',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http://localhost:3000; frame-ancestors 'none'; base-uri 'none'",
+      'x-frame-options': 'DENY',
+      'referrer-policy': 'no-referrer',
+      'x-content-type-options': 'nosniff',
+      'content-language': 'en',
+    };
+    const loginResponse = await fetch(`${baton.url}/oauth2/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'agent-platform', redirect_uri: redirectUri, scope: 'payments:read', code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`);
+    for (const response of [loginResponse, consentResponse]) {
+      expect(response.status).toBe(200);
+      expect(Object.fromEntries(Object.keys(pageHeaders).map((h) => [h, response.headers.get(h)]))).toEqual(pageHeaders);
+    }
+    const errorResponse = await fetch(`${baton.url}/oauth2/authorize?client_id=nobody`);
+    expect(errorResponse.headers.get('content-security-policy')).toBe("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+  });
+
+  it('sends the code in a redirect that is never cached', async () => {
+    const login = await authorize({ code_challenge: pkce().challenge });
+    const consent = await submit('/oauth2/authorize/login', login, { username: 'alice', password: 'alice-demo-password' });
+    const response = await fetch(`${baton.url}/oauth2/authorize/consent`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${consent.cookie as string}` },
+      body: new URLSearchParams({ ...consent.fields, decision: 'approve' }),
+    });
+    expect(response.status).toBe(302);
+    expect(new URL(response.headers.get('location') as string).searchParams.get('code')).toMatch(/^[A-Za-z0-9_-]{44}$/);
+    expect({ cacheControl: response.headers.get('cache-control'), referrer: response.headers.get('referrer-policy') }).toEqual({ cacheControl: 'no-store', referrer: 'no-referrer' });
+  });
+
+  it('marks JSON answers nosniff too', async () => {
+    const response = await fetch(`${baton.url}/.well-known/oauth-authorization-server`);
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
+  it.each([
+    ['https://client.example/cb?x=1', 'https://client.example'],
+    ['http://127.0.0.1:53682/callback', 'http://127.0.0.1:53682'],
+    ['https://client.example:8443/a/b', 'https://client.example:8443'],
+    ['com.example.app:/oauth2redirect', 'com.example.app:'],
+  ])('names %s in form-action as %s', (uri, source) => {
+    expect(formActionSource(uri)).toBe(source);
+  });
+
+  it('answers one consent once, however many times and however fast its form is sent', async () => {
+    const login = await authorize({ code_challenge: pkce().challenge });
+    const consent = await submit('/oauth2/authorize/login', login, { username: 'alice', password: 'alice-demo-password' });
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => submit('/oauth2/authorize/consent', consent, { decision: i % 2 === 0 ? 'approve' : 'deny' })));
+    const redirects = answers.filter((a) => a.status === 302);
+    expect(redirects).toHaveLength(1);
+    const refused = answers.filter((a) => a.status !== 302);
+    expect(refused.map((a) => a.status)).toEqual(Array(11).fill(400));
+    for (const page of refused) expect(page.html).toContain('<p role="alert">This request has already been answered. Start again from the application.</p>');
+    const again = await submit('/oauth2/authorize/consent', consent, { decision: 'approve' });
+    expect(again.status).toBe(400);
+  });
+
+  it('tells an expired sign-in request from a forged one', async () => {
+    const forged = await submit('/oauth2/authorize/login', { status: 200, html: '', location: null, cookie: 'x'.repeat(44), fields: { request: 'not-a-jwt', csrf_token: 'x'.repeat(44) } }, { username: 'alice', password: 'alice-demo-password' });
+    expect(forged.status).toBe(403);
+    expect(forged.html).toContain('<p role="alert">This form has expired or was not sent from this site. Start again from the application.</p>');
+  });
+
+  it('speaks German or French when asked, and English otherwise', async () => {
+    const ask = async (language: string) => {
+      const response = await fetch(`${baton.url}/oauth2/authorize?client_id=nobody`, { headers: { 'accept-language': language } });
+      const html = await response.text();
+      return { language: response.headers.get('content-language'), lang: /<html lang="([^"]+)">/.exec(html)?.[1], alert: /<p role="alert">([^<]+)<\/p>/.exec(html)?.[1] };
+    };
+    expect(await ask('de-CH, de;q=0.9, en;q=0.5')).toEqual({ language: 'de', lang: 'de', alert: 'Die Anwendung, die Sie hierher geschickt hat, ist nicht für die Anmeldung registriert.' });
+    expect(await ask('fr')).toEqual({ language: 'fr', lang: 'fr', alert: 'L’application qui vous a envoyé ici n’est pas enregistrée pour la connexion.' });
+    expect(await ask('ja, es;q=0.8')).toEqual({ language: 'en', lang: 'en', alert: 'The application that sent you here is not registered for sign-in.' });
   });
 });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
 import { generateSigningKeys, type PrivateJwks } from '../../src/adapters/signing-keys.js';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import type { LogFields, Logger } from '../../src/core/ports.js';
+import type { Clock, LogFields, Logger } from '../../src/core/ports.js';
 import { loadConfig } from '../../src/node/config.js';
 import { startBaton, type RunningBaton } from '../../src/node/server.js';
 import { openTestDatabase } from './database.js';
@@ -43,12 +43,12 @@ export interface TestBaton extends RunningBaton {
 }
 
 /** Starts Baton on a random port with the demo registry, fresh keys and a database of its own. */
-export async function startTestBaton(env: Record<string, string> = {}): Promise<TestBaton> {
+export async function startTestBaton(env: Record<string, string> = {}, options: { readonly clock?: Clock } = {}): Promise<TestBaton> {
   const signingJwks = await generateSigningKeys('EdDSA');
   const config = loadConfig({ PORT: '0', BATON_SIGNING_KEYS: JSON.stringify(signingJwks), ...env });
   const database = await openTestDatabase();
   const logger = captureLogger();
-  const baton = await startBaton(config, { database, logger });
+  const baton = await startBaton(config, { database, logger, ...options });
   const { importJWK } = await import('jose');
   const current = signingJwks.keys[0] as Record<string, unknown>;
   const key = await importJWK(current, 'EdDSA');

@@ -198,6 +198,20 @@ export const migrations: readonly { readonly version: number; readonly name: str
       CREATE INDEX revocations_revoked_at ON revocations (revoked_at);
     `,
   },
+  {
+    version: 8,
+    name: 'sign-in attempts',
+    sql: `
+      -- Password sign-in throttling (src/core/sign-in-throttle.ts): one row per hashed user or
+      -- address key, counted by every instance.
+      CREATE TABLE sign_in_attempts (
+        key          text        PRIMARY KEY,
+        attempts     integer     NOT NULL,
+        last_attempt timestamptz NOT NULL,
+        locked_until timestamptz
+      );
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */
