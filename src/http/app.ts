@@ -13,7 +13,7 @@ import { handleTokenRequest } from '../core/token-service.js';
 import { startAuthorization, submitConsent, submitLogin, type BrowserContext, type CodeFlowContext, type FlowStep } from '../core/code-flow.js';
 import { getCookie, setCookie } from 'hono/cookie';
 import { languageDetector } from 'hono/language';
-import { consentPage, errorPage, loginPage } from './pages.js';
+import { consentPage, errorPage, loginPage, returnPage } from './pages.js';
 import { pageLanguage, pageLanguages } from './page-text.js';
 import { parseForm } from './form.js';
 import { readJsonBody } from './json-body.js';
@@ -41,17 +41,21 @@ export interface AppDeps {
  * The CSP source that lets a form end in a redirect to `redirectUri`: its origin. Browsers apply
  * `form-action` to the redirect that follows a form submission, and match only scheme, host and
  * port after a redirect, so the origin is as narrow as the directive can be. A private-use scheme
- * (`com.example.app:/cb`, RFC 8252 §7.1) has no origin; its scheme is the source.
+ * (`com.example.app:/cb`, RFC 8252 §7.1) has no origin; its scheme is the source. CSP has no
+ * syntax for an IPv6 literal (`http://[::1]:8080`): undefined, and the form ends in a page that
+ * sends the browser on instead (see `render`).
  */
-export function formActionSource(redirectUri: string): string {
+export function formActionSource(redirectUri: string): string | undefined {
   const url = new URL(redirectUri);
+  if (url.hostname.startsWith('[')) return undefined;
   if (url.origin !== 'null') return url.origin;
   return url.protocol;
 }
 
 /** Headers of every browser page: never framed, cached or sniffed, no referrer, forms only to Baton and `formTarget`. */
 function pageHeaders(formTarget?: string): Record<string, string> {
-  const formAction = formTarget === undefined ? "'self'" : `'self' ${formActionSource(formTarget)}`;
+  const source = formTarget === undefined ? undefined : formActionSource(formTarget);
+  const formAction = source === undefined ? "'self'" : `'self' ${source}`;
   return {
     ...noStore,
     'Content-Security-Policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
@@ -176,6 +180,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
       case 'error-page':
         return c.html(errorPage(language, step.message), step.status as 400, pageHeaders());
       case 'redirect':
+        // A form cannot be allowed to end at a target CSP cannot name: the answer to the form is
+        // a page that sends the browser on, which form-action does not govern.
+        if (c.req.method === 'POST' && formActionSource(step.location) === undefined) {
+          return c.html(returnPage(language, step.location), 200, { ...pageHeaders(), Refresh: `0; url=${step.location}` });
+        }
         // The redirect may carry a code: never cached, and no referrer beyond it.
         return c.body(null, 302, { ...noStore, Location: step.location, 'Referrer-Policy': 'no-referrer' });
       case 'login':

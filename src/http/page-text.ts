@@ -34,6 +34,8 @@ const catalogue: ReadonlyMap<string, Translations> = new Map<string, Translation
   ['The user name or password is not right.', { de: 'Benutzername oder Passwort ist nicht richtig.', fr: 'Le nom d’utilisateur ou le mot de passe est incorrect.' }],
   ['Too many failed sign-ins. Try again in {seconds} seconds.', { de: 'Zu viele fehlgeschlagene Anmeldungen. Versuchen Sie es in {seconds} Sekunden erneut.', fr: 'Trop d’échecs de connexion. Réessayez dans {seconds} secondes.' }],
   ['The form could not be read.', { de: 'Das Formular konnte nicht gelesen werden.', fr: 'Le formulaire n’a pas pu être lu.' }],
+  ['Returning to the application', { de: 'Zurück zur Anwendung', fr: 'Retour à l’application' }],
+  ['Continue', { de: 'Weiter', fr: 'Continuer' }],
   ['The service is unavailable right now. Try again in a moment.', { de: 'Der Dienst ist gerade nicht erreichbar. Versuchen Sie es gleich noch einmal.', fr: 'Le service est momentanément indisponible. Réessayez dans un instant.' }],
 ]);
 

@@ -100,3 +100,9 @@ ${items}</ul>
 </form>`,
   );
 }
+
+/** The page that sends the browser back to the client when a redirect cannot follow the form (see app.ts). */
+export function returnPage(language: PageLanguage, location: string): Page {
+  return page(language, 'Returning to the application', html`<h1>${word(language, 'Returning to the application')}</h1>
+<p><a href="${location}">${word(language, 'Continue')}</a></p>`);
+}

@@ -26,7 +26,7 @@ interface Callback {
   readonly received: URL[];
 }
 
-async function startCallback(): Promise<Callback> {
+async function startCallback(host = '127.0.0.1'): Promise<Callback> {
   const received: URL[] = [];
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://callback');
@@ -35,10 +35,10 @@ async function startCallback(): Promise<Callback> {
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
     response.end('<!doctype html><html lang="en"><title>Client</title><main><h1>Back at the client</h1></main></html>');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no callback address');
-  return { server, origin: `http://127.0.0.1:${address.port}`, received };
+  return { server, origin: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`, received };
 }
 
 /** A clock the expiry test can move forward. */
@@ -46,6 +46,8 @@ const clock = { offset: 0, now: () => Date.now() + clock.offset };
 
 let baton: TestBaton;
 let callback: Callback;
+/** A callback on the IPv6 loopback address, which CSP cannot name. */
+let callback6: Callback;
 let browser: Browser;
 let consoleRedirect: string;
 
@@ -53,9 +55,13 @@ beforeAll(async () => {
   if (!haveChromium) return;
   mkdirSync(artifacts, { recursive: true });
   callback = await startCallback();
-  // The demo registry, with the clients' redirect URIs on the callback server (another origin than Baton's).
+  callback6 = await startCallback('::1');
+  // The demo registry, with the clients' redirect URIs on the callback server (another origin than
+  // Baton's), and one more for agent-console on the IPv6 loopback callback.
   const registryFile = join(mkdtempSync(join(tmpdir(), 'baton-browser-')), 'registry.json');
-  writeFileSync(registryFile, readFileSync('policies/registry.json', 'utf8').replaceAll('http://localhost:3000', callback.origin));
+  const registry = JSON.parse(readFileSync('policies/registry.json', 'utf8').replaceAll('http://localhost:3000', callback.origin)) as { clients: { client_id: string; redirect_uris?: string[] }[] };
+  registry.clients.find((c) => c.client_id === 'agent-console')?.redirect_uris?.push(`${callback6.origin}/console/callback`);
+  writeFileSync(registryFile, JSON.stringify(registry));
   consoleRedirect = `${callback.origin}/console/callback`;
   baton = await startTestBaton({ BATON_REGISTRY: registryFile }, { clock });
   browser = await chromium.launch({
@@ -68,6 +74,7 @@ afterAll(async () => {
   await browser?.close();
   await baton?.close();
   await new Promise((resolve) => callback?.server.close(resolve));
+  await new Promise((resolve) => callback6?.server.close(resolve));
 });
 
 const pkce = () => {
@@ -172,6 +179,20 @@ describe.skipIf(!haveChromium)('the consent flow in Chromium', () => {
     );
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
     expect(decodeJwt(tokens.body.access_token as string)).toMatchObject({ sub: 'alice', client_id: 'agent-console', act: { sub: 'orchestrator' }, authorization_details: payment });
+    await context.close();
+  });
+
+  it('returns to an IPv6 loopback redirect URI, which CSP cannot name, through a page that sends the browser on', async () => {
+    const { context, page, violations } = await open();
+    const redirect = `${callback6.origin}/console/callback`;
+    await page.goto(authorizeUrl(pkce().challenge, 'v6', { redirect_uri: redirect }));
+    await signIn(page);
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await page.waitForURL(`${redirect}?**`, { timeout: 10_000 });
+    await expect.poll(() => callback6.received.length).toBe(1);
+    const arrived = callback6.received[0] as URL;
+    expect([...arrived.searchParams.keys()].sort()).toEqual(['code', 'iss', 'state']);
+    expect(violations).toEqual([]);
     await context.close();
   });
 

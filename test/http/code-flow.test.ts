@@ -193,6 +193,7 @@ describe('the browser pages', () => {
     ['http://127.0.0.1:53682/callback', 'http://127.0.0.1:53682'],
     ['https://client.example:8443/a/b', 'https://client.example:8443'],
     ['com.example.app:/oauth2redirect', 'com.example.app:'],
+    ['http://[::1]:8080/callback', undefined],
   ])('names %s in form-action as %s', (uri, source) => {
     expect(formActionSource(uri)).toBe(source);
   });
