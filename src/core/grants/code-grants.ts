@@ -33,9 +33,11 @@ async function issueWithRefresh(ctx: CodeFlowContext, caller: Caller, tenant: st
   return { ...response, refresh_token: refresh };
 }
 
-/** A replayed code or refresh token: everything issued under its grant is revoked. */
+/**
+ * A replayed code or refresh token: the grant is revoked as a whole, with every token issued
+ * under it, including those a redemption still in flight stores after this (see Revocations).
+ */
 async function revokeGrant(ctx: CodeFlowContext, tenant: string, grant: string): Promise<void> {
-  await ctx.grants.revokeFamily(tenant, grant);
   await ctx.revocations.revoke(tenant, { kind: 'grant', grant });
 }
 
@@ -50,6 +52,7 @@ export async function authorizationCode(ctx: CodeFlowContext, registry: Registry
   if (redeemed.status === 'expired') throw new OAuthError('invalid_grant', 'authorization code has expired');
   trail.tenant = redeemed.tenant;
   trail.root_grant = redeemed.grantId;
+  if (redeemed.status === 'revoked') throw new OAuthError('invalid_grant', 'authorization code has been revoked');
   if (redeemed.status === 'reused') {
     await revokeGrant(ctx, redeemed.tenant, redeemed.grantId);
     throw new OAuthError('invalid_grant', 'authorization code has already been used; tokens issued from it are revoked');
@@ -79,6 +82,7 @@ export async function refreshToken(ctx: CodeFlowContext, caller: Caller, request
   if (redeemed.status === 'unknown' || redeemed.status === 'expired') throw new OAuthError('invalid_grant', 'refresh token is invalid or expired');
   trail.tenant = redeemed.tenant;
   trail.root_grant = redeemed.grantId;
+  if (redeemed.status === 'revoked') throw new OAuthError('invalid_grant', 'refresh token has been revoked');
   if (redeemed.status === 'reused') {
     await revokeGrant(ctx, redeemed.tenant, redeemed.grantId);
     throw new OAuthError('invalid_grant', 'refresh token has already been used; its family is revoked');
