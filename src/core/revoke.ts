@@ -2,7 +2,9 @@ import { z } from 'zod';
 import { verifyBatonToken, type BatonToken } from './baton-token.js';
 import { authenticateResourceServer, checkBodyCredentials } from './callers.js';
 import { authenticateClient } from './client-auth.js';
+import type { CodeFlowContext } from './code-flow.js';
 import { OAuthError, invalidRequest, refusalReason } from './errors.js';
+import { sha256Base64url } from './jwt.js';
 import type { Caller } from './registry.js';
 import type { RevocationTarget } from './revocation.js';
 import { clientAuthParamsSchema, type FormParams } from './token-request.js';
@@ -12,10 +14,10 @@ import { scopeClaim } from './attenuate.js';
 
 const tokenParam = z.object({ token: z.string({ error: 'is required' }).min(1, 'is required'), token_type_hint: z.string().optional() });
 
-function tokenOf(params: FormParams): string {
+function tokenOf(params: FormParams): { token: string; hint: string | undefined } {
   const parsed = tokenParam.safeParse(params);
   if (!parsed.success) throw invalidRequest(`token ${parsed.error.issues[0]?.message ?? 'is invalid'}`);
-  return parsed.data.token;
+  return { token: parsed.data.token, hint: parsed.data.token_type_hint };
 }
 
 /** A Baton token that verifies now, or undefined (invalid, expired, revoked, foreign). */
@@ -74,7 +76,7 @@ async function applyRevocation(ctx: TokenServiceContext, caller: Caller, target:
 type RevocationTrail = { tenant?: string; client?: string; jti?: string; root_grant?: string };
 
 /** Revokes `token` if it is a live Baton access token of the caller's tenant; false if it is not one. */
-async function revokeAccessToken(ctx: TokenServiceContext, caller: Caller, token: string, trail: RevocationTrail, requestId: string | null): Promise<boolean> {
+async function revokeAccessToken(ctx: CodeFlowContext, caller: Caller, token: string, trail: RevocationTrail, requestId: string | null): Promise<boolean> {
   const access = await liveToken(ctx, token, caller.tenant);
   if (access === undefined) return false;
   trail.jti = access.jti;
@@ -83,12 +85,24 @@ async function revokeAccessToken(ctx: TokenServiceContext, caller: Caller, token
   return true;
 }
 
+/** Revokes the grant of `token` if it is a refresh token of the caller's tenant; false if it is not one. */
+async function revokeRefreshToken(ctx: CodeFlowContext, caller: Caller, token: string, trail: RevocationTrail, requestId: string | null): Promise<boolean> {
+  const refresh = await ctx.grants.findRefresh(sha256Base64url(ctx.sha256, token));
+  if (refresh === undefined || refresh.tenant !== caller.tenant) return false;
+  trail.root_grant = refresh.grantId;
+  if (refresh.clientId !== caller.id) throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+  await applyRevocation(ctx, caller, { kind: 'grant', grant: refresh.grantId }, requestId);
+  return true;
+}
+
 /**
- * RFC 7009: a client revokes a token issued to it, or derived from one issued to it; the token
- * and everything derived from it are revoked. An unknown or invalid token is answered like a
+ * RFC 7009: a client revokes a token issued to it, or derived from one issued to it. An access
+ * token is revoked with everything derived from it; a refresh token (used or not) with its whole
+ * grant: its family and every access token issued under it. `token_type_hint` only says where to
+ * look first (an unknown hint is ignored); an unknown, invalid or foreign token is answered like a
  * revoked one (200), so nothing is learned about it. Every refusal is audited.
  */
-export async function revokeToken(ctx: TokenServiceContext, params: FormParams, authorization: string | undefined, requestId: string | null): Promise<void> {
+export async function revokeToken(ctx: CodeFlowContext, params: FormParams, authorization: string | undefined, requestId: string | null): Promise<void> {
   const trail: RevocationTrail = {};
   try {
     const client = clientAuthParamsSchema.safeParse(params);
@@ -96,7 +110,9 @@ export async function revokeToken(ctx: TokenServiceContext, params: FormParams, 
     const caller = await authenticateClient(ctx, ctx.registry(), authorization, client.data);
     trail.tenant = caller.tenant;
     trail.client = caller.id;
-    await revokeAccessToken(ctx, caller, tokenOf(params), trail, requestId);
+    const { token, hint } = tokenOf(params);
+    const lookups = hint === 'refresh_token' ? [revokeRefreshToken, revokeAccessToken] : [revokeAccessToken, revokeRefreshToken];
+    for (const lookup of lookups) if (await lookup(ctx, caller, token, trail, requestId)) return;
   } catch (error) {
     if (error instanceof OAuthError) {
       await ctx.audit.append({ tenant: trail.tenant ?? 'unknown', type: 'token.revocation', decision: 'refused', jti: trail.jti ?? null, root_grant: trail.root_grant ?? null, client: trail.client ?? null, reason: refusalReason(error), request_id: requestId });
@@ -135,7 +151,7 @@ export async function introspection(ctx: TokenServiceContext, authorization: str
 
 /** RFC 7662 for a resource server of the token's tenant: the claims with the full nested `act`, or `{active: false}`. */
 async function introspect(ctx: TokenServiceContext, caller: Caller, params: FormParams): Promise<Record<string, unknown>> {
-  const token = await liveToken(ctx, tokenOf(params), caller.tenant);
+  const token = await liveToken(ctx, tokenOf(params).token, caller.tenant);
   if (token === undefined) return { active: false };
   const p = token.payload;
   return {

@@ -3,9 +3,9 @@ import type { AuthorizationDetail } from '../authorization-details.js';
 import { secret, verifyPkce, type CodeFlowContext } from '../code-flow.js';
 import { OAuthError } from '../errors.js';
 import type { GrantDetail } from '../grant-store.js';
-import { sha256Base64url } from '../jwt.js';
+import { peekJwt, sha256Base64url } from '../jwt.js';
 import type { Caller, Registry } from '../registry.js';
-import type { AuthorizationCodeRequest, RefreshTokenRequest } from '../token-request.js';
+import { tokenTypes, type AuthorizationCodeRequest, type RefreshTokenRequest } from '../token-request.js';
 import { issue, type AuditTrail, type TokenResponse } from '../token-service.js';
 import { proveActor } from './token-exchange.js';
 
@@ -42,6 +42,16 @@ async function revokeGrant(ctx: CodeFlowContext, tenant: string, grant: string):
 }
 
 /**
+ * The on-behalf-of draft sends `actor_token` without `actor_token_type` at this endpoint; the
+ * token says what it is, as the exchange tells them apart: Baton's own token is an agent token,
+ * anything else an agent's assertion.
+ */
+function actorTokenType(ctx: CodeFlowContext, request: AuthorizationCodeRequest): string | undefined {
+  if (request.actor_token === undefined || request.actor_token_type !== undefined) return request.actor_token_type;
+  return peekJwt(request.actor_token, 'actor_token', 'invalid_request').payload.iss === ctx.issuer ? tokenTypes.accessToken : tokenTypes.jwt;
+}
+
+/**
  * RFC 6749 §4.1.3 with PKCE (S256) and the on-behalf-of draft: the code is single use and bound
  * to client, redirect URI, challenge, user, agent, scope and details; when it names an agent the
  * request must carry that agent's actor_token. A reused code revokes what was issued from it.
@@ -67,7 +77,7 @@ export async function authorizationCode(ctx: CodeFlowContext, registry: Registry
     if (request.actor_token === undefined) throw new OAuthError('invalid_grant', `actor_token is required: the code was issued for agent "${detail.agent}"`);
     let actor;
     try {
-      actor = await proveActor(ctx, registry, caller, request);
+      actor = await proveActor(ctx, registry, caller, { actor_token: request.actor_token, actor_token_type: actorTokenType(ctx, request) });
     } catch (error) {
       throw error instanceof OAuthError ? new OAuthError('invalid_grant', error.description, error.detail === undefined ? {} : { detail: error.detail }) : error;
     }
