@@ -12,6 +12,7 @@ export type AuditType =
   | 'token.client_credentials'
   | 'token.request'
   | 'token.revocation'
+  | 'token.introspection'
   | 'token.authorization_code'
   | 'token.refresh'
   | 'authorization.login'

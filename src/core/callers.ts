@@ -5,6 +5,7 @@ import { scopeClaim } from './attenuate.js';
 import type { Sha256 } from './ports.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Caller, Registry } from './registry.js';
+import type { FormParams } from './token-request.js';
 
 /** What authenticating a caller needs: Baton's token verification, the secret hash, the rate limit. */
 export interface CallerVerifier extends BatonTokenVerifier {
@@ -42,6 +43,18 @@ export async function authenticateCaller(ctx: CallerVerifier, registry: Registry
     return { caller, scope: new Set(scopeClaim(token.payload)) };
   }
   throw new OAuthError('invalid_client', 'use Basic or Bearer authentication');
+}
+
+/**
+ * At a form endpoint whose caller authenticates by the `Authorization` header: client credentials
+ * in the body as well are a second method, and a `client_id` naming another client than the
+ * header proves a mismatch; both are `invalid_client` (401), as at the token endpoint.
+ */
+export function checkBodyCredentials(params: FormParams, caller: Caller): void {
+  if (params.client_secret !== undefined || params.client_assertion !== undefined || params.client_assertion_type !== undefined) {
+    throw new OAuthError('invalid_client', 'more than one client authentication method was used');
+  }
+  if (params.client_id !== undefined && params.client_id !== caller.id) throw new OAuthError('invalid_client', 'client_id does not match the authenticated client');
 }
 
 /** Authenticates a registered resource server (for decisions). */

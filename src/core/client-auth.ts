@@ -1,5 +1,5 @@
 import { verifyAssertion, type AssertionContext } from './assertion.js';
-import { OAuthError, invalidRequest } from './errors.js';
+import { OAuthError } from './errors.js';
 import { peekJwt } from './jwt.js';
 import type { Sha256 } from './ports.js';
 import type { Caller, Registry } from './registry.js';
@@ -46,16 +46,23 @@ export function checkSecret(sha256: Sha256, caller: Caller | undefined, id: stri
   return caller;
 }
 
-/** Authenticates the caller at the token endpoint by exactly one method (RFC 6749 §2.3, RFC 7523 §2.2). */
+/**
+ * Authenticates the caller at the token and revocation endpoints by exactly one method (RFC 6749
+ * §2.3, RFC 7523 §2.2). Two methods at once, an `Authorization` scheme other than Basic, or a
+ * `client_id` naming another client than the credentials prove are `invalid_client` (401), like
+ * any other failed authentication: the request does not say who the client is.
+ */
 export async function authenticateClient(
   ctx: AssertionContext,
   registry: Registry,
   authorization: string | undefined,
   params: ClientAuthParams,
 ): Promise<Caller> {
-  const basic = authorization !== undefined && /^basic /i.test(authorization);
-  const methods = [basic, params.client_secret !== undefined, params.client_assertion !== undefined].filter(Boolean).length;
-  if (methods > 1) throw invalidRequest('more than one client authentication method was used');
+  const header = authorization === undefined || authorization.trim() === '' ? undefined : authorization;
+  if (header !== undefined && !/^basic /i.test(header)) throw new OAuthError('invalid_client', 'the Authorization header must use the Basic scheme at this endpoint');
+  const assertionUsed = params.client_assertion !== undefined || params.client_assertion_type !== undefined;
+  const methods = [header !== undefined, params.client_secret !== undefined, assertionUsed].filter(Boolean).length;
+  if (methods > 1) throw new OAuthError('invalid_client', 'more than one client authentication method was used');
   if (methods === 0) {
     // A public client (PKCE only) identifies itself by client_id alone.
     const publicClient = params.client_id === undefined ? undefined : registry.callers.get(params.client_id);
@@ -63,21 +70,22 @@ export async function authenticateClient(
     throw new OAuthError('invalid_client', 'client authentication is required');
   }
 
-  if (basic) {
-    const { id, secret } = parseBasic(authorization);
-    if (params.client_id !== undefined && params.client_id !== id) throw invalidRequest('client_id does not match the authenticated client');
+  if (header !== undefined) {
+    const { id, secret } = parseBasic(header);
+    if (params.client_id !== undefined && params.client_id !== id) throw new OAuthError('invalid_client', 'client_id does not match the authenticated client');
     return checkSecret(ctx.sha256, registry.callers.get(id), id, secret, 'client_secret_basic');
   }
   if (params.client_secret !== undefined) {
-    if (params.client_id === undefined) throw invalidRequest('client_id is required with client_secret');
+    if (params.client_id === undefined) throw new OAuthError('invalid_client', 'client_id is required with client_secret');
     return checkSecret(ctx.sha256, registry.callers.get(params.client_id), params.client_id, params.client_secret, 'client_secret_post');
   }
 
-  const assertion = params.client_assertion as string;
   if (params.client_assertion_type !== jwtBearerAssertionType) throw new OAuthError('invalid_client', `client_assertion_type must be ${jwtBearerAssertionType}`);
+  const assertion = params.client_assertion;
+  if (assertion === undefined) throw new OAuthError('invalid_client', 'client_assertion is required with client_assertion_type');
   const claimed = peekJwt(assertion, 'client_assertion', 'invalid_client').payload.sub;
   if (typeof claimed !== 'string') throw new OAuthError('invalid_client', 'client_assertion lacks the "sub" claim');
-  if (params.client_id !== undefined && params.client_id !== claimed) throw invalidRequest('client_id does not match the client_assertion');
+  if (params.client_id !== undefined && params.client_id !== claimed) throw new OAuthError('invalid_client', 'client_id does not match the client_assertion');
   const caller = registry.callers.get(claimed);
   if (caller === undefined) throw authFailed(`unknown client ${claimed}`);
   if (caller.authMethod !== 'private_key_jwt' || caller.resolve === undefined) throw authFailed(`client ${claimed} is registered for ${caller.authMethod}, not private_key_jwt`);

@@ -54,6 +54,11 @@ export class OAuthError extends Error {
   }
 }
 
+/** How a refusal reads in its audit entry: code, description, and the detail kept for logs. */
+export function refusalReason(error: OAuthError): string {
+  return `${error.code}: ${error.description}${error.detail === undefined ? '' : ` (${error.detail})`}`;
+}
+
 /** Shorthand for the most common refusal. */
 export function invalidRequest(description: string, detail?: string): OAuthError {
   return new OAuthError('invalid_request', description, detail === undefined ? {} : { detail });

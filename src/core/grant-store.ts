@@ -16,15 +16,27 @@ export interface GrantDetail {
 export type Redemption =
   | { readonly status: 'ok'; readonly tenant: string; readonly grantId: string; readonly detail: GrantDetail; readonly expiresAt: Date }
   | { readonly status: 'reused'; readonly tenant: string; readonly grantId: string }
+  /** Never used, but its grant was revoked as a whole. */
+  | { readonly status: 'revoked'; readonly tenant: string; readonly grantId: string }
   | { readonly status: 'expired' }
   | { readonly status: 'unknown' };
 
-/** Authorization codes and rotating refresh tokens, kept by hash; each redeemable once. */
+/** A stored refresh token, used or not, as RFC 7009 revocation needs it. */
+export interface RefreshTokenRecord {
+  readonly tenant: string;
+  readonly grantId: string;
+  readonly clientId: string;
+}
+
+/**
+ * Authorization codes and rotating refresh tokens, kept by hash; each redeemable once, and only
+ * while its grant is not revoked (revoking a grant is the Revocations port's `grant` target).
+ */
 export interface GrantStore {
+  /** Saves a code and creates its grant. */
   saveCode(hash: string, tenant: string, grantId: string, detail: GrantDetail, expiresAt: Date): Promise<void>;
   redeemCode(hash: string): Promise<Redemption>;
   saveRefresh(hash: string, tenant: string, family: string, detail: GrantDetail, expiresAt: Date): Promise<void>;
   redeemRefresh(hash: string): Promise<Redemption>;
-  /** Makes every refresh token of a family unusable. */
-  revokeFamily(tenant: string, family: string): Promise<void>;
+  findRefresh(hash: string): Promise<RefreshTokenRecord | undefined>;
 }

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { verifyBatonToken, type BatonToken } from './baton-token.js';
+import { authenticateResourceServer, checkBodyCredentials } from './callers.js';
 import { authenticateClient } from './client-auth.js';
-import { OAuthError, invalidRequest } from './errors.js';
+import type { CodeFlowContext } from './code-flow.js';
+import { OAuthError, invalidRequest, refusalReason } from './errors.js';
+import { sha256Base64url } from './jwt.js';
 import type { Caller } from './registry.js';
 import type { RevocationTarget } from './revocation.js';
 import { clientAuthParamsSchema, type FormParams } from './token-request.js';
@@ -11,10 +14,10 @@ import { scopeClaim } from './attenuate.js';
 
 const tokenParam = z.object({ token: z.string({ error: 'is required' }).min(1, 'is required'), token_type_hint: z.string().optional() });
 
-function tokenOf(params: FormParams): string {
+function tokenOf(params: FormParams): { token: string; hint: string | undefined } {
   const parsed = tokenParam.safeParse(params);
   if (!parsed.success) throw invalidRequest(`token ${parsed.error.issues[0]?.message ?? 'is invalid'}`);
-  return parsed.data.token;
+  return { token: parsed.data.token, hint: parsed.data.token_type_hint };
 }
 
 /** A Baton token that verifies now, or undefined (invalid, expired, revoked, foreign). */
@@ -42,12 +45,17 @@ async function issuedToOrDerived(ctx: TokenServiceContext, token: BatonToken, ca
 /** Records a revocation and how far it cascaded. */
 async function auditRevocation(ctx: TokenServiceContext, tenant: string, client: string, target: RevocationTarget, revoked: readonly string[], requestId: string | null): Promise<void> {
   const what =
-    target.kind === 'token' ? 'the token' : target.kind === 'grant' ? `grant ${target.grant}` : `everything ${target.kind} ${target.kind === 'agent' ? target.agent : target.user} holds or appears in`;
+    target.kind === 'token'
+      ? 'the token'
+      : target.kind === 'grant'
+        ? `grant ${target.grant} (its refresh tokens and every token issued under it)`
+        : `everything ${target.kind} ${target.kind === 'agent' ? target.agent : target.user} holds or appears in`;
   await ctx.audit.append({
     tenant,
     type: 'token.revocation',
     decision: 'applied',
     jti: target.kind === 'token' ? target.jti : null,
+    root_grant: target.kind === 'grant' ? target.grant : null,
     client,
     ...(target.kind === 'agent' ? { actor_chain: [target.agent] } : {}),
     ...(target.kind === 'user' ? { user: target.user } : {}),
@@ -56,25 +64,61 @@ async function auditRevocation(ctx: TokenServiceContext, tenant: string, client:
   });
 }
 
-/**
- * RFC 7009: a client revokes a token issued to it, or derived from one issued to it; the token
- * and everything derived from it are revoked. An unknown or invalid token is answered like a
- * revoked one (200), so nothing is learned about it.
- */
-export async function revokeToken(ctx: TokenServiceContext, params: FormParams, authorization: string | undefined, requestId: string | null): Promise<void> {
-  const client = clientAuthParamsSchema.safeParse(params);
-  if (!client.success) throw invalidRequest('malformed client authentication parameters');
-  const caller = await authenticateClient(ctx, ctx.registry(), authorization, client.data);
-  const token = await liveToken(ctx, tokenOf(params), caller.tenant);
-  if (token === undefined) return;
-  if (!(await issuedToOrDerived(ctx, token, caller))) {
-    await ctx.audit.append({ tenant: caller.tenant, type: 'token.revocation', decision: 'refused', jti: token.jti, client: caller.id, reason: 'unauthorized_client: the token was not issued to this client', request_id: requestId });
-    throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
-  }
-  const target: RevocationTarget = { kind: 'token', jti: token.jti };
+/** Revokes in the caller's tenant, counts and audits it; returns the jtis newly revoked. */
+async function applyRevocation(ctx: TokenServiceContext, caller: Caller, target: RevocationTarget, requestId: string | null): Promise<readonly string[]> {
   const revoked = await ctx.revocations.revoke(caller.tenant, target);
   ctx.metrics.revocation(revoked.length);
   await auditRevocation(ctx, caller.tenant, caller.id, target, revoked, requestId);
+  return revoked;
+}
+
+/** What a refused revocation had established, for its audit entry. */
+type RevocationTrail = { tenant?: string; client?: string; jti?: string; root_grant?: string };
+
+/** Revokes `token` if it is a live Baton access token of the caller's tenant; false if it is not one. */
+async function revokeAccessToken(ctx: CodeFlowContext, caller: Caller, token: string, trail: RevocationTrail, requestId: string | null): Promise<boolean> {
+  const access = await liveToken(ctx, token, caller.tenant);
+  if (access === undefined) return false;
+  trail.jti = access.jti;
+  if (!(await issuedToOrDerived(ctx, access, caller))) throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+  await applyRevocation(ctx, caller, { kind: 'token', jti: access.jti }, requestId);
+  return true;
+}
+
+/** Revokes the grant of `token` if it is a refresh token of the caller's tenant; false if it is not one. */
+async function revokeRefreshToken(ctx: CodeFlowContext, caller: Caller, token: string, trail: RevocationTrail, requestId: string | null): Promise<boolean> {
+  const refresh = await ctx.grants.findRefresh(sha256Base64url(ctx.sha256, token));
+  if (refresh === undefined || refresh.tenant !== caller.tenant) return false;
+  trail.root_grant = refresh.grantId;
+  if (refresh.clientId !== caller.id) throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+  await applyRevocation(ctx, caller, { kind: 'grant', grant: refresh.grantId }, requestId);
+  return true;
+}
+
+/**
+ * RFC 7009: a client revokes a token issued to it, or derived from one issued to it. An access
+ * token is revoked with everything derived from it; a refresh token (used or not) with its whole
+ * grant: its family and every access token issued under it. `token_type_hint` only says where to
+ * look first (an unknown hint is ignored); an unknown, invalid or foreign token is answered like a
+ * revoked one (200), so nothing is learned about it. Every refusal is audited.
+ */
+export async function revokeToken(ctx: CodeFlowContext, params: FormParams, authorization: string | undefined, requestId: string | null): Promise<void> {
+  const trail: RevocationTrail = {};
+  try {
+    const client = clientAuthParamsSchema.safeParse(params);
+    if (!client.success) throw invalidRequest('malformed client authentication parameters');
+    const caller = await authenticateClient(ctx, ctx.registry(), authorization, client.data);
+    trail.tenant = caller.tenant;
+    trail.client = caller.id;
+    const { token, hint } = tokenOf(params);
+    const lookups = hint === 'refresh_token' ? [revokeRefreshToken, revokeAccessToken] : [revokeAccessToken, revokeRefreshToken];
+    for (const lookup of lookups) if (await lookup(ctx, caller, token, trail, requestId)) return;
+  } catch (error) {
+    if (error instanceof OAuthError) {
+      await ctx.audit.append({ tenant: trail.tenant ?? 'unknown', type: 'token.revocation', decision: 'refused', jti: trail.jti ?? null, root_grant: trail.root_grant ?? null, client: trail.client ?? null, reason: refusalReason(error), request_id: requestId });
+    }
+    throw error;
+  }
 }
 
 /** The operator's kill switch: revoke everything an agent holds or acts in, or everything a user granted. */
@@ -82,15 +126,32 @@ export async function killSwitch(ctx: TokenServiceContext, operator: Caller, bod
   const parsed = z.union([z.strictObject({ agent: z.string().min(1).max(128) }), z.strictObject({ user: z.string().min(1).max(256) })]).safeParse(body);
   if (!parsed.success) throw invalidRequest('body must be {"agent": "<agent id>"} or {"user": "<user id>"}');
   const target: RevocationTarget = 'agent' in parsed.data ? { kind: 'agent', agent: parsed.data.agent } : { kind: 'user', user: parsed.data.user };
-  const revoked = await ctx.revocations.revoke(operator.tenant, target);
-  ctx.metrics.revocation(revoked.length);
-  await auditRevocation(ctx, operator.tenant, operator.id, target, revoked, requestId);
-  return { revoked: revoked.length };
+  return { revoked: (await applyRevocation(ctx, operator, target, requestId)).length };
+}
+
+/**
+ * `POST /oauth2/introspect`: the resource server authenticates by its `Authorization` header
+ * (and by nothing in the form besides a matching `client_id`), then reads the form. Every
+ * refusal is audited.
+ */
+export async function introspection(ctx: TokenServiceContext, authorization: string | undefined, form: () => Promise<FormParams>, requestId: string | null): Promise<Record<string, unknown>> {
+  let caller: Caller | undefined;
+  try {
+    caller = await authenticateResourceServer(ctx, ctx.registry(), authorization);
+    const params = await form();
+    checkBodyCredentials(params, caller);
+    return await introspect(ctx, caller, params);
+  } catch (error) {
+    if (error instanceof OAuthError) {
+      await ctx.audit.append({ tenant: caller?.tenant ?? 'unknown', type: 'token.introspection', decision: 'refused', client: caller?.id ?? null, reason: refusalReason(error), request_id: requestId });
+    }
+    throw error;
+  }
 }
 
 /** RFC 7662 for a resource server of the token's tenant: the claims with the full nested `act`, or `{active: false}`. */
-export async function introspect(ctx: TokenServiceContext, caller: Caller, params: FormParams): Promise<Record<string, unknown>> {
-  const token = await liveToken(ctx, tokenOf(params), caller.tenant);
+async function introspect(ctx: TokenServiceContext, caller: Caller, params: FormParams): Promise<Record<string, unknown>> {
+  const token = await liveToken(ctx, tokenOf(params).token, caller.tenant);
   if (token === undefined) return { active: false };
   const p = token.payload;
   return {

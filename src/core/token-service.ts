@@ -5,7 +5,7 @@ import { inSpan, type Metrics } from './telemetry.js';
 import type { AuthorizationDetail, DetailTypes } from './authorization-details.js';
 import { authenticateClient } from './client-auth.js';
 import type { RateLimiter } from './rate-limit.js';
-import { OAuthError } from './errors.js';
+import { OAuthError, refusalReason } from './errors.js';
 import { randomId, signAccessToken, type VerifiedTokens } from './jwt.js';
 import type { ActClaim, Logger, PolicyEngine, SigningKeys } from './ports.js';
 import type { Caller, Registry } from './registry.js';
@@ -178,7 +178,7 @@ export async function handleTokenRequest(ctx: CodeFlowContext, input: TokenEndpo
       tenant: trail.tenant ?? 'unknown',
       type: auditTypes[grant] ?? 'token.request',
       decision: 'refused',
-      reason: `${error.code}: ${error.description}${error.detail === undefined ? '' : ` (${error.detail})`}`,
+      reason: refusalReason(error),
       request_id: input.requestId,
     });
     throw error;

@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuthzen } from '../core/authzen.js';
 import { authenticateResourceServer, authenticateWithScope } from '../core/callers.js';
 import { decide, parseAuthorizeRequest } from '../core/decisions.js';
-import { introspect, killSwitch, revokeToken } from '../core/revoke.js';
+import { introspection, killSwitch, revokeToken } from '../core/revoke.js';
 import { OAuthError, StorageUnavailableError, invalidRequest } from '../core/errors.js';
 import type { AuditQueries } from '../core/audit.js';
 import { activeTraceId, inSpan } from '../core/telemetry.js';
@@ -153,10 +153,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.post(
     '/oauth2/introspect',
-    api(async (c) => {
-      const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
-      return c.json(await introspect(tokens, caller, await formOf(c)), 200, noStore);
-    }),
+    api(async (c) => c.json(await introspection(tokens, c.req.header('authorization'), () => formOf(c), requestIdOf(c)), 200, noStore)),
   );
   app.post(
     '/admin/revoke',

@@ -11,9 +11,10 @@ import { openPostgres } from '../../src/adapters/db/postgres.js';
 import type { Database } from '../../src/adapters/db/sql.js';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
-import { mintUserToken } from '../../src/cli/demo-kit.js';
+import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { testDatabaseUrl } from '../support/database.js';
-import { basic, exchangeHop, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { basic, exchangeHop, postJson, postToken, tokenTypes, type PostResult } from '../support/baton.js';
+import { consentedCode, redeemCode, refresh, stillActiveAfter } from '../support/consent.js';
 
 const skip = testDatabaseUrl === undefined;
 const schema = `baton_multi_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
@@ -132,6 +133,50 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
     );
     for (const url of urls) expect(await introspect(url)).toBe(false);
     for (const elapsed of honoured) expect(elapsed).toBeLessThan(1000);
+  });
+});
+
+describe.skipIf(skip)('single-use grants redeemed concurrently on two Baton processes', () => {
+  const parallel = 20;
+  const two = () => [urls[0] as string, urls[1] as string];
+  /** The one 200 among `results`; every other is `refusal`. */
+  const oneWinner = (results: PostResult[], refusal: Record<string, unknown>) => {
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(results.filter((r) => r.status !== 200).map((r) => ({ status: r.status, body: r.body }))).toEqual(Array.from({ length: parallel - 1 }, () => ({ status: 400, body: refusal })));
+    return (results.find((r) => r.status === 200) as PostResult).body;
+  };
+  const refused = { status: 400, body: { error: 'invalid_grant', error_description: 'refresh token has been revoked' } };
+
+  it('grants one redemption of a code sent to both at once, and revokes on both everything issued under it', async () => {
+    const { code, verifier } = await consentedCode(urls[0] as string);
+    const actors = await Promise.all(Array.from({ length: parallel }, () => mintAgentAssertion('orchestrator', issuer)));
+    const results = await Promise.all(actors.map((actor, i) => redeemCode(at(two()[i % 2] as string), code, verifier, actor)));
+    const won = oneWinner(results, { error: 'invalid_grant', error_description: 'authorization code has already been used; tokens issued from it are revoked' });
+    expect(await stillActiveAfter(urls, [won.access_token as string], 1000)).toEqual([]);
+    for (const url of two()) {
+      const r = await refresh(at(url), won.refresh_token as string);
+      expect({ status: r.status, body: r.body }).toEqual(refused);
+    }
+  });
+
+  it('grants one use of a refresh token sent to both at once, and revokes on both its family and every access token of the grant', async () => {
+    const { code, verifier } = await consentedCode(urls[1] as string);
+    const first = await redeemCode(at(urls[1] as string), code, verifier);
+    expect(first.status).toBe(200);
+    const results = await Promise.all(Array.from({ length: parallel }, (_, i) => refresh(at(two()[i % 2] as string), first.body.refresh_token as string)));
+    const won = oneWinner(results, { error: 'invalid_grant', error_description: 'refresh token has already been used; its family is revoked' });
+    expect(await stillActiveAfter(urls, [first.body.access_token as string, won.access_token as string], 1000)).toEqual([]);
+    for (const url of two()) {
+      const r = await refresh(at(url), won.refresh_token as string);
+      expect({ status: r.status, body: r.body }).toEqual(refused);
+    }
+  });
+
+  it('accepts one use of an agent assertion sent to both at once', async () => {
+    const assertion = await mintAgentAssertion('orchestrator', issuer);
+    const results = await Promise.all(Array.from({ length: parallel }, (_, i) => postToken(at(two()[i % 2] as string), { grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }, {})));
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(results.filter((r) => r.status !== 200).map((r) => ({ status: r.status, body: r.body }))).toEqual(Array.from({ length: parallel - 1 }, () => ({ status: 401, body: { error: 'invalid_client', error_description: 'client_assertion has already been used' } })));
   });
 });
 

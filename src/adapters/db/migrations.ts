@@ -212,6 +212,57 @@ export const migrations: readonly { readonly version: number; readonly name: str
       );
     `,
   },
+  {
+    version: 9,
+    name: 'code-flow grants revoked as a whole',
+    sql: `
+      -- A code-flow grant (its code, its refresh-token family and every token issued under it),
+      -- made with its code and revoked as a whole: a replayed code or refresh token, an RFC 7009
+      -- revocation of a refresh token, a kill switch. A revocation locks the grant's row before it
+      -- cascades; a token's lineage takes a share lock on the row of its root grant when it is
+      -- written (trigger below). So a token issued while its grant is being revoked is either
+      -- committed before the cascade reads the lineage, or written after the revocation committed
+      -- and revoked as it is written: never neither, on any number of instances. Codes and refresh
+      -- tokens are redeemed only while their grant is unrevoked, which supersedes
+      -- refresh_tokens.revoked_at (carried over here, still honoured, no longer written).
+      CREATE TABLE grants (
+        tenant     text        NOT NULL,
+        grant_id   text        NOT NULL,
+        client_id  text        NOT NULL,
+        subject    text        NOT NULL,
+        agent      text,
+        revoked_at timestamptz,
+        PRIMARY KEY (tenant, grant_id)
+      );
+      CREATE INDEX grants_subject ON grants (tenant, subject);
+      CREATE INDEX grants_agent ON grants (tenant, agent) WHERE agent IS NOT NULL;
+      INSERT INTO grants (tenant, grant_id, client_id, subject, agent, revoked_at)
+      SELECT c.tenant, c.grant_id, c.detail::json->>'clientId', c.detail::json->>'user', c.detail::json->>'agent',
+        (SELECT max(r.revoked_at) FROM refresh_tokens r WHERE r.tenant = c.tenant AND r.family = c.grant_id)
+      FROM authorization_codes c
+      ON CONFLICT DO NOTHING;
+
+      -- Rows are locked in key order, as revocations lock them, so two writers never wait on
+      -- each other; only tokens of code-flow grants find a row (and so a lock) here.
+      CREATE FUNCTION baton_revoke_tokens_of_revoked_grants() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM 1 FROM grants g
+          WHERE (g.tenant, g.grant_id) IN (SELECT a.tenant, a.root_grant FROM added a)
+          ORDER BY g.tenant, g.grant_id FOR SHARE;
+        IF FOUND THEN
+          INSERT INTO revocations (tenant, jti, expires_at)
+          SELECT a.tenant, a.jti, a.expires_at FROM added a
+            JOIN grants g ON g.tenant = a.tenant AND g.grant_id = a.root_grant
+          WHERE g.revoked_at IS NOT NULL
+          ON CONFLICT (tenant, jti) DO NOTHING;
+        END IF;
+        RETURN NULL;
+      END
+      $$;
+      CREATE TRIGGER tokens_of_revoked_grants AFTER INSERT ON tokens REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION baton_revoke_tokens_of_revoked_grants();
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */

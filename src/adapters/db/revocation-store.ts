@@ -12,13 +12,13 @@ export interface RevocationOptions {
 
 const key = (tenant: string, jti: string): string => `${tenant}\u0000${jti}`;
 
-/** Revokes the target and every live token derived from it (one recursive statement); returns the jtis newly revoked. */
-export async function cascadeRevocation(sql: Sql, tenant: string, target: RevocationTarget): Promise<string[]> {
+/** Revokes every live token the target reaches and every token derived from them (one recursive statement). */
+function cascadeTokens(sql: Sql, tenant: string, target: RevocationTarget): Promise<{ jti: string }[]> {
   const agent = target.kind === 'agent' ? target.agent : null;
   const user = target.kind === 'user' ? target.user : null;
   const jti = target.kind === 'token' ? target.jti : null;
   const grant = target.kind === 'grant' ? target.grant : null;
-  const rows = await sql<{ jti: string }>`
+  return sql<{ jti: string }>`
     WITH RECURSIVE tree(jti) AS (
       SELECT jti FROM tokens
       WHERE tenant = ${tenant} AND expires_at > now()
@@ -31,6 +31,30 @@ export async function cascadeRevocation(sql: Sql, tenant: string, target: Revoca
     WHERE t.tenant = ${tenant} AND t.expires_at > now()
     ON CONFLICT (tenant, jti) DO NOTHING
     RETURNING jti`;
+}
+
+/**
+ * Revokes the target and every live token derived from it; returns the jtis newly revoked. A
+ * grant, and every grant of a user or consented to an agent, is first marked revoked under its
+ * row lock (in key order, as lineage writes take their share locks), so its codes and refresh
+ * tokens stop working and a token of it whose lineage is written meanwhile is revoked too: the
+ * cascade reads the lineage only once every writer holding the lock has committed, and a writer
+ * that waited on the lock finds the grant revoked (see migration 9).
+ */
+export async function cascadeRevocation(sql: Sql, tenant: string, target: RevocationTarget): Promise<string[]> {
+  if (target.kind === 'token') return (await cascadeTokens(sql, tenant, target)).map((r) => r.jti);
+  const grant = target.kind === 'grant' ? target.grant : null;
+  const user = target.kind === 'user' ? target.user : null;
+  const agent = target.kind === 'agent' ? target.agent : null;
+  const rows = await sql.begin(async (tx) => {
+    await tx`
+      UPDATE grants SET revoked_at = coalesce(revoked_at, now())
+      WHERE (tenant, grant_id) IN (
+        SELECT tenant, grant_id FROM grants
+        WHERE tenant = ${tenant} AND (grant_id = ${grant} OR subject = ${user} OR agent = ${agent})
+        ORDER BY tenant, grant_id FOR UPDATE)`;
+    return cascadeTokens(tx, tenant, target);
+  });
   return rows.map((r) => r.jti);
 }
 

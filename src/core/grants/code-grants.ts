@@ -3,9 +3,9 @@ import type { AuthorizationDetail } from '../authorization-details.js';
 import { secret, verifyPkce, type CodeFlowContext } from '../code-flow.js';
 import { OAuthError } from '../errors.js';
 import type { GrantDetail } from '../grant-store.js';
-import { sha256Base64url } from '../jwt.js';
+import { peekJwt, sha256Base64url } from '../jwt.js';
 import type { Caller, Registry } from '../registry.js';
-import type { AuthorizationCodeRequest, RefreshTokenRequest } from '../token-request.js';
+import { tokenTypes, type AuthorizationCodeRequest, type RefreshTokenRequest } from '../token-request.js';
 import { issue, type AuditTrail, type TokenResponse } from '../token-service.js';
 import { proveActor } from './token-exchange.js';
 
@@ -33,10 +33,22 @@ async function issueWithRefresh(ctx: CodeFlowContext, caller: Caller, tenant: st
   return { ...response, refresh_token: refresh };
 }
 
-/** A replayed code or refresh token: everything issued under its grant is revoked. */
+/**
+ * A replayed code or refresh token: the grant is revoked as a whole, with every token issued
+ * under it, including those a redemption still in flight stores after this (see Revocations).
+ */
 async function revokeGrant(ctx: CodeFlowContext, tenant: string, grant: string): Promise<void> {
-  await ctx.grants.revokeFamily(tenant, grant);
   await ctx.revocations.revoke(tenant, { kind: 'grant', grant });
+}
+
+/**
+ * The on-behalf-of draft sends `actor_token` without `actor_token_type` at this endpoint; the
+ * token says what it is, as the exchange tells them apart: Baton's own token is an agent token,
+ * anything else an agent's assertion.
+ */
+function actorTokenType(ctx: CodeFlowContext, request: AuthorizationCodeRequest): string | undefined {
+  if (request.actor_token === undefined || request.actor_token_type !== undefined) return request.actor_token_type;
+  return peekJwt(request.actor_token, 'actor_token', 'invalid_request').payload.iss === ctx.issuer ? tokenTypes.accessToken : tokenTypes.jwt;
 }
 
 /**
@@ -50,6 +62,7 @@ export async function authorizationCode(ctx: CodeFlowContext, registry: Registry
   if (redeemed.status === 'expired') throw new OAuthError('invalid_grant', 'authorization code has expired');
   trail.tenant = redeemed.tenant;
   trail.root_grant = redeemed.grantId;
+  if (redeemed.status === 'revoked') throw new OAuthError('invalid_grant', 'authorization code has been revoked');
   if (redeemed.status === 'reused') {
     await revokeGrant(ctx, redeemed.tenant, redeemed.grantId);
     throw new OAuthError('invalid_grant', 'authorization code has already been used; tokens issued from it are revoked');
@@ -64,7 +77,7 @@ export async function authorizationCode(ctx: CodeFlowContext, registry: Registry
     if (request.actor_token === undefined) throw new OAuthError('invalid_grant', `actor_token is required: the code was issued for agent "${detail.agent}"`);
     let actor;
     try {
-      actor = await proveActor(ctx, registry, caller, request);
+      actor = await proveActor(ctx, registry, caller, { actor_token: request.actor_token, actor_token_type: actorTokenType(ctx, request) });
     } catch (error) {
       throw error instanceof OAuthError ? new OAuthError('invalid_grant', error.description, error.detail === undefined ? {} : { detail: error.detail }) : error;
     }
@@ -79,6 +92,7 @@ export async function refreshToken(ctx: CodeFlowContext, caller: Caller, request
   if (redeemed.status === 'unknown' || redeemed.status === 'expired') throw new OAuthError('invalid_grant', 'refresh token is invalid or expired');
   trail.tenant = redeemed.tenant;
   trail.root_grant = redeemed.grantId;
+  if (redeemed.status === 'revoked') throw new OAuthError('invalid_grant', 'refresh token has been revoked');
   if (redeemed.status === 'reused') {
     await revokeGrant(ctx, redeemed.tenant, redeemed.grantId);
     throw new OAuthError('invalid_grant', 'refresh token has already been used; its family is revoked');
