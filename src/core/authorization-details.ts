@@ -1,6 +1,6 @@
 import { Validator, type Schema } from '@cfworker/json-schema';
 import { z } from 'zod';
-import { OAuthError } from './errors.js';
+import { OAuthError, type OAuthErrorCode } from './errors.js';
 
 /** One RFC 9396 authorization details entry. */
 export type AuthorizationDetail = Readonly<Record<string, unknown>> & { readonly type: string };
@@ -196,10 +196,10 @@ export function parseAuthorizationDetails(raw: string | undefined, types: Detail
 }
 
 /** Reads the `authorization_details` claim of a verified token (absent means none). */
-export function authorizationDetailsClaim(value: unknown, param: string): AuthorizationDetail[] {
+export function authorizationDetailsClaim(value: unknown, param: string, errorCode: OAuthErrorCode = 'invalid_request'): AuthorizationDetail[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((e) => typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string')) {
-    throw new OAuthError('invalid_request', `${param} has a malformed authorization_details claim`);
+  if (!Array.isArray(value) || !value.every((e) => typeof e === 'object' && e !== null && !Array.isArray(e) && typeof (e as { type?: unknown }).type === 'string')) {
+    throw new OAuthError(errorCode, `${param} has a malformed authorization_details claim`);
   }
   return value as AuthorizationDetail[];
 }

@@ -112,6 +112,12 @@ describe('evaluating a request', () => {
     expect(ask('edit', { limit: 'lots' }, { amount: 1 })).toEqual({ allowed: false, reasons: [], errors: [] });
   });
 
+  it('denies, with the reason, a request Cedar cannot read (an unpaired surrogate), rather than failing', () => {
+    expect(ask('view', { ip: '10.1.2.3' }, {})).toEqual({ allowed: true, reasons: ['read-only-group'], errors: [] });
+    const unreadable = engine.evaluate({ principal: { type: 'User', id: 'u\uD800', attributes: { ip: '10.1.2.3' } }, action: 'view', resource: { type: 'User', id: 'r' }, context: {} });
+    expect(unreadable).toEqual({ allowed: false, reasons: [], errors: [expect.stringMatching(/^the request could not be read: /)] });
+  });
+
   it('sends the whole context to a policy that compares it as a record', () => {
     const whole = loadCedarPolicySet(cedar, {
       schema: { file: 'p/s.cedarschema', content: 'entity User { name?: String };\naction view appliesTo { principal: [User], resource: [User], context: { a: Long, b: Long } };\n' },

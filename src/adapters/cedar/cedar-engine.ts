@@ -201,7 +201,15 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
       const input = JSON.stringify(call);
       const known = decided.get(input);
       if (known !== undefined) return known;
-      const answer = cedar.statefulIsAuthorized(call);
+      let answer: ReturnType<Cedar['statefulIsAuthorized']>;
+      try {
+        answer = cedar.statefulIsAuthorized(call);
+      } catch (error) {
+        // cedar-wasm throws, rather than answering a failure, on input its JSON reader refuses
+        // (an unpaired UTF-16 surrogate); Baton refuses such text before asking, and a request
+        // that still carries some is denied, never an error for the caller.
+        return { allowed: false, reasons: [], errors: [`the request could not be read: ${error instanceof Error ? error.message : String(error)}`] };
+      }
       let result: PolicyDecision;
       if (answer.type === 'failure') result = { allowed: false, reasons: [], errors: answer.errors.map((e) => e.message) };
       else {
