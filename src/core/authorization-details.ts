@@ -31,15 +31,19 @@ export const detailTypeFileSchema = z.strictObject({
 });
 export type DetailTypeFile = z.infer<typeof detailTypeFileSchema>;
 
-/** A compiled type: its validator (built once), rules, decision mappings and sentence. */
+/**
+ * A compiled type: its validator (built once), rules, decision mappings and sentence. Decisions
+ * and labels are Maps: they are looked up by a resource server's action and by values from a
+ * request, which may be "constructor" or "__proto__".
+ */
 export interface DetailType {
   readonly type: string;
   readonly description: string;
   readonly validator: Validator;
   readonly rules: readonly (readonly [string, AttenuationRule])[];
-  readonly decisions: DetailTypeFile['decisions'];
+  readonly decisions: ReadonlyMap<string, DetailTypeFile['decisions'][string]>;
   readonly sentence: string;
-  readonly labels: DetailTypeFile['labels'];
+  readonly labels: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
 /** The types a deployment accepts, by name. */
@@ -81,9 +85,9 @@ export function compileDetailType(file: string, input: unknown): DetailType {
     description: doc.description,
     validator: new Validator(doc.schema as Schema, '2020-12', false),
     rules: Object.entries(doc.attenuation),
-    decisions: doc.decisions,
+    decisions: new Map(Object.entries(doc.decisions)),
     sentence: doc.sentence,
-    labels: doc.labels,
+    labels: new Map(Object.entries(doc.labels).map(([path, labels]) => [path, new Map(Object.entries(labels))])),
   };
 }
 
@@ -232,15 +236,15 @@ export type DetailMatch = { readonly applies: false } | { readonly applies: true
  * matching entry. A token without details is governed by its scope alone.
  */
 export function matchDecision(types: DetailTypes, held: readonly AuthorizationDetail[], action: string, context: Readonly<Record<string, unknown>>): DetailMatch {
-  const governing = [...types.values()].filter((t) => t.decisions[action] !== undefined);
+  const governing = [...types.values()].filter((t) => t.decisions.has(action));
   if (governing.length === 0 || held.length === 0) return { applies: false };
   let reason = `the token holds no ${governing.map((t) => t.type).join(' or ')} entry`;
   for (const type of governing) {
-    const mapping = type.decisions[action] as DetailTypeFile['decisions'][string];
+    const mapping = type.decisions.get(action) as DetailTypeFile['decisions'][string];
     const asked: Record<string, unknown> = {};
     const pointers = new Set<string>(Object.keys(mapping.context));
     for (const [path, key] of Object.entries(mapping.context)) {
-      if (context[key] !== undefined) setAt(asked, path, context[key]);
+      if (Object.hasOwn(context, key)) setAt(asked, path, context[key]);
     }
     if (mapping.actions !== undefined) {
       setAt(asked, '/actions', mapping.actions);
@@ -285,8 +289,8 @@ export function describeDetail(types: DetailTypes, entry: AuthorizationDetail): 
         missing = true;
         return '';
       }
-      const labels = type.labels[path] ?? {};
-      const list = (Array.isArray(value) ? value : [value]).map((v) => labels[String(v)] ?? String(v));
+      const labels = type.labels.get(path);
+      const list = (Array.isArray(value) ? value : [value]).map((v) => labels?.get(String(v)) ?? String(v));
       return words(list);
     });
     return missing ? undefined : text;

@@ -61,6 +61,14 @@ describe('loading a policy set', () => {
     );
   });
 
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])('loads a policy called %s like any other', (id) => {
+    const engine = load(`@id("${id}") permit (principal, action, resource);\n@id("x") forbid (principal, action, resource) when { context has n && context.n == 1 };`)();
+    expect(engine.policyIds).toEqual([id, 'x']);
+    const ask = (n: number) => engine.evaluate({ principal: { type: 'User', id: 'u' }, action: 'view', resource: { type: 'User', id: 'r' }, context: { n } });
+    expect(ask(0)).toEqual({ allowed: true, reasons: [id], errors: [] });
+    expect(ask(1)).toEqual({ allowed: false, reasons: ['x'], errors: [] });
+  });
+
   it('refuses a folder without a schema', () => {
     expect(() => readPolicyFolder('test')).toThrow('test: must hold exactly one .cedarschema file (found 0)');
   });
