@@ -69,6 +69,16 @@ describe('loading a policy set', () => {
     expect(ask(1)).toEqual({ allowed: false, reasons: ['x'], errors: [] });
   });
 
+  it('reads an attribute called __proto__ like any other', () => {
+    const engine = loadCedarPolicySet(cedar, {
+      schema: { file: 'p/s.cedarschema', content: 'entity User { "__proto__"?: Long };\naction view appliesTo { principal: [User], resource: [User] };\n' },
+      policies: [{ file: 'p/a.cedar', content: '@id("proto") permit (principal, action, resource) when { principal has "__proto__" && principal["__proto__"] == 1 };' }],
+    });
+    const ask = (value: unknown) => engine.evaluate({ principal: { type: 'User', id: 'u', attributes: JSON.parse(`{"__proto__": ${JSON.stringify(value)}}`) as Record<string, unknown> }, action: 'view', resource: { type: 'User', id: 'r' }, context: {} });
+    expect(ask(1)).toEqual({ allowed: true, reasons: ['proto'], errors: [] });
+    expect(ask(2)).toEqual({ allowed: false, reasons: [], errors: [] });
+  });
+
   it('refuses a folder without a schema', () => {
     expect(() => readPolicyFolder('test')).toThrow('test: must hold exactly one .cedarschema file (found 0)');
   });
