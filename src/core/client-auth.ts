@@ -82,6 +82,9 @@ export async function authenticateClient(
   if (params.client_assertion_type !== jwtBearerAssertionType) throw new OAuthError('invalid_client', `client_assertion_type must be ${jwtBearerAssertionType}`);
   const claimed = peekJwt(assertion, 'client_assertion', 'invalid_client').payload.sub;
   if (typeof claimed !== 'string') throw new OAuthError('invalid_client', 'client_assertion lacks the "sub" claim');
+  // Checked before the unverified name goes anywhere (the refusal's log and audit detail included).
+  const problem = textProblem(claimed);
+  if (problem !== undefined) throw new OAuthError('invalid_client', `client_assertion has an invalid "sub" claim: it contains ${problem}`);
   if (params.client_id !== undefined && params.client_id !== claimed) throw invalidRequest('client_id does not match the client_assertion');
   const caller = registry.callers.get(claimed);
   if (caller === undefined) throw authFailed(`unknown client ${claimed}`);

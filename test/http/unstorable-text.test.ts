@@ -120,6 +120,15 @@ describe('claims of validly signed tokens', () => {
       expect(outcome(result)).toEqual({ status: 401, body: { error: 'invalid_client', error_description: `client_assertion has an invalid "jti" claim: it ${problem}` } });
     });
 
+    it("client assertion's sub, before it is looked up", async () => {
+      const result = await postToken(
+        baton,
+        { grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await agentAssertion('orchestrator', baton.issuer, { iss: text, sub: text }) },
+        {},
+      );
+      expect(outcome(result)).toEqual({ status: 401, body: { error: 'invalid_client', error_description: `client_assertion has an invalid "sub" claim: it ${problem}` } });
+    });
+
     it("a Baton token's jti, at /authorize, introspection and exchange", async () => {
       const now = Math.floor(Date.now() / 1000);
       const forged = await baton.signAsBaton({ iss: baton.issuer, sub: 'alice', aud: 'https://payments.example', iat: now, exp: now + 60, jti: text, tenant: 'acme', client_id: 'agent-platform', scope: 'payments:read' });
