@@ -100,8 +100,8 @@ describe("Baton's own tokens, signed with Baton's key", () => {
 
   const callerClaims = (): Record<string, unknown> => ({ ...batonClaims(), sub: 'payments', client_id: 'payments', aud: baton.issuer, scope: '' });
   it('authenticates a resource server by its own well-typed token (the control)', async () => {
-    const [, token] = [0, await mintUserToken('alice', { audience: baton.issuer })];
-    const result = await postJson(baton, '/authorize', { token, action: 'payments:read', resource: { type: 'Account', id: 'acct-1' }, action_id: 'bearer-control' }, { authorization: `Bearer ${await signTextAsBaton(claimsText(callerClaims(), {}))}` });
+    // The credential is taken; the token asked about (not Baton's) is then denied.
+    const result = await postJson(baton, '/authorize', { token: 'x', action: 'payments:read', resource: { type: 'Account', id: 'acct-1' }, action_id: 'bearer-control' }, { authorization: `Bearer ${await signTextAsBaton(claimsText(callerClaims(), {}))}` });
     expect(outcome(result)).toEqual({ status: 200, body: { decision: 'deny', action_id: 'bearer-control', reasons: ['baton:invalid-token'] } });
   });
 

@@ -15,7 +15,7 @@ import {
   type TrailEntry,
 } from '../../core/audit.js';
 import { StorageUnavailableError, invalidRequest, withinDeadline } from '../../core/errors.js';
-import { describePath, findUnstorableText } from '../../core/storable-text.js';
+import { textProblem } from '../../core/storable-text.js';
 import { inSpan } from '../../core/telemetry.js';
 import type { Clock, TokenLineage } from '../../core/ports.js';
 import type { Sql } from './sql.js';
@@ -67,8 +67,13 @@ function storedRows(entry: AuditEntry, lineage: TokenLineage | undefined): { col
     lineage === undefined
       ? undefined
       : { tenant: lineage.tenant, jti: lineage.jti, parent_jti: lineage.parentJti, root_grant: lineage.rootGrant, subject: lineage.subject, actor: lineage.actor, client_id: lineage.clientId, expires_at: lineage.expiresAt.toISOString() };
-  const found = findUnstorableText({ entry: columns, lineage: row });
-  if (found !== undefined) throw invalidRequest(unrecordable, `audit ${describePath(found.path)} ${found.problem}`);
+  // Flat rows of strings and nulls: checked member by member, no walk of nested values.
+  for (const [table, values] of [['entry', columns], ['lineage', row ?? {}]] as const) {
+    for (const [member, value] of Object.entries(values)) {
+      const problem = typeof value === 'string' ? textProblem(value) : undefined;
+      if (problem !== undefined) throw invalidRequest(unrecordable, `audit ${table}.${member} contains ${problem}`);
+    }
+  }
   return { columns, lineage: row };
 }
 
