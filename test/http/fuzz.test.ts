@@ -101,7 +101,8 @@ const formBody = (pairs: readonly (readonly [string, string])[], raw = ''): stri
 const formMutation = (names: readonly string[]) =>
   fc.record({
     name: fc.oneof(fc.constantFrom(...names), hostileText),
-    value: hostileText,
+    // JSON text too, for the parameters that carry JSON (authorization_details).
+    value: fc.oneof(hostileText, hostileJsonText, hostileJsonText.map((v) => `[{"type":"payment_initiation","actions":["initiate"],"instructedAmount":{"currency":"EUR","amount":${v}}}]`)),
     how: fc.constantFrom('replace', 'replace', 'repeat', 'raw'),
     raw: fc.constantFrom('%', '%zz', '%ED%A0%80=1', '=', '&&&', 'a=%00', '%00=%00'),
   });
