@@ -1,18 +1,19 @@
-import { invalidRequest } from './errors.js';
+import { OAuthError, type OAuthErrorCode } from './errors.js';
 import type { ActClaim } from './ports.js';
 
 /**
  * Validates an RFC 8693 §4.1 `act` claim and returns it with the actor chain it encodes,
  * current actor first. Nesting deeper than `maxDepth` is refused before it is walked further.
  */
-export function parseActClaim(value: unknown, param: string, maxDepth: number): { act: ActClaim | undefined; chain: string[] } {
+export function parseActClaim(value: unknown, param: string, maxDepth: number, errorCode: OAuthErrorCode = 'invalid_request'): { act: ActClaim | undefined; chain: string[] } {
   const chain: string[] = [];
   let node = value;
   while (node !== undefined) {
-    if (chain.length >= maxDepth) throw invalidRequest(`${param} has an act claim nested deeper than ${maxDepth}`);
-    if (typeof node !== 'object' || node === null || Array.isArray(node)) throw invalidRequest(`${param} has a malformed act claim`);
-    const { sub, act } = node as { sub?: unknown; act?: unknown };
-    if (typeof sub !== 'string' || sub.length === 0) throw invalidRequest(`${param} has an act claim without a subject`);
+    if (chain.length >= maxDepth) throw new OAuthError(errorCode, `${param} has an act claim nested deeper than ${maxDepth}`);
+    if (typeof node !== 'object' || node === null || Array.isArray(node)) throw new OAuthError(errorCode, `${param} has a malformed act claim`);
+    const { sub, iss, act } = node as { sub?: unknown; iss?: unknown; act?: unknown };
+    if (typeof sub !== 'string' || sub.length === 0) throw new OAuthError(errorCode, `${param} has an act claim without a subject`);
+    if (iss !== undefined && typeof iss !== 'string') throw new OAuthError(errorCode, `${param} has a malformed act claim`);
     chain.push(sub);
     node = act;
   }

@@ -1,6 +1,6 @@
 import { Validator, type Schema } from '@cfworker/json-schema';
 import { z } from 'zod';
-import { OAuthError } from './errors.js';
+import { OAuthError, type OAuthErrorCode } from './errors.js';
 
 /** One RFC 9396 authorization details entry. */
 export type AuthorizationDetail = Readonly<Record<string, unknown>> & { readonly type: string };
@@ -38,16 +38,28 @@ export const detailTypeFileSchema = z.strictObject({
 });
 export type DetailTypeFile = z.infer<typeof detailTypeFileSchema>;
 
-/** A compiled type: its validator (built once), rules, decision mappings and sentence. */
+/**
+ * A compiled type: its validator (built once), rules, decision mappings and sentence. Decisions
+ * and labels are Maps: they are looked up by a resource server's action and by values from a
+ * request, which may be "constructor" or "__proto__".
+ */
 export interface DetailType {
   readonly type: string;
   readonly description: string;
   readonly validator: Validator;
   readonly rules: readonly (readonly [string, AttenuationRule])[];
-  readonly decisions: DetailTypeFile['decisions'];
+  readonly decisions: ReadonlyMap<string, DetailTypeFile['decisions'][string]>;
   readonly sentence: string;
-  readonly labels: DetailTypeFile['labels'];
-  readonly translations: DetailTypeFile['translations'];
+  readonly labels: Labels;
+  /** The sentence and labels in other languages, by primary language tag. */
+  readonly translations: ReadonlyMap<string, { readonly sentence: string; readonly labels: Labels }>;
+}
+
+/** Labels of a type's values, by JSON pointer, then by value. */
+type Labels = ReadonlyMap<string, ReadonlyMap<string, string>>;
+
+function labelMap(labels: DetailTypeFile['labels']): Labels {
+  return new Map(Object.entries(labels).map(([path, byValue]) => [path, new Map(Object.entries(byValue))]));
 }
 
 /** The types a deployment accepts, by name. */
@@ -89,10 +101,10 @@ export function compileDetailType(file: string, input: unknown): DetailType {
     description: doc.description,
     validator: new Validator(doc.schema as Schema, '2020-12', false),
     rules: Object.entries(doc.attenuation),
-    decisions: doc.decisions,
+    decisions: new Map(Object.entries(doc.decisions)),
     sentence: doc.sentence,
-    labels: doc.labels,
-    translations: doc.translations,
+    labels: labelMap(doc.labels),
+    translations: new Map(Object.entries(doc.translations).map(([language, t]) => [language, { sentence: t.sentence, labels: labelMap(t.labels) }])),
   };
 }
 
@@ -205,10 +217,10 @@ export function parseAuthorizationDetails(raw: string | undefined, types: Detail
 }
 
 /** Reads the `authorization_details` claim of a verified token (absent means none). */
-export function authorizationDetailsClaim(value: unknown, param: string): AuthorizationDetail[] {
+export function authorizationDetailsClaim(value: unknown, param: string, errorCode: OAuthErrorCode = 'invalid_request'): AuthorizationDetail[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((e) => typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string')) {
-    throw new OAuthError('invalid_request', `${param} has a malformed authorization_details claim`);
+  if (!Array.isArray(value) || !value.every((e) => typeof e === 'object' && e !== null && !Array.isArray(e) && typeof (e as { type?: unknown }).type === 'string')) {
+    throw new OAuthError(errorCode, `${param} has a malformed authorization_details claim`);
   }
   return value as AuthorizationDetail[];
 }
@@ -241,15 +253,15 @@ export type DetailMatch = { readonly applies: false } | { readonly applies: true
  * matching entry. A token without details is governed by its scope alone.
  */
 export function matchDecision(types: DetailTypes, held: readonly AuthorizationDetail[], action: string, context: Readonly<Record<string, unknown>>): DetailMatch {
-  const governing = [...types.values()].filter((t) => t.decisions[action] !== undefined);
+  const governing = [...types.values()].filter((t) => t.decisions.has(action));
   if (governing.length === 0 || held.length === 0) return { applies: false };
   let reason = `the token holds no ${governing.map((t) => t.type).join(' or ')} entry`;
   for (const type of governing) {
-    const mapping = type.decisions[action] as DetailTypeFile['decisions'][string];
+    const mapping = type.decisions.get(action) as DetailTypeFile['decisions'][string];
     const asked: Record<string, unknown> = {};
     const pointers = new Set<string>(Object.keys(mapping.context));
     for (const [path, key] of Object.entries(mapping.context)) {
-      if (context[key] !== undefined) setAt(asked, path, context[key]);
+      if (Object.hasOwn(context, key)) setAt(asked, path, context[key]);
     }
     if (mapping.actions !== undefined) {
       setAt(asked, '/actions', mapping.actions);
@@ -290,7 +302,7 @@ function words(values: readonly string[], language: string): string {
 export function describeDetail(types: DetailTypes, entry: AuthorizationDetail, language = 'en'): string {
   const type = types.get(entry.type);
   if (type === undefined) return `${entry.type}: ${JSON.stringify(entry)}`;
-  const translated = Object.hasOwn(type.translations, language) ? type.translations[language] : undefined;
+  const translated = type.translations.get(language);
   const sentence = translated?.sentence ?? type.sentence;
   const labelsOf = translated?.labels ?? type.labels;
   const wordsIn = translated === undefined ? 'en' : language;
@@ -302,8 +314,8 @@ export function describeDetail(types: DetailTypes, entry: AuthorizationDetail, l
         missing = true;
         return '';
       }
-      const labels = Object.hasOwn(labelsOf, path) ? (labelsOf[path] ?? {}) : {};
-      const list = (Array.isArray(value) ? value : [value]).map((v) => (Object.hasOwn(labels, String(v)) ? labels[String(v)] : undefined) ?? String(v));
+      const labels = labelsOf.get(path);
+      const list = (Array.isArray(value) ? value : [value]).map((v) => labels?.get(String(v)) ?? String(v));
       return words(list, wordsIn);
     });
     return missing ? undefined : text;

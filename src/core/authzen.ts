@@ -4,18 +4,22 @@ import type { AuditEvent, AuditLog } from './audit.js';
 import type { PolicyEngine } from './ports.js';
 import { inSpanSync, type Metrics } from './telemetry.js';
 import type { Caller } from './registry.js';
+import { storable } from './storable-text.js';
 
 const properties = z.record(z.string(), z.unknown());
 const entitySchema = z.object({ type: z.string().min(1), id: z.string().min(1), properties: properties.optional() });
 const actionSchema = z.object({ name: z.string().min(1), properties: properties.optional() });
 
-/** OpenID AuthZEN 1.0 Access Evaluation request. */
-export const evaluationSchema = z.object({
+/**
+ * OpenID AuthZEN 1.0 Access Evaluation request; no member may hold text Cedar cannot read (see
+ * storable-text.ts). Each item of a batch is checked as one, so only that item fails.
+ */
+export const evaluationSchema = storable(z.object({
   subject: entitySchema,
   action: actionSchema,
   resource: entitySchema,
   context: properties.optional(),
-});
+}));
 export type Evaluation = z.infer<typeof evaluationSchema>;
 
 const partial = {

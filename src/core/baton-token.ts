@@ -53,8 +53,8 @@ export async function verifyBatonToken(ctx: BatonTokenVerifier, token: string, p
     clockToleranceSeconds: ctx.limits.clockToleranceSeconds,
     remember: { tokens: ctx.verifiedTokens, scope: ctx.keys },
   });
-  const { tenant, jti, sub, client_id: clientId } = payload as { tenant: unknown; jti: string; sub: string; client_id: unknown };
-  if (typeof tenant !== 'string' || typeof clientId !== 'string') throw new OAuthError(errorCode, `${param} has invalid Baton claims`);
+  // Required above, and non-empty strings as verifyJwt checked.
+  const { tenant, jti, sub, client_id: clientId } = payload as { tenant: string; jti: string; sub: string; client_id: string };
   if (await ctx.revocations.isRevoked(tenant, jti)) throw new OAuthError(errorCode, revokedDescription(param));
   return { payload, tenant, sub, jti, clientId, audience: audienceClaim(payload.aud) };
 }

@@ -2,6 +2,7 @@ import { verifyAssertion, type AssertionContext } from './assertion.js';
 import { OAuthError } from './errors.js';
 import { peekJwt } from './jwt.js';
 import type { Sha256 } from './ports.js';
+import { textProblem } from './storable-text.js';
 import type { Caller, Registry } from './registry.js';
 import type { ClientAuthParams } from './token-request.js';
 
@@ -28,13 +29,17 @@ export function parseBasic(header: string): { id: string; secret: string } {
   }
   const colon = decoded.indexOf(':');
   if (colon < 1) throw new OAuthError('invalid_client', 'malformed Basic authorization header');
+  let credentials: { id: string; secret: string };
   try {
     // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
     const unform = (s: string): string => decodeURIComponent(s.replaceAll('+', ' '));
-    return { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) };
+    credentials = { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) };
   } catch {
     throw new OAuthError('invalid_client', 'malformed Basic authorization header');
   }
+  // A client id with a NUL (%00) names no client, and is never carried into the log or a query.
+  if (textProblem(credentials.id) !== undefined || textProblem(credentials.secret) !== undefined) throw new OAuthError('invalid_client', 'malformed Basic authorization header');
+  return credentials;
 }
 
 /** Checks a client secret against its registered SHA-256; `method` names the registered method it must match, if any. */
@@ -85,6 +90,9 @@ export async function authenticateClient(
   if (assertion === undefined) throw new OAuthError('invalid_client', 'client_assertion is required with client_assertion_type');
   const claimed = peekJwt(assertion, 'client_assertion', 'invalid_client').payload.sub;
   if (typeof claimed !== 'string') throw new OAuthError('invalid_client', 'client_assertion lacks the "sub" claim');
+  // Checked before the unverified name goes anywhere (the refusal's log and audit detail included).
+  const problem = textProblem(claimed);
+  if (problem !== undefined) throw new OAuthError('invalid_client', `client_assertion has an invalid "sub" claim: it contains ${problem}`);
   if (params.client_id !== undefined && params.client_id !== claimed) throw new OAuthError('invalid_client', 'client_id does not match the client_assertion');
   const caller = registry.callers.get(claimed);
   if (caller === undefined) throw authFailed(`unknown client ${claimed}`);

@@ -8,13 +8,18 @@ import { revokedDescription, verifyBatonToken, type BatonTokenVerifier } from '.
 import { OAuthError } from './errors.js';
 import { randomId } from './jwt.js';
 import { agentEntity, entityRef, userEntity } from './policy.js';
+import { storable } from './storable-text.js';
 import type { PolicyEngine, PolicyEntity } from './ports.js';
 import type { Caller, Registry } from './registry.js';
 
 const properties = z.record(z.string(), z.unknown());
 
-/** The body of `POST /authorize`. */
-export const authorizeRequestSchema = z.object({
+/** What an action id is: the caller's own (1–128 visible ASCII characters), or one Baton makes (base64url). */
+export const actionIdSyntax = /^[\x21-\x7E]{1,128}$/;
+export const actionIdRule = 'must be 1–128 visible ASCII characters';
+
+/** The body of `POST /authorize`; no member may hold text the log or Cedar cannot (see storable-text.ts). */
+export const authorizeRequestSchema = storable(z.object({
   token: z.string({ error: 'is required' }).min(1, 'is required'),
   action: z.string({ error: 'is required' }).min(1, 'is required').max(200),
   resource: z.object(
@@ -26,8 +31,8 @@ export const authorizeRequestSchema = z.object({
     { error: 'is required' },
   ),
   context: properties.optional(),
-  action_id: z.string().min(1).max(128).regex(/^[\x21-\x7E]+$/, 'must be 1–128 visible ASCII characters').optional(),
-});
+  action_id: z.string().regex(actionIdSyntax, actionIdRule).optional(),
+}));
 export type AuthorizeRequest = z.infer<typeof authorizeRequestSchema>;
 
 export interface DecisionContext extends BatonTokenVerifier {

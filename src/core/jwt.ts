@@ -1,4 +1,5 @@
 import { base64url, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTHeaderParameters } from 'jose';
+import { checkClaims } from './claims.js';
 import { OAuthError, type OAuthErrorCode } from './errors.js';
 import type { Clock, KeyResolver, Sha256, SigningKeys } from './ports.js';
 
@@ -35,6 +36,8 @@ function describe(error: unknown): { description: string; detail: string } {
   if (error instanceof errors.JWTClaimValidationFailed) {
     const claim = error.claim;
     if (error.reason === 'missing') return { description: `lacks the "${claim}" claim`, detail: error.message };
+    // A time claim that is not a number, rather than one out of range.
+    if (error.reason === 'invalid') return { description: `has an invalid "${claim}" claim`, detail: error.message };
     if (claim === 'nbf') return { description: 'is not yet valid', detail: error.message };
     if (claim === 'iat') return { description: 'was issued in the future', detail: error.message };
     if (claim === 'aud') return { description: 'is not intended for this audience', detail: error.message };
@@ -135,7 +138,10 @@ export class VerifiedTokens {
   }
 }
 
-/** Verifies signature and claims against an algorithm allow-list; every failure is an OAuthError naming the parameter. */
+/**
+ * Verifies signature and claims against an algorithm allow-list, and the type of every claim Baton
+ * reads (see checkClaims); every failure is an OAuthError naming the parameter.
+ */
 export async function verifyJwt(token: string, options: VerifyOptions): Promise<VerifiedJwt> {
   const now = options.clock.now();
   const memo = options.remember === undefined ? undefined : { tokens: options.remember.tokens, key: options.remember.tokens.keyOf(options.remember.scope, token) };
@@ -161,6 +167,7 @@ export async function verifyJwt(token: string, options: VerifyOptions): Promise<
     if (options.maxLifetimeSeconds !== undefined && typeof payload.exp === 'number' && payload.exp - now / 1000 > options.maxLifetimeSeconds + options.clockToleranceSeconds) {
       throw new OAuthError(options.errorCode, `${options.param} expires too far in the future (at most ${options.maxLifetimeSeconds} s)`);
     }
+    checkClaims(payload, options.param, options.errorCode);
     if (memo !== undefined && usedKey !== undefined) memo.tokens.remember(memo.key, { payload, header: protectedHeader, key: usedKey });
     return { payload, header: protectedHeader };
   } catch (error) {

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { importPublicJwks, JwkImportError, remoteJwks } from './jwks.js';
 import type { AuthorizationDetail } from './authorization-details.js';
 import type { KeyResolver } from './ports.js';
+import { findUnstorableText } from './storable-text.js';
 import { grantTypes, registryDocumentSchema, type ClientAuthMethod, type Jwks, type RegistryDocument } from './registry-schema.js';
 
 export interface Tenant {
@@ -125,6 +126,9 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
   }
   const doc: RegistryDocument = parsed.data;
   const problems: RegistryProblem[] = [];
+  // Registry values become token claims, lineage and Cedar attributes: text neither can hold is refused here.
+  const text = findUnstorableText(doc);
+  if (text !== undefined) problems.push({ path: pointer(text.path), message: text.problem });
   const tenants = new Map<string, Tenant>();
   doc.tenants.forEach((t, i) => {
     if (tenants.has(t.id)) problems.push({ path: `/tenants/${i}/id`, message: `duplicate tenant "${t.id}"` });

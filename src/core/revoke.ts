@@ -11,6 +11,7 @@ import { clientAuthParamsSchema, type FormParams } from './token-request.js';
 import type { TokenServiceContext } from './token-service.js';
 import type { ActClaim } from './ports.js';
 import { scopeClaim } from './attenuate.js';
+import { assertStorableText } from './storable-text.js';
 
 const tokenParam = z.object({ token: z.string({ error: 'is required' }).min(1, 'is required'), token_type_hint: z.string().optional() });
 
@@ -125,6 +126,7 @@ export async function revokeToken(ctx: CodeFlowContext, params: FormParams, auth
 export async function killSwitch(ctx: TokenServiceContext, operator: Caller, body: unknown, requestId: string | null): Promise<{ revoked: number }> {
   const parsed = z.union([z.strictObject({ agent: z.string().min(1).max(128) }), z.strictObject({ user: z.string().min(1).max(256) })]).safeParse(body);
   if (!parsed.success) throw invalidRequest('body must be {"agent": "<agent id>"} or {"user": "<user id>"}');
+  assertStorableText(parsed.data, '');
   const target: RevocationTarget = 'agent' in parsed.data ? { kind: 'agent', agent: parsed.data.agent } : { kind: 'user', user: parsed.data.user };
   return { revoked: (await applyRevocation(ctx, operator, target, requestId)).length };
 }

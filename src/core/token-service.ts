@@ -147,12 +147,13 @@ export interface TokenEndpointInput {
   readonly observe?: (who: { tenant?: string; client?: string; actor?: string }) => void;
 }
 
-const auditTypes: Readonly<Record<string, AuditType>> = {
-  [grantTypes.tokenExchange]: 'token.exchange',
-  [grantTypes.clientCredentials]: 'token.client_credentials',
-  [grantTypes.authorizationCode]: 'token.authorization_code',
-  [grantTypes.refreshToken]: 'token.refresh',
-};
+// A Map, not an object: the key is the caller's grant_type, which may be "constructor" or "__proto__".
+const auditTypes: ReadonlyMap<string, AuditType> = new Map([
+  [grantTypes.tokenExchange, 'token.exchange'],
+  [grantTypes.clientCredentials, 'token.client_credentials'],
+  [grantTypes.authorizationCode, 'token.authorization_code'],
+  [grantTypes.refreshToken, 'token.refresh'],
+]);
 
 /**
  * The token endpoint: every request is answered only after its audit entry is committed,
@@ -161,7 +162,7 @@ const auditTypes: Readonly<Record<string, AuditType>> = {
 export async function handleTokenRequest(ctx: CodeFlowContext, input: TokenEndpointInput): Promise<TokenResponse> {
   const trail: AuditTrail = {};
   const grant = typeof input.params.grant_type === 'string' ? input.params.grant_type : 'none';
-  const grantLabel = auditTypes[grant] === undefined ? 'unsupported' : grant;
+  const grantLabel = auditTypes.has(grant) ? grant : 'unsupported';
   try {
     const response = await inSpan('baton.token', { 'baton.grant_type': grantLabel }, async (span) => {
       const result = await runTokenRequest(ctx, input, trail);
@@ -176,7 +177,7 @@ export async function handleTokenRequest(ctx: CodeFlowContext, input: TokenEndpo
     await ctx.audit.append({
       ...trail,
       tenant: trail.tenant ?? 'unknown',
-      type: auditTypes[grant] ?? 'token.request',
+      type: auditTypes.get(grant) ?? 'token.request',
       decision: 'refused',
       reason: refusalReason(error),
       request_id: input.requestId,

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuthzen } from '../core/authzen.js';
 import { authenticateResourceServer, authenticateWithScope } from '../core/callers.js';
-import { decide, parseAuthorizeRequest } from '../core/decisions.js';
+import { actionIdRule, actionIdSyntax, decide, parseAuthorizeRequest } from '../core/decisions.js';
 import { introspection, killSwitch, revokeToken } from '../core/revoke.js';
 import { OAuthError, StorageUnavailableError, invalidRequest } from '../core/errors.js';
 import type { AuditQueries } from '../core/audit.js';
@@ -293,6 +293,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     api(async (c) => {
       const tenant = await auditor(c);
       const actionId = c.req.param('actionId') ?? '';
+      // Every action id ever recorded has this syntax, so nothing else is looked up (a NUL, which
+      // the database refuses, included).
+      if (!actionIdSyntax.test(actionId)) throw invalidRequest(`action_id ${actionIdRule}`);
       const entries = await deps.auditQueries.actionTrail(tenant, actionId);
       if (entries.length === 0) return c.json({ error: 'not_found', error_description: 'no such action in your tenant' }, 404, noStore);
       return c.json({ action_id: actionId, entries }, 200, noStore);

@@ -62,7 +62,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('must hold a JSON object');
       file = parsed as Record<string, unknown>;
       for (const key of Object.keys(file)) {
-        if (!(key in settings)) problems.push(`${fileName}: ${key}: unknown setting`);
+        // Own members only: a file may say "constructor" or "toString", which every object has.
+        if (!Object.hasOwn(settings, key)) problems.push(`${fileName}: ${key}: unknown setting`);
       }
     } catch (error) {
       throw new ConfigError([`BATON_CONFIG (${fileName}): ${error instanceof Error ? error.message : String(error)}`]);

@@ -61,6 +61,24 @@ describe('loading a policy set', () => {
     );
   });
 
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])('loads a policy called %s like any other', (id) => {
+    const engine = load(`@id("${id}") permit (principal, action, resource);\n@id("x") forbid (principal, action, resource) when { context has n && context.n == 1 };`)();
+    expect(engine.policyIds).toEqual([id, 'x']);
+    const ask = (n: number) => engine.evaluate({ principal: { type: 'User', id: 'u' }, action: 'view', resource: { type: 'User', id: 'r' }, context: { n } });
+    expect(ask(0)).toEqual({ allowed: true, reasons: [id], errors: [] });
+    expect(ask(1)).toEqual({ allowed: false, reasons: ['x'], errors: [] });
+  });
+
+  it('reads an attribute called __proto__ like any other', () => {
+    const engine = loadCedarPolicySet(cedar, {
+      schema: { file: 'p/s.cedarschema', content: 'entity User { "__proto__"?: Long };\naction view appliesTo { principal: [User], resource: [User] };\n' },
+      policies: [{ file: 'p/a.cedar', content: '@id("proto") permit (principal, action, resource) when { principal has "__proto__" && principal["__proto__"] == 1 };' }],
+    });
+    const ask = (value: unknown) => engine.evaluate({ principal: { type: 'User', id: 'u', attributes: JSON.parse(`{"__proto__": ${JSON.stringify(value)}}`) as Record<string, unknown> }, action: 'view', resource: { type: 'User', id: 'r' }, context: {} });
+    expect(ask(1)).toEqual({ allowed: true, reasons: ['proto'], errors: [] });
+    expect(ask(2)).toEqual({ allowed: false, reasons: [], errors: [] });
+  });
+
   it('refuses a folder without a schema', () => {
     expect(() => readPolicyFolder('test')).toThrow('test: must hold exactly one .cedarschema file (found 0)');
   });
@@ -110,6 +128,12 @@ describe('evaluating a request', () => {
     expect(ask('edit', { limit: 100 }, { amount: '100.01' })).toEqual({ allowed: false, reasons: [], errors: [] });
     // Not a decimal: left out, so the policy that needs it does not apply.
     expect(ask('edit', { limit: 'lots' }, { amount: 1 })).toEqual({ allowed: false, reasons: [], errors: [] });
+  });
+
+  it('denies, with the reason, a request Cedar cannot read (an unpaired surrogate), rather than failing', () => {
+    expect(ask('view', { ip: '10.1.2.3' }, {})).toEqual({ allowed: true, reasons: ['read-only-group'], errors: [] });
+    const unreadable = engine.evaluate({ principal: { type: 'User', id: 'u\uD800', attributes: { ip: '10.1.2.3' } }, action: 'view', resource: { type: 'User', id: 'r' }, context: {} });
+    expect(unreadable).toEqual({ allowed: false, reasons: [], errors: [expect.stringMatching(/^the request could not be read: /)] });
   });
 
   it('sends the whole context to a policy that compares it as a record', () => {

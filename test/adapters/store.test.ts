@@ -2,12 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, migrations } from '../../src/adapters/db/migrations.js';
 import { openPglite } from '../../src/adapters/db/pglite.js';
 import type { Database } from '../../src/adapters/db/sql.js';
-import { createAuditReader, createAuditWriter } from '../../src/adapters/db/audit-store.js';
+import { createAuditReader, createAuditWriter, unrecordable } from '../../src/adapters/db/audit-store.js';
 import { createSqlStore, purgeUsedAssertions } from '../../src/adapters/db/sql-store.js';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { systemClock } from '../../src/adapters/system-clock.js';
-import { StorageUnavailableError } from '../../src/core/errors.js';
-import type { Store } from '../../src/core/ports.js';
+import type { AuditEvent, AuditRecord } from '../../src/core/audit.js';
+import { OAuthError, StorageUnavailableError } from '../../src/core/errors.js';
+import type { Store, TokenLineage } from '../../src/core/ports.js';
 import { openIsolatedPostgres, testDatabaseUrl } from '../support/database.js';
 
 const backends: [string, () => Promise<Database>, boolean][] = [
@@ -159,6 +160,64 @@ describe.each(backends)('store on %s', (_name, open, skip) => {
       await tx`UPDATE audit_log SET canonical = replace(canonical, 'Zoë', 'Zoe') WHERE seq = ${head.seq - 2}`;
     });
     expect(await reader.verify(head.seq - 2, head.seq)).toEqual({ valid: false, entries: 0, seq: head.seq - 2, reason: 'hash does not match its content' });
+  });
+
+  const lineageOf = (jti: string, subject = 'alice') => ({ tenant: 'acme', jti, parentJti: null, rootGrant: jti, subject, actor: 'orchestrator', clientId: 'agent-platform', expiresAt: new Date('2030-01-01T00:00:00Z') });
+
+  it.skipIf(skip)('refuses an entry whose columns cannot hold its text to its own caller alone; the callers it was appended with commit', async () => {
+    const audit = createAuditWriter(db.sql, { sha256: sha256Hex, clock: systemClock });
+    const reader = createAuditReader(db.sql, sha256Hex);
+    const before = await reader.head();
+    const granted = { type: 'token.exchange', decision: 'granted', user: 'alice' } as const;
+    const bad: [string, AuditEvent, TokenLineage | undefined, string][] = [
+      ['a NUL in a jti', { tenant: 'acme', ...granted, jti: 'j\u0000' }, undefined, 'audit entry.jti contains a NUL character'],
+      ['an unpaired surrogate in a root grant', { tenant: 'globex', ...granted, root_grant: 'g\uD800' }, undefined, 'audit entry.root_grant contains an unpaired UTF-16 surrogate'],
+      ['a NUL in an action id', { tenant: 'acme', type: 'decision', decision: 'allow', action_id: '\u0000' }, undefined, 'audit entry.action_id contains a NUL character'],
+      ['a NUL in a lineage subject', { tenant: 'acme', ...granted, jti: 'bad-subject-1' }, lineageOf('bad-subject-1', 'al\u0000ice'), 'audit lineage.subject contains a NUL character'],
+      ['an unpaired surrogate in a lineage subject', { tenant: 'acme', ...granted, jti: 'bad-subject-2' }, lineageOf('bad-subject-2', 'al\uDC00ice'), 'audit lineage.subject contains an unpaired UTF-16 surrogate'],
+    ];
+    // Appended in one turn, the bad ones between good ones of both tenants: one batch for all.
+    const appends = Array.from({ length: 30 }, (_, i) => {
+      const good = audit.append({ tenant: i % 2 === 0 ? 'acme' : 'globex', ...granted, jti: `batch-good-${i}` }, i % 2 === 0 ? lineageOf(`batch-good-${i}`) : undefined);
+      const [name, event, lineage, detail] = bad[i % 10] ?? [];
+      return name === undefined ? [good] : [good, audit.append(event as AuditEvent, lineage).then(() => 'committed', (error: unknown) => (error instanceof OAuthError ? `${error.code}: ${error.description} (${error.detail ?? ''})` : String(error))).then((outcome) => ({ name, outcome, expected: `invalid_request: ${unrecordable} (${detail})` }))];
+    });
+    const settled = await Promise.all(appends.flat());
+    const refusals = settled.filter((r): r is { name: string; outcome: string; expected: string } => 'name' in r);
+    expect(refusals.map((r) => r.outcome)).toEqual(refusals.map((r) => r.expected));
+    const records = settled.filter((r): r is AuditRecord => 'seq' in r);
+    expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 30 }, (_, i) => before.seq + i + 1));
+    expect(await store.findToken('acme', 'batch-good-28')).toEqual(lineageOf('batch-good-28'));
+    expect(await store.findToken('acme', 'bad-subject-1')).toBeUndefined();
+    expect(await reader.verify(before.seq + 1, before.seq + 30)).toEqual({ valid: true, entries: 30 });
+  });
+
+  it.skipIf(skip)('keeps text outside the columns in the entry, escaped as RFC 8785 writes it, and verifies it', async () => {
+    const audit = createAuditWriter(db.sql, { sha256: sha256Hex, clock: systemClock });
+    const record = await audit.append({ tenant: 'acme', type: 'token.request', decision: 'refused', reason: 'invalid_client: client authentication failed (unknown client a\u0000\uD800)' });
+    const [row] = await db.sql<{ canonical: string }>`SELECT canonical FROM audit_log WHERE seq = ${record.seq}`;
+    expect(row?.canonical).toContain('(unknown client a\\u0000\\ud800)');
+    expect(await createAuditReader(db.sql, sha256Hex).verify(record.seq, record.seq)).toEqual({ valid: true, entries: 1 });
+  });
+
+  it.skipIf(skip)('commits the rest of a batch the database refuses for one row, entry by entry and in order; only that entry fails', async () => {
+    const audit = createAuditWriter(db.sql, { sha256: sha256Hex, clock: systemClock });
+    const reader = createAuditReader(db.sql, sha256Hex);
+    const before = await reader.head();
+    // The second lineage row repeats a token id (the database's primary key refuses it): a
+    // failure no check before the database foresees.
+    const outcomes = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => {
+        const jti = i === 17 ? 'twice' : i === 5 ? 'twice' : `isolated-${i}`;
+        return audit.append({ tenant: i % 2 === 0 ? 'acme' : 'globex', type: 'token.exchange', decision: 'granted', jti }, lineageOf(jti)).then(
+          (r) => r.seq,
+          (error: unknown) => (error instanceof StorageUnavailableError ? 'unavailable' : String(error)),
+        );
+      }),
+    );
+    expect(outcomes).toEqual(Array.from({ length: 24 }, (_, i) => (i === 17 ? 'unavailable' : before.seq + 1 + i - (i > 17 ? 1 : 0))));
+    expect(await reader.verify(before.seq + 1, before.seq + 23)).toEqual({ valid: true, entries: 23 });
+    expect(await reader.head()).toEqual({ seq: before.seq + 23, hash: expect.any(String) });
   });
 
   it.skipIf(skip)('refuses UPDATE, DELETE and TRUNCATE on the log', async () => {

@@ -139,4 +139,14 @@ describe('matching a decision to a held entry', () => {
     expect(matchDecision(types, [grant], 'payments:read', {})).toEqual({ applies: false });
     expect(matchDecision(types, [], 'payments:transfer', { amount: 5 })).toEqual({ applies: false });
   });
+
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'])('takes the action %s as an ordinary ungoverned action', (action) => {
+    expect(matchDecision(types, [grant], action, { amount: 5, currency: 'EUR' })).toEqual({ applies: false });
+  });
+});
+
+describe('plain words for values that are JavaScript object keys', () => {
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])('shows an action %s as itself, not as a label', (action) => {
+    expect(describeDetail(types, { type: 'payment_initiation', actions: [action, 'initiate'], instructedAmount: { currency: 'EUR', amount: '5' } })).toBe(`${action} and transfer up to 5 EUR`);
+  });
 });

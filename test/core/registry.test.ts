@@ -60,6 +60,8 @@ describe('registry', () => {
     ['a public client with client credentials', (d: Record<string, unknown[]>) => Object.assign(d.clients?.[0] as object, { token_endpoint_auth_method: 'none', client_secret_sha256: undefined }), '/clients/0/grant_types/0: a public client (auth method none) may not use urn:ietf:params:oauth:grant-type:token-exchange'],
     ['an id used twice', (d: Record<string, unknown[]>) => ((d.clients?.[0] as Record<string, unknown>).client_id = 'orchestrator'), '/clients/0/client_id: "orchestrator" is already registered as an agent'],
     ['a duplicate audience', (d: Record<string, unknown[]>) => ((d.resource_servers?.[1] as Record<string, unknown>).audience = 'https://payments.example'), '/resource_servers/1/audience: duplicate audience "https://payments.example"'],
+    ['a NUL in an agent\'s metadata', (d: Record<string, unknown[]>) => (agent(d, 0).metadata = { owner: 'ops\u0000@acme.example' }), '/agents/0/metadata/owner: contains a NUL character'],
+    ['an unpaired surrogate in a user\'s sub', (d: Record<string, unknown[]>) => ((d.users?.[0] as Record<string, unknown>).sub = 'ali\uD800ce'), '/users/0/sub: contains an unpaired UTF-16 surrogate'],
     ['a key that cannot be imported', (d: Record<string, unknown[]>) => (((agent(d, 0).jwks as { keys: Record<string, unknown>[] }).keys[0] as Record<string, unknown>).x = 'AAAA'), '/agents/0/jwks/keys/0: key cannot be imported'],
   ])('refuses %s, naming file, path and reason', async (_name, change, expected) => {
     const message = await problems(withChange(change as never));

@@ -71,6 +71,8 @@ describe('configuration', () => {
     expect(loadConfig({ BATON_CONFIG: file, PORT: '7001' })).toMatchObject({ port: 7001, maxChainLength: 3 });
     writeFileSync(file, JSON.stringify({ maxChainLength: 99, colour: 'blue' }));
     expect(problems({ BATON_CONFIG: file })).toEqual([`${file}: colour: unknown setting`, `${file}: maxChainLength: must be an integer from 1 to 16`]);
+    writeFileSync(file, '{"constructor": 1, "toString": "x", "__proto__": {"port": 1}}');
+    expect(problems({ BATON_CONFIG: file })).toEqual([`${file}: constructor: unknown setting`, `${file}: toString: unknown setting`, `${file}: __proto__: unknown setting`]);
     writeFileSync(file, '{ nope');
     expect(problems({ BATON_CONFIG: file })[0]).toMatch(new RegExp(`^BATON_CONFIG \\(${file}\\): .*JSON`));
   });

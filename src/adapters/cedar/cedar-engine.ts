@@ -79,7 +79,8 @@ const maxRememberedInput = 4096;
  */
 export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEngine & { readonly policyIds: readonly string[] } {
   const problems: PolicyProblem[] = [];
-  const staticPolicies: Record<string, string> = {};
+  // No prototype: a policy may be called @id("constructor") or @id("__proto__").
+  const staticPolicies: Record<string, string> = Object.create(null) as Record<string, string>;
   const located = new Map<string, { file: string; text: string; offset: number }>();
   /** Each policy in Cedar's JSON form; undefined where it could not be converted. */
   const policyJson: (Record<string, unknown> | undefined)[] = [];
@@ -98,7 +99,7 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
       const json = cedar.policyToJson(text);
       policyJson.push(json.type === 'success' ? (json.json as unknown as Record<string, unknown>) : undefined);
       const id = (json.type === 'success' ? json.json.annotations?.id : undefined) ?? `${file.split('/').at(-1)}#${index + 1}`;
-      if (id in staticPolicies) problems.push({ file, line: lineOf(content, offset), message: `duplicate policy id "${id}"` });
+      if (Object.hasOwn(staticPolicies, id)) problems.push({ file, line: lineOf(content, offset), message: `duplicate policy id "${id}"` });
       staticPolicies[id] = text;
       located.set(id, { file, text: content, offset });
     });
@@ -201,7 +202,15 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
       const input = JSON.stringify(call);
       const known = decided.get(input);
       if (known !== undefined) return known;
-      const answer = cedar.statefulIsAuthorized(call);
+      let answer: ReturnType<Cedar['statefulIsAuthorized']>;
+      try {
+        answer = cedar.statefulIsAuthorized(call);
+      } catch (error) {
+        // cedar-wasm throws, rather than answering a failure, on input its JSON reader refuses
+        // (an unpaired UTF-16 surrogate); Baton refuses such text before asking, and a request
+        // that still carries some is denied, never an error for the caller.
+        return { allowed: false, reasons: [], errors: [`the request could not be read: ${error instanceof Error ? error.message : String(error)}`] };
+      }
       let result: PolicyDecision;
       if (answer.type === 'failure') result = { allowed: false, reasons: [], errors: answer.errors.map((e) => e.message) };
       else {

@@ -173,7 +173,8 @@ function coerce(value: unknown, type: SchemaType): unknown {
  * undeclared or of the wrong type is left out, so a policy that needs it denies.
  */
 export function coerceAttributes(values: Readonly<Record<string, unknown>>, shape: Attributes): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  // No prototype: a schema may declare an attribute "__proto__", which a plain object would swallow.
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [name, type] of Object.entries(shape)) {
     if (!Object.hasOwn(values, name)) continue;
     const value = coerce(values[name], type);

@@ -14,18 +14,76 @@ import {
   type Sha256Hex,
   type TrailEntry,
 } from '../../core/audit.js';
-import { StorageUnavailableError, withinDeadline } from '../../core/errors.js';
+import { StorageUnavailableError, invalidRequest, withinDeadline } from '../../core/errors.js';
+import { textProblem } from '../../core/storable-text.js';
 import { inSpan } from '../../core/telemetry.js';
 import type { Clock, TokenLineage } from '../../core/ports.js';
 import type { Sql } from './sql.js';
 
+/** The columns of an entry's row besides its place in the chain. */
+interface EntryColumns {
+  readonly tenant: string;
+  readonly type: string;
+  readonly action_id: string | null;
+  readonly jti: string | null;
+  readonly root_grant: string | null;
+  readonly recorded_at: string;
+}
+
+/** A token's lineage row, as `baton_audit_append` reads it. */
+interface LineageRow {
+  readonly tenant: string;
+  readonly jti: string;
+  readonly parent_jti: string | null;
+  readonly root_grant: string;
+  readonly subject: string;
+  readonly actor: string | null;
+  readonly client_id: string;
+  readonly expires_at: string;
+}
+
+/**
+ * An entry waiting for its batch. Its canonical form and its rows are made at append() and
+ * checked there, so an entry that cannot be stored fails only its own caller, never the batch.
+ */
 interface Pending {
   readonly entry: AuditEntry;
-  /** RFC 8785 form, computed at append(): it needs no lock, and a bad event fails only its own caller. */
+  /** RFC 8785 form: JSON escapes NUL and unpaired surrogates, so it always fits a text column. */
   readonly canonical: string;
-  readonly lineage: TokenLineage | undefined;
+  readonly columns: EntryColumns;
+  readonly lineage: LineageRow | undefined;
   readonly resolve: (record: AuditRecord) => void;
   readonly reject: (error: unknown) => void;
+}
+
+/**
+ * An entry's row and lineage row; refuses text PostgreSQL cannot hold in a column (see
+ * storable-text.ts) as the caller's `invalid_request`. Every path that carries caller text into
+ * a column refuses it before; this keeps one that slips through from failing a whole batch.
+ */
+function storedRows(entry: AuditEntry, lineage: TokenLineage | undefined): { columns: EntryColumns; lineage: LineageRow | undefined } {
+  const columns: EntryColumns = { tenant: entry.tenant, type: entry.type, action_id: entry.action_id, jti: entry.jti, root_grant: entry.root_grant, recorded_at: entry.time };
+  const row: LineageRow | undefined =
+    lineage === undefined
+      ? undefined
+      : { tenant: lineage.tenant, jti: lineage.jti, parent_jti: lineage.parentJti, root_grant: lineage.rootGrant, subject: lineage.subject, actor: lineage.actor, client_id: lineage.clientId, expires_at: lineage.expiresAt.toISOString() };
+  // Flat rows of strings and nulls: checked member by member, no walk of nested values.
+  for (const [table, values] of [['entry', columns], ['lineage', row ?? {}]] as const) {
+    for (const [member, value] of Object.entries(values)) {
+      const problem = typeof value === 'string' ? textProblem(value) : undefined;
+      if (problem !== undefined) throw invalidRequest(unrecordable, `audit ${table}.${member} contains ${problem}`);
+    }
+  }
+  return { columns, lineage: row };
+}
+
+/** The refusal of an entry that cannot be stored. */
+export const unrecordable = 'the request carries text that cannot be recorded (a NUL character or an unpaired UTF-16 surrogate)';
+
+/** Whether the database refused a batch for what one of its rows holds (SQLSTATE class 22, data exception, or 23, integrity constraint). */
+function refusedForItsData(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^2[23]/.test(code);
 }
 
 export interface AuditWriterOptions {
@@ -90,11 +148,11 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
     let prev = after.hash;
     const rows: object[] = [];
     const records: AuditRecord[] = [];
-    for (const { entry, canonical } of batch) {
+    for (const { entry, canonical, columns } of batch) {
       seq += 1;
       const digest = entryHash(options.sha256, seq, prev, canonical);
       const hash = typeof digest === 'string' ? digest : await digest;
-      rows.push({ seq, tenant: entry.tenant, type: entry.type, action_id: entry.action_id, jti: entry.jti, root_grant: entry.root_grant, recorded_at: entry.time, canonical, prev_hash: prev, hash });
+      rows.push({ seq, ...columns, canonical, prev_hash: prev, hash });
       records.push({ seq, prev_hash: prev, hash, entry });
       prev = hash;
     }
@@ -103,9 +161,8 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
   }
 
   function lineageRows(batch: readonly Pending[]): string | null {
-    const lineages = batch.map((p) => p.lineage).filter((l): l is TokenLineage => l !== undefined);
-    if (lineages.length === 0) return null;
-    return JSON.stringify(lineages.map((l) => ({ tenant: l.tenant, jti: l.jti, parent_jti: l.parentJti, root_grant: l.rootGrant, subject: l.subject, actor: l.actor, client_id: l.clientId, expires_at: l.expiresAt.toISOString() })));
+    const lineages = batch.map((p) => p.lineage).filter((l): l is LineageRow => l !== undefined);
+    return lineages.length === 0 ? null : JSON.stringify(lineages);
   }
 
   const appendStatement = (db: Sql, after: Head, head: Head, rows: string, tokens: string | null) =>
@@ -140,17 +197,31 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
     });
   }
 
-  async function send(batch: readonly Pending[], id: number, guess: Head | undefined, chained: Chained | undefined, previous: Promise<void>): Promise<void> {
+  /** Commits a batch and answers its callers; returns the head it leaves, or undefined if unknown. */
+  async function write(batch: readonly Pending[], guess: Head | undefined, chained: Chained | undefined, previous: Promise<void>): Promise<Head | undefined> {
     const started = performance.now();
     try {
       const committed = await commit(batch, lineageRows(batch), guess, chained, previous);
-      if (id === sent) expected = committed.head;
       options.onBatch?.(batch.length, performance.now() - started);
       batch.forEach((p, i) => p.resolve(committed.records[i] as AuditRecord));
+      return committed.head;
     } catch (cause) {
-      if (id === sent) expected = undefined;
-      const error = new StorageUnavailableError(cause);
-      batch.forEach((p) => p.reject(error));
+      if (batch.length > 1 && refusedForItsData(cause)) {
+        // One row the database refused must not fail the callers it shares a batch with: each
+        // entry goes again alone, in order, before any later batch (which waits for this one).
+        for (const pending of batch) await write([pending], undefined, undefined, Promise.resolve());
+      } else {
+        const error = new StorageUnavailableError(cause);
+        batch.forEach((p) => p.reject(error));
+      }
+      return undefined;
+    }
+  }
+
+  async function send(batch: readonly Pending[], id: number, guess: Head | undefined, chained: Chained | undefined, previous: Promise<void>): Promise<void> {
+    try {
+      const head = await write(batch, guess, chained, previous);
+      if (id === sent) expected = head;
     } finally {
       inFlight -= 1;
       if (inFlight === 0 && queue.length === 0) {
@@ -197,9 +268,12 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
   return {
     append(event, lineage) {
       return inSpan('baton.audit.append', { 'baton.tenant': event.tenant, 'baton.audit.type': event.type, 'baton.decision': event.decision }, () => {
+        // Made before the entry is queued: one that cannot be stored is refused to its caller alone.
+        const entry = auditEntry(event, new Date(options.clock.now()));
+        const rows = storedRows(entry, lineage);
+        const canonical = canonicalEntry(entry);
         const committed = new Promise<AuditRecord>((resolve, reject) => {
-          const entry = auditEntry(event, new Date(options.clock.now()));
-          queue.push({ entry, canonical: canonicalEntry(entry), lineage, resolve, reject });
+          queue.push({ entry, canonical, ...rows, resolve, reject });
           schedule();
         });
         return withinDeadline(committed, options.deadlineMs ?? 3000);
