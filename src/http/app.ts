@@ -1,12 +1,13 @@
 import { Hono, type Context } from 'hono';
 import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuthzen } from '../core/authzen.js';
-import { authenticateResourceServer, authenticateWithScope } from '../core/callers.js';
+import { authenticateResourceServer, authenticateWithScope, operatorScopes } from '../core/callers.js';
 import { decide, parseAuthorizeRequest } from '../core/decisions.js';
 import { introspect, killSwitch, revokeToken } from '../core/revoke.js';
 import { OAuthError, invalidRequest } from '../core/errors.js';
 import type { AuditQueries } from '../core/audit.js';
 import { activeTraceId, inSpan } from '../core/telemetry.js';
-import { authorizationServerMetadata } from '../core/metadata.js';
+import { authorizationServerMetadata, supportedScopes } from '../core/metadata.js';
+import type { Registry } from '../core/registry.js';
 import type { Logger } from '../core/ports.js';
 import { repeatableParameters } from '../core/token-request.js';
 import { handleTokenRequest } from '../core/token-service.js';
@@ -45,7 +46,16 @@ type Env = { Variables: { refusal: { error: string; detail: string | undefined }
 export function createApp(deps: AppDeps): Hono<Env> {
   const { tokens, logger } = deps;
   const app = new Hono<Env>();
-  const metadata = authorizationServerMetadata(tokens.issuer, [tokens.keys.current.alg], [...tokens.detailTypes.keys()]);
+  // Metadata follows the registry (its scopes), so it is built once per registry that is loaded.
+  const metadataByRegistry = new WeakMap<Registry, ReturnType<typeof authorizationServerMetadata>>();
+  const metadata = (registry: Registry) => {
+    let built = metadataByRegistry.get(registry);
+    if (built === undefined) {
+      built = authorizationServerMetadata(tokens.issuer, [tokens.keys.current.alg], [...tokens.detailTypes.keys()], supportedScopes(registry));
+      metadataByRegistry.set(registry, built);
+    }
+    return built;
+  };
   const base = tokens.issuer;
   const authzenMetadata = {
     policy_decision_point: base,
@@ -88,7 +98,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     });
   });
 
-  app.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata, 200, { 'Cache-Control': 'public, max-age=300' }));
+  app.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata(tokens.registry()), 200, { 'Cache-Control': 'public, max-age=300' }));
   app.get('/.well-known/jwks.json', (c) => c.json(tokens.keys.publicJwks, 200, { 'Cache-Control': 'public, max-age=300' }));
   app.get('/.well-known/authzen-configuration', (c) => c.json(authzenMetadata, 200, { 'Cache-Control': 'public, max-age=300' }));
 
@@ -129,7 +139,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/admin/revoke',
     api(async (c) => {
-      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
+      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin);
       return c.json(await killSwitch(tokens, caller, readJsonBody(c, await bodyText(c)), requestIdOf(c)), 200, noStore);
     }),
   );
@@ -205,7 +215,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/admin/policies/reload',
     api(async (c) => {
-      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
+      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin);
       try {
         return c.json({ status: 'reloaded', policies: await deps.reload.policies(caller.id) }, 200, noStore);
       } catch (error) {
@@ -216,7 +226,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/admin/registry/reload',
     api(async (c) => {
-      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
+      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin);
       try {
         await deps.reload.registry(caller.id);
         return c.json({ status: 'reloaded' }, 200, noStore);
@@ -226,10 +236,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }),
   );
 
-  const auditor = async (c: Context<Env>) => (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:audit')).caller.tenant;
-  const seqParam = (c: Context<Env>, name: string, fallback: number): number => {
-    const raw = c.req.query(name);
-    if (raw === undefined) return fallback;
+  const auditor = async (c: Context<Env>) => (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.audit)).caller.tenant;
+  /** A sequence-number query parameter, once at most; undefined when absent. */
+  const seqParam = (c: Context<Env>, name: string): number | undefined => {
+    const values = c.req.queries(name);
+    if (values === undefined) return undefined;
+    if (values.length > 1) throw invalidRequest(`${name} is repeated`);
+    const [raw = ''] = values;
     if (!/^\d{1,15}$/.test(raw)) throw invalidRequest(`${name} must be a non-negative integer`);
     return Number(raw);
   };
@@ -248,8 +261,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     '/audit/entries',
     api(async (c) => {
       const tenant = await auditor(c);
-      const from = Math.max(1, seqParam(c, 'from', 1));
-      const limit = Math.min(10_000, Math.max(1, seqParam(c, 'limit', 1000)));
+      const from = Math.max(1, seqParam(c, 'from') ?? 1);
+      const limit = Math.min(10_000, Math.max(1, seqParam(c, 'limit') ?? 1000));
       const lines = await deps.auditQueries.exportLines(tenant, from, limit);
       const checkpoints = await deps.auditQueries.checkpointsFrom(from);
       const body = [...lines.map((l) => JSON.stringify(l)), ...checkpoints.map((jws) => JSON.stringify({ checkpoint: jws }))].join('\n');
@@ -260,9 +273,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
     '/audit/verify',
     api(async (c) => {
       await auditor(c);
+      const asked = { from: seqParam(c, 'from'), to: seqParam(c, 'to') };
       const head = await deps.auditQueries.head();
-      const from = Math.max(1, seqParam(c, 'from', 1));
-      const to = Math.min(head.seq, seqParam(c, 'to', head.seq));
+      // A range that names no entries is a mistake of the caller's, never a verdict on the log:
+      // `valid: false` reads as tampering to whatever watches it.
+      if (asked.from !== undefined && asked.to !== undefined && asked.from > asked.to) throw invalidRequest('from must not be greater than to');
+      if (asked.from !== undefined && asked.from > head.seq) throw invalidRequest(`from is beyond the last entry (${head.seq})`);
+      if (asked.to !== undefined && asked.to < 1) throw invalidRequest('to must be at least 1');
+      const from = Math.max(1, asked.from ?? 1);
+      const to = Math.min(head.seq, asked.to ?? head.seq);
       return c.json({ from, to, ...(await deps.auditQueries.verify(from, to)) }, 200, noStore);
     }),
   );
@@ -279,7 +298,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get(
     '/metrics',
     api(async (c) => {
-      await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:metrics');
+      await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.metrics);
       const { contentType, body } = await deps.metricsText();
       return c.body(body, 200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
     }),

@@ -20,6 +20,7 @@ import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js
 import { purgeUsedAssertions } from '../adapters/db/sql-store.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { withinDeadline } from '../core/errors.js';
+import { warnIfNoDelegateAction } from '../core/policy.js';
 import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry.js';
 import { buildContext } from '../adapters/context.js';
@@ -89,6 +90,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const issuer = config.issuer ?? `http://localhost:${port}`;
     let registry: Registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
     let policies: PolicyEngine & { readonly policyIds: readonly string[] } = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
+    warnIfNoDelegateAction(policies, logger, config.policyDir);
     const clock = options.clock ?? systemClock;
     const revocations = await createRevocations(database.sql, { logger });
     const metrics = prometheusMetrics(keys.current);
@@ -134,6 +136,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const reloadPolicies = (by = 'SIGHUP'): Promise<readonly string[]> =>
       audited('policy.reload', by, async () => {
         policies = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
+        warnIfNoDelegateAction(policies, logger, config.policyDir);
         return policies.policyIds;
       }, (ids) => `${config.policyDir}: ${ids.join(', ')}`);
     const checkpoints = startCheckpoints({ queries: auditQueries, keys, issuer, clock, logger, intervalSeconds: config.checkpointIntervalSeconds });

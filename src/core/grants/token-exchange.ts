@@ -6,7 +6,7 @@ import { OAuthError, echo, invalidRequest } from '../errors.js';
 import { verifyBatonToken } from '../baton-token.js';
 import { peekJwt, verifyJwt } from '../jwt.js';
 import type { ActClaim } from '../ports.js';
-import { delegationRequest } from '../policy.js';
+import { delegateAction, delegationRequest, noDelegateAction } from '../policy.js';
 import { inSpanSync } from '../telemetry.js';
 import type { Agent, Caller, Registry } from '../registry.js';
 import { tokenTypes, type TokenExchangeRequest } from '../token-request.js';
@@ -177,8 +177,10 @@ export async function tokenExchange(ctx: TokenServiceContext, registry: Registry
   trail.authorization_details = authorizationDetails;
   const expiresAt = Math.min(Math.floor(ctx.clock.now() / 1000) + ctx.limits.maxTokenLifetimeSeconds, subject.expiresAt);
 
-  const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': 'delegate', 'baton.tenant': subject.tenant, 'baton.actor': actor.id }, (span) => {
-    const answer = ctx.policy().evaluate(delegationRequest(registry, { tenant: subject.tenant, actor: actor.id, user: subject.user, clientId: caller.id, audience, scope, authorizationDetails, chain: chain.chain }));
+  const policy = ctx.policy();
+  if (!policy.declares(delegateAction)) throw new OAuthError('invalid_request', `delegation is not permitted by policy: ${noDelegateAction}`);
+  const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': delegateAction, 'baton.tenant': subject.tenant, 'baton.actor': actor.id }, (span) => {
+    const answer = policy.evaluate(delegationRequest(registry, { tenant: subject.tenant, actor: actor.id, user: subject.user, clientId: caller.id, audience, scope, authorizationDetails, chain: chain.chain }));
     span.setAttribute('baton.decision', answer.allowed ? 'allow' : 'deny');
     return answer;
   });
