@@ -59,17 +59,18 @@ async function auditRevocation(ctx: TokenServiceContext, tenant: string, client:
 /**
  * RFC 7009: a client revokes a token issued to it, or derived from one issued to it; the token
  * and everything derived from it are revoked. An unknown or invalid token is answered like a
- * revoked one (200), so nothing is learned about it.
+ * revoked one (200), so nothing is learned about it. `observe` learns the authenticated client.
  */
-export async function revokeToken(ctx: TokenServiceContext, params: FormParams, authorization: string | undefined, requestId: string | null): Promise<void> {
+export async function revokeToken(ctx: TokenServiceContext, params: FormParams, authorization: string | undefined, requestId: string | null, observe?: (caller: Caller) => void): Promise<void> {
   const client = clientAuthParamsSchema.safeParse(params);
   if (!client.success) throw invalidRequest('malformed client authentication parameters');
   const caller = await authenticateClient(ctx, ctx.registry(), authorization, client.data);
+  observe?.(caller);
   const token = await liveToken(ctx, tokenOf(params), caller.tenant);
   if (token === undefined) return;
   if (!(await issuedToOrDerived(ctx, token, caller))) {
     await ctx.audit.append({ tenant: caller.tenant, type: 'token.revocation', decision: 'refused', jti: token.jti, client: caller.id, reason: 'unauthorized_client: the token was not issued to this client', request_id: requestId });
-    throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+    throw new OAuthError('unauthorized_client', 'the token was not issued to this client').markAudited();
   }
   const target: RevocationTarget = { kind: 'token', jti: token.jti };
   const revoked = await ctx.revocations.revoke(caller.tenant, target);

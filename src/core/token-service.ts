@@ -181,7 +181,7 @@ export async function handleTokenRequest(ctx: CodeFlowContext, input: TokenEndpo
       reason: `${error.code}: ${error.description}${error.detail === undefined ? '' : ` (${error.detail})`}`,
       request_id: input.requestId,
     });
-    throw error;
+    throw error.markAudited();
   } finally {
     input.observe?.({ ...(trail.tenant === undefined ? {} : { tenant: trail.tenant }), ...(typeof trail.client === 'string' ? { client: trail.client } : {}), ...(trail.actor_chain?.[0] === undefined ? {} : { actor: trail.actor_chain[0] }) });
   }

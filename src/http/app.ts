@@ -3,11 +3,12 @@ import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuth
 import { authenticateResourceServer, authenticateWithScope, operatorScopes } from '../core/callers.js';
 import { decide, parseAuthorizeRequest } from '../core/decisions.js';
 import { introspect, killSwitch, revokeToken } from '../core/revoke.js';
-import { OAuthError, invalidRequest } from '../core/errors.js';
+import { OAuthError, echo, invalidRequest } from '../core/errors.js';
 import type { AuditQueries } from '../core/audit.js';
 import { activeTraceId, inSpan } from '../core/telemetry.js';
 import { authorizationServerMetadata, supportedScopes } from '../core/metadata.js';
-import type { Registry } from '../core/registry.js';
+import type { Caller, Registry } from '../core/registry.js';
+import type { RefusalTally } from '../core/refusal-tally.js';
 import type { Logger } from '../core/ports.js';
 import { repeatableParameters } from '../core/token-request.js';
 import { handleTokenRequest } from '../core/token-service.js';
@@ -17,7 +18,7 @@ import { consentPage, errorPage, loginPage } from './pages.js';
 import { parseForm } from './form.js';
 import { readJsonBody } from './json-body.js';
 import { fetchBodyReader, type BodyReader } from './body.js';
-import { callerChallenge, noStore, oauthErrorResponse } from './oauth-errors.js';
+import { callerChallenge, clientChallenge, noStore, oauthErrorResponse } from './oauth-errors.js';
 
 export interface AppDeps {
   readonly tokens: CodeFlowContext;
@@ -32,6 +33,10 @@ export interface AppDeps {
   readonly readBody?: BodyReader;
   /** Prometheus exposition of the process's metrics. */
   readonly metricsText: () => Promise<{ contentType: string; body: string }>;
+  /** Bounds the audit entries of refusals that have none of their own; kept by the caller, so it outlives a Workers request. */
+  readonly refusals: RefusalTally;
+  /** The remote address of a request, when the runtime knows it (the source of an unauthenticated refusal). */
+  readonly remoteAddress?: (c: Context) => string | undefined;
 }
 
 /** The caller's X-Request-ID when it is a plausible identifier (1–128 visible ASCII); never anything longer. */
@@ -41,6 +46,9 @@ function requestIdOf(c: Context): string | null {
 }
 
 type Env = { Variables: { refusal: { error: string; detail: string | undefined }; who: { tenant?: string; client?: string; actor?: string } } };
+
+/** A method as a refusal's route names it: a caller's own spelling never becomes a key of the tally. */
+const knownMethod = (method: string): string => (/^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/.test(method) ? method : 'other method');
 
 /** Builds the Baton HTTP application from its dependencies; no globals, no runtime APIs. */
 export function createApp(deps: AppDeps): Hono<Env> {
@@ -65,13 +73,51 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const readBody = deps.readBody ?? fetchBodyReader;
   /** The request body as text, refused with 413 beyond the configured size. */
   const bodyText = (c: Context<Env>): Promise<string> => readBody(c, deps.maxBodyBytes);
+  /** Notes who a request turned out to come from (for its log line and for the refusal tally). */
+  const known = (c: Context<Env>, caller: Caller): Caller => {
+    c.set('who', { tenant: caller.tenant, client: caller.id });
+    return caller;
+  };
+  /**
+   * Answers a refusal. One that has no audit entry of its own (refused before the endpoint's
+   * logic: content type, form, body size, credentials…) is audited through the tally, which
+   * bounds how many entries a flood from one source can write (see RefusalTally).
+   */
+  const refuse = async (c: Context<Env>, error: unknown, challenge: string = clientChallenge): Promise<Response> => {
+    if (error instanceof OAuthError && !error.audited && error.status < 500) {
+      const who = (c.get('who') as Env['Variables']['who'] | undefined) ?? {};
+      const address = deps.remoteAddress?.(c);
+      const written = deps.refusals.note({
+        source: who.client !== undefined ? `client ${who.client}` : address !== undefined ? `address ${address}` : 'unknown',
+        tenant: who.tenant ?? 'unknown',
+        client: who.client ?? null,
+        route: `${knownMethod(c.req.method)} ${c.req.routePath}`,
+        status: error.status,
+        code: error.code,
+        description: error.description,
+        requestId: requestIdOf(c),
+      });
+      try {
+        await Promise.all(written.map((event) => tokens.audit.append(event)));
+      } catch (failure) {
+        return oauthErrorResponse(c, failure, logger, challenge);
+      }
+    }
+    return oauthErrorResponse(c, error, logger, challenge);
+  };
   /** Runs a JSON API handler; errors become JSON with the caller challenge on 401. */
   const api = (handler: (c: Context<Env>) => Promise<Response>) => async (c: Context<Env>) => {
     try {
       return await handler(c);
     } catch (error) {
-      return oauthErrorResponse(c, error, logger, callerChallenge);
+      return refuse(c, error, callerChallenge);
     }
+  };
+  /** Parses a form body, refusing other content types and repeated parameters (but the `repeatable` ones). */
+  const formOf = async (c: Context<Env>, repeatable: ReadonlySet<string> = new Set()) => {
+    const type = c.req.header('content-type') ?? '';
+    if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim())) throw invalidRequest('content type must be application/x-www-form-urlencoded');
+    return parseForm(await bodyText(c), repeatable);
   };
 
   app.use(async (c, next) => {
@@ -104,42 +150,32 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.post('/oauth2/token', async (c) => {
     try {
-      const type = c.req.header('content-type') ?? '';
-      if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim())) {
-        throw invalidRequest('content type must be application/x-www-form-urlencoded');
-      }
-      const params = parseForm(await bodyText(c), repeatableParameters);
+      const params = await formOf(c, repeatableParameters);
       const response = await handleTokenRequest(tokens, { params, authorization: c.req.header('authorization'), requestId: requestIdOf(c), observe: (who) => c.set('who', who) });
       return c.json(response, 200, noStore);
     } catch (error) {
-      return oauthErrorResponse(c, error, logger);
+      return refuse(c, error);
     }
   });
-  /** Parses a form body, refusing other content types and repeated parameters. */
-  const formOf = async (c: Context<Env>) => {
-    const type = c.req.header('content-type') ?? '';
-    if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim())) throw invalidRequest('content type must be application/x-www-form-urlencoded');
-    return parseForm(await bodyText(c), new Set());
-  };
   app.post('/oauth2/revoke', async (c) => {
     try {
-      await revokeToken(tokens, await formOf(c), c.req.header('authorization'), requestIdOf(c));
+      await revokeToken(tokens, await formOf(c), c.req.header('authorization'), requestIdOf(c), (caller) => known(c, caller));
       return c.body(null, 200, noStore);
     } catch (error) {
-      return oauthErrorResponse(c, error, logger);
+      return refuse(c, error);
     }
   });
   app.post(
     '/oauth2/introspect',
     api(async (c) => {
-      const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
+      const caller = known(c, await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization')));
       return c.json(await introspect(tokens, caller, await formOf(c)), 200, noStore);
     }),
   );
   app.post(
     '/admin/revoke',
     api(async (c) => {
-      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin);
+      const caller = known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
       return c.json(await killSwitch(tokens, caller, readJsonBody(c, await bodyText(c)), requestIdOf(c)), 200, noStore);
     }),
   );
@@ -184,13 +220,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return render(c, form === undefined ? { kind: 'error-page', status: 400, message: 'The form could not be read.' } : await submitConsent(tokens, form, getCookie(c, 'baton_csrf')));
   });
 
-  app.all('/oauth2/token', (c) => c.json({ error: 'invalid_request', error_description: 'use POST' }, 405, { ...noStore, Allow: 'POST' }));
+  app.all('/oauth2/token', async (c) => {
+    const refused = await refuse(c, new OAuthError('invalid_request', 'use POST', { status: 405 }));
+    refused.headers.set('Allow', 'POST');
+    return refused;
+  });
 
   app.post(
     '/authorize',
     api(async (c) => {
-      const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
-      c.set('who', { tenant: caller.tenant, client: caller.id });
+      const caller = known(c, await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization')));
       const outcome = await decide(tokens, caller, parseAuthorizeRequest(readJsonBody(c, await bodyText(c))), requestIdOf(c));
       if (outcome.detail !== undefined) c.set('refusal', { error: outcome.decision, detail: outcome.detail });
       return c.json({ decision: outcome.decision, action_id: outcome.action_id, reasons: outcome.reasons }, 200, noStore);
@@ -200,14 +239,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/access/v1/evaluation',
     api(async (c) => {
-      const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
+      const caller = known(c, await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization')));
       return c.json(await evaluate(tokens, caller, parseAuthzen(evaluationSchema, readJsonBody(c, await bodyText(c))), requestIdOf(c)), 200, noStore);
     }),
   );
   app.post(
     '/access/v1/evaluations',
     api(async (c) => {
-      const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
+      const caller = known(c, await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization')));
       return c.json(await evaluateBatch(tokens, caller, parseAuthzen(evaluationsSchema, readJsonBody(c, await bodyText(c))), requestIdOf(c)), 200, noStore);
     }),
   );
@@ -215,28 +254,30 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/admin/policies/reload',
     api(async (c) => {
-      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin);
+      const caller = known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
       try {
         return c.json({ status: 'reloaded', policies: await deps.reload.policies(caller.id) }, 200, noStore);
       } catch (error) {
-        throw invalidRequest(`the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`);
+        // The reload audits its own refusal (policy.reload, refused).
+        throw invalidRequest(`the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`).markAudited();
       }
     }),
   );
   app.post(
     '/admin/registry/reload',
     api(async (c) => {
-      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin);
+      const caller = known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
       try {
         await deps.reload.registry(caller.id);
         return c.json({ status: 'reloaded' }, 200, noStore);
       } catch (error) {
-        throw invalidRequest(`the new registry was refused; the running one stays: ${error instanceof Error ? error.message : String(error)}`);
+        // The reload audits its own refusal (registry.reload, refused).
+        throw invalidRequest(`the new registry was refused; the running one stays: ${error instanceof Error ? error.message : String(error)}`).markAudited();
       }
     }),
   );
 
-  const auditor = async (c: Context<Env>) => (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.audit)).caller.tenant;
+  const auditor = async (c: Context<Env>) => known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.audit)).caller).tenant;
   /** A sequence-number query parameter, once at most; undefined when absent. */
   const seqParam = (c: Context<Env>, name: string): number | undefined => {
     const values = c.req.queries(name);
@@ -298,7 +339,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get(
     '/metrics',
     api(async (c) => {
-      await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.metrics);
+      known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.metrics)).caller);
       const { contentType, body } = await deps.metricsText();
       return c.body(body, 200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
     }),
@@ -314,7 +355,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
   });
 
-  app.notFound((c) => c.json({ error: 'not_found', error_description: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}` }, 404));
+  app.notFound((c) => c.json({ error: 'not_found', error_description: `no route for ${echo(c.req.method, 16)} ${echo(c.req.path, 120)}` }, 404));
   app.onError((error, c) => oauthErrorResponse(c, error, logger));
   return app;
 }

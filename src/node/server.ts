@@ -14,6 +14,7 @@ import { VerifiedTokens } from '../core/jwt.js';
 import { nodeSigner } from '../adapters/node-signer.js';
 import { nodeBodyReader } from './body-reader.js';
 import { createRateLimiter } from '../core/rate-limit.js';
+import { createRefusalTally } from '../core/refusal-tally.js';
 import { startCheckpoints } from './checkpoints.js';
 import { prometheusMetrics } from '../adapters/prometheus.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
@@ -21,6 +22,7 @@ import { purgeUsedAssertions } from '../adapters/db/sql-store.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { withinDeadline } from '../core/errors.js';
 import { warnIfNoDelegateAction } from '../core/policy.js';
+import type { AuditEvent } from '../core/audit.js';
 import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry.js';
 import { buildContext } from '../adapters/context.js';
@@ -150,6 +152,12 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       );
     }, purgeIntervalMs);
     purge.unref();
+    // Refusals counted in an interval are summarized when it ends, even if no refusal follows.
+    const refusals = createRefusalTally({ clock, intervalSeconds: config.refusalIntervalSeconds });
+    const writeRefusals = (events: readonly AuditEvent[]): Promise<unknown> =>
+      Promise.all(events.map((event) => audit.append(event))).catch((error: unknown) => logger.warn('writing the summary of refused requests failed', { detail: error instanceof Error ? error.message : String(error) }));
+    const refusalSummaries = setInterval(() => void writeRefusals(refusals.due()), config.refusalIntervalSeconds * 1000);
+    refusalSummaries.unref();
     const app = createApp({
       tokens,
       logger,
@@ -161,6 +169,8 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       reload: { policies: reloadPolicies, registry: reloadRegistry },
       auditQueries,
       metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
+      refusals,
+      remoteAddress: (c) => (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress,
     });
     slot.handle = (request, bindings) => app.fetch(request, bindings);
     logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid });
@@ -177,7 +187,9 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         await new Promise<void>((resolve) => running.close(() => resolve()));
         checkpoints.stop();
         clearInterval(purge);
+        clearInterval(refusalSummaries);
         revocations.stop();
+        await writeRefusals(refusals.drain());
         await audit.drain();
         await closeDatabase();
       },

@@ -11,6 +11,7 @@ import toolInvocation from '../../schemas/authorization-details/tool_invocation.
 import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { buildContext } from '../adapters/context.js';
 import { createRateLimiter, type RateLimiter } from '../core/rate-limit.js';
+import { createRefusalTally, type RefusalTally } from '../core/refusal-tally.js';
 import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
 import { migrate } from '../adapters/db/migrations.js';
 import { wrapPostgres } from '../adapters/db/postgres.js';
@@ -47,6 +48,8 @@ interface Isolate {
   readonly detailTypes: ReturnType<typeof detailTypes>;
   /** Per isolate: Workers run many isolates, so the limit holds per isolate, not per deployment. */
   readonly rateLimit: RateLimiter;
+  /** Per isolate, like the rate limit: no timer outlives a request, so a summary is written at the next refusal after its interval. */
+  readonly refusals: RefusalTally;
   readonly verifiedTokens: VerifiedTokens;
   migrated: boolean;
 }
@@ -64,6 +67,7 @@ async function prepare(env: Env): Promise<Isolate> {
   return {
     config: { ...config, issuer: config.issuer },
     rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock: systemClock }),
+    refusals: createRefusalTally({ clock: systemClock, intervalSeconds: config.refusalIntervalSeconds }),
     verifiedTokens: new VerifiedTokens(sha256Digest),
     keys: await importSigningKeys(JSON.parse(env.BATON_SIGNING_KEYS) as PrivateJwks),
     registry: await compileRegistry(registryDocument, { issuer: config.issuer, file: 'policies/registry.json' }),
@@ -135,6 +139,8 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       },
       auditQueries: createAuditReader(sql, sha256Hex),
       metricsText: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', body: '' }),
+      refusals: shared.refusals,
+      remoteAddress: (c) => c.req.header('cf-connecting-ip'),
     });
     return await app.fetch(request);
   } finally {
