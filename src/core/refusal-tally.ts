@@ -14,6 +14,8 @@ export interface Refusal {
   readonly code: string;
   /** The error description as the caller got it (already sanitized). */
   readonly description: string;
+  /** What the logs are told besides (never a token or secret), kept in the entry that is written at once. */
+  readonly detail?: string | undefined;
   readonly requestId: string | null;
 }
 
@@ -104,7 +106,7 @@ export function createRefusalTally(options: RefusalTallyOptions): RefusalTally {
       }
       open.set(key, { start: now, first: counted, last: refusal, more: 0 });
       sources.set(counted.source, (sources.get(counted.source) ?? 0) + 1);
-      written.push(entry(counted, `${refusal.code} (${refusal.status}): ${refusal.description}`, refusal.requestId));
+      written.push(entry(counted, `${refusal.code} (${refusal.status}): ${refusal.description}${refusal.detail === undefined ? '' : ` (${refusal.detail})`}`, refusal.requestId));
       return written;
     },
     due: () => sweep(options.clock.now(), false),

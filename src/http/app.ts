@@ -95,6 +95,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         status: error.status,
         code: error.code,
         description: error.description,
+        detail: error.detail,
         requestId: requestIdOf(c),
       });
       try {

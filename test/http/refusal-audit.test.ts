@@ -72,6 +72,8 @@ const cases: Case[] = [
   { name: 'a repeated parameter at the token endpoint', method: 'POST', path: '/oauth2/token', headers: { 'content-type': form, authorization: basic('agent-platform') }, body: 'grant_type=client_credentials&scope=a&scope=b', status: 400, error: 'invalid_request', description: 'parameter scope is repeated', tenant: 'unknown', client: null, source: fromAddress('POST /oauth2/token') },
   { name: 'too large a body at the token endpoint', method: 'POST', path: '/oauth2/token', headers: { 'content-type': form }, body: `grant_type=client_credentials&pad=${'x'.repeat(70_000)}`, status: 413, error: 'invalid_request', description: 'request body is larger than 65536 bytes', tenant: 'unknown', client: null, source: fromAddress('POST /oauth2/token') },
   { name: 'another method at the token endpoint', method: 'GET', path: '/oauth2/token', headers: {}, status: 405, error: 'invalid_request', description: 'use POST', tenant: 'unknown', client: null, source: fromAddress('GET /oauth2/token') },
+  { name: 'no client authentication at the token endpoint', method: 'POST', path: '/oauth2/token', headers: { 'content-type': form }, body: 'grant_type=client_credentials', status: 401, error: 'invalid_client', description: 'client authentication is required', tenant: 'unknown', client: null, source: fromAddress('POST /oauth2/token') },
+  { name: 'an unsupported grant type', method: 'POST', path: '/oauth2/token', headers: { 'content-type': form }, body: 'grant_type=password', status: 400, error: 'unsupported_grant_type', description: 'grant_type "password" is not supported', tenant: 'unknown', client: null, source: fromAddress('POST /oauth2/token') },
   { name: 'a JSON body at revocation', method: 'POST', path: '/oauth2/revoke', headers: { 'content-type': json, authorization: basic('agent-platform') }, body: '{"token":"x"}', status: 400, error: 'invalid_request', description: contentTypeForm, tenant: 'unknown', client: null, source: fromAddress('POST /oauth2/revoke') },
   { name: 'a repeated token at revocation', method: 'POST', path: '/oauth2/revoke', headers: { 'content-type': form, authorization: basic('agent-platform') }, body: 'token=a&token=b', status: 400, error: 'invalid_request', description: 'parameter token is repeated', tenant: 'unknown', client: null, source: fromAddress('POST /oauth2/revoke') },
   { name: 'no client authentication at revocation', method: 'POST', path: '/oauth2/revoke', headers: { 'content-type': form }, body: 'token=x', status: 401, error: 'invalid_client', description: 'client authentication is required', tenant: 'unknown', client: null, source: fromAddress('POST /oauth2/revoke') },
@@ -155,6 +157,23 @@ describe('refusals before the endpoint logic are audited', () => {
 });
 
 describe('a flood of refusals', () => {
+  it('of wrong client secrets writes one entry with the detail, then one count', async () => {
+    nextInterval();
+    const before = await head();
+    const answers = await Promise.all(Array.from({ length: 100 }, () => postToken(baton, { grant_type: 'client_credentials' }, { authorization: basic('agent-platform', 'guess') })));
+    expect(new Set(answers.map((a) => a.status))).toEqual(new Set([401]));
+    expect((await entriesAfter(before)).map((e) => [e.tenant, e.type, e.client, e.reason])).toEqual([
+      ['unknown', 'request.refusal', null, `${fromAddress('POST /oauth2/token')}: invalid_client (401): client authentication failed (wrong secret for client agent-platform)`],
+    ]);
+    nextInterval();
+    const end = await head();
+    await postToken(baton, { grant_type: 'client_credentials' }, { authorization: basic('agent-platform', 'guess') });
+    expect((await entriesAfter(end)).map((e) => e.reason.replace(/from \S+Z to \S+Z/, 'from T0 to T1'))).toEqual([
+      `${fromAddress('POST /oauth2/token')}: 99 more invalid_client (401) from T0 to T1; the last: client authentication failed`,
+      `${fromAddress('POST /oauth2/token')}: invalid_client (401): client authentication failed (wrong secret for client agent-platform)`,
+    ]);
+  });
+
   it('writes one entry per source, route and error at once and the exact count of the rest when the interval ends, without failing others', async () => {
     nextInterval();
     const before = await head();
