@@ -167,10 +167,13 @@ function violates(rule: AttenuationRule, parent: unknown, child: unknown, field:
     case 'min': {
       const outside = field?.validate(child).errors.at(-1);
       if (outside !== undefined) return `is outside the schema: ${echo(outside.error, 120)}`;
-      if (field?.validate(parent).valid === false) return `cannot be compared: the granted ${echo(JSON.stringify(parent))} is outside the schema`;
+      // JSON has no infinite number, but 1e400 reads as one: name it as it is.
+      const granted = echo(typeof parent === 'number' && !Number.isFinite(parent) ? String(parent) : JSON.stringify(parent));
+      if (field?.validate(parent).valid === false) return `cannot be compared: the granted ${granted} is outside the schema`;
       const order = compareDecimal(child, parent);
-      if (rule === 'max') return order !== undefined && order <= 0 ? undefined : `exceeds the granted ${echo(JSON.stringify(parent))}`;
-      return order !== undefined && order >= 0 ? undefined : `is below the granted ${echo(JSON.stringify(parent))}`;
+      if (order === undefined) return `cannot be compared with the granted ${granted}`;
+      if (rule === 'max') return order <= 0 ? undefined : `exceeds the granted ${granted}`;
+      return order >= 0 ? undefined : `is below the granted ${granted}`;
     }
     case 'subset': {
       const granted = Array.isArray(parent) ? parent : [parent];

@@ -197,6 +197,16 @@ describe('amounts: the schema decides before any rule', () => {
     );
   });
 
+  it('holds a min rule to its schema too', () => {
+    const floor = compileDetailType('floor.json', { type: 'floor', description: 'x', sentence: 'x', schema: { type: 'object', properties: { type: { const: 'floor' }, level: { type: 'integer', minimum: 0 } } }, attenuation: { '/level': 'min' } });
+    const held = new Map([['floor', floor]]);
+    const attenuate = (child: number, parent: unknown) => refusal(() => attenuateAuthorizationDetails(held, [{ type: 'floor', level: child }], [{ type: 'floor', level: parent }], 'the subject token'));
+    expect(attenuate(12, 10)).toBe('accepted');
+    expect(attenuate(5, 10)).toBe('invalid_authorization_details: authorization_details[0] is not covered by the subject token: /level is below the granted 10');
+    expect(attenuate(-1, -5)).toBe('invalid_authorization_details: authorization_details[0] is not covered by the subject token: /level is outside the schema: -1 is less than 0.');
+    expect(attenuate(3, Number.POSITIVE_INFINITY)).toBe('invalid_authorization_details: authorization_details[0] is not covered by the subject token: /level cannot be compared with the granted Infinity');
+  });
+
   it('refuses a held entry outside its schema', () => {
     const held: AuthorizationDetail = { type: 'payment_initiation', actions: ['initiate'], instructedAmount: { currency: 'EUR', amount: '-5' } };
     expect(refusal(() => checkHeldDetails(types, [held], 'subject_token'))).toBe(
