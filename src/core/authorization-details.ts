@@ -37,14 +37,27 @@ export interface DetailType {
   readonly description: string;
   readonly schema: Readonly<Record<string, unknown>>;
   readonly validator: Validator;
-  /** The schema with no member required: what a decision's context may give of an entry. */
-  readonly partialValidator: Validator;
+  /**
+   * Where and why a partial entry (what a decision's context gives of one) fails the schema with
+   * no member required, or undefined when it passes.
+   */
+  readonly partialProblem: (entry: Readonly<Record<string, unknown>>) => SchemaProblem | undefined;
   readonly rules: readonly (readonly [string, AttenuationRule])[];
   /** The schema of each `max` or `min` field, which both sides of a comparison must satisfy. */
   readonly bounds: ReadonlyMap<string, Validator>;
-  readonly decisions: DetailTypeFile['decisions'];
+  /** Per governed action (`decisions`), how its context becomes a partial entry, worked out once. */
+  readonly governs: ReadonlyMap<string, Governance>;
   readonly sentence: string;
   readonly labels: DetailTypeFile['labels'];
+}
+
+/** How a governed action's context becomes a partial entry of its type. */
+export interface Governance {
+  /** Each mapped member: its pointer, the context key it reads, and its schema. */
+  readonly fields: readonly { readonly path: string; readonly key: string; readonly member: Readonly<Record<string, unknown>> | undefined }[];
+  readonly actions: readonly string[] | undefined;
+  /** The pointers a held entry is checked at. */
+  readonly pointers: ReadonlySet<string>;
 }
 
 /** The types a deployment accepts, by name. */
@@ -88,6 +101,38 @@ function withoutRequired(schema: Record<string, unknown>): Record<string, unknow
   return { ...rest, properties: Object.fromEntries(Object.entries(properties as Record<string, Record<string, unknown>>).map(([name, sub]) => [name, withoutRequired(sub)])) };
 }
 
+/** How many checked partial entries a type remembers, and the longest (JSON characters) it keeps. */
+const rememberedEntries = 4096;
+const maxRememberedEntry = 1024;
+/**
+ * JSON text that tells 1e400 (Infinity) from null, which JSON.stringify writes alike; the slower
+ * replacer runs only when a null shows up.
+ */
+const exactJson = (value: unknown): string => {
+  const text = JSON.stringify(value);
+  return text.includes('null') ? JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? `\u0000${v}` : v)) : text;
+};
+
+/**
+ * A schema check that remembers its last answers by the exact JSON checked: the schema validator
+ * takes tens of microseconds an entry (each `if` is a subschema run), resource servers ask about
+ * the same amounts again and again, and the answer depends on nothing else.
+ */
+function rememberedProblems(validator: Validator): (value: Readonly<Record<string, unknown>>) => SchemaProblem | undefined {
+  const known = new Map<string, SchemaProblem | null>();
+  return (value) => {
+    const key = exactJson(value);
+    const remembered = known.get(key);
+    if (remembered !== undefined) return remembered ?? undefined;
+    const problem = schemaProblem(validator, value);
+    if (key.length <= maxRememberedEntry) {
+      if (known.size >= rememberedEntries) known.delete(known.keys().next().value as string);
+      known.set(key, problem ?? null);
+    }
+    return problem;
+  };
+}
+
 /** Validates a type declaration and compiles its JSON Schema once; every field needs a rule. */
 export function compileDetailType(file: string, input: unknown): DetailType {
   const parsed = detailTypeFileSchema.safeParse(input);
@@ -106,14 +151,23 @@ export function compileDetailType(file: string, input: unknown): DetailType {
     description: doc.description,
     schema: doc.schema,
     validator: new Validator(doc.schema as Schema, '2020-12', false),
-    partialValidator: new Validator(withoutRequired(doc.schema) as Schema, '2020-12', false),
+    partialProblem: rememberedProblems(new Validator(withoutRequired(doc.schema) as Schema, '2020-12', false)),
     rules: Object.entries(doc.attenuation),
     bounds: new Map(
       Object.entries(doc.attenuation)
         .filter(([, rule]) => rule === 'max' || rule === 'min')
         .map(([path]) => [path, new Validator((fieldSchema(doc.schema, path) ?? {}) as Schema, '2020-12', false)]),
     ),
-    decisions: doc.decisions,
+    governs: new Map(
+      Object.entries(doc.decisions).map(([action, mapping]): [string, Governance] => [
+        action,
+        {
+          fields: Object.entries(mapping.context).map(([path, key]) => ({ path, key, member: fieldSchema(doc.schema, path) })),
+          actions: mapping.actions,
+          pointers: new Set([...Object.keys(mapping.context), ...(mapping.actions === undefined ? [] : ['/actions'])]),
+        },
+      ]),
+    ),
     sentence: doc.sentence,
     labels: doc.labels,
   };
@@ -229,8 +283,14 @@ export function parseAuthorizationDetails(raw: string | undefined, types: Detail
   return value as AuthorizationDetail[];
 }
 
+/** Where and why a value fails a schema, as a caller may be told. */
+export interface SchemaProblem {
+  readonly where: string;
+  readonly message: string;
+}
+
 /** Where and why a value fails a schema, as a caller may be told (member names are the caller's), or undefined when it passes. */
-function schemaProblem(validator: Validator, value: unknown): { where: string; message: string } | undefined {
+function schemaProblem(validator: Validator, value: unknown): SchemaProblem | undefined {
   const result = validator.validate(value);
   if (result.valid) return undefined;
   // The last error is the innermost one, which names the field (cfworker lists outer ones first).
@@ -310,23 +370,19 @@ function asMember(schema: Readonly<Record<string, unknown>> | undefined, value: 
 export function readGovernedContext(types: DetailTypes, action: string, context: Readonly<Record<string, unknown>>): GovernedContext[] {
   const governed: GovernedContext[] = [];
   for (const type of types.values()) {
-    const mapping = type.decisions[action];
-    if (mapping === undefined) continue;
+    const governance = type.governs.get(action);
+    if (governance === undefined) continue;
     const asked: Record<string, unknown> = { type: type.type };
-    const pointers = new Set<string>(Object.keys(mapping.context));
-    for (const [path, key] of Object.entries(mapping.context)) {
-      if (Object.hasOwn(context, key) && context[key] !== undefined) setAt(asked, path, asMember(fieldSchema(type.schema, path), context[key]));
+    for (const { path, key, member } of governance.fields) {
+      if (Object.hasOwn(context, key) && context[key] !== undefined) setAt(asked, path, asMember(member, context[key]));
     }
-    if (mapping.actions !== undefined) {
-      setAt(asked, '/actions', mapping.actions);
-      pointers.add('/actions');
-    }
-    const problem = schemaProblem(type.partialValidator, asked);
+    if (governance.actions !== undefined) asked.actions = governance.actions;
+    const problem = type.partialProblem(asked);
     if (problem !== undefined) {
-      const member = Object.entries(mapping.context).find(([path]) => problem.where === path || problem.where.startsWith(`${path}/`))?.[1];
+      const member = governance.fields.find(({ path }) => problem.where === path || problem.where.startsWith(`${path}/`))?.key;
       throw new OAuthError('invalid_request', `${member === undefined ? 'context' : `context.${member}`} is outside the ${type.type} schema at ${problem.where}: ${problem.message}`);
     }
-    governed.push({ type, asked, pointers });
+    governed.push({ type, asked, pointers: governance.pointers });
   }
   return governed;
 }

@@ -207,6 +207,17 @@ describe('amounts: the schema decides before any rule', () => {
     expect(attenuate(3, Number.POSITIVE_INFINITY)).toBe('invalid_authorization_details: authorization_details[0] is not covered by the subject token: /level cannot be compared with the granted Infinity');
   });
 
+  it('remembers checked contexts without mistaking 1e400 (Infinity) for null', () => {
+    const meter = compileDetailType('meter.json', { type: 'meter', description: 'x', sentence: 'x', schema: { type: 'object', properties: { type: { const: 'meter' }, reading: { type: 'number' } } }, attenuation: { '/reading': 'max' }, decisions: { 'meter:read': { context: { '/reading': 'reading' } } } });
+    const meters = new Map([['meter', meter]]);
+    const read = (reading: unknown) => refusal(() => readGovernedContext(meters, 'meter:read', { reading }));
+    for (let i = 0; i < 2; i++) {
+      expect(read(JSON.parse('1e400'))).toBe('accepted');
+      expect(read(null)).toBe('invalid_request: context.reading is outside the meter schema at /reading: Instance type "null" is invalid. Expected "number".');
+      expect(read(5)).toBe('accepted');
+    }
+  });
+
   it('refuses a held entry outside its schema', () => {
     const held: AuthorizationDetail = { type: 'payment_initiation', actions: ['initiate'], instructedAmount: { currency: 'EUR', amount: '-5' } };
     expect(refusal(() => checkHeldDetails(types, [held], 'subject_token'))).toBe(
