@@ -26,7 +26,7 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Resolves when the database answers; rejects otherwise. */
   readonly checkReady: () => Promise<void>;
-  /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid. `by` names who asked. */
+  /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid, once the refusal is audited. `by` names who asked. */
   readonly reload: { readonly policies: (by: string) => Promise<readonly string[]>; readonly registry: (by: string) => Promise<void> };
   readonly auditQueries: AuditQueries;
   /** How request bodies are read (default: the Fetch API stream); the Node entry reads Node's own request. */

@@ -126,6 +126,11 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       rateLimit: shared.rateLimit,
       verifiedTokens: shared.verifiedTokens,
     });
+    // A reload is refused here, and audited as refused as on Node (a system event, tenant "*").
+    const bundled = async (type: 'policy.reload' | 'registry.reload', by: string, reason: string): Promise<never> => {
+      await audit.append({ tenant: '*', type, decision: 'refused', client: by, reason });
+      throw new Error(reason);
+    };
     const app = createApp({
       tokens,
       logger,
@@ -134,8 +139,8 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
         await sql`SELECT 1`;
       },
       reload: {
-        policies: () => Promise.reject(new Error('policies are bundled on Workers: deploy to change them')),
-        registry: () => Promise.reject(new Error('the registry is bundled on Workers: deploy to change it')),
+        policies: (by) => bundled('policy.reload', by, 'policies are bundled on Workers: deploy to change them'),
+        registry: (by) => bundled('registry.reload', by, 'the registry is bundled on Workers: deploy to change it'),
       },
       auditQueries: createAuditReader(sql, sha256Hex),
       metricsText: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', body: '' }),
