@@ -62,12 +62,13 @@ const decision = {
   expectedReasons: ['transfer-up-to-100'],
 };
 /**
- * Amounts that do not repeat within 99,000 requests, all allowed (1.000 to 99.999): each one a
- * new question for Cedar, more than a policy set remembers (src/adapters/cedar/cedar-engine.ts).
+ * Amounts that do not repeat within 9,999 requests, all allowed (0.01 to 99.99 EUR, cents being
+ * the most decimals the euro has): each one a new question for Cedar, and more than a policy set
+ * remembers (src/adapters/cedar/cedar-engine.ts), so a value comes round only after it is forgotten.
  */
 function freshAmounts() {
   let n = 0;
-  return () => Number(((1000 + (n++ % 99_000)) / 1000).toFixed(3));
+  return () => Number(((1 + (n++ % 9_999)) / 100).toFixed(2));
 }
 const tokenFacts = { tenant: 'acme', clientId: 'agent-platform', sub: 'alice', chain: ['payments-subagent', 'orchestrator'], scope: ['payments:read', 'payments:transfer'] };
 

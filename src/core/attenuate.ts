@@ -1,4 +1,4 @@
-import { OAuthError } from './errors.js';
+import { OAuthError, echo } from './errors.js';
 import type { Registry, ResourceServer } from './registry.js';
 
 /** Splits an RFC 6749 scope string (already validated) into its tokens. */
@@ -27,7 +27,7 @@ export function attenuateScope(requested: string | undefined, bounds: readonly (
   const tokens = scopeTokens(requested);
   for (const s of tokens) {
     for (const [name, allowed] of limits) {
-      if (!allowed.has(s)) throw new OAuthError('invalid_scope', `scope "${s}" exceeds ${name}`);
+      if (!allowed.has(s)) throw new OAuthError('invalid_scope', `scope "${echo(s)}" exceeds ${name}`);
     }
   }
   return tokens;
@@ -42,7 +42,7 @@ export function resolveTargets(registry: Registry, tenant: string, audience: rea
   const lookup = (value: string, param: string): void => {
     const server: ResourceServer | undefined = registry.audiences.get(value) ?? (param === 'audience' ? registry.resourceServers.get(value) : undefined);
     if (server === undefined || server.tenant !== tenant) {
-      throw new OAuthError('invalid_target', `${param} "${value.slice(0, 200)}" is not a known resource server`);
+      throw new OAuthError('invalid_target', `${param} "${echo(value, 120)}" is not a known resource server`);
     }
     found.add(server.audience);
   };
@@ -68,7 +68,7 @@ export function audienceScopes(registry: Registry, audience: readonly string[]):
 /** Refuses any target outside what the subject token was issued for. */
 export function attenuateAudience(targets: readonly string[], subjectAudience: readonly string[]): string[] {
   for (const t of targets) {
-    if (!subjectAudience.includes(t)) throw new OAuthError('invalid_target', `audience "${t}" is not within the subject token's audience`);
+    if (!subjectAudience.includes(t)) throw new OAuthError('invalid_target', `audience "${echo(t, 120)}" is not within the subject token's audience`);
   }
   return [...targets];
 }

@@ -11,6 +11,7 @@ export type AuditType =
   | 'token.exchange'
   | 'token.client_credentials'
   | 'token.request'
+  | 'request.refusal'
   | 'token.revocation'
   | 'token.introspection'
   | 'token.authorization_code'

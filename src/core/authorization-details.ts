@@ -1,6 +1,7 @@
 import { Validator, type Schema } from '@cfworker/json-schema';
 import { z } from 'zod';
-import { OAuthError, type OAuthErrorCode } from './errors.js';
+import { OAuthError, echo, type OAuthErrorCode } from './errors.js';
+import { jsonNestingDepth, maxJsonDepth } from './json-depth.js';
 
 /** One RFC 9396 authorization details entry. */
 export type AuthorizationDetail = Readonly<Record<string, unknown>> & { readonly type: string };
@@ -46,9 +47,18 @@ export type DetailTypeFile = z.infer<typeof detailTypeFileSchema>;
 export interface DetailType {
   readonly type: string;
   readonly description: string;
+  readonly schema: Readonly<Record<string, unknown>>;
   readonly validator: Validator;
+  /**
+   * Where and why a partial entry (what a decision's context gives of one) fails the schema with
+   * no member required, or undefined when it passes.
+   */
+  readonly partialProblem: (entry: Readonly<Record<string, unknown>>) => SchemaProblem | undefined;
   readonly rules: readonly (readonly [string, AttenuationRule])[];
-  readonly decisions: ReadonlyMap<string, DetailTypeFile['decisions'][string]>;
+  /** The schema of each `max` or `min` field, which both sides of a comparison must satisfy. */
+  readonly bounds: ReadonlyMap<string, Validator>;
+  /** Per governed action (`decisions`), how its context becomes a partial entry, worked out once. */
+  readonly governs: ReadonlyMap<string, Governance>;
   readonly sentence: string;
   readonly labels: Labels;
   /** The sentence and labels in other languages, by primary language tag. */
@@ -60,6 +70,15 @@ type Labels = ReadonlyMap<string, ReadonlyMap<string, string>>;
 
 function labelMap(labels: DetailTypeFile['labels']): Labels {
   return new Map(Object.entries(labels).map(([path, byValue]) => [path, new Map(Object.entries(byValue))]));
+}
+
+/** How a governed action's context becomes a partial entry of its type. */
+export interface Governance {
+  /** Each mapped member: its pointer, the context key it reads, and its schema. */
+  readonly fields: readonly { readonly path: string; readonly key: string; readonly member: Readonly<Record<string, unknown>> | undefined }[];
+  readonly actions: readonly string[] | undefined;
+  /** The pointers a held entry is checked at. */
+  readonly pointers: ReadonlySet<string>;
 }
 
 /** The types a deployment accepts, by name. */
@@ -76,11 +95,63 @@ export class DetailTypeError extends Error {
   }
 }
 
+/** The subschema of the member at a JSON pointer, following `properties`. */
+function fieldSchema(schema: Readonly<Record<string, unknown>>, path: string): Record<string, unknown> | undefined {
+  let node: Record<string, unknown> | undefined = schema;
+  for (const part of path.slice(1).split('/')) {
+    const properties = node?.properties as Record<string, Record<string, unknown>> | undefined;
+    node = properties !== undefined && Object.hasOwn(properties, part) ? properties[part] : undefined;
+  }
+  return node;
+}
+
 /** Leaf JSON pointers a JSON Schema's object properties declare, recursively. */
 function leafPointers(schema: Record<string, unknown>, prefix = ''): string[] {
   const properties = schema.properties as Record<string, Record<string, unknown>> | undefined;
   if (schema.type !== 'object' || properties === undefined) return prefix === '' ? [] : [prefix];
   return Object.entries(properties).flatMap(([name, sub]) => leafPointers(sub, `${prefix}/${name}`));
+}
+
+/**
+ * The schema with `required` dropped along its members (an `if` inside `allOf` keeps its own), so
+ * a partial entry is checked field by field with every other keyword intact.
+ */
+function withoutRequired(schema: Record<string, unknown>): Record<string, unknown> {
+  const { required: _required, properties, ...rest } = schema;
+  if (typeof properties !== 'object' || properties === null) return rest;
+  return { ...rest, properties: Object.fromEntries(Object.entries(properties as Record<string, Record<string, unknown>>).map(([name, sub]) => [name, withoutRequired(sub)])) };
+}
+
+/** How many checked partial entries a type remembers, and the longest (JSON characters) it keeps. */
+const rememberedEntries = 4096;
+const maxRememberedEntry = 1024;
+/**
+ * JSON text that tells 1e400 (Infinity) from null, which JSON.stringify writes alike; the slower
+ * replacer runs only when a null shows up.
+ */
+const exactJson = (value: unknown): string => {
+  const text = JSON.stringify(value);
+  return text.includes('null') ? JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? `\u0000${v}` : v)) : text;
+};
+
+/**
+ * A schema check that remembers its last answers by the exact JSON checked: the schema validator
+ * takes tens of microseconds an entry (each `if` is a subschema run), resource servers ask about
+ * the same amounts again and again, and the answer depends on nothing else.
+ */
+function rememberedProblems(validator: Validator): (value: Readonly<Record<string, unknown>>) => SchemaProblem | undefined {
+  const known = new Map<string, SchemaProblem | null>();
+  return (value) => {
+    const key = exactJson(value);
+    const remembered = known.get(key);
+    if (remembered !== undefined) return remembered ?? undefined;
+    const problem = schemaProblem(validator, value);
+    if (key.length <= maxRememberedEntry) {
+      if (known.size >= rememberedEntries) known.delete(known.keys().next().value as string);
+      known.set(key, problem ?? null);
+    }
+    return problem;
+  };
 }
 
 /** Validates a type declaration and compiles its JSON Schema once; every field needs a rule. */
@@ -99,9 +170,25 @@ export function compileDetailType(file: string, input: unknown): DetailType {
   return {
     type: doc.type,
     description: doc.description,
+    schema: doc.schema,
     validator: new Validator(doc.schema as Schema, '2020-12', false),
+    partialProblem: rememberedProblems(new Validator(withoutRequired(doc.schema) as Schema, '2020-12', false)),
     rules: Object.entries(doc.attenuation),
-    decisions: new Map(Object.entries(doc.decisions)),
+    bounds: new Map(
+      Object.entries(doc.attenuation)
+        .filter(([, rule]) => rule === 'max' || rule === 'min')
+        .map(([path]) => [path, new Validator((fieldSchema(doc.schema, path) ?? {}) as Schema, '2020-12', false)]),
+    ),
+    governs: new Map(
+      Object.entries(doc.decisions).map(([action, mapping]): [string, Governance] => [
+        action,
+        {
+          fields: Object.entries(mapping.context).map(([path, key]) => ({ path, key, member: fieldSchema(doc.schema, path) })),
+          actions: mapping.actions,
+          pointers: new Set([...Object.keys(mapping.context), ...(mapping.actions === undefined ? [] : ['/actions'])]),
+        },
+      ]),
+    ),
     sentence: doc.sentence,
     labels: labelMap(doc.labels),
     translations: new Map(Object.entries(doc.translations).map(([language, t]) => [language, { sentence: t.sentence, labels: labelMap(t.labels) }])),
@@ -143,24 +230,32 @@ function compareDecimal(a: unknown, b: unknown): number | undefined {
   return left < right ? -1 : left > right ? 1 : 0;
 }
 
-/** Why `child` is not within `parent` at a field, or undefined when it is. */
-function violates(rule: AttenuationRule, parent: unknown, child: unknown): string | undefined {
+/**
+ * Why `child` is not within `parent` at a field, or undefined when it is. A `max` or `min` field
+ * compares only values its schema accepts (`field`): a negative, exponent or oversized amount is
+ * never "no larger" than a limit, and a limit outside the schema covers nothing.
+ */
+function violates(rule: AttenuationRule, parent: unknown, child: unknown, field: Validator | undefined): string | undefined {
   switch (rule) {
     case 'equal':
       return deepEqual(parent, child) ? undefined : 'must equal the granted value';
-    case 'max': {
-      const order = compareDecimal(child, parent);
-      return order !== undefined && order <= 0 ? undefined : `exceeds the granted ${JSON.stringify(parent)}`;
-    }
+    case 'max':
     case 'min': {
+      const outside = field?.validate(child).errors.at(-1);
+      if (outside !== undefined) return `is outside the schema: ${echo(outside.error, 120)}`;
+      // JSON has no infinite number, but 1e400 reads as one: name it as it is.
+      const granted = echo(typeof parent === 'number' && !Number.isFinite(parent) ? String(parent) : JSON.stringify(parent));
+      if (field?.validate(parent).valid === false) return `cannot be compared: the granted ${granted} is outside the schema`;
       const order = compareDecimal(child, parent);
-      return order !== undefined && order >= 0 ? undefined : `is below the granted ${JSON.stringify(parent)}`;
+      if (order === undefined) return `cannot be compared with the granted ${granted}`;
+      if (rule === 'max') return order <= 0 ? undefined : `exceeds the granted ${granted}`;
+      return order >= 0 ? undefined : `is below the granted ${granted}`;
     }
     case 'subset': {
       const granted = Array.isArray(parent) ? parent : [parent];
       const asked = Array.isArray(child) ? child : [child];
       const extra = asked.find((c) => !granted.some((g) => deepEqual(g, c)));
-      return extra === undefined ? undefined : `${JSON.stringify(extra)} is not granted`;
+      return extra === undefined ? undefined : `${echo(JSON.stringify(extra))} is not granted`;
     }
   }
 }
@@ -177,7 +272,7 @@ export function uncovered(type: DetailType, parent: AuthorizationDetail, child: 
     if (granted === undefined) continue;
     const asked = at(child, path);
     if (asked === undefined) return { pointer: path, reason: 'is missing, but the grant restricts it' };
-    const why = violates(rule, granted, asked);
+    const why = violates(rule, granted, asked, type.bounds.get(path));
     if (why !== undefined) return { pointer: path, reason: why };
   }
   return undefined;
@@ -190,6 +285,7 @@ function refuse(description: string): OAuthError {
 /** Parses and validates the `authorization_details` parameter against the declared types. */
 export function parseAuthorizationDetails(raw: string | undefined, types: DetailTypes, maxEntries: number): AuthorizationDetail[] | undefined {
   if (raw === undefined) return undefined;
+  if (jsonNestingDepth(raw) > maxJsonDepth) throw refuse(`authorization_details nests deeper than ${maxJsonDepth} levels`);
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -203,17 +299,28 @@ export function parseAuthorizationDetails(raw: string | undefined, types: Detail
     const name = (entry as { type?: unknown }).type;
     if (typeof name !== 'string') throw refuse(`authorization_details[${i}] lacks a string "type"`);
     const type = types.get(name);
-    if (type === undefined) throw refuse(`authorization_details[${i}] has unknown type "${name.slice(0, 100)}"`);
-    const result = type.validator.validate(entry);
-    if (!result.valid) {
-      // The last error is the innermost one, which names the field (cfworker lists outer ones first).
-      const error = result.errors.at(-1);
-      const where = (error?.instanceLocation ?? '#').replace(/^#/, '') || '/';
-      const message = error?.keyword === 'false' ? 'is not a member this type declares' : (error?.error ?? 'is invalid');
-      throw refuse(`authorization_details[${i}] ${where}: ${message}`);
-    }
+    if (type === undefined) throw refuse(`authorization_details[${i}] has unknown type "${echo(name)}"`);
+    const problem = schemaProblem(type.validator, entry);
+    if (problem !== undefined) throw refuse(`authorization_details[${i}] ${problem.where}: ${problem.message}`);
   });
   return value as AuthorizationDetail[];
+}
+
+/** Where and why a value fails a schema, as a caller may be told. */
+export interface SchemaProblem {
+  readonly where: string;
+  readonly message: string;
+}
+
+/** Where and why a value fails a schema, as a caller may be told (member names are the caller's), or undefined when it passes. */
+function schemaProblem(validator: Validator, value: unknown): SchemaProblem | undefined {
+  const result = validator.validate(value);
+  if (result.valid) return undefined;
+  // The last error is the innermost one, which names the field (cfworker lists outer ones first).
+  const error = result.errors.at(-1);
+  const where = echo((error?.instanceLocation ?? '#').replace(/^#/, '') || '/', 120);
+  const message = error?.keyword === 'false' ? 'is not a member this type declares' : echo(error?.error ?? 'is invalid', 160);
+  return { where, message };
 }
 
 /** Reads the `authorization_details` claim of a verified token (absent means none). */
@@ -223,6 +330,18 @@ export function authorizationDetailsClaim(value: unknown, param: string, errorCo
     throw new OAuthError(errorCode, `${param} has a malformed authorization_details claim`);
   }
   return value as AuthorizationDetail[];
+}
+
+/**
+ * Refuses a token whose entry of a known type fails that type's schema (an upstream identity
+ * provider's claim, say), so a limit outside the schema is never carried down a chain.
+ */
+export function checkHeldDetails(types: DetailTypes, held: readonly AuthorizationDetail[], param: string): void {
+  held.forEach((entry, i) => {
+    const type = types.get(entry.type);
+    const problem = type === undefined ? undefined : schemaProblem(type.validator, entry);
+    if (problem !== undefined) throw new OAuthError('invalid_request', `${param} has an authorization_details[${i}] outside its type's schema: ${problem.where}: ${problem.message}`);
+  });
 }
 
 /**
@@ -247,26 +366,59 @@ export function attenuateAuthorizationDetails(types: DetailTypes, requested: Aut
 /** The outcome of checking a resource server's action against a token's details. */
 export type DetailMatch = { readonly applies: false } | { readonly applies: true; readonly entry: AuthorizationDetail | undefined; readonly reason: string | undefined };
 
+/** What a governed action's context asks of one type: the partial entry it stands for and the fields to check. */
+export interface GovernedContext {
+  readonly type: DetailType;
+  readonly asked: Readonly<Record<string, unknown>>;
+  readonly pointers: ReadonlySet<string>;
+}
+
 /**
- * A token that carries authorization_details must hold an entry covering a governed action (one
- * a type's `decisions` names): its mapped context values and the declared actions. Returns the
- * matching entry. A token without details is governed by its scope alone.
+ * A context value read as the member its type declares: a JSON number where the schema wants a
+ * string is the number's decimal text (so `50` and `"50"` are one amount, and `1e-7` reads
+ * "1e-7", which a decimal pattern refuses); a single value where it wants an array is a list of one.
  */
-export function matchDecision(types: DetailTypes, held: readonly AuthorizationDetail[], action: string, context: Readonly<Record<string, unknown>>): DetailMatch {
-  const governing = [...types.values()].filter((t) => t.decisions.has(action));
-  if (governing.length === 0 || held.length === 0) return { applies: false };
-  let reason = `the token holds no ${governing.map((t) => t.type).join(' or ')} entry`;
-  for (const type of governing) {
-    const mapping = type.decisions.get(action) as DetailTypeFile['decisions'][string];
-    const asked: Record<string, unknown> = {};
-    const pointers = new Set<string>(Object.keys(mapping.context));
-    for (const [path, key] of Object.entries(mapping.context)) {
-      if (Object.hasOwn(context, key)) setAt(asked, path, context[key]);
+function asMember(schema: Readonly<Record<string, unknown>> | undefined, value: unknown): unknown {
+  if (schema?.type === 'string' && typeof value === 'number') return String(value);
+  if (schema?.type === 'array' && !Array.isArray(value)) return [value];
+  return value;
+}
+
+/**
+ * The entries a governed action's context stands for, one per type whose `decisions` name the
+ * action, each checked against its type's schema (every member optional) before any rule or
+ * policy sees it. A value outside the schema (a negative or exponent amount, more decimals than
+ * the currency has) is `invalid_request` naming the context member. Ungoverned actions give none.
+ */
+export function readGovernedContext(types: DetailTypes, action: string, context: Readonly<Record<string, unknown>>): GovernedContext[] {
+  const governed: GovernedContext[] = [];
+  for (const type of types.values()) {
+    const governance = type.governs.get(action);
+    if (governance === undefined) continue;
+    const asked: Record<string, unknown> = { type: type.type };
+    for (const { path, key, member } of governance.fields) {
+      if (Object.hasOwn(context, key) && context[key] !== undefined) setAt(asked, path, asMember(member, context[key]));
     }
-    if (mapping.actions !== undefined) {
-      setAt(asked, '/actions', mapping.actions);
-      pointers.add('/actions');
+    if (governance.actions !== undefined) asked.actions = governance.actions;
+    const problem = type.partialProblem(asked);
+    if (problem !== undefined) {
+      const member = governance.fields.find(({ path }) => problem.where === path || problem.where.startsWith(`${path}/`))?.key;
+      throw new OAuthError('invalid_request', `${member === undefined ? 'context' : `context.${member}`} is outside the ${type.type} schema at ${problem.where}: ${problem.message}`);
     }
+    governed.push({ type, asked, pointers: governance.pointers });
+  }
+  return governed;
+}
+
+/**
+ * A token that carries authorization_details must hold an entry covering a governed action (its
+ * context as `readGovernedContext` read it, and the declared actions). Returns the matching
+ * entry. A token without details is governed by its scope alone.
+ */
+export function matchDecision(governed: readonly GovernedContext[], held: readonly AuthorizationDetail[]): DetailMatch {
+  if (governed.length === 0 || held.length === 0) return { applies: false };
+  let reason = `the token holds no ${governed.map((g) => g.type.type).join(' or ')} entry`;
+  for (const { type, asked, pointers } of governed) {
     for (const entry of held.filter((h) => h.type === type.type)) {
       const miss = uncovered(type, entry, asked, pointers);
       if (miss === undefined) return { applies: true, entry, reason: undefined };

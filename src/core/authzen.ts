@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { OAuthError } from './errors.js';
 import type { AuditEvent, AuditLog } from './audit.js';
+import { readGovernedContext, type DetailTypes } from './authorization-details.js';
 import type { PolicyEngine } from './ports.js';
 import { inSpanSync, type Metrics } from './telemetry.js';
 import type { Caller } from './registry.js';
@@ -64,10 +65,20 @@ export interface AuthzenContext {
   readonly policy: () => PolicyEngine;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
+  readonly detailTypes: DetailTypes;
 }
 
-/** Asks the policies; returns the decision and the audit entry that records it. */
+/** The audit entry of an evaluation refused as malformed. */
+function refusedEvent(caller: Caller, error: OAuthError, requestId: string | null): AuditEvent {
+  return { tenant: caller.tenant, type: 'authzen.evaluation', decision: 'refused', client: caller.id, reason: `${error.code}: ${error.description}`, request_id: requestId };
+}
+
+/**
+ * Asks the policies; returns the decision and the audit entry that records it. A governed
+ * action's context must first fit its authorization_details type, as at `POST /authorize`.
+ */
 function decideOne(ctx: AuthzenContext, caller: Caller, request: Evaluation, requestId: string | null): { result: AuthzenDecision; event: AuditEvent } {
+  readGovernedContext(ctx.detailTypes, request.action.name, request.context ?? {});
   const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': request.action.name, 'baton.tenant': caller.tenant }, () => ctx.policy().evaluate({
     principal: { type: request.subject.type, id: request.subject.id, attributes: request.subject.properties ?? {} },
     action: request.action.name,
@@ -92,9 +103,16 @@ function decideOne(ctx: AuthzenContext, caller: Caller, request: Evaluation, req
 
 /** Evaluates one request; answers only once its audit entry is committed. */
 export async function evaluate(ctx: AuthzenContext, caller: Caller, request: Evaluation, requestId: string | null): Promise<AuthzenDecision> {
-  const { result, event } = decideOne(ctx, caller, request, requestId);
-  await ctx.audit.append(event);
-  return result;
+  let decided;
+  try {
+    decided = decideOne(ctx, caller, request, requestId);
+  } catch (error) {
+    if (!(error instanceof OAuthError)) throw error;
+    await ctx.audit.append(refusedEvent(caller, error, requestId));
+    throw error.markAudited();
+  }
+  await ctx.audit.append(decided.event);
+  return decided.result;
 }
 
 /**
@@ -122,14 +140,15 @@ export async function evaluateBatch(ctx: AuthzenContext, caller: Caller, request
       resource: override(defaults.resource, item.resource, ['type', 'id']),
       context: item.context ?? defaults.context,
     };
-    const parsed = evaluationSchema.safeParse(merged);
     let result: AuthzenDecision;
-    if (parsed.success) {
-      const one = decideOne(ctx, caller, parsed.data, requestId);
+    try {
+      const one = decideOne(ctx, caller, parseAuthzen(evaluationSchema, merged), requestId);
       result = one.result;
       events.push(one.event);
-    } else {
-      result = { decision: false, context: { error: { status: 400, message: describeIssue(parsed.error) } } };
+    } catch (error) {
+      if (!(error instanceof OAuthError)) throw error;
+      result = { decision: false, context: { error: { status: error.status, message: error.description } } };
+      events.push(refusedEvent(caller, error, requestId));
     }
     results.push(result);
     if (semantic === 'deny_on_first_deny' && !result.decision) break;

@@ -7,6 +7,9 @@ import type { RateLimiter } from './rate-limit.js';
 import type { Caller, Registry } from './registry.js';
 import type { FormParams } from './token-request.js';
 
+/** The scopes of Baton's own APIs: operators' calls, the auditor API and the metrics. */
+export const operatorScopes = { admin: 'baton:admin', audit: 'baton:audit', metrics: 'baton:metrics' } as const;
+
 /** What authenticating a caller needs: Baton's token verification, the secret hash, the rate limit. */
 export interface CallerVerifier extends BatonTokenVerifier {
   readonly sha256: Sha256;

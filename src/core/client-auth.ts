@@ -1,5 +1,5 @@
 import { verifyAssertion, type AssertionContext } from './assertion.js';
-import { OAuthError } from './errors.js';
+import { OAuthError, echo } from './errors.js';
 import { peekJwt } from './jwt.js';
 import type { Sha256 } from './ports.js';
 import { textProblem } from './storable-text.js';
@@ -45,9 +45,9 @@ export function parseBasic(header: string): { id: string; secret: string } {
 /** Checks a client secret against its registered SHA-256; `method` names the registered method it must match, if any. */
 export function checkSecret(sha256: Sha256, caller: Caller | undefined, id: string, secret: string, method?: 'client_secret_basic' | 'client_secret_post'): Caller {
   const digest = sha256(secret);
-  if (caller === undefined) throw authFailed(`unknown client ${id}`);
-  if ((method !== undefined && caller.authMethod !== method) || caller.secretSha256 === undefined) throw authFailed(`client ${id} is registered for ${caller.authMethod}, not ${method ?? 'a secret'}`);
-  if (!sameDigest(digest, caller.secretSha256)) throw authFailed(`wrong secret for client ${id}`);
+  if (caller === undefined) throw authFailed(`unknown client ${echo(id)}`);
+  if ((method !== undefined && caller.authMethod !== method) || caller.secretSha256 === undefined) throw authFailed(`client ${caller.id} is registered for ${caller.authMethod}, not ${method ?? 'a secret'}`);
+  if (!sameDigest(digest, caller.secretSha256)) throw authFailed(`wrong secret for client ${caller.id}`);
   return caller;
 }
 
@@ -95,7 +95,7 @@ export async function authenticateClient(
   if (problem !== undefined) throw new OAuthError('invalid_client', `client_assertion has an invalid "sub" claim: it contains ${problem}`);
   if (params.client_id !== undefined && params.client_id !== claimed) throw new OAuthError('invalid_client', 'client_id does not match the client_assertion');
   const caller = registry.callers.get(claimed);
-  if (caller === undefined) throw authFailed(`unknown client ${claimed}`);
+  if (caller === undefined) throw authFailed(`unknown client ${echo(claimed)}`);
   if (caller.authMethod !== 'private_key_jwt' || caller.resolve === undefined) throw authFailed(`client ${claimed} is registered for ${caller.authMethod}, not private_key_jwt`);
   await verifyAssertion(ctx, assertion, { id: caller.id, tenant: caller.tenant, resolve: caller.resolve }, 'client_assertion', 'invalid_client');
   return caller;

@@ -3,7 +3,7 @@ import { parseActClaim } from './act-chain.js';
 import { scopeClaim } from './attenuate.js';
 import { inSpanSync, type Metrics } from './telemetry.js';
 import type { AuditEvent, AuditLog } from './audit.js';
-import { authorizationDetailsClaim, matchDecision, type DetailTypes } from './authorization-details.js';
+import { authorizationDetailsClaim, matchDecision, readGovernedContext, type DetailTypes, type GovernedContext } from './authorization-details.js';
 import { revokedDescription, verifyBatonToken, type BatonTokenVerifier } from './baton-token.js';
 import { OAuthError } from './errors.js';
 import { randomId } from './jwt.js';
@@ -70,7 +70,14 @@ export function parseAuthorizeRequest(body: unknown): AuthorizeRequest {
 export async function decide(ctx: DecisionContext, caller: Caller, request: AuthorizeRequest, requestId: string | null): Promise<DecisionOutcome> {
   const actionId = request.action_id ?? randomId();
   const trail: { -readonly [K in keyof AuditEvent]?: AuditEvent[K] } = {};
-  const outcome = await evaluateDecision(ctx, caller, request, actionId, trail);
+  let outcome: DecisionOutcome;
+  try {
+    outcome = await evaluateDecision(ctx, caller, request, actionId, trail);
+  } catch (error) {
+    if (!(error instanceof OAuthError)) throw error;
+    await ctx.audit.append({ ...trail, tenant: caller.tenant, type: 'decision', decision: 'refused', action_id: actionId, client: caller.id, reason: `${error.code}: ${error.description}`, request_id: requestId });
+    throw error.markAudited();
+  }
   const [first] = outcome.reasons;
   ctx.metrics.decision('authorize', outcome.decision, first?.startsWith('baton:') === true ? first : 'policy');
   // The decision is in the log before the answer leaves.
@@ -99,6 +106,8 @@ async function evaluateDecision(
   const registry = ctx.registry();
   const server = registry.resourceServers.get(caller.id);
   if (server === undefined) throw new OAuthError('access_denied', 'the caller is not a registered resource server');
+  // A governed action's context must fit its authorization_details type before any rule or policy runs.
+  const governed: GovernedContext[] = readGovernedContext(ctx.detailTypes, request.action, request.context ?? {});
 
   let token;
   try {
@@ -118,7 +127,7 @@ async function evaluateDecision(
   let match;
   try {
     chain = parseActClaim(token.payload.act, 'token', ctx.limits.maxChainLength).chain;
-    match = matchDecision(ctx.detailTypes, authorizationDetailsClaim(token.payload.authorization_details, 'token'), request.action, request.context ?? {});
+    match = matchDecision(governed, authorizationDetailsClaim(token.payload.authorization_details, 'token'));
   } catch (error) {
     return deny('baton:invalid-token', error instanceof OAuthError ? error.description : String(error));
   }

@@ -37,6 +37,7 @@ export class OAuthError extends Error {
   readonly status: number;
   /** For a 429 or 503: when the caller may try again. */
   readonly retryAfterSeconds: number | undefined;
+  #audited = false;
 
   constructor(code: OAuthErrorCode, description: string, options: { detail?: string; status?: number; retryAfterSeconds?: number; cause?: unknown } = {}) {
     super(`${code}: ${description}`, options.cause === undefined ? undefined : { cause: options.cause });
@@ -48,6 +49,17 @@ export class OAuthError extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
+  /** Whether this refusal already has its own audit entry, so the HTTP layer records nothing more for it. */
+  get audited(): boolean {
+    return this.#audited;
+  }
+
+  /** Notes that this refusal's audit entry is written; returns the error, to be rethrown. */
+  markAudited(): this {
+    this.#audited = true;
+    return this;
+  }
+
   /** The RFC 6749 §5.2 body. */
   toJSON(): { error: OAuthErrorCode; error_description: string } {
     return { error: this.code, error_description: this.description };
@@ -57,6 +69,21 @@ export class OAuthError extends Error {
 /** How a refusal reads in its audit entry: code, description, and the detail kept for logs. */
 export function refusalReason(error: OAuthError): string {
   return `${error.code}: ${error.description}${error.detail === undefined ? '' : ` (${error.detail})`}`;
+}
+
+/** What is never echoed: controls, invisible format characters (bidi overrides, zero-width), line and paragraph separators, lone surrogates. */
+const unechoable = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+/**
+ * A short, safe piece of what a caller sent, for an error description (and the audit entry that
+ * repeats it): each control or invisible character becomes U+FFFD, and anything past `max`
+ * characters is cut and marked with "…". The one way caller input enters a description.
+ */
+export function echo(value: string, max = 64): string {
+  // At most 2·max UTF-16 units hold the first max characters whole; the rest is never looked at.
+  const head = value.length > max * 2 ? value.slice(0, max * 2) : value;
+  const chars = Array.from(head.replace(unechoable, '\uFFFD'));
+  return chars.length > max || head.length < value.length ? `${chars.slice(0, max).join('')}…` : chars.join('');
 }
 
 /** Shorthand for the most common refusal. */

@@ -1,4 +1,6 @@
-import { clientAuthMethods, grantTypes } from './registry-schema.js';
+import { operatorScopes } from './callers.js';
+import type { Registry } from './registry.js';
+import { asymmetricAlgorithms, clientAuthMethods, grantTypes } from './registry-schema.js';
 
 /** Endpoint URLs derived from the issuer. */
 export function endpoints(issuer: string) {
@@ -12,25 +14,37 @@ export function endpoints(issuer: string) {
   };
 }
 
-/** RFC 8414 authorization server metadata for what Baton serves today. */
-export function authorizationServerMetadata(issuer: string, signingAlgorithms: readonly string[], detailTypes: readonly string[]) {
+/** The scopes Baton understands: every resource server's, then the operators' own. */
+export function supportedScopes(registry: Registry): string[] {
+  return [...new Set([...[...registry.resourceServers.values()].flatMap((rs) => rs.scopes), ...Object.values(operatorScopes)])];
+}
+
+/**
+ * RFC 8414 authorization server metadata for what Baton serves today. Authentication methods are
+ * registered values only (IANA "OAuth Token Endpoint Authentication Methods"): introspection also
+ * takes a resource server's own Bearer token, which has no registered name and is documented
+ * instead. Revocation authenticates as the token endpoint does, public clients (`none`) included.
+ */
+export function authorizationServerMetadata(issuer: string, signingAlgorithms: readonly string[], detailTypes: readonly string[], scopes: readonly string[]) {
   const urls = endpoints(issuer);
   return {
     issuer,
     authorization_endpoint: urls.authorization,
     token_endpoint: urls.token,
     jwks_uri: urls.jwks,
+    scopes_supported: [...scopes],
     revocation_endpoint: urls.revocation,
-    revocation_endpoint_auth_methods_supported: clientAuthMethods.filter((m) => m !== 'none'),
+    revocation_endpoint_auth_methods_supported: [...clientAuthMethods],
+    revocation_endpoint_auth_signing_alg_values_supported: [...asymmetricAlgorithms],
     introspection_endpoint: urls.introspection,
-    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'bearer'],
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
     grant_types_supported: [grantTypes.tokenExchange, grantTypes.clientCredentials, grantTypes.authorizationCode, grantTypes.refreshToken],
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
     code_challenge_methods_supported: ['S256'],
     authorization_response_iss_parameter_supported: true,
     token_endpoint_auth_methods_supported: [...clientAuthMethods],
-    token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'ES256', 'ES384', 'RS256', 'PS256'],
+    token_endpoint_auth_signing_alg_values_supported: [...asymmetricAlgorithms],
     access_token_signing_alg_values_supported: [...signingAlgorithms],
     authorization_details_types_supported: [...detailTypes],
     token_exchange_token_types_supported: [

@@ -1,5 +1,5 @@
 import type { AuthorizationDetail } from './authorization-details.js';
-import type { EntityReference, PolicyRequest } from './ports.js';
+import type { EntityReference, Logger, PolicyEngine, PolicyRequest } from './ports.js';
 import type { Registry } from './registry.js';
 
 /** A reference to an entity in attribute or context values. */
@@ -36,11 +36,24 @@ export function userEntity(tenant: string, id: string) {
   return { type: 'User', id, attributes: { tenant: entityRef('Tenant', tenant) }, parents: [{ type: 'Tenant', id: tenant }] };
 }
 
+/** The action every token exchange (and consent) asks the policies about. */
+export const delegateAction = 'delegate';
+
+/** Why a policy set cannot answer a delegation: its schema has no delegate action (a folder written for AuthZEN alone, say). */
+export const noDelegateAction = `the policy set has no Action::"${delegateAction}" (its schema does not declare it)`;
+
+/** Warns at start-up and on reload when the policy set cannot permit any delegation, so every token exchange would be refused. */
+export function warnIfNoDelegateAction(engine: PolicyEngine, logger: Logger, policyDir: string): void {
+  if (!engine.declares(delegateAction)) {
+    logger.warn(`${noDelegateAction}: every token exchange will be refused`, { policy_dir: policyDir, detail: `declare action ${delegateAction} as policies/baton.cedarschema does to allow token exchange` });
+  }
+}
+
 /** Cedar's `Action::"delegate"`: principal = actor, resource = user, context = the hop. */
 export function delegationRequest(registry: Registry, q: DelegationQuery): PolicyRequest {
   return {
     principal: agentEntity(registry, q.actor),
-    action: 'delegate',
+    action: delegateAction,
     resource: userEntity(q.tenant, q.user),
     context: {
       tenant: q.tenant,

@@ -89,6 +89,8 @@ export interface PolicyDecision {
 /** Decides authorization questions against a loaded, validated policy set. */
 export interface PolicyEngine {
   evaluate(request: PolicyRequest): PolicyDecision;
+  /** Whether the set's schema declares the action, so that a policy can ever permit it. */
+  declares(action: string): boolean;
 }
 
 export type LogFields = Record<string, string | number | boolean | null | undefined | readonly string[]>;

@@ -101,22 +101,26 @@ async function revokeRefreshToken(ctx: CodeFlowContext, caller: Caller, token: s
  * token is revoked with everything derived from it; a refresh token (used or not) with its whole
  * grant: its family and every access token issued under it. `token_type_hint` only says where to
  * look first (an unknown hint is ignored); an unknown, invalid or foreign token is answered like a
- * revoked one (200), so nothing is learned about it. Every refusal is audited.
+ * revoked one (200), so nothing is learned about it. Every refusal is audited. `observe` learns
+ * the authenticated client.
  */
-export async function revokeToken(ctx: CodeFlowContext, params: FormParams, authorization: string | undefined, requestId: string | null): Promise<void> {
+export async function revokeToken(ctx: CodeFlowContext, params: FormParams, authorization: string | undefined, requestId: string | null, observe?: (caller: Caller) => void): Promise<void> {
   const trail: RevocationTrail = {};
   try {
     const client = clientAuthParamsSchema.safeParse(params);
     if (!client.success) throw invalidRequest('malformed client authentication parameters');
     const caller = await authenticateClient(ctx, ctx.registry(), authorization, client.data);
+    observe?.(caller);
     trail.tenant = caller.tenant;
     trail.client = caller.id;
     const { token, hint } = tokenOf(params);
     const lookups = hint === 'refresh_token' ? [revokeRefreshToken, revokeAccessToken] : [revokeAccessToken, revokeRefreshToken];
     for (const lookup of lookups) if (await lookup(ctx, caller, token, trail, requestId)) return;
   } catch (error) {
-    if (error instanceof OAuthError) {
-      await ctx.audit.append({ tenant: trail.tenant ?? 'unknown', type: 'token.revocation', decision: 'refused', jti: trail.jti ?? null, root_grant: trail.root_grant ?? null, client: trail.client ?? null, reason: refusalReason(error), request_id: requestId });
+    // A refusal before the client is known is left to the HTTP layer's bounded tally.
+    if (error instanceof OAuthError && trail.tenant !== undefined) {
+      await ctx.audit.append({ tenant: trail.tenant, type: 'token.revocation', decision: 'refused', jti: trail.jti ?? null, root_grant: trail.root_grant ?? null, client: trail.client ?? null, reason: refusalReason(error), request_id: requestId });
+      throw error.markAudited();
     }
     throw error;
   }
@@ -136,16 +140,19 @@ export async function killSwitch(ctx: TokenServiceContext, operator: Caller, bod
  * (and by nothing in the form besides a matching `client_id`), then reads the form. Every
  * refusal is audited.
  */
-export async function introspection(ctx: TokenServiceContext, authorization: string | undefined, form: () => Promise<FormParams>, requestId: string | null): Promise<Record<string, unknown>> {
+export async function introspection(ctx: TokenServiceContext, authorization: string | undefined, form: () => Promise<FormParams>, requestId: string | null, observe?: (caller: Caller) => void): Promise<Record<string, unknown>> {
   let caller: Caller | undefined;
   try {
     caller = await authenticateResourceServer(ctx, ctx.registry(), authorization);
+    observe?.(caller);
     const params = await form();
     checkBodyCredentials(params, caller);
     return await introspect(ctx, caller, params);
   } catch (error) {
-    if (error instanceof OAuthError) {
-      await ctx.audit.append({ tenant: caller?.tenant ?? 'unknown', type: 'token.introspection', decision: 'refused', client: caller?.id ?? null, reason: refusalReason(error), request_id: requestId });
+    // A refusal before the caller is known is left to the HTTP layer's bounded tally.
+    if (error instanceof OAuthError && caller !== undefined) {
+      await ctx.audit.append({ tenant: caller.tenant, type: 'token.introspection', decision: 'refused', client: caller.id, reason: refusalReason(error), request_id: requestId });
+      throw error.markAudited();
     }
     throw error;
   }

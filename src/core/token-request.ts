@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { OAuthError, invalidRequest } from './errors.js';
+import { OAuthError, echo, invalidRequest } from './errors.js';
 import { grantTypes } from './registry-schema.js';
 
 export const tokenTypes = {
@@ -87,7 +87,7 @@ export function parseTokenRequest(params: FormParams): { request: TokenRequest; 
   const grant = params.grant_type;
   if (grant === undefined) throw invalidRequest('grant_type is required');
   if (typeof grant !== 'string' || !supportedGrants.has(grant)) {
-    throw new OAuthError('unsupported_grant_type', `grant_type ${JSON.stringify(String(grant)).slice(0, 120)} is not supported`);
+    throw new OAuthError('unsupported_grant_type', `grant_type "${echo(String(grant))}" is not supported`);
   }
   const request = tokenRequestSchema.safeParse(params);
   if (!request.success) throw firstIssue(request.error);

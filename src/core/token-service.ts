@@ -157,7 +157,8 @@ const auditTypes: ReadonlyMap<string, AuditType> = new Map([
 
 /**
  * The token endpoint: every request is answered only after its audit entry is committed,
- * whether it is granted (with the token's lineage) or refused (with what was established).
+ * whether it is granted (with the token's lineage) or refused (with what was established); a
+ * refusal before the client is authenticated is left unaudited here, for the caller to count.
  */
 export async function handleTokenRequest(ctx: CodeFlowContext, input: TokenEndpointInput): Promise<TokenResponse> {
   const trail: AuditTrail = {};
@@ -174,6 +175,9 @@ export async function handleTokenRequest(ctx: CodeFlowContext, input: TokenEndpo
   } catch (error) {
     if (!(error instanceof OAuthError)) throw error;
     ctx.metrics.grant(grantLabel, 'refused', error.code);
+    // Before the client is authenticated anyone can send anything: such a refusal is left to the
+    // HTTP layer's tally, which bounds what a flood writes (see RefusalTally).
+    if (trail.client === undefined) throw error;
     await ctx.audit.append({
       ...trail,
       tenant: trail.tenant ?? 'unknown',
@@ -182,7 +186,7 @@ export async function handleTokenRequest(ctx: CodeFlowContext, input: TokenEndpo
       reason: refusalReason(error),
       request_id: input.requestId,
     });
-    throw error;
+    throw error.markAudited();
   } finally {
     input.observe?.({ ...(trail.tenant === undefined ? {} : { tenant: trail.tenant }), ...(typeof trail.client === 'string' ? { client: trail.client } : {}), ...(trail.actor_chain?.[0] === undefined ? {} : { actor: trail.actor_chain[0] }) });
   }

@@ -1,12 +1,14 @@
 import { Hono, type Context } from 'hono';
 import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuthzen } from '../core/authzen.js';
-import { authenticateResourceServer, authenticateWithScope } from '../core/callers.js';
+import { authenticateResourceServer, authenticateWithScope, operatorScopes } from '../core/callers.js';
 import { actionIdRule, actionIdSyntax, decide, parseAuthorizeRequest } from '../core/decisions.js';
 import { introspection, killSwitch, revokeToken } from '../core/revoke.js';
-import { OAuthError, StorageUnavailableError, invalidRequest } from '../core/errors.js';
+import { OAuthError, StorageUnavailableError, echo, invalidRequest } from '../core/errors.js';
 import type { AuditQueries } from '../core/audit.js';
 import { activeTraceId, inSpan } from '../core/telemetry.js';
-import { authorizationServerMetadata } from '../core/metadata.js';
+import { authorizationServerMetadata, supportedScopes } from '../core/metadata.js';
+import type { Caller, Registry } from '../core/registry.js';
+import type { RefusalTally } from '../core/refusal-tally.js';
 import type { Logger } from '../core/ports.js';
 import { repeatableParameters } from '../core/token-request.js';
 import { handleTokenRequest } from '../core/token-service.js';
@@ -18,7 +20,7 @@ import { pageLanguage, pageLanguages } from './page-text.js';
 import { parseForm } from './form.js';
 import { readJsonBody } from './json-body.js';
 import { fetchBodyReader, type BodyReader } from './body.js';
-import { callerChallenge, noStore, oauthErrorResponse } from './oauth-errors.js';
+import { callerChallenge, clientChallenge, noStore, oauthErrorResponse } from './oauth-errors.js';
 
 export interface AppDeps {
   readonly tokens: CodeFlowContext;
@@ -26,15 +28,17 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Resolves when the database answers; rejects otherwise. */
   readonly checkReady: () => Promise<void>;
-  /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid. `by` names who asked. */
+  /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid, once the refusal is audited. `by` names who asked. */
   readonly reload: { readonly policies: (by: string) => Promise<readonly string[]>; readonly registry: (by: string) => Promise<void> };
   readonly auditQueries: AuditQueries;
   /** How request bodies are read (default: the Fetch API stream); the Node entry reads Node's own request. */
   readonly readBody?: BodyReader;
   /** Prometheus exposition of the process's metrics. */
   readonly metricsText: () => Promise<{ contentType: string; body: string }>;
-  /** The network address of the caller, as the runtime knows it (sign-in is throttled by it). */
-  readonly clientAddress?: (c: Context) => string | undefined;
+  /** Bounds the audit entries of refusals that have none of their own; kept by the caller, so it outlives a Workers request. */
+  readonly refusals: RefusalTally;
+  /** The remote address of a request, when the runtime knows it (the source of an unauthenticated refusal). */
+  readonly remoteAddress?: (c: Context) => string | undefined;
 }
 
 /**
@@ -72,11 +76,23 @@ function requestIdOf(c: Context): string | null {
 
 type Env = { Variables: { refusal: { error: string; detail: string | undefined }; who: { tenant?: string; client?: string; actor?: string }; language: string } };
 
+/** A method as a refusal's route names it: a caller's own spelling never becomes a key of the tally. */
+const knownMethod = (method: string): string => (/^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/.test(method) ? method : 'other method');
+
 /** Builds the Baton HTTP application from its dependencies; no globals, no runtime APIs. */
 export function createApp(deps: AppDeps): Hono<Env> {
   const { tokens, logger } = deps;
   const app = new Hono<Env>();
-  const metadata = authorizationServerMetadata(tokens.issuer, [tokens.keys.current.alg], [...tokens.detailTypes.keys()]);
+  // Metadata follows the registry (its scopes), so it is built once per registry that is loaded.
+  const metadataByRegistry = new WeakMap<Registry, ReturnType<typeof authorizationServerMetadata>>();
+  const metadata = (registry: Registry) => {
+    let built = metadataByRegistry.get(registry);
+    if (built === undefined) {
+      built = authorizationServerMetadata(tokens.issuer, [tokens.keys.current.alg], [...tokens.detailTypes.keys()], supportedScopes(registry));
+      metadataByRegistry.set(registry, built);
+    }
+    return built;
+  };
   const base = tokens.issuer;
   const authzenMetadata = {
     policy_decision_point: base,
@@ -86,13 +102,52 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const readBody = deps.readBody ?? fetchBodyReader;
   /** The request body as text, refused with 413 beyond the configured size. */
   const bodyText = (c: Context<Env>): Promise<string> => readBody(c, deps.maxBodyBytes);
+  /** Notes who a request turned out to come from (for its log line and for the refusal tally). */
+  const known = (c: Context<Env>, caller: Caller): Caller => {
+    c.set('who', { tenant: caller.tenant, client: caller.id });
+    return caller;
+  };
+  /**
+   * Answers a refusal. One that has no audit entry of its own (refused before the endpoint's
+   * logic: content type, form, body size, credentials…) is audited through the tally, which
+   * bounds how many entries a flood from one source can write (see RefusalTally).
+   */
+  const refuse = async (c: Context<Env>, error: unknown, challenge: string = clientChallenge): Promise<Response> => {
+    if (error instanceof OAuthError && !error.audited && error.status < 500) {
+      const who = (c.get('who') as Env['Variables']['who'] | undefined) ?? {};
+      const address = deps.remoteAddress?.(c);
+      const written = deps.refusals.note({
+        source: who.client !== undefined ? `client ${who.client}` : address !== undefined ? `address ${address}` : 'unknown',
+        tenant: who.tenant ?? 'unknown',
+        client: who.client ?? null,
+        route: `${knownMethod(c.req.method)} ${c.req.routePath}`,
+        status: error.status,
+        code: error.code,
+        description: error.description,
+        detail: error.detail,
+        requestId: requestIdOf(c),
+      });
+      try {
+        await Promise.all(written.map((event) => tokens.audit.append(event)));
+      } catch (failure) {
+        return oauthErrorResponse(c, failure, logger, challenge);
+      }
+    }
+    return oauthErrorResponse(c, error, logger, challenge);
+  };
   /** Runs a JSON API handler; errors become JSON with the caller challenge on 401. */
   const api = (handler: (c: Context<Env>) => Promise<Response>) => async (c: Context<Env>) => {
     try {
       return await handler(c);
     } catch (error) {
-      return oauthErrorResponse(c, error, logger, callerChallenge);
+      return refuse(c, error, callerChallenge);
     }
+  };
+  /** Parses a form body, refusing other content types and repeated parameters (but the `repeatable` ones). */
+  const formOf = async (c: Context<Env>, repeatable: ReadonlySet<string> = new Set()) => {
+    const type = c.req.header('content-type') ?? '';
+    if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim())) throw invalidRequest('content type must be application/x-www-form-urlencoded');
+    return parseForm(await bodyText(c), repeatable);
   };
 
   app.use(async (c, next) => {
@@ -120,45 +175,35 @@ export function createApp(deps: AppDeps): Hono<Env> {
     });
   });
 
-  app.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata, 200, { 'Cache-Control': 'public, max-age=300' }));
+  app.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata(tokens.registry()), 200, { 'Cache-Control': 'public, max-age=300' }));
   app.get('/.well-known/jwks.json', (c) => c.json(tokens.keys.publicJwks, 200, { 'Cache-Control': 'public, max-age=300' }));
   app.get('/.well-known/authzen-configuration', (c) => c.json(authzenMetadata, 200, { 'Cache-Control': 'public, max-age=300' }));
 
   app.post('/oauth2/token', async (c) => {
     try {
-      const type = c.req.header('content-type') ?? '';
-      if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim())) {
-        throw invalidRequest('content type must be application/x-www-form-urlencoded');
-      }
-      const params = parseForm(await bodyText(c), repeatableParameters);
+      const params = await formOf(c, repeatableParameters);
       const response = await handleTokenRequest(tokens, { params, authorization: c.req.header('authorization'), requestId: requestIdOf(c), observe: (who) => c.set('who', who) });
       return c.json(response, 200, noStore);
     } catch (error) {
-      return oauthErrorResponse(c, error, logger);
+      return refuse(c, error);
     }
   });
-  /** Parses a form body, refusing other content types and repeated parameters. */
-  const formOf = async (c: Context<Env>) => {
-    const type = c.req.header('content-type') ?? '';
-    if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim())) throw invalidRequest('content type must be application/x-www-form-urlencoded');
-    return parseForm(await bodyText(c), new Set());
-  };
   app.post('/oauth2/revoke', async (c) => {
     try {
-      await revokeToken(tokens, await formOf(c), c.req.header('authorization'), requestIdOf(c));
+      await revokeToken(tokens, await formOf(c), c.req.header('authorization'), requestIdOf(c), (caller) => known(c, caller));
       return c.body(null, 200, noStore);
     } catch (error) {
-      return oauthErrorResponse(c, error, logger);
+      return refuse(c, error);
     }
   });
   app.post(
     '/oauth2/introspect',
-    api(async (c) => c.json(await introspection(tokens, c.req.header('authorization'), () => formOf(c), requestIdOf(c)), 200, noStore)),
+    api(async (c) => c.json(await introspection(tokens, c.req.header('authorization'), () => formOf(c), requestIdOf(c), (caller) => known(c, caller)), 200, noStore)),
   );
   app.post(
     '/admin/revoke',
     api(async (c) => {
-      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
+      const caller = known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
       return c.json(await killSwitch(tokens, caller, readJsonBody(c, await bodyText(c)), requestIdOf(c)), 200, noStore);
     }),
   );
@@ -168,7 +213,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const detectLanguage = languageDetector({ order: ['header'], caches: false, supportedLanguages: [...pageLanguages], fallbackLanguage: 'en' });
   app.use('/oauth2/authorize', detectLanguage);
   app.use('/oauth2/authorize/*', detectLanguage);
-  const browserOf = (c: Context<Env>): BrowserContext => ({ language: pageLanguage(c.get('language')), address: deps.clientAddress?.(c), csrf: getCookie(c, 'baton_csrf') });
+  const browserOf = (c: Context<Env>): BrowserContext => ({ language: pageLanguage(c.get('language')), address: deps.remoteAddress?.(c), csrf: getCookie(c, 'baton_csrf') });
   const render = (c: Context<Env>, step: FlowStep): Response | Promise<Response> => {
     const language = pageLanguage(c.get('language'));
     c.header('Content-Language', language);
@@ -228,13 +273,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return browserStep(c, async () => (form === undefined ? unreadable : submitConsent(tokens, form, getCookie(c, 'baton_csrf'))));
   });
 
-  app.all('/oauth2/token', (c) => c.json({ error: 'invalid_request', error_description: 'use POST' }, 405, { ...noStore, Allow: 'POST' }));
+  app.all('/oauth2/token', async (c) => {
+    const refused = await refuse(c, new OAuthError('invalid_request', 'use POST', { status: 405 }));
+    refused.headers.set('Allow', 'POST');
+    return refused;
+  });
 
   app.post(
     '/authorize',
     api(async (c) => {
-      const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
-      c.set('who', { tenant: caller.tenant, client: caller.id });
+      const caller = known(c, await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization')));
       const outcome = await decide(tokens, caller, parseAuthorizeRequest(readJsonBody(c, await bodyText(c))), requestIdOf(c));
       if (outcome.detail !== undefined) c.set('refusal', { error: outcome.decision, detail: outcome.detail });
       return c.json({ decision: outcome.decision, action_id: outcome.action_id, reasons: outcome.reasons }, 200, noStore);
@@ -244,14 +292,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/access/v1/evaluation',
     api(async (c) => {
-      const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
+      const caller = known(c, await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization')));
       return c.json(await evaluate(tokens, caller, parseAuthzen(evaluationSchema, readJsonBody(c, await bodyText(c))), requestIdOf(c)), 200, noStore);
     }),
   );
   app.post(
     '/access/v1/evaluations',
     api(async (c) => {
-      const caller = await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization'));
+      const caller = known(c, await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization')));
       return c.json(await evaluateBatch(tokens, caller, parseAuthzen(evaluationsSchema, readJsonBody(c, await bodyText(c))), requestIdOf(c)), 200, noStore);
     }),
   );
@@ -259,31 +307,36 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/admin/policies/reload',
     api(async (c) => {
-      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
+      const caller = known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
       try {
         return c.json({ status: 'reloaded', policies: await deps.reload.policies(caller.id) }, 200, noStore);
       } catch (error) {
-        throw invalidRequest(`the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`);
+        // The reload audits its own refusal (policy.reload, refused).
+        throw invalidRequest(`the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`).markAudited();
       }
     }),
   );
   app.post(
     '/admin/registry/reload',
     api(async (c) => {
-      const { caller } = await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:admin');
+      const caller = known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
       try {
         await deps.reload.registry(caller.id);
         return c.json({ status: 'reloaded' }, 200, noStore);
       } catch (error) {
-        throw invalidRequest(`the new registry was refused; the running one stays: ${error instanceof Error ? error.message : String(error)}`);
+        // The reload audits its own refusal (registry.reload, refused).
+        throw invalidRequest(`the new registry was refused; the running one stays: ${error instanceof Error ? error.message : String(error)}`).markAudited();
       }
     }),
   );
 
-  const auditor = async (c: Context<Env>) => (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:audit')).caller.tenant;
-  const seqParam = (c: Context<Env>, name: string, fallback: number): number => {
-    const raw = c.req.query(name);
-    if (raw === undefined) return fallback;
+  const auditor = async (c: Context<Env>) => known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.audit)).caller).tenant;
+  /** A sequence-number query parameter, once at most; undefined when absent. */
+  const seqParam = (c: Context<Env>, name: string): number | undefined => {
+    const values = c.req.queries(name);
+    if (values === undefined) return undefined;
+    if (values.length > 1) throw invalidRequest(`${name} is repeated`);
+    const [raw = ''] = values;
     if (!/^\d{1,15}$/.test(raw)) throw invalidRequest(`${name} must be a non-negative integer`);
     return Number(raw);
   };
@@ -305,8 +358,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     '/audit/entries',
     api(async (c) => {
       const tenant = await auditor(c);
-      const from = Math.max(1, seqParam(c, 'from', 1));
-      const limit = Math.min(10_000, Math.max(1, seqParam(c, 'limit', 1000)));
+      const from = Math.max(1, seqParam(c, 'from') ?? 1);
+      const limit = Math.min(10_000, Math.max(1, seqParam(c, 'limit') ?? 1000));
       const lines = await deps.auditQueries.exportLines(tenant, from, limit);
       const checkpoints = await deps.auditQueries.checkpointsFrom(from);
       const body = [...lines.map((l) => JSON.stringify(l)), ...checkpoints.map((jws) => JSON.stringify({ checkpoint: jws }))].join('\n');
@@ -317,9 +370,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
     '/audit/verify',
     api(async (c) => {
       await auditor(c);
+      const asked = { from: seqParam(c, 'from'), to: seqParam(c, 'to') };
       const head = await deps.auditQueries.head();
-      const from = Math.max(1, seqParam(c, 'from', 1));
-      const to = Math.min(head.seq, seqParam(c, 'to', head.seq));
+      // A range that names no entries is a mistake of the caller's, never a verdict on the log:
+      // `valid: false` reads as tampering to whatever watches it.
+      if (asked.from !== undefined && asked.to !== undefined && asked.from > asked.to) throw invalidRequest('from must not be greater than to');
+      if (asked.from !== undefined && asked.from > head.seq) throw invalidRequest(`from is beyond the last entry (${head.seq})`);
+      if (asked.to !== undefined && asked.to < 1) throw invalidRequest('to must be at least 1');
+      const from = Math.max(1, asked.from ?? 1);
+      const to = Math.min(head.seq, asked.to ?? head.seq);
       return c.json({ from, to, ...(await deps.auditQueries.verify(from, to)) }, 200, noStore);
     }),
   );
@@ -336,7 +395,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get(
     '/metrics',
     api(async (c) => {
-      await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), 'baton:metrics');
+      known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.metrics)).caller);
       const { contentType, body } = await deps.metricsText();
       return c.body(body, 200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
     }),
@@ -352,7 +411,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
   });
 
-  app.notFound((c) => c.json({ error: 'not_found', error_description: `no route for ${c.req.method} ${c.req.path.slice(0, 200)}` }, 404));
+  app.notFound((c) => c.json({ error: 'not_found', error_description: `no route for ${echo(c.req.method, 16)} ${echo(c.req.path, 120)}` }, 404));
   app.onError((error, c) => oauthErrorResponse(c, error, logger));
   return app;
 }

@@ -1,4 +1,4 @@
-import { invalidRequest } from '../core/errors.js';
+import { echo, invalidRequest } from '../core/errors.js';
 import { shownName, textProblem } from '../core/storable-text.js';
 import type { FormParams } from '../core/token-request.js';
 
@@ -19,7 +19,7 @@ export function parseForm(body: string, repeatable: ReadonlySet<string>): FormPa
     if (repeatable.has(name)) {
       params[name] = Array.isArray(existing) ? [...existing, value] : [value];
     } else if (existing !== undefined) {
-      throw invalidRequest(`parameter ${name.slice(0, 64)} is repeated`);
+      throw invalidRequest(`parameter ${echo(name)} is repeated`);
     } else {
       params[name] = value;
     }

@@ -35,6 +35,7 @@ export const settings = {
   checkpointIntervalSeconds: ['BATON_CHECKPOINT_INTERVAL', int(1, 86_400, 60)],
   workers: ['BATON_WORKERS', int(1, 64, 1)],
   rateLimitPerSecond: ['BATON_RATE_LIMIT', int(0, 1_000_000, 1000)],
+  refusalIntervalSeconds: ['BATON_REFUSAL_INTERVAL', int(1, 3600, 60)],
 } as const;
 
 type Settings = typeof settings;

@@ -1,6 +1,5 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { serve, type Http2Bindings, type HttpBindings, type ServerType } from '@hono/node-server';
-import { getConnInfo } from '@hono/node-server/conninfo';
 import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { join } from 'node:path';
 import { jsonLogger } from '../adapters/json-logger.js';
@@ -15,12 +14,15 @@ import { VerifiedTokens } from '../core/jwt.js';
 import { nodeSigner } from '../adapters/node-signer.js';
 import { nodeBodyReader } from './body-reader.js';
 import { createRateLimiter } from '../core/rate-limit.js';
+import { createRefusalTally } from '../core/refusal-tally.js';
 import { startCheckpoints } from './checkpoints.js';
 import { prometheusMetrics } from '../adapters/prometheus.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { purgeUsedAssertions } from '../adapters/db/sql-store.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { withinDeadline } from '../core/errors.js';
+import { warnIfNoDelegateAction } from '../core/policy.js';
+import type { AuditEvent } from '../core/audit.js';
 import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry.js';
 import { buildContext } from '../adapters/context.js';
@@ -90,6 +92,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const issuer = config.issuer ?? `http://localhost:${port}`;
     let registry: Registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
     let policies: PolicyEngine & { readonly policyIds: readonly string[] } = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
+    warnIfNoDelegateAction(policies, logger, config.policyDir);
     const clock = options.clock ?? systemClock;
     const revocations = await createRevocations(database.sql, { logger });
     const metrics = prometheusMetrics(keys.current);
@@ -135,6 +138,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const reloadPolicies = (by = 'SIGHUP'): Promise<readonly string[]> =>
       audited('policy.reload', by, async () => {
         policies = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
+        warnIfNoDelegateAction(policies, logger, config.policyDir);
         return policies.policyIds;
       }, (ids) => `${config.policyDir}: ${ids.join(', ')}`);
     const checkpoints = startCheckpoints({ queries: auditQueries, keys, issuer, clock, logger, intervalSeconds: config.checkpointIntervalSeconds });
@@ -148,6 +152,12 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       );
     }, purgeIntervalMs);
     purge.unref();
+    // Refusals counted in an interval are summarized when it ends, even if no refusal follows.
+    const refusals = createRefusalTally({ clock, intervalSeconds: config.refusalIntervalSeconds });
+    const writeRefusals = (events: readonly AuditEvent[]): Promise<unknown> =>
+      Promise.all(events.map((event) => audit.append(event))).catch((error: unknown) => logger.warn('writing the summary of refused requests failed', { detail: error instanceof Error ? error.message : String(error) }));
+    const refusalSummaries = setInterval(() => void writeRefusals(refusals.due()), config.refusalIntervalSeconds * 1000);
+    refusalSummaries.unref();
     const app = createApp({
       tokens,
       logger,
@@ -159,7 +169,8 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       reload: { policies: reloadPolicies, registry: reloadRegistry },
       auditQueries,
       metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
-      clientAddress: (c) => getConnInfo(c).remote.address,
+      refusals,
+      remoteAddress: (c) => (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress,
     });
     slot.handle = (request, bindings) => app.fetch(request, bindings);
     logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid });
@@ -176,7 +187,9 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         await new Promise<void>((resolve) => running.close(() => resolve()));
         checkpoints.stop();
         clearInterval(purge);
+        clearInterval(refusalSummaries);
         revocations.stop();
+        await writeRefusals(refusals.drain());
         await audit.drain();
         await closeDatabase();
       },

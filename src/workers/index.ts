@@ -11,6 +11,7 @@ import toolInvocation from '../../schemas/authorization-details/tool_invocation.
 import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { buildContext } from '../adapters/context.js';
 import { createRateLimiter, type RateLimiter } from '../core/rate-limit.js';
+import { createRefusalTally, type RefusalTally } from '../core/refusal-tally.js';
 import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
 import { migrate } from '../adapters/db/migrations.js';
 import { wrapPostgres } from '../adapters/db/postgres.js';
@@ -47,6 +48,8 @@ interface Isolate {
   readonly detailTypes: ReturnType<typeof detailTypes>;
   /** Per isolate: Workers run many isolates, so the limit holds per isolate, not per deployment. */
   readonly rateLimit: RateLimiter;
+  /** Per isolate, like the rate limit: no timer outlives a request, so a summary is written at the next refusal after its interval. */
+  readonly refusals: RefusalTally;
   readonly verifiedTokens: VerifiedTokens;
   migrated: boolean;
 }
@@ -64,6 +67,7 @@ async function prepare(env: Env): Promise<Isolate> {
   return {
     config: { ...config, issuer: config.issuer },
     rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock: systemClock }),
+    refusals: createRefusalTally({ clock: systemClock, intervalSeconds: config.refusalIntervalSeconds }),
     verifiedTokens: new VerifiedTokens(sha256Digest),
     keys: await importSigningKeys(JSON.parse(env.BATON_SIGNING_KEYS) as PrivateJwks),
     registry: await compileRegistry(registryDocument, { issuer: config.issuer, file: 'policies/registry.json' }),
@@ -122,6 +126,11 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       rateLimit: shared.rateLimit,
       verifiedTokens: shared.verifiedTokens,
     });
+    // A reload is refused here, and audited as refused as on Node (a system event, tenant "*").
+    const bundled = async (type: 'policy.reload' | 'registry.reload', by: string, reason: string): Promise<never> => {
+      await audit.append({ tenant: '*', type, decision: 'refused', client: by, reason });
+      throw new Error(reason);
+    };
     const app = createApp({
       tokens,
       logger,
@@ -130,13 +139,13 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
         await sql`SELECT 1`;
       },
       reload: {
-        policies: () => Promise.reject(new Error('policies are bundled on Workers: deploy to change them')),
-        registry: () => Promise.reject(new Error('the registry is bundled on Workers: deploy to change it')),
+        policies: (by) => bundled('policy.reload', by, 'policies are bundled on Workers: deploy to change them'),
+        registry: (by) => bundled('registry.reload', by, 'the registry is bundled on Workers: deploy to change it'),
       },
       auditQueries: createAuditReader(sql, sha256Hex),
       metricsText: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', body: '' }),
-      // Cloudflare's edge names the client's address.
-      clientAddress: (c) => c.req.header('cf-connecting-ip'),
+      refusals: shared.refusals,
+      remoteAddress: (c) => c.req.header('cf-connecting-ip'),
     });
     return await app.fetch(request);
   } finally {

@@ -31,6 +31,16 @@ describe('POST /authorize', () => {
     expect(denied.body).toEqual({ decision: 'deny', action_id: 'act-101', reasons: [] });
   });
 
+  it('refuses a body nested deeper than 64 levels before reading it, and reads one at the limit', async () => {
+    const [, token] = await chain();
+    // The body, resource and properties are three levels; `deep` adds the rest.
+    const nested = (n: number) => `${'{"a":'.repeat(n - 3)}1${'}'.repeat(n - 3)}`;
+    const body = (n: number) => `{"token":"${token}","action":"payments:read","resource":{"type":"Account","id":"acct-1","properties":{"deep":${nested(n)}}}}`;
+    const over = await postJson(baton, '/authorize', body(65), asPayments);
+    expect({ status: over.status, body: over.body }).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'request body nests deeper than 64 levels' } });
+    expect((await postJson(baton, '/authorize', body(64), asPayments)).status).toBe(200);
+  });
+
   it('makes an action id when the caller gives none', async () => {
     const [, token] = await chain();
     const result = await transfer(token, 5);

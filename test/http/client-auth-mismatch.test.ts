@@ -3,9 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoKey, demoSecret, mintAgentAssertion } from '../../src/cli/demo-kit.js';
 import { basic, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
 
+// Refusals before the client is known are audited through a tally that writes the first of each
+// interval at once (see RefusalTally); Baton's clock moves on by hand so each request opens one.
+let offset = 0;
+const clock = { now: () => Date.now() + offset };
 let baton: TestBaton;
 beforeAll(async () => {
-  baton = await startTestBaton();
+  baton = await startTestBaton({}, { clock });
 });
 afterAll(async () => {
   await baton?.close();
@@ -33,6 +37,8 @@ interface MismatchCase {
   readonly detail?: string;
 }
 const reason = (c: MismatchCase) => `invalid_client: ${c.description}${c.detail === undefined ? '' : ` (${c.detail})`}`;
+/** The tally's entry for a refusal before the client is known. */
+const tallied = (route: string, c: MismatchCase) => ({ type: 'request.refusal', decision: 'refused', reason: `POST ${route} from address 127.0.0.1: invalid_client (401): ${c.description}${c.detail === undefined ? '' : ` (${c.detail})`}` });
 
 /** Client authentication that names two clients, or two methods, or a scheme the endpoint does not take. */
 const clientCases: MismatchCase[] = [
@@ -53,6 +59,7 @@ const clientCases: MismatchCase[] = [
 /** Sends a form and returns status, body, challenge, and the audit entry recorded for it. */
 async function send(path: string, form: Record<string, string>, authorization: string | undefined) {
   const requestId = `mismatch-request-${(serial += 1)}`;
+  offset += 61_000;
   const response = await fetch(`${baton.url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': requestId, ...(authorization === undefined ? {} : { authorization }) },
@@ -65,13 +72,21 @@ async function send(path: string, form: Record<string, string>, authorization: s
 }
 
 describe('client authentication that is ambiguous or names two clients is invalid_client (401)', () => {
+  it('still takes a client_id that names the authenticated client', async () => {
+    // First, while Baton's clock is still the real one the assertions are minted on.
+    expect((await postToken(baton, { grant_type: 'client_credentials', client_id: 'agent-platform' }, { authorization: basic('agent-platform') })).status).toBe(200);
+    expect((await postToken(baton, { grant_type: 'client_credentials', client_id: 'orchestrator', client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }, {})).status).toBe(200);
+    expect(await send('/oauth2/revoke', { token: 'anything', client_id: 'agent-platform' }, basic('agent-platform'))).toEqual({ status: 200, body: undefined, challenge: null, audited: [] });
+    expect(await send('/oauth2/introspect', { token: 'anything', client_id: 'payments' }, basic('payments'))).toEqual({ status: 200, body: { active: false }, challenge: null, audited: [] });
+  });
+
   it.each(clientCases)('at the token endpoint: $name', async (c) => {
     const result = await send('/oauth2/token', { grant_type: 'client_credentials', ...(await c.body()) }, await c.authorization?.());
     expect(result).toEqual({
       status: 401,
       body: { error: 'invalid_client', error_description: c.description },
       challenge: invalidClientHeader,
-      audited: [{ type: 'token.client_credentials', decision: 'refused', reason: reason(c) }],
+      audited: [tallied('/oauth2/token', c)],
     });
   });
 
@@ -81,7 +96,7 @@ describe('client authentication that is ambiguous or names two clients is invali
       status: 401,
       body: { error: 'invalid_client', error_description: c.description },
       challenge: invalidClientHeader,
-      audited: [{ type: 'token.revocation', decision: 'refused', reason: reason(c) }],
+      audited: [tallied('/oauth2/revoke', c)],
     });
   });
 
@@ -106,18 +121,11 @@ describe('client authentication that is ambiguous or names two clients is invali
     });
   });
 
-  it('still takes a client_id that names the authenticated client', async () => {
-    expect((await postToken(baton, { grant_type: 'client_credentials', client_id: 'agent-platform' }, { authorization: basic('agent-platform') })).status).toBe(200);
-    expect((await postToken(baton, { grant_type: 'client_credentials', client_id: 'orchestrator', client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }, {})).status).toBe(200);
-    expect(await send('/oauth2/revoke', { token: 'anything', client_id: 'agent-platform' }, basic('agent-platform'))).toEqual({ status: 200, body: undefined, challenge: null, audited: [] });
-    expect(await send('/oauth2/introspect', { token: 'anything', client_id: 'payments' }, basic('payments'))).toEqual({ status: 200, body: { active: false }, challenge: null, audited: [] });
-  });
-
   it('audits every refused introspection, and who was refused when known', async () => {
     const unauthenticated = await send('/oauth2/introspect', { token: 'anything' }, basic('payments', 'wrong'));
-    expect(unauthenticated).toEqual({ status: 401, body: { error: 'invalid_client', error_description: 'client authentication failed' }, challenge: callerHeader, audited: [{ type: 'token.introspection', decision: 'refused', reason: 'invalid_client: client authentication failed (wrong secret for client payments)' }] });
+    expect(unauthenticated).toEqual({ status: 401, body: { error: 'invalid_client', error_description: 'client authentication failed' }, challenge: callerHeader, audited: [{ type: 'request.refusal', decision: 'refused', reason: 'POST /oauth2/introspect from address 127.0.0.1: invalid_client (401): client authentication failed (wrong secret for client payments)' }] });
     const notAResourceServer = await send('/oauth2/introspect', { token: 'anything' }, basic('agent-platform'));
-    expect(notAResourceServer).toEqual({ status: 403, body: { error: 'access_denied', error_description: 'the caller is not a registered resource server' }, challenge: null, audited: [{ type: 'token.introspection', decision: 'refused', reason: 'access_denied: the caller is not a registered resource server' }] });
+    expect(notAResourceServer).toEqual({ status: 403, body: { error: 'access_denied', error_description: 'the caller is not a registered resource server' }, challenge: null, audited: [{ type: 'request.refusal', decision: 'refused', reason: 'POST /oauth2/introspect from address 127.0.0.1: access_denied (403): the caller is not a registered resource server' }] });
     const noToken = await send('/oauth2/introspect', {}, basic('payments'));
     expect(noToken).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'token is required' }, challenge: null, audited: [{ type: 'token.introspection', decision: 'refused', reason: 'invalid_request: token is required' }] });
   });

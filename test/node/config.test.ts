@@ -36,6 +36,7 @@ describe('configuration', () => {
       checkpointIntervalSeconds: 60,
       workers: 1,
       rateLimitPerSecond: 1000,
+      refusalIntervalSeconds: 60,
     });
   });
 

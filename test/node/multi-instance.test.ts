@@ -74,7 +74,7 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
       // The next hop and the decision go to other instances.
       const second = await exchangeHop(at(urls[(i + 1) % 3] as string), first.body.access_token as string, tokenTypes.accessToken, 'payments-subagent');
       expect(second.status).toBe(200);
-      const decision = await postJson(at(urls[(i + 2) % 3] as string), '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: i, currency: 'EUR' }, action_id: `multi-${i}` }, { authorization: basic('payments') });
+      const decision = await postJson(at(urls[(i + 2) % 3] as string), '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: i + 1, currency: 'EUR' }, action_id: `multi-${i}` }, { authorization: basic('payments') });
       expect(decision.body.decision).toBe('allow');
     });
     await Promise.all(work);

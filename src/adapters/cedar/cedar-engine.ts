@@ -175,6 +175,7 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
 
   return {
     policyIds: Object.keys(staticPolicies),
+    declares: (action) => shapes.actions.has(action),
     evaluate(request: PolicyRequest): PolicyDecision {
       const action = shapes.actions.get(request.action);
       if (action === undefined) return { allowed: false, reasons: [], errors: [`action "${request.action}" is not in the schema`] };

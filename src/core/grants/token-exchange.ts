@@ -1,12 +1,12 @@
 import { delegate, parseActClaim } from '../act-chain.js';
 import { verifyAssertion } from '../assertion.js';
 import { attenuateAudience, attenuateScope, audienceScopes, resolveTargets, scopeClaim } from '../attenuate.js';
-import { attenuateAuthorizationDetails, authorizationDetailsClaim, parseAuthorizationDetails, type AuthorizationDetail } from '../authorization-details.js';
-import { OAuthError, invalidRequest } from '../errors.js';
+import { attenuateAuthorizationDetails, authorizationDetailsClaim, checkHeldDetails, parseAuthorizationDetails, type AuthorizationDetail } from '../authorization-details.js';
+import { OAuthError, echo, invalidRequest } from '../errors.js';
 import { verifyBatonToken } from '../baton-token.js';
 import { peekJwt, verifyJwt } from '../jwt.js';
 import type { ActClaim } from '../ports.js';
-import { delegationRequest } from '../policy.js';
+import { delegateAction, delegationRequest, noDelegateAction } from '../policy.js';
 import { inSpanSync } from '../telemetry.js';
 import type { Agent, Caller, Registry } from '../registry.js';
 import { tokenTypes, type TokenExchangeRequest } from '../token-request.js';
@@ -38,7 +38,7 @@ async function verifyRecordedToken(ctx: TokenServiceContext, token: string, para
 }
 
 async function verifySubjectToken(ctx: TokenServiceContext, registry: Registry, request: TokenExchangeRequest): Promise<SubjectToken> {
-  if (!subjectTokenTypes.has(request.subject_token_type)) throw invalidRequest(`subject_token_type "${request.subject_token_type.slice(0, 120)}" is not supported`);
+  if (!subjectTokenTypes.has(request.subject_token_type)) throw invalidRequest(`subject_token_type "${echo(request.subject_token_type)}" is not supported`);
   const { iss } = peekJwt(request.subject_token, 'subject_token', 'invalid_request').payload;
   const maxDepth = ctx.limits.maxChainLength;
 
@@ -71,6 +71,9 @@ async function verifySubjectToken(ctx: TokenServiceContext, registry: Registry, 
     clockToleranceSeconds: ctx.limits.clockToleranceSeconds,
     remember: { tokens: ctx.verifiedTokens, scope: trusted },
   });
+  // Baton's own tokens carry only entries it checked; an upstream token's are checked here, once.
+  const authorizationDetails = authorizationDetailsClaim(payload.authorization_details, 'subject_token');
+  checkHeldDetails(ctx.detailTypes, authorizationDetails, 'subject_token');
   return {
     tenant: trusted.tenant,
     user: payload.sub as string,
@@ -79,7 +82,7 @@ async function verifySubjectToken(ctx: TokenServiceContext, registry: Registry, 
     expiresAt: payload.exp as number,
     act: parseActClaim(payload.act, 'subject_token', maxDepth),
     mayAct: payload.may_act,
-    authorizationDetails: authorizationDetailsClaim(payload.authorization_details, 'subject_token'),
+    authorizationDetails,
   };
 }
 
@@ -93,7 +96,7 @@ export async function proveActor(ctx: TokenServiceContext, registry: Registry, c
     return self;
   }
   if (request.actor_token_type === undefined) throw invalidRequest('actor_token_type is required with actor_token');
-  if (!actorTokenTypes.has(request.actor_token_type)) throw invalidRequest(`actor_token_type "${request.actor_token_type.slice(0, 120)}" is not supported`);
+  if (!actorTokenTypes.has(request.actor_token_type)) throw invalidRequest(`actor_token_type "${echo(request.actor_token_type)}" is not supported`);
 
   const { iss } = peekJwt(token, 'actor_token', 'invalid_request').payload;
   if (iss === ctx.issuer) {
@@ -125,7 +128,7 @@ function checkMayAct(mayAct: unknown, actor: Agent, issuer: string): void {
  */
 export async function tokenExchange(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
   const issuedTokenType = request.requested_token_type ?? tokenTypes.accessToken;
-  if (!issuedTokenTypes.has(issuedTokenType)) throw invalidRequest(`requested_token_type "${issuedTokenType.slice(0, 120)}" is not supported`);
+  if (!issuedTokenTypes.has(issuedTokenType)) throw invalidRequest(`requested_token_type "${echo(issuedTokenType)}" is not supported`);
   const requestedDetails = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
 
   // The two tokens are checked side by side (each may wait for a signature check and a lookup);
@@ -172,8 +175,10 @@ export async function tokenExchange(ctx: TokenServiceContext, registry: Registry
   trail.authorization_details = authorizationDetails;
   const expiresAt = Math.min(Math.floor(ctx.clock.now() / 1000) + ctx.limits.maxTokenLifetimeSeconds, subject.expiresAt);
 
-  const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': 'delegate', 'baton.tenant': subject.tenant, 'baton.actor': actor.id }, (span) => {
-    const answer = ctx.policy().evaluate(delegationRequest(registry, { tenant: subject.tenant, actor: actor.id, user: subject.user, clientId: caller.id, audience, scope, authorizationDetails, chain: chain.chain }));
+  const policy = ctx.policy();
+  if (!policy.declares(delegateAction)) throw new OAuthError('invalid_request', `delegation is not permitted by policy: ${noDelegateAction}`);
+  const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': delegateAction, 'baton.tenant': subject.tenant, 'baton.actor': actor.id }, (span) => {
+    const answer = policy.evaluate(delegationRequest(registry, { tenant: subject.tenant, actor: actor.id, user: subject.user, clientId: caller.id, audience, scope, authorizationDetails, chain: chain.chain }));
     span.setAttribute('baton.decision', answer.allowed ? 'allow' : 'deny');
     return answer;
   });
