@@ -7,7 +7,7 @@ import { batonAlgorithms } from './baton-token.js';
 import { OAuthError } from './errors.js';
 import type { GrantStore } from './grant-store.js';
 import { randomId, sha256Base64url, signJwt } from './jwt.js';
-import { delegationRequest } from './policy.js';
+import { delegateAction, delegationRequest, noDelegateAction } from './policy.js';
 import type { Sha256 } from './ports.js';
 import type { Caller, Registry } from './registry.js';
 import { signInKeys, type SignInThrottle } from './sign-in-throttle.js';
@@ -52,7 +52,8 @@ export interface PageMessage {
  * that client's validated `redirectUri`, so the page may allow exactly that target.
  */
 export type FlowStep =
-  | { readonly kind: 'error-page'; readonly status: number; readonly message: PageMessage }
+  /** `audited`: the refusal has an audit entry of its own (else the HTTP layer audits it, bounded). */
+  | { readonly kind: 'error-page'; readonly status: number; readonly message: PageMessage; readonly audited?: true }
   | { readonly kind: 'redirect'; readonly location: string }
   | { readonly kind: 'login'; readonly sealed: string; readonly csrf: string; readonly fields: readonly LoginField[]; readonly clientName: string; readonly redirectUri: string; readonly error?: PageMessage }
   | { readonly kind: 'consent'; readonly sealed: string; readonly csrf: string; readonly view: ConsentView; readonly redirectUri: string };
@@ -247,8 +248,9 @@ export async function submitLogin(ctx: CodeFlowContext, form: Readonly<Record<st
       delegationRequest(registry, { tenant: pending.tenant, actor: pending.agent, user, clientId: pending.clientId, audience: pending.audience, scope: pending.scope, authorizationDetails: pending.authorizationDetails, chain: [pending.agent] }),
     );
     if (!decision.allowed) {
-      await audit(ctx, signedIn, { type: 'authorization.consent', decision: 'refused', user, policy_ids: decision.reasons, reason: 'access_denied: delegation is not permitted by policy' });
-      return redirectWith(pending.redirectUri, { error: 'access_denied', error_description: 'delegation is not permitted by policy', state: pending.state }, ctx.issuer);
+      const description = ctx.policy().declares(delegateAction) ? 'delegation is not permitted by policy' : `delegation is not permitted by policy: ${noDelegateAction}`;
+      await audit(ctx, signedIn, { type: 'authorization.consent', decision: 'refused', user, policy_ids: decision.reasons, reason: `access_denied: ${description}` });
+      return redirectWith(pending.redirectUri, { error: 'access_denied', error_description: description, state: pending.state }, ctx.issuer);
     }
   }
   const agent = pending.agent === null ? undefined : registry.agents.get(pending.agent);
@@ -282,7 +284,7 @@ export async function submitConsent(ctx: CodeFlowContext, form: Readonly<Record<
   const first = await ctx.store.consumeAssertion({ tenant: pending.tenant, issuer: consentUse(ctx.issuer), jti: opened.jti, expiresAt: new Date(opened.exp * 1000) });
   if (!first) {
     await audit(ctx, pending, { type: 'authorization.consent', decision: 'refused', user: pending.user, reason: 'the consent form was already answered (replayed)' });
-    return { kind: 'error-page', status: 400, message: messages.answered };
+    return { kind: 'error-page', status: 400, message: messages.answered, audited: true };
   }
   if (form.decision !== 'approve') {
     await audit(ctx, pending, { type: 'authorization.consent', decision: 'refused', user: pending.user, reason: 'access_denied: the user declined' });

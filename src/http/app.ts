@@ -214,13 +214,32 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.use('/oauth2/authorize', detectLanguage);
   app.use('/oauth2/authorize/*', detectLanguage);
   const browserOf = (c: Context<Env>): BrowserContext => ({ language: pageLanguage(c.get('language')), address: deps.remoteAddress?.(c), csrf: getCookie(c, 'baton_csrf') });
+  /**
+   * A refused page without an entry of its own (an unknown client, a form that cannot be used) is
+   * audited through the tally, like refusals before an endpoint's logic; an unavailable store is not a refusal.
+   */
+  const tallied = async (c: Context<Env>, step: Extract<FlowStep, { kind: 'error-page' }>): Promise<void> => {
+    if (step.audited === true || step.status >= 500) return;
+    const address = deps.remoteAddress?.(c);
+    const written = deps.refusals.note({
+      source: address !== undefined ? `address ${address}` : 'unknown',
+      tenant: 'unknown',
+      client: null,
+      route: `${knownMethod(c.req.method)} ${c.req.routePath}`,
+      status: step.status,
+      code: step.status === 403 ? 'access_denied' : 'invalid_request',
+      description: step.message.text,
+      requestId: requestIdOf(c),
+    });
+    await Promise.all(written.map((event) => tokens.audit.append(event)));
+  };
   const render = (c: Context<Env>, step: FlowStep): Response | Promise<Response> => {
     const language = pageLanguage(c.get('language'));
     c.header('Content-Language', language);
     c.header('Vary', 'Accept-Language');
     switch (step.kind) {
       case 'error-page':
-        return c.html(errorPage(language, step.message), step.status as 400, pageHeaders());
+        return tallied(c, step).then(() => c.html(errorPage(language, step.message), step.status as 400, pageHeaders()));
       case 'redirect':
         // A form cannot be allowed to end at a target CSP cannot name: the answer to the form is
         // a page that sends the browser on, which form-action does not govern.
@@ -252,7 +271,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     try {
       query = parseForm(new URL(c.req.url).search.slice(1), new Set(['resource']));
     } catch (error) {
-      return render(c, { kind: 'error-page', status: 400, message: { text: error instanceof OAuthError ? error.description : 'The request could not be read.' } });
+      const message = { text: error instanceof OAuthError ? error.description : 'The request could not be read.' };
+      return browserStep(c, async () => ({ kind: 'error-page', status: 400, message }));
     }
     return browserStep(c, () => startAuthorization(tokens, query, browserOf(c)));
   });

@@ -112,3 +112,31 @@ describe('password sign-in throttling', () => {
     expect(await signIn('a\u0000b', 'guess')).toBe('The form could not be read.');
   });
 });
+
+describe('refused pages', () => {
+  // Each test starts a new interval of the refusal tally (beforeEach moves the clock an hour on).
+  it.each([
+    ['an unknown client', `client_id=nobody`, 'invalid_request (400): The application that sent you here is not registered for sign-in.'],
+    ['a repeated parameter', 'client_id=a&client_id=b', 'invalid_request (400): parameter client_id is repeated'],
+  ])('audits %s through the bounded tally', async (_name, query, reason) => {
+    const [row] = await baton.database.sql<{ seq: string | number }>`SELECT seq FROM audit_head WHERE id = 1`;
+    const requestId = `page-refusal-${query.length}`;
+    await fetch(`${baton.url}/oauth2/authorize?${query}`, { headers: { 'x-request-id': requestId } });
+    const entries = (await baton.database.sql<{ canonical: string }>`SELECT canonical FROM audit_log WHERE seq > ${Number(row?.seq ?? 0)} ORDER BY seq`).map((r) => JSON.parse(r.canonical) as Record<string, unknown>);
+    expect(entries.filter((e) => e.request_id === requestId).map((e) => [e.type, e.decision, e.reason])).toEqual([['request.refusal', 'refused', `GET /oauth2/authorize from address 127.0.0.1: ${reason}`]]);
+  });
+
+  it('audits a sign-in form that was not sent from Baton', async () => {
+    const [row] = await baton.database.sql<{ seq: string | number }>`SELECT seq FROM audit_head WHERE id = 1`;
+    const response = await fetch(`${baton.url}/oauth2/authorize/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${'x'.repeat(44)}`, 'x-request-id': 'forged-form' },
+      body: new URLSearchParams({ request: 'not-a-jwt', csrf_token: 'x'.repeat(44), username: 'alice', password: 'p' }),
+    });
+    expect(response.status).toBe(403);
+    const entries = (await baton.database.sql<{ canonical: string }>`SELECT canonical FROM audit_log WHERE seq > ${Number(row?.seq ?? 0)} ORDER BY seq`).map((r) => JSON.parse(r.canonical) as Record<string, unknown>);
+    expect(entries.filter((e) => e.request_id === 'forged-form').map((e) => [e.type, e.reason])).toEqual([
+      ['request.refusal', 'POST /oauth2/authorize/login from address 127.0.0.1: access_denied (403): This form has expired or was not sent from this site. Start again from the application.'],
+    ]);
+  });
+});

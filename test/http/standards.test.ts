@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { importJWK, SignJWT, type JWK } from 'jose';
+import { pkce, read, redirectUri, submit } from '../support/consent.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { verifyExport } from '../../src/cli/audit-verify.js';
@@ -184,6 +185,14 @@ describe('a policy folder without Action::"delegate"', () => {
       status: 400,
       body: { error: 'invalid_request', error_description: 'delegation is not permitted by policy: the policy set has no Action::"delegate" (its schema does not declare it)' },
     });
+  });
+
+  it("makes the consent flow's refusal say so", async () => {
+    const query = new URLSearchParams({ response_type: 'code', client_id: 'agent-platform', redirect_uri: redirectUri, scope: 'payments:read', state: 's', code_challenge: pkce().challenge, code_challenge_method: 'S256', requested_actor: 'orchestrator' });
+    const login = await read(await fetch(`${other.url}/oauth2/authorize?${query}`, { redirect: 'manual' }));
+    const refused = await submit(other.url, '/oauth2/authorize/login', login, { username: 'alice', password: 'alice-demo-password' });
+    const back = new URL(refused.location as string);
+    expect(Object.fromEntries(back.searchParams)).toEqual({ error: 'access_denied', error_description: 'delegation is not permitted by policy: the policy set has no Action::"delegate" (its schema does not declare it)', state: 's', iss: other.issuer });
   });
 
   it('warns about nothing when the set declares it', () => {

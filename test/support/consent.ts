@@ -11,20 +11,23 @@ export function pkce(): { verifier: string; challenge: string } {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
 
-interface Page {
+/** What a test reads off a page of the browser flow. */
+export interface Page {
   readonly cookie: string | undefined;
   readonly fields: Record<string, string>;
   readonly location: string | null;
 }
 
-async function read(response: Response, cookie?: string): Promise<Page> {
+/** Reads a page of the browser flow: its redirect, CSRF cookie and hidden fields. */
+export async function read(response: Response, cookie?: string): Promise<Page> {
   const html = await response.text();
   const fields: Record<string, string> = {};
   for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) fields[m[1] as string] = (m[2] as string).replaceAll('&amp;', '&');
   return { cookie: response.headers.get('set-cookie')?.match(/baton_csrf=([^;]+)/)?.[1] ?? cookie, fields, location: response.headers.get('location') };
 }
 
-async function submit(url: string, path: string, page: Page, extra: Record<string, string>): Promise<Page> {
+/** Submits a page's form with `extra` fields, carrying its CSRF cookie. */
+export async function submit(url: string, path: string, page: Page, extra: Record<string, string>): Promise<Page> {
   const response = await fetch(`${url}${path}`, {
     method: 'POST',
     redirect: 'manual',
