@@ -34,6 +34,7 @@ export const settings = {
   maxTokenBytes: ['BATON_MAX_TOKEN_BYTES', int(256, 65_536, 8192)],
   checkpointIntervalSeconds: ['BATON_CHECKPOINT_INTERVAL', int(1, 86_400, 60)],
   workers: ['BATON_WORKERS', int(1, 64, 1)],
+  drainTimeoutSeconds: ['BATON_DRAIN_TIMEOUT', int(1, 3600, 10)],
   rateLimitPerSecond: ['BATON_RATE_LIMIT', int(0, 1_000_000, 1000)],
   refusalIntervalSeconds: ['BATON_REFUSAL_INTERVAL', int(1, 3600, 60)],
 } as const;

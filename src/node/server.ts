@@ -1,4 +1,5 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { Server as HttpServer } from 'node:http';
 import { serve, type Http2Bindings, type HttpBindings, type ServerType } from '@hono/node-server';
 import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { join } from 'node:path';
@@ -28,6 +29,7 @@ import type { Registry } from '../core/registry.js';
 import { buildContext } from '../adapters/context.js';
 import { createApp } from '../http/app.js';
 import type { Config } from './config.js';
+import { drainable } from './drain.js';
 import { loadDetailTypes, loadOrCreateKeyFile, loadRegistryFile, readJsonFile, readPolicyFolder } from './files.js';
 
 export interface RunningBaton {
@@ -40,6 +42,12 @@ export interface RunningBaton {
   reloadPolicies(): Promise<readonly string[]>;
   /** Signs a checkpoint of the audit log now (one is also signed at the configured cadence). */
   checkpoint(): Promise<void>;
+  /** Accepts no new connection from now on, and says so at /readyz; open connections are served as before, until close(). */
+  stopAccepting(): void;
+  /**
+   * Drains and stops (once; later calls get the same promise): accepts no new connection, answers
+   * what is in flight within the drain timeout, then flushes the audit log and closes the database.
+   */
   close(): Promise<void>;
 }
 
@@ -88,6 +96,8 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       server = serve({ fetch: (request, bindings) => slot.handle?.(request, bindings) ?? new Response('starting', { status: 503 }), port: config.port, hostname: config.host }, (info) => resolve(info.port));
       server.once('error', reject);
     });
+    // serve() makes a node:http server unless told otherwise, and it is told nothing.
+    const drain = drainable(server as unknown as HttpServer, { timeoutMs: config.drainTimeoutSeconds * 1000, logger });
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     const issuer = config.issuer ?? `http://localhost:${port}`;
     let registry: Registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
@@ -164,6 +174,8 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       maxBodyBytes: config.maxBodyBytes,
       readBody: nodeBodyReader,
       checkReady: async () => {
+        // A load balancer stops sending to a draining instance before its connections close.
+        if (drain.stopping) throw new Error('stopping');
         await withinDeadline(database.sql`SELECT 1`, 2000);
       },
       reload: { policies: reloadPolicies, registry: reloadRegistry },
@@ -174,7 +186,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     });
     slot.handle = (request, bindings) => app.fetch(request, bindings);
     logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid });
-    const running = server as unknown as ServerType;
+    let closing: Promise<void> | undefined;
     return {
       url,
       issuer,
@@ -182,16 +194,22 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       reloadRegistry: () => reloadRegistry(),
       reloadPolicies: () => reloadPolicies(),
       checkpoint: () => checkpoints.now(),
-      async close() {
-        // Finish in-flight requests, flush the audit batch, then let go of the database.
-        await new Promise<void>((resolve) => running.close(() => resolve()));
-        checkpoints.stop();
-        clearInterval(purge);
-        clearInterval(refusalSummaries);
-        revocations.stop();
-        await writeRefusals(refusals.drain());
-        await audit.drain();
-        await closeDatabase();
+      stopAccepting: () => drain.stopAccepting(),
+      close() {
+        // The HTTP side first, bounded by the drain timeout; every answer it gave left after its
+        // entry committed. The writer may still hold entries of requests cut at the deadline, and
+        // the refusal tally its open intervals: both are flushed before the database closes.
+        closing ??= (async () => {
+          await drain.drain();
+          checkpoints.stop();
+          clearInterval(purge);
+          clearInterval(refusalSummaries);
+          revocations.stop();
+          await writeRefusals(refusals.drain());
+          await audit.drain();
+          await closeDatabase();
+        })();
+        return closing;
       },
     };
   } catch (error) {

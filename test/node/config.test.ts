@@ -35,6 +35,7 @@ describe('configuration', () => {
       maxTokenBytes: 8192,
       checkpointIntervalSeconds: 60,
       workers: 1,
+      drainTimeoutSeconds: 10,
       rateLimitPerSecond: 1000,
       refusalIntervalSeconds: 60,
     });
@@ -57,6 +58,9 @@ describe('configuration', () => {
     [{ BATON_SIGNING_KEYS: '{}', BATON_SIGNING_KEYS_FILE: 'k.json' }, 'BATON_SIGNING_KEYS and BATON_SIGNING_KEYS_FILE: set one, not both'],
     [{ BATON_WORKERS: '0' }, 'BATON_WORKERS: must be an integer from 1 to 64 (got "0")'],
     [{ BATON_WORKERS: '2' }, 'BATON_WORKERS: more than 1 needs DATABASE_URL (the embedded database belongs to one process)'],
+    [{ BATON_DRAIN_TIMEOUT: '0' }, 'BATON_DRAIN_TIMEOUT: must be an integer from 1 to 3600 (got "0")'],
+    [{ BATON_DRAIN_TIMEOUT: '3601' }, 'BATON_DRAIN_TIMEOUT: must be an integer from 1 to 3600 (got "3601")'],
+    [{ BATON_DRAIN_TIMEOUT: '2.5' }, 'BATON_DRAIN_TIMEOUT: must be an integer from 1 to 3600 (got "2.5")'],
   ])('refuses %j', (env, message) => {
     expect(problems(env)).toEqual([message]);
   });

@@ -52,13 +52,15 @@ export async function startTestBaton(env: Record<string, string> = {}, options: 
   const { importJWK } = await import('jose');
   const current = signingJwks.keys[0] as Record<string, unknown>;
   const key = await importJWK(current, 'EdDSA');
+  let closing: Promise<void> | undefined;
   return {
     ...baton,
     signingJwks,
     logger,
-    async close() {
-      await baton.close();
-      await database.close();
+    close() {
+      // Once, like Baton's own close (a test may stop it twice, as SIGINT and SIGTERM can).
+      closing ??= baton.close().then(() => database.close());
+      return closing;
     },
     signAsBaton: (claims) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: current.kid as string, typ: 'at+jwt' }).sign(key),
   };
