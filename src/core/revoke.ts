@@ -3,6 +3,7 @@ import { verifyBatonToken, type BatonToken } from './baton-token.js';
 import { authenticateResourceServer, checkBodyCredentials } from './callers.js';
 import { authenticateClient } from './client-auth.js';
 import type { CodeFlowContext } from './code-flow.js';
+import type { AuditEvent } from './audit.js';
 import { OAuthError, invalidRequest, refusalReason } from './errors.js';
 import { sha256Base64url } from './jwt.js';
 import type { Caller } from './registry.js';
@@ -43,15 +44,19 @@ async function issuedToOrDerived(ctx: TokenServiceContext, token: BatonToken, ca
   return false;
 }
 
-/** Records a revocation and how far it cascaded. */
-async function auditRevocation(ctx: TokenServiceContext, tenant: string, client: string, target: RevocationTarget, revoked: readonly string[], requestId: string | null): Promise<void> {
-  const what =
-    target.kind === 'token'
-      ? 'the token'
-      : target.kind === 'grant'
-        ? `grant ${target.grant} (its refresh tokens and every token issued under it)`
-        : `everything ${target.kind} ${target.kind === 'agent' ? target.agent : target.user} holds or appears in`;
-  await ctx.audit.append({
+/** What a revocation target stands for, in the words of its audit entry. */
+function revocationWhat(target: RevocationTarget): string {
+  return target.kind === 'token'
+    ? 'the token'
+    : target.kind === 'grant'
+      ? `grant ${target.grant} (its refresh tokens and every token issued under it)`
+      : `everything ${target.kind} ${target.kind === 'agent' ? target.agent : target.user} holds or appears in`;
+}
+
+/** The entry of a revocation: who asked, what it reached, and how many tokens it revoked. */
+export function revocationEntry(tenant: string, client: string | null, target: RevocationTarget, revoked: readonly string[], requestId: string | null, followUp = false): AuditEvent {
+  const count = `${revoked.length} token${revoked.length === 1 ? '' : 's'}`;
+  return {
     tenant,
     type: 'token.revocation',
     decision: 'applied',
@@ -60,9 +65,16 @@ async function auditRevocation(ctx: TokenServiceContext, tenant: string, client:
     client,
     ...(target.kind === 'agent' ? { actor_chain: [target.agent] } : {}),
     ...(target.kind === 'user' ? { user: target.user } : {}),
-    reason: `revoked ${what}: ${revoked.length} token${revoked.length === 1 ? '' : 's'}`,
+    reason: followUp
+      ? `follow-up of the revocation of ${revocationWhat(target)}: ${count} more, derived from revoked tokens while it ran`
+      : `revoked ${revocationWhat(target)}: ${count}`,
     request_id: requestId,
-  });
+  };
+}
+
+/** Records a revocation and how far it cascaded. */
+async function auditRevocation(ctx: TokenServiceContext, tenant: string, client: string, target: RevocationTarget, revoked: readonly string[], requestId: string | null): Promise<void> {
+  await ctx.audit.append(revocationEntry(tenant, client, target, revoked, requestId));
 }
 
 /** Revokes in the caller's tenant, counts and audits it; returns the jtis newly revoked. */

@@ -10,6 +10,7 @@ import { openPostgres } from '../adapters/db/postgres.js';
 import type { Database } from '../adapters/db/sql.js';
 import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
 import { createRevocations } from '../adapters/db/revocation-store.js';
+import { revocationEntry } from '../core/revoke.js';
 import { sha256Digest, sha256Hex } from '../adapters/node-hash.js';
 import { VerifiedTokens } from '../core/jwt.js';
 import { nodeSigner } from '../adapters/node-signer.js';
@@ -104,9 +105,10 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     let policies: PolicyEngine & { readonly policyIds: readonly string[] } = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
     warnIfNoDelegateAction(policies, logger, config.policyDir);
     const clock = options.clock ?? systemClock;
-    const revocations = await createRevocations(database.sql, { logger });
     const metrics = prometheusMetrics(keys.current);
     const audit = createAuditWriter(database.sql, { sha256: sha256Hex, clock, onBatch: (size, ms) => metrics.auditBatch(size, ms / 1000) });
+    // A follow-up pass that revokes more tokens says so in the log (no client asked for it).
+    const revocations = await createRevocations(database.sql, { logger, onFollowUp: async (tenant, target, revoked) => void (await audit.append(revocationEntry(tenant, null, target, revoked, null, true))) });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
     const tokens = buildContext({
       issuer,

@@ -14,6 +14,6 @@ export function requestRevocations(sql: Sql): Revocations {
       const rows = await withinDeadline(sql`SELECT 1 FROM revocations WHERE tenant = ${tenant} AND jti = ${jti} AND expires_at > now()`, 3000);
       return rows.length > 0;
     },
-    revoke: (tenant: string, target: RevocationTarget) => withinDeadline(cascadeRevocation(sql, tenant, target), 3000),
+    revoke: async (tenant: string, target: RevocationTarget) => (await withinDeadline(cascadeRevocation(sql, tenant, target), 3000)).revoked,
   };
 }

@@ -46,7 +46,7 @@ describe.each(backends)('grants revoked as a whole, on %s', (_name, open, skip) 
     const { grant } = await savedGrant(grants);
     const audit = createAuditWriter(db.sql, { sha256: sha256Hex, clock: systemClock });
     await audit.append({ tenant: 'acme', type: 'token.authorization_code', decision: 'granted', jti: `${grant}-before` }, lineage(grant, `${grant}-before`));
-    expect(await cascadeRevocation(db.sql, 'acme', { kind: 'grant', grant })).toEqual([`${grant}-before`]);
+    expect((await cascadeRevocation(db.sql, 'acme', { kind: 'grant', grant })).revoked).toEqual([`${grant}-before`]);
     // The winner of a redemption race commits its token after the replay revoked the grant.
     await audit.append({ tenant: 'acme', type: 'token.authorization_code', decision: 'granted', jti: `${grant}-after` }, lineage(grant, `${grant}-after`));
     await audit.append({ tenant: 'acme', type: 'token.exchange', decision: 'granted', jti: `${grant}-child` }, lineage(grant, `${grant}-child`, `${grant}-after`));
@@ -112,7 +112,7 @@ describe.each(backends)('grants revoked as a whole, on %s', (_name, open, skip) 
     expect(first).toBe('revocation waits');
     commit();
     await writer;
-    expect(await revocation).toEqual([`${grant}-inflight`]);
+    expect((await revocation).revoked).toEqual([`${grant}-inflight`]);
   });
 
   it.skipIf(skip || _name.startsWith('PGlite'))('revokes a token whose lineage is written while a revocation of its grant is uncommitted', async () => {

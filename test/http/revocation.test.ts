@@ -119,6 +119,27 @@ describe('kill switches', () => {
     expect((await introspect(other)).active).toBe(true);
   });
 
+  it('reaches no token minted after the switch, and explains every later revocation in the log', async () => {
+    const user = () => mintUserToken('carol', { audience: baton.issuer });
+    const before = await hop(await user(), 'orchestrator', tokenTypes.jwt, { audience: 'payments' });
+    expect((await postJson(baton, '/admin/revoke', { user: 'carol' }, await admin())).body).toEqual({ revoked: 1 });
+    const after = await hop(await user(), 'orchestrator', tokenTypes.jwt, { audience: 'payments' });
+    // A token derived from the revoked one while the switch ran (its lineage written just after).
+    const parent = decodeJwt(before).jti as string;
+    const raced = `raced-${parent}`;
+    await baton.database.sql`INSERT INTO tokens (tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at) VALUES ('acme', ${raced}, ${parent}, ${raced}, 'carol', 'payments-subagent', 'agent-platform', ${new Date(Date.now() + 60_000)})`;
+    // Both follow-up passes (1.5 s and 4 s after the switch) have run.
+    await new Promise((resolve) => setTimeout(resolve, 4600));
+    expect({ before: (await introspect(before)).active, after: (await introspect(after)).active }).toEqual({ before: false, after: true });
+    const [revokedRaced] = await baton.database.sql<{ n: number }>`SELECT count(*)::int AS n FROM revocations WHERE tenant = 'acme' AND jti = ${raced}`;
+    expect(revokedRaced?.n).toBe(1);
+    const entries = (await baton.database.sql<{ canonical: string }>`SELECT canonical FROM audit_log WHERE type = 'token.revocation' ORDER BY seq`).map((r) => JSON.parse(r.canonical) as Record<string, unknown>);
+    expect(entries.filter((e) => e.user === 'carol').map((e) => [e.client, e.reason])).toEqual([
+      ['ops-console', 'revoked everything user carol holds or appears in: 1 token'],
+      [null, 'follow-up of the revocation of everything user carol holds or appears in: 1 token more, derived from revoked tokens while it ran'],
+    ]);
+  });
+
   it('revokes everything a user granted', async () => {
     const t = await hop(await mintUserToken('bob', { audience: baton.issuer }), 'payments-subagent', tokenTypes.jwt, { audience: 'payments' });
     expect((await postJson(baton, '/admin/revoke', { user: 'bob' }, await admin())).body).toEqual({ revoked: 1 });

@@ -5,6 +5,11 @@ import type { Sql } from './sql.js';
 
 export interface RevocationOptions {
   readonly logger: Logger;
+  /**
+   * Called when a follow-up pass revoked more tokens (derived from revoked ones while the first
+   * pass ran), so each such revocation is explained in the audit log.
+   */
+  readonly onFollowUp?: (tenant: string, target: RevocationTarget, revoked: readonly string[]) => Promise<void>;
   /** How often to pick up revocations made by other instances. */
   readonly pollMilliseconds?: number;
   readonly deadlineMs?: number;
@@ -12,8 +17,11 @@ export interface RevocationOptions {
 
 const key = (tenant: string, jti: string): string => `${tenant}\u0000${jti}`;
 
-/** Revokes every live token the target reaches and every token derived from them (one recursive statement). */
-function cascadeTokens(sql: Sql, tenant: string, target: RevocationTarget): Promise<{ jti: string }[]> {
+/**
+ * Revokes every live token the target reaches that was issued by `issuedBy` (database time), and
+ * every token derived from them whenever it was issued (one recursive statement).
+ */
+function cascadeTokens(sql: Sql, tenant: string, target: RevocationTarget, issuedBy: Date): Promise<{ jti: string }[]> {
   const agent = target.kind === 'agent' ? target.agent : null;
   const user = target.kind === 'user' ? target.user : null;
   const jti = target.kind === 'token' ? target.jti : null;
@@ -21,7 +29,7 @@ function cascadeTokens(sql: Sql, tenant: string, target: RevocationTarget): Prom
   return sql<{ jti: string }>`
     WITH RECURSIVE tree(jti) AS (
       SELECT jti FROM tokens
-      WHERE tenant = ${tenant} AND expires_at > now()
+      WHERE tenant = ${tenant} AND expires_at > now() AND issued_at <= ${issuedBy}
         AND (jti = ${jti} OR actor = ${agent} OR subject = ${agent} OR subject = ${user} OR root_grant = ${grant})
       UNION
       SELECT t.jti FROM tokens t JOIN tree ON t.parent_jti = tree.jti WHERE t.tenant = ${tenant}
@@ -33,6 +41,13 @@ function cascadeTokens(sql: Sql, tenant: string, target: RevocationTarget): Prom
     RETURNING jti`;
 }
 
+/** What a revocation pass revoked, and the database time that bounds what it reaches. */
+export interface CascadeResult {
+  readonly revoked: string[];
+  /** Tokens of the target issued after this are not the target's: a later pass reaches only their descendants of revoked tokens. */
+  readonly at: Date;
+}
+
 /**
  * Revokes the target and every live token derived from it; returns the jtis newly revoked. A
  * grant, and every grant of a user or consented to an agent, is first marked revoked under its
@@ -41,21 +56,23 @@ function cascadeTokens(sql: Sql, tenant: string, target: RevocationTarget): Prom
  * cascade reads the lineage only once every writer holding the lock has committed, and a writer
  * that waited on the lock finds the grant revoked (see migration 9).
  */
-export async function cascadeRevocation(sql: Sql, tenant: string, target: RevocationTarget): Promise<string[]> {
-  if (target.kind === 'token') return (await cascadeTokens(sql, tenant, target)).map((r) => r.jti);
+export async function cascadeRevocation(sql: Sql, tenant: string, target: RevocationTarget, issuedBy?: Date): Promise<CascadeResult> {
   const grant = target.kind === 'grant' ? target.grant : null;
   const user = target.kind === 'user' ? target.user : null;
   const agent = target.kind === 'agent' ? target.agent : null;
-  const rows = await sql.begin(async (tx) => {
+  return sql.begin(async (tx) => {
+    // now() is the transaction's start: the moment this revocation reaches back from.
+    const [clock] = await tx<{ at: Date }>`SELECT now() AS at`;
+    const at = issuedBy ?? (clock as { at: Date }).at;
+    if (target.kind === 'token') return { revoked: (await cascadeTokens(tx, tenant, target, at)).map((r) => r.jti), at };
     await tx`
       UPDATE grants SET revoked_at = coalesce(revoked_at, now())
       WHERE (tenant, grant_id) IN (
         SELECT tenant, grant_id FROM grants
         WHERE tenant = ${tenant} AND (grant_id = ${grant} OR subject = ${user} OR agent = ${agent})
         ORDER BY tenant, grant_id FOR UPDATE)`;
-    return cascadeTokens(tx, tenant, target);
+    return { revoked: (await cascadeTokens(tx, tenant, target, at)).map((r) => r.jti), at };
   });
-  return rows.map((r) => r.jti);
 }
 
 /**
@@ -84,10 +101,10 @@ export async function createRevocations(sql: Sql, options: RevocationOptions): P
   }
   await refresh();
 
-  async function cascade(tenant: string, target: RevocationTarget): Promise<string[]> {
-    const jtis = await cascadeRevocation(sql, tenant, target);
-    for (const jti of jtis) revoked.add(key(tenant, jti));
-    return jtis;
+  async function cascade(tenant: string, target: RevocationTarget, issuedBy?: Date): Promise<CascadeResult> {
+    const result = await cascadeRevocation(sql, tenant, target, issuedBy);
+    for (const jti of result.revoked) revoked.add(key(tenant, jti));
+    return result;
   }
 
   const poll = setInterval(() => {
@@ -99,16 +116,20 @@ export async function createRevocations(sql: Sql, options: RevocationOptions): P
     isRevoked: (tenant, jti) => revoked.has(key(tenant, jti)),
     async revoke(tenant, target) {
       const first = await withinDeadline(cascade(tenant, target), deadline);
-      // A child issued from a revoked parent while the cascade ran is caught by a second pass.
+      // A child issued from a revoked parent while the cascade ran is caught by a later pass. The
+      // passes reach only what the first one did (the target's tokens issued by then) and what
+      // derives from revoked tokens: a token the target gets afterwards is not revoked by them.
       for (const delay of [1500, 4000]) {
         const timer = setTimeout(() => {
           pending.delete(timer);
-          cascade(tenant, target).catch((error: unknown) => options.logger.warn('revocation follow-up failed', { detail: error instanceof Error ? error.message : String(error) }));
+          cascade(tenant, target, first.at)
+            .then((more) => (more.revoked.length > 0 ? options.onFollowUp?.(tenant, target, more.revoked) : undefined))
+            .catch((error: unknown) => options.logger.warn('revocation follow-up failed', { detail: error instanceof Error ? error.message : String(error) }));
         }, delay);
         timer.unref();
         pending.add(timer);
       }
-      return first;
+      return first.revoked;
     },
     refresh,
     stop() {
