@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, demoChain, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { basic, exchangeDetails, demoChain, postJson, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
 
 // Amounts are decided completely: the schema of their authorization_details type first (at the
 // token endpoint, in the authorization request, and for a governed action's context at
@@ -10,7 +9,7 @@ let withGrant: string;
 let withoutGrant: string;
 beforeAll(async () => {
   baton = await startTestBaton();
-  const first = await exchange([payment('100.00')], undefined);
+  const first = await exchangeDetails(baton, [payment('100.00')], undefined);
   expect(first.status).toBe(200);
   withGrant = first.body.access_token as string;
   [, withoutGrant] = await demoChain(baton);
@@ -22,18 +21,6 @@ afterAll(async () => {
 const asPayments = { authorization: basic('payments') };
 const payment = (amount: unknown, currency = 'EUR') => ({ type: 'payment_initiation', actions: ['initiate'], instructedAmount: { currency, amount } });
 
-async function exchange(granted: object[], requested: object[] | string | undefined) {
-  return postToken(baton, {
-    grant_type: grants.exchange,
-    subject_token: await mintUserToken('alice', { audience: baton.issuer, claims: { authorization_details: granted } }),
-    subject_token_type: tokenTypes.jwt,
-    actor_token: await mintAgentAssertion('orchestrator', baton.issuer),
-    actor_token_type: tokenTypes.jwt,
-    audience: 'payments',
-    scope: 'payments:transfer',
-    ...(requested === undefined ? {} : { authorization_details: typeof requested === 'string' ? requested : JSON.stringify(requested) }),
-  });
-}
 
 /** A transfer decision whose amount is written into the JSON text as given (so `1e400` stays a number literal). */
 const transfer = (token: string, amountJson: string, currency = 'EUR') =>
@@ -161,7 +148,7 @@ describe('amount limits in the grant itself', () => {
     ['1e400 as a JSON number', `[{"type":"payment_initiation","actions":["initiate"],"instructedAmount":{"currency":"EUR","amount":1e400}}]`, 400, notCovered('/instructedAmount/amount: Instance type "number" is invalid. Expected "string".')],
     ['more than the grant', [payment('100.01')], 400, notCovered('is not covered by the subject token: /instructedAmount/amount exceeds the granted "100.00"')],
   ])('token exchange asking for %s', async (_name, requested, status, body?) => {
-    const result = await exchange([payment('100.00')], requested);
+    const result = await exchangeDetails(baton, [payment('100.00')], requested);
     if (status === 200) expect(result.body.authorization_details).toEqual(requested);
     else expect({ status: result.status, body: result.body }).toEqual({ status, body });
   });
@@ -172,7 +159,7 @@ describe('amount limits in the grant itself', () => {
     ['exponent notation', '1e2'],
     ['a JSON number', 100],
   ])('refuses a subject token from an identity provider that grants %s', async (_name, amount) => {
-    const result = await exchange([payment(amount)], undefined);
+    const result = await exchangeDetails(baton, [payment(amount)], undefined);
     const message = typeof amount === 'number' ? 'Instance type "number" is invalid. Expected "string".' : 'String does not match pattern.';
     expect({ status: result.status, body: result.body }).toEqual({
       status: 400,

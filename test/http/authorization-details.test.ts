@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { mintAgentAssertion } from '../../src/cli/demo-kit.js';
+import { basic, exchangeDetails, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
 
 let baton: TestBaton;
 beforeAll(async () => {
@@ -14,22 +14,10 @@ afterAll(async () => {
 
 const payment = (amount: string, currency = 'EUR', extra: Record<string, unknown> = {}) => ({ type: 'payment_initiation', actions: ['initiate'], instructedAmount: { currency, amount }, ...extra });
 
-async function exchangeFor(granted: object[], requested: object[] | undefined) {
-  return postToken(baton, {
-    grant_type: grants.exchange,
-    subject_token: await mintUserToken('alice', { audience: baton.issuer, claims: { authorization_details: granted } }),
-    subject_token_type: tokenTypes.jwt,
-    actor_token: await mintAgentAssertion('orchestrator', baton.issuer),
-    actor_token_type: tokenTypes.jwt,
-    audience: 'payments',
-    scope: 'payments:transfer',
-    ...(requested === undefined ? {} : { authorization_details: JSON.stringify(requested) }),
-  });
-}
 
 describe('authorization_details at the token endpoint', () => {
   it('grants narrower details and carries them into the token and the response', async () => {
-    const result = await exchangeFor([payment('100.00')], [payment('50.00')]);
+    const result = await exchangeDetails(baton, [payment('100.00')], [payment('50.00')]);
     expect(result.status).toBe(200);
     expect(result.body.authorization_details).toEqual([payment('50.00')]);
     expect(decodeJwt(result.body.access_token as string).authorization_details).toEqual([payment('50.00')]);
@@ -44,7 +32,7 @@ describe('authorization_details at the token endpoint', () => {
     ['a schema failure', [{ ...payment('10.00'), instructedAmount: { currency: 'euro', amount: '10.00' } }], 'authorization_details[0] /instructedAmount/currency: String does not match pattern.'],
     ['no entries at all', [], 'authorization_details may not be dropped from the subject token that carries them'],
   ])('refuses %s', async (_name, requested, description) => {
-    const result = await exchangeFor([payment('100.00')], requested);
+    const result = await exchangeDetails(baton, [payment('100.00')], requested);
     expect({ status: result.status, body: result.body }).toEqual({ status: 400, body: { error: 'invalid_authorization_details', error_description: description } });
   });
 
@@ -52,7 +40,7 @@ describe('authorization_details at the token endpoint', () => {
     const amount = fc.integer({ min: 0, max: 30000 }).map((c) => `${Math.floor(c / 100)}.${String(c % 100).padStart(2, '0')}`);
     await fc.assert(
       fc.asyncProperty(amount, amount, fc.constantFrom('EUR', 'USD'), async (parentAmount, childAmount, childCurrency) => {
-        const result = await exchangeFor([payment(parentAmount)], [payment(childAmount, childCurrency)]);
+        const result = await exchangeDetails(baton, [payment(parentAmount)], [payment(childAmount, childCurrency)]);
         const covered = childCurrency === 'EUR' && Number(childAmount) <= Number(parentAmount);
         expect(result.status).toBe(covered ? 200 : 400);
         if (covered) expect(result.body.authorization_details).toEqual([payment(childAmount, childCurrency)]);
@@ -66,7 +54,7 @@ describe('authorization_details at POST /authorize', () => {
   const asPayments = { authorization: basic('payments') };
   let token: string;
   beforeAll(async () => {
-    const first = await exchangeFor([payment('100.00')], undefined);
+    const first = await exchangeDetails(baton, [payment('100.00')], undefined);
     const second = await postToken(baton, {
       grant_type: grants.exchange,
       subject_token: first.body.access_token as string,
@@ -86,7 +74,7 @@ describe('authorization_details at POST /authorize', () => {
   });
 
   it('denies what the grant does not cover even where a policy would allow it', async () => {
-    const fifty = await exchangeFor([payment('50.00')], undefined);
+    const fifty = await exchangeDetails(baton, [payment('50.00')], undefined);
     const result = await postJson(baton, '/authorize', { token: fifty.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 60, currency: 'EUR' }, action_id: 'e' }, asPayments);
     expect(result.body).toEqual({ decision: 'deny', action_id: 'e', reasons: ['baton:authorization-details'] });
   });

@@ -124,3 +124,21 @@ export async function demoChain(target: Pick<RunningBaton, 'url' | 'issuer'>, sc
   if (second.status !== 200) throw new Error(`second hop refused: ${JSON.stringify(second.body)}`);
   return [first.body.access_token as string, second.body.access_token as string];
 }
+
+/**
+ * One exchange by `agent-platform` of alice's identity-provider token holding `granted`
+ * authorization details, for `orchestrator` at payments; `requested` (an array, raw text, or
+ * nothing to carry the granted ones over) is the request's `authorization_details`.
+ */
+export async function exchangeDetails(target: Pick<RunningBaton, 'url' | 'issuer'>, granted: object[], requested: object[] | string | undefined): Promise<PostResult> {
+  return postToken(target, {
+    grant_type: grants.exchange,
+    subject_token: await mintUserToken('alice', { audience: target.issuer, claims: { authorization_details: granted } }),
+    subject_token_type: tokenTypes.jwt,
+    actor_token: await mintAgentAssertion('orchestrator', target.issuer),
+    actor_token_type: tokenTypes.jwt,
+    audience: 'payments',
+    scope: 'payments:transfer',
+    ...(requested === undefined ? {} : { authorization_details: typeof requested === 'string' ? requested : JSON.stringify(requested) }),
+  });
+}
