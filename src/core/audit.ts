@@ -21,7 +21,9 @@ export type AuditType =
   | 'decision'
   | 'authzen.evaluation'
   | 'policy.reload'
-  | 'registry.reload';
+  | 'registry.reload'
+  /** Names entries committed after their callers were answered 503: those answers were never delivered. */
+  | 'audit.undelivered';
 
 /** One audited event, as callers describe it. Never a token, secret or code. */
 export interface AuditEvent {

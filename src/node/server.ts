@@ -22,7 +22,6 @@ import { prometheusMetrics } from '../adapters/prometheus.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { purgeUsedAssertions } from '../adapters/db/sql-store.js';
 import { systemClock } from '../adapters/system-clock.js';
-import { withinDeadline } from '../core/errors.js';
 import { warnIfNoDelegateAction } from '../core/policy.js';
 import type { AuditEvent } from '../core/audit.js';
 import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
@@ -106,7 +105,16 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     warnIfNoDelegateAction(policies, logger, config.policyDir);
     const clock = options.clock ?? systemClock;
     const metrics = prometheusMetrics(keys.current);
-    const audit = createAuditWriter(database.sql, { sha256: sha256Hex, clock, onBatch: (size, ms) => metrics.auditBatch(size, ms / 1000) });
+    // The writer has connections of its own (PostgreSQL), so a batch stuck on one can be abandoned
+    // with it, and readiness probes the very connections appends go on.
+    const openSession = database.openSession;
+    const audit = createAuditWriter(database.sql, {
+      sha256: sha256Hex,
+      clock,
+      onBatch: (size, ms) => metrics.auditBatch(size, ms / 1000),
+      ...(openSession === undefined ? {} : { openSession: () => openSession(2) }),
+      onUndelivered: (seqs) => logger.warn('audit entries committed after their callers were answered 503; recorded as not delivered', { seqs: seqs.join(',') }),
+    });
     // A follow-up pass that revokes more tokens says so in the log (no client asked for it).
     const revocations = await createRevocations(database.sql, { logger, onFollowUp: async (tenant, target, revoked) => void (await audit.append(revocationEntry(tenant, null, target, revoked, null, true))) });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
@@ -178,7 +186,8 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       checkReady: async () => {
         // A load balancer stops sending to a draining instance before its connections close.
         if (drain.stopping) throw new Error('stopping');
-        await withinDeadline(database.sql`SELECT 1`, 2000);
+        // Ready only if an entry could commit now, on the writer's own connection.
+        await audit.ready();
       },
       reload: { policies: reloadPolicies, registry: reloadRegistry },
       auditQueries,
@@ -209,6 +218,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
           revocations.stop();
           await writeRefusals(refusals.drain());
           await audit.drain();
+          await audit.close();
           await closeDatabase();
         })();
         return closing;

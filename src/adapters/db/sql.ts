@@ -13,9 +13,21 @@ export interface Sql {
   begin<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
 }
 
+/** Connections of their own, which their owner can destroy with whatever they carry. */
+export interface Session {
+  /** Its `application_name`, unique: another session can find this one's server processes by it. */
+  readonly name: string;
+  /** Statements on this session, with no deadline of their own: the owner keeps the time. */
+  readonly sql: Sql;
+  /** Closes its connections at once; what they carry fails. */
+  destroy(): Promise<void>;
+}
+
 /** An open database: its SQL client and how to close it. */
 export interface Database {
   readonly sql: Sql;
   readonly kind: 'postgres' | 'pglite';
+  /** Opens a session of at most `max` connections (PostgreSQL; PGlite is one session in this process). */
+  readonly openSession?: (max: number) => Session;
   close(): Promise<void>;
 }
