@@ -535,8 +535,8 @@ async function measureOfflineVerify(raw, keys, issuer, count, workDir) {
 // 3. Baton as a child process, and GET /audit/actions/{id}.
 
 /** Starts `node dist/node/main.js` on the bench database and resolves once GET /readyz answers 200. */
-async function startBaton(port, privateJwks, workDir) {
-  const settings = { DATABASE_URL: database.url, BATON_SIGNING_KEYS: JSON.stringify(privateJwks) };
+async function startBaton(port, privateJwks, auditJwks, workDir) {
+  const settings = { DATABASE_URL: database.url, BATON_SIGNING_KEYS: JSON.stringify(privateJwks), BATON_AUDIT_KEYS: JSON.stringify(auditJwks) };
   const baton = await spawnBaton({ root, port, settings, log: join(workDir, 'baton.log'), readyTimeoutMs, stopTimeoutMs });
   return { pid: baton.pid, log: baton.log, exited: baton.exited, alive: baton.alive };
 }
@@ -625,7 +625,7 @@ async function measureTrailQueries(reader, pick, count) {
     const started = performance.now();
     const trail = await reader.actionTrail('acme', pick());
     latencies[i] = performance.now() - started;
-    if (trail.length === 0) throw new Error('actionTrail found no entries for a sampled action id');
+    if (trail.entries.length === 0) throw new Error('actionTrail found no entries for a sampled action id');
   }
   const cpu = cpuBetween(before, cpuTimes());
   const sorted = sortedCopy(latencies);
@@ -736,28 +736,29 @@ async function main() {
       details: `${seconds(verify.elapsed)}; ${verify.cpu}`,
     });
     const privateJwks = await generateSigningKeys('EdDSA');
-    const keys = await importSigningKeys(privateJwks);
+    const auditJwks = await generateSigningKeys('EdDSA');
+    const auditKeys = await importSigningKeys(auditJwks);
     const port = await freePort();
     const issuer = `http://localhost:${port}`;
-    const offline = await measureOfflineVerify(raw, keys, issuer, options.exportEntries, workDir);
+    const offline = await measureOfflineVerify(raw, auditKeys, issuer, options.exportEntries, workDir);
     rows.push({
       name: `offline verifyExport over an export of ${fmt(offline.entries)} entries`,
       result: `${fmt(offline.perSecond)}/s`,
       details: `${seconds(offline.elapsed)} for a ${fmt(offline.megabytes)} MiB file of JSON lines + 1 checkpoint, streamed (re-canonicalizes every entry); ${offline.cpu}`,
     });
 
-    // 3. GET /audit/actions/{id}. A checkpoint of the head, signed with Baton's key, stands for the
+    // 3. GET /audit/actions/{id}. A checkpoint of the head, signed with Baton's audit key, stands for the
     // checkpoints Baton would have signed every minute while the log grew: without it Baton's
     // first checkpoint would re-verify the whole log during the measurement.
     const reader = createAuditReader(db.sql, sha256Hex);
     const head = await reader.head();
-    await reader.saveCheckpoint(head.seq, head.hash, await signCheckpoint(keys, issuer, head, new Date()), new Date());
+    await reader.saveCheckpoint(head.seq, head.hash, await signCheckpoint(auditKeys, issuer, head, new Date()), new Date());
     const ids = sampler.sample;
     const pick = () => ids[Math.floor(Math.random() * ids.length)];
     const inProcess = await measureTrailQueries(reader, pick, Math.min(1_000, options.requests));
 
     progress(`starting Baton on port ${port}`);
-    const baton = await startBaton(port, privateJwks, workDir);
+    const baton = await startBaton(port, privateJwks, auditJwks, workDir);
     const token = await auditorToken(port);
     const warmup = Math.min(500, options.requests);
     progress(`GET /audit/actions/{id}: warm-up, ${warmup} requests`);

@@ -236,7 +236,7 @@ export async function spawnBaton({ root, port, settings, log, label = 'Baton', n
 export async function startBatonSetup({ root, setup, workDir, database, cpuProfDir, settings = {}, readyTimeoutMs, stopTimeoutMs }) {
   const port = await freePort();
   // The caller's BATON_*, DATABASE_URL and PORT never reach the setup under test (spawnBaton).
-  const all = { BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), ...settings };
+  const all = { BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), ...settings };
   if (setup === 'postgres') {
     await database.create();
     all.DATABASE_URL = database.url;

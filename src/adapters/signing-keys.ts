@@ -50,6 +50,19 @@ export async function importSigningKeys(jwks: PrivateJwks, signer: SignerFactory
   };
 }
 
+/**
+ * Refuses audit keys that share a key with the token signing keys: a checkpoint must be signed by
+ * a key that signs nothing else, so that whoever can mint tokens cannot vouch for a log.
+ */
+export async function assertDistinctKeys(signing: SigningKeys, audit: SigningKeys): Promise<void> {
+  const thumbprints = async (keys: SigningKeys) => Promise.all(keys.publicJwks.keys.map(async (jwk) => ({ kid: jwk.kid as string, thumbprint: await calculateJwkThumbprint(jwk as JWK) })));
+  const tokens = await thumbprints(signing);
+  for (const key of await thumbprints(audit)) {
+    const shared = tokens.find((t) => t.thumbprint === key.thumbprint || t.kid === key.kid);
+    if (shared !== undefined) throw new Error(`audit key ${key.kid} is also a token signing key (${shared.kid}): checkpoints must be signed with a key of their own`);
+  }
+}
+
 /** Generates a current and a next private key, each with its RFC 7638 thumbprint as `kid`. */
 export async function generateSigningKeys(alg: SigningAlgorithm): Promise<PrivateJwks> {
   const one = async (): Promise<JWK> => {

@@ -1,11 +1,20 @@
 import { chainCheck, type ChainLine, type Sha256Hex } from '../core/audit.js';
-import { verifyCheckpoint } from '../core/checkpoint.js';
+import { contradiction, describeCheckpoint, verifyCheckpoint, type Checkpoint, type SignedCheckpoint } from '../core/checkpoint.js';
 import { importPublicJwks } from '../core/jwks.js';
 import type { Jwks } from '../core/registry-schema.js';
 
 export interface ExportVerdict {
   readonly ok: boolean;
   readonly message: string;
+  /** The newest valid checkpoint seen (for a witness to remember), when the export verifies. */
+  readonly newest?: SignedCheckpoint;
+}
+
+export interface ExportSources {
+  /** Checkpoints from elsewhere than the export (a published checkpoint directory), as JWS. */
+  readonly checkpoints?: readonly string[];
+  /** The newest checkpoint a witness saw before: none may be older, none of its size may differ. */
+  readonly witness?: Checkpoint;
 }
 
 /** How a checkpoint was checked: against the entry it names, or (that entry not in the export) by its signature only. */
@@ -78,16 +87,19 @@ function hashIndex() {
 /**
  * Verifies an export from `GET /audit/entries` offline, reading it line by line (a file stream,
  * or a string): every whole entry re-canonicalized (RFC 8785) and re-hashed, every line linked to
- * the one before in sequence order with no gap, and every checkpoint's signature checked against
- * Baton's public keys and against the entry it names when the export holds that entry (the others
- * are reported as "signature only").
+ * the one before in sequence order with no gap, and every checkpoint (the export's own and those
+ * from `sources`) checked against the audit keys and against the entry it names when the export
+ * holds that entry (the others are reported as "signature only"). A rewrite whose later hashes were
+ * all recomputed contradicts the first checkpoint after it. With a witness, a checkpoint sequence
+ * that goes backwards (nothing as new as what was seen) or forks is refused.
  */
-export async function verifyExport(source: string | AsyncIterable<string>, jwks: Jwks, sha256: Sha256Hex): Promise<ExportVerdict> {
+export async function verifyExport(source: string | AsyncIterable<string>, jwks: Jwks, sha256: Sha256Hex, sources: ExportSources = {}): Promise<ExportVerdict> {
   const check = chainCheck(sha256);
   const checkpoints: string[] = [];
   const hashes = hashIndex();
   let page: ChainLine[] = [];
   let whole = 0;
+  let first = 0;
   let last = 0;
   let number = 0;
   const flush = async (): Promise<ExportVerdict | undefined> => {
@@ -115,6 +127,7 @@ export async function verifyExport(source: string | AsyncIterable<string>, jwks:
       else if (typeof record.seq === 'number' && typeof record.prev_hash === 'string' && typeof record.hash === 'string') {
         page.push({ seq: record.seq, prev_hash: record.prev_hash, hash: record.hash, ...(typeof record.canonical === 'string' ? { canonical: record.canonical } : {}) });
         if (typeof record.canonical === 'string') whole += 1;
+        if (first === 0) first = record.seq;
         last = record.seq;
       } else return { ok: false, message: `line ${number}: neither an entry nor a checkpoint` };
     }
@@ -128,19 +141,43 @@ export async function verifyExport(source: string | AsyncIterable<string>, jwks:
   const verdict = check.verdict();
   if (verdict.entries === 0) return { ok: false, message: 'the export holds no entries' };
   const resolve = await importPublicJwks(jwks);
-  let signatureOnly = 0;
-  for (const jws of checkpoints) {
+  const bySeq = new Map<number, SignedCheckpoint>();
+  for (const jws of [...checkpoints, ...(sources.checkpoints ?? [])]) {
     let checkpoint;
     try {
       checkpoint = await verifyCheckpoint(resolve, jws);
     } catch (error) {
       return { ok: false, message: `checkpoint: signature does not verify (${error instanceof Error ? error.message : String(error)})` };
     }
+    const other = bySeq.get(checkpoint.seq);
+    if (other !== undefined && other.hash !== checkpoint.hash) return { ok: false, message: `checkpoint ${checkpoint.seq}: two signed checkpoints of this size state different head hashes` };
+    if (other === undefined) bySeq.set(checkpoint.seq, { ...checkpoint, jws });
+  }
+  const { witness } = sources;
+  const newest = [...bySeq.values()].reduce<SignedCheckpoint | undefined>((a, b) => (a === undefined || b.seq > a.seq ? b : a), undefined);
+  if (witness !== undefined) {
+    if (newest === undefined || newest.seq < witness.seq) {
+      return { ok: false, message: `checkpoints went backwards: ${describeCheckpoint(witness)} was seen before, but the newest here is ${newest === undefined ? 'none' : `checkpoint ${newest.seq}`}` };
+    }
+    const same = bySeq.get(witness.seq);
+    if (same !== undefined && same.hash !== witness.hash) return { ok: false, message: `checkpoint ${witness.seq}: differs from ${describeCheckpoint(witness)}, seen before` };
+  }
+  // The witness's checkpoint vouches for its entry as any other does.
+  const anchors: Checkpoint[] = [...bySeq.values(), ...(witness === undefined || bySeq.has(witness.seq) ? [] : [witness])].sort((a, b) => a.seq - b.seq);
+  let signatureOnly = 0;
+  let held: Checkpoint | undefined;
+  for (const checkpoint of anchors) {
     // Only a checkpoint held against an entry of the export vouches for it; one naming an entry
     // outside it (before `from`, or appended after the export was read) is checked by signature alone.
     const hash = hashes.get(checkpoint.seq, last);
     if (hash === undefined) signatureOnly += 1;
-    else if (hash !== checkpoint.hash) return { ok: false, message: `entry ${checkpoint.seq}: does not match the signed checkpoint` };
+    else if (hash !== checkpoint.hash) return { ok: false, message: `entry ${checkpoint.seq}: ${contradiction(checkpoint, held?.seq ?? first - 1)}` };
+    else held = checkpoint;
   }
-  return { ok: true, message: `${verdict.entries} entries valid (${whole} whole, ${verdict.entries - whole} redacted), ${checkpointSummary(checkpoints.length - signatureOnly, signatureOnly)}` };
+  const consistent = held === undefined ? '' : `; consistent with ${describeCheckpoint(held)}`;
+  return {
+    ok: true,
+    message: `${verdict.entries} entries valid (${whole} whole, ${verdict.entries - whole} redacted), ${checkpointSummary(anchors.length - signatureOnly, signatureOnly)}${consistent}`,
+    ...(newest === undefined ? {} : { newest }),
+  };
 }

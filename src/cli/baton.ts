@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sha256Hex } from '../adapters/node-hash.js';
 import type { Jwks } from '../core/registry-schema.js';
 import { verifyExport } from './audit-verify.js';
+import { signedAt, verifyCheckpoint, type Checkpoint } from '../core/checkpoint.js';
+import { importPublicJwks } from '../core/jwks.js';
 import { runDemo } from './demo.js';
 import { generateSigningKeys } from '../adapters/signing-keys.js';
 import { registryJsonSchema } from '../core/registry-json-schema.js';
@@ -18,10 +21,33 @@ commands:
   assert <agent> [--aud ISSUER]             print a single-use actor assertion signed with a demo agent key
   schema                                    print the registry's JSON Schema (published as schemas/registry.schema.json)
   keys [--alg EdDSA|ES256]                  print a new private signing key set (current and next) for BATON_SIGNING_KEYS
-  audit verify <export.jsonl> --key <jwks.json>
-                                            verify an audit export offline; exits 1 naming the first bad entry
+  audit verify <export.jsonl> --key <audit-keys.json> [--checkpoints DIR] [--witness FILE]
+                                            verify an audit export offline against the audit keys (GET /audit/keys),
+                                            its checkpoints and those published in DIR; exits 1 naming the first bad
+                                            entry or the checkpoint it contradicts. FILE keeps the newest checkpoint
+                                            seen: an older one later is refused, and FILE is updated when valid
 
 --url and --aud default to http://localhost:$PORT (PORT defaults to 8080).`;
+
+/** The checkpoints published in a directory (`<size>.jws` files, as Baton writes them). */
+function readPublished(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((n) => /^\d+\.jws$/.test(n))
+    .sort()
+    .map((n) => readFileSync(join(dir, n), 'utf8').trim());
+}
+
+/** The checkpoint a witness file holds, checked against the audit keys; none before the first run. */
+async function readWitness(file: string, jwks: Jwks): Promise<Checkpoint | undefined> {
+  if (!existsSync(file)) return undefined;
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as { seq?: unknown; hash?: unknown; jws?: unknown };
+  if (typeof saved.jws !== 'string') throw new Error(`witness file ${file} holds no checkpoint`);
+  const checkpoint = await verifyCheckpoint(await importPublicJwks(jwks), saved.jws).catch((error: unknown) => {
+    throw new Error(`witness file ${file}: its checkpoint does not verify with the audit keys (${error instanceof Error ? error.message : String(error)})`);
+  });
+  if (checkpoint.seq !== saved.seq || checkpoint.hash !== saved.hash) throw new Error(`witness file ${file}: seq or hash differ from its signed checkpoint`);
+  return checkpoint;
+}
 
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
@@ -33,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
       tenant: { type: 'string', default: 'acme' },
       alg: { type: 'string', default: 'EdDSA' },
       key: { type: 'string' },
+      checkpoints: { type: 'string' },
+      witness: { type: 'string' },
       scope: { type: 'string' },
       'may-act': { type: 'string' },
       ttl: { type: 'string' },
@@ -74,9 +102,18 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'audit': {
       const file = positionals[2];
-      if (name !== 'verify' || file === undefined || values.key === undefined) throw new Error('usage: baton audit verify <export.jsonl> --key <jwks.json>');
+      if (name !== 'verify' || file === undefined || values.key === undefined) throw new Error('usage: baton audit verify <export.jsonl> --key <audit-keys.json> [--checkpoints DIR] [--witness FILE]');
+      const jwks = JSON.parse(readFileSync(values.key, 'utf8')) as Jwks;
+      const witness = values.witness === undefined ? undefined : await readWitness(values.witness, jwks);
+      const published = values.checkpoints === undefined ? [] : readPublished(values.checkpoints);
       // Streamed line by line: an export can be larger than the longest string V8 holds.
-      const verdict = await verifyExport(createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), JSON.parse(readFileSync(values.key, 'utf8')) as Jwks, sha256Hex);
+      const verdict = await verifyExport(createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), jwks, sha256Hex, { checkpoints: published, ...(witness === undefined ? {} : { witness }) });
+      if (verdict.ok && values.witness !== undefined && verdict.newest !== undefined && (witness === undefined || verdict.newest.seq > witness.seq)) {
+        const { seq, hash, jws } = verdict.newest;
+        // Whole or not at all: a witness file cut short would forget what it saw.
+        writeFileSync(`${values.witness}.tmp`, `${JSON.stringify({ seq, hash, signed_at: signedAt(verdict.newest), jws })}\n`);
+        renameSync(`${values.witness}.tmp`, values.witness);
+      }
       (verdict.ok ? process.stdout : process.stderr).write(`${verdict.message}\n`);
       return verdict.ok ? 0 : 1;
     }

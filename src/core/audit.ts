@@ -163,13 +163,18 @@ export interface ChainCheck {
   verdict(): ChainVerdict;
 }
 
+/** The reason a line gives when its hash is not the one a signed checkpoint states for it. */
+export const contradictsCheckpoint = 'does not match the signed checkpoint';
+
 /**
  * Checks lines in sequence order: contiguous numbers, each linked to the previous hash, and each
  * hash recomputed from its canonical entry (redacted lines are checked for linkage only); with
- * `recanonicalize`, each entry must also be in RFC 8785 form. A synchronous hash is not awaited
+ * `recanonicalize`, each entry must also be in RFC 8785 form; and each line that a signed
+ * checkpoint names (`anchors`: sequence number to the hash it states) must carry that hash, which
+ * catches a rewrite whose later hashes were all recomputed. A synchronous hash is not awaited
  * line by line: a page is checked in one go.
  */
-export function chainCheck(sha256: Sha256Hex, start?: { seq: number; hash: string }, recanonicalize = true): ChainCheck {
+export function chainCheck(sha256: Sha256Hex, start?: { seq: number; hash: string }, recanonicalize = true, anchors?: ReadonlyMap<number, string>): ChainCheck {
   let expectedSeq = start === undefined ? undefined : start.seq + 1;
   let prevHash = start?.hash;
   let count = 0;
@@ -190,6 +195,8 @@ export function chainCheck(sha256: Sha256Hex, start?: { seq: number; hash: strin
           const hash = entryHash(sha256, line.seq, line.prev_hash, line.canonical);
           if ((typeof hash === 'string' ? hash : await hash) !== line.hash) return fail(line.seq, 'hash does not match its content');
         } else if (line.recomputed !== undefined && line.recomputed !== line.hash) return fail(line.seq, 'hash does not match its content');
+        const anchored = anchors?.get(line.seq);
+        if (anchored !== undefined && anchored !== line.hash) return fail(line.seq, contradictsCheckpoint);
         prevHash = line.hash;
         expectedSeq = line.seq + 1;
         count += 1;
@@ -212,6 +219,12 @@ export interface AuditLine extends ChainLine {
   readonly redacted?: true;
 }
 
+/** Sequence numbers missing from the log: the chain is broken there. */
+export interface AuditGap {
+  readonly from: number;
+  readonly to: number;
+}
+
 /** An entry of an action's trail with its verification status. */
 export interface TrailEntry {
   readonly seq: number;
@@ -223,10 +236,21 @@ export interface TrailEntry {
 
 /** The queries auditors need, each scoped to the auditor's tenant (system entries, tenant "*", are shared). */
 export interface AuditQueries {
-  actionTrail(tenant: string, actionId: string): Promise<TrailEntry[]>;
+  /** The action's entries and every hop behind them, and the gaps just before any of them (entries missing from the log). */
+  actionTrail(tenant: string, actionId: string): Promise<{ entries: TrailEntry[]; gaps: AuditGap[] }>;
+  /** Every range of sequence numbers missing from the log up to its head (at most `limit` ranges). */
+  gaps(limit: number): Promise<AuditGap[]>;
   exportLines(tenant: string, from: number, limit: number): Promise<AuditLine[]>;
-  verify(from: number, to: number): Promise<ChainVerdict>;
+  /** Recomputes the chain over [from, to]; each entry `anchors` names must carry the hash given. */
+  verify(from: number, to: number, anchors?: ReadonlyMap<number, string>): Promise<ChainVerdict>;
   head(): Promise<{ seq: number; hash: string }>;
-  latestCheckpoint(): Promise<{ seq: number; hash: string; jws: string } | undefined>;
-  checkpointsFrom(from: number): Promise<string[]>;
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
+  checkpointsFrom(from: number): Promise<StoredCheckpoint[]>;
+}
+
+/** A checkpoint row: the size and head hash it was stored under, and the JWS that states them. */
+export interface StoredCheckpoint {
+  readonly seq: number;
+  readonly hash: string;
+  readonly jws: string;
 }

@@ -5,6 +5,7 @@ import { actionIdRule, actionIdSyntax, decide, parseAuthorizeRequest } from '../
 import { introspection, killSwitch, revokeToken } from '../core/revoke.js';
 import { OAuthError, StorageUnavailableError, echo, invalidRequest } from '../core/errors.js';
 import type { AuditQueries } from '../core/audit.js';
+import { signedAt, verifyAgainstCheckpoints, verifyCheckpoint, type CheckpointWitness } from '../core/checkpoint.js';
 import { activeTraceId, inSpan } from '../core/telemetry.js';
 import { authorizationServerMetadata, supportedScopes } from '../core/metadata.js';
 import type { Caller, Registry } from '../core/registry.js';
@@ -31,6 +32,8 @@ export interface AppDeps {
   /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid, once the refusal is audited. `by` names who asked. */
   readonly reload: { readonly policies: (by: string) => Promise<readonly string[]>; readonly registry: (by: string) => Promise<void> };
   readonly auditQueries: AuditQueries;
+  /** The audit keys and the checkpoints known outside the database; none where no audit key is configured. */
+  readonly checkpoints?: CheckpointWitness;
   /** How request bodies are read (default: the Fetch API stream); the Node entry reads Node's own request. */
   readonly readBody?: BodyReader;
   /** Prometheus exposition of the process's metrics. */
@@ -369,9 +372,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
       // Every action id ever recorded has this syntax, so nothing else is looked up (a NUL, which
       // the database refuses, included).
       if (!actionIdSyntax.test(actionId)) throw invalidRequest(`action_id ${actionIdRule}`);
-      const entries = await deps.auditQueries.actionTrail(tenant, actionId);
-      if (entries.length === 0) return c.json({ error: 'not_found', error_description: 'no such action in your tenant' }, 404, noStore);
-      return c.json({ action_id: actionId, entries }, 200, noStore);
+      const { entries, gaps } = await deps.auditQueries.actionTrail(tenant, actionId);
+      if (entries.length === 0) {
+        // With entries missing from the log, "no such action" cannot be said: it may have been
+        // among them. The gaps are the shared chain's, the same for any action id asked about.
+        const missing = await deps.auditQueries.gaps(100);
+        if (missing.length === 0) return c.json({ error: 'not_found', error_description: 'no such action in your tenant' }, 404, noStore);
+        const named = missing.map((g) => (g.from === g.to ? `${g.from}` : `${g.from}–${g.to}`)).join(', ');
+        return c.json({ action_id: actionId, verified: false, reason: `no entry of this action remains in your tenant, and the log is missing entries ${named}: the chain is broken there, and the action may have been among them`, entries, gaps: missing }, 200, noStore);
+      }
+      const verified = gaps.length === 0 && entries.every((e) => e.verified);
+      return c.json({ action_id: actionId, verified, entries, gaps }, 200, noStore);
     }),
   );
   app.get(
@@ -382,7 +393,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const limit = Math.min(10_000, Math.max(1, seqParam(c, 'limit') ?? 1000));
       const lines = await deps.auditQueries.exportLines(tenant, from, limit);
       const checkpoints = await deps.auditQueries.checkpointsFrom(from);
-      const body = [...lines.map((l) => JSON.stringify(l)), ...checkpoints.map((jws) => JSON.stringify({ checkpoint: jws }))].join('\n');
+      const body = [...lines.map((l) => JSON.stringify(l)), ...checkpoints.map(({ jws }) => JSON.stringify({ checkpoint: jws }))].join('\n');
       return c.body(body === '' ? '' : `${body}\n`, 200, { ...noStore, 'Content-Type': 'application/x-ndjson' });
     }),
   );
@@ -399,7 +410,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (asked.to !== undefined && asked.to < 1) throw invalidRequest('to must be at least 1');
       const from = Math.max(1, asked.from ?? 1);
       const to = Math.min(head.seq, asked.to ?? head.seq);
-      return c.json({ from, to, ...(await deps.auditQueries.verify(from, to)) }, 200, noStore);
+      return c.json({ from, to, ...(await verifyAgainstCheckpoints(deps.auditQueries, deps.checkpoints, tokens.issuer, { from, to, head: head.seq })) }, 200, noStore);
     }),
   );
   app.get(
@@ -408,8 +419,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
       await auditor(c);
       const checkpoint = await deps.auditQueries.latestCheckpoint();
       if (checkpoint === undefined) return c.json({ error: 'not_found', error_description: 'no checkpoint has been signed yet' }, 404, noStore);
-      return c.json(checkpoint, 200, noStore);
+      // The time it was signed at is read from the signature; one that does not verify says so.
+      const stated = deps.checkpoints === undefined ? undefined : await verifyCheckpoint(deps.checkpoints.resolve, checkpoint.jws, tokens.issuer).catch(() => undefined);
+      return c.json({ ...checkpoint, signed_at: stated === undefined ? null : signedAt(stated), verified: stated !== undefined && stated.seq === checkpoint.seq && stated.hash === checkpoint.hash }, 200, noStore);
     }),
+  );
+  // The public half of the keys that sign checkpoints: open, like the token JWKS, so any witness can check them.
+  app.get('/audit/keys', (c) =>
+    deps.checkpoints === undefined
+      ? c.json({ error: 'not_found', error_description: 'no audit key is configured on this deployment' }, 404, noStore)
+      : c.json(deps.checkpoints.publicJwks, 200, { 'Cache-Control': 'public, max-age=300' }),
   );
 
   app.get(

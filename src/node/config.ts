@@ -22,6 +22,9 @@ export const settings = {
   detailTypesDir: ['BATON_AUTHORIZATION_DETAILS_DIR', z.string().min(1).default('schemas/authorization-details')],
   signingKeys: ['BATON_SIGNING_KEYS', z.string().min(1).optional()],
   signingKeysFile: ['BATON_SIGNING_KEYS_FILE', z.string().min(1).optional()],
+  auditKeys: ['BATON_AUDIT_KEYS', z.string().min(1).optional()],
+  auditKeysFile: ['BATON_AUDIT_KEYS_FILE', z.string().min(1).optional()],
+  checkpointDir: ['BATON_CHECKPOINT_DIR', z.string().min(1).optional()],
   signingAlg: ['BATON_SIGNING_ALG', z.enum(['EdDSA', 'ES256'], { error: 'must be EdDSA or ES256' }).default('EdDSA')],
   maxChainLength: ['BATON_MAX_CHAIN_LENGTH', int(1, 16, 4)],
   maxTokenLifetimeSeconds: ['BATON_MAX_TOKEN_LIFETIME', int(10, 86400, 300)],
@@ -85,6 +88,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     }
   }
   if (out.signingKeys !== undefined && out.signingKeysFile !== undefined) problems.push('BATON_SIGNING_KEYS and BATON_SIGNING_KEYS_FILE: set one, not both');
+  if (out.auditKeys !== undefined && out.auditKeysFile !== undefined) problems.push('BATON_AUDIT_KEYS and BATON_AUDIT_KEYS_FILE: set one, not both');
   if (typeof out.workers === 'number' && out.workers > 1 && out.databaseUrl === undefined) problems.push('BATON_WORKERS: more than 1 needs DATABASE_URL (the embedded database belongs to one process)');
   if (problems.length > 0) throw new ConfigError(problems);
   return out as Config;

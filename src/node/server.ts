@@ -19,7 +19,7 @@ import { createRateLimiter } from '../core/rate-limit.js';
 import { createRefusalTally } from '../core/refusal-tally.js';
 import { startCheckpoints } from './checkpoints.js';
 import { prometheusMetrics } from '../adapters/prometheus.js';
-import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
+import { assertDistinctKeys, importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { purgeUsedAssertions } from '../adapters/db/sql-store.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { warnIfNoDelegateAction } from '../core/policy.js';
@@ -78,6 +78,24 @@ async function signingKeys(config: Config, logger: Logger): Promise<PrivateJwks>
   return jwks;
 }
 
+/** The keys that sign audit checkpoints and nothing else: configured, or for the embedded default generated in the data folder. */
+async function auditKeys(config: Config, logger: Logger): Promise<PrivateJwks> {
+  if (config.auditKeys !== undefined) return JSON.parse(config.auditKeys) as PrivateJwks;
+  if (config.auditKeysFile !== undefined) return readJsonFile(config.auditKeysFile) as PrivateJwks;
+  if (config.databaseUrl !== undefined) {
+    throw new Error('BATON_AUDIT_KEYS or BATON_AUDIT_KEYS_FILE is required with DATABASE_URL: audit checkpoints are signed with a key of their own, shared by the instances');
+  }
+  const file = join(config.dataDir, 'audit-keys.json');
+  const { jwks, created } = await loadOrCreateKeyFile(file, config.signingAlg);
+  logger.warn(`EMBEDDED DEFAULT: audit checkpoint keys ${created ? 'generated and stored' : 'read'} in ${file}; for development only, provide BATON_AUDIT_KEYS in production`);
+  return jwks;
+}
+
+/** Where checkpoints are published: the configured directory, or the data folder's for the embedded default; none with DATABASE_URL unless configured. */
+export function checkpointDirectory(config: Config): string | undefined {
+  return config.checkpointDir ?? (config.databaseUrl === undefined ? join(config.dataDir, 'checkpoints') : undefined);
+}
+
 /** How often each instance deletes used assertion ids that can no longer matter. */
 const purgeIntervalMs = 5 * 60_000;
 
@@ -85,6 +103,8 @@ const purgeIntervalMs = 5 * 60_000;
 export async function startBaton(config: Config, options: StartOptions = {}): Promise<RunningBaton> {
   const logger = options.logger ?? jsonLogger((line) => process.stdout.write(line));
   const keys = await importSigningKeys(await signingKeys(config, logger), nodeSigner);
+  const checkpointKeys = await importSigningKeys(await auditKeys(config, logger), nodeSigner);
+  await assertDistinctKeys(keys, checkpointKeys);
   const database = options.database ?? (await openDatabase(config, logger));
   const closeDatabase = options.database === undefined ? () => database.close() : () => Promise.resolve();
   let server: ServerType | undefined;
@@ -161,7 +181,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         warnIfNoDelegateAction(policies, logger, config.policyDir);
         return policies.policyIds;
       }, (ids) => `${config.policyDir}: ${ids.join(', ')}`);
-    const checkpoints = startCheckpoints({ queries: auditQueries, keys, issuer, clock, logger, intervalSeconds: config.checkpointIntervalSeconds });
+    const checkpoints = await startCheckpoints({ queries: auditQueries, keys: checkpointKeys, issuer, clock, logger, intervalSeconds: config.checkpointIntervalSeconds, directory: checkpointDirectory(config) });
     // Used assertion ids are kept until their assertion could no longer be accepted anywhere: past
     // its expiry, the clock tolerance and a minute of skew between instances.
     const purge = setInterval(() => {
@@ -191,12 +211,13 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       },
       reload: { policies: reloadPolicies, registry: reloadRegistry },
       auditQueries,
+      checkpoints: checkpoints.witness,
       metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       refusals,
       remoteAddress: (c) => (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress,
     });
     slot.handle = (request, bindings) => app.fetch(request, bindings);
-    logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid });
+    logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid, audit_kid: checkpointKeys.current.kid, checkpoint_dir: checkpointDirectory(config) ?? null });
     let closing: Promise<void> | undefined;
     return {
       url,

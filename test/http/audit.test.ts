@@ -1,7 +1,7 @@
-import { createReadStream, mkdtempSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeJwt } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { verifyExport } from '../../src/cli/audit-verify.js';
@@ -85,19 +85,30 @@ describe('refusals are audited', () => {
 });
 
 describe('verification and checkpoints', () => {
-  it('signs checkpoints that verify against the JWKS', async () => {
+  it('signs checkpoints with the dedicated audit key, published at /audit/keys and never in the token JWKS', async () => {
     await chainAndDecision('order-3');
     await baton.checkpoint();
     const result = await get('/audit/checkpoint', await bearer('ops-console', 'baton:audit'));
-    const body = result.json() as { seq: number; hash: string; jws: string };
-    const jwks = (await (await fetch(`${baton.url}/.well-known/jwks.json`)).json()) as Jwks;
-    expect(await verifyCheckpoint(await importPublicJwks(jwks), body.jws, baton.issuer)).toMatchObject({ seq: body.seq, hash: body.hash });
+    const body = result.json() as { seq: number; hash: string; jws: string; signed_at: string; verified: boolean };
+    const auditKeys = (await (await fetch(`${baton.url}/audit/keys`)).json()) as Jwks;
+    const tokenKeys = (await (await fetch(`${baton.url}/.well-known/jwks.json`)).json()) as Jwks;
+    const { kid } = decodeProtectedHeader(body.jws);
+    expect(auditKeys.keys.map((k) => k.kid)).toEqual(baton.auditJwks.keys.map((k) => k.kid));
+    expect(kid).toBe(baton.auditJwks.keys[0]?.kid);
+    expect(tokenKeys.keys.map((k) => k.kid)).not.toContain(kid);
+    const stated = await verifyCheckpoint(await importPublicJwks(auditKeys), body.jws, baton.issuer);
+    expect(stated).toMatchObject({ seq: body.seq, hash: body.hash });
+    expect(body).toEqual({ seq: stated.seq, hash: stated.hash, jws: body.jws, signed_at: new Date(stated.iat * 1000).toISOString().replace('.000Z', 'Z'), verified: true });
+    await expect(verifyCheckpoint(await importPublicJwks(tokenKeys), body.jws, baton.issuer)).rejects.toThrow('no applicable key found in the JSON Web Key Set');
+    // Published outside the database too, beside the public audit keys.
+    expect(readFileSync(join(baton.checkpointDir, `${String(body.seq).padStart(16, '0')}.jws`), 'utf8')).toBe(`${body.jws}\n`);
+    expect(JSON.parse(readFileSync(join(baton.checkpointDir, 'audit-keys.json'), 'utf8'))).toEqual(auditKeys);
   });
 
   it('verifies an export streamed in chunks of any size as it verifies the whole text, lines in sequence order', async () => {
     await chainAndDecision('order-5');
     await baton.checkpoint();
-    const jwks = (await (await fetch(`${baton.url}/.well-known/jwks.json`)).json()) as Jwks;
+    const jwks = (await (await fetch(`${baton.url}/audit/keys`)).json()) as Jwks;
     const exported = (await get('/audit/entries?from=1&limit=10000', await bearer('ops-console', 'baton:audit'))).text;
     const whole = await verifyExport(exported, jwks, sha256Hex);
     expect(whole.ok).toBe(true);
@@ -117,7 +128,9 @@ describe('verification and checkpoints', () => {
     const upTo = lines.filter((l) => l.startsWith('{"seq"') && (JSON.parse(l) as { seq: number }).seq <= seq);
     const named = JSON.parse(upTo.at(-1) as string) as { seq: number; prev_hash: string };
     const forged = [...upTo.slice(0, -1), JSON.stringify({ seq: named.seq, prev_hash: named.prev_hash, hash: '0'.repeat(64), redacted: true }), checkpointLine].join('\n');
-    expect(await verifyExport(forged, jwks, sha256Hex)).toEqual({ ok: false, message: `entry ${seq}: does not match the signed checkpoint` });
+    const { iat } = decodeJwt((JSON.parse(checkpointLine) as { checkpoint: string }).checkpoint) as { iat: number };
+    // The forged text holds no earlier checkpoint: the rewrite may lie anywhere from its first entry.
+    expect(await verifyExport(forged, jwks, sha256Hex)).toEqual({ ok: false, message: `entry ${seq}: does not match checkpoint ${seq} signed at ${new Date(iat * 1000).toISOString().replace('.000Z', 'Z')}: the log was rewritten after it was signed, at an entry from 1 to ${seq}` });
     expect(await verifyExport(`${lines.join('\n')}\n{"seq":`, jwks, sha256Hex)).toEqual({ ok: false, message: `line ${lines.length + 1}: not valid JSON` });
   });
 
@@ -125,11 +138,11 @@ describe('verification and checkpoints', () => {
     await chainAndDecision('order-4');
     await baton.checkpoint();
     const auditor = await bearer('ops-console', 'baton:audit');
-    const jwks = (await (await fetch(`${baton.url}/.well-known/jwks.json`)).json()) as Jwks;
+    const jwks = (await (await fetch(`${baton.url}/audit/keys`)).json()) as Jwks;
     const exported = (await get('/audit/entries?from=1&limit=10000', auditor)).text;
     const verdict = await verifyExport(exported, jwks, sha256Hex);
     expect(verdict.ok).toBe(true);
-    expect(verdict.message).toMatch(/^\d+ entries valid \(\d+ whole, \d+ redacted\), \d+ checkpoints valid$/);
+    expect(verdict.message).toMatch(/^\d+ entries valid \(\d+ whole, \d+ redacted\), \d+ checkpoints valid; consistent with checkpoint \d+ signed at \S+Z$/);
 
     const verified = (await get('/audit/verify', auditor)).json();
     expect(verified).toMatchObject({ valid: true, from: 1 });

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/adapters/db/sql.js';
@@ -18,7 +21,8 @@ const nextInterval = () => {
 };
 beforeAll(async () => {
   database = await openTestDatabase();
-  const config = loadConfig({ PORT: '0', BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) });
+  // A data folder of its own: the embedded default keeps its audit keys and published checkpoints there.
+  const config = loadConfig({ PORT: '0', BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_DATA_DIR: mkdtempSync(join(tmpdir(), 'baton-refusals-')) });
   baton = await startBaton(config, { database, logger: captureLogger(), clock });
 });
 afterAll(async () => {

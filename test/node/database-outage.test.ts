@@ -57,7 +57,7 @@ beforeAll(async () => {
   const proxied = new URL(testDatabaseUrl as string);
   proxied.hostname = '127.0.0.1';
   proxied.port = String(outage.port);
-  const config = loadConfig({ PORT: '0', DATABASE_URL: proxied.toString(), BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) });
+  const config = loadConfig({ PORT: '0', DATABASE_URL: proxied.toString(), BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) });
   baton = await startBaton(config, { logger });
 });
 

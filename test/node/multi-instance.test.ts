@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -22,6 +22,7 @@ const issuer = 'http://baton.test';
 const processes: ChildProcess[] = [];
 const urls: string[] = [];
 let db: Database;
+let auditKeys: string;
 
 /** Starts `node dist/node/main.js` and resolves with its URL once it logs that it started. */
 function startProcess(env: Record<string, string>): Promise<string> {
@@ -46,7 +47,8 @@ beforeAll(async () => {
   if (skip) return;
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
   const keys = JSON.stringify(await generateSigningKeys('EdDSA'));
-  const env = { PORT: '0', DATABASE_URL: testDatabaseUrl as string, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: keys, BATON_ISSUER: issuer, BATON_CHECKPOINT_INTERVAL: '1' };
+  auditKeys = JSON.stringify(await generateSigningKeys('EdDSA'));
+  const env = { PORT: '0', DATABASE_URL: testDatabaseUrl as string, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: keys, BATON_AUDIT_KEYS: auditKeys, BATON_ISSUER: issuer, BATON_CHECKPOINT_INTERVAL: '1' };
   // The first instance migrates; the others start at once and find the schema in place or wait on the lock.
   urls.push(...(await Promise.all([startProcess(env), startProcess(env), startProcess(env)])));
   db = await openPostgres(testDatabaseUrl as string, { schema, max: 2 });
@@ -92,11 +94,24 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
     await new Promise((resolve) => setTimeout(resolve, 1500)); // a checkpoint at the 1 s cadence
     const dir = mkdtempSync(join(tmpdir(), 'baton-cli-'));
     const jwksFile = join(dir, 'jwks.json');
-    writeFileSync(jwksFile, await (await fetch(`${urls[1]}/.well-known/jwks.json`)).text());
+    writeFileSync(jwksFile, await (await fetch(`${urls[1]}/audit/keys`)).text());
     const exportFile = join(dir, 'export.jsonl');
     writeFileSync(exportFile, await (await fetch(`${urls[2]}/audit/entries?from=1&limit=10000`, { headers })).text());
-    const ok = execFileSync(process.execPath, ['dist/cli/baton.js', 'audit', 'verify', exportFile, '--key', jwksFile], { encoding: 'utf8' });
-    expect(ok).toMatch(/^\d+ entries valid \(\d+ whole, \d+ redacted\), [1-9]\d* checkpoints valid\n$/);
+    const witnessFile = join(dir, 'witness.json');
+    const ok = execFileSync(process.execPath, ['dist/cli/baton.js', 'audit', 'verify', exportFile, '--key', jwksFile, '--witness', witnessFile], { encoding: 'utf8' });
+    expect(ok).toMatch(/^\d+ entries valid \(\d+ whole, \d+ redacted\), [1-9]\d* checkpoints valid; consistent with checkpoint \d+ signed at \S+Z\n$/);
+    // The witness keeps the newest checkpoint; an export whose checkpoints are all older is refused.
+    const witnessed = JSON.parse(readFileSync(witnessFile, 'utf8')) as { seq: number; hash: string; signed_at: string; jws: string };
+    expect(Object.keys(witnessed)).toEqual(['seq', 'hash', 'signed_at', 'jws']);
+    const older = join(dir, 'older.jsonl');
+    writeFileSync(older, readFileSync(exportFile, 'utf8').split('\n').filter((l) => !l.startsWith('{"checkpoint"')).join('\n'));
+    let backwards: { status: number | null; stderr: string } = { status: 0, stderr: '' };
+    try {
+      execFileSync(process.execPath, ['dist/cli/baton.js', 'audit', 'verify', older, '--key', jwksFile, '--witness', witnessFile], { encoding: 'utf8', stdio: 'pipe' });
+    } catch (error) {
+      backwards = error as { status: number | null; stderr: string };
+    }
+    expect(backwards).toMatchObject({ status: 1, stderr: `checkpoints went backwards: checkpoint ${witnessed.seq} signed at ${witnessed.signed_at} was seen before, but the newest here is none\n` });
 
     await db.sql.begin(async (tx) => {
       await tx.script('SET LOCAL session_replication_role = replica');
@@ -184,7 +199,7 @@ describe.skipIf(skip)('one Baton process with BATON_WORKERS=2', () => {
   it('serves from two workers behind one port, and stops them all on SIGTERM', async () => {
     const keys = JSON.stringify(await generateSigningKeys('EdDSA'));
     const child = spawn(process.execPath, ['dist/node/main.js'], {
-      env: { ...process.env, PORT: '0', DATABASE_URL: testDatabaseUrl as string, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: keys, BATON_ISSUER: issuer, BATON_WORKERS: '2' },
+      env: { ...process.env, PORT: '0', DATABASE_URL: testDatabaseUrl as string, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: keys, BATON_AUDIT_KEYS: auditKeys, BATON_ISSUER: issuer, BATON_WORKERS: '2' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     processes.push(child);

@@ -66,7 +66,7 @@ async function startProcess(env: Record<string, string>, processes: number): Pro
   dataDirs.push(dataDir);
   const schema = `baton_shutdown_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
   const database: Record<string, string> =
-    testDatabaseUrl === undefined ? { BATON_DATA_DIR: dataDir } : { DATABASE_URL: testDatabaseUrl, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) };
+    testDatabaseUrl === undefined ? { BATON_DATA_DIR: dataDir } : { DATABASE_URL: testDatabaseUrl, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) };
   if (testDatabaseUrl !== undefined) schemas.push(schema);
   const child = spawn(process.execPath, [join(built, 'node', 'main.js')], {
     env: { ...inherited, PORT: '0', BATON_ISSUER: issuer, BATON_RATE_LIMIT: '0', BATON_DRAIN_TIMEOUT: String(drainSeconds), ...database, ...env },

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
 import { generateSigningKeys, type PrivateJwks } from '../../src/adapters/signing-keys.js';
@@ -37,6 +38,10 @@ export function captureLogger(): CapturedLogger {
 
 export interface TestBaton extends RunningBaton {
   readonly signingJwks: PrivateJwks;
+  /** The keys that sign its audit checkpoints. */
+  readonly auditJwks: PrivateJwks;
+  /** Where it publishes its checkpoints (a directory of its own, unless the test set BATON_CHECKPOINT_DIR). */
+  readonly checkpointDir: string;
   readonly logger: CapturedLogger;
   /** Signs arbitrary claims with Baton's own current key (to forge tokens Baton never issued). */
   signAsBaton(claims: JWTPayload): Promise<string>;
@@ -45,7 +50,11 @@ export interface TestBaton extends RunningBaton {
 /** Starts Baton on a random port with the demo registry, fresh keys and a database of its own. */
 export async function startTestBaton(env: Record<string, string> = {}, options: { readonly clock?: Clock } = {}): Promise<TestBaton> {
   const signingJwks = await generateSigningKeys('EdDSA');
-  const config = loadConfig({ PORT: '0', BATON_SIGNING_KEYS: JSON.stringify(signingJwks), ...env });
+  const auditJwks = await generateSigningKeys('EdDSA');
+  // Each instance publishes its checkpoints apart: a directory shared with another database would
+  // hold checkpoints that database never had, which Baton reports as checkpoints gone missing.
+  const checkpointDir = env.BATON_CHECKPOINT_DIR ?? mkdtempSync(join(tmpdir(), 'baton-checkpoints-'));
+  const config = loadConfig({ PORT: '0', BATON_SIGNING_KEYS: JSON.stringify(signingJwks), BATON_AUDIT_KEYS: JSON.stringify(auditJwks), BATON_CHECKPOINT_DIR: checkpointDir, ...env });
   const database = await openTestDatabase();
   const logger = captureLogger();
   const baton = await startBaton(config, { database, logger, ...options });
@@ -56,6 +65,8 @@ export async function startTestBaton(env: Record<string, string> = {}, options: 
   return {
     ...baton,
     signingJwks,
+    auditJwks,
+    checkpointDir,
     logger,
     close() {
       // Once, like Baton's own close (a test may stop it twice, as SIGINT and SIGTERM can).

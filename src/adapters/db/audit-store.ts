@@ -4,6 +4,7 @@ import {
   chainCheck,
   entryHash,
   type AuditEntry,
+  type AuditGap,
   type AuditLine,
   type AuditLog,
   type AuditQueries,
@@ -12,6 +13,7 @@ import {
   type ChainLine,
   type ChainVerdict,
   type Sha256Hex,
+  type StoredCheckpoint,
   type TrailEntry,
 } from '../../core/audit.js';
 import { StorageUnavailableError, invalidRequest } from '../../core/errors.js';
@@ -581,8 +583,11 @@ const verifyPagesAhead = 2;
 
 const visible = (tenant: string, rowTenant: string): boolean => rowTenant === tenant || rowTenant === '*';
 
+/** Stores a checkpoint; resolves true if it was stored, false if one of that size already was (another instance's). */
+export type SaveCheckpoint = (seq: number, hash: string, jws: string, signedAt: Date) => Promise<boolean>;
+
 /** Queries auditors need, each scoped to the auditor's tenant (system entries, tenant "*", are shared). */
-export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & { saveCheckpoint(seq: number, hash: string, jws: string, signedAt: Date): Promise<void> } {
+export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & { saveCheckpoint: SaveCheckpoint } {
   const line = (r: ChainRow): ChainLine => ({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, canonical: r.canonical });
 
   return {
@@ -590,8 +595,8 @@ export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & {
      * The action's entries and every delegation hop behind them, in log order (root grant first),
      * each with the hash of the entry before it: one statement, one round trip.
      */
-    async actionTrail(tenant: string, actionId: string): Promise<TrailEntry[]> {
-      const rows = await sql<{ seq: string | number; canonical: string; prev_hash: string; hash: string; previous_hash: string | null }>`
+    async actionTrail(tenant: string, actionId: string): Promise<{ entries: TrailEntry[]; gaps: AuditGap[] }> {
+      const rows = await sql<{ seq: string | number; canonical: string; prev_hash: string; hash: string; previous_hash: string | null; before: string | number | null }>`
         WITH RECURSIVE actions AS (
           SELECT seq, jti FROM audit_log WHERE tenant = ${tenant} AND action_id = ${actionId}
         ), lineage(jti, parent_jti) AS (
@@ -607,18 +612,36 @@ export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & {
           WHERE a.tenant = ${tenant} AND a.type = 'authorization.consent'
             AND a.root_grant IN (SELECT t.root_grant FROM tokens t WHERE t.tenant = ${tenant} AND t.jti IN (SELECT jti FROM lineage))
         )
-        SELECT a.seq, a.canonical, a.prev_hash, a.hash, p.hash AS previous_hash
+        SELECT a.seq, a.canonical, a.prev_hash, a.hash, p.hash AS previous_hash,
+               -- Only where the entry before is missing: the last one still there, so the gap is named.
+               CASE WHEN p.seq IS NULL AND a.seq > 1 THEN (SELECT max(b.seq) FROM audit_log b WHERE b.seq < a.seq) END AS before
         FROM trail JOIN audit_log a ON a.seq = trail.seq LEFT JOIN audit_log p ON p.seq = a.seq - 1
         ORDER BY a.seq`;
-      const trail: TrailEntry[] = [];
+      const entries: TrailEntry[] = [];
+      const gaps: AuditGap[] = [];
       for (const r of rows) {
         const seq = Number(r.seq);
         const linked = seq === 1 ? r.prev_hash === genesisHash : r.previous_hash === r.prev_hash;
         const digest = entryHash(sha256, seq, r.prev_hash, r.canonical);
         const intact = (typeof digest === 'string' ? digest : await digest) === r.hash;
-        trail.push({ seq, hash: r.hash, prev_hash: r.prev_hash, verified: linked && intact, entry: JSON.parse(r.canonical) as unknown });
+        if (seq > 1 && r.previous_hash === null) gaps.push({ from: Number(r.before ?? 0) + 1, to: seq - 1 });
+        entries.push({ seq, hash: r.hash, prev_hash: r.prev_hash, verified: linked && intact, entry: JSON.parse(r.canonical) as unknown });
       }
-      return trail;
+      return { entries, gaps };
+    },
+
+    async gaps(limit: number): Promise<AuditGap[]> {
+      // Counting first: a log without gaps (the usual case) is answered without walking it.
+      const [counted] = await sql<{ entries: string | number; head: string | number | null }>`SELECT count(*) AS entries, (SELECT seq FROM audit_head WHERE id = 1) AS head FROM audit_log`;
+      const head = Number(counted?.head ?? 0);
+      if (Number(counted?.entries ?? 0) === head) return [];
+      const rows = await sql<{ gap_from: string | number; gap_to: string | number }>`
+        SELECT gap_from, gap_to FROM (
+          SELECT coalesce(lag(seq) OVER (ORDER BY seq), 0) + 1 AS gap_from, seq - 1 AS gap_to FROM audit_log
+          UNION ALL
+          SELECT coalesce(max(seq), 0) + 1, CAST(${head} AS bigint) FROM audit_log
+        ) g WHERE gap_from <= gap_to ORDER BY gap_from LIMIT ${limit}`;
+      return rows.map((r) => ({ from: Number(r.gap_from), to: Number(r.gap_to) }));
     },
 
     /** Lines from `from` on: the tenant's entries whole, others' as hashes only, so the chain stays checkable. */
@@ -628,7 +651,7 @@ export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & {
     },
 
     /** Recomputes the chain over [from, to] (whole entries, all tenants) and names the first bad entry. */
-    async verify(from: number, to: number): Promise<ChainVerdict> {
+    async verify(from: number, to: number, anchors?: ReadonlyMap<number, string>): Promise<ChainVerdict> {
       let start: { seq: number; hash: string } | undefined;
       if (from > 1) {
         const [before] = await sql<{ seq: string | number; hash: string }>`SELECT seq, hash FROM audit_log WHERE seq = ${from - 1}`;
@@ -637,7 +660,7 @@ export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & {
       } else start = { seq: 0, hash: genesisHash };
       const [head] = await sql<{ seq: string | number }>`SELECT seq FROM audit_head WHERE id = 1`;
       const last = Math.min(to, Number(head?.seq ?? 0));
-      const check = chainCheck(sha256, start, false);
+      const check = chainCheck(sha256, start, false, anchors);
       // Pages are fixed ranges of sequence numbers, so the next ones are already being read while
       // one is checked; a gap shows as numbers missing from a page, which the check names. The
       // database hashes each entry as entryHash does (SHA-256 of the same UTF-8 text, built-in
@@ -675,17 +698,18 @@ export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & {
       return { seq: Number(row?.seq ?? 0), hash: row?.hash ?? '0'.repeat(64) };
     },
 
-    async latestCheckpoint(): Promise<{ seq: number; hash: string; jws: string } | undefined> {
+    async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
       const [row] = await sql<{ seq: string | number; hash: string; jws: string }>`SELECT seq, hash, jws FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`;
       return row === undefined ? undefined : { seq: Number(row.seq), hash: row.hash, jws: row.jws };
     },
 
-    async checkpointsFrom(from: number): Promise<string[]> {
-      return (await sql<{ jws: string }>`SELECT jws FROM audit_checkpoints WHERE seq >= ${from} ORDER BY seq`).map((r) => r.jws);
+    async checkpointsFrom(from: number): Promise<StoredCheckpoint[]> {
+      return (await sql<{ seq: string | number; hash: string; jws: string }>`SELECT seq, hash, jws FROM audit_checkpoints WHERE seq >= ${from} ORDER BY seq`).map((r) => ({ seq: Number(r.seq), hash: r.hash, jws: r.jws }));
     },
 
-    async saveCheckpoint(seq: number, hash: string, jws: string, signedAt: Date): Promise<void> {
-      await sql`INSERT INTO audit_checkpoints (seq, hash, signed_at, jws) VALUES (${seq}, ${hash}, ${signedAt}, ${jws}) ON CONFLICT (seq) DO NOTHING`;
+    async saveCheckpoint(seq: number, hash: string, jws: string, signedAt: Date): Promise<boolean> {
+      const stored = await sql<{ seq: string | number }>`INSERT INTO audit_checkpoints (seq, hash, signed_at, jws) VALUES (${seq}, ${hash}, ${signedAt}, ${jws}) ON CONFLICT (seq) DO NOTHING RETURNING seq`;
+      return stored.length === 1;
     },
   };
 }
