@@ -93,7 +93,7 @@ beforeAll(async () => {
   const proxied = new URL(testDatabaseUrl as string);
   proxied.hostname = '127.0.0.1';
   proxied.port = String(proxy.port);
-  const env = { PORT: '0', DATABASE_URL: proxied.toString(), BATON_DATABASE_SCHEMA: schema, BATON_ISSUER: issuer, BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_RATE_LIMIT: '0' };
+  const env = { PORT: '0', DATABASE_URL: proxied.toString(), BATON_DATABASE_SCHEMA: schema, BATON_ISSUER: issuer, BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_RATE_LIMIT: '0' };
   batons.push(await startBaton(loadConfig(env), { logger }));
   batons.push(await startBaton(loadConfig(env), { logger }));
   const first = await exchangeHop({ url: (batons[0] as RunningBaton).url, issuer }, await mintUserToken('alice', { audience: issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope: 'payments:transfer' });
