@@ -155,6 +155,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.use(async (c, next) => {
     const started = performance.now();
+    // Set before the answer is made, so it is part of the answer's own headers (set afterwards,
+    // the Node adapter would have to rebuild every answer as a full Response).
+    c.header('X-Content-Type-Options', 'nosniff');
     await inSpan('baton.request', { 'http.request.method': c.req.method }, async (span) => {
       await next();
       const route = c.req.routePath;
@@ -163,7 +166,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
       tokens.metrics.request(route, c.req.method, c.res.status, seconds);
       const requestId = requestIdOf(c);
       if (requestId !== null) c.header('X-Request-ID', requestId);
-      c.header('X-Content-Type-Options', 'nosniff');
       const refusal = c.get('refusal');
       logger.info('request', {
         trace_id: activeTraceId(),
