@@ -21,12 +21,15 @@ interface Pair {
   readonly upstream: Socket;
   /** Bytes are dropped both ways, for good: like a flow whose NAT entry was lost. */
   silent: boolean;
+  /** What the server sends is dropped, for good; what the client sends still arrives. */
+  deaf: boolean;
 }
 
 /**
  * A TCP proxy in front of PostgreSQL. `reset` destroys every connection and refuses new ones;
  * `blackhole` keeps every socket open but drops all bytes both ways, and accepts new connections
- * that then hang. Connections silenced by a blackhole stay silent after it ends.
+ * that then hang. Connections silenced by a blackhole stay silent after it ends. `deafen` is a
+ * blackhole that still lets the client's bytes through: statements run, their answers are lost.
  */
 class FaultProxy {
   private server: Server | undefined;
@@ -46,10 +49,10 @@ class FaultProxy {
       }
       const upstream = connect(Number(target.port || 5432), target.hostname);
       upstream.on('error', () => upstream.destroy());
-      const pair: Pair = { client, upstream, silent: false };
+      const pair: Pair = { client, upstream, silent: false, deaf: false };
       this.pairs.add(pair);
       client.on('data', (chunk) => pair.silent || upstream.write(chunk));
-      upstream.on('data', (chunk) => pair.silent || client.write(chunk));
+      upstream.on('data', (chunk) => pair.silent || pair.deaf || client.write(chunk));
       const close = () => {
         this.pairs.delete(pair);
         client.destroy();
@@ -71,6 +74,10 @@ class FaultProxy {
   blackhole(): void {
     this.mode = 'blackhole';
     for (const p of this.pairs) p.silent = true;
+  }
+  deafen(): void {
+    this.mode = 'blackhole';
+    for (const p of this.pairs) p.deaf = true;
   }
   restore(): void {
     this.mode = 'open';
@@ -236,6 +243,36 @@ describe.skipIf(skip)('database faults under load on two instances', () => {
       expect(served).toBeLessThan(3000);
     }
   }, 60_000);
+
+  it('records a grant committed after its caller was answered 503 as not delivered, and revokes its token', async () => {
+    // A grant first, so the writer knows the head and sends the next batch as one statement
+    // (after a fault it appends under the head's lock, in a transaction that cannot commit deaf).
+    expect((await call(0, 'token')).status).toBe(200);
+    // The statement reaches PostgreSQL and commits; its answer never comes back.
+    proxy.deafen();
+    let lost: Answer;
+    try {
+      lost = await call(0, 'token');
+    } finally {
+      proxy.restore();
+    }
+    expect({ status: lost.status, retryAfter: lost.retryAfter }).toEqual({ status: 503, retryAfter: '1' });
+    const started = performance.now();
+    while ((await readyz(0)) !== 200 && performance.now() - started < 10_000) await sleep(100);
+    const db = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
+    try {
+      const read = async () => (await db<{ seq: string; type: string; jti: string | null; canonical: string }[]>`SELECT seq, type, jti, canonical FROM audit_log ORDER BY seq`).map((r) => ({ seq: Number(r.seq), type: r.type, jti: r.jti, ...(JSON.parse(r.canonical) as { decision: string; request_id: string | null; reason: string | null }) }));
+      const claim = (await read()).find((e) => e.request_id === lost.requestId);
+      expect(claim).toMatchObject({ type: 'token.client_credentials', decision: 'granted' });
+      // The writer settles the lost batch (readiness waits for that) and then appends its notice.
+      const naming = async () => (await read()).filter((e) => e.type === 'audit.undelivered' && e.seq > (claim?.seq ?? 0) && new RegExp(`\\b${claim?.seq}\\b`).test(e.reason ?? ''));
+      await expect.poll(async () => (await naming()).length, { timeout: 5000 }).toBe(1);
+      expect((await naming())[0]?.reason).toBe(`answer not delivered: the caller was answered 503 before entries ${claim?.seq} committed; tokens revoked: ${claim?.jti}`);
+      expect((await db<{ jti: string }[]>`SELECT jti FROM revocations WHERE jti = ${claim?.jti ?? ''}`).length).toBe(1);
+    } finally {
+      await db.end();
+    }
+  }, 30_000);
 
   it('left every answered token and decision in the log, and no entry claiming an answer that was 503', async () => {
     const db = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
