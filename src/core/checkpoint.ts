@@ -48,6 +48,30 @@ export function contradiction(checkpoint: Checkpoint, lastHeld: number): string 
   return `does not match ${describeCheckpoint(checkpoint)}: the log was rewritten after it was signed, ${where}`;
 }
 
+/** How many verified checkpoints a process keeps (two weeks of one a minute; about 7 MB). */
+const verifiedKept = 20_000;
+const verifiedByWitness = new WeakMap<CheckpointWitness, Map<string, Checkpoint>>();
+
+/** The checkpoint signatures a witness's keys have verified, so a stored checkpoint is checked once, not at every verification. */
+function verifiedBy(witness: CheckpointWitness): Map<string, Checkpoint> {
+  let verified = verifiedByWitness.get(witness);
+  if (verified === undefined) {
+    verified = new Map();
+    verifiedByWitness.set(witness, verified);
+  }
+  return verified;
+}
+
+/** `verifyCheckpoint`, remembering each JWS that verified (exactly as it was, the whole text being the key). */
+async function verifyRemembered(verified: Map<string, Checkpoint>, resolve: KeyResolver, jws: string, issuer: string): Promise<Checkpoint> {
+  const known = verified.get(jws);
+  if (known !== undefined) return known;
+  const checkpoint = await verifyCheckpoint(resolve, jws, issuer);
+  if (verified.size >= verifiedKept) verified.delete(verified.keys().next().value as string);
+  verified.set(jws, checkpoint);
+  return checkpoint;
+}
+
 /** The checkpoints a verifier can reach besides the database's, and the keys that sign them. */
 export interface CheckpointWitness {
   /** The audit keys' public half. */
@@ -87,10 +111,11 @@ export async function verifyAgainstCheckpoints(queries: AuditQueries, witness: C
     return verdict.valid ? { ...verdict, checkpoints: 0, checkpoint: null, report: 'no audit key is configured here: checked against the chain alone' } : verdict;
   }
   const stored = new Map<number, Checkpoint>();
+  const verified = verifiedBy(witness);
   for (const row of await queries.checkpointsFrom(1)) {
     let checkpoint: Checkpoint;
     try {
-      checkpoint = await verifyCheckpoint(witness.resolve, row.jws, issuer);
+      checkpoint = await verifyRemembered(verified, witness.resolve, row.jws, issuer);
     } catch (error) {
       return { valid: false, entries: 0, seq: row.seq, reason: `checkpoint ${row.seq} in the database does not verify with the audit keys (${error instanceof Error ? error.message : String(error)})` };
     }
