@@ -66,30 +66,35 @@ async function openDatabase(config: Config, logger: Logger): Promise<Database> {
   return openPglite(dir);
 }
 
-async function signingKeys(config: Config, logger: Logger): Promise<PrivateJwks> {
-  if (config.signingKeys !== undefined) return JSON.parse(config.signingKeys) as PrivateJwks;
-  if (config.signingKeysFile !== undefined) return readJsonFile(config.signingKeysFile) as PrivateJwks;
-  if (config.databaseUrl !== undefined) {
-    throw new Error('BATON_SIGNING_KEYS or BATON_SIGNING_KEYS_FILE is required with DATABASE_URL: instances sharing a database must share keys');
-  }
-  const file = join(config.dataDir, 'signing-keys.json');
+/** Where one key set comes from: its two settings, and its file and words for the embedded default. */
+interface KeySource {
+  readonly inline: string | undefined;
+  readonly file: string | undefined;
+  readonly variable: string;
+  /** Why instances sharing a database need it configured. */
+  readonly why: string;
+  readonly defaultFile: string;
+  readonly what: string;
+}
+
+/** A key set: configured, or for the embedded default generated and kept in the data folder. */
+async function configuredKeys(config: Config, logger: Logger, source: KeySource): Promise<PrivateJwks> {
+  if (source.inline !== undefined) return JSON.parse(source.inline) as PrivateJwks;
+  if (source.file !== undefined) return readJsonFile(source.file) as PrivateJwks;
+  if (config.databaseUrl !== undefined) throw new Error(`${source.variable} or ${source.variable}_FILE is required with DATABASE_URL: ${source.why}`);
+  const file = join(config.dataDir, source.defaultFile);
   const { jwks, created } = await loadOrCreateKeyFile(file, config.signingAlg);
-  logger.warn(`EMBEDDED DEFAULT: signing keys ${created ? 'generated and stored' : 'read'} in ${file}; for development only, provide BATON_SIGNING_KEYS in production`);
+  logger.warn(`EMBEDDED DEFAULT: ${source.what} ${created ? 'generated and stored' : 'read'} in ${file}; for development only, provide ${source.variable} in production`);
   return jwks;
 }
 
-/** The keys that sign audit checkpoints and nothing else: configured, or for the embedded default generated in the data folder. */
-async function auditKeys(config: Config, logger: Logger): Promise<PrivateJwks> {
-  if (config.auditKeys !== undefined) return JSON.parse(config.auditKeys) as PrivateJwks;
-  if (config.auditKeysFile !== undefined) return readJsonFile(config.auditKeysFile) as PrivateJwks;
-  if (config.databaseUrl !== undefined) {
-    throw new Error('BATON_AUDIT_KEYS or BATON_AUDIT_KEYS_FILE is required with DATABASE_URL: audit checkpoints are signed with a key of their own, shared by the instances');
-  }
-  const file = join(config.dataDir, 'audit-keys.json');
-  const { jwks, created } = await loadOrCreateKeyFile(file, config.signingAlg);
-  logger.warn(`EMBEDDED DEFAULT: audit checkpoint keys ${created ? 'generated and stored' : 'read'} in ${file}; for development only, provide BATON_AUDIT_KEYS in production`);
-  return jwks;
-}
+/** The token signing keys. */
+const signingKeys = (config: Config, logger: Logger): Promise<PrivateJwks> =>
+  configuredKeys(config, logger, { inline: config.signingKeys, file: config.signingKeysFile, variable: 'BATON_SIGNING_KEYS', why: 'instances sharing a database must share keys', defaultFile: 'signing-keys.json', what: 'signing keys' });
+
+/** The keys that sign audit checkpoints and nothing else. */
+const auditKeys = (config: Config, logger: Logger): Promise<PrivateJwks> =>
+  configuredKeys(config, logger, { inline: config.auditKeys, file: config.auditKeysFile, variable: 'BATON_AUDIT_KEYS', why: 'audit checkpoints are signed with a key of their own, shared by the instances', defaultFile: 'audit-keys.json', what: 'audit checkpoint keys' });
 
 /** Where checkpoints are published: the configured directory, or the data folder's for the embedded default; none with DATABASE_URL unless configured. */
 export function checkpointDirectory(config: Config): string | undefined {
