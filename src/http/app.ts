@@ -9,7 +9,7 @@ import { signedAt, verifyAgainstCheckpoints, verifyCheckpoint, type CheckpointWi
 import { activeTraceId, inSpan } from '../core/telemetry.js';
 import { authorizationServerMetadata, supportedScopes } from '../core/metadata.js';
 import type { Caller, Registry } from '../core/registry.js';
-import type { RefusalTally } from '../core/refusal-tally.js';
+import type { Refusal, RefusalTally } from '../core/refusal-tally.js';
 import type { Logger } from '../core/ports.js';
 import { repeatableParameters } from '../core/token-request.js';
 import { handleTokenRequest } from '../core/token-service.js';
@@ -115,29 +115,31 @@ export function createApp(deps: AppDeps): Hono<Env> {
    * logic: content type, form, body size, credentials…) is audited through the tally, which
    * bounds how many entries a flood from one source can write (see RefusalTally).
    */
+  /** Counts a refusal in the tally, by who sent it as far as it is known, and writes the entries it says to write now. */
+  const tally = async (c: Context<Env>, refusal: Pick<Refusal, 'status' | 'code' | 'description' | 'detail'>): Promise<void> => {
+    const who = (c.get('who') as Env['Variables']['who'] | undefined) ?? {};
+    const address = deps.remoteAddress?.(c);
+    const written = deps.refusals.note({
+      source: who.client !== undefined ? `client ${who.client}` : address !== undefined ? `address ${address}` : 'unknown',
+      tenant: who.tenant ?? 'unknown',
+      client: who.client ?? null,
+      route: `${knownMethod(c.req.method)} ${c.req.routePath}`,
+      ...refusal,
+      requestId: requestIdOf(c),
+    });
+    await Promise.all(written.map((event) => tokens.audit.append(event)));
+  };
   const refuse = async (c: Context<Env>, error: unknown, challenge: string = clientChallenge): Promise<Response> => {
     if (error instanceof OAuthError && !error.audited && error.status < 500) {
-      const who = (c.get('who') as Env['Variables']['who'] | undefined) ?? {};
-      const address = deps.remoteAddress?.(c);
-      const written = deps.refusals.note({
-        source: who.client !== undefined ? `client ${who.client}` : address !== undefined ? `address ${address}` : 'unknown',
-        tenant: who.tenant ?? 'unknown',
-        client: who.client ?? null,
-        route: `${knownMethod(c.req.method)} ${c.req.routePath}`,
-        status: error.status,
-        code: error.code,
-        description: error.description,
-        detail: error.detail,
-        requestId: requestIdOf(c),
-      });
       try {
-        await Promise.all(written.map((event) => tokens.audit.append(event)));
+        await tally(c, { status: error.status, code: error.code, description: error.description, detail: error.detail });
       } catch (failure) {
         return oauthErrorResponse(c, failure, logger, challenge);
       }
     }
     return oauthErrorResponse(c, error, logger, challenge);
   };
+
   /** Runs a JSON API handler; errors become JSON with the caller challenge on 401. */
   const api = (handler: (c: Context<Env>) => Promise<Response>) => async (c: Context<Env>) => {
     try {
@@ -225,19 +227,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
    */
   const tallied = async (c: Context<Env>, step: Extract<FlowStep, { kind: 'error-page' }>): Promise<void> => {
     if (step.audited === true || step.status >= 500) return;
-    const address = deps.remoteAddress?.(c);
-    const written = deps.refusals.note({
-      source: address !== undefined ? `address ${address}` : 'unknown',
-      tenant: 'unknown',
-      client: null,
-      route: `${knownMethod(c.req.method)} ${c.req.routePath}`,
-      status: step.status,
-      code: step.status === 403 ? 'access_denied' : 'invalid_request',
-      description: step.message.text,
-      requestId: requestIdOf(c),
-    });
-    await Promise.all(written.map((event) => tokens.audit.append(event)));
+    await tally(c, { status: step.status, code: step.status === 403 ? 'access_denied' : 'invalid_request', description: step.message.text, detail: undefined });
   };
+
   const render = (c: Context<Env>, step: FlowStep): Response | Promise<Response> => {
     const language = pageLanguage(c.get('language'));
     c.header('Content-Language', language);
