@@ -2,6 +2,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoKey, demoSecret, mintAgentAssertion } from '../../src/cli/demo-kit.js';
 import { basic, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
+import { jwtBearerAssertionType } from '../../src/core/client-auth.js';
 
 // Refusals before the client is known are audited through a tally that writes the first of each
 // interval at once (see RefusalTally); Baton's clock moves on by hand so each request opens one.
@@ -15,7 +16,6 @@ afterAll(async () => {
   await baton?.close();
 });
 
-const jwtBearer = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const invalidClientHeader = 'Basic realm="baton", error="invalid_client"';
 const callerHeader = 'Basic realm="baton", Bearer realm="baton"';
 const twoMethods = 'more than one client authentication method was used';
@@ -43,17 +43,17 @@ const tallied = (route: string, c: MismatchCase) => ({ type: 'request.refusal', 
 /** Client authentication that names two clients, or two methods, or a scheme the endpoint does not take. */
 const clientCases: MismatchCase[] = [
   { name: 'Basic and client_secret in the body', authorization: async () => basic('agent-platform'), body: async () => ({ client_id: 'agent-platform', client_secret: demoSecret('agent-platform') }), description: twoMethods },
-  { name: 'Basic and a client assertion', authorization: async () => basic('agent-platform'), body: async () => ({ client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }), description: twoMethods },
-  { name: 'Basic and a lone client_assertion_type', authorization: async () => basic('agent-platform'), body: async () => ({ client_assertion_type: jwtBearer }), description: twoMethods },
-  { name: 'client_secret and a client assertion in the body', body: async () => ({ client_id: 'orchestrator', client_secret: 'x', client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }), description: twoMethods },
+  { name: 'Basic and a client assertion', authorization: async () => basic('agent-platform'), body: async () => ({ client_assertion_type: jwtBearerAssertionType, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }), description: twoMethods },
+  { name: 'Basic and a lone client_assertion_type', authorization: async () => basic('agent-platform'), body: async () => ({ client_assertion_type: jwtBearerAssertionType }), description: twoMethods },
+  { name: 'client_secret and a client assertion in the body', body: async () => ({ client_id: 'orchestrator', client_secret: 'x', client_assertion_type: jwtBearerAssertionType, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }), description: twoMethods },
   { name: 'Basic for one client and client_id of another', authorization: async () => basic('agent-platform'), body: async () => ({ client_id: 'payments' }), description: 'client_id does not match the authenticated client' },
-  { name: 'client_id other than the assertion subject', body: async () => ({ client_id: 'payments-subagent', client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }), description: 'client_id does not match the client_assertion' },
-  { name: 'client_id equal to the assertion issuer but not its subject', body: async () => ({ client_id: 'orchestrator', client_assertion_type: jwtBearer, client_assertion: await assertionFor('orchestrator', 'payments-subagent') }), description: 'client_id does not match the client_assertion' },
-  { name: 'an assertion whose issuer is not its subject', body: async () => ({ client_assertion_type: jwtBearer, client_assertion: await assertionFor('orchestrator', 'payments-subagent') }), description: 'client_assertion has an unexpected issuer', detail: 'unexpected "iss" claim value' },
+  { name: 'client_id other than the assertion subject', body: async () => ({ client_id: 'payments-subagent', client_assertion_type: jwtBearerAssertionType, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }), description: 'client_id does not match the client_assertion' },
+  { name: 'client_id equal to the assertion issuer but not its subject', body: async () => ({ client_id: 'orchestrator', client_assertion_type: jwtBearerAssertionType, client_assertion: await assertionFor('orchestrator', 'payments-subagent') }), description: 'client_id does not match the client_assertion' },
+  { name: 'an assertion whose issuer is not its subject', body: async () => ({ client_assertion_type: jwtBearerAssertionType, client_assertion: await assertionFor('orchestrator', 'payments-subagent') }), description: 'client_assertion has an unexpected issuer', detail: 'unexpected "iss" claim value' },
   { name: 'a Bearer header', authorization: async () => 'Bearer x.y.z', body: async () => ({}), description: 'the Authorization header must use the Basic scheme at this endpoint' },
-  { name: 'a Bearer header and a client assertion', authorization: async () => 'Bearer x.y.z', body: async () => ({ client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }), description: 'the Authorization header must use the Basic scheme at this endpoint' },
+  { name: 'a Bearer header and a client assertion', authorization: async () => 'Bearer x.y.z', body: async () => ({ client_assertion_type: jwtBearerAssertionType, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }), description: 'the Authorization header must use the Basic scheme at this endpoint' },
   { name: 'client_secret without client_id', body: async () => ({ client_secret: demoSecret('agent-platform') }), description: 'client_id is required with client_secret' },
-  { name: 'client_assertion_type without client_assertion', body: async () => ({ client_assertion_type: jwtBearer }), description: 'client_assertion is required with client_assertion_type' },
+  { name: 'client_assertion_type without client_assertion', body: async () => ({ client_assertion_type: jwtBearerAssertionType }), description: 'client_assertion is required with client_assertion_type' },
 ];
 
 /** Sends a form and returns status, body, challenge, and the audit entry recorded for it. */
@@ -75,7 +75,7 @@ describe('client authentication that is ambiguous or names two clients is invali
   it('still takes a client_id that names the authenticated client', async () => {
     // First, while Baton's clock is still the real one the assertions are minted on.
     expect((await postToken(baton, { grant_type: 'client_credentials', client_id: 'agent-platform' }, { authorization: basic('agent-platform') })).status).toBe(200);
-    expect((await postToken(baton, { grant_type: 'client_credentials', client_id: 'orchestrator', client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }, {})).status).toBe(200);
+    expect((await postToken(baton, { grant_type: 'client_credentials', client_id: 'orchestrator', client_assertion_type: jwtBearerAssertionType, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }, {})).status).toBe(200);
     expect(await send('/oauth2/revoke', { token: 'anything', client_id: 'agent-platform' }, basic('agent-platform'))).toEqual({ status: 200, body: undefined, challenge: null, audited: [] });
     expect(await send('/oauth2/introspect', { token: 'anything', client_id: 'payments' }, basic('payments'))).toEqual({ status: 200, body: { active: false }, challenge: null, audited: [] });
   });
@@ -106,7 +106,7 @@ describe('client authentication that is ambiguous or names two clients is invali
   };
   const introspectionCases: MismatchCase[] = [
     { name: 'Basic and client_secret in the body', authorization: async () => basic('payments'), body: async () => ({ client_id: 'payments', client_secret: demoSecret('payments') }), description: twoMethods },
-    { name: 'Basic and a client assertion', authorization: async () => basic('payments'), body: async () => ({ client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }), description: twoMethods },
+    { name: 'Basic and a client assertion', authorization: async () => basic('payments'), body: async () => ({ client_assertion_type: jwtBearerAssertionType, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }), description: twoMethods },
     { name: 'Bearer and client_secret in the body', authorization: resourceServerToken, body: async () => ({ client_secret: demoSecret('payments') }), description: twoMethods },
     { name: 'Basic for one resource server and client_id of another', authorization: async () => basic('payments'), body: async () => ({ client_id: 'calendar' }), description: 'client_id does not match the authenticated client' },
     { name: 'Bearer for one resource server and client_id of another', authorization: resourceServerToken, body: async () => ({ client_id: 'calendar' }), description: 'client_id does not match the authenticated client' },

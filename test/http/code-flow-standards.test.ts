@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
 import { consentedCode, isActive, redeemCode, redirectUri, refresh, stillActiveAfter } from '../support/consent.js';
+import { jwtBearerAssertionType } from '../../src/core/client-auth.js';
 
 let baton: TestBaton;
 beforeAll(async () => {
@@ -12,7 +13,6 @@ afterAll(async () => {
   await baton?.close();
 });
 
-const jwtBearer = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const outcome = (r: { status: number; body: unknown }) => ({ status: r.status, body: r.body });
 
 /** The code flow's token request with the actor token and type as given: '' leaves a parameter out. */
@@ -24,7 +24,7 @@ async function redeemWith(actorToken: string, actorTokenType: string) {
 }
 
 const orchestratorToken = async () => {
-  const issued = await postToken(baton, { grant_type: 'client_credentials', client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }, {});
+  const issued = await postToken(baton, { grant_type: 'client_credentials', client_assertion_type: jwtBearerAssertionType, client_assertion: await mintAgentAssertion('orchestrator', baton.issuer) }, {});
   return issued.body.access_token as string;
 };
 

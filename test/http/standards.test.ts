@@ -11,6 +11,7 @@ import { demoKeyDir, mintAgentAssertion, mintUserToken } from '../../src/cli/dem
 import { randomId } from '../../src/core/jwt.js';
 import type { Jwks } from '../../src/core/registry-schema.js';
 import { basic, demoChain, grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { jwtBearerAssertionType } from '../../src/core/client-auth.js';
 
 // The registry is a copy, so a test can change it and reload.
 const registryDir = mkdtempSync(join(tmpdir(), 'baton-registry-'));
@@ -25,7 +26,6 @@ afterAll(async () => {
   rmSync(registryDir, { recursive: true, force: true });
 });
 
-const jwtBearer = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const metadata = async () => (await (await fetch(`${baton.url}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
 const form = async (path: string, params: Record<string, string>, headers: Record<string, string> = {}) => {
   const response = await fetch(`${baton.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) });
@@ -53,7 +53,7 @@ describe('RFC 8414 metadata matches what Baton does', () => {
   });
 
   it('accepts an Ed25519 client assertion and actor assertion, as it advertises', async () => {
-    const client = await postToken(baton, { grant_type: 'client_credentials', client_assertion_type: jwtBearer, client_assertion: await ed25519Assertion('orchestrator') }, {});
+    const client = await postToken(baton, { grant_type: 'client_credentials', client_assertion_type: jwtBearerAssertionType, client_assertion: await ed25519Assertion('orchestrator') }, {});
     expect(client.status, JSON.stringify(client.body)).toBe(200);
     const exchanged = await postToken(baton, {
       grant_type: grants.exchange,

@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion } from '../../src/cli/demo-kit.js';
 import { basic, grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { jwtBearerAssertionType } from '../../src/core/client-auth.js';
 
 let baton: TestBaton;
 beforeAll(async () => {
@@ -12,8 +13,7 @@ afterAll(async () => {
   await baton?.close();
 });
 
-const jwtBearer = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
-const asAgent = async (agent: string) => ({ client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion(agent, baton.issuer) });
+const asAgent = async (agent: string) => ({ client_assertion_type: jwtBearerAssertionType, client_assertion: await mintAgentAssertion(agent, baton.issuer) });
 const invalidClientHeader = 'Basic realm="baton", error="invalid_client"';
 
 describe('metadata and keys', () => {
@@ -124,7 +124,7 @@ const protocolCases: ProtocolCase[] = [
   { name: 'malformed Basic header', body: { grant_type: 'client_credentials' }, headers: { ...platform, authorization: 'Basic !!!' }, status: 401, error: 'invalid_client', description: 'malformed Basic authorization header', wwwAuthenticate: invalidClientHeader },
   { name: 'two authentication methods', body: { grant_type: 'client_credentials', client_id: 'agent-platform', client_secret: 'x' }, headers: platform, status: 401, error: 'invalid_client', description: 'more than one client authentication method was used', wwwAuthenticate: invalidClientHeader },
   { name: 'client_id that does not match Basic', body: { grant_type: 'client_credentials', client_id: 'payments' }, headers: platform, status: 401, error: 'invalid_client', description: 'client_id does not match the authenticated client', wwwAuthenticate: invalidClientHeader },
-  { name: 'client assertion of the wrong type', body: { grant_type: 'client_credentials', client_assertion_type: 'urn:example:saml', client_assertion: 'x.y.z' }, headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 401, error: 'invalid_client', description: `client_assertion_type must be ${jwtBearer}`, wwwAuthenticate: invalidClientHeader },
+  { name: 'client assertion of the wrong type', body: { grant_type: 'client_credentials', client_assertion_type: 'urn:example:saml', client_assertion: 'x.y.z' }, headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 401, error: 'invalid_client', description: `client_assertion_type must be ${jwtBearerAssertionType}`, wwwAuthenticate: invalidClientHeader },
   { name: 'grant the client is not allowed', body: exchangeBody, headers: { ...platform, authorization: basic('payments') }, status: 400, error: 'unauthorized_client', description: `client is not allowed the ${grants.exchange} grant` },
 ];
 
@@ -167,7 +167,7 @@ describe('token endpoint protocol errors', () => {
     const forged = await mintAgentAssertion('payments-subagent', baton.issuer);
     const [header, , signature] = forged.split('.');
     const claims = Buffer.from(JSON.stringify({ ...decodeJwt(forged), iss: 'orchestrator', sub: 'orchestrator' })).toString('base64url');
-    const result = await postToken(baton, { grant_type: 'client_credentials', client_assertion_type: jwtBearer, client_assertion: `${header}.${claims}.${signature}` }, {});
+    const result = await postToken(baton, { grant_type: 'client_credentials', client_assertion_type: jwtBearerAssertionType, client_assertion: `${header}.${claims}.${signature}` }, {});
     expect({ status: result.status, body: result.body }).toEqual({ status: 401, body: { error: 'invalid_client', error_description: 'client_assertion is signed with an unknown key' } });
   });
 
