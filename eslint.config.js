@@ -17,7 +17,7 @@ export default tseslint.config(
     // The core is the domain: no runtime, HTTP or SQL imports.
     files: ['src/core/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['node:*', 'hono', 'hono/*', 'postgres', '@electric-sql/*', '../http/*', '../adapters/*', '../node/*'] }],
+      'no-restricted-imports': ['error', { patterns: ['node:*', 'hono', 'hono/*', 'postgres', '@electric-sql/*', '**/http/*', '**/adapters/*', '**/node/*', '**/workers/*', '**/cli/*'] }],
     },
   },
 );

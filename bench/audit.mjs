@@ -35,8 +35,8 @@ import { sha256Hex } from '../dist/adapters/node-hash.js';
 import { generateSigningKeys, importSigningKeys } from '../dist/adapters/signing-keys.js';
 import { verifyExport } from '../dist/cli/audit-verify.js';
 import { demoSecret } from '../dist/cli/demo-kit.js';
-import { auditEntry, canonicalEntry, entryHash } from '../dist/core/audit.js';
-import { signCheckpoint } from '../dist/core/checkpoint.js';
+import { auditEntry, canonicalEntry, entryHash } from '../dist/core/audit/chain.js';
+import { signCheckpoint } from '../dist/core/audit/checkpoint.js';
 import { basicAuthorization, benchDatabase, cleanups, freePort, host, idlePercent, logTail, print, processMemory, progress, readCommandLine, runCleanups, spawnBaton } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');

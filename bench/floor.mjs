@@ -21,9 +21,10 @@ import { loadCedarPolicySet } from '../dist/adapters/cedar/cedar-engine.js';
 import { nodeSigner } from '../dist/adapters/node-signer.js';
 import { generateSigningKeys, importSigningKeys } from '../dist/adapters/signing-keys.js';
 import { mintUserToken } from '../dist/cli/demo-kit.js';
-import { batonAlgorithms } from '../dist/core/baton-token.js';
-import { randomId, signAccessToken, verifyJwt } from '../dist/core/jwt.js';
-import { delegationRequest } from '../dist/core/policy.js';
+import { batonAlgorithms } from '../dist/core/tokens/baton-token.js';
+import { randomId } from '../dist/core/secrets.js';
+import { signAccessToken, verifyJwt } from '../dist/core/tokens/jwt.js';
+import { delegationRequest } from '../dist/core/decisions/policy.js';
 import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
 
 // As in Baton's entry point (src/node/v8-flags.ts): set before cedar-wasm is loaded.

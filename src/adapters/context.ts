@@ -1,20 +1,17 @@
-import type { AuditLog } from '../core/audit.js';
-import type { DetailTypes } from '../core/authorization-details.js';
-import type { CodeFlowContext } from '../core/code-flow.js';
+import type { DetailTypes } from '../core/tokens/authorization-details.js';
 import { endpoints } from '../core/metadata.js';
-import type { VerifiedTokens } from '../core/jwt.js';
+import type { VerifiedTokens } from '../core/tokens/jwt.js';
 import type { Clock, Logger, PolicyEngine, SigningKeys } from '../core/ports.js';
-import type { Registry } from '../core/registry.js';
-import type { RateLimiter } from '../core/rate-limit.js';
-import type { Revocations } from '../core/revocation.js';
-import type { Metrics } from '../core/telemetry.js';
-import type { Limits } from '../core/token-service.js';
+import type { Registry } from '../core/registry/registry.js';
+import type { Revocations } from '../core/ports.js';
 import { createGrantStore } from './db/grant-store.js';
 import { sha256Digest } from './node-hash.js';
 import type { Sql } from './db/sql.js';
 import { createSqlStore } from './db/sql-store.js';
 import { passwordAuthenticator } from './password-authenticator.js';
 import { createSignInThrottle } from './db/sign-in-throttle.js';
+import { type AuditLog, type RateLimiter, type Metrics } from '../core/ports.js';
+import { type ServiceContext, type Limits } from '../core/context.js';
 
 export interface ContextParts {
   readonly issuer: string;
@@ -28,7 +25,7 @@ export interface ContextParts {
   readonly metrics: Metrics;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly limits: Limits & { readonly codeLifetimeSeconds: number; readonly refreshTokenLifetimeSeconds: number };
+  readonly limits: Limits;
   /** Kept by the caller so it outlives one context (a Workers context lives one request). */
   readonly rateLimit: RateLimiter;
   /** Kept by the caller, like rateLimit. */
@@ -36,7 +33,7 @@ export interface ContextParts {
 }
 
 /** The one context every endpoint works with, from the parts an entry point has opened (Node or Workers). */
-export function buildContext(parts: ContextParts): CodeFlowContext {
+export function buildContext(parts: ContextParts): ServiceContext {
   return {
     issuer: parts.issuer,
     tokenEndpoint: endpoints(parts.issuer).token,
@@ -57,9 +54,5 @@ export function buildContext(parts: ContextParts): CodeFlowContext {
     limits: parts.limits,
     rateLimit: parts.rateLimit,
     verifiedTokens: parts.verifiedTokens,
-    codeLifetimeSeconds: parts.limits.codeLifetimeSeconds,
-    refreshLifetimeSeconds: parts.limits.refreshTokenLifetimeSeconds,
-    clockToleranceSeconds: parts.limits.clockToleranceSeconds,
-    maxAssertionLifetimeSeconds: parts.limits.maxAssertionLifetimeSeconds,
   };
 }

@@ -1,6 +1,6 @@
 import { scrypt, timingSafeEqual } from 'node:crypto';
-import type { Authenticator } from '../core/authenticator.js';
-import { userKey, type Registry } from '../core/registry.js';
+import type { Authenticator } from '../core/ports.js';
+import { userKey, type Registry } from '../core/registry/registry.js';
 
 function scryptAsync(password: string, salt: Buffer, length: number, cost: { N: number; r: number; p: number }): Promise<Buffer> {
   return new Promise((resolve, reject) => scrypt(password, salt, length, { ...cost, maxmem: 256 * cost.N * cost.r }, (error, key) => (error ? reject(error) : resolve(key))));

@@ -1,5 +1,5 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
-import { algorithmOf, resolverOf } from '../core/jwks.js';
+import { algorithmOf, resolverOf } from '../core/tokens/jwks.js';
 import type { SigningKeys } from '../core/ports.js';
 
 export type SigningAlgorithm = 'EdDSA' | 'ES256';

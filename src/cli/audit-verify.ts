@@ -1,7 +1,7 @@
-import { chainCheck, type ChainLine, type Sha256Hex } from '../core/audit.js';
-import { contradiction, describeCheckpoint, verifyCheckpoint, type Checkpoint, type SignedCheckpoint } from '../core/checkpoint.js';
-import { importPublicJwks } from '../core/jwks.js';
-import type { Jwks } from '../core/registry-schema.js';
+import { chainCheck, type ChainLine, type Sha256Hex } from '../core/audit/chain.js';
+import { contradiction, describeCheckpoint, verifyCheckpoint, type Checkpoint, type SignedCheckpoint } from '../core/audit/checkpoint.js';
+import { importPublicJwks } from '../core/tokens/jwks.js';
+import type { Jwks } from '../core/registry/schema.js';
 
 export interface ExportVerdict {
   readonly ok: boolean;

@@ -3,13 +3,13 @@ import { createReadStream, existsSync, readdirSync, readFileSync, renameSync, wr
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sha256Hex } from '../adapters/node-hash.js';
-import type { Jwks } from '../core/registry-schema.js';
+import type { Jwks } from '../core/registry/schema.js';
 import { verifyExport } from './audit-verify.js';
-import { signedAt, verifyCheckpoint, type Checkpoint } from '../core/checkpoint.js';
-import { importPublicJwks } from '../core/jwks.js';
+import { signedAt, verifyCheckpoint, type Checkpoint } from '../core/audit/checkpoint.js';
+import { importPublicJwks } from '../core/tokens/jwks.js';
 import { runDemo } from './demo.js';
 import { generateSigningKeys } from '../adapters/signing-keys.js';
-import { registryJsonSchema } from '../core/registry-json-schema.js';
+import { registryJsonSchema } from '../core/registry/json-schema.js';
 import { mintAgentAssertion, mintUserToken } from './demo-kit.js';
 
 const usage = `usage: baton <command> [options]

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { importJWK, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import { randomId } from '../core/jwt.js';
+import { randomId } from '../core/secrets.js';
 
 /** Where the demo's published private keys live (see policies/demo-keys/README.md). */
 export const demoKeyDir = join(import.meta.dirname, '..', '..', 'policies', 'demo-keys');

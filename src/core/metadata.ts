@@ -1,6 +1,6 @@
-import { operatorScopes } from './callers.js';
-import type { Registry } from './registry.js';
-import { asymmetricAlgorithms, clientAuthMethods, grantTypes } from './registry-schema.js';
+import { operatorScopes } from './clients/callers.js';
+import type { Registry } from './registry/registry.js';
+import { asymmetricAlgorithms, clientAuthMethods, grantTypes } from './registry/schema.js';
 
 /** Endpoint URLs derived from the issuer. */
 export function endpoints(issuer: string) {

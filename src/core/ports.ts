@@ -1,4 +1,5 @@
 import type { CryptoKey, JWSHeaderParameters } from 'jose';
+import type { AuditEvent, AuditGap, AuditLine, AuditRecord, ChainVerdict, StoredCheckpoint, TrailEntry } from './audit/chain.js';
 
 /** Wall clock, injected so tests can move time. Milliseconds since the epoch. */
 export interface Clock {
@@ -100,4 +101,141 @@ export interface Logger {
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;
   error(message: string, fields?: LogFields): void;
+}
+
+/** What an authorization code or refresh token stands for (stored as JSON beside its hash). */
+export interface GrantDetail {
+  readonly clientId: string;
+  readonly user: string;
+  /** The agent the user consented to, if any (`requested_actor`). */
+  readonly agent: string | null;
+  readonly scope: readonly string[];
+  readonly audience: readonly string[];
+  readonly authorizationDetails: readonly Record<string, unknown>[];
+  /** Code only: where the code was sent and the PKCE challenge (S256). */
+  readonly redirectUri?: string;
+  readonly codeChallenge?: string;
+}
+
+/** The outcome of presenting a one-time secret. */
+export type Redemption =
+  | { readonly status: 'ok'; readonly tenant: string; readonly grantId: string; readonly detail: GrantDetail; readonly expiresAt: Date }
+  | { readonly status: 'reused'; readonly tenant: string; readonly grantId: string }
+  /** Never used, but its grant was revoked as a whole. */
+  | { readonly status: 'revoked'; readonly tenant: string; readonly grantId: string }
+  | { readonly status: 'expired' }
+  | { readonly status: 'unknown' };
+
+/** A stored refresh token, used or not, as RFC 7009 revocation needs it. */
+export interface RefreshTokenRecord {
+  readonly tenant: string;
+  readonly grantId: string;
+  readonly clientId: string;
+}
+
+/**
+ * Authorization codes and rotating refresh tokens, kept by hash; each redeemable once, and only
+ * while its grant is not revoked (revoking a grant is the Revocations port's `grant` target).
+ */
+export interface GrantStore {
+  /** Saves a code and creates its grant. */
+  saveCode(hash: string, tenant: string, grantId: string, detail: GrantDetail, expiresAt: Date): Promise<void>;
+  redeemCode(hash: string): Promise<Redemption>;
+  saveRefresh(hash: string, tenant: string, family: string, detail: GrantDetail, expiresAt: Date): Promise<void>;
+  redeemRefresh(hash: string): Promise<Redemption>;
+  findRefresh(hash: string): Promise<RefreshTokenRecord | undefined>;
+}
+
+/** What a revocation starts from; everything derived from it goes too. */
+export type RevocationTarget =
+  | { readonly kind: 'token'; readonly jti: string }
+  /** Everything the agent holds or acts in, and every code-flow grant consented to it. */
+  | { readonly kind: 'agent'; readonly agent: string }
+  /** Everything the user granted, code-flow grants included. */
+  | { readonly kind: 'user'; readonly user: string }
+  /** A code-flow grant as a whole: its code, its refresh-token family and every token issued under it. */
+  | { readonly kind: 'grant'; readonly grant: string };
+
+/**
+ * Revoked tokens. `isRevoked` answers from memory (kept current across instances within a
+ * second); `revoke` records the target and every token derived from it, transitively. A revoked
+ * grant stays revoked for tokens issued under it later, however their issuance interleaves with
+ * the revocation, on any number of instances: its codes and refresh tokens are refused and every
+ * token of it is revoked as its lineage is written.
+ */
+export interface Revocations {
+  isRevoked(tenant: string, jti: string): boolean | Promise<boolean>;
+  /** Revokes and returns the jtis newly revoked (the cascade). */
+  revoke(tenant: string, target: RevocationTarget): Promise<readonly string[]>;
+}
+
+/** A field the sign-in form asks for. */
+export interface LoginField {
+  readonly name: string;
+  readonly label: string;
+  readonly type: 'text' | 'password';
+  readonly autocomplete: string;
+}
+
+/**
+ * Signs a user in for the code flow. The embedded default checks built-in users' passwords; an
+ * upstream OpenID Connect login implements the same port (its `authenticate` completing the
+ * upstream round trip), so the flow itself does not change.
+ */
+export interface Authenticator {
+  readonly fields: readonly LoginField[];
+  /** The user's `sub` in the tenant, or undefined when sign-in fails. */
+  authenticate(tenant: string, input: Readonly<Record<string, string>>): Promise<string | undefined>;
+}
+
+/** Appends entries to the hash chain; resolves once the entry (and the token's lineage, if any) is committed. */
+export interface AuditLog {
+  append(event: AuditEvent, lineage?: TokenLineage): Promise<AuditRecord>;
+}
+
+/** The queries auditors need, each scoped to the auditor's tenant (system entries, tenant "*", are shared). */
+export interface AuditQueries {
+  /** The action's entries and every hop behind them, and the gaps just before any of them (entries missing from the log). */
+  actionTrail(tenant: string, actionId: string): Promise<{ entries: TrailEntry[]; gaps: AuditGap[] }>;
+  /** Every range of sequence numbers missing from the log up to its head (at most `limit` ranges). */
+  gaps(limit: number): Promise<AuditGap[]>;
+  exportLines(tenant: string, from: number, limit: number): Promise<AuditLine[]>;
+  /** Recomputes the chain over [from, to]; each entry `anchors` names must carry the hash given. */
+  verify(from: number, to: number, anchors?: ReadonlyMap<number, string>): Promise<ChainVerdict>;
+  head(): Promise<{ seq: number; hash: string }>;
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
+  checkpointsFrom(from: number): Promise<StoredCheckpoint[]>;
+}
+
+/** A counter and its allowance. */
+export interface ThrottleKey {
+  readonly key: string;
+  readonly allowance: number;
+}
+
+/** Shared state behind the throttle, so that it holds for the service and not per process. */
+export interface SignInThrottle {
+  /**
+   * Counts one attempt for each key, in order; when a key is locked, resolves to when its lock ends
+   * (the attempt must then be refused without checking the password, and later keys are not
+   * counted), else to undefined.
+   */
+  attempt(keys: readonly ThrottleKey[], now: Date): Promise<Date | undefined>;
+  /** Records that the attempt counted for these keys succeeded. */
+  succeeded(keys: readonly ThrottleKey[]): Promise<void>;
+}
+
+/** Counts each authenticated caller's requests; `check` refuses one over its limit with 429. */
+export interface RateLimiter {
+  check(callerId: string): void;
+}
+
+/** What operators count; every method is cheap and never throws. */
+export interface Metrics {
+  request(route: string, method: string, status: number, seconds: number): void;
+  grant(grantType: string, outcome: 'granted' | 'refused', reason: string): void;
+  decision(api: 'authorize' | 'authzen', outcome: 'allow' | 'deny', reason: string): void;
+  revocation(tokens: number): void;
+  auditBatch(size: number, seconds: number): void;
+  reload(what: 'policies' | 'registry', outcome: 'applied' | 'refused'): void;
 }

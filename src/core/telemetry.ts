@@ -1,4 +1,5 @@
 import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import type { Metrics } from './ports.js';
 
 /** Baton's tracer; without an SDK registered every span is a no-op. */
 export const tracer = trace.getTracer('baton');
@@ -33,16 +34,6 @@ export function inSpanSync<T>(name: string, attributes: Attributes, work: (span:
 export function activeTraceId(): string | undefined {
   const context = trace.getActiveSpan()?.spanContext();
   return context === undefined || context.traceId === '00000000000000000000000000000000' ? undefined : context.traceId;
-}
-
-/** What operators count; every method is cheap and never throws. */
-export interface Metrics {
-  request(route: string, method: string, status: number, seconds: number): void;
-  grant(grantType: string, outcome: 'granted' | 'refused', reason: string): void;
-  decision(api: 'authorize' | 'authzen', outcome: 'allow' | 'deny', reason: string): void;
-  revocation(tokens: number): void;
-  auditBatch(size: number, seconds: number): void;
-  reload(what: 'policies' | 'registry', outcome: 'applied' | 'refused'): void;
 }
 
 /** Metrics that go nowhere (tests, and runtimes without an exporter). */

@@ -1,19 +1,18 @@
 import { Hono, type Context } from 'hono';
-import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuthzen } from '../core/authzen.js';
-import { authenticateResourceServer, authenticateWithScope, operatorScopes } from '../core/callers.js';
-import { actionIdRule, actionIdSyntax, decide, parseAuthorizeRequest } from '../core/decisions.js';
-import { introspection, killSwitch, revokeToken } from '../core/revoke.js';
+import { evaluateBatch, evaluate, evaluationSchema, evaluationsSchema, parseAuthzen } from '../core/decisions/authzen.js';
+import { authenticateResourceServer, authenticateWithScope, operatorScopes } from '../core/clients/callers.js';
+import { actionIdRule, actionIdSyntax, decide, parseAuthorizeRequest } from '../core/decisions/authorize.js';
+import { introspection, killSwitch, revokeToken } from '../core/revocation/revoke.js';
 import { OAuthError, StorageUnavailableError, echo, invalidRequest } from '../core/errors.js';
-import type { AuditQueries } from '../core/audit.js';
-import { signedAt, verifyAgainstCheckpoints, verifyCheckpoint, type CheckpointWitness } from '../core/checkpoint.js';
+import { signedAt, verifyAgainstCheckpoints, verifyCheckpoint, type CheckpointWitness } from '../core/audit/checkpoint.js';
 import { activeTraceId, inSpan } from '../core/telemetry.js';
 import { authorizationServerMetadata, supportedScopes } from '../core/metadata.js';
-import type { Caller, Registry } from '../core/registry.js';
-import type { Refusal, RefusalTally } from '../core/refusal-tally.js';
+import type { Caller, Registry } from '../core/registry/registry.js';
+import type { Refusal, RefusalTally } from '../core/audit/refusal-tally.js';
 import type { Logger } from '../core/ports.js';
-import { repeatableParameters } from '../core/token-request.js';
-import { handleTokenRequest } from '../core/token-service.js';
-import { startAuthorization, submitConsent, submitLogin, type BrowserContext, type CodeFlowContext, type FlowStep } from '../core/code-flow.js';
+import { repeatableParameters } from '../core/grants/token-request.js';
+import { handleTokenRequest } from '../core/grants/token-endpoint.js';
+import { startAuthorization, submitConsent, submitLogin, type BrowserContext, type FlowStep } from '../core/code-flow/steps.js';
 import { getCookie, setCookie } from 'hono/cookie';
 import { languageDetector } from 'hono/language';
 import { consentPage, errorPage, loginPage, returnPage } from './pages.js';
@@ -22,9 +21,11 @@ import { parseForm } from './form.js';
 import { readJsonBody } from './json-body.js';
 import { fetchBodyReader, type BodyReader } from './body.js';
 import { callerChallenge, clientChallenge, noStore, oauthErrorResponse } from './oauth-errors.js';
+import { type AuditQueries } from '../core/ports.js';
+import { type ServiceContext } from '../core/context.js';
 
 export interface AppDeps {
-  readonly tokens: CodeFlowContext;
+  readonly service: ServiceContext;
   readonly logger: Logger;
   readonly maxBodyBytes: number;
   /** Resolves when the database answers; rejects otherwise. */
@@ -84,19 +85,19 @@ const knownMethod = (method: string): string => (/^(GET|HEAD|POST|PUT|PATCH|DELE
 
 /** Builds the Baton HTTP application from its dependencies; no globals, no runtime APIs. */
 export function createApp(deps: AppDeps): Hono<Env> {
-  const { tokens, logger } = deps;
+  const { service, logger } = deps;
   const app = new Hono<Env>();
   // Metadata follows the registry (its scopes), so it is built once per registry that is loaded.
   const metadataByRegistry = new WeakMap<Registry, ReturnType<typeof authorizationServerMetadata>>();
   const metadata = (registry: Registry) => {
     let built = metadataByRegistry.get(registry);
     if (built === undefined) {
-      built = authorizationServerMetadata(tokens.issuer, [tokens.keys.current.alg], [...tokens.detailTypes.keys()], supportedScopes(registry));
+      built = authorizationServerMetadata(service.issuer, [service.keys.current.alg], [...service.detailTypes.keys()], supportedScopes(registry));
       metadataByRegistry.set(registry, built);
     }
     return built;
   };
-  const base = tokens.issuer;
+  const base = service.issuer;
   const authzenMetadata = {
     policy_decision_point: base,
     access_evaluation_endpoint: `${base}/access/v1/evaluation`,
@@ -127,7 +128,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       ...refusal,
       requestId: requestIdOf(c),
     });
-    await Promise.all(written.map((event) => tokens.audit.append(event)));
+    await Promise.all(written.map((event) => service.audit.append(event)));
   };
   const refuse = async (c: Context<Env>, error: unknown, challenge: string = clientChallenge): Promise<Response> => {
     if (error instanceof OAuthError && !error.audited && error.status < 500) {
@@ -165,7 +166,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const route = c.req.routePath;
       const seconds = (performance.now() - started) / 1000;
       span.setAttributes({ 'http.route': route, 'http.response.status_code': c.res.status });
-      tokens.metrics.request(route, c.req.method, c.res.status, seconds);
+      service.metrics.request(route, c.req.method, c.res.status, seconds);
       const requestId = requestIdOf(c);
       if (requestId !== null) c.header('X-Request-ID', requestId);
       const refusal = c.get('refusal');
@@ -182,14 +183,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
     });
   });
 
-  app.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata(tokens.registry()), 200, { 'Cache-Control': 'public, max-age=300' }));
-  app.get('/.well-known/jwks.json', (c) => c.json(tokens.keys.publicJwks, 200, { 'Cache-Control': 'public, max-age=300' }));
+  app.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata(service.registry()), 200, { 'Cache-Control': 'public, max-age=300' }));
+  app.get('/.well-known/jwks.json', (c) => c.json(service.keys.publicJwks, 200, { 'Cache-Control': 'public, max-age=300' }));
   app.get('/.well-known/authzen-configuration', (c) => c.json(authzenMetadata, 200, { 'Cache-Control': 'public, max-age=300' }));
 
   app.post('/oauth2/token', async (c) => {
     try {
       const params = await formOf(c, repeatableParameters);
-      const response = await handleTokenRequest(tokens, { params, authorization: c.req.header('authorization'), requestId: requestIdOf(c), observe: (who) => c.set('who', who) });
+      const response = await handleTokenRequest(service, { params, authorization: c.req.header('authorization'), requestId: requestIdOf(c), observe: (who) => c.set('who', who) });
       return c.json(response, 200, noStore);
     } catch (error) {
       return refuse(c, error);
@@ -197,7 +198,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.post('/oauth2/revoke', async (c) => {
     try {
-      await revokeToken(tokens, await formOf(c), c.req.header('authorization'), requestIdOf(c), (caller) => known(c, caller));
+      await revokeToken(service, await formOf(c), c.req.header('authorization'), requestIdOf(c), (caller) => known(c, caller));
       return c.body(null, 200, noStore);
     } catch (error) {
       return refuse(c, error);
@@ -205,13 +206,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.post(
     '/oauth2/introspect',
-    api(async (c) => c.json(await introspection(tokens, c.req.header('authorization'), () => formOf(c), requestIdOf(c), (caller) => known(c, caller)), 200, noStore)),
+    api(async (c) => c.json(await introspection(service, c.req.header('authorization'), () => formOf(c), requestIdOf(c), (caller) => known(c, caller)), 200, noStore)),
   );
   app.post(
     '/admin/revoke',
     api(async (c) => {
-      const caller = known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
-      return c.json(await killSwitch(tokens, caller, readJsonBody(c, await bodyText(c)), requestIdOf(c)), 200, noStore);
+      const caller = known(c, (await authenticateWithScope(service, service.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
+      return c.json(await killSwitch(service, caller, readJsonBody(c, await bodyText(c)), requestIdOf(c)), 200, noStore);
     }),
   );
   // The browser side of the on-behalf-of code flow. Pages are never framed or cached; the CSRF
@@ -247,7 +248,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         return c.body(null, 302, { ...noStore, Location: step.location, 'Referrer-Policy': 'no-referrer' });
       case 'login':
       case 'consent':
-        setCookie(c, 'baton_csrf', step.csrf, { path: '/oauth2/authorize', httpOnly: true, sameSite: 'Strict', secure: tokens.issuer.startsWith('https:') });
+        setCookie(c, 'baton_csrf', step.csrf, { path: '/oauth2/authorize', httpOnly: true, sameSite: 'Strict', secure: service.issuer.startsWith('https:') });
         return c.html(step.kind === 'login' ? loginPage(language, step.clientName, step.sealed, step.csrf, step.fields, step.error) : consentPage(language, step.view, step.sealed, step.csrf), 200, pageHeaders(step.redirectUri));
     }
   };
@@ -271,7 +272,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const message = { text: error instanceof OAuthError ? error.description : 'The request could not be read.' };
       return browserStep(c, async () => ({ kind: 'error-page', status: 400, message }));
     }
-    return browserStep(c, () => startAuthorization(tokens, query, browserOf(c)));
+    return browserStep(c, () => startAuthorization(service, query, browserOf(c)));
   });
   const browserForm = async (c: Context<Env>): Promise<Record<string, string> | undefined> => {
     try {
@@ -283,11 +284,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
   };
   app.post('/oauth2/authorize/login', async (c) => {
     const form = await browserForm(c);
-    return browserStep(c, async () => (form === undefined ? unreadable : submitLogin(tokens, form, getCookie(c, 'baton_csrf'), browserOf(c))));
+    return browserStep(c, async () => (form === undefined ? unreadable : submitLogin(service, form, getCookie(c, 'baton_csrf'), browserOf(c))));
   });
   app.post('/oauth2/authorize/consent', async (c) => {
     const form = await browserForm(c);
-    return browserStep(c, async () => (form === undefined ? unreadable : submitConsent(tokens, form, getCookie(c, 'baton_csrf'))));
+    return browserStep(c, async () => (form === undefined ? unreadable : submitConsent(service, form, getCookie(c, 'baton_csrf'))));
   });
 
   app.all('/oauth2/token', async (c) => {
@@ -299,8 +300,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/authorize',
     api(async (c) => {
-      const caller = known(c, await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization')));
-      const outcome = await decide(tokens, caller, parseAuthorizeRequest(readJsonBody(c, await bodyText(c))), requestIdOf(c));
+      const caller = known(c, await authenticateResourceServer(service, service.registry(), c.req.header('authorization')));
+      const outcome = await decide(service, caller, parseAuthorizeRequest(readJsonBody(c, await bodyText(c))), requestIdOf(c));
       if (outcome.detail !== undefined) c.set('refusal', { error: outcome.decision, detail: outcome.detail });
       return c.json({ decision: outcome.decision, action_id: outcome.action_id, reasons: outcome.reasons }, 200, noStore);
     }),
@@ -309,22 +310,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/access/v1/evaluation',
     api(async (c) => {
-      const caller = known(c, await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization')));
-      return c.json(await evaluate(tokens, caller, parseAuthzen(evaluationSchema, readJsonBody(c, await bodyText(c))), requestIdOf(c)), 200, noStore);
+      const caller = known(c, await authenticateResourceServer(service, service.registry(), c.req.header('authorization')));
+      return c.json(await evaluate(service, caller, parseAuthzen(evaluationSchema, readJsonBody(c, await bodyText(c))), requestIdOf(c)), 200, noStore);
     }),
   );
   app.post(
     '/access/v1/evaluations',
     api(async (c) => {
-      const caller = known(c, await authenticateResourceServer(tokens, tokens.registry(), c.req.header('authorization')));
-      return c.json(await evaluateBatch(tokens, caller, parseAuthzen(evaluationsSchema, readJsonBody(c, await bodyText(c))), requestIdOf(c)), 200, noStore);
+      const caller = known(c, await authenticateResourceServer(service, service.registry(), c.req.header('authorization')));
+      return c.json(await evaluateBatch(service, caller, parseAuthzen(evaluationsSchema, readJsonBody(c, await bodyText(c))), requestIdOf(c)), 200, noStore);
     }),
   );
 
   app.post(
     '/admin/policies/reload',
     api(async (c) => {
-      const caller = known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
+      const caller = known(c, (await authenticateWithScope(service, service.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
       try {
         return c.json({ status: 'reloaded', policies: await deps.reload.policies(caller.id) }, 200, noStore);
       } catch (error) {
@@ -336,7 +337,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post(
     '/admin/registry/reload',
     api(async (c) => {
-      const caller = known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
+      const caller = known(c, (await authenticateWithScope(service, service.registry(), c.req.header('authorization'), operatorScopes.admin)).caller);
       try {
         await deps.reload.registry(caller.id);
         return c.json({ status: 'reloaded' }, 200, noStore);
@@ -347,7 +348,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }),
   );
 
-  const auditor = async (c: Context<Env>) => known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.audit)).caller).tenant;
+  const auditor = async (c: Context<Env>) => known(c, (await authenticateWithScope(service, service.registry(), c.req.header('authorization'), operatorScopes.audit)).caller).tenant;
   /** A sequence-number query parameter, once at most; undefined when absent. */
   const seqParam = (c: Context<Env>, name: string): number | undefined => {
     const values = c.req.queries(name);
@@ -404,7 +405,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (asked.to !== undefined && asked.to < 1) throw invalidRequest('to must be at least 1');
       const from = Math.max(1, asked.from ?? 1);
       const to = Math.min(head.seq, asked.to ?? head.seq);
-      return c.json({ from, to, ...(await verifyAgainstCheckpoints(deps.auditQueries, deps.checkpoints, tokens.issuer, { from, to, head: head.seq })) }, 200, noStore);
+      return c.json({ from, to, ...(await verifyAgainstCheckpoints(deps.auditQueries, deps.checkpoints, service.issuer, { from, to, head: head.seq })) }, 200, noStore);
     }),
   );
   app.get(
@@ -414,7 +415,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const checkpoint = await deps.auditQueries.latestCheckpoint();
       if (checkpoint === undefined) return c.json({ error: 'not_found', error_description: 'no checkpoint has been signed yet' }, 404, noStore);
       // The time it was signed at is read from the signature; one that does not verify says so.
-      const stated = deps.checkpoints === undefined ? undefined : await verifyCheckpoint(deps.checkpoints.resolve, checkpoint.jws, tokens.issuer).catch(() => undefined);
+      const stated = deps.checkpoints === undefined ? undefined : await verifyCheckpoint(deps.checkpoints.resolve, checkpoint.jws, service.issuer).catch(() => undefined);
       return c.json({ ...checkpoint, signed_at: stated === undefined ? null : signedAt(stated), verified: stated !== undefined && stated.seq === checkpoint.seq && stated.hash === checkpoint.hash }, 200, noStore);
     }),
   );
@@ -428,7 +429,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get(
     '/metrics',
     api(async (c) => {
-      known(c, (await authenticateWithScope(tokens, tokens.registry(), c.req.header('authorization'), operatorScopes.metrics)).caller);
+      known(c, (await authenticateWithScope(service, service.registry(), c.req.header('authorization'), operatorScopes.metrics)).caller);
       const { contentType, body } = await deps.metricsText();
       return c.body(body, 200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
     }),

@@ -1,6 +1,6 @@
 import { echo, invalidRequest } from '../core/errors.js';
-import { shownName, textProblem } from '../core/storable-text.js';
-import type { FormParams } from '../core/token-request.js';
+import { shownName, textProblem } from '../core/input/storable-text.js';
+import type { FormParams } from '../core/grants/token-request.js';
 
 /**
  * Parses an `application/x-www-form-urlencoded` body, refusing repeated parameters

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { invalidRequest } from '../core/errors.js';
-import { jsonNestingDepth, maxJsonDepth } from '../core/json-depth.js';
+import { jsonNestingDepth, maxJsonDepth } from '../core/input/json-depth.js';
 
 /** Reads a JSON object body, refusing other content types, empty bodies, nesting too deep and malformed JSON. */
 export function readJsonBody(c: Context, text: string): unknown {

@@ -1,4 +1,4 @@
-import type { PageMessage } from '../core/code-flow.js';
+import type { PageMessage } from '../core/code-flow/steps.js';
 
 /** The languages the browser pages speak; the first is the fallback. */
 export const pageLanguages = ['en', 'de', 'fr'] as const;

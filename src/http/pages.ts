@@ -1,7 +1,7 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
-import type { ConsentView, PageMessage } from '../core/code-flow.js';
-import type { LoginField } from '../core/authenticator.js';
+import type { ConsentView, PageMessage } from '../core/code-flow/steps.js';
+import type { LoginField } from '../core/ports.js';
 import { translate, word, type PageLanguage } from './page-text.js';
 
 /** A rendered page (hono's escaped HTML string: every interpolated value is escaped). */

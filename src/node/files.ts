@@ -1,8 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PolicySetError, type PolicySource } from '../adapters/cedar/cedar-engine.js';
-import { compileDetailType, DetailTypeError, type DetailType, type DetailTypes } from '../core/authorization-details.js';
-import { compileRegistry, RegistryError, type Registry } from '../core/registry.js';
+import { compileDetailType, DetailTypeError, type DetailType, type DetailTypes } from '../core/tokens/authorization-details.js';
+import { compileRegistry, RegistryError, type Registry } from '../core/registry/registry.js';
 import { generateSigningKeys, type PrivateJwks, type SigningAlgorithm } from '../adapters/signing-keys.js';
 
 /** Reads a JSON file, naming the file in any error. */

@@ -10,22 +10,22 @@ import { openPostgres } from '../adapters/db/postgres.js';
 import type { Database } from '../adapters/db/sql.js';
 import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
 import { createRevocations } from '../adapters/db/revocation-store.js';
-import { revocationEntry } from '../core/revoke.js';
+import { revocationEntry } from '../core/revocation/revoke.js';
 import { sha256Digest, sha256Hex } from '../adapters/node-hash.js';
-import { VerifiedTokens } from '../core/jwt.js';
+import { VerifiedTokens } from '../core/tokens/jwt.js';
 import { nodeSigner } from '../adapters/node-signer.js';
 import { nodeBodyReader } from './body-reader.js';
-import { createRateLimiter } from '../core/rate-limit.js';
-import { createRefusalTally } from '../core/refusal-tally.js';
+import { createRateLimiter } from '../core/clients/rate-limit.js';
+import { createRefusalTally } from '../core/audit/refusal-tally.js';
 import { startCheckpoints } from './checkpoints.js';
 import { prometheusMetrics } from '../adapters/prometheus.js';
 import { assertDistinctKeys, importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { purgeUsedAssertions } from '../adapters/db/sql-store.js';
 import { systemClock } from '../adapters/system-clock.js';
-import { warnIfNoDelegateAction } from '../core/policy.js';
-import type { AuditEvent } from '../core/audit.js';
+import { warnIfNoDelegateAction } from '../core/decisions/policy.js';
+import type { AuditEvent } from '../core/audit/chain.js';
 import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
-import type { Registry } from '../core/registry.js';
+import type { Registry } from '../core/registry/registry.js';
 import { buildContext } from '../adapters/context.js';
 import { createApp } from '../http/app.js';
 import type { Config } from './config.js';
@@ -143,7 +143,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     // A follow-up pass that revokes more tokens says so in the log (no client asked for it).
     const revocations = await createRevocations(database.sql, { logger, onFollowUp: async (tenant, target, revoked) => void (await audit.append(revocationEntry(tenant, null, target, revoked, null, true))) });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
-    const tokens = buildContext({
+    const service = buildContext({
       issuer,
       sql: database.sql,
       keys,
@@ -204,7 +204,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const refusalSummaries = setInterval(() => void writeRefusals(refusals.due()), config.refusalIntervalSeconds * 1000);
     refusalSummaries.unref();
     const app = createApp({
-      tokens,
+      service,
       logger,
       maxBodyBytes: config.maxBodyBytes,
       readBody: nodeBodyReader,

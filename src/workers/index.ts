@@ -10,22 +10,23 @@ import paymentInitiation from '../../schemas/authorization-details/payment_initi
 import toolInvocation from '../../schemas/authorization-details/tool_invocation.json' with { type: 'json' };
 import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { buildContext } from '../adapters/context.js';
-import { createRateLimiter, type RateLimiter } from '../core/rate-limit.js';
-import { createRefusalTally, type RefusalTally } from '../core/refusal-tally.js';
+import { createRateLimiter } from '../core/clients/rate-limit.js';
+import { createRefusalTally, type RefusalTally } from '../core/audit/refusal-tally.js';
 import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
 import { migrate } from '../adapters/db/migrations.js';
 import { wrapPostgres } from '../adapters/db/postgres.js';
 import { jsonLogger } from '../adapters/json-logger.js';
 import { sha256Digest, sha256Hex } from '../adapters/node-hash.js';
-import { VerifiedTokens } from '../core/jwt.js';
+import { VerifiedTokens } from '../core/tokens/jwt.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { systemClock } from '../adapters/system-clock.js';
-import { compileDetailType } from '../core/authorization-details.js';
-import { compileRegistry, type Registry } from '../core/registry.js';
+import { compileDetailType } from '../core/tokens/authorization-details.js';
+import { compileRegistry, type Registry } from '../core/registry/registry.js';
 import { noMetrics } from '../core/telemetry.js';
 import { createApp } from '../http/app.js';
 import { loadConfig, type Config } from '../node/config.js';
 import { requestRevocations } from './revocations.js';
+import { type RateLimiter } from '../core/ports.js';
 
 /** Bindings and variables (wrangler.toml `[vars]`, secrets, the Hyperdrive binding). */
 interface Env {
@@ -110,7 +111,7 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       await migrate(sql);
       shared.migrated = true;
     }
-    const tokens = buildContext({
+    const service = buildContext({
       issuer: shared.config.issuer,
       sql,
       keys: shared.keys,
@@ -132,7 +133,7 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       throw new Error(reason);
     };
     const app = createApp({
-      tokens,
+      service,
       logger,
       maxBodyBytes: shared.config.maxBodyBytes,
       checkReady: async () => {

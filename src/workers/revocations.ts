@@ -1,7 +1,7 @@
 import { cascadeRevocation } from '../adapters/db/revocation-store.js';
 import type { Sql } from '../adapters/db/sql.js';
 import { withinDeadline } from '../core/errors.js';
-import type { RevocationTarget, Revocations } from '../core/revocation.js';
+import type { RevocationTarget, Revocations } from '../core/ports.js';
 
 /**
  * Revocations for a request on Workers, where no timer outlives a request: each check is one

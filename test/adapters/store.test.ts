@@ -6,7 +6,7 @@ import { createAuditReader, createAuditWriter, unrecordable } from '../../src/ad
 import { createSqlStore, purgeUsedAssertions } from '../../src/adapters/db/sql-store.js';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { systemClock } from '../../src/adapters/system-clock.js';
-import type { AuditEvent, AuditRecord } from '../../src/core/audit.js';
+import type { AuditEvent, AuditRecord } from '../../src/core/audit/chain.js';
 import { OAuthError, StorageUnavailableError } from '../../src/core/errors.js';
 import type { Store, TokenLineage } from '../../src/core/ports.js';
 import { openIsolatedPostgres, testDatabaseUrl } from '../support/database.js';

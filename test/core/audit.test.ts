@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
-import { auditEntry, canonicalEntry, canonicalJson, chainCheck, entryHash, genesisHash, isCanonicalEntry, verifyChain, type AuditEntry, type AuditEvent, type ChainLine } from '../../src/core/audit.js';
+import { auditEntry, canonicalEntry, canonicalJson, chainCheck, entryHash, genesisHash, isCanonicalEntry, verifyChain, type AuditEntry, type AuditEvent, type ChainLine } from '../../src/core/audit/chain.js';
 
 describe('RFC 8785 canonicalization', () => {
   it('matches the RFC §3.2.2 example', () => {

@@ -11,7 +11,7 @@ import {
   readGovernedContext,
   type AuthorizationDetail,
   type GovernedContext,
-} from '../../src/core/authorization-details.js';
+} from '../../src/core/tokens/authorization-details.js';
 import { OAuthError } from '../../src/core/errors.js';
 import { loadDetailTypes } from '../../src/node/files.js';
 

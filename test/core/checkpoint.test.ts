@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { generateSigningKeys, importSigningKeys } from '../../src/adapters/signing-keys.js';
-import type { AuditQueries, StoredCheckpoint } from '../../src/core/audit.js';
-import { signCheckpoint, verifyAgainstCheckpoints, type Checkpoint, type CheckpointWitness } from '../../src/core/checkpoint.js';
+import type { StoredCheckpoint } from '../../src/core/audit/chain.js';
+import { signCheckpoint, verifyAgainstCheckpoints, type Checkpoint, type CheckpointWitness } from '../../src/core/audit/checkpoint.js';
 import type { KeyResolver } from '../../src/core/ports.js';
+import { type AuditQueries } from '../../src/core/ports.js';
 
 const issuer = 'https://baton.example';
 

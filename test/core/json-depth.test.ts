@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { jsonNestingDepth, maxJsonDepth } from '../../src/core/json-depth.js';
+import { jsonNestingDepth, maxJsonDepth } from '../../src/core/input/json-depth.js';
 
 const nested = (n: number) => `${'['.repeat(n)}1${']'.repeat(n)}`;
 

@@ -2,8 +2,8 @@ import { generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sha256Digest } from '../../src/adapters/node-hash.js';
 import { OAuthError } from '../../src/core/errors.js';
-import { resolverOf } from '../../src/core/jwks.js';
-import { VerifiedTokens, verifyJwt, type VerifyOptions } from '../../src/core/jwt.js';
+import { resolverOf } from '../../src/core/tokens/jwks.js';
+import { VerifiedTokens, verifyJwt, type VerifyOptions } from '../../src/core/tokens/jwt.js';
 import type { KeyResolver } from '../../src/core/ports.js';
 
 describe('remembering verified tokens', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { OAuthError } from '../../src/core/errors.js';
-import { createRateLimiter } from '../../src/core/rate-limit.js';
+import { createRateLimiter } from '../../src/core/clients/rate-limit.js';
 
 describe('the per-caller rate limit', () => {
   const clock = { t: 1_000_000, now() { return this.t; } };

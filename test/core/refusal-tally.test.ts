@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../src/core/audit.js';
-import { createRefusalTally, type Refusal } from '../../src/core/refusal-tally.js';
+import type { AuditEvent } from '../../src/core/audit/chain.js';
+import { createRefusalTally, type Refusal } from '../../src/core/audit/refusal-tally.js';
 
 const start = Date.parse('2030-01-01T00:00:00.000Z');
 const clock = (at = start) => ({ at, now() { return this.at; } });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { OAuthError } from '../../src/core/errors.js';
-import { assertStorableText, describePath, findUnstorableText, storable, textProblem } from '../../src/core/storable-text.js';
+import { assertStorableText, describePath, findUnstorableText, storable, textProblem } from '../../src/core/input/storable-text.js';
 
 describe('text PostgreSQL and Cedar cannot hold', () => {
   it.each([

@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { verifyExport } from '../../src/cli/audit-verify.js';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { verifyCheckpoint } from '../../src/core/checkpoint.js';
-import { importPublicJwks } from '../../src/core/jwks.js';
-import type { Jwks } from '../../src/core/registry-schema.js';
+import { verifyCheckpoint } from '../../src/core/audit/checkpoint.js';
+import { importPublicJwks } from '../../src/core/tokens/jwks.js';
+import type { Jwks } from '../../src/core/registry/schema.js';
 import { basic, demoChain, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
 
 let baton: TestBaton;

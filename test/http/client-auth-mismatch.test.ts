@@ -2,7 +2,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoKey, demoSecret, mintAgentAssertion } from '../../src/cli/demo-kit.js';
 import { basic, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
-import { jwtBearerAssertionType } from '../../src/core/client-auth.js';
+import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
 
 // Refusals before the client is known are audited through a tally that writes the first of each
 // interval at once (see RefusalTally); Baton's clock moves on by hand so each request opens one.

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
 import { consentedCode, isActive, redeemCode, redirectUri, refresh, stillActiveAfter } from '../support/consent.js';
-import { jwtBearerAssertionType } from '../../src/core/client-auth.js';
+import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
 
 let baton: TestBaton;
 beforeAll(async () => {

@@ -1,9 +1,9 @@
 import { CompactSign, importJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { randomId } from '../../src/core/jwt.js';
 import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type PostResult, type TestBaton } from '../support/baton.js';
 import { agentAssertion, epochSeconds, upstreamToken, upstreamTokenFromText } from '../support/forge.js';
+import { randomId } from '../../src/core/secrets.js';
 
 // A validly signed token with a claim of the wrong type (an object where a string belongs, an
 // empty subject, a time that is not a finite number) is refused like a token that does not

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { signInPolicy } from '../../src/core/sign-in-throttle.js';
+import { signInPolicy } from '../../src/core/code-flow/sign-in-throttle.js';
 import { basic, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
 
 /** A clock the tests move: counts are forgotten after the window, locks end. */

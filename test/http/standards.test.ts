@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { verifyExport } from '../../src/cli/audit-verify.js';
 import { demoKeyDir, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { randomId } from '../../src/core/jwt.js';
-import type { Jwks } from '../../src/core/registry-schema.js';
+import type { Jwks } from '../../src/core/registry/schema.js';
 import { basic, demoChain, grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
-import { jwtBearerAssertionType } from '../../src/core/client-auth.js';
+import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
+import { randomId } from '../../src/core/secrets.js';
 
 // The registry is a copy, so a test can change it and reload.
 const registryDir = mkdtempSync(join(tmpdir(), 'baton-registry-'));

@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion } from '../../src/cli/demo-kit.js';
 import { basic, grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
-import { jwtBearerAssertionType } from '../../src/core/client-auth.js';
+import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
 
 let baton: TestBaton;
 beforeAll(async () => {

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { base64url, decodeJwt, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoKey, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { randomId } from '../../src/core/jwt.js';
 import { basic, grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { randomId } from '../../src/core/secrets.js';
 
 let baton: TestBaton;
 let capped: TestBaton;

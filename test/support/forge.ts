@@ -1,6 +1,6 @@
 import { CompactSign, SignJWT, type JWTPayload } from 'jose';
 import { demoIssuers, demoKey } from '../../src/cli/demo-kit.js';
-import { randomId } from '../../src/core/jwt.js';
+import { randomId } from '../../src/core/secrets.js';
 
 /** Seconds since the epoch, as JWT time claims count. */
 export const epochSeconds = (): number => Math.floor(Date.now() / 1000);

@@ -1,27 +1,11 @@
-import {
-  auditEntry,
-  canonicalEntry,
-  chainCheck,
-  entryHash,
-  type AuditEntry,
-  type AuditGap,
-  type AuditLine,
-  type AuditLog,
-  type AuditQueries,
-  type AuditRecord,
-  genesisHash,
-  type ChainLine,
-  type ChainVerdict,
-  type Sha256Hex,
-  type StoredCheckpoint,
-  type TrailEntry,
-} from '../../core/audit.js';
+import { auditEntry, canonicalEntry, chainCheck, entryHash, type AuditEntry, type AuditGap, type AuditLine, type AuditRecord, genesisHash, type ChainLine, type ChainVerdict, type Sha256Hex, type StoredCheckpoint, type TrailEntry } from '../../core/audit/chain.js';
 import { StorageUnavailableError, invalidRequest } from '../../core/errors.js';
-import { textProblem } from '../../core/storable-text.js';
+import { textProblem } from '../../core/input/storable-text.js';
 import { inSpan } from '../../core/telemetry.js';
 import type { Clock, TokenLineage } from '../../core/ports.js';
 import { cascadeRevocation } from './revocation-store.js';
 import type { Session, Sql } from './sql.js';
+import { type AuditLog, type AuditQueries } from '../../core/ports.js';
 
 /** The columns of an entry's row besides its place in the chain. */
 interface EntryColumns {

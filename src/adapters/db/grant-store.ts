@@ -1,5 +1,5 @@
 import { withinDeadline } from '../../core/errors.js';
-import type { GrantDetail, GrantStore, Redemption } from '../../core/grant-store.js';
+import type { GrantDetail, GrantStore, Redemption } from '../../core/ports.js';
 import type { Sql } from './sql.js';
 
 interface Row {

@@ -202,7 +202,7 @@ export const migrations: readonly { readonly version: number; readonly name: str
     version: 8,
     name: 'sign-in attempts',
     sql: `
-      -- Password sign-in throttling (src/core/sign-in-throttle.ts): one row per hashed user or
+      -- Password sign-in throttling (src/core/code-flow/sign-in-throttle.ts): one row per hashed user or
       -- address key, counted by every instance.
       CREATE TABLE sign_in_attempts (
         key          text        PRIMARY KEY,

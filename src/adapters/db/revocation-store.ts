@@ -1,6 +1,6 @@
 import { withinDeadline } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
-import type { RevocationTarget, Revocations } from '../../core/revocation.js';
+import type { RevocationTarget, Revocations } from '../../core/ports.js';
 import type { Sql } from './sql.js';
 
 export interface RevocationOptions {

@@ -1,14 +1,15 @@
-import { attenuateScope, audienceScopes, resolveTargets } from '../attenuate.js';
-import { attenuateAuthorizationDetails, parseAuthorizationDetails } from '../authorization-details.js';
-import type { Caller, Registry } from '../registry.js';
-import type { ClientCredentialsRequest } from '../token-request.js';
-import { issue, type TokenResponse, type TokenServiceContext } from '../token-service.js';
+import { attenuateScope, audienceScopes, resolveTargets } from '../tokens/attenuate.js';
+import { attenuateAuthorizationDetails, parseAuthorizationDetails } from '../tokens/authorization-details.js';
+import type { Caller, Registry } from '../registry/registry.js';
+import type { ClientCredentialsRequest } from './token-request.js';
+import { issue, type TokenResponse } from '../tokens/mint.js';
+import { type ServiceContext } from '../context.js';
 
 /**
  * RFC 6749 §4.4: a client, agent or resource server gets a token for itself. Without a target
  * the token is for Baton (an agent token usable as `actor_token`, or an auditor's token).
  */
-export async function clientCredentials(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: ClientCredentialsRequest, requestId: string | null): Promise<TokenResponse> {
+export async function clientCredentials(ctx: ServiceContext, registry: Registry, caller: Caller, request: ClientCredentialsRequest, requestId: string | null): Promise<TokenResponse> {
   const requested = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
   // A client's registered entries cap what it may ask for; they are not granted unasked.
   const authorizationDetails = requested === undefined ? [] : attenuateAuthorizationDetails(ctx.detailTypes, requested, caller.authorizationDetails, "the client's registration");

@@ -1,16 +1,19 @@
-import { attenuateScope } from '../attenuate.js';
-import type { AuthorizationDetail } from '../authorization-details.js';
-import { secret, verifyPkce, type CodeFlowContext } from '../code-flow.js';
+import { attenuateScope } from '../tokens/attenuate.js';
+import type { AuthorizationDetail } from '../tokens/authorization-details.js';
 import { OAuthError } from '../errors.js';
-import type { GrantDetail } from '../grant-store.js';
-import { peekJwt, sha256Base64url } from '../jwt.js';
-import type { Caller, Registry } from '../registry.js';
-import { tokenTypes, type AuthorizationCodeRequest, type RefreshTokenRequest } from '../token-request.js';
-import { issue, type AuditTrail, type TokenResponse } from '../token-service.js';
+import type { GrantDetail } from '../ports.js';
+import { peekJwt } from '../tokens/jwt.js';
+import type { Caller, Registry } from '../registry/registry.js';
+import { tokenTypes, type AuthorizationCodeRequest, type RefreshTokenRequest } from './token-request.js';
 import { proveActor } from './token-exchange.js';
+import { type ServiceContext } from '../context.js';
+import { issue, type TokenResponse } from '../tokens/mint.js';
+import { type AuditTrail } from '../audit/chain.js';
+import { secret, sha256Base64url } from '../secrets.js';
+import { verifyPkce } from '../code-flow/pkce.js';
 
 /** Issues the access token and a fresh refresh token of the same family. */
-async function issueWithRefresh(ctx: CodeFlowContext, caller: Caller, tenant: string, family: string, detail: GrantDetail, scope: readonly string[], auditType: 'token.authorization_code' | 'token.refresh', requestId: string | null): Promise<TokenResponse & { refresh_token: string }> {
+async function issueWithRefresh(ctx: ServiceContext, caller: Caller, tenant: string, family: string, detail: GrantDetail, scope: readonly string[], auditType: 'token.authorization_code' | 'token.refresh', requestId: string | null): Promise<TokenResponse & { refresh_token: string }> {
   const now = Math.floor(ctx.clock.now() / 1000);
   const response = await issue(ctx, {
     tenant,
@@ -29,7 +32,7 @@ async function issueWithRefresh(ctx: CodeFlowContext, caller: Caller, tenant: st
   const refresh = secret();
   // A refresh token keeps what the grant was for, not how the code was delivered.
   const kept: GrantDetail = { clientId: detail.clientId, user: detail.user, agent: detail.agent, scope, audience: detail.audience, authorizationDetails: detail.authorizationDetails };
-  await ctx.grants.saveRefresh(sha256Base64url(ctx.sha256, refresh), tenant, family, kept, new Date(ctx.clock.now() + ctx.refreshLifetimeSeconds * 1000));
+  await ctx.grants.saveRefresh(sha256Base64url(ctx.sha256, refresh), tenant, family, kept, new Date(ctx.clock.now() + ctx.limits.refreshTokenLifetimeSeconds * 1000));
   return { ...response, refresh_token: refresh };
 }
 
@@ -37,7 +40,7 @@ async function issueWithRefresh(ctx: CodeFlowContext, caller: Caller, tenant: st
  * A replayed code or refresh token: the grant is revoked as a whole, with every token issued
  * under it, including those a redemption still in flight stores after this (see Revocations).
  */
-async function revokeGrant(ctx: CodeFlowContext, tenant: string, grant: string): Promise<void> {
+async function revokeGrant(ctx: ServiceContext, tenant: string, grant: string): Promise<void> {
   await ctx.revocations.revoke(tenant, { kind: 'grant', grant });
 }
 
@@ -46,7 +49,7 @@ async function revokeGrant(ctx: CodeFlowContext, tenant: string, grant: string):
  * token says what it is, as the exchange tells them apart: Baton's own token is an agent token,
  * anything else an agent's assertion.
  */
-function actorTokenType(ctx: CodeFlowContext, request: AuthorizationCodeRequest): string | undefined {
+function actorTokenType(ctx: ServiceContext, request: AuthorizationCodeRequest): string | undefined {
   if (request.actor_token === undefined || request.actor_token_type !== undefined) return request.actor_token_type;
   return peekJwt(request.actor_token, 'actor_token', 'invalid_request').payload.iss === ctx.issuer ? tokenTypes.accessToken : tokenTypes.jwt;
 }
@@ -56,7 +59,7 @@ function actorTokenType(ctx: CodeFlowContext, request: AuthorizationCodeRequest)
  * to client, redirect URI, challenge, user, agent, scope and details; when it names an agent the
  * request must carry that agent's actor_token. A reused code revokes what was issued from it.
  */
-export async function authorizationCode(ctx: CodeFlowContext, registry: Registry, caller: Caller, request: AuthorizationCodeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
+export async function authorizationCode(ctx: ServiceContext, registry: Registry, caller: Caller, request: AuthorizationCodeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
   const redeemed = await ctx.grants.redeemCode(sha256Base64url(ctx.sha256, request.code));
   if (redeemed.status === 'unknown') throw new OAuthError('invalid_grant', 'authorization code is invalid');
   if (redeemed.status === 'expired') throw new OAuthError('invalid_grant', 'authorization code has expired');
@@ -87,7 +90,7 @@ export async function authorizationCode(ctx: CodeFlowContext, registry: Registry
 }
 
 /** RFC 6749 §6 with rotation: each refresh token works once; a replay revokes its whole family. */
-export async function refreshToken(ctx: CodeFlowContext, caller: Caller, request: RefreshTokenRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
+export async function refreshToken(ctx: ServiceContext, caller: Caller, request: RefreshTokenRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
   const redeemed = await ctx.grants.redeemRefresh(sha256Base64url(ctx.sha256, request.refresh_token));
   if (redeemed.status === 'unknown' || redeemed.status === 'expired') throw new OAuthError('invalid_grant', 'refresh token is invalid or expired');
   trail.tenant = redeemed.tenant;

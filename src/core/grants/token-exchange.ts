@@ -1,16 +1,18 @@
-import { delegate, parseActClaim } from '../act-chain.js';
-import { verifyAssertion } from '../assertion.js';
-import { attenuateAudience, attenuateScope, audienceScopes, resolveTargets, scopeClaim } from '../attenuate.js';
-import { attenuateAuthorizationDetails, authorizationDetailsClaim, checkHeldDetails, parseAuthorizationDetails, type AuthorizationDetail } from '../authorization-details.js';
+import { delegate, parseActClaim } from '../tokens/act-chain.js';
+import { verifyAssertion } from '../clients/assertion.js';
+import { attenuateAudience, attenuateScope, audienceScopes, resolveTargets, scopeClaim } from '../tokens/attenuate.js';
+import { attenuateAuthorizationDetails, authorizationDetailsClaim, checkHeldDetails, parseAuthorizationDetails, type AuthorizationDetail } from '../tokens/authorization-details.js';
 import { OAuthError, echo, invalidRequest } from '../errors.js';
-import { verifyBatonToken } from '../baton-token.js';
-import { peekJwt, verifyJwt } from '../jwt.js';
+import { verifyBatonToken } from '../tokens/baton-token.js';
+import { peekJwt, verifyJwt } from '../tokens/jwt.js';
 import type { ActClaim } from '../ports.js';
-import { delegateAction, delegationRequest, noDelegateAction } from '../policy.js';
+import { delegateAction, delegationRequest, noDelegateAction } from '../decisions/policy.js';
 import { inSpanSync } from '../telemetry.js';
-import type { Agent, Caller, Registry } from '../registry.js';
-import { tokenTypes, type TokenExchangeRequest } from '../token-request.js';
-import { actorChain, issue, type AuditTrail, type TokenResponse, type TokenServiceContext } from '../token-service.js';
+import type { Agent, Caller, Registry } from '../registry/registry.js';
+import { tokenTypes, type TokenExchangeRequest } from './token-request.js';
+import { actorChain, issue, type TokenResponse } from '../tokens/mint.js';
+import { type AuditTrail } from '../audit/chain.js';
+import { type ServiceContext } from '../context.js';
 
 const subjectTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt, tokenTypes.idToken]);
 const actorTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt]);
@@ -30,14 +32,14 @@ interface SubjectToken {
 }
 
 /** Verifies a token Baton issued and finds its lineage; a token Baton has no record of is refused. */
-async function verifyRecordedToken(ctx: TokenServiceContext, token: string, param: string) {
+async function verifyRecordedToken(ctx: ServiceContext, token: string, param: string) {
   const verified = await verifyBatonToken(ctx, token, param);
   const lineage = await ctx.store.findToken(verified.tenant, verified.jti);
   if (lineage === undefined) throw invalidRequest(`${param} is not known to Baton`);
   return { ...verified, lineage };
 }
 
-async function verifySubjectToken(ctx: TokenServiceContext, registry: Registry, request: TokenExchangeRequest): Promise<SubjectToken> {
+async function verifySubjectToken(ctx: ServiceContext, registry: Registry, request: TokenExchangeRequest): Promise<SubjectToken> {
   if (!subjectTokenTypes.has(request.subject_token_type)) throw invalidRequest(`subject_token_type "${echo(request.subject_token_type)}" is not supported`);
   const { iss } = peekJwt(request.subject_token, 'subject_token', 'invalid_request').payload;
   const maxDepth = ctx.limits.maxChainLength;
@@ -87,7 +89,7 @@ async function verifySubjectToken(ctx: TokenServiceContext, registry: Registry, 
 }
 
 /** The actor: proven by an actor token (agent assertion or Baton agent token), or the client itself if it is an agent. */
-export async function proveActor(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: Pick<TokenExchangeRequest, 'actor_token' | 'actor_token_type'>): Promise<Agent> {
+export async function proveActor(ctx: ServiceContext, registry: Registry, caller: Caller, request: Pick<TokenExchangeRequest, 'actor_token' | 'actor_token_type'>): Promise<Agent> {
   const token = request.actor_token;
   if (token === undefined) {
     if (request.actor_token_type !== undefined) throw invalidRequest('actor_token_type is given without actor_token');
@@ -126,7 +128,7 @@ function checkMayAct(mayAct: unknown, actor: Agent, issuer: string): void {
  * RFC 8693 token exchange: verify the subject, prove the actor, check tenant, `may_act` and
  * chain depth, attenuate scope, audience, details and lifetime, ask the policy, then mint.
  */
-export async function tokenExchange(ctx: TokenServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
+export async function tokenExchange(ctx: ServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
   const issuedTokenType = request.requested_token_type ?? tokenTypes.accessToken;
   if (!issuedTokenTypes.has(issuedTokenType)) throw invalidRequest(`requested_token_type "${echo(issuedTokenType)}" is not supported`);
   const requestedDetails = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
