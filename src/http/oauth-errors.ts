@@ -10,8 +10,8 @@ export const clientChallenge = 'Basic realm="baton", error="invalid_client"';
 /** The challenge sent with 401 at the APIs resource servers, auditors and operators call. */
 export const callerChallenge = 'Basic realm="baton", Bearer realm="baton"';
 
-/** Turns anything thrown at an endpoint into an RFC 6749 §5.2 style JSON response; the one place that does. */
-export function oauthErrorResponse(c: Context, error: unknown, logger: Logger, challenge: string = clientChallenge): Response {
+/** Turns anything thrown at an endpoint into an RFC 6749 §5.2 style JSON response (errors.ts decides when, and with which challenge). */
+export function oauthErrorResponse(c: Context, error: unknown, logger: Logger, challenge: string): Response {
   let oauth: OAuthError;
   if (error instanceof OAuthError) {
     oauth = error;

@@ -39,7 +39,7 @@ const catalogue: ReadonlyMap<string, Translations> = new Map<string, Translation
   ['The service is unavailable right now. Try again in a moment.', { de: 'Der Dienst ist gerade nicht erreichbar. Versuchen Sie es gleich noch einmal.', fr: 'Le service est momentanément indisponible. Réessayez dans un instant.' }],
 ]);
 
-/** The language of a request's pages from what the browser asked for (see app.ts), English by default. */
+/** The language of a request's pages from what the browser asked for (see routes/browser.ts), English by default. */
 export function pageLanguage(detected: string | undefined): PageLanguage {
   return pageLanguages.find((l) => l === detected) ?? 'en';
 }

@@ -101,7 +101,7 @@ ${items}</ul>
   );
 }
 
-/** The page that sends the browser back to the client when a redirect cannot follow the form (see app.ts). */
+/** The page that sends the browser back to the client when a redirect cannot follow the form (see routes/browser.ts). */
 export function returnPage(language: PageLanguage, location: string): Page {
   return page(language, 'Returning to the application', html`<h1>${word(language, 'Returning to the application')}</h1>
 <p><a href="${location}">${word(language, 'Continue')}</a></p>`);

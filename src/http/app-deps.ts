@@ -1,0 +1,28 @@
+import type { Context } from 'hono';
+import type { CheckpointWitness } from '../core/audit/checkpoint.js';
+import type { RefusalTally } from '../core/audit/refusal-tally.js';
+import type { ServiceContext } from '../core/context.js';
+import type { AuditQueries, Logger } from '../core/ports.js';
+import type { BodyReader } from './body.js';
+
+/** What `createApp` is built from: the service, and what only the runtime entry point can give it. */
+export interface AppDeps {
+  readonly service: ServiceContext;
+  readonly logger: Logger;
+  readonly maxBodyBytes: number;
+  /** Resolves when the database answers; rejects otherwise. */
+  readonly checkReady: () => Promise<void>;
+  /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid, once the refusal is audited. `by` names who asked. */
+  readonly reload: { readonly policies: (by: string) => Promise<readonly string[]>; readonly registry: (by: string) => Promise<void> };
+  readonly auditQueries: AuditQueries;
+  /** The audit keys and the checkpoints known outside the database; none where no audit key is configured. */
+  readonly checkpoints?: CheckpointWitness;
+  /** How request bodies are read (default: the Fetch API stream); the Node entry reads Node's own request. */
+  readonly readBody?: BodyReader;
+  /** Prometheus exposition of the process's metrics. */
+  readonly metricsText: () => Promise<{ contentType: string; body: string }>;
+  /** Bounds the audit entries of refusals that have none of their own; kept by the caller, so it outlives a Workers request. */
+  readonly refusals: RefusalTally;
+  /** The remote address of a request, when the runtime knows it (the source of an unauthenticated refusal). */
+  readonly remoteAddress?: (c: Context) => string | undefined;
+}

@@ -1,0 +1,21 @@
+import type { MiddlewareHandler } from 'hono';
+import { authenticateResourceServer, authenticateWithScope } from '../core/clients/callers.js';
+import type { ServiceContext } from '../core/context.js';
+import { known, type Env } from './request.js';
+
+/** Middleware admitting only a caller holding `scope` (see operatorScopes); the caller is then `c.get('caller')`. */
+export function requireScope(service: ServiceContext, scope: string): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    const { caller } = await authenticateWithScope(service, service.registry(), c.req.header('authorization'), scope);
+    c.set('caller', known(c, caller));
+    await next();
+  };
+}
+
+/** Middleware admitting only a registered resource server (decisions); the caller is then `c.get('caller')`. */
+export function requireResourceServer(service: ServiceContext): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    c.set('caller', known(c, await authenticateResourceServer(service, service.registry(), c.req.header('authorization'))));
+    await next();
+  };
+}

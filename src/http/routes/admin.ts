@@ -1,0 +1,36 @@
+import { Hono } from 'hono';
+import { operatorScopes } from '../../core/clients/callers.js';
+import { invalidRequest } from '../../core/errors.js';
+import { killSwitch } from '../../core/revocation/revoke.js';
+import type { AppDeps } from '../app-deps.js';
+import { requireScope } from '../callers.js';
+import { noStore } from '../oauth-errors.js';
+import { errorsAs, jsonOf, requestIdOf, type Env } from '../request.js';
+
+/** Operators' calls (`baton:admin`): the kill switch, and the policy set and registry reloads. */
+export function adminRoutes(deps: AppDeps): Hono<Env> {
+  const { service } = deps;
+  const routes = new Hono<Env>();
+  const api = errorsAs('api');
+  const operator = requireScope(service, operatorScopes.admin);
+
+  routes.post('/admin/revoke', api, operator, async (c) => c.json(await killSwitch(service, c.get('caller'), await jsonOf(c, deps), requestIdOf(c)), 200, noStore));
+  routes.post('/admin/policies/reload', api, operator, async (c) => {
+    try {
+      return c.json({ status: 'reloaded', policies: await deps.reload.policies(c.get('caller').id) }, 200, noStore);
+    } catch (error) {
+      // The reload audits its own refusal (policy.reload, refused).
+      throw invalidRequest(`the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`).markAudited();
+    }
+  });
+  routes.post('/admin/registry/reload', api, operator, async (c) => {
+    try {
+      await deps.reload.registry(c.get('caller').id);
+      return c.json({ status: 'reloaded' }, 200, noStore);
+    } catch (error) {
+      // The reload audits its own refusal (registry.reload, refused).
+      throw invalidRequest(`the new registry was refused; the running one stays: ${error instanceof Error ? error.message : String(error)}`).markAudited();
+    }
+  });
+  return routes;
+}
