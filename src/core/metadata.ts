@@ -1,6 +1,7 @@
 import { operatorScopes } from './clients/callers.js';
 import type { Registry } from './registry/registry.js';
-import { asymmetricAlgorithms, clientAuthMethods, grantTypes } from './registry/schema.js';
+import { asymmetricAlgorithms, clientAuthMethods } from './registry/schema.js';
+import { grants } from './grants/index.js';
 
 /** Endpoint URLs derived from the issuer. */
 export function endpoints(issuer: string) {
@@ -38,7 +39,7 @@ export function authorizationServerMetadata(issuer: string, signingAlgorithms: r
     revocation_endpoint_auth_signing_alg_values_supported: [...asymmetricAlgorithms],
     introspection_endpoint: urls.introspection,
     introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
-    grant_types_supported: [grantTypes.tokenExchange, grantTypes.clientCredentials, grantTypes.authorizationCode, grantTypes.refreshToken],
+    grant_types_supported: grants.map((grant) => grant.grantType),
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
     code_challenge_methods_supported: ['S256'],

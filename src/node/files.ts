@@ -2,7 +2,8 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { dirname, join } from 'node:path';
 import { PolicySetError, type PolicySource } from '../adapters/cedar/cedar-engine.js';
 import { compileDetailType, DetailTypeError, type DetailType, type DetailTypes } from '../core/tokens/authorization-details.js';
-import { compileRegistry, RegistryError, type Registry } from '../core/registry/registry.js';
+import { compileRegistry, RegistryError } from '../core/registry/compile.js';
+import type { Registry } from '../core/registry/registry.js';
 import { generateSigningKeys, type PrivateJwks, type SigningAlgorithm } from '../adapters/signing-keys.js';
 
 /** Reads a JSON file, naming the file in any error. */

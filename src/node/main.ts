@@ -1,7 +1,7 @@
 import './v8-flags.js';
 import { ConfigError, loadConfig } from './config.js';
 import { DetailTypeError } from '../core/tokens/authorization-details.js';
-import { RegistryError } from '../core/registry/registry.js';
+import { RegistryError } from '../core/registry/compile.js';
 import { PolicySetError } from '../adapters/cedar/cedar-engine.js';
 import cluster from 'node:cluster';
 import { stopAcceptingTogether, superviseWorkers } from './cluster.js';

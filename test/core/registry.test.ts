@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { compileRegistry, RegistryError } from '../../src/core/registry/registry.js';
+import { compileRegistry, RegistryError } from '../../src/core/registry/compile.js';
 import { registryJsonSchema } from '../../src/core/registry/json-schema.js';
 
 const demo = JSON.parse(readFileSync('policies/registry.json', 'utf8')) as Record<string, unknown[]>;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
-import { RegistryError } from '../../src/core/registry/registry.js';
+import { RegistryError } from '../../src/core/registry/compile.js';
 import { loadConfig } from '../../src/node/config.js';
 import { startBaton } from '../../src/node/server.js';
 import { basic, postToken, startTestBaton, type TestBaton } from '../support/baton.js';

@@ -9,8 +9,9 @@ import { signJwt } from '../tokens/jwt.js';
 import { delegateAction, delegationRequest, noDelegateAction } from '../decisions/policy.js';
 import type { Caller, Registry } from '../registry/registry.js';
 import { signInKeys } from './sign-in-throttle.js';
-import { grantTypes } from '../registry/schema.js';
-import { scopeSyntax, type FormParams } from '../grants/token-request.js';
+import { authorizationCode } from '../grants/authorization-code.js';
+import { scopeSyntax } from '../grants/parameters.js';
+import type { FormParams } from '../grants/token-request.js';
 import { type ServiceContext } from '../context.js';
 import { randomId, sha256Base64url, secret } from '../secrets.js';
 
@@ -147,7 +148,7 @@ export async function startAuthorization(ctx: ServiceContext, query: FormParams,
   const clientId = single(query, 'client_id');
   const redirectUri = single(query, 'redirect_uri');
   const client = clientId === undefined ? undefined : registry.callers.get(clientId);
-  if (client === undefined || client.kind !== 'client' || !client.grantTypes.has(grantTypes.authorizationCode)) {
+  if (client === undefined || client.kind !== 'client' || !client.grantTypes.has(authorizationCode.grantType)) {
     return { kind: 'error-page', status: 400, message: messages.unknownClient };
   }
   if (redirectUri === undefined || !client.redirectUris.includes(redirectUri)) {

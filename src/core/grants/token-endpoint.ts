@@ -1,13 +1,10 @@
-import type { AuditTrail, AuditType } from '../audit/chain.js';
+import type { AuditTrail } from '../audit/chain.js';
 import { authenticateClient } from '../clients/client-auth.js';
 import type { ServiceContext } from '../context.js';
 import { OAuthError, refusalReason } from '../errors.js';
-import { grantTypes } from '../registry/schema.js';
 import { inSpan } from '../telemetry.js';
 import type { TokenResponse } from '../tokens/mint.js';
-import { authorizationCode, refreshToken } from './code-grants.js';
-import { clientCredentials } from './client-credentials.js';
-import { tokenExchange } from './token-exchange.js';
+import { grantsByType } from './index.js';
 import { parseTokenRequest, type FormParams } from './token-request.js';
 
 export interface TokenEndpointInput {
@@ -18,14 +15,6 @@ export interface TokenEndpointInput {
   readonly observe?: (who: { tenant?: string; client?: string; actor?: string }) => void;
 }
 
-// A Map, not an object: the key is the caller's grant_type, which may be "constructor" or "__proto__".
-const auditTypes: ReadonlyMap<string, AuditType> = new Map([
-  [grantTypes.tokenExchange, 'token.exchange'],
-  [grantTypes.clientCredentials, 'token.client_credentials'],
-  [grantTypes.authorizationCode, 'token.authorization_code'],
-  [grantTypes.refreshToken, 'token.refresh'],
-]);
-
 /**
  * The token endpoint: every request is answered only after its audit entry is committed,
  * whether it is granted (with the token's lineage) or refused (with what was established); a
@@ -33,8 +22,8 @@ const auditTypes: ReadonlyMap<string, AuditType> = new Map([
  */
 export async function handleTokenRequest(ctx: ServiceContext, input: TokenEndpointInput): Promise<TokenResponse> {
   const trail: AuditTrail = {};
-  const grant = typeof input.params.grant_type === 'string' ? input.params.grant_type : 'none';
-  const grantLabel = auditTypes.has(grant) ? grant : 'unsupported';
+  const grant = typeof input.params.grant_type === 'string' ? grantsByType.get(input.params.grant_type) : undefined;
+  const grantLabel = grant?.grantType ?? 'unsupported';
   try {
     const response = await inSpan('baton.token', { 'baton.grant_type': grantLabel }, async (span) => {
       const result = await runTokenRequest(ctx, input, trail);
@@ -52,7 +41,7 @@ export async function handleTokenRequest(ctx: ServiceContext, input: TokenEndpoi
     await ctx.audit.append({
       ...trail,
       tenant: trail.tenant ?? 'unknown',
-      type: auditTypes.get(grant) ?? 'token.request',
+      type: grant?.auditType ?? 'token.request',
       decision: 'refused',
       reason: refusalReason(error),
       request_id: input.requestId,
@@ -64,7 +53,7 @@ export async function handleTokenRequest(ctx: ServiceContext, input: TokenEndpoi
 }
 
 async function runTokenRequest(ctx: ServiceContext, input: TokenEndpointInput, trail: AuditTrail): Promise<TokenResponse> {
-  const { request, client } = parseTokenRequest(input.params);
+  const { grant, request, client } = parseTokenRequest(input.params);
   for (const name of ['subject_token', 'actor_token', 'client_assertion', 'code', 'refresh_token'] as const) {
     const value = (input.params as Record<string, unknown>)[name];
     if (typeof value === 'string' && value.length > ctx.limits.maxTokenBytes) {
@@ -79,15 +68,5 @@ async function runTokenRequest(ctx: ServiceContext, input: TokenEndpointInput, t
   if (!caller.grantTypes.has(request.grant_type)) {
     throw new OAuthError('unauthorized_client', `client is not allowed the ${request.grant_type} grant`);
   }
-  switch (request.grant_type) {
-    case grantTypes.tokenExchange:
-      return tokenExchange(ctx, registry, caller, request, trail, input.requestId);
-    case grantTypes.clientCredentials:
-      return clientCredentials(ctx, registry, caller, request, input.requestId);
-    case grantTypes.authorizationCode:
-      return authorizationCode(ctx, registry, caller, request, trail, input.requestId);
-    case grantTypes.refreshToken:
-      return refreshToken(ctx, caller, request, trail, input.requestId);
-  }
+  return grant.handle(ctx, registry, caller, request, trail, input.requestId);
 }
-

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { delegate, parseActClaim } from '../tokens/act-chain.js';
 import { verifyAssertion } from '../clients/assertion.js';
 import { attenuateAudience, attenuateScope, audienceScopes, resolveTargets, scopeClaim } from '../tokens/attenuate.js';
@@ -9,10 +10,39 @@ import type { ActClaim } from '../ports.js';
 import { delegateAction, delegationRequest, noDelegateAction } from '../decisions/policy.js';
 import { inSpanSync } from '../telemetry.js';
 import type { Agent, Caller, Registry } from '../registry/registry.js';
-import { tokenTypes, type TokenExchangeRequest } from './token-request.js';
 import { actorChain, issue, type TokenResponse } from '../tokens/mint.js';
 import { type AuditTrail } from '../audit/chain.js';
 import { type ServiceContext } from '../context.js';
+import type { Grant } from './grant.js';
+import { audienceParameter, resourceParameter, scopeParameter, tokenTypes } from './parameters.js';
+
+const grantType = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
+const schema = z.object({
+  grant_type: z.literal(grantType),
+  subject_token: z.string({ error: 'is required' }).min(1, 'is required'),
+  subject_token_type: z.string({ error: 'is required' }).min(1, 'is required'),
+  actor_token: z.string().min(1, 'must not be empty').optional(),
+  actor_token_type: z.string().min(1, 'must not be empty').optional(),
+  audience: audienceParameter,
+  resource: resourceParameter,
+  scope: scopeParameter.optional(),
+  authorization_details: z.string().optional(),
+  requested_token_type: z.string().optional(),
+});
+export type TokenExchangeRequest = z.infer<typeof schema>;
+
+/**
+ * RFC 8693 token exchange: verify the subject, prove the actor, check tenant, `may_act` and
+ * chain depth, attenuate scope, audience, details and lifetime, ask the policy, then mint.
+ */
+export const tokenExchange: Grant<typeof schema> = {
+  grantType,
+  schema,
+  auditType: 'token.exchange',
+  publicClients: false,
+  handle: exchangeToken,
+};
 
 const subjectTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt, tokenTypes.idToken]);
 const actorTokenTypes: ReadonlySet<string> = new Set([tokenTypes.accessToken, tokenTypes.jwt]);
@@ -124,11 +154,7 @@ function checkMayAct(mayAct: unknown, actor: Agent, issuer: string): void {
   if (sub !== actor.id || (iss !== undefined && iss !== issuer)) throw invalidRequest("actor is not permitted by the subject_token's may_act claim");
 }
 
-/**
- * RFC 8693 token exchange: verify the subject, prove the actor, check tenant, `may_act` and
- * chain depth, attenuate scope, audience, details and lifetime, ask the policy, then mint.
- */
-export async function tokenExchange(ctx: ServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
+async function exchangeToken(ctx: ServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
   const issuedTokenType = request.requested_token_type ?? tokenTypes.accessToken;
   if (!issuedTokenTypes.has(issuedTokenType)) throw invalidRequest(`requested_token_type "${echo(issuedTokenType)}" is not supported`);
   const requestedDetails = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
@@ -202,7 +228,7 @@ export async function tokenExchange(ctx: ServiceContext, registry: Registry, cal
     parentJti: subject.lineage?.jti ?? null,
     rootGrant: subject.lineage?.rootGrant ?? null,
     issuedTokenType,
-    auditType: 'token.exchange',
+    auditType: tokenExchange.auditType,
     requestId,
     policyIds: decision.reasons,
   });

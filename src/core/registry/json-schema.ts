@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { registryDocumentSchema } from './schema.js';
+import { registryDocumentSchema } from './document.js';
 
 /** The published JSON Schema of the registry file, derived from the one zod schema that validates it. */
 export function registryJsonSchema(): Record<string, unknown> {

@@ -1,9 +1,7 @@
 import { z } from 'zod';
 
-/** Identifiers of tenants, agents, clients and resource servers. */
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1–128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit');
-const httpsOrLocalUrl = z.url({ protocol: /^https?$/ }).max(2048);
-const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be an RFC 6749 scope token');
+// Keys, algorithms and authentication methods, which token and client verification share with the
+// registry file's schema; that schema is document.ts, apart from these because it derives from the grants.
 
 /** JWS algorithms Baton accepts on signed JWTs; never `none`, never HMAC. */
 export const asymmetricAlgorithms = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'RS256', 'PS256'] as const;
@@ -32,137 +30,7 @@ export const publicJwkSchema = z
 
 export const jwksSchema = z.object({ keys: z.array(publicJwkSchema).min(1).max(16) });
 
-const keySource = {
-  jwks: jwksSchema.optional(),
-  jwks_uri: httpsOrLocalUrl.optional(),
-};
-
-function exactlyOneKeySource(value: { jwks?: unknown; jwks_uri?: unknown }, ctx: z.RefinementCtx, required: boolean): void {
-  if (value.jwks !== undefined && value.jwks_uri !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'give either jwks or jwks_uri, not both' });
-  } else if (required && value.jwks === undefined && value.jwks_uri === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'jwks or jwks_uri is required' });
-  }
-}
-
-const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of the secret');
-
 export const clientAuthMethods = ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'none'] as const;
 export type ClientAuthMethod = (typeof clientAuthMethods)[number];
 
-export const grantTypes = {
-  tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange',
-  clientCredentials: 'client_credentials',
-  authorizationCode: 'authorization_code',
-  refreshToken: 'refresh_token',
-} as const;
-const grantType = z.enum([grantTypes.tokenExchange, grantTypes.clientCredentials, grantTypes.authorizationCode, grantTypes.refreshToken]);
-const browserGrants: ReadonlySet<string> = new Set([grantTypes.authorizationCode, grantTypes.refreshToken]);
-
-/** How a caller at the token endpoint proves who it is. */
-function credentialRules(value: { token_endpoint_auth_method: ClientAuthMethod; client_secret_sha256?: string | undefined; jwks?: unknown; jwks_uri?: unknown }, ctx: z.RefinementCtx): void {
-  const method = value.token_endpoint_auth_method;
-  const usesSecret = method === 'client_secret_basic' || method === 'client_secret_post';
-  if (usesSecret && value.client_secret_sha256 === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['client_secret_sha256'], message: `is required for ${method}` });
-  }
-  if (!usesSecret && value.client_secret_sha256 !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['client_secret_sha256'], message: `is only used with client_secret_basic or client_secret_post` });
-  }
-  exactlyOneKeySource(value, ctx, method === 'private_key_jwt');
-}
-
-/** The most `authorization_details` a caller may request for itself with client credentials. */
-const grantedDetails = z
-  .array(z.looseObject({ type: z.string().min(1) }))
-  .max(64)
-  .optional()
-  .describe('the most authorization_details this caller may request for itself with client_credentials');
-
-export const tenantSchema = z.strictObject({
-  id,
-  name: z.string().min(1).max(200),
-});
-
-export const trustedIssuerSchema = z
-  .strictObject({
-    issuer: httpsOrLocalUrl,
-    tenant: id,
-    ...keySource,
-    audiences: z.array(z.string().min(1)).min(1).max(16).optional().describe("accepted `aud` values; default: Baton's own issuer"),
-    algorithms: z.array(z.enum(asymmetricAlgorithms)).min(1).optional(),
-  })
-  .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
-
-export const agentSchema = z
-  .strictObject({
-    id,
-    tenant: id,
-    name: z.string().min(1).max(200),
-    ...keySource,
-    scope: z.array(scopeToken).max(256).optional().describe('the most an agent may ever hold; absent: no limit beyond what it is delegated'),
-    authorization_details: grantedDetails,
-    metadata: z.record(z.string(), z.unknown()).optional(),
-  })
-  .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
-
-export const clientSchema = z
-  .strictObject({
-    client_id: id,
-    tenant: id,
-    name: z.string().min(1).max(200),
-    token_endpoint_auth_method: z.enum(clientAuthMethods),
-    client_secret_sha256: sha256Hex.optional(),
-    ...keySource,
-    grant_types: z.array(grantType).min(1),
-    scope: z.array(scopeToken).max(256).optional().describe('scopes the client may request for itself with client_credentials'),
-    agents: z.array(id).max(256).optional().describe('agents this client may present as actor'),
-    authorization_details: grantedDetails,
-    redirect_uris: z.array(httpsOrLocalUrl).max(32).optional(),
-  })
-  .superRefine((v, ctx) => {
-    credentialRules(v, ctx);
-    if (v.grant_types.includes(grantTypes.authorizationCode) && (v.redirect_uris ?? []).length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'is required for the authorization_code grant' });
-    }
-    if (v.token_endpoint_auth_method === 'none') {
-      v.grant_types.forEach((g, i) => {
-        if (!browserGrants.has(g)) ctx.addIssue({ code: 'custom', path: ['grant_types', i], message: `a public client (auth method none) may not use ${g}` });
-      });
-    }
-  });
-
-export const resourceServerSchema = z
-  .strictObject({
-    id,
-    tenant: id,
-    name: z.string().min(1).max(200).optional(),
-    audience: httpsOrLocalUrl,
-    scopes: z.array(scopeToken).max(256).optional().describe('scopes this resource server understands'),
-    actions: z.array(z.string().min(1).max(200)).max(1024).optional(),
-    token_endpoint_auth_method: z.enum(['private_key_jwt', 'client_secret_basic', 'client_secret_post']),
-    client_secret_sha256: sha256Hex.optional(),
-    ...keySource,
-  })
-  .superRefine(credentialRules);
-
-/** A built-in user of the embedded default's password sign-in. */
-export const userSchema = z.strictObject({
-  tenant: id,
-  sub: z.string().min(1).max(256),
-  name: z.string().min(1).max(200).optional(),
-  password_scrypt: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, 'must be scrypt$N$r$p$salt$hash (base64url)'),
-});
-
-/** The declarative registry file (`policies/registry.json`). */
-export const registryDocumentSchema = z.strictObject({
-  $schema: z.string().optional(),
-  tenants: z.array(tenantSchema).min(1),
-  trusted_issuers: z.array(trustedIssuerSchema).default([]),
-  agents: z.array(agentSchema).default([]),
-  clients: z.array(clientSchema).default([]),
-  resource_servers: z.array(resourceServerSchema).default([]),
-  users: z.array(userSchema).default([]),
-});
-export type RegistryDocument = z.infer<typeof registryDocumentSchema>;
 export type Jwks = z.infer<typeof jwksSchema>;

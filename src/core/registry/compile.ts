@@ -1,0 +1,194 @@
+import type { z } from 'zod';
+import { importPublicJwks, JwkImportError, remoteJwks } from '../tokens/jwks.js';
+import type { AuthorizationDetail } from '../tokens/authorization-details.js';
+import type { KeyResolver } from '../ports.js';
+import { findUnstorableText } from '../input/storable-text.js';
+import { clientCredentials } from '../grants/client-credentials.js';
+import { tokenExchange } from '../grants/token-exchange.js';
+import { registryDocumentSchema, type RegistryDocument } from './document.js';
+import { userKey, type Agent, type Caller, type RegisteredUser, type Registry, type ResourceServer, type Tenant, type TrustedIssuer } from './registry.js';
+import type { Jwks } from './schema.js';
+
+export interface RegistryProblem {
+  /** JSON pointer into the registry file. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A registry that cannot be used, with every problem found. */
+export class RegistryError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: readonly RegistryProblem[],
+  ) {
+    super(`invalid registry ${file}:\n${problems.map((p) => `  ${file}: ${p.path || '/'}: ${p.message}`).join('\n')}`);
+    this.name = 'RegistryError';
+  }
+}
+
+function pointer(path: readonly PropertyKey[]): string {
+  return path.map((p) => `/${String(p).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+}
+
+function hexToBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+const kindNames: Record<Caller['kind'], string> = { agent: 'an agent', client: 'a client', resource_server: 'a resource server' };
+
+export interface CompileOptions {
+  /** Baton's issuer, the default audience of upstream tokens. */
+  readonly issuer: string;
+  /** Name of the file the document came from, for error messages. */
+  readonly file: string;
+  readonly fetch?: typeof fetch;
+}
+
+/** Validates a registry document and compiles it; throws RegistryError naming file, path and reason. */
+export async function compileRegistry(input: unknown, options: CompileOptions): Promise<Registry> {
+  const parsed = registryDocumentSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new RegistryError(options.file, parsed.error.issues.map((i: z.core.$ZodIssue) => ({ path: pointer(i.path), message: i.message })));
+  }
+  const doc: RegistryDocument = parsed.data;
+  const problems: RegistryProblem[] = [];
+  // Registry values become token claims, lineage and Cedar attributes: text neither can hold is refused here.
+  const text = findUnstorableText(doc);
+  if (text !== undefined) problems.push({ path: pointer(text.path), message: text.problem });
+  const tenants = new Map<string, Tenant>();
+  doc.tenants.forEach((t, i) => {
+    if (tenants.has(t.id)) problems.push({ path: `/tenants/${i}/id`, message: `duplicate tenant "${t.id}"` });
+    tenants.set(t.id, t);
+  });
+  const checkTenant = (tenant: string, path: string): void => {
+    if (!tenants.has(tenant)) problems.push({ path, message: `unknown tenant "${tenant}"` });
+  };
+
+  async function keys(source: { jwks?: Jwks | undefined; jwks_uri?: string | undefined }, path: string): Promise<KeyResolver | undefined> {
+    if (source.jwks_uri !== undefined) return remoteJwks(source.jwks_uri, options.fetch);
+    if (source.jwks === undefined) return undefined;
+    try {
+      return await importPublicJwks(source.jwks);
+    } catch (cause) {
+      if (!(cause instanceof JwkImportError)) throw cause;
+      problems.push({ path: `${path}/jwks/keys/${cause.index}`, message: `key cannot be imported: ${cause.message}` });
+      return undefined;
+    }
+  }
+  const unresolvable: KeyResolver = () => Promise.reject(new Error('unresolvable key set'));
+
+  const issuers = new Map<string, TrustedIssuer>();
+  for (const [i, ti] of doc.trusted_issuers.entries()) {
+    const path = `/trusted_issuers/${i}`;
+    checkTenant(ti.tenant, `${path}/tenant`);
+    if (issuers.has(ti.issuer)) problems.push({ path: `${path}/issuer`, message: `duplicate issuer "${ti.issuer}"` });
+    if (ti.issuer === options.issuer) problems.push({ path: `${path}/issuer`, message: "is Baton's own issuer" });
+    issuers.set(ti.issuer, {
+      issuer: ti.issuer,
+      tenant: ti.tenant,
+      audiences: ti.audiences ?? [options.issuer],
+      algorithms: ti.algorithms ?? ['EdDSA', 'ES256', 'RS256', 'PS256'],
+      resolve: (await keys(ti, path)) ?? unresolvable,
+    });
+  }
+
+  const callers = new Map<string, Caller>();
+  const addCaller = (caller: Caller, path: string): void => {
+    const existing = callers.get(caller.id);
+    if (existing !== undefined) problems.push({ path, message: `"${caller.id}" is already registered as ${kindNames[existing.kind]}` });
+    callers.set(caller.id, caller);
+  };
+
+  const agents = new Map<string, Agent>();
+  for (const [i, a] of doc.agents.entries()) {
+    const path = `/agents/${i}`;
+    checkTenant(a.tenant, `${path}/tenant`);
+    const resolve = (await keys(a, path)) ?? unresolvable;
+    const scope = a.scope === undefined ? undefined : new Set(a.scope);
+    agents.set(a.id, { id: a.id, tenant: a.tenant, name: a.name, scope, metadata: a.metadata ?? {}, resolve });
+    addCaller(
+      {
+        kind: 'agent',
+        id: a.id,
+        tenant: a.tenant,
+        authMethod: 'private_key_jwt',
+        secretSha256: undefined,
+        resolve,
+        grantTypes: new Set([clientCredentials.grantType, tokenExchange.grantType]),
+        scope,
+        agents: new Set([a.id]),
+        authorizationDetails: (a.authorization_details ?? []) as AuthorizationDetail[],
+        redirectUris: [],
+        name: a.name,
+      },
+      `${path}/id`,
+    );
+  }
+
+  for (const [i, c] of doc.clients.entries()) {
+    const path = `/clients/${i}`;
+    checkTenant(c.tenant, `${path}/tenant`);
+    for (const [j, agentId] of (c.agents ?? []).entries()) {
+      const agent = agents.get(agentId);
+      if (agent === undefined) problems.push({ path: `${path}/agents/${j}`, message: `unknown agent "${agentId}"` });
+      else if (agent.tenant !== c.tenant) problems.push({ path: `${path}/agents/${j}`, message: `agent "${agentId}" belongs to tenant "${agent.tenant}", not "${c.tenant}"` });
+    }
+    addCaller(
+      {
+        kind: 'client',
+        id: c.client_id,
+        tenant: c.tenant,
+        authMethod: c.token_endpoint_auth_method,
+        secretSha256: c.client_secret_sha256 === undefined ? undefined : hexToBytes(c.client_secret_sha256),
+        resolve: await keys(c, path),
+        grantTypes: new Set(c.grant_types),
+        scope: c.scope === undefined ? undefined : new Set(c.scope),
+        agents: new Set(c.agents ?? []),
+        authorizationDetails: (c.authorization_details ?? []) as AuthorizationDetail[],
+        redirectUris: c.redirect_uris ?? [],
+        name: c.name,
+      },
+      `${path}/client_id`,
+    );
+  }
+
+  const resourceServers = new Map<string, ResourceServer>();
+  const audiences = new Map<string, ResourceServer>();
+  for (const [i, rs] of doc.resource_servers.entries()) {
+    const path = `/resource_servers/${i}`;
+    checkTenant(rs.tenant, `${path}/tenant`);
+    if (audiences.has(rs.audience)) problems.push({ path: `${path}/audience`, message: `duplicate audience "${rs.audience}"` });
+    const server: ResourceServer = { id: rs.id, tenant: rs.tenant, name: rs.name ?? rs.id, audience: rs.audience, scopes: rs.scopes ?? [], actions: rs.actions ?? [] };
+    resourceServers.set(rs.id, server);
+    audiences.set(rs.audience, server);
+    addCaller(
+      {
+        kind: 'resource_server',
+        id: rs.id,
+        tenant: rs.tenant,
+        authMethod: rs.token_endpoint_auth_method,
+        secretSha256: rs.client_secret_sha256 === undefined ? undefined : hexToBytes(rs.client_secret_sha256),
+        resolve: await keys(rs, path),
+        grantTypes: new Set([clientCredentials.grantType]),
+        scope: undefined,
+        agents: new Set(),
+        authorizationDetails: [],
+        redirectUris: [],
+        name: rs.name ?? rs.id,
+      },
+      `${path}/id`,
+    );
+  }
+
+  const users = new Map<string, RegisteredUser>();
+  doc.users.forEach((u, i) => {
+    checkTenant(u.tenant, `/users/${i}/tenant`);
+    if (users.has(userKey(u.tenant, u.sub))) problems.push({ path: `/users/${i}/sub`, message: `duplicate user "${u.sub}" in tenant "${u.tenant}"` });
+    users.set(userKey(u.tenant, u.sub), { tenant: u.tenant, sub: u.sub, name: u.name ?? u.sub, passwordScrypt: u.password_scrypt });
+  });
+
+  if (problems.length > 0) throw new RegistryError(options.file, problems);
+  return { tenants, issuers, agents, callers, resourceServers, audiences, users };
+}
