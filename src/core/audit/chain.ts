@@ -7,14 +7,9 @@ const canonicalize = canonicalizeModule as unknown as (input: unknown) => string
 
 /** What happened. */
 export type AuditType =
-  | 'token.exchange'
-  | 'token.client_credentials'
-  | 'token.request'
+  /** `token.revocation`, `token.introspection`; a token request: `token.request` before its grant is known, else its grant's own type (grants/grant.ts), so that a new grant brings its type along. */
+  | `token.${string}`
   | 'request.refusal'
-  | 'token.revocation'
-  | 'token.introspection'
-  | 'token.authorization_code'
-  | 'token.refresh'
   | 'authorization.login'
   | 'authorization.consent'
   | 'decision'
