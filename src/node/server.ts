@@ -28,7 +28,7 @@ import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry/registry.js';
 import { buildContext } from '../adapters/context.js';
 import { createApp } from '../http/app.js';
-import type { Config } from './config.js';
+import type { Config } from '../config.js';
 import { drainable } from './drain.js';
 import { loadDetailTypes, loadOrCreateKeyFile, loadRegistryFile, readJsonFile, readPolicyFolder } from './files.js';
 
@@ -155,7 +155,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       metrics,
       clock,
       logger,
-      limits: config,
+      limits: config.limits,
       rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
       verifiedTokens: new VerifiedTokens(sha256Digest),
     });
@@ -190,7 +190,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     // Used assertion ids are kept until their assertion could no longer be accepted anywhere: past
     // its expiry, the clock tolerance and a minute of skew between instances.
     const purge = setInterval(() => {
-      const before = new Date(clock.now() - (config.clockToleranceSeconds + 60) * 1000);
+      const before = new Date(clock.now() - (config.limits.clockToleranceSeconds + 60) * 1000);
       purgeUsedAssertions(database.sql, before).then(
         (purged) => purged > 0 && logger.info('expired assertion ids purged', { purged }),
         (error: unknown) => logger.warn('purging expired assertion ids failed; will retry', { detail: error instanceof Error ? error.message : String(error) }),

@@ -24,7 +24,7 @@ import { compileDetailType } from '../core/tokens/authorization-details.js';
 import { compileRegistry, type Registry } from '../core/registry/registry.js';
 import { noMetrics } from '../core/telemetry.js';
 import { createApp } from '../http/app.js';
-import { loadConfig, type Config } from '../node/config.js';
+import { parseConfig, type Config } from '../config.js';
 import { requestRevocations } from './revocations.js';
 import { type RateLimiter } from '../core/ports.js';
 
@@ -61,7 +61,7 @@ function detailTypes() {
 
 async function prepare(env: Env): Promise<Isolate> {
   const vars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'));
-  const config = loadConfig(vars);
+  const config = parseConfig(vars);
   if (config.issuer === undefined) throw new Error('BATON_ISSUER is required on Workers');
   if (env.BATON_SIGNING_KEYS === undefined) throw new Error('the BATON_SIGNING_KEYS secret is required on Workers');
   cedar.initSync({ module: cedarWasm });
@@ -123,7 +123,7 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       metrics: noMetrics,
       clock: systemClock,
       logger,
-      limits: shared.config,
+      limits: shared.config.limits,
       rateLimit: shared.rateLimit,
       verifiedTokens: shared.verifiedTokens,
     });
