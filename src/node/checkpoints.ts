@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeCheckpoint, signCheckpoint, verifyCheckpoint, type Checkpoint, type CheckpointWitness } from '../core/audit/checkpoint.js';
 import type { Clock, Logger, SigningKeys } from '../core/ports.js';
-import type { SaveCheckpoint } from '../adapters/db/audit-store.js';
+import type { SaveCheckpoint } from '../adapters/db/audit-reader.js';
 import { type AuditQueries } from '../core/ports.js';
 
 export interface CheckpointOptions {
