@@ -12,7 +12,7 @@ import { createAuditReader } from '../adapters/db/audit-reader.js';
 import { createAuditWriter } from '../adapters/db/audit-writer.js';
 import { createRevocations } from '../adapters/db/revocation-store.js';
 import { revocationEntry } from '../core/revocation/revoke.js';
-import { sha256Digest, sha256Hex } from '../adapters/node-hash.js';
+import { sha256Hex } from '../adapters/node-hash.js';
 import { VerifiedTokens } from '../core/tokens/jwt.js';
 import { nodeSigner } from '../adapters/node-signer.js';
 import { nodeBodyReader } from './body-reader.js';
@@ -158,7 +158,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       logger,
       limits: config.limits,
       rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
-      verifiedTokens: new VerifiedTokens(sha256Digest),
+      verifiedTokens: new VerifiedTokens(sha256Hex),
     });
     // Reloads are system events (tenant "*"), audited whether applied or refused.
     const audited = async <T>(type: 'policy.reload' | 'registry.reload', by: string, run: () => Promise<T>, describe: (result: T) => string): Promise<T> => {

@@ -17,7 +17,7 @@ import { createAuditWriter } from '../adapters/db/audit-writer.js';
 import { migrate } from '../adapters/db/migrations.js';
 import { wrapPostgres } from '../adapters/db/postgres.js';
 import { jsonLogger } from '../adapters/json-logger.js';
-import { sha256Digest, sha256Hex } from '../adapters/node-hash.js';
+import { sha256Hex } from '../adapters/node-hash.js';
 import { VerifiedTokens } from '../core/tokens/jwt.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { systemClock } from '../adapters/system-clock.js';
@@ -70,7 +70,7 @@ async function prepare(env: Env): Promise<Isolate> {
     config: { ...config, issuer: config.issuer },
     rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock: systemClock }),
     refusals: createRefusalTally({ clock: systemClock, intervalSeconds: config.refusalIntervalSeconds }),
-    verifiedTokens: new VerifiedTokens(sha256Digest),
+    verifiedTokens: new VerifiedTokens(sha256Hex),
     keys: await importSigningKeys(JSON.parse(env.BATON_SIGNING_KEYS) as PrivateJwks),
     registry: await compileRegistry(registryDocument, { issuer: config.issuer, file: 'policies/registry.json' }),
     policies: loadCedarPolicySet(cedar, {

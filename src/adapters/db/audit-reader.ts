@@ -1,6 +1,7 @@
-import { chainCheck, entryHash, genesisHash, type AuditGap, type AuditLine, type ChainLine, type ChainVerdict, type Sha256Hex, type StoredCheckpoint, type TrailEntry } from '../../core/audit/chain.js';
+import { chainCheck, entryHash, genesisHash, type AuditGap, type AuditLine, type ChainLine, type ChainVerdict, type StoredCheckpoint, type TrailEntry } from '../../core/audit/chain.js';
 import type { Sql } from './sql.js';
 import { type AuditQueries } from '../../core/ports.js';
+import type { Sha256 } from '../../core/sha256.js';
 
 interface Row {
   seq: string | number;
@@ -29,7 +30,7 @@ const visible = (tenant: string, rowTenant: string): boolean => rowTenant === te
 export type SaveCheckpoint = (seq: number, hash: string, jws: string, signedAt: Date) => Promise<boolean>;
 
 /** Queries auditors need, each scoped to the auditor's tenant (system entries, tenant "*", are shared). */
-export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & { saveCheckpoint: SaveCheckpoint } {
+export function createAuditReader(sql: Sql, sha256: Sha256): AuditQueries & { saveCheckpoint: SaveCheckpoint } {
   const line = (r: ChainRow): ChainLine => ({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, canonical: r.canonical });
 
   return {
@@ -64,8 +65,7 @@ export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & {
       for (const r of rows) {
         const seq = Number(r.seq);
         const linked = seq === 1 ? r.prev_hash === genesisHash : r.previous_hash === r.prev_hash;
-        const digest = entryHash(sha256, seq, r.prev_hash, r.canonical);
-        const intact = (typeof digest === 'string' ? digest : await digest) === r.hash;
+        const intact = entryHash(sha256, seq, r.prev_hash, r.canonical) === r.hash;
         if (seq > 1 && r.previous_hash === null) gaps.push({ from: Number(r.before ?? 0) + 1, to: seq - 1 });
         entries.push({ seq, hash: r.hash, prev_hash: r.prev_hash, verified: linked && intact, entry: JSON.parse(r.canonical) as unknown });
       }
@@ -123,7 +123,7 @@ export function createAuditReader(sql: Sql, sha256: Sha256Hex): AuditQueries & {
         for (let rows = ahead.shift(); rows !== undefined; rows = ahead.shift()) {
           const lines = (await rows).map((r): ChainLine => ({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, recomputed: r.recomputed }));
           readAhead();
-          if (!(await check.add(lines))) break;
+          if (!check.add(lines)) break;
         }
       } finally {
         // Pages read ahead of a failure are not needed, but must not be left to reject unobserved.

@@ -1,8 +1,9 @@
-import { auditEntry, canonicalEntry, entryHash, type AuditEntry, type AuditRecord, type Sha256Hex } from '../../core/audit/chain.js';
+import { auditEntry, canonicalEntry, entryHash, type AuditEntry, type AuditRecord } from '../../core/audit/chain.js';
 import { StorageUnavailableError, invalidRequest } from '../../core/errors.js';
 import { textProblem } from '../../core/input/storable-text.js';
 import { inSpan } from '../../core/telemetry.js';
 import type { Clock, TokenLineage } from '../../core/ports.js';
+import type { Sha256 } from '../../core/sha256.js';
 import { cascadeRevocation } from './revocation-store.js';
 import type { Session, Sql } from './sql.js';
 import { type AuditLog } from '../../core/ports.js';
@@ -78,7 +79,7 @@ function refusedForItsData(error: unknown): boolean {
 }
 
 export interface AuditWriterOptions {
-  readonly sha256: Sha256Hex;
+  readonly sha256: Sha256;
   readonly clock: Clock;
   /** Most entries in one transaction. */
   readonly maxBatch?: number;
@@ -281,8 +282,7 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
     const records: AuditRecord[] = [];
     for (const { entry, canonical, columns } of batch) {
       seq += 1;
-      const digest = entryHash(options.sha256, seq, prev, canonical);
-      const hash = typeof digest === 'string' ? digest : await digest;
+      const hash = entryHash(options.sha256, seq, prev, canonical);
       rows.push({ seq, ...columns, canonical, prev_hash: prev, hash });
       records.push({ seq, prev_hash: prev, hash, entry });
       prev = hash;

@@ -2,7 +2,7 @@ import { verifyBatonToken, type BatonTokenVerifier } from '../tokens/baton-token
 import { checkSecret, parseBasic } from './client-auth.js';
 import { OAuthError } from '../errors.js';
 import { scopeClaim } from '../tokens/attenuate.js';
-import type { Sha256 } from '../ports.js';
+import type { Sha256 } from '../sha256.js';
 import type { Caller, Registry } from '../registry/registry.js';
 import type { FormParams } from '../grants/token-request.js';
 import { type RateLimiter } from '../ports.js';

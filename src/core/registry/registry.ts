@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { importPublicJwks, JwkImportError, remoteJwks } from '../tokens/jwks.js';
 import type { AuthorizationDetail } from '../tokens/authorization-details.js';
 import type { KeyResolver } from '../ports.js';
+import { hexToBytes } from '../sha256.js';
 import { findUnstorableText } from '../input/storable-text.js';
 import { grantTypes, registryDocumentSchema, type ClientAuthMethod, type Jwks, type RegistryDocument } from './schema.js';
 
@@ -100,12 +101,6 @@ export class RegistryError extends Error {
 
 function pointer(path: readonly PropertyKey[]): string {
   return path.map((p) => `/${String(p).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
-}
-
-function hexToBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
 }
 
 const kindNames: Record<Caller['kind'], string> = { agent: 'an agent', client: 'a client', resource_server: 'a resource server' };
