@@ -98,7 +98,7 @@ const auditKeys = (config: Config, logger: Logger): Promise<PrivateJwks> =>
   configuredKeys(config, logger, { inline: config.auditKeys, file: config.auditKeysFile, variable: 'BATON_AUDIT_KEYS', why: 'audit checkpoints are signed with a key of their own, shared by the instances', defaultFile: 'audit-keys.json', what: 'audit checkpoint keys' });
 
 /** Where checkpoints are published: the configured directory, or the data folder's for the embedded default; none with DATABASE_URL unless configured. */
-export function checkpointDirectory(config: Config): string | undefined {
+function checkpointDirectory(config: Config): string | undefined {
   return config.checkpointDir ?? (config.databaseUrl === undefined ? join(config.dataDir, 'checkpoints') : undefined);
 }
 

@@ -197,13 +197,6 @@ export function chainCheck(sha256: Sha256, start?: { seq: number; hash: string }
   };
 }
 
-/** Checks lines in sequence order (see `chainCheck`) and names the first bad sequence number. */
-export function verifyChain(sha256: Sha256, lines: Iterable<ChainLine>, start?: { seq: number; hash: string }, recanonicalize = true): ChainVerdict {
-  const check = chainCheck(sha256, start, recanonicalize);
-  check.add(lines);
-  return check.verdict();
-}
-
 /** A stored entry as an auditor sees it: redacted (hashes only) when it belongs to another tenant. */
 export interface AuditLine extends ChainLine {
   readonly redacted?: true;

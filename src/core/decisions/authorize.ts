@@ -20,7 +20,7 @@ export const actionIdSyntax = /^[\x21-\x7E]{1,128}$/;
 export const actionIdRule = 'must be 1–128 visible ASCII characters';
 
 /** The body of `POST /authorize`; no member may hold text the log or Cedar cannot (see storable-text.ts). */
-export const authorizeRequestSchema = storable(z.object({
+const authorizeRequestSchema = storable(z.object({
   token: z.string({ error: 'is required' }).min(1, 'is required'),
   action: z.string({ error: 'is required' }).min(1, 'is required').max(200),
   resource: z.object(

@@ -7,12 +7,11 @@ const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be an R
 
 /** JWS algorithms Baton accepts on signed JWTs; never `none`, never HMAC. */
 export const asymmetricAlgorithms = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'RS256', 'PS256'] as const;
-export type AsymmetricAlgorithm = (typeof asymmetricAlgorithms)[number];
 
 const privateMembers = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'] as const;
 
 /** A public JWK; private members are refused so a registry can never leak a key. */
-export const publicJwkSchema = z
+const publicJwkSchema = z
   .looseObject({
     kty: z.enum(['OKP', 'EC', 'RSA']),
     kid: z.string().min(1).max(256).optional(),
@@ -30,7 +29,7 @@ export const publicJwkSchema = z
     }
   });
 
-export const jwksSchema = z.object({ keys: z.array(publicJwkSchema).min(1).max(16) });
+const jwksSchema = z.object({ keys: z.array(publicJwkSchema).min(1).max(16) });
 
 const keySource = {
   jwks: jwksSchema.optional(),
@@ -79,12 +78,12 @@ const grantedDetails = z
   .optional()
   .describe('the most authorization_details this caller may request for itself with client_credentials');
 
-export const tenantSchema = z.strictObject({
+const tenantSchema = z.strictObject({
   id,
   name: z.string().min(1).max(200),
 });
 
-export const trustedIssuerSchema = z
+const trustedIssuerSchema = z
   .strictObject({
     issuer: httpsOrLocalUrl,
     tenant: id,
@@ -94,7 +93,7 @@ export const trustedIssuerSchema = z
   })
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
 
-export const agentSchema = z
+const agentSchema = z
   .strictObject({
     id,
     tenant: id,
@@ -106,7 +105,7 @@ export const agentSchema = z
   })
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
 
-export const clientSchema = z
+const clientSchema = z
   .strictObject({
     client_id: id,
     tenant: id,
@@ -132,7 +131,7 @@ export const clientSchema = z
     }
   });
 
-export const resourceServerSchema = z
+const resourceServerSchema = z
   .strictObject({
     id,
     tenant: id,
@@ -147,7 +146,7 @@ export const resourceServerSchema = z
   .superRefine(credentialRules);
 
 /** A built-in user of the embedded default's password sign-in. */
-export const userSchema = z.strictObject({
+const userSchema = z.strictObject({
   tenant: id,
   sub: z.string().min(1).max(256),
   name: z.string().min(1).max(200).optional(),
