@@ -5,7 +5,7 @@ import type { Clock, Logger, PolicyEngine, SigningKeys } from '../core/ports.js'
 import type { Registry } from '../core/registry/registry.js';
 import type { Revocations } from '../core/ports.js';
 import { createGrantStore } from './db/grant-store.js';
-import { sha256Digest } from './node-hash.js';
+import { sha256Hex } from './node-hash.js';
 import type { Sql } from './db/sql.js';
 import { createSqlStore } from './db/sql-store.js';
 import { passwordAuthenticator } from './password-authenticator.js';
@@ -49,7 +49,7 @@ export function buildContext(parts: ContextParts): ServiceContext {
     revocations: parts.revocations,
     metrics: parts.metrics,
     clock: parts.clock,
-    sha256: sha256Digest,
+    sha256: sha256Hex,
     logger: parts.logger,
     limits: parts.limits,
     rateLimit: parts.rateLimit,

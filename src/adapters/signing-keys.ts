@@ -17,7 +17,7 @@ function publicPart(jwk: JWK): JWK {
 export type SignerFactory = (jwk: JWK, alg: SigningAlgorithm) => Promise<(signingInput: Uint8Array) => Promise<Uint8Array>>;
 
 /** Signs with Web Crypto (any runtime); ECDSA signatures come in the r||s form JWS uses. */
-export const webCryptoSigner: SignerFactory = async (jwk, alg) => {
+const webCryptoSigner: SignerFactory = async (jwk, alg) => {
   const key = (await importJWK(jwk, alg)) as CryptoKey;
   const params = alg === 'EdDSA' ? { name: 'Ed25519' } : { name: 'ECDSA', hash: 'SHA-256' };
   return async (signingInput) => new Uint8Array(await crypto.subtle.sign(params, key, signingInput));

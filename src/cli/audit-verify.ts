@@ -1,4 +1,5 @@
-import { chainCheck, type ChainLine, type Sha256Hex } from '../core/audit/chain.js';
+import { chainCheck, type ChainLine } from '../core/audit/chain.js';
+import type { Sha256 } from '../core/sha256.js';
 import { contradiction, describeCheckpoint, verifyCheckpoint, type Checkpoint, type SignedCheckpoint } from '../core/audit/checkpoint.js';
 import { importPublicJwks } from '../core/tokens/jwks.js';
 import type { Jwks } from '../core/registry/schema.js';
@@ -93,7 +94,7 @@ function hashIndex() {
  * all recomputed contradicts the first checkpoint after it. With a witness, a checkpoint sequence
  * that goes backwards (nothing as new as what was seen) or forks is refused.
  */
-export async function verifyExport(source: string | AsyncIterable<string>, jwks: Jwks, sha256: Sha256Hex, sources: ExportSources = {}): Promise<ExportVerdict> {
+export async function verifyExport(source: string | AsyncIterable<string>, jwks: Jwks, sha256: Sha256, sources: ExportSources = {}): Promise<ExportVerdict> {
   const check = chainCheck(sha256);
   const checkpoints: string[] = [];
   const hashes = hashIndex();
@@ -102,10 +103,10 @@ export async function verifyExport(source: string | AsyncIterable<string>, jwks:
   let first = 0;
   let last = 0;
   let number = 0;
-  const flush = async (): Promise<ExportVerdict | undefined> => {
+  const flush = (): ExportVerdict | undefined => {
     const lines = page;
     page = [];
-    if (!(await check.add(lines))) {
+    if (!check.add(lines)) {
       const verdict = check.verdict();
       return verdict.valid ? undefined : { ok: false, message: `entry ${verdict.seq}: ${verdict.reason}` };
     }
@@ -132,11 +133,11 @@ export async function verifyExport(source: string | AsyncIterable<string>, jwks:
       } else return { ok: false, message: `line ${number}: neither an entry nor a checkpoint` };
     }
     if (page.length >= pageSize) {
-      const failed = await flush();
+      const failed = flush();
       if (failed !== undefined) return failed;
     }
   }
-  const failed = await flush();
+  const failed = flush();
   if (failed !== undefined) return failed;
   const verdict = check.verdict();
   if (verdict.entries === 0) return { ok: false, message: 'the export holds no entries' };

@@ -10,12 +10,12 @@ import type {
   PolicyEngine,
   RateLimiter,
   Revocations,
-  Sha256,
   SignInThrottle,
   SigningKeys,
   Store,
 } from './ports.js';
 import type { Registry } from './registry/registry.js';
+import type { Sha256 } from './sha256.js';
 
 /** Limits a deployment may tune; defaults come from the configuration. */
 export interface Limits {

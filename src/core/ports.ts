@@ -9,8 +9,7 @@ export interface Clock {
 /** Finds the verification key for a JWS header; throws jose's JWKSNoMatchingKey when none fits. */
 export type KeyResolver = (header: JWSHeaderParameters) => Promise<CryptoKey>;
 
-/** SHA-256 of UTF-8 text. Synchronous: the runtime's native hash (node:crypto, also on Workers with nodejs_compat). */
-export type Sha256 = (text: string) => Uint8Array;
+// The SHA-256 port is in sha256.ts: the audit chain needs it, and these ports need the chain's types.
 
 /** Baton's own signing keys: the current one signs, current and next verify and are published. */
 export interface SigningKeys {

@@ -1,5 +1,5 @@
 import { base64url } from 'jose';
-import type { Sha256 } from './ports.js';
+import { hexToBytes, type Sha256 } from './sha256.js';
 
 // Random bytes are drawn from the system's CSPRNG 4 KiB at a time and each used once: one call
 // per identifier cost more than the rest of minting its token's claims.
@@ -18,7 +18,7 @@ export function randomId(): string {
 
 /** BASE64URL(SHA-256(text)): PKCE S256, and how codes, refresh tokens and remembered tokens are kept. */
 export function sha256Base64url(sha256: Sha256, text: string): string {
-  return base64url.encode(sha256(text));
+  return base64url.encode(hexToBytes(sha256(text)));
 }
 
 /** A fresh 256-bit secret for codes, refresh tokens and CSRF tokens. */

@@ -2,7 +2,7 @@ import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetr
 import type { Metrics } from './ports.js';
 
 /** Baton's tracer; without an SDK registered every span is a no-op. */
-export const tracer = trace.getTracer('baton');
+const tracer = trace.getTracer('baton');
 
 /** Runs `work` in an active span; an exception marks the span as an error and is rethrown. */
 export async function inSpan<T>(name: string, attributes: Attributes, work: (span: Span) => Promise<T>): Promise<T> {

@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeCheckpoint, signCheckpoint, verifyCheckpoint, type Checkpoint, type CheckpointWitness } from '../core/audit/checkpoint.js';
 import type { Clock, Logger, SigningKeys } from '../core/ports.js';
-import type { SaveCheckpoint } from '../adapters/db/audit-store.js';
+import type { SaveCheckpoint } from '../adapters/db/audit-reader.js';
 import { type AuditQueries } from '../core/ports.js';
 
 export interface CheckpointOptions {
@@ -21,7 +21,7 @@ export interface CheckpointOptions {
 const fileName = (seq: number): string => `${String(seq).padStart(16, '0')}.jws`;
 const checkpointFile = /^\d{16}\.jws$/;
 /** The audit keys' public half, beside the checkpoints they sign. */
-export const auditKeysFile = 'audit-keys.json';
+const auditKeysFile = 'audit-keys.json';
 
 /** Writes a file whole or not at all: a reader never sees half a checkpoint. */
 async function writeAtomically(file: string, text: string): Promise<void> {
@@ -31,7 +31,7 @@ async function writeAtomically(file: string, text: string): Promise<void> {
 }
 
 /** The newest checkpoint in a published directory that verifies with the audit keys (files that do not verify vouch for nothing). */
-export async function latestPublished(directory: string, resolve: SigningKeys['resolve'], issuer?: string): Promise<(Checkpoint & { jws: string }) | undefined> {
+async function latestPublished(directory: string, resolve: SigningKeys['resolve'], issuer?: string): Promise<(Checkpoint & { jws: string }) | undefined> {
   let names: string[];
   try {
     names = (await readdir(directory)).filter((n) => checkpointFile.test(n)).sort();

@@ -1,5 +1,6 @@
 import './v8-flags.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError } from '../config.js';
+import { loadConfig } from './config.js';
 import { DetailTypeError } from '../core/tokens/authorization-details.js';
 import { RegistryError } from '../core/registry/compile.js';
 import { PolicySetError } from '../adapters/cedar/cedar-engine.js';

@@ -8,10 +8,11 @@ import { migrate } from '../adapters/db/migrations.js';
 import { openPglite } from '../adapters/db/pglite.js';
 import { openPostgres } from '../adapters/db/postgres.js';
 import type { Database } from '../adapters/db/sql.js';
-import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
+import { createAuditReader } from '../adapters/db/audit-reader.js';
+import { createAuditWriter } from '../adapters/db/audit-writer.js';
 import { createRevocations } from '../adapters/db/revocation-store.js';
 import { revocationEntry } from '../core/revocation/revoke.js';
-import { sha256Digest, sha256Hex } from '../adapters/node-hash.js';
+import { sha256Hex } from '../adapters/node-hash.js';
 import { VerifiedTokens } from '../core/tokens/jwt.js';
 import { nodeSigner } from '../adapters/node-signer.js';
 import { nodeBodyReader } from './body-reader.js';
@@ -28,7 +29,7 @@ import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry/registry.js';
 import { buildContext } from '../adapters/context.js';
 import { createApp } from '../http/app.js';
-import type { Config } from './config.js';
+import type { Config } from '../config.js';
 import { drainable } from './drain.js';
 import { loadDetailTypes, loadOrCreateKeyFile, loadRegistryFile, readJsonFile, readPolicyFolder } from './files.js';
 
@@ -97,7 +98,7 @@ const auditKeys = (config: Config, logger: Logger): Promise<PrivateJwks> =>
   configuredKeys(config, logger, { inline: config.auditKeys, file: config.auditKeysFile, variable: 'BATON_AUDIT_KEYS', why: 'audit checkpoints are signed with a key of their own, shared by the instances', defaultFile: 'audit-keys.json', what: 'audit checkpoint keys' });
 
 /** Where checkpoints are published: the configured directory, or the data folder's for the embedded default; none with DATABASE_URL unless configured. */
-export function checkpointDirectory(config: Config): string | undefined {
+function checkpointDirectory(config: Config): string | undefined {
   return config.checkpointDir ?? (config.databaseUrl === undefined ? join(config.dataDir, 'checkpoints') : undefined);
 }
 
@@ -155,9 +156,9 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       metrics,
       clock,
       logger,
-      limits: config,
+      limits: config.limits,
       rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
-      verifiedTokens: new VerifiedTokens(sha256Digest),
+      verifiedTokens: new VerifiedTokens(sha256Hex),
     });
     // Reloads are system events (tenant "*"), audited whether applied or refused.
     const audited = async <T>(type: 'policy.reload' | 'registry.reload', by: string, run: () => Promise<T>, describe: (result: T) => string): Promise<T> => {
@@ -190,7 +191,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     // Used assertion ids are kept until their assertion could no longer be accepted anywhere: past
     // its expiry, the clock tolerance and a minute of skew between instances.
     const purge = setInterval(() => {
-      const before = new Date(clock.now() - (config.clockToleranceSeconds + 60) * 1000);
+      const before = new Date(clock.now() - (config.limits.clockToleranceSeconds + 60) * 1000);
       purgeUsedAssertions(database.sql, before).then(
         (purged) => purged > 0 && logger.info('expired assertion ids purged', { purged }),
         (error: unknown) => logger.warn('purging expired assertion ids failed; will retry', { detail: error instanceof Error ? error.message : String(error) }),

@@ -12,11 +12,12 @@ import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { buildContext } from '../adapters/context.js';
 import { createRateLimiter } from '../core/clients/rate-limit.js';
 import { createRefusalTally, type RefusalTally } from '../core/audit/refusal-tally.js';
-import { createAuditReader, createAuditWriter } from '../adapters/db/audit-store.js';
+import { createAuditReader } from '../adapters/db/audit-reader.js';
+import { createAuditWriter } from '../adapters/db/audit-writer.js';
 import { migrate } from '../adapters/db/migrations.js';
 import { wrapPostgres } from '../adapters/db/postgres.js';
 import { jsonLogger } from '../adapters/json-logger.js';
-import { sha256Digest, sha256Hex } from '../adapters/node-hash.js';
+import { sha256Hex } from '../adapters/node-hash.js';
 import { VerifiedTokens } from '../core/tokens/jwt.js';
 import { importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { systemClock } from '../adapters/system-clock.js';
@@ -25,7 +26,7 @@ import { compileRegistry } from '../core/registry/compile.js';
 import type { Registry } from '../core/registry/registry.js';
 import { noMetrics } from '../core/telemetry.js';
 import { createApp } from '../http/app.js';
-import { loadConfig, type Config } from '../node/config.js';
+import { parseConfig, type Config } from '../config.js';
 import { requestRevocations } from './revocations.js';
 import { type RateLimiter } from '../core/ports.js';
 
@@ -62,7 +63,7 @@ function detailTypes() {
 
 async function prepare(env: Env): Promise<Isolate> {
   const vars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'));
-  const config = loadConfig(vars);
+  const config = parseConfig(vars);
   if (config.issuer === undefined) throw new Error('BATON_ISSUER is required on Workers');
   if (env.BATON_SIGNING_KEYS === undefined) throw new Error('the BATON_SIGNING_KEYS secret is required on Workers');
   cedar.initSync({ module: cedarWasm });
@@ -70,7 +71,7 @@ async function prepare(env: Env): Promise<Isolate> {
     config: { ...config, issuer: config.issuer },
     rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock: systemClock }),
     refusals: createRefusalTally({ clock: systemClock, intervalSeconds: config.refusalIntervalSeconds }),
-    verifiedTokens: new VerifiedTokens(sha256Digest),
+    verifiedTokens: new VerifiedTokens(sha256Hex),
     keys: await importSigningKeys(JSON.parse(env.BATON_SIGNING_KEYS) as PrivateJwks),
     registry: await compileRegistry(registryDocument, { issuer: config.issuer, file: 'policies/registry.json' }),
     policies: loadCedarPolicySet(cedar, {
@@ -124,7 +125,7 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       metrics: noMetrics,
       clock: systemClock,
       logger,
-      limits: shared.config,
+      limits: shared.config.limits,
       rateLimit: shared.rateLimit,
       verifiedTokens: shared.verifiedTokens,
     });

@@ -1,6 +1,6 @@
 import { cascadeRevocation } from '../adapters/db/revocation-store.js';
 import type { Sql } from '../adapters/db/sql.js';
-import { withinDeadline } from '../core/errors.js';
+import { withinDeadline } from '../adapters/db/deadline.js';
 import type { RevocationTarget, Revocations } from '../core/ports.js';
 
 /**

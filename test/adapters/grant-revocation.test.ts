@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAuditWriter } from '../../src/adapters/db/audit-store.js';
+import { createAuditWriter } from '../../src/adapters/db/audit-writer.js';
 import { createGrantStore } from '../../src/adapters/db/grant-store.js';
 import { migrate, migrations } from '../../src/adapters/db/migrations.js';
 import { openPglite } from '../../src/adapters/db/pglite.js';

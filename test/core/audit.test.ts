@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
-import { auditEntry, canonicalEntry, canonicalJson, chainCheck, entryHash, genesisHash, isCanonicalEntry, verifyChain, type AuditEntry, type AuditEvent, type ChainLine } from '../../src/core/audit/chain.js';
+import { auditEntry, canonicalEntry, canonicalJson, chainCheck, entryHash, genesisHash, isCanonicalEntry, type AuditEntry, type AuditEvent, type ChainLine, type ChainVerdict } from '../../src/core/audit/chain.js';
+
+/** The verdict on a whole chain from the genesis hash, checked in one go. */
+function verifyChain(sha256: (text: string) => string, lines: Iterable<ChainLine>): ChainVerdict {
+  const check = chainCheck(sha256);
+  check.add(lines);
+  return check.verdict();
+}
 
 describe('RFC 8785 canonicalization', () => {
   it('matches the RFC §3.2.2 example', () => {

@@ -1,6 +1,6 @@
 import { generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { sha256Digest } from '../../src/adapters/node-hash.js';
+import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { OAuthError } from '../../src/core/errors.js';
 import { resolverOf } from '../../src/core/tokens/jwks.js';
 import { VerifiedTokens, verifyJwt, type VerifyOptions } from '../../src/core/tokens/jwt.js';
@@ -25,7 +25,7 @@ describe('remembering verified tokens', () => {
     const clock = { t: t0, now() { return this.t; } };
     const keys = { published: [{ kid: 'k1', alg: 'EdDSA', key: key.publicKey }] };
     const resolve: KeyResolver = (header) => resolverOf(keys.published)(header);
-    const tokens = new VerifiedTokens(sha256Digest);
+    const tokens = new VerifiedTokens(sha256Hex);
     const scope = {};
     const options: VerifyOptions = { param: 'subject_token', errorCode: 'invalid_request', resolve, algorithms: ['EdDSA'], issuer, requiredClaims: ['sub', 'exp'], clock, clockToleranceSeconds: 30, remember: { tokens, scope } };
     return { clock, keys, tokens, scope, options };
@@ -124,7 +124,7 @@ describe('remembering verified tokens', () => {
 
   it('holds at most its capacity, forgetting the oldest first', async () => {
     const { options } = setup();
-    const tokens = new VerifiedTokens(sha256Digest, 2);
+    const tokens = new VerifiedTokens(sha256Hex, 2);
     const small = { ...options, remember: { tokens, scope: {} } };
     const [a, b, c] = await Promise.all([sign({ jti: 'a' }), sign({ jti: 'b' }), sign({ jti: 'c' })]);
     for (const token of [a, b, c]) await verifyJwt(token, small);

@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/node/config.js';
+import { ConfigError } from '../../src/config.js';
+import { loadConfig } from '../../src/node/config.js';
 
 function problems(env: Record<string, string>): readonly string[] {
   try {
@@ -24,15 +25,17 @@ describe('configuration', () => {
       policyDir: 'policies',
       detailTypesDir: 'schemas/authorization-details',
       signingAlg: 'EdDSA',
-      maxChainLength: 4,
-      maxTokenLifetimeSeconds: 300,
-      codeLifetimeSeconds: 60,
-      refreshTokenLifetimeSeconds: 86400,
-      clockToleranceSeconds: 30,
-      maxAssertionLifetimeSeconds: 300,
-      maxAuthorizationDetails: 16,
+      limits: {
+        maxChainLength: 4,
+        maxTokenLifetimeSeconds: 300,
+        codeLifetimeSeconds: 60,
+        refreshTokenLifetimeSeconds: 86400,
+        clockToleranceSeconds: 30,
+        maxAssertionLifetimeSeconds: 300,
+        maxAuthorizationDetails: 16,
+        maxTokenBytes: 8192,
+      },
       maxBodyBytes: 65536,
-      maxTokenBytes: 8192,
       checkpointIntervalSeconds: 60,
       workers: 1,
       drainTimeoutSeconds: 10,
@@ -43,7 +46,7 @@ describe('configuration', () => {
 
   it('reads the environment', () => {
     const config = loadConfig({ PORT: '9000', DATABASE_URL: 'postgres://db/baton', BATON_ISSUER: 'https://sts.example', BATON_MAX_CHAIN_LENGTH: '2' });
-    expect(config).toMatchObject({ port: 9000, databaseUrl: 'postgres://db/baton', issuer: 'https://sts.example', maxChainLength: 2 });
+    expect(config).toMatchObject({ port: 9000, databaseUrl: 'postgres://db/baton', issuer: 'https://sts.example', limits: { maxChainLength: 2 } });
   });
 
   it.each([
@@ -73,7 +76,7 @@ describe('configuration', () => {
     const dir = mkdtempSync(join(tmpdir(), 'baton-config-'));
     const file = join(dir, 'baton.json');
     writeFileSync(file, JSON.stringify({ port: 7000, maxChainLength: 3 }));
-    expect(loadConfig({ BATON_CONFIG: file, PORT: '7001' })).toMatchObject({ port: 7001, maxChainLength: 3 });
+    expect(loadConfig({ BATON_CONFIG: file, PORT: '7001' })).toMatchObject({ port: 7001, limits: { maxChainLength: 3 } });
     writeFileSync(file, JSON.stringify({ maxChainLength: 99, colour: 'blue' }));
     expect(problems({ BATON_CONFIG: file })).toEqual([`${file}: colour: unknown setting`, `${file}: maxChainLength: must be an integer from 1 to 16`]);
     writeFileSync(file, '{"constructor": 1, "toString": "x", "__proto__": {"port": 1}}');

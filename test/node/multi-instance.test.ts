@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAuditReader } from '../../src/adapters/db/audit-store.js';
+import { createAuditReader } from '../../src/adapters/db/audit-reader.js';
 import { openPostgres } from '../../src/adapters/db/postgres.js';
 import type { Database } from '../../src/adapters/db/sql.js';
 import { sha256Hex } from '../../src/adapters/node-hash.js';

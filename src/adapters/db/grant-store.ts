@@ -1,4 +1,4 @@
-import { withinDeadline } from '../../core/errors.js';
+import { withinDeadline } from './deadline.js';
 import type { GrantDetail, GrantStore, Redemption } from '../../core/ports.js';
 import type { Sql } from './sql.js';
 

@@ -45,7 +45,7 @@ function statementDeadline<T>(query: Promise<T>, ms: number, stuck: (() => void)
  * outage that closes ten connections left every later reconnect 20 s away, long after the
  * database was back.
  */
-export function reconnectDelay(retries: number): number {
+function reconnectDelay(retries: number): number {
   return Math.min(0.05 * 2 ** Math.min(retries, 8), 0.5) * (0.5 + Math.random() / 2);
 }
 

@@ -1,4 +1,4 @@
-import { withinDeadline } from '../../core/errors.js';
+import { withinDeadline } from './deadline.js';
 import { isUserKey, signInPolicy } from '../../core/code-flow/sign-in-throttle.js';
 import type { Sql } from './sql.js';
 import { type SignInThrottle, type ThrottleKey } from '../../core/ports.js';

@@ -1,4 +1,4 @@
-import { withinDeadline } from '../../core/errors.js';
+import { withinDeadline } from './deadline.js';
 import type { AssertionUse, Store, TokenLineage } from '../../core/ports.js';
 import type { Sql } from './sql.js';
 

@@ -1,5 +1,6 @@
 import canonicalizeModule from 'canonicalize';
 import type { AuthorizationDetail } from '../tokens/authorization-details.js';
+import type { Sha256 } from '../sha256.js';
 
 // The package is CommonJS (module.exports = fn) but its types declare an ES default export;
 // under NodeNext the default import is the function itself at run time.
@@ -51,9 +52,6 @@ export interface AuditRecord {
   readonly hash: string;
   readonly entry: AuditEntry;
 }
-
-/** SHA-256 of a UTF-8 string, lowercase hex; injected so Node can use its fast native hash. */
-export type Sha256Hex = (text: string) => string | Promise<string>;
 
 /** The hash before the first entry. */
 export const genesisHash = '0'.repeat(64);
@@ -128,7 +126,7 @@ export function isCanonicalEntry(canonical: string): boolean {
 }
 
 /** An entry's hash: domain-separated SHA-256 over the version tag, sequence number, previous hash and canonical entry. */
-export function entryHash(sha256: Sha256Hex, seq: number, prevHash: string, canonical: string): string | Promise<string> {
+export function entryHash(sha256: Sha256, seq: number, prevHash: string, canonical: string): string {
   return sha256(`baton.audit.v1\n${seq}\n${prevHash}\n${canonical}`);
 }
 
@@ -146,8 +144,8 @@ export type ChainVerdict = { readonly valid: true; readonly entries: number } | 
 
 /** Checks a chain fed in sequence order, one page of lines at a time, and names the first bad sequence number. */
 export interface ChainCheck {
-  /** Checks the next lines; resolves false once a bad line has been found (later lines are then ignored). */
-  add(lines: Iterable<ChainLine>): Promise<boolean>;
+  /** Checks the next lines; false once a bad line has been found (later lines are then ignored). */
+  add(lines: Iterable<ChainLine>): boolean;
   /** The verdict on every line added so far. */
   verdict(): ChainVerdict;
 }
@@ -160,10 +158,9 @@ export const contradictsCheckpoint = 'does not match the signed checkpoint';
  * hash recomputed from its canonical entry (redacted lines are checked for linkage only); with
  * `recanonicalize`, each entry must also be in RFC 8785 form; and each line that a signed
  * checkpoint names (`anchors`: sequence number to the hash it states) must carry that hash, which
- * catches a rewrite whose later hashes were all recomputed. A synchronous hash is not awaited
- * line by line: a page is checked in one go.
+ * catches a rewrite whose later hashes were all recomputed.
  */
-export function chainCheck(sha256: Sha256Hex, start?: { seq: number; hash: string }, recanonicalize = true, anchors?: ReadonlyMap<number, string>): ChainCheck {
+export function chainCheck(sha256: Sha256, start?: { seq: number; hash: string }, recanonicalize = true, anchors?: ReadonlyMap<number, string>): ChainCheck {
   let expectedSeq = start === undefined ? undefined : start.seq + 1;
   let prevHash = start?.hash;
   let count = 0;
@@ -173,7 +170,7 @@ export function chainCheck(sha256: Sha256Hex, start?: { seq: number; hash: strin
     return false;
   };
   return {
-    async add(lines) {
+    add(lines) {
       if (failure !== undefined) return false;
       for (const line of lines) {
         if (expectedSeq !== undefined && line.seq !== expectedSeq) return fail(expectedSeq, line.seq > expectedSeq ? `entries ${expectedSeq}–${line.seq - 1} are missing` : `entry ${line.seq} is out of order`);
@@ -181,8 +178,7 @@ export function chainCheck(sha256: Sha256Hex, start?: { seq: number; hash: strin
         if (line.seq === 1 && line.prev_hash !== genesisHash) return fail(line.seq, 'does not start from the genesis hash');
         if (line.canonical !== undefined) {
           if (recanonicalize && !isCanonicalEntry(line.canonical)) return fail(line.seq, 'is not in canonical form');
-          const hash = entryHash(sha256, line.seq, line.prev_hash, line.canonical);
-          if ((typeof hash === 'string' ? hash : await hash) !== line.hash) return fail(line.seq, 'hash does not match its content');
+          if (entryHash(sha256, line.seq, line.prev_hash, line.canonical) !== line.hash) return fail(line.seq, 'hash does not match its content');
         } else if (line.recomputed !== undefined && line.recomputed !== line.hash) return fail(line.seq, 'hash does not match its content');
         const anchored = anchors?.get(line.seq);
         if (anchored !== undefined && anchored !== line.hash) return fail(line.seq, contradictsCheckpoint);
@@ -194,13 +190,6 @@ export function chainCheck(sha256: Sha256Hex, start?: { seq: number; hash: strin
     },
     verdict: () => failure ?? { valid: true, entries: count },
   };
-}
-
-/** Checks lines in sequence order (see `chainCheck`) and names the first bad sequence number. */
-export async function verifyChain(sha256: Sha256Hex, lines: Iterable<ChainLine>, start?: { seq: number; hash: string }, recanonicalize = true): Promise<ChainVerdict> {
-  const check = chainCheck(sha256, start, recanonicalize);
-  await check.add(lines);
-  return check.verdict();
 }
 
 /** A stored entry as an auditor sees it: redacted (hashes only) when it belongs to another tenant. */

@@ -1,6 +1,7 @@
 import { OAuthError, type OAuthErrorCode } from '../errors.js';
 import { verifyJwt, type VerifiedJwt } from '../tokens/jwt.js';
-import type { Clock, KeyResolver, Sha256, Store } from '../ports.js';
+import type { Clock, KeyResolver, Store } from '../ports.js';
+import type { Sha256 } from '../sha256.js';
 import { asymmetricAlgorithms } from '../registry/schema.js';
 
 export interface AssertionContext {

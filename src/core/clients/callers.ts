@@ -2,7 +2,7 @@ import { verifyBatonToken, type BatonTokenVerifier } from '../tokens/baton-token
 import { checkSecret, parseBasic } from './client-auth.js';
 import { OAuthError } from '../errors.js';
 import { scopeClaim } from '../tokens/attenuate.js';
-import type { Sha256 } from '../ports.js';
+import type { Sha256 } from '../sha256.js';
 import type { Caller, Registry } from '../registry/registry.js';
 import type { FormParams } from '../grants/token-request.js';
 import { type RateLimiter } from '../ports.js';
@@ -27,7 +27,7 @@ export interface AuthenticatedCaller {
  * `Authorization: Bearer` (a Baton token the caller obtained for itself with client credentials).
  * Any failure is `invalid_client` (401); a caller over its rate limit gets 429.
  */
-export async function authenticateCaller(ctx: CallerVerifier, registry: Registry, authorization: string | undefined): Promise<AuthenticatedCaller> {
+async function authenticateCaller(ctx: CallerVerifier, registry: Registry, authorization: string | undefined): Promise<AuthenticatedCaller> {
   if (authorization === undefined || authorization.trim() === '') throw new OAuthError('invalid_client', 'authentication is required');
   if (/^basic /i.test(authorization)) {
     const { id, secret } = parseBasic(authorization);

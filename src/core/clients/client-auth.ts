@@ -1,7 +1,7 @@
 import { verifyAssertion, type AssertionContext } from './assertion.js';
 import { OAuthError, echo } from '../errors.js';
 import { peekJwt } from '../tokens/jwt.js';
-import type { Sha256 } from '../ports.js';
+import { hexToBytes, type Sha256 } from '../sha256.js';
 import { textProblem } from '../input/storable-text.js';
 import type { Caller, Registry } from '../registry/registry.js';
 import type { ClientAuthParams } from '../grants/token-request.js';
@@ -44,7 +44,7 @@ export function parseBasic(header: string): { id: string; secret: string } {
 
 /** Checks a client secret against its registered SHA-256; `method` names the registered method it must match, if any. */
 export function checkSecret(sha256: Sha256, caller: Caller | undefined, id: string, secret: string, method?: 'client_secret_basic' | 'client_secret_post'): Caller {
-  const digest = sha256(secret);
+  const digest = hexToBytes(sha256(secret));
   if (caller === undefined) throw authFailed(`unknown client ${echo(id)}`);
   if ((method !== undefined && caller.authMethod !== method) || caller.secretSha256 === undefined) throw authFailed(`client ${caller.id} is registered for ${caller.authMethod}, not ${method ?? 'a secret'}`);
   if (!sameDigest(digest, caller.secretSha256)) throw authFailed(`wrong secret for client ${caller.id}`);

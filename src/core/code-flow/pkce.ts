@@ -1,5 +1,5 @@
 import { OAuthError } from '../errors.js';
-import type { Sha256 } from '../ports.js';
+import type { Sha256 } from '../sha256.js';
 import { sha256Base64url } from '../secrets.js';
 
 const verifierPattern = /^[A-Za-z0-9._~-]{43,128}$/;

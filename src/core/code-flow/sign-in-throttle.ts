@@ -1,4 +1,4 @@
-import type { Sha256 } from '../ports.js';
+import type { Sha256 } from '../sha256.js';
 import type { ThrottleKey } from '../ports.js';
 import { sha256Base64url } from '../secrets.js';
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseActClaim } from '../tokens/act-chain.js';
 import { scopeClaim } from '../tokens/attenuate.js';
 import { inSpanSync } from '../telemetry.js';
-import type { AuditEvent } from '../audit/chain.js';
+import type { AuditTrail } from '../audit/chain.js';
 import { authorizationDetailsClaim, matchDecision, readGovernedContext, type DetailTypes, type GovernedContext } from '../tokens/authorization-details.js';
 import { revokedDescription, verifyBatonToken, type BatonTokenVerifier } from '../tokens/baton-token.js';
 import { OAuthError } from '../errors.js';
@@ -20,7 +20,7 @@ export const actionIdSyntax = /^[\x21-\x7E]{1,128}$/;
 export const actionIdRule = 'must be 1–128 visible ASCII characters';
 
 /** The body of `POST /authorize`; no member may hold text the log or Cedar cannot (see storable-text.ts). */
-export const authorizeRequestSchema = storable(z.object({
+const authorizeRequestSchema = storable(z.object({
   token: z.string({ error: 'is required' }).min(1, 'is required'),
   action: z.string({ error: 'is required' }).min(1, 'is required').max(200),
   resource: z.object(
@@ -70,7 +70,7 @@ export function parseAuthorizeRequest(body: unknown): AuthorizeRequest {
  */
 export async function decide(ctx: DecisionContext, caller: Caller, request: AuthorizeRequest, requestId: string | null): Promise<DecisionOutcome> {
   const actionId = request.action_id ?? randomId();
-  const trail: { -readonly [K in keyof AuditEvent]?: AuditEvent[K] } = {};
+  const trail: AuditTrail = {};
   let outcome: DecisionOutcome;
   try {
     outcome = await evaluateDecision(ctx, caller, request, actionId, trail);
@@ -101,7 +101,7 @@ async function evaluateDecision(
   caller: Caller,
   request: AuthorizeRequest,
   actionId: string,
-  trail: { -readonly [K in keyof AuditEvent]?: AuditEvent[K] },
+  trail: AuditTrail,
 ): Promise<DecisionOutcome> {
   const deny = (reason: string, detail: string): DecisionOutcome => ({ decision: 'deny', action_id: actionId, reasons: [reason], detail });
   const registry = ctx.registry();

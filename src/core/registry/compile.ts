@@ -8,6 +8,7 @@ import { tokenExchange } from '../grants/token-exchange.js';
 import { registryDocumentSchema, type RegistryDocument } from './document.js';
 import { userKey, type Agent, type Caller, type RegisteredUser, type Registry, type ResourceServer, type Tenant, type TrustedIssuer } from './registry.js';
 import type { Jwks } from './schema.js';
+import { hexToBytes } from '../sha256.js';
 
 export interface RegistryProblem {
   /** JSON pointer into the registry file. */
@@ -28,12 +29,6 @@ export class RegistryError extends Error {
 
 function pointer(path: readonly PropertyKey[]): string {
   return path.map((p) => `/${String(p).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
-}
-
-function hexToBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
 }
 
 const kindNames: Record<Caller['kind'], string> = { agent: 'an agent', client: 'a client', resource_server: 'a resource server' };

@@ -51,12 +51,12 @@ const grantedDetails = z
   .optional()
   .describe('the most authorization_details this caller may request for itself with client_credentials');
 
-export const tenantSchema = z.strictObject({
+const tenantSchema = z.strictObject({
   id,
   name: z.string().min(1).max(200),
 });
 
-export const trustedIssuerSchema = z
+const trustedIssuerSchema = z
   .strictObject({
     issuer: httpsOrLocalUrl,
     tenant: id,
@@ -66,7 +66,7 @@ export const trustedIssuerSchema = z
   })
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
 
-export const agentSchema = z
+const agentSchema = z
   .strictObject({
     id,
     tenant: id,
@@ -78,7 +78,7 @@ export const agentSchema = z
   })
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
 
-export const clientSchema = z
+const clientSchema = z
   .strictObject({
     client_id: id,
     tenant: id,
@@ -104,7 +104,7 @@ export const clientSchema = z
     }
   });
 
-export const resourceServerSchema = z
+const resourceServerSchema = z
   .strictObject({
     id,
     tenant: id,
@@ -119,7 +119,7 @@ export const resourceServerSchema = z
   .superRefine(credentialRules);
 
 /** A built-in user of the embedded default's password sign-in. */
-export const userSchema = z.strictObject({
+const userSchema = z.strictObject({
   tenant: id,
   sub: z.string().min(1).max(256),
   name: z.string().min(1).max(200).optional(),

@@ -5,12 +5,11 @@ import { z } from 'zod';
 
 /** JWS algorithms Baton accepts on signed JWTs; never `none`, never HMAC. */
 export const asymmetricAlgorithms = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'RS256', 'PS256'] as const;
-export type AsymmetricAlgorithm = (typeof asymmetricAlgorithms)[number];
 
 const privateMembers = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'] as const;
 
 /** A public JWK; private members are refused so a registry can never leak a key. */
-export const publicJwkSchema = z
+const publicJwkSchema = z
   .looseObject({
     kty: z.enum(['OKP', 'EC', 'RSA']),
     kid: z.string().min(1).max(256).optional(),

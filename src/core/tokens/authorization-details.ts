@@ -7,13 +7,13 @@ import { jsonNestingDepth, maxJsonDepth } from '../input/json-depth.js';
 export type AuthorizationDetail = Readonly<Record<string, unknown>> & { readonly type: string };
 
 /** How a field of a child entry must relate to the parent's for the child to be covered. */
-export const attenuationRules = ['equal', 'max', 'min', 'subset'] as const;
+const attenuationRules = ['equal', 'max', 'min', 'subset'] as const;
 export type AttenuationRule = (typeof attenuationRules)[number];
 
 const pointer = z.string().regex(/^(\/[^/]+)+$/, 'must be a JSON pointer such as /instructedAmount/amount');
 
 /** The declaration file of one type (`schemas/authorization-details/<type>.json`). */
-export const detailTypeFileSchema = z.strictObject({
+const detailTypeFileSchema = z.strictObject({
   type: z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/),
   description: z.string().min(1),
   schema: z.record(z.string(), z.unknown()),
@@ -37,7 +37,7 @@ export const detailTypeFileSchema = z.strictObject({
     )
     .default({}),
 });
-export type DetailTypeFile = z.infer<typeof detailTypeFileSchema>;
+type DetailTypeFile = z.infer<typeof detailTypeFileSchema>;
 
 /**
  * A compiled type: its validator (built once), rules, decision mappings and sentence. Decisions
@@ -196,7 +196,7 @@ export function compileDetailType(file: string, input: unknown): DetailType {
 }
 
 /** Reads the value at a JSON pointer (undefined when absent). */
-export function at(value: unknown, path: string): unknown {
+function at(value: unknown, path: string): unknown {
   let node = value;
   for (const part of path.slice(1).split('/')) {
     if (typeof node !== 'object' || node === null || Array.isArray(node)) return undefined;
@@ -265,7 +265,7 @@ function violates(rule: AttenuationRule, parent: unknown, child: unknown, field:
  * `pointers` (default: every rule). A field the parent sets and the child leaves out is not covered:
  * dropping it would widen the grant.
  */
-export function uncovered(type: DetailType, parent: AuthorizationDetail, child: Readonly<Record<string, unknown>>, pointers?: ReadonlySet<string>): { pointer: string; reason: string } | undefined {
+function uncovered(type: DetailType, parent: AuthorizationDetail, child: Readonly<Record<string, unknown>>, pointers?: ReadonlySet<string>): { pointer: string; reason: string } | undefined {
   for (const [path, rule] of type.rules) {
     if (pointers !== undefined && !pointers.has(path)) continue;
     const granted = at(parent, path);

@@ -28,7 +28,7 @@ export interface BatonToken {
 }
 
 /** The `aud` claim as a list. */
-export function audienceClaim(aud: unknown): string[] {
+function audienceClaim(aud: unknown): string[] {
   if (typeof aud === 'string') return [aud];
   return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
 }

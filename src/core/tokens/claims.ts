@@ -5,7 +5,7 @@ import { OAuthError, type OAuthErrorCode } from '../errors.js';
 import { describePath, findUnstorableText } from '../input/storable-text.js';
 
 /** How deep an `act` claim may nest in any token; the configured chain length is checked where a chain is used. */
-export const maxActNesting = 32;
+const maxActNesting = 32;
 
 /** Claims that name someone or something: when present, a non-empty string. */
 const identifiers = ['iss', 'sub', 'jti', 'tenant', 'client_id'] as const;

@@ -2,7 +2,8 @@ import { base64url, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type Cr
 import { sha256Base64url } from '../secrets.js';
 import { checkClaims } from './claims.js';
 import { OAuthError, type OAuthErrorCode } from '../errors.js';
-import type { Clock, KeyResolver, Sha256, SigningKeys } from '../ports.js';
+import type { Clock, KeyResolver, SigningKeys } from '../ports.js';
+import type { Sha256 } from '../sha256.js';
 
 export interface VerifyOptions {
   /** The request parameter the token came in, named in error descriptions. */

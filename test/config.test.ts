@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../src/config.js';
+
+describe('configuration without files (Workers)', () => {
+  it('gives the core its limits as one object', () => {
+    expect(parseConfig({ BATON_MAX_CHAIN_LENGTH: '2', BATON_MAX_TOKEN_BYTES: '512' }).limits).toEqual({
+      maxChainLength: 2,
+      maxTokenLifetimeSeconds: 300,
+      clockToleranceSeconds: 30,
+      maxAssertionLifetimeSeconds: 300,
+      maxAuthorizationDetails: 16,
+      maxTokenBytes: 512,
+      codeLifetimeSeconds: 60,
+      refreshTokenLifetimeSeconds: 86400,
+    });
+  });
+
+  it('refuses BATON_CONFIG where no file can be read', () => {
+    let problems: readonly string[] = [];
+    try {
+      parseConfig({ BATON_CONFIG: 'baton.json' });
+    } catch (error) {
+      if (error instanceof ConfigError) problems = error.problems;
+    }
+    expect(problems).toEqual(['BATON_CONFIG (baton.json): no configuration file can be read here: set each variable instead']);
+  });
+});
