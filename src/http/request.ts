@@ -53,7 +53,7 @@ export function known(c: Context<Env>, caller: Caller): Caller {
 }
 
 /** The request body as text, refused with 413 beyond the configured size. */
-export function bodyText(c: Context<Env>, deps: Pick<AppDeps, 'readBody' | 'maxBodyBytes'>): Promise<string> {
+function bodyText(c: Context<Env>, deps: Pick<AppDeps, 'readBody' | 'maxBodyBytes'>): Promise<string> {
   return (deps.readBody ?? fetchBodyReader)(c, deps.maxBodyBytes);
 }
 
