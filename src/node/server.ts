@@ -26,7 +26,7 @@ import { warnIfNoDelegateAction } from '../core/decisions/policy.js';
 import type { AuditEvent } from '../core/audit/chain.js';
 import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry/registry.js';
-import { buildContext } from '../adapters/context.js';
+import { buildContext, sqlStorage } from '../adapters/context.js';
 import { createApp } from '../http/app.js';
 import type { Config } from './config.js';
 import { drainable } from './drain.js';
@@ -145,7 +145,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const auditQueries = createAuditReader(database.sql, sha256Hex);
     const service = buildContext({
       issuer,
-      sql: database.sql,
+      storage: sqlStorage(database.sql, clock),
       keys,
       registry: () => registry,
       policy: () => policies,
