@@ -8,13 +8,13 @@ import { systemClock } from '../../src/adapters/system-clock.js';
 import { createRefusalTally } from '../../src/core/audit/refusal-tally.js';
 import { createRateLimiter } from '../../src/core/clients/rate-limit.js';
 import type { ServiceContext } from '../../src/core/context.js';
-import type { Clock } from '../../src/core/ports.js';
+import type { Clock, SigningKeys } from '../../src/core/ports.js';
 import { VerifiedTokens } from '../../src/core/tokens/jwt.js';
 import { createApp } from '../../src/http/app.js';
 import { startCheckpoints } from '../../src/node/checkpoints.js';
-import { loadConfig } from '../../src/node/config.js';
+import { loadConfig, type Config } from '../../src/node/config.js';
 import { loadDetailTypes } from '../../src/node/files.js';
-import { auditedReloads, loadRegistryAndPolicies } from '../../src/node/registry-and-policies.js';
+import { auditedReloads, loadRegistryAndPolicies, type Reloads } from '../../src/node/registry-and-policies.js';
 import { batonSigner, captureLogger, type CapturedLogger, type Fetch } from './baton.js';
 import { memoryStorage, type MemoryStorage } from './memory/storage.js';
 
@@ -48,13 +48,26 @@ export interface MemoryBaton {
 /** Where a memory Baton says it is, unless BATON_ISSUER says otherwise. */
 const defaultIssuer = 'http://baton.test';
 
+/** Baton's service context on in-memory storage, and what it was assembled from. */
+export interface MemoryService {
+  readonly config: Config;
+  readonly service: ServiceContext;
+  readonly storage: MemoryStorage;
+  readonly signingJwks: PrivateJwks;
+  /** The keys that sign audit checkpoints, and their private half. */
+  readonly auditJwks: PrivateJwks;
+  readonly checkpointKeys: SigningKeys;
+  readonly metrics: ReturnType<typeof prometheusMetrics>;
+  readonly logger: CapturedLogger;
+  readonly reload: Reloads;
+}
+
 /**
- * Assembles Baton as `startBaton` does, from the same configuration (`env` as the environment),
- * with the real policies, registry, authorization_details types and keys, but the in-memory
- * storage and no server: a drop-in for `startTestBaton` where what a test checks is not the
- * storage or the socket. Requests come from 127.0.0.1, as a test's over a socket would.
+ * Assembles the service context as `startBaton` does, from the same configuration (`env` as the
+ * environment), with the real policies, registry, authorization_details types and keys, but the
+ * in-memory storage: for core tests, and for the memory Baton.
  */
-export async function memoryBaton(env: Record<string, string> = {}, options: { readonly clock?: Clock } = {}): Promise<MemoryBaton> {
+export async function memoryService(env: Record<string, string> = {}, options: { readonly clock?: Clock } = {}): Promise<MemoryService> {
   const config = loadConfig(env);
   const issuer = config.issuer ?? defaultIssuer;
   const logger = captureLogger();
@@ -64,7 +77,6 @@ export async function memoryBaton(env: Record<string, string> = {}, options: { r
   const sources = await loadRegistryAndPolicies(config, issuer, logger);
   const metrics = prometheusMetrics(keys.current);
   const storage = memoryStorage(clock);
-  const reload = auditedReloads(sources, config, { audit: storage.audit, metrics, logger });
   const service = buildContext({
     issuer,
     storage,
@@ -81,6 +93,17 @@ export async function memoryBaton(env: Record<string, string> = {}, options: { r
     rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
     verifiedTokens: new VerifiedTokens(sha256Digest),
   });
+  return { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload: auditedReloads(sources, config, { audit: storage.audit, metrics, logger }) };
+}
+
+/**
+ * The memory service behind Baton's app, with no server: a drop-in for `startTestBaton` where
+ * what a test checks is not the storage or the socket. Requests come from 127.0.0.1, as a test's
+ * over a socket would.
+ */
+export async function memoryBaton(env: Record<string, string> = {}, options: { readonly clock?: Clock } = {}): Promise<MemoryBaton> {
+  const { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload } = await memoryService(env, options);
+  const { issuer, clock } = service;
   const checkpoints = await startCheckpoints({ queries: storage.queries, keys: checkpointKeys, issuer, clock, logger, intervalSeconds: config.checkpointIntervalSeconds, directory: undefined });
   const app = createApp({
     service,
