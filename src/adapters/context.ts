@@ -13,9 +13,17 @@ import { createSignInThrottle } from './db/sign-in-throttle.js';
 import { type AuditLog, type RateLimiter, type Metrics } from '../core/ports.js';
 import { type ServiceContext, type Limits } from '../core/context.js';
 
+/** The durable state behind the token endpoint and the code flow. */
+export type Storage = Pick<ServiceContext, 'store' | 'grants' | 'signInThrottle'>;
+
+/** The storage ports over SQL, identical on PostgreSQL and PGlite; codes and refresh tokens expire by `clock`. */
+export function sqlStorage(sql: Sql, clock: Clock): Storage {
+  return { store: createSqlStore(sql), grants: createGrantStore(sql, () => clock.now()), signInThrottle: createSignInThrottle(sql) };
+}
+
 export interface ContextParts {
   readonly issuer: string;
-  readonly sql: Sql;
+  readonly storage: Storage;
   readonly keys: SigningKeys;
   readonly registry: () => Registry;
   readonly policy: () => PolicyEngine;
@@ -32,17 +40,17 @@ export interface ContextParts {
   readonly verifiedTokens: VerifiedTokens;
 }
 
-/** The one context every endpoint works with, from the parts an entry point has opened (Node or Workers). */
+/** The one context every endpoint works with, from the parts an entry point (Node or Workers) or a test has opened. */
 export function buildContext(parts: ContextParts): ServiceContext {
   return {
     issuer: parts.issuer,
     tokenEndpoint: endpoints(parts.issuer).token,
     registry: parts.registry,
     keys: parts.keys,
-    store: createSqlStore(parts.sql),
-    grants: createGrantStore(parts.sql, () => parts.clock.now()),
+    store: parts.storage.store,
+    grants: parts.storage.grants,
     authenticator: passwordAuthenticator(parts.registry),
-    signInThrottle: createSignInThrottle(parts.sql),
+    signInThrottle: parts.storage.signInThrottle,
     policy: parts.policy,
     detailTypes: parts.detailTypes,
     audit: parts.audit,

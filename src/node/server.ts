@@ -1,7 +1,5 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Server as HttpServer } from 'node:http';
 import { serve, type Http2Bindings, type HttpBindings, type ServerType } from '@hono/node-server';
-import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { join } from 'node:path';
 import { jsonLogger } from '../adapters/json-logger.js';
 import { migrate } from '../adapters/db/migrations.js';
@@ -23,15 +21,14 @@ import { prometheusMetrics } from '../adapters/prometheus.js';
 import { assertDistinctKeys, importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
 import { purgeUsedAssertions } from '../adapters/db/sql-store.js';
 import { systemClock } from '../adapters/system-clock.js';
-import { warnIfNoDelegateAction } from '../core/decisions/policy.js';
 import type { AuditEvent } from '../core/audit/chain.js';
-import type { Clock, Logger, PolicyEngine } from '../core/ports.js';
-import type { Registry } from '../core/registry/registry.js';
-import { buildContext } from '../adapters/context.js';
+import type { Clock, Logger } from '../core/ports.js';
+import { buildContext, sqlStorage } from '../adapters/context.js';
 import { createApp } from '../http/app.js';
 import type { Config } from '../config.js';
 import { drainable } from './drain.js';
-import { loadDetailTypes, loadOrCreateKeyFile, loadRegistryFile, readJsonFile, readPolicyFolder } from './files.js';
+import { loadDetailTypes, loadOrCreateKeyFile, readJsonFile } from './files.js';
+import { auditedReloads, loadRegistryAndPolicies } from './registry-and-policies.js';
 
 export interface RunningBaton {
   readonly url: string;
@@ -126,9 +123,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const drain = drainable(server as unknown as HttpServer, { timeoutMs: config.drainTimeoutSeconds * 1000, logger });
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     const issuer = config.issuer ?? `http://localhost:${port}`;
-    let registry: Registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
-    let policies: PolicyEngine & { readonly policyIds: readonly string[] } = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
-    warnIfNoDelegateAction(policies, logger, config.policyDir);
+    const sources = await loadRegistryAndPolicies(config, issuer, logger, options.fetch);
     const clock = options.clock ?? systemClock;
     const metrics = prometheusMetrics(keys.current);
     // The writer has connections of its own (PostgreSQL), so a batch stuck on one can be abandoned
@@ -144,12 +139,13 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     // A follow-up pass that revokes more tokens says so in the log (no client asked for it).
     const revocations = await createRevocations(database.sql, { logger, onFollowUp: async (tenant, target, revoked) => void (await audit.append(revocationEntry(tenant, null, target, revoked, null, true))) });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
+    const reload = auditedReloads(sources, config, { audit, metrics, logger });
     const service = buildContext({
       issuer,
-      sql: database.sql,
+      storage: sqlStorage(database.sql, clock),
       keys,
-      registry: () => registry,
-      policy: () => policies,
+      registry: sources.registry,
+      policy: sources.policies,
       detailTypes: loadDetailTypes(config.detailTypesDir),
       audit,
       revocations,
@@ -160,33 +156,6 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
       verifiedTokens: new VerifiedTokens(sha256Hex),
     });
-    // Reloads are system events (tenant "*"), audited whether applied or refused.
-    const audited = async <T>(type: 'policy.reload' | 'registry.reload', by: string, run: () => Promise<T>, describe: (result: T) => string): Promise<T> => {
-      const what = type === 'policy.reload' ? 'policies' : 'registry';
-      try {
-        const result = await run();
-        metrics.reload(what, 'applied');
-        await audit.append({ tenant: '*', type, decision: 'applied', client: by, reason: describe(result) });
-        logger.info(`${type} applied`, { by, detail: describe(result) });
-        return result;
-      } catch (error) {
-        const detail = error instanceof Error ? error.message : String(error);
-        logger.error(`${type} refused; the running one stays`, { by, detail });
-        metrics.reload(what, 'refused');
-        await audit.append({ tenant: '*', type, decision: 'refused', client: by, reason: detail }).catch(() => undefined);
-        throw error;
-      }
-    };
-    const reloadRegistry = (by = 'SIGHUP'): Promise<void> =>
-      audited('registry.reload', by, async () => {
-        registry = await loadRegistryFile(config.registryFile, issuer, options.fetch);
-      }, () => config.registryFile);
-    const reloadPolicies = (by = 'SIGHUP'): Promise<readonly string[]> =>
-      audited('policy.reload', by, async () => {
-        policies = loadCedarPolicySet(cedar, readPolicyFolder(config.policyDir));
-        warnIfNoDelegateAction(policies, logger, config.policyDir);
-        return policies.policyIds;
-      }, (ids) => `${config.policyDir}: ${ids.join(', ')}`);
     const checkpoints = await startCheckpoints({ queries: auditQueries, keys: checkpointKeys, issuer, clock, logger, intervalSeconds: config.checkpointIntervalSeconds, directory: checkpointDirectory(config) });
     // Used assertion ids are kept until their assertion could no longer be accepted anywhere: past
     // its expiry, the clock tolerance and a minute of skew between instances.
@@ -215,7 +184,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         // Ready only if an entry could commit now, on the writer's own connection.
         await audit.ready();
       },
-      reload: { policies: reloadPolicies, registry: reloadRegistry },
+      reload,
       auditQueries,
       checkpoints: checkpoints.witness,
       metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
@@ -223,14 +192,14 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       remoteAddress: (c) => (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress,
     });
     slot.handle = (request, bindings) => app.fetch(request, bindings);
-    logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: policies.policyIds, signing_kid: keys.current.kid, audit_kid: checkpointKeys.current.kid, checkpoint_dir: checkpointDirectory(config) ?? null });
+    logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: sources.policies().policyIds, signing_kid: keys.current.kid, audit_kid: checkpointKeys.current.kid, checkpoint_dir: checkpointDirectory(config) ?? null });
     let closing: Promise<void> | undefined;
     return {
       url,
       issuer,
       database,
-      reloadRegistry: () => reloadRegistry(),
-      reloadPolicies: () => reloadPolicies(),
+      reloadRegistry: () => reload.registry('SIGHUP'),
+      reloadPolicies: () => reload.policies('SIGHUP'),
       checkpoint: () => checkpoints.now(),
       stopAccepting: () => drain.stopAccepting(),
       close() {

@@ -9,7 +9,7 @@ import registryDocument from '../../policies/registry.json' with { type: 'json' 
 import paymentInitiation from '../../schemas/authorization-details/payment_initiation.json' with { type: 'json' };
 import toolInvocation from '../../schemas/authorization-details/tool_invocation.json' with { type: 'json' };
 import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
-import { buildContext } from '../adapters/context.js';
+import { buildContext, sqlStorage } from '../adapters/context.js';
 import { createRateLimiter } from '../core/clients/rate-limit.js';
 import { createRefusalTally, type RefusalTally } from '../core/audit/refusal-tally.js';
 import { createAuditReader } from '../adapters/db/audit-reader.js';
@@ -115,7 +115,7 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
     }
     const service = buildContext({
       issuer: shared.config.issuer,
-      sql,
+      storage: sqlStorage(sql, systemClock),
       keys: shared.keys,
       registry: () => shared.registry,
       policy: () => shared.policies,

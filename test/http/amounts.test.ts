@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basic, exchangeDetails, demoChain, postJson, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
+import { basic, exchangeDetails, demoChain, postJson, postToken } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 // Amounts are decided completely: the schema of their authorization_details type first (at the
 // token endpoint, in the authorization request, and for a governed action's context at
 // /authorize and AuthZEN), then the rules and the policies, which require a positive amount.
-let baton: TestBaton;
+let baton: MemoryBaton;
 let withGrant: string;
 let withoutGrant: string;
 beforeAll(async () => {
-  baton = await startTestBaton();
+  baton = await memoryBaton();
   const first = await exchangeDetails(baton, [payment('100.00')], undefined);
   expect(first.status).toBe(200);
   withGrant = first.body.access_token as string;
@@ -92,7 +93,7 @@ describe('POST /authorize: the amount of a governed action', () => {
     const result = await postJson(baton, '/authorize', { token: withoutGrant, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: -5, currency: 'EUR' }, action_id: 'negative-1' }, asPayments);
     expect(result.status).toBe(400);
     const auditor = await postToken(baton, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
-    const trail = (await (await fetch(`${baton.url}/audit/actions/negative-1`, { headers: { authorization: `Bearer ${auditor.body.access_token as string}` } })).json()) as { entries: { entry: Record<string, unknown> }[] };
+    const trail = (await (await baton.fetch(`${baton.url}/audit/actions/negative-1`, { headers: { authorization: `Bearer ${auditor.body.access_token as string}` } })).json()) as { entries: { entry: Record<string, unknown> }[] };
     expect(trail.entries.map((e) => e.entry)).toEqual([
       expect.objectContaining({ type: 'decision', decision: 'refused', action_id: 'negative-1', client: 'payments', tenant: 'acme', reason: `invalid_request: ${badAmount.error_description}` }),
     ]);
@@ -183,7 +184,7 @@ describe('amount limits in the grant itself', () => {
       requested_actor: 'orchestrator',
       authorization_details: JSON.stringify([payment(amount)]),
     });
-    const response = await fetch(`${baton.url}/oauth2/authorize?${query}`, { redirect: 'manual' });
+    const response = await baton.fetch(`${baton.url}/oauth2/authorize?${query}`, { redirect: 'manual' });
     expect(response.status).toBe(302);
     const location = new URL(response.headers.get('location') as string);
     expect([location.searchParams.get('error'), location.searchParams.get('error_description'), location.searchParams.get('state')]).toEqual([

@@ -2,11 +2,12 @@ import fc from 'fast-check';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion } from '../../src/cli/demo-kit.js';
-import { basic, exchangeDetails, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { basic, exchangeDetails, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
-let baton: TestBaton;
+let baton: MemoryBaton;
 beforeAll(async () => {
-  baton = await startTestBaton();
+  baton = await memoryBaton();
 });
 afterAll(async () => {
   await baton?.close();

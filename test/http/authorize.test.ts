@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, demoChain, postJson, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
+import { basic, demoChain, postJson, postToken } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 const policyDir = mkdtempSync(join(tmpdir(), 'baton-policies-'));
 cpSync('policies', policyDir, { recursive: true });
-let baton: TestBaton;
+let baton: MemoryBaton;
 beforeAll(async () => {
-  baton = await startTestBaton({ BATON_POLICY_DIR: policyDir });
+  baton = await memoryBaton({ BATON_POLICY_DIR: policyDir });
 });
 afterAll(async () => {
   await baton?.close();
@@ -109,7 +110,7 @@ describe('POST /authorize', () => {
   });
 
   it('answers 400 to a body that is not JSON', async () => {
-    const response = await fetch(`${baton.url}/authorize`, { method: 'POST', headers: { 'content-type': 'text/plain', ...asPayments }, body: 'hi' });
+    const response = await baton.fetch(`${baton.url}/authorize`, { method: 'POST', headers: { 'content-type': 'text/plain', ...asPayments }, body: 'hi' });
     expect({ status: response.status, body: await response.json() }).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'content type must be application/json' } });
   });
 });

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basic, postJson, startTestBaton, type TestBaton } from '../support/baton.js';
+import { basic, postJson } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 // Baton loaded with the certification scenario's policies through the "your own policies" route.
-let baton: TestBaton;
+let baton: MemoryBaton;
 beforeAll(async () => {
-  baton = await startTestBaton({ BATON_POLICY_DIR: 'policies/examples/authzen-certification' });
+  baton = await memoryBaton({ BATON_POLICY_DIR: 'policies/examples/authzen-certification' });
 });
 afterAll(async () => {
   await baton?.close();
@@ -85,7 +86,7 @@ describe('AuthZEN 1.0 evaluations', () => {
 
 describe('AuthZEN 1.0 protocol', () => {
   it('publishes its configuration', async () => {
-    const response = await fetch(`${baton.url}/.well-known/authzen-configuration`);
+    const response = await baton.fetch(`${baton.url}/.well-known/authzen-configuration`);
     expect(await response.json()).toEqual({
       policy_decision_point: baton.issuer,
       access_evaluation_endpoint: `${baton.issuer}/access/v1/evaluation`,
@@ -116,7 +117,7 @@ describe('AuthZEN 1.0 protocol', () => {
   });
 
   it('answers 400 to another content type', async () => {
-    const response = await fetch(`${baton.url}/access/v1/evaluation`, { method: 'POST', headers: { 'content-type': 'text/plain', ...pep }, body: JSON.stringify({ subject: alice, action: { name: 'read' }, resource: record1 }) });
+    const response = await baton.fetch(`${baton.url}/access/v1/evaluation`, { method: 'POST', headers: { 'content-type': 'text/plain', ...pep }, body: JSON.stringify({ subject: alice, action: { name: 'read' }, resource: record1 }) });
     expect(response.status).toBe(400);
   });
 

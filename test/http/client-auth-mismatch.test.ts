@@ -1,16 +1,17 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoKey, demoSecret, mintAgentAssertion } from '../../src/cli/demo-kit.js';
-import { basic, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
+import { basic, postToken } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
 
 // Refusals before the client is known are audited through a tally that writes the first of each
 // interval at once (see RefusalTally); Baton's clock moves on by hand so each request opens one.
 let offset = 0;
 const clock = { now: () => Date.now() + offset };
-let baton: TestBaton;
+let baton: MemoryBaton;
 beforeAll(async () => {
-  baton = await startTestBaton({}, { clock });
+  baton = await memoryBaton({}, { clock });
 });
 afterAll(async () => {
   await baton?.close();
@@ -60,14 +61,13 @@ const clientCases: MismatchCase[] = [
 async function send(path: string, form: Record<string, string>, authorization: string | undefined) {
   const requestId = `mismatch-request-${(serial += 1)}`;
   offset += 61_000;
-  const response = await fetch(`${baton.url}${path}`, {
+  const response = await baton.fetch(`${baton.url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': requestId, ...(authorization === undefined ? {} : { authorization }) },
     body: new URLSearchParams(form),
   });
   const text = await response.text();
-  const rows = await baton.database.sql<{ canonical: string }>`SELECT canonical FROM audit_log WHERE canonical LIKE ${`%"request_id":"${requestId}"%`}`;
-  const audited = rows.map((r) => JSON.parse(r.canonical) as Record<string, unknown>).map((e) => ({ type: e.type, decision: e.decision, reason: e.reason }));
+  const audited = baton.auditEntries().filter((e) => e.request_id === requestId).map((e) => ({ type: e.type, decision: e.decision, reason: e.reason }));
   return { status: response.status, body: text === '' ? undefined : (JSON.parse(text) as unknown), challenge: response.headers.get('www-authenticate'), audited };
 }
 

@@ -3,11 +3,12 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion } from '../../src/cli/demo-kit.js';
 import { formActionSource } from '../../src/http/routes/browser.js';
-import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { basic, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
-let baton: TestBaton;
+let baton: MemoryBaton;
 beforeAll(async () => {
-  baton = await startTestBaton({ BATON_CODE_LIFETIME: '1' });
+  baton = await memoryBaton({ BATON_CODE_LIFETIME: '1' });
 });
 afterAll(async () => {
   await baton?.close();
@@ -39,11 +40,11 @@ async function read(response: Response, cookie?: string): Promise<Page> {
 async function authorize(params: Record<string, string>): Promise<Page> {
   const query = new URLSearchParams({ response_type: 'code', client_id: 'agent-platform', redirect_uri: redirectUri, scope: 'payments:read payments:transfer', state: 'xyz', code_challenge_method: 'S256', requested_actor: 'orchestrator', ...params });
   for (const [k, v] of Object.entries(params)) if (v === '') query.delete(k);
-  return read(await fetch(`${baton.url}/oauth2/authorize?${query}`, { redirect: 'manual' }));
+  return read(await baton.fetch(`${baton.url}/oauth2/authorize?${query}`, { redirect: 'manual' }));
 }
 
 async function submit(path: string, page: Page, extra: Record<string, string>, cookie = page.cookie): Promise<Page> {
-  const response = await fetch(`${baton.url}${path}`, {
+  const response = await baton.fetch(`${baton.url}${path}`, {
     method: 'POST',
     redirect: 'manual',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie === undefined ? {} : { cookie: `baton_csrf=${cookie}` }) },
@@ -84,7 +85,7 @@ const redeem = async (code: string, verifier: string | undefined, extra: Record<
 };
 
 const introspect = async (token: string) => {
-  const response = await fetch(`${baton.url}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('payments') }, body: new URLSearchParams({ token }) });
+  const response = await baton.fetch(`${baton.url}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('payments') }, body: new URLSearchParams({ token }) });
   return ((await response.json()) as { active: boolean }).active;
 };
 
@@ -107,7 +108,7 @@ describe('the on-behalf-of code flow', () => {
     expect(decision.body).toEqual({ decision: 'allow', action_id: 'flow-1', reasons: ['transfer-up-to-100'] });
 
     const auditor = await postToken(baton, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
-    const trail = (await (await fetch(`${baton.url}/audit/actions/flow-1`, { headers: { authorization: `Bearer ${auditor.body.access_token as string}` } })).json()) as { entries: { verified: boolean; entry: Record<string, unknown> }[] };
+    const trail = (await (await baton.fetch(`${baton.url}/audit/actions/flow-1`, { headers: { authorization: `Bearer ${auditor.body.access_token as string}` } })).json()) as { entries: { verified: boolean; entry: Record<string, unknown> }[] };
     expect(trail.entries.map((e) => [e.entry.type, e.entry.decision, e.verified])).toEqual([
       ['authorization.consent', 'granted', true],
       ['token.authorization_code', 'granted', true],
@@ -118,7 +119,7 @@ describe('the on-behalf-of code flow', () => {
 
   it('works for a public client with PKCE alone', async () => {
     const { verifier, challenge } = pkce();
-    const login = await read(await fetch(`${baton.url}/oauth2/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'agent-console', redirect_uri: 'http://localhost:3000/console/callback', scope: 'payments:read', code_challenge: challenge, code_challenge_method: 'S256' })}`, { redirect: 'manual' }));
+    const login = await read(await baton.fetch(`${baton.url}/oauth2/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'agent-console', redirect_uri: 'http://localhost:3000/console/callback', scope: 'payments:read', code_challenge: challenge, code_challenge_method: 'S256' })}`, { redirect: 'manual' }));
     const consent = await submit('/oauth2/authorize/login', login, { username: 'alice', password: 'alice-demo-password' });
     const approved = await submit('/oauth2/authorize/consent', consent, { decision: 'approve' });
     const code = new URL(approved.location as string).searchParams.get('code') as string;
@@ -146,7 +147,7 @@ describe('the on-behalf-of code flow', () => {
 describe('the browser pages', () => {
   it('allow forms to end only at Baton and the validated redirect URI origin, and are never cached, framed, sniffed or referred', async () => {
     const login = await authorize({ code_challenge: pkce().challenge });
-    const consentResponse = await fetch(`${baton.url}/oauth2/authorize/login`, {
+    const consentResponse = await baton.fetch(`${baton.url}/oauth2/authorize/login`, {
       method: 'POST',
       redirect: 'manual',
       headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${login.cookie as string}` },
@@ -160,19 +161,19 @@ describe('the browser pages', () => {
       'x-content-type-options': 'nosniff',
       'content-language': 'en',
     };
-    const loginResponse = await fetch(`${baton.url}/oauth2/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'agent-platform', redirect_uri: redirectUri, scope: 'payments:read', code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`);
+    const loginResponse = await baton.fetch(`${baton.url}/oauth2/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'agent-platform', redirect_uri: redirectUri, scope: 'payments:read', code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`);
     for (const response of [loginResponse, consentResponse]) {
       expect(response.status).toBe(200);
       expect(Object.fromEntries(Object.keys(pageHeaders).map((h) => [h, response.headers.get(h)]))).toEqual(pageHeaders);
     }
-    const errorResponse = await fetch(`${baton.url}/oauth2/authorize?client_id=nobody`);
+    const errorResponse = await baton.fetch(`${baton.url}/oauth2/authorize?client_id=nobody`);
     expect(errorResponse.headers.get('content-security-policy')).toBe("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
   });
 
   it('sends the code in a redirect that is never cached', async () => {
     const login = await authorize({ code_challenge: pkce().challenge });
     const consent = await submit('/oauth2/authorize/login', login, { username: 'alice', password: 'alice-demo-password' });
-    const response = await fetch(`${baton.url}/oauth2/authorize/consent`, {
+    const response = await baton.fetch(`${baton.url}/oauth2/authorize/consent`, {
       method: 'POST',
       redirect: 'manual',
       headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${consent.cookie as string}` },
@@ -184,7 +185,7 @@ describe('the browser pages', () => {
   });
 
   it('marks JSON answers nosniff too', async () => {
-    const response = await fetch(`${baton.url}/.well-known/oauth-authorization-server`);
+    const response = await baton.fetch(`${baton.url}/.well-known/oauth-authorization-server`);
     expect(response.headers.get('x-content-type-options')).toBe('nosniff');
   });
 
@@ -219,7 +220,7 @@ describe('the browser pages', () => {
 
   it('speaks German or French when asked, and English otherwise', async () => {
     const ask = async (language: string) => {
-      const response = await fetch(`${baton.url}/oauth2/authorize?client_id=nobody`, { headers: { 'accept-language': language } });
+      const response = await baton.fetch(`${baton.url}/oauth2/authorize?client_id=nobody`, { headers: { 'accept-language': language } });
       const html = await response.text();
       return { language: response.headers.get('content-language'), lang: /<html lang="([^"]+)">/.exec(html)?.[1], alert: /<p role="alert">([^<]+)<\/p>/.exec(html)?.[1] };
     };
@@ -248,7 +249,7 @@ describe('code flow refusals', () => {
   });
 
   it('refuses a requested_actor the client may not request', async () => {
-    const page = await read(await fetch(`${baton.url}/oauth2/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'agent-console', redirect_uri: 'http://localhost:3000/console/callback', scope: 'payments:read', code_challenge: pkce().challenge, code_challenge_method: 'S256', requested_actor: 'payments-subagent', state: 's' })}`, { redirect: 'manual' }));
+    const page = await read(await baton.fetch(`${baton.url}/oauth2/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'agent-console', redirect_uri: 'http://localhost:3000/console/callback', scope: 'payments:read', code_challenge: pkce().challenge, code_challenge_method: 'S256', requested_actor: 'payments-subagent', state: 's' })}`, { redirect: 'manual' }));
     expect(redirectError(page)).toEqual({ error: 'invalid_request', description: 'requested_actor is not an agent this client may request', state: 's' });
   });
 
@@ -262,7 +263,7 @@ describe('code flow refusals', () => {
   });
 
   it('shows an error page for a repeated parameter', async () => {
-    const page = await read(await fetch(`${baton.url}/oauth2/authorize?client_id=agent-platform&client_id=agent-console`, { redirect: 'manual' }));
+    const page = await read(await baton.fetch(`${baton.url}/oauth2/authorize?client_id=agent-platform&client_id=agent-console`, { redirect: 'manual' }));
     expect({ status: page.status, location: page.location }).toEqual({ status: 400, location: null });
     expect(page.html).toContain('<p role="alert">parameter client_id is repeated</p>');
   });

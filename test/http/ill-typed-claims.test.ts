@@ -1,16 +1,17 @@
 import { CompactSign, importJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type PostResult, type TestBaton } from '../support/baton.js';
+import { basic, grants, postJson, postToken, tokenTypes, type PostResult } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 import { agentAssertion, epochSeconds, upstreamToken, upstreamTokenFromText } from '../support/forge.js';
 import { randomId } from '../../src/core/secrets.js';
 
 // A validly signed token with a claim of the wrong type (an object where a string belongs, an
 // empty subject, a time that is not a finite number) is refused like a token that does not
 // verify, at every place Baton accepts one: /authorize, introspection, exchange, Bearer callers.
-let baton: TestBaton;
+let baton: MemoryBaton;
 beforeAll(async () => {
-  baton = await startTestBaton({ BATON_RATE_LIMIT: '0' });
+  baton = await memoryBaton({ BATON_RATE_LIMIT: '0' });
 });
 afterAll(async () => {
   await baton?.close();
@@ -78,7 +79,7 @@ describe("Baton's own tokens, signed with Baton's key", () => {
   const exchange = async (subject: string) =>
     postToken(baton, { grant_type: grants.exchange, subject_token: subject, subject_token_type: tokenTypes.accessToken, actor_token: await mintAgentAssertion('payments-subagent', baton.issuer), actor_token_type: tokenTypes.jwt });
   const introspect = async (token: string) => {
-    const response = await fetch(`${baton.url}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...asPayments }, body: new URLSearchParams({ token }).toString() });
+    const response = await baton.fetch(`${baton.url}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...asPayments }, body: new URLSearchParams({ token }).toString() });
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   };
   const decide = (token: string, actionId: string) => postJson(baton, '/authorize', { token, action: 'payments:read', resource: { type: 'Account', id: 'acct-1' }, action_id: actionId }, asPayments);

@@ -1,18 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, demoChain, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { basic, demoChain, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 import { agentAssertion, upstreamToken } from '../support/forge.js';
 
 // Every parameter Baton looks something up by, given a name that is a member of every JavaScript
 // object, is an ordinary unknown value: refused (or ignored) as any unknown name would be.
-let baton: TestBaton;
-let certification: TestBaton;
+let baton: MemoryBaton;
+let certification: MemoryBaton;
 /** The payments sub-agent's token of the demo chain, and an operator's and an auditor's credentials. */
 let token: string;
 let admin: Record<string, string>;
 let auditor: Record<string, string>;
 beforeAll(async () => {
-  [baton, certification] = await Promise.all([startTestBaton({ BATON_RATE_LIMIT: '0' }), startTestBaton({ BATON_POLICY_DIR: 'policies/examples/authzen-certification' })]);
+  [baton, certification] = await Promise.all([memoryBaton({ BATON_RATE_LIMIT: '0' }), memoryBaton({ BATON_POLICY_DIR: 'policies/examples/authzen-certification' })]);
   [[, token], admin, auditor] = await Promise.all([demoChain(baton), bearer('baton:admin'), bearer('baton:audit')]);
 });
 afterAll(async () => {
@@ -55,7 +56,7 @@ const parameters: [string, (name: string) => Promise<Answer>, (name: string) => 
   ['a parameter name', (n) => postToken(baton, { grant_type: 'client_credentials', audience: 'payments', scope: 'payments:read', [n]: 'x' }).then((r) => ({ status: r.status, body: r.body.token_type })), () => ({ status: 200, body: 'Bearer' })],
   [
     "a parameter name, at revocation (the token's type hint as well)",
-    (n) => fetch(`${baton.url}/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform') }, body: `token=unknown&token_type_hint=${n}&${n}=x` }).then(async (r) => ({ status: r.status, body: await r.text() })),
+    (n) => baton.fetch(`${baton.url}/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform') }, body: `token=unknown&token_type_hint=${n}&${n}=x` }).then(async (r) => ({ status: r.status, body: await r.text() })),
     () => ({ status: 200, body: '' }),
   ],
   ['/authorize action', (n) => postJson(baton, '/authorize', { token, action: n, resource: { type: 'Account', id: 'acct-1' }, action_id: 'proto' }, asPayments), () => ({ status: 200, body: { decision: 'deny', action_id: 'proto', reasons: ['baton:unknown-action'] } })],
@@ -63,10 +64,10 @@ const parameters: [string, (name: string) => Promise<Answer>, (name: string) => 
   ['AuthZEN action name', (n) => postJson(certification, '/access/v1/evaluation', { subject: { type: 'user', id: 'alice' }, action: { name: n }, resource: { type: 'record', id: 'record-1' } }, asPayments), () => ({ status: 200, body: { decision: false } })],
   ['AuthZEN subject type', (n) => postJson(certification, '/access/v1/evaluation', { subject: { type: n, id: 'alice' }, action: { name: 'read' }, resource: { type: 'record', id: 'record-1' } }, asPayments), () => ({ status: 200, body: { decision: false } })],
   ['a kill switch agent', (n) => postJson(baton, '/admin/revoke', { agent: n }, admin), () => ({ status: 200, body: { revoked: 0 } })],
-  ['an audit action id', (n) => fetch(`${baton.url}/audit/actions/${n}`, { headers: auditor }).then(async (r) => ({ status: r.status, body: await r.json() })), () => oauth(404, 'not_found', 'no such action in your tenant')],
+  ['an audit action id', (n) => baton.fetch(`${baton.url}/audit/actions/${n}`, { headers: auditor }).then(async (r) => ({ status: r.status, body: await r.json() })), () => oauth(404, 'not_found', 'no such action in your tenant')],
   [
     'requested_actor',
-    (n) => fetch(`${baton.url}/oauth2/authorize?response_type=code&client_id=agent-console&redirect_uri=${encodeURIComponent('http://localhost:3000/console/callback')}&scope=payments:read&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256&requested_actor=${n}`, { redirect: 'manual' }).then((r) => ({ status: r.status, body: new URL(r.headers.get('location') ?? 'http://x/').searchParams.get('error_description') })),
+    (n) => baton.fetch(`${baton.url}/oauth2/authorize?response_type=code&client_id=agent-console&redirect_uri=${encodeURIComponent('http://localhost:3000/console/callback')}&scope=payments:read&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256&requested_actor=${n}`, { redirect: 'manual' }).then((r) => ({ status: r.status, body: new URL(r.headers.get('location') ?? 'http://x/').searchParams.get('error_description') })),
     () => ({ status: 302, body: 'requested_actor is not a registered agent of this tenant' }),
   ],
 ];

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basic, postJson, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
+import { basic, postJson, postToken } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
-let baton: TestBaton;
+let baton: MemoryBaton;
 beforeAll(async () => {
-  baton = await startTestBaton({ BATON_RATE_LIMIT: '1' });
+  baton = await memoryBaton({ BATON_RATE_LIMIT: '1' });
 });
 afterAll(async () => {
   await baton?.close();
@@ -20,8 +21,7 @@ describe('rate limits per client', () => {
     for (const refused of answers.filter((a) => a.status === 429)) {
       expect([refused.body, refused.headers.get('retry-after'), refused.headers.get('cache-control')]).toEqual([refusal, '1', 'no-store']);
     }
-    const entries = await baton.database.sql<{ canonical: string }>`SELECT canonical FROM audit_log WHERE type = 'token.client_credentials' ORDER BY seq`;
-    const refusals = entries.map((e) => JSON.parse(e.canonical) as Record<string, unknown>).filter((e) => e.decision === 'refused');
+    const refusals = baton.auditEntries().filter((e) => e.type === 'token.client_credentials' && e.decision === 'refused');
     expect(refusals).toHaveLength(2);
     for (const entry of refusals) expect(entry).toMatchObject({ tenant: 'acme', client: 'agent-platform', reason: 'temporarily_unavailable: too many requests from this client; retry later (over 1 requests/s)' });
     // Other clients are not held back by it.

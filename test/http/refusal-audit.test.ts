@@ -1,33 +1,21 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/adapters/db/sql.js';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { loadConfig } from '../../src/node/config.js';
-import { startBaton, type RunningBaton } from '../../src/node/server.js';
-import { openTestDatabase } from '../support/database.js';
-import { basic, captureLogger, grants, postToken, tokenTypes } from '../support/baton.js';
+import { basic, grants, postToken, tokenTypes } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 // Refusals before an endpoint's own logic are audited through a tally bounded per source, route
 // and error. The clock Baton is given moves on by hand, so each case opens an interval of its own.
-let baton: RunningBaton;
-let database: Database;
+let baton: MemoryBaton;
 let offset = 0;
 const clock = { now: () => Date.now() + offset };
 const nextInterval = () => {
   offset += 61_000;
 };
 beforeAll(async () => {
-  database = await openTestDatabase();
-  // A data folder of its own: the embedded default keeps its audit keys and published checkpoints there.
-  const config = loadConfig({ PORT: '0', BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_DATA_DIR: mkdtempSync(join(tmpdir(), 'baton-refusals-')) });
-  baton = await startBaton(config, { database, logger: captureLogger(), clock });
+  baton = await memoryBaton({}, { clock });
 });
 afterAll(async () => {
   await baton?.close();
-  await database?.close();
 });
 
 interface Entry {
@@ -38,17 +26,15 @@ interface Entry {
   readonly reason: string;
   readonly request_id: string | null;
 }
-/** The entries appended after `seq`, read from the table (another tenant's are not visible to an auditor). */
+/** The entries appended after `seq`, read from the log's store (another tenant's are not visible to an auditor). */
 async function entriesAfter(seq: number): Promise<Entry[]> {
-  const rows = await database.sql<{ canonical: string }>`SELECT canonical FROM audit_log WHERE seq > ${seq} ORDER BY seq`;
-  return rows.map((r) => JSON.parse(r.canonical) as Entry);
+  return baton.auditEntries(seq) as unknown as Entry[];
 }
 async function head(): Promise<number> {
-  const [row] = await database.sql<{ seq: string | number }>`SELECT seq FROM audit_head WHERE id = 1`;
-  return Number(row?.seq ?? 0);
+  return baton.storage.state.head.seq;
 }
 const send = async (method: string, path: string, headers: Record<string, string>, body?: string) => {
-  const response = await fetch(`${baton.url}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+  const response = await baton.fetch(`${baton.url}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
   const text = await response.text();
   return { status: response.status, body: text === '' ? undefined : (JSON.parse(text) as unknown), headers: response.headers };
 };

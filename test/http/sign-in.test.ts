@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { signInPolicy } from '../../src/core/code-flow/sign-in-throttle.js';
-import { basic, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
+import { basic, postToken } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 /** A clock the tests move: counts are forgotten after the window, locks end. */
 const clock = { offset: 0, now: () => Date.now() + clock.offset };
@@ -9,9 +10,9 @@ const advance = (seconds: number) => {
   clock.offset += seconds * 1000;
 };
 
-let baton: TestBaton;
+let baton: MemoryBaton;
 beforeAll(async () => {
-  baton = await startTestBaton({}, { clock });
+  baton = await memoryBaton({}, { clock });
 });
 afterAll(async () => {
   await baton?.close();
@@ -28,7 +29,7 @@ interface LoginForm {
 async function loginForm(): Promise<LoginForm> {
   const challenge = createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url');
   const query = new URLSearchParams({ response_type: 'code', client_id: 'agent-platform', redirect_uri: 'http://localhost:3000/callback', scope: 'payments:read', code_challenge: challenge, code_challenge_method: 'S256' });
-  const response = await fetch(`${baton.url}/oauth2/authorize?${query}`);
+  const response = await baton.fetch(`${baton.url}/oauth2/authorize?${query}`);
   const html = await response.text();
   const fields: Record<string, string> = {};
   for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) fields[m[1] as string] = m[2] as string;
@@ -38,7 +39,7 @@ async function loginForm(): Promise<LoginForm> {
 /** Signs in on a fresh sign-in page; returns what the page says (the alert, or that consent was reached). */
 async function signIn(username: string, password: string): Promise<string> {
   const form = await loginForm();
-  const response = await fetch(`${baton.url}/oauth2/authorize/login`, {
+  const response = await baton.fetch(`${baton.url}/oauth2/authorize/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${form.cookie}` },
     body: new URLSearchParams({ ...form.fields, username, password }),
@@ -53,7 +54,7 @@ const throttled = (seconds: number) => `Too many failed sign-ins. Try again in $
 
 async function throttledRefusals(): Promise<number> {
   const auditor = await postToken(baton, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
-  const text = await (await fetch(`${baton.url}/audit/entries?limit=10000`, { headers: { authorization: `Bearer ${auditor.body.access_token as string}` } })).text();
+  const text = await (await baton.fetch(`${baton.url}/audit/entries?limit=10000`, { headers: { authorization: `Bearer ${auditor.body.access_token as string}` } })).text();
   return text
     .trim()
     .split('\n')
@@ -119,22 +120,22 @@ describe('refused pages', () => {
     ['an unknown client', `client_id=nobody`, 'invalid_request (400): The application that sent you here is not registered for sign-in.'],
     ['a repeated parameter', 'client_id=a&client_id=b', 'invalid_request (400): parameter client_id is repeated'],
   ])('audits %s through the bounded tally', async (_name, query, reason) => {
-    const [row] = await baton.database.sql<{ seq: string | number }>`SELECT seq FROM audit_head WHERE id = 1`;
+    const before = baton.storage.state.head.seq;
     const requestId = `page-refusal-${query.length}`;
-    await fetch(`${baton.url}/oauth2/authorize?${query}`, { headers: { 'x-request-id': requestId } });
-    const entries = (await baton.database.sql<{ canonical: string }>`SELECT canonical FROM audit_log WHERE seq > ${Number(row?.seq ?? 0)} ORDER BY seq`).map((r) => JSON.parse(r.canonical) as Record<string, unknown>);
+    await baton.fetch(`${baton.url}/oauth2/authorize?${query}`, { headers: { 'x-request-id': requestId } });
+    const entries = baton.auditEntries(before);
     expect(entries.filter((e) => e.request_id === requestId).map((e) => [e.type, e.decision, e.reason])).toEqual([['request.refusal', 'refused', `GET /oauth2/authorize from address 127.0.0.1: ${reason}`]]);
   });
 
   it('audits a sign-in form that was not sent from Baton', async () => {
-    const [row] = await baton.database.sql<{ seq: string | number }>`SELECT seq FROM audit_head WHERE id = 1`;
-    const response = await fetch(`${baton.url}/oauth2/authorize/login`, {
+    const before = baton.storage.state.head.seq;
+    const response = await baton.fetch(`${baton.url}/oauth2/authorize/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${'x'.repeat(44)}`, 'x-request-id': 'forged-form' },
       body: new URLSearchParams({ request: 'not-a-jwt', csrf_token: 'x'.repeat(44), username: 'alice', password: 'p' }),
     });
     expect(response.status).toBe(403);
-    const entries = (await baton.database.sql<{ canonical: string }>`SELECT canonical FROM audit_log WHERE seq > ${Number(row?.seq ?? 0)} ORDER BY seq`).map((r) => JSON.parse(r.canonical) as Record<string, unknown>);
+    const entries = baton.auditEntries(before);
     expect(entries.filter((e) => e.request_id === 'forged-form').map((e) => [e.type, e.reason])).toEqual([
       ['request.refusal', 'POST /oauth2/authorize/login from address 127.0.0.1: access_denied (403): This form has expired or was not sent from this site. Start again from the application.'],
     ]);

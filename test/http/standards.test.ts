@@ -9,7 +9,8 @@ import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { verifyExport } from '../../src/cli/audit-verify.js';
 import { demoKeyDir, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import type { Jwks } from '../../src/core/registry/schema.js';
-import { basic, demoChain, grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { basic, demoChain, grants, postToken, tokenTypes } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
 import { randomId } from '../../src/core/secrets.js';
 
@@ -17,18 +18,18 @@ import { randomId } from '../../src/core/secrets.js';
 const registryDir = mkdtempSync(join(tmpdir(), 'baton-registry-'));
 const registryFile = join(registryDir, 'registry.json');
 cpSync('policies/registry.json', registryFile);
-let baton: TestBaton;
+let baton: MemoryBaton;
 beforeAll(async () => {
-  baton = await startTestBaton({ BATON_REGISTRY: registryFile });
+  baton = await memoryBaton({ BATON_REGISTRY: registryFile });
 });
 afterAll(async () => {
   await baton?.close();
   rmSync(registryDir, { recursive: true, force: true });
 });
 
-const metadata = async () => (await (await fetch(`${baton.url}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+const metadata = async () => (await (await baton.fetch(`${baton.url}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
 const form = async (path: string, params: Record<string, string>, headers: Record<string, string> = {}) => {
-  const response = await fetch(`${baton.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) });
+  const response = await baton.fetch(`${baton.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) });
   const text = await response.text();
   return { status: response.status, body: text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>) };
 };
@@ -81,8 +82,8 @@ describe('RFC 8414 metadata matches what Baton does', () => {
     const cookieOf = (r: Response) => r.headers.get('set-cookie')?.match(/baton_csrf=([^;]+)/)?.[1] ?? '';
     const fieldsOf = async (r: Response) => Object.fromEntries([...(await r.text()).matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1] as string, (m[2] as string).replaceAll('&amp;', '&')]));
     const post = (path: string, cookie: string, body: Record<string, string>) =>
-      fetch(`${baton.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${cookie}` }, body: new URLSearchParams(body) });
-    const login = await fetch(`${baton.url}/oauth2/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'agent-console', redirect_uri: redirectUri, scope: 'payments:read', code_challenge: challenge, code_challenge_method: 'S256' })}`, { redirect: 'manual' });
+      baton.fetch(`${baton.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${cookie}` }, body: new URLSearchParams(body) });
+    const login = await baton.fetch(`${baton.url}/oauth2/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'agent-console', redirect_uri: redirectUri, scope: 'payments:read', code_challenge: challenge, code_challenge_method: 'S256' })}`, { redirect: 'manual' });
     const cookie = cookieOf(login);
     const consent = await post('/oauth2/authorize/login', cookie, { ...(await fieldsOf(login)), username: 'alice', password: 'alice-demo-password' });
     const approved = await post('/oauth2/authorize/consent', cookieOf(consent) || cookie, { ...(await fieldsOf(consent)), decision: 'approve' });
@@ -106,7 +107,7 @@ describe('GET /audit/verify and the offline verifier', () => {
     return { authorization: `Bearer ${result.body.access_token as string}` };
   };
   const get = async (path: string, headers: Record<string, string>) => {
-    const response = await fetch(`${baton.url}${path}`, { headers });
+    const response = await baton.fetch(`${baton.url}${path}`, { headers });
     return { status: response.status, text: await response.text() };
   };
 
@@ -142,7 +143,7 @@ describe('GET /audit/verify and the offline verifier', () => {
     await demoChain(baton);
     await baton.checkpoint();
     const headers = await auditor();
-    const jwks = (await (await fetch(`${baton.url}/audit/keys`)).json()) as Jwks;
+    const jwks = (await (await baton.fetch(`${baton.url}/audit/keys`)).json()) as Jwks;
     const whole = (await get('/audit/entries?from=1&limit=10000', headers)).text;
     const checkpoints = whole.split('\n').filter((l) => l.startsWith('{"checkpoint"')).length;
     expect(await verifyExport(whole, jwks, sha256Hex)).toMatchObject({ ok: true, message: expect.stringMatching(new RegExp(`, ${checkpoints} checkpoints valid; consistent with checkpoint \\d+ signed at \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`)) });
@@ -154,11 +155,11 @@ describe('GET /audit/verify and the offline verifier', () => {
 });
 
 describe('a policy folder without Action::"delegate"', () => {
-  let other: TestBaton;
+  let other: MemoryBaton;
   const policyDir = mkdtempSync(join(tmpdir(), 'baton-policies-'));
   beforeAll(async () => {
     cpSync('policies/examples/authzen-certification', policyDir, { recursive: true });
-    other = await startTestBaton({ BATON_POLICY_DIR: policyDir });
+    other = await memoryBaton({ BATON_POLICY_DIR: policyDir });
   });
   afterAll(async () => {
     await other?.close();
@@ -190,8 +191,8 @@ describe('a policy folder without Action::"delegate"', () => {
 
   it("makes the consent flow's refusal say so", async () => {
     const query = new URLSearchParams({ response_type: 'code', client_id: 'agent-platform', redirect_uri: redirectUri, scope: 'payments:read', state: 's', code_challenge: pkce().challenge, code_challenge_method: 'S256', requested_actor: 'orchestrator' });
-    const login = await read(await fetch(`${other.url}/oauth2/authorize?${query}`, { redirect: 'manual' }));
-    const refused = await submit(other.url, '/oauth2/authorize/login', login, { username: 'alice', password: 'alice-demo-password' });
+    const login = await read(await other.fetch(`${other.url}/oauth2/authorize?${query}`, { redirect: 'manual' }));
+    const refused = await submit(other, '/oauth2/authorize/login', login, { username: 'alice', password: 'alice-demo-password' });
     const back = new URL(refused.location as string);
     expect(Object.fromEntries(back.searchParams)).toEqual({ error: 'access_denied', error_description: 'delegation is not permitted by policy: the policy set has no Action::"delegate" (its schema does not declare it)', state: 's', iss: other.issuer });
   });

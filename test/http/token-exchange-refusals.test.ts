@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs';
 import { base64url, decodeJwt, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoKey, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { basic, grants, postToken, tokenTypes } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 import { randomId } from '../../src/core/secrets.js';
 
-let baton: TestBaton;
-let capped: TestBaton;
+let baton: MemoryBaton;
+let capped: MemoryBaton;
 beforeAll(async () => {
-  [baton, capped] = await Promise.all([startTestBaton(), startTestBaton({ BATON_MAX_CHAIN_LENGTH: '1' })]);
+  [baton, capped] = await Promise.all([memoryBaton(), memoryBaton({ BATON_MAX_CHAIN_LENGTH: '1' })]);
 });
 afterAll(async () => {
   await Promise.all([baton?.close(), capped?.close()]);
@@ -67,7 +68,7 @@ const orchestrator = async () => ({ actor_token: await agentAssertion('orchestra
 interface Case {
   readonly name: string;
   readonly params: () => Promise<Record<string, string | string[] | undefined>>;
-  readonly target?: () => TestBaton;
+  readonly target?: () => MemoryBaton;
   readonly headers?: () => Record<string, string>;
   readonly status?: number;
   readonly error: string;

@@ -1,12 +1,13 @@
-import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import { createRemoteJWKSet, customFetch, decodeJwt, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { grants, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import { grants, postToken, tokenTypes } from '../support/baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
-let baton: TestBaton;
+let baton: MemoryBaton;
 beforeAll(async () => {
-  baton = await startTestBaton();
+  baton = await memoryBaton();
 });
 afterAll(async () => {
   await baton?.close();
@@ -45,7 +46,9 @@ async function secondHop(subject: string, extra: Record<string, string> = {}) {
 describe('the delegation chain alice → orchestrator → payments-subagent', () => {
   it('is driven by a stock OAuth client and verifies against the published JWKS', async () => {
     const issuer = new URL(baton.issuer);
-    const options = { [oauth.allowInsecureRequests]: true };
+    // The client's requests go to the app, as they would over a socket.
+    const send = (url: string, init: oauth.CustomFetchOptions<string, unknown>) => baton.fetch(url, init as RequestInit);
+    const options = { [oauth.allowInsecureRequests]: true, [oauth.customFetch]: send };
     const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { ...options, algorithm: 'oauth2' }));
     const client: oauth.Client = { client_id: 'agent-platform' };
     const auth = oauth.ClientSecretBasic(demoSecret('agent-platform'));
@@ -73,7 +76,7 @@ describe('the delegation chain alice → orchestrator → payments-subagent', ()
       scope: 'payments:transfer',
     });
 
-    const jwks = createRemoteJWKSet(new URL(as.jwks_uri as string));
+    const jwks = createRemoteJWKSet(new URL(as.jwks_uri as string), { [customFetch]: baton.fetch });
     const one = await jwtVerify(first.access_token, jwks, { issuer: baton.issuer, typ: 'at+jwt', audience: 'https://payments.example' });
     const two = await jwtVerify(second.access_token, jwks, { issuer: baton.issuer, typ: 'at+jwt', audience: 'https://payments.example' });
 
@@ -109,7 +112,7 @@ describe('the delegation chain alice → orchestrator → payments-subagent', ()
     const first = await firstHop();
     const second = await secondHop(first);
     expect(second.status).toBe(200);
-    const store = (await import('../../src/adapters/db/sql-store.js')).createSqlStore(baton.database.sql);
+    const { store } = baton.storage;
     const a = decodeJwt(first);
     const b = decodeJwt(second.body.access_token as string);
     const rowA = await store.findToken('acme', a.jti as string);

@@ -163,11 +163,11 @@ describe.skipIf(skip)('single-use grants redeemed concurrently on two Baton proc
   const refused = { status: 400, body: { error: 'invalid_grant', error_description: 'refresh token has been revoked' } };
 
   it('grants one redemption of a code sent to both at once, and revokes on both everything issued under it', async () => {
-    const { code, verifier } = await consentedCode(urls[0] as string);
+    const { code, verifier } = await consentedCode(at(urls[0] as string));
     const actors = await Promise.all(Array.from({ length: parallel }, () => mintAgentAssertion('orchestrator', issuer)));
     const results = await Promise.all(actors.map((actor, i) => redeemCode(at(two()[i % 2] as string), code, verifier, actor)));
     const won = oneWinner(results, { error: 'invalid_grant', error_description: 'authorization code has already been used; tokens issued from it are revoked' });
-    expect(await stillActiveAfter(urls, [won.access_token as string], 1000)).toEqual([]);
+    expect(await stillActiveAfter(urls.map(at), [won.access_token as string], 1000)).toEqual([]);
     for (const url of two()) {
       const r = await refresh(at(url), won.refresh_token as string);
       expect({ status: r.status, body: r.body }).toEqual(refused);
@@ -175,12 +175,12 @@ describe.skipIf(skip)('single-use grants redeemed concurrently on two Baton proc
   });
 
   it('grants one use of a refresh token sent to both at once, and revokes on both its family and every access token of the grant', async () => {
-    const { code, verifier } = await consentedCode(urls[1] as string);
+    const { code, verifier } = await consentedCode(at(urls[1] as string));
     const first = await redeemCode(at(urls[1] as string), code, verifier);
     expect(first.status).toBe(200);
     const results = await Promise.all(Array.from({ length: parallel }, (_, i) => refresh(at(two()[i % 2] as string), first.body.refresh_token as string)));
     const won = oneWinner(results, { error: 'invalid_grant', error_description: 'refresh token has already been used; its family is revoked' });
-    expect(await stillActiveAfter(urls, [first.body.access_token as string, won.access_token as string], 1000)).toEqual([]);
+    expect(await stillActiveAfter(urls.map(at), [first.body.access_token as string, won.access_token as string], 1000)).toEqual([]);
     for (const url of two()) {
       const r = await refresh(at(url), won.refresh_token as string);
       expect({ status: r.status, body: r.body }).toEqual(refused);

@@ -1,5 +1,6 @@
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
@@ -39,6 +40,29 @@ describe('registry reload', () => {
       message: 'registry.reload refused; the running one stays',
       fields: { by: 'SIGHUP', detail: `invalid registry ${registryFile}:\n  ${registryFile}: /tenants: Too small: expected array to have >=1 items` },
     });
+  });
+});
+
+describe('the Node server', () => {
+  it('refuses an oversized body sent in chunks, with no length declared', async () => {
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${baton.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform'), 'transfer-encoding': 'chunked' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.write('grant_type=client_credentials&pad=');
+      for (let i = 0; i < 7; i++) req.write('x'.repeat(10_000));
+      req.end();
+    });
+    expect({ status: answer.status, body: JSON.parse(answer.body) as unknown }).toEqual({ status: 413, body: { error: 'invalid_request', error_description: 'request body is larger than 65536 bytes' } });
+  });
+
+  it('reports health and readiness', async () => {
+    expect(await (await fetch(`${baton.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    expect(await (await fetch(`${baton.url}/readyz`)).json()).toEqual({ status: 'ready' });
   });
 });
 

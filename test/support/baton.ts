@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignJWT, type JWTPayload } from 'jose';
+import { importJWK, SignJWT, type JWTPayload } from 'jose';
 import { generateSigningKeys, type PrivateJwks } from '../../src/adapters/signing-keys.js';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import type { Clock, LogFields, Logger } from '../../src/core/ports.js';
@@ -36,6 +36,25 @@ export function captureLogger(): CapturedLogger {
   return { lines, info: push('info'), warn: push('warn'), error: push('error') };
 }
 
+/** How a test sends a request: the Fetch API's signature. */
+export type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+/**
+ * Where a test sends its requests: a Baton's URL, and its `fetch` when it has no socket (a
+ * memory Baton answers through its app, see memory-baton.ts); without one, the global fetch.
+ */
+export interface Target {
+  readonly url: string;
+  readonly fetch?: Fetch;
+}
+
+/** Signs arbitrary claims with Baton's current signing key (to forge tokens Baton never issued). */
+export async function batonSigner(signingJwks: PrivateJwks): Promise<(claims: JWTPayload) => Promise<string>> {
+  const current = signingJwks.keys[0] as Record<string, unknown>;
+  const key = await importJWK(current, 'EdDSA');
+  return (claims) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: current.kid as string, typ: 'at+jwt' }).sign(key);
+}
+
 export interface TestBaton extends RunningBaton {
   readonly signingJwks: PrivateJwks;
   /** The keys that sign its audit checkpoints. */
@@ -58,9 +77,7 @@ export async function startTestBaton(env: Record<string, string> = {}, options: 
   const database = await openTestDatabase();
   const logger = captureLogger();
   const baton = await startBaton(config, { database, logger, ...options });
-  const { importJWK } = await import('jose');
-  const current = signingJwks.keys[0] as Record<string, unknown>;
-  const key = await importJWK(current, 'EdDSA');
+  const signAsBaton = await batonSigner(signingJwks);
   let closing: Promise<void> | undefined;
   return {
     ...baton,
@@ -73,7 +90,7 @@ export async function startTestBaton(env: Record<string, string> = {}, options: 
       closing ??= baton.close().then(() => database.close());
       return closing;
     },
-    signAsBaton: (claims) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: current.kid as string, typ: 'at+jwt' }).sign(key),
+    signAsBaton,
   };
 }
 
@@ -88,7 +105,7 @@ export interface PostResult {
 }
 
 /** POSTs a form to the token endpoint. */
-export async function postToken(baton: Pick<RunningBaton, 'url'>, params: Record<string, string | string[]> | string, headers: Record<string, string> = { authorization: basic('agent-platform') }): Promise<PostResult> {
+export async function postToken(baton: Target, params: Record<string, string | string[]> | string, headers: Record<string, string> = { authorization: basic('agent-platform') }): Promise<PostResult> {
   let body: string;
   if (typeof params === 'string') body = params;
   else {
@@ -96,7 +113,7 @@ export async function postToken(baton: Pick<RunningBaton, 'url'>, params: Record
     for (const [k, v] of Object.entries(params)) for (const one of Array.isArray(v) ? v : [v]) form.append(k, one);
     body = form.toString();
   }
-  const response = await fetch(`${baton.url}/oauth2/token`, {
+  const response = await (baton.fetch ?? fetch)(`${baton.url}/oauth2/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body,
@@ -105,8 +122,8 @@ export async function postToken(baton: Pick<RunningBaton, 'url'>, params: Record
 }
 
 /** POSTs JSON to a Baton API. */
-export async function postJson(baton: Pick<RunningBaton, 'url'>, path: string, body: unknown, headers: Record<string, string> = {}): Promise<PostResult> {
-  const response = await fetch(`${baton.url}${path}`, {
+export async function postJson(baton: Target, path: string, body: unknown, headers: Record<string, string> = {}): Promise<PostResult> {
+  const response = await (baton.fetch ?? fetch)(`${baton.url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -116,7 +133,7 @@ export async function postJson(baton: Pick<RunningBaton, 'url'>, path: string, b
 }
 
 /** One token-exchange hop by `agent-platform`: `subject` for `actor`, proven by a fresh assertion. */
-export async function exchangeHop(target: Pick<RunningBaton, 'url' | 'issuer'>, subject: string, subjectType: string, actor: string, extra: Record<string, string> = {}): Promise<PostResult> {
+export async function exchangeHop(target: Target & Pick<RunningBaton, 'issuer'>, subject: string, subjectType: string, actor: string, extra: Record<string, string> = {}): Promise<PostResult> {
   return postToken(target, {
     grant_type: grants.exchange,
     subject_token: subject,
@@ -128,7 +145,7 @@ export async function exchangeHop(target: Pick<RunningBaton, 'url' | 'issuer'>, 
 }
 
 /** The demo chain alice → orchestrator (at payments) → payments-subagent; returns both tokens. */
-export async function demoChain(target: Pick<RunningBaton, 'url' | 'issuer'>, scope = 'payments:read payments:transfer', secondScope?: string): Promise<[string, string]> {
+export async function demoChain(target: Target & Pick<RunningBaton, 'issuer'>, scope = 'payments:read payments:transfer', secondScope?: string): Promise<[string, string]> {
   const first = await exchangeHop(target, await mintUserToken('alice', { audience: target.issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope });
   if (first.status !== 200) throw new Error(`first hop refused: ${JSON.stringify(first.body)}`);
   const second = await exchangeHop(target, first.body.access_token as string, tokenTypes.accessToken, 'payments-subagent', secondScope === undefined ? {} : { scope: secondScope });
@@ -141,7 +158,7 @@ export async function demoChain(target: Pick<RunningBaton, 'url' | 'issuer'>, sc
  * authorization details, for `orchestrator` at payments; `requested` (an array, raw text, or
  * nothing to carry the granted ones over) is the request's `authorization_details`.
  */
-export async function exchangeDetails(target: Pick<RunningBaton, 'url' | 'issuer'>, granted: object[], requested: object[] | string | undefined): Promise<PostResult> {
+export async function exchangeDetails(target: Target & Pick<RunningBaton, 'issuer'>, granted: object[], requested: object[] | string | undefined): Promise<PostResult> {
   return postToken(target, {
     grant_type: grants.exchange,
     subject_token: await mintUserToken('alice', { audience: target.issuer, claims: { authorization_details: granted } }),

@@ -27,7 +27,7 @@ export interface AuthenticatedCaller {
  * `Authorization: Bearer` (a Baton token the caller obtained for itself with client credentials).
  * Any failure is `invalid_client` (401); a caller over its rate limit gets 429.
  */
-async function authenticateCaller(ctx: CallerVerifier, registry: Registry, authorization: string | undefined): Promise<AuthenticatedCaller> {
+export async function authenticateCaller(ctx: CallerVerifier, registry: Registry, authorization: string | undefined): Promise<AuthenticatedCaller> {
   if (authorization === undefined || authorization.trim() === '') throw new OAuthError('invalid_client', 'authentication is required');
   if (/^basic /i.test(authorization)) {
     const { id, secret } = parseBasic(authorization);

@@ -2,7 +2,7 @@ import { OAuthError, echo } from '../errors.js';
 import type { Registry, ResourceServer } from '../registry/registry.js';
 
 /** Splits an RFC 6749 scope string (already validated) into its tokens. */
-function scopeTokens(scope: string | undefined): string[] {
+export function scopeTokens(scope: string | undefined): string[] {
   return scope === undefined || scope === '' ? [] : [...new Set(scope.split(' '))];
 }
 
