@@ -14,19 +14,14 @@
 // (HTTP or in-process) was not the expected "allow".
 
 // The repo's eslint config declares no runtime globals (it is written for the TypeScript in src/);
-// everything importable is imported below, and these two Node 20 globals have no module to import.
-/* global fetch, AbortSignal */
+// everything importable is imported below.
 
 import { Buffer } from 'node:buffer';
-import { writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
-import { setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { URL, URLSearchParams } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { loadCedarPolicySet } from '../dist/adapters/cedar/cedar-engine.js';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-kit.js';
@@ -36,7 +31,10 @@ import { agentEntity, entityRef, userEntity } from '../dist/core/decisions/polic
 import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
 import { loadRun } from './load.mjs';
 import { profileReport, summarizeProfiles } from './profile.mjs';
-import { basicAuthorization, benchDatabase, cleanups, idlePercent, integerOption, isStopping, loadAverage, logTail, machineBusyMs, print, processMemory, progress, readCommandLine, runCleanups, startBatonSetup, withDatabase } from './harness.mjs';
+import {
+  basicAuthorization, benchDatabase, fixed, integerOption, isStopping, limitRunTime, loadAverage, logTail, machineAtStart, machineBusyMs, machineLine, messageOf, postToken, print, processMemory,
+  progress, readCommandLine, runCleanups, secondsOption, setupsOption, startBatonSetup, tokenEndpoint, whole, withCleanups, withDatabase, workFolder, writeJson,
+} from './harness.mjs';
 
 // Node 20's V8 can abort under load when TurboFan inlines a JS-to-Wasm call into cedar-wasm and
 // then deoptimizes (see src/node/v8-flags.ts; Baton's entry point sets the same flag). It must be
@@ -76,8 +74,8 @@ const tokenFacts = { tenant: 'acme', clientId: 'agent-platform', sub: 'alice', c
 const maxDurationSeconds = 120;
 /** Requests sent before the measured runs of a setup (JIT, pools, PGlite caches); not reported. */
 const warmupRequests = 1000;
-/** In-process calls before the timed ones. */
-const cedarWarmupCalls = 2000;
+/** In-process calls before the timed ones (as many as are timed, if fewer). */
+const cedarWarmup = (calls) => Math.min(2000, calls);
 const readyTimeoutMs = 60_000;
 /** CPU (in cores) used by processes other than Baton and the harness above which a run is flagged as noisy. */
 const noiseCores = 0.25;
@@ -86,7 +84,7 @@ const stopTimeoutMs = 10_000;
 const usage = `usage: node bench/authorize.mjs [options]   (run npm run build first)
 
   --setup        embedded (PGlite), postgres, or both (default both)
-  --duration     seconds per measured HTTP run, 1 to ${maxDurationSeconds} (default 10)
+  --duration     seconds per measured HTTP run, 0.5 to ${maxDurationSeconds} (default 10)
   --connections  concurrent HTTP/1.1 connections (default 32)
   --rate         overall decisions/s of the fixed-rate run (default 2000)
   --calls        timed in-process Cedar evaluations (default 20000)
@@ -114,18 +112,17 @@ function parseOptions() {
     revoked: { type: 'string', default: '0' },
   };
   return readCommandLine(usage, options, (values) => {
-    const setup = values.setup ?? (values.quick ? 'embedded' : 'both');
-    if (!['embedded', 'postgres', 'both'].includes(setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(setup)})`);
+    const quick = values.quick;
     return {
-      quick: values.quick,
-      setups: setup === 'both' ? ['embedded', 'postgres'] : [setup],
-      duration: integerOption('duration', values.duration ?? (values.quick ? '2' : '10'), 1, maxDurationSeconds),
+      quick,
+      setups: setupsOption(values.setup ?? (quick ? 'embedded' : 'both')),
+      duration: secondsOption('duration', values.duration, maxDurationSeconds, quick ? 2 : 10),
       connections: integerOption('connections', values.connections, 1, 1024),
       rate: integerOption('rate', values.rate, 1, 1_000_000),
-      calls: integerOption('calls', values.calls ?? (values.quick ? '5000' : '20000'), 100, 10_000_000),
+      calls: integerOption('calls', values.calls, 100, 10_000_000, quick ? 5000 : 20_000),
       cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
       json: values.json,
-      warmup: values.warmup === undefined ? warmupRequests : integerOption('warmup', values.warmup, 0, 1_000_000),
+      warmup: integerOption('warmup', values.warmup, 0, 1_000_000, warmupRequests),
       revoked: integerOption('revoked', values.revoked, 0, 10_000_000),
     };
   });
@@ -166,20 +163,21 @@ async function benchCedar(calls) {
   const timed = perBatch * batches;
   const amount = freshAmounts();
   // Built ahead, so the timed loop measures evaluate() alone.
-  const requests = Array.from({ length: cedarWarmupCalls + timed + 1 }, () => decisionRequest(registry, tokenFacts, amount()));
+  const warmup = cedarWarmup(calls);
+  const requests = Array.from({ length: warmup + timed + 1 }, () => decisionRequest(registry, tokenFacts, amount()));
   const check = (answer) => answer.allowed && answer.errors.length === 0 && answer.reasons.join(',') === decision.expectedReasons.join(',');
-  const first = engine.evaluate(requests[cedarWarmupCalls + timed]);
+  const first = engine.evaluate(requests[warmup + timed]);
   if (!check(first)) throw new Error(`expected allow by ${decision.expectedReasons.join(', ')}, got ${JSON.stringify(first)}`);
 
   let wrong = 0;
-  for (let i = 0; i < cedarWarmupCalls; i++) if (!engine.evaluate(requests[i]).allowed) wrong++;
+  for (let i = 0; i < warmup; i++) if (!engine.evaluate(requests[i]).allowed) wrong++;
   const batchUs = [];
   let total = 0;
   const cpuBefore = process.cpuUsage();
   const machineBefore = machineBusyMs();
   for (let b = 0; b < batches; b++) {
     const started = performance.now();
-    for (let i = 0; i < perBatch; i++) if (!engine.evaluate(requests[cedarWarmupCalls + b * perBatch + i]).allowed) wrong++;
+    for (let i = 0; i < perBatch; i++) if (!engine.evaluate(requests[warmup + b * perBatch + i]).allowed) wrong++;
     const ms = performance.now() - started;
     total += ms;
     batchUs.push((ms * 1000) / perBatch);
@@ -207,28 +205,11 @@ async function benchCedar(calls) {
 /** Basic credentials of a demo client. */
 const basic = (clientId) => basicAuthorization(clientId, demoSecret(clientId));
 
-async function exchange(baseUrl, tokenPath, params) {
-  const response = await fetch(new URL(tokenPath, baseUrl), {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform') },
-    body: new URLSearchParams(params),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`token exchange refused (HTTP ${response.status}): ${text}`);
-  return JSON.parse(text).access_token;
-}
-
 /** The payments sub-agent's token, as in test/http/authorize.test.ts; checked to carry `tokenFacts`. */
 async function subagentToken(baseUrl) {
-  const metaResponse = await fetch(new URL('/.well-known/oauth-authorization-server', baseUrl), { signal: AbortSignal.timeout(10_000) });
-  if (!metaResponse.ok) throw new Error(`metadata: HTTP ${metaResponse.status}`);
-  const meta = await metaResponse.json();
-  // The token endpoint is advertised under the issuer (http://localhost:<port>); requests go to
-  // the loopback address Baton listens on, so only the path is kept.
-  const tokenPath = new URL(meta.token_endpoint).pathname;
-  const issuer = meta.issuer;
-  const first = await exchange(baseUrl, tokenPath, {
+  const { issuer, tokenPath } = await tokenEndpoint(baseUrl);
+  const exchange = async (params) => (await postToken(baseUrl, tokenPath, params, basic('agent-platform'))).access_token;
+  const first = await exchange({
     grant_type: grants.tokenExchange,
     subject_token: await mintUserToken('alice', { audience: issuer, lifetimeSeconds: 3600, scope: 'payments:read payments:transfer' }),
     subject_token_type: tokenTypes.jwt,
@@ -237,7 +218,7 @@ async function subagentToken(baseUrl) {
     audience: 'payments',
     scope: 'payments:read payments:transfer',
   });
-  const token = await exchange(baseUrl, tokenPath, {
+  const token = await exchange({
     grant_type: grants.tokenExchange,
     subject_token: first,
     subject_token_type: tokenTypes.accessToken,
@@ -313,7 +294,8 @@ async function benchSetup(setup, options, workDir) {
     await withDatabase(database.url, (db) => db`
       INSERT INTO revocations (tenant, jti, expires_at, revoked_at)
       SELECT 'acme', 'bench-revoked-' || g, now() + interval '1 hour', now() - interval '1 hour' FROM generate_series(1, ${options.revoked}) g`);
-    await sleep(Math.max(2000, Math.ceil(options.revoked / 100_000) * 500));
+    // Baton polls every 250 ms; 2 s per 100,000 revocations, at least 1 s, lets several polls pass.
+    await sleep(Math.max(1000, Math.ceil(options.revoked / 100_000) * 2000));
     progress(`${setup}: flat out with ${options.revoked} revoked tokens, ${options.duration} s (load average ${loadAverage()})`);
     row.flatRevoked = await load(target, { connections: options.connections, duration: options.duration });
     check(`flat out, ${options.revoked} revoked`, row.flatRevoked);
@@ -329,9 +311,6 @@ async function benchSetup(setup, options, workDir) {
 
 // ---------------------------------------------------------------------------------------------
 // Report.
-
-const fixed = (v, digits = 2) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits));
-const whole = (v) => (v === undefined || Number.isNaN(v) ? '-' : Math.round(v).toLocaleString('en-US'));
 
 function table(cedarResult, rows, options) {
   const at = `${options.rate}/s`;
@@ -377,85 +356,84 @@ function targets(rows, options) {
   return out;
 }
 
-async function main() {
-  const options = parseOptions();
-
-  // A bound on the whole harness in case something hangs: Cedar, start-up, warm-ups, runs, clean-up.
-  const budgetMs = 120_000 + options.setups.length * (readyTimeoutMs + 60_000 + 4 * (options.duration * 1000 + 30_000));
-  setTimeout(() => {
-    progress(`still running after ${Math.round(budgetMs / 1000)} s: giving up`);
-    void runCleanups().finally(() => process.exit(1));
-  }, budgetMs).unref();
-
-  // Other work on the machine skews every figure; how idle it was just before shows whether there was any.
-  const loadAtStart = loadAverage();
-  const idleAtStart = await idlePercent();
-  progress(`load average ${loadAtStart}, ${idleAtStart}% CPU idle`);
-  if (idleAtStart < 90) progress(`warning: the machine is busy (${idleAtStart}% idle); figures will be low and noisy`);
-
-  let failed = false;
-  let cedarResult;
-  try {
-    progress(`raw Cedar: ${cedarWarmupCalls} warm-up calls, then ${options.calls} timed`);
-    cedarResult = await benchCedar(options.calls);
-    progress(`raw Cedar: ${fixed(cedarResult.usPerCall, 1)} µs per call (batches ${fixed(cedarResult.batchMin, 1)} to ${fixed(cedarResult.batchMax, 1)} µs), ${Math.round(100 * cedarResult.cpuShare)}% of one core`);
-    if (cedarResult.wrong > 0) failed = true;
-  } catch (error) {
-    failed = true;
-    progress(`raw Cedar: ${error instanceof Error ? error.message : String(error)}`);
-  }
-
-  const workDir = await mkdtemp(join(tmpdir(), 'baton-bench-authz-'));
-  cleanups.push(() => rm(workDir, { recursive: true, force: true }));
-  const rows = [];
-  try {
-    for (const setup of options.setups) {
-      const mark = cleanups.length;
-      try {
-        const row = await benchSetup(setup, options, workDir);
-        rows.push(row);
-        if (row.failed || row.warmupFailures > 0) failed = true;
-      } catch (error) {
-        failed = true;
-        rows.push({ setup });
-        progress(`${setup}: ${error instanceof Error ? error.message : String(error)}`);
-      } finally {
-        // Stop this setup's Baton (and drop its database) before the next one starts.
-        await runCleanups(mark);
-      }
-    }
-  } finally {
-    await runCleanups();
-  }
-  const loadAtEnd = loadAverage();
-
-  const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  print(`node ${process.version}, ${availableParallelism()} CPUs (${cpu}), ${process.platform}/${process.arch}`);
-  print(`before the start: ${idleAtStart}% CPU idle, load average ${loadAtStart}; at the end: load average ${loadAtEnd}`);
-  print(`raw Cedar: ${cedarResult?.calls ?? options.calls} timed calls after ${cedarWarmupCalls} warm-up; HTTP: ${options.duration} s per run, ${options.connections} connections, flat out then ${options.rate} decisions/s${options.cpuProfDir === undefined ? '' : '; Baton under --cpu-prof (slower)'}`);
-  print();
-  print(table(cedarResult, rows, options));
-  print();
-  for (const line of targets(rows, options)) print(`- ${line}`);
-  // Where the CPUs went: whatever is not Baton or the load generator is the database server
-  // (postgres setup) or other work on the machine, which makes the figures noisy.
+/** Where the CPUs went during each run: whatever is not Baton or the load generator is PostgreSQL (postgres setup) or other work on the machine, which makes the figures noisy. */
+function cpuLines(cedarResult, rows, options) {
   const busy = (cores) => (cores > noiseCores ? ' (other work was running: these figures are low and noisy)' : '');
-  if (cedarResult !== undefined) print(`- raw Cedar: the harness used ${fixed(cedarResult.cpuShare)} cores, everything else ${fixed(cedarResult.othersCores)}${busy(cedarResult.othersCores)}; per-batch means ${fixed(cedarResult.batchMin, 1)} to ${fixed(cedarResult.batchMax, 1)} µs`);
+  const out = [];
+  if (cedarResult !== undefined) out.push(`raw Cedar: the harness used ${fixed(cedarResult.cpuShare)} cores, everything else ${fixed(cedarResult.othersCores)}${busy(cedarResult.othersCores)}; per-batch means ${fixed(cedarResult.batchMin, 1)} to ${fixed(cedarResult.batchMax, 1)} µs`);
   for (const r of rows) {
     for (const [name, run] of [['flat out', r.flat], [`at ${options.rate}/s`, r.rated], ['flat out, new amounts', r.flatFresh]]) {
       if (run === undefined) continue;
       const rest = run.machineCores - (Number.isNaN(run.batonCores) ? 0 : run.batonCores) - run.harnessCores;
-      print(`- ${r.setup}, ${name}: Baton used ${fixed(run.batonCores)} cores, the load generator ${fixed(run.harnessCores)}, everything else ${fixed(Math.max(0, rest))}${r.setup === 'postgres' ? ' (PostgreSQL included)' : busy(rest)} of ${availableParallelism()}`);
+      out.push(`${r.setup}, ${name}: Baton used ${fixed(run.batonCores)} cores, the load generator ${fixed(run.harnessCores)}, everything else ${fixed(Math.max(0, rest))}${r.setup === 'postgres' ? ' (PostgreSQL included)' : busy(rest)} of ${availableParallelism()}`);
     }
   }
+  return out;
+}
 
+function printReport(cedarResult, rows, options, machine) {
+  print(machineLine());
+  print(`${machine.idleText}, load average ${machine.load}; at the end: load average ${loadAverage()}`);
+  print(`raw Cedar: ${cedarResult?.calls ?? options.calls} timed calls after ${cedarWarmup(options.calls)} warm-up; HTTP: ${options.duration} s per run, ${options.connections} connections, flat out then ${options.rate} decisions/s${options.cpuProfDir === undefined ? '' : '; Baton under --cpu-prof (slower)'}`);
+  print();
+  print(table(cedarResult, rows, options));
+  print();
+  for (const line of [...targets(rows, options), ...cpuLines(cedarResult, rows, options)]) print(`- ${line}`);
   for (const r of rows) {
     if (r.profile === undefined) continue;
     print();
     print(profileReport(r.setup, r.profile));
   }
+}
 
-  if (options.json !== undefined) writeFileSync(options.json, JSON.stringify({ cedar: cedarResult ?? null, rows: rows.map(({ profile: _profile, ...r }) => r), failed, rate: options.rate, duration: options.duration }));
+/** Raw Cedar in this process; undefined if it failed. */
+async function runCedar(options) {
+  try {
+    progress(`raw Cedar: ${cedarWarmup(options.calls)} warm-up calls, then ${options.calls} timed`);
+    const result = await benchCedar(options.calls);
+    progress(`raw Cedar: ${fixed(result.usPerCall, 1)} µs per call (batches ${fixed(result.batchMin, 1)} to ${fixed(result.batchMax, 1)} µs), ${Math.round(100 * result.cpuShare)}% of one core`);
+    return result;
+  } catch (error) {
+    progress(`raw Cedar: ${messageOf(error)}`);
+    return undefined;
+  }
+}
+
+/** Every setup in turn, each one's Baton stopped (and its database dropped) before the next starts; a setup that threw gives a row with its name only. */
+async function benchSetups(options, workDir) {
+  const rows = [];
+  for (const setup of options.setups) {
+    try {
+      rows.push(await withCleanups(() => benchSetup(setup, options, workDir)));
+    } catch (error) {
+      rows.push({ setup, failed: true });
+      progress(`${setup}: ${messageOf(error)}`);
+    }
+  }
+  return rows;
+}
+
+async function main() {
+  const options = parseOptions();
+  // Cedar, start-up, warm-ups, runs, clean-up.
+  limitRunTime(120_000 + options.setups.length * (readyTimeoutMs + 60_000 + 4 * (options.duration * 1000 + 30_000)));
+
+  // Other work on the machine skews every figure; how idle it was just before shows whether there was any.
+  const machine = await machineAtStart();
+  progress(`load average ${machine.load}; ${machine.idleText}`);
+  if (machine.idle < 90) progress(`warning: the machine is busy (${machine.idle}% idle); figures will be low and noisy`);
+
+  const cedarResult = await runCedar(options);
+  let rows;
+  try {
+    rows = await benchSetups(options, await workFolder('baton-bench-authz-'));
+  } finally {
+    await runCleanups();
+  }
+  printReport(cedarResult, rows, options, machine);
+
+  const failed = cedarResult === undefined || cedarResult.wrong > 0 || rows.some((r) => r.failed || r.warmupFailures > 0);
+  writeJson(options.json, { cedar: cedarResult ?? null, rows: rows.map(({ profile: _profile, ...r }) => r), failed, rate: options.rate, duration: options.duration });
   if (failed) {
     for (const r of rows) for (const run of [r.flat, r.rated, r.flatFresh]) if (run?.firstFailure !== undefined) progress(`${r.setup}: first error: ${run.firstFailure}`);
     process.exitCode = 1;

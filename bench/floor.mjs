@@ -3,6 +3,8 @@
 //
 //   npm run build && node bench/floor.mjs [--exchanges 5000]
 //
+// bench/ratios.mjs measures it in turns with Baton's exchange hop 1 (`prepareFloor`).
+//
 // Per exchange: the subject token's signature and claims (a user token from the demo identity
 // provider, verified with its trusted-issuer key set), the actor token's (an agent token Baton
 // issued, verified with Baton's keys), one Cedar `delegate` decision with the shipped policies,
@@ -15,7 +17,7 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
-import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { loadCedarPolicySet } from '../dist/adapters/cedar/cedar-engine.js';
 import { nodeSigner } from '../dist/adapters/node-signer.js';
@@ -26,6 +28,7 @@ import { randomId } from '../dist/core/secrets.js';
 import { signAccessToken, verifyJwt } from '../dist/core/tokens/jwt.js';
 import { delegationRequest } from '../dist/core/decisions/policy.js';
 import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
+import { integerOption, print, readCommandLine } from './harness.mjs';
 
 // As in Baton's entry point (src/node/v8-flags.ts): set before cedar-wasm is loaded.
 setFlagsFromString('--no-turbo-inline-js-wasm-calls');
@@ -33,10 +36,15 @@ const cedar = await import('@cedar-policy/cedar-wasm/nodejs');
 
 const root = join(import.meta.dirname, '..');
 const issuer = 'http://localhost:8080';
+/** Exchanges before the timed ones when run alone (bench/ratios.mjs has its own --floor-warmup). */
 const warmupExchanges = 1000;
 
-/** Builds the two tokens and the parts once, then times `exchanges` exchanges one after another. */
-export async function measureFloor({ exchanges = 5000 } = {}) {
+/**
+ * The floor's parts, built once: fresh keys, the demo registry, the shipped policies and the two
+ * tokens. `run()` then times exchanges one after another on this event loop: `exchanges` of them,
+ * or as many as `seconds` allow.
+ */
+export async function prepareFloor() {
   const keys = await importSigningKeys(await generateSigningKeys('EdDSA'), nodeSigner);
   const registry = await loadRegistryFile(join(root, 'policies', 'registry.json'), issuer);
   const engine = loadCedarPolicySet(cedar, readPolicyFolder(join(root, 'policies')));
@@ -66,23 +74,41 @@ export async function measureFloor({ exchanges = 5000 } = {}) {
     return signAccessToken(keys, { iss: issuer, sub: subject.payload.sub, aud: audience[0], exp: iat + 300, iat, jti: randomId(), client_id: 'agent-platform', tenant: 'acme', scope: scope.join(' '), act: { sub: actor.payload.sub } });
   }
 
-  for (let i = 0; i < warmupExchanges; i++) await exchange();
-  const cpuBefore = process.cpuUsage();
-  const started = performance.now();
-  for (let i = 0; i < exchanges; i++) await exchange();
-  const elapsedMs = performance.now() - started;
-  const cpu = process.cpuUsage(cpuBefore);
   return {
-    exchanges,
-    usPerExchange: (elapsedMs * 1000) / exchanges,
-    perSecond: (exchanges * 1000) / elapsedMs,
-    // Web Crypto runs on libuv's thread pool, so the process may use more than the elapsed time.
-    cpuUsPerExchange: (cpu.user + cpu.system) / exchanges,
+    /** Times `exchanges` exchanges, or as many as fit in `seconds`, one after another. */
+    async run({ exchanges = Infinity, seconds = Infinity }) {
+      const cpuBefore = process.cpuUsage();
+      const started = performance.now();
+      const until = started + seconds * 1000;
+      let done = 0;
+      while (done < exchanges && performance.now() < until) {
+        await exchange();
+        done += 1;
+      }
+      const elapsedMs = performance.now() - started;
+      const cpu = process.cpuUsage(cpuBefore);
+      return {
+        exchanges: done,
+        usPerExchange: (elapsedMs * 1000) / done,
+        perSecond: (done * 1000) / elapsedMs,
+        // Web Crypto runs on libuv's thread pool, so the process may use more than the elapsed time.
+        cpuUsPerExchange: (cpu.user + cpu.system) / done,
+      };
+    },
   };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { exchanges: { type: 'string', default: '5000' } } });
-  const result = await measureFloor({ exchanges: Number(values.exchanges) });
-  process.stdout.write(`in-process floor: ${result.usPerExchange.toFixed(1)} µs per exchange (${Math.round(result.perSecond)}/s on one event loop), ${result.cpuUsPerExchange.toFixed(1)} µs CPU per exchange, ${result.exchanges} exchanges\n`);
+const usage = `usage: node bench/floor.mjs [--exchanges N]      (after npm run build)
+
+  --exchanges N  timed exchanges, after ${warmupExchanges} untimed (default 5000)
+`;
+
+async function main() {
+  const { exchanges } = readCommandLine(usage, { exchanges: { type: 'string', default: '5000' } }, (values) => ({ exchanges: integerOption('exchanges', values.exchanges, 1, 10_000_000) }));
+  const floor = await prepareFloor();
+  await floor.run({ exchanges: warmupExchanges });
+  const result = await floor.run({ exchanges });
+  print(`in-process floor: ${result.usPerExchange.toFixed(1)} µs per exchange (${Math.round(result.perSecond)}/s on one event loop), ${result.cpuUsPerExchange.toFixed(1)} µs CPU per exchange, ${result.exchanges} exchanges`);
 }
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main();

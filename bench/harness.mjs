@@ -1,20 +1,23 @@
 // What every benchmark harness needs: progress on stderr, clean-ups that run on success, failure
-// and Ctrl-C (so no Baton process or bench database outlives the harness), free loopback ports,
-// Baton's log tail, how idle the machine is, and Baton (or a peer server) as a child process.
+// and Ctrl-C (so no Baton process or bench database outlives the harness), a bound on the run
+// time, free loopback ports, Baton's log tail, how idle the machine is, Baton (or a peer server)
+// as a child process, its token endpoint, and the figures' formats.
 
 /* global fetch, AbortSignal */
 
 import postgres from 'postgres';
 import { Buffer } from 'node:buffer';
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { cpus } from 'node:os';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import process from 'node:process';
+import { setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { URLSearchParams } from 'node:url';
+import { URL, URLSearchParams } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
 
@@ -26,6 +29,30 @@ export const progress = (line) => process.stderr.write(`bench: ${line}\n`);
 
 /** A line of the results on stdout. */
 export const print = (line = '') => process.stdout.write(`${line}\n`);
+
+/** What a thrown value says. */
+export const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
+/** The machine, as every report's first line gives it. */
+export const machineLine = () => `node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown CPU'}), ${process.platform}/${process.arch}`;
+
+/** True for a figure that was measured (not undefined, not NaN). */
+export const present = (v) => typeof v === 'number' && Number.isFinite(v);
+/** A count or rate in a table: rounded, with thousands separators; `-` if absent. */
+export const whole = (v) => (present(v) ? Math.round(v).toLocaleString('en-US') : '-');
+/** A figure with `digits` decimals (milliseconds, ratios); `-` if absent. */
+export const fixed = (v, digits = 2) => (present(v) ? v.toFixed(digits) : '-');
+
+/** A ratio taken over pairs of runs (bench/ratios.mjs): `2.31 (2.05–2.60, 6 pairs)`, the median, then the least and the greatest. */
+export const ratioWithSpread = ({ median, min, max, count }) => `${fixed(median)} (${fixed(min)}–${fixed(max)}, ${count} ${count === 1 ? 'pair' : 'pairs'})`;
+
+/** Nearest-rank percentile of sorted values. */
+export const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]);
+
+/** Writes a script's figures to the --json file, if one was given (bench/run.mjs reads them). */
+export function writeJson(file, data) {
+  if (file !== undefined) writeFileSync(file, JSON.stringify(data));
+}
 
 /**
  * Reads the command line once: `options` as node:util parseArgs takes them (strict, and --help,
@@ -41,7 +68,7 @@ export function readCommandLine(usage, options, interpret) {
     }
     return interpret(values);
   } catch (error) {
-    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n\n${usage}`);
+    process.stderr.write(`bench: ${messageOf(error)}\n\n${usage}`);
     process.exit(2);
   }
 }
@@ -51,6 +78,20 @@ export const formEncode = (value) => new URLSearchParams({ v: value }).toString(
 
 /** An RFC 6749 §2.3.1 `Authorization: Basic` value for a client id and secret. */
 export const basicAuthorization = (clientId, secret) => `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(secret)}`).toString('base64')}`;
+
+/** A length in seconds: a number from 0.5 (a smoke run's) to `max`, or an error; `fallback` if it was not given. */
+export function secondsOption(name, text, max, fallback) {
+  if (text === undefined && fallback !== undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0.5 || n > max) throw new Error(`--${name} must be a number of seconds from 0.5 to ${max} (got ${JSON.stringify(text)})`);
+  return n;
+}
+
+/** The setups `--setup embedded|postgres|both` names, or an error. */
+export function setupsOption(text) {
+  if (!['embedded', 'postgres', 'both'].includes(text)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(text)})`);
+  return text === 'both' ? ['embedded', 'postgres'] : [text];
+}
 
 /** The PostgreSQL every benchmark uses: loopback, trust authentication, an existing `test` database to connect to. */
 const adminDatabaseUrl = 'postgres://postgres@127.0.0.1:5432/test';
@@ -103,12 +144,37 @@ export function runCleanups(keep = 0) {
       try {
         await undo();
       } catch (error) {
-        progress(`clean-up failed: ${error instanceof Error ? error.message : String(error)}`);
+        progress(`clean-up failed: ${messageOf(error)}`);
       }
     }
   });
   cleaning = pass;
   return pass;
+}
+
+/** Runs `work`, then undoes what it registered (its Baton, its database, its folder), whether it succeeded or not. */
+export async function withCleanups(work) {
+  const mark = cleanups.length;
+  try {
+    return await work();
+  } finally {
+    await runCleanups(mark);
+  }
+}
+
+/** A bound on the whole script in case something hangs: after `budgetMs` it says so, cleans up and exits 1. */
+export function limitRunTime(budgetMs) {
+  setTimeout(() => {
+    progress(`still running after ${Math.round(budgetMs / 1000)} s: giving up`);
+    void runCleanups().finally(() => process.exit(1));
+  }, budgetMs).unref();
+}
+
+/** A new temporary folder, removed by the clean-ups. */
+export async function workFolder(prefix) {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 // Last resort if the harness dies without running its clean-ups: never leave a child behind.
@@ -123,8 +189,9 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** An integer command-line option, or an error naming it, its range and what was given. */
-export function integerOption(name, text, min, max) {
+/** An integer command-line option, or an error naming it, its range and what was given; `fallback` if it was not given. */
+export function integerOption(name, text, min, max, fallback) {
+  if (text === undefined && fallback !== undefined) return fallback;
   const n = Number(text);
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
   return n;
@@ -164,6 +231,17 @@ export async function idlePercent() {
   return Math.round((100 * (after.idle - before.idle)) / Math.max(1, after.all - before.all));
 }
 
+/**
+ * The machine as a script starts: the load average, and how idle the CPUs were over one second
+ * (`idle`, with `idleText` for a header). A script bench/run.mjs runs (BENCH_RUNNER set) spends no
+ * second on it: the runner sampled the machine before all its parts and reports it in its header.
+ */
+export async function machineAtStart() {
+  const load = loadAverage();
+  const idle = process.env.BENCH_RUNNER === undefined ? await idlePercent() : undefined;
+  return { load, idle, idleText: idle === undefined ? "CPU idleness before the start: see npm run bench's header" : `${idle}% CPU idle before the start` };
+}
+
 /** The calling shell's environment without what would change how a child under test behaves: BATON_*, DATABASE_URL, PORT, NODE_OPTIONS. */
 export function cleanEnv() {
   const env = { ...process.env };
@@ -190,8 +268,9 @@ export async function spawnNode({ cwd, script, args = [], env, port, log, label,
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     // SIGTERM lets the child close what it holds and exit normally (which is also when --cpu-prof writes).
+    // The timer is unref'd: once the child is gone it must not keep this process alive until it fires.
     child.kill('SIGTERM');
-    if ((await Promise.race([exited, sleep(stopTimeoutMs, 'timeout')])) === 'timeout') {
+    if ((await Promise.race([exited, sleep(stopTimeoutMs, 'timeout', { ref: false })])) === 'timeout') {
       child.kill('SIGKILL');
       await exited;
     }
@@ -250,6 +329,31 @@ export async function startBatonSetup({ root, setup, workDir, database, cpuProfD
   return { ...baton, profDir };
 }
 
+/**
+ * Baton's issuer and the path of its token endpoint, from its metadata. The endpoint is advertised
+ * under the issuer (http://localhost:<port>); requests go to the loopback address Baton listens
+ * on, so only the path is kept.
+ */
+export async function tokenEndpoint(baseUrl) {
+  const response = await fetch(new URL('/.well-known/oauth-authorization-server', baseUrl), { signal: AbortSignal.timeout(10_000) });
+  if (!response.ok) throw new Error(`metadata: HTTP ${response.status}`);
+  const meta = await response.json();
+  return { issuer: meta.issuer, tokenPath: new URL(meta.token_endpoint).pathname };
+}
+
+/** A form POST to Baton's token endpoint (`authorization` optional); resolves with the JSON answer, throws on anything but 2xx. */
+export async function postToken(baseUrl, tokenPath, params, authorization) {
+  const response = await fetch(new URL(tokenPath, baseUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization === undefined ? {} : { authorization }) },
+    body: new URLSearchParams(params),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${params.grant_type} refused (HTTP ${response.status}): ${text}`);
+  return JSON.parse(text);
+}
+
 /** CPU time all CPUs have spent busy (not idle, not waiting for I/O) so far, in ms. */
 export const machineBusyMs = () => cpus().reduce((sum, cpu) => sum + cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq, 0);
 
@@ -274,10 +378,13 @@ function processTree(pid) {
 }
 
 let clockTicks;
+/** Clock ticks per second, the unit of CPU times in /proc/<pid>/stat. */
+const ticksPerSecond = () => (clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100);
+
 /** CPU time (user + system) a process and its children have used so far, in ms; undefined off Linux. */
 export function processCpuMs(pid) {
   try {
-    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    const perSecond = ticksPerSecond();
     let ticks = 0;
     for (const one of processTree(pid)) {
       // The command name (field 2) may hold spaces; the fields after it are space-separated.
@@ -285,7 +392,7 @@ export function processCpuMs(pid) {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(fields[11]) + Number(fields[12]);
     }
-    return (ticks * 1000) / clockTicks;
+    return (ticks * 1000) / perSecond;
   } catch {
     return undefined;
   }
@@ -306,4 +413,86 @@ export function processMemory(pid) {
   } catch {
     return undefined;
   }
+}
+
+/** A PostgreSQL backend serving a client of a database other than `databaseName` (someone else's tests, say). */
+function otherDatabaseBackend(pid, databaseName) {
+  try {
+    const title = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const backend = /^postgres: [^:]+: \S+ (\S+) (?:[\d.:a-f]+\(\d+\)|\[local\])/.exec(title);
+    return backend !== null && backend[1] !== databaseName;
+  } catch {
+    return true;
+  }
+}
+
+/** CPU time (ms) so far of this process, of PostgreSQL (its background processes and the backends of `databaseName`) and of `otherPid`, from /proc (Linux). */
+function cpuTimes(databaseName, otherPid) {
+  const usage = process.cpuUsage();
+  let postgresMs = 0;
+  let otherMs = 0;
+  let available = true;
+  try {
+    const tickMs = 1000 / ticksPerSecond();
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      let stat;
+      try {
+        stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      } catch {
+        continue; // gone meanwhile
+      }
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const fields = stat.slice(close + 2).split(' ');
+      const ms = (Number(fields[11]) + Number(fields[12])) * tickMs; // utime, stime
+      if (comm === 'postgres' && !otherDatabaseBackend(name, databaseName)) postgresMs += ms;
+      if (otherPid !== undefined && Number(name) === otherPid) otherMs += ms;
+    }
+  } catch {
+    available = false;
+  }
+  return { at: performance.now(), selfMs: (usage.user + usage.system) / 1000, postgresMs, otherMs, machineBusyMs: machineBusyMs(), available };
+}
+
+/**
+ * Starts counting the CPU a phase uses. `summary()` then says, in % of one core: this process,
+ * PostgreSQL (its background processes and the backends of `databaseName`, not other databases'),
+ * the process `other.pid` as `other.name`, and everything else on the machine.
+ */
+export function cpuMeter(databaseName, other) {
+  const before = cpuTimes(databaseName, other?.pid);
+  return {
+    summary() {
+      const after = cpuTimes(databaseName, other?.pid);
+      const wall = after.at - before.at;
+      const pct = (ms) => `${Math.round((100 * ms) / wall)}%`;
+      const parts = [`bench process ${pct(after.selfMs - before.selfMs)}`];
+      if (before.available && after.available) {
+        parts.push(`PostgreSQL ${pct(after.postgresMs - before.postgresMs)}`);
+        if (other !== undefined) parts.push(`${other.name} ${pct(after.otherMs - before.otherMs)}`);
+        // Whatever else ran on the machine meanwhile (other users' tests, say) skews the figures.
+        const ours = after.selfMs - before.selfMs + after.postgresMs - before.postgresMs + after.otherMs - before.otherMs;
+        parts.push(`everything else ${pct(Math.max(0, after.machineBusyMs - before.machineBusyMs - ours))}`);
+      }
+      return `CPU (of one core): ${parts.join(', ')}`;
+    },
+  };
+}
+
+/**
+ * Waits, at most `seconds`, until two seconds in a row leave the CPUs at least 90% idle: a phase
+ * then does not start in the middle of someone else's burst (tests, another benchmark). The CPU
+ * share of everything else during the phase is reported with it either way.
+ */
+export async function waitForQuiet(phase, seconds) {
+  const deadline = Date.now() + seconds * 1000;
+  let quiet = 0;
+  let idle = NaN;
+  while (Date.now() < deadline) {
+    idle = await idlePercent();
+    quiet = idle >= 90 ? quiet + 1 : 0;
+    if (quiet >= 2) return;
+  }
+  if (seconds > 0) progress(`${phase}: the machine is busy (${idle}% idle); measuring anyway`);
 }

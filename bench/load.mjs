@@ -9,10 +9,7 @@ import { URL } from 'node:url';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeExit, machineBusyMs, processCpuMs } from './harness.mjs';
-
-/** Nearest-rank percentile of sorted values. */
-export const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]);
+import { describeExit, machineBusyMs, messageOf, percentile, processCpuMs } from './harness.mjs';
 
 /**
  * Sends `target.body` (a string, or a function returning each request's body) to `target.url` +
@@ -64,7 +61,7 @@ export async function loadRun(target, { connections, duration, rate, amount, che
       if (status >= 200 && status <= 299) latencies.push(ms);
     });
     instance.on('reqError', (error) => {
-      firstFailure ??= `request error: ${error instanceof Error ? error.message : String(error)}`;
+      firstFailure ??= `request error: ${messageOf(error)}`;
     });
     instances.push(instance);
     return instance;
@@ -76,7 +73,12 @@ export async function loadRun(target, { connections, duration, rate, amount, che
   const started = performance.now();
   let results;
   if (rate === undefined) {
-    results = [await start({ connections, ...(amount === undefined ? { duration } : { amount }) })];
+    // autocannon counts answers per sample and stops only at the end of a sample: a run of `amount`
+    // requests (a warm-up) samples every 100 ms rather than every second, so it ends soon after its
+    // last answer instead of at the next whole second, and so does a run shorter than a second.
+    const sampleInt = amount !== undefined ? 100 : Math.min(1000, duration * 1000);
+    const result = await start({ connections, sampleInt, ...(amount === undefined ? { duration } : { amount }) });
+    results = [{ ...result, requests: { ...result.requests, mean: (result.requests.mean * 1000) / sampleInt } }];
   } else {
     results = [await paced(target, { connections, duration, rate, latencies, check: checkBody, stopped: () => died !== undefined })];
   }

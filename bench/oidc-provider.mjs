@@ -4,11 +4,12 @@
 //
 //   node bench/oidc-provider.mjs [--duration 10] [--connections 32]
 //
-// `benchOidcProvider()` starts bench/oidc-provider-server.mjs as a child process on 127.0.0.1,
+// `startOidcProvider()` starts bench/oidc-provider-server.mjs as a child process on 127.0.0.1,
 // checks once that a token request yields an at+jwt signed with EdDSA that verifies against the
-// provider's JWKS, then drives POST /token with autocannon (closed loop, one constant request)
-// and stops the child again, on success, failure and Ctrl-C. Run standalone, it prints one
-// markdown table and exits non-zero if any request did not get a 2xx.
+// provider's JWKS and warms it up; each `run()` then drives POST /token with autocannon (closed
+// loop, one constant request). The clean-ups stop the child, on success, failure and Ctrl-C.
+// bench/ratios.mjs runs it in turns with Baton's client-credentials grant. Run standalone, it
+// prints one markdown table and exits non-zero if any request did not get a 2xx.
 
 // The repo's eslint config declares no runtime globals; these two Node 20 globals have no module to import.
 /* global fetch, AbortSignal */
@@ -16,14 +17,11 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import process from 'node:process';
-import { setTimeout } from 'node:timers';
 import { URL, URLSearchParams, fileURLToPath } from 'node:url';
 import { loadRun } from './load.mjs';
-import { basicAuthorization, cleanEnv, cleanups, freePort, idlePercent, integerOption, logTail, print, progress, readCommandLine, runCleanups, spawnNode } from './harness.mjs';
+import { basicAuthorization, cleanEnv, fixed, freePort, integerOption, limitRunTime, logTail, machineAtStart, machineLine, messageOf, print, processMemory, progress, readCommandLine, secondsOption, spawnNode, whole, withCleanups, workFolder } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 // The same resource, scope and client as bench/oidc-provider-server.mjs (which gets the client through its environment).
@@ -34,18 +32,6 @@ const readyTimeoutMs = 30_000;
 const stopTimeoutMs = 5_000;
 /** The provider's tokens live 300 s (its accessTokenTTL); a run never needs one that long, but stay well inside it. */
 const maxDurationSeconds = 240;
-
-
-
-/** Resident memory of a process in MiB, from /proc/<pid>/status (VmRSS, in kB). */
-function rssMiB(pid) {
-  try {
-    const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match === null ? NaN : Number(match[1]) / 1024;
-  } catch {
-    return NaN;
-  }
-}
 
 /** Starts bench/oidc-provider-server.mjs on a free loopback port; resolves once its discovery document answers 200. */
 async function startProvider(workDir, clientSecret) {
@@ -89,54 +75,48 @@ async function checkToken(provider, target) {
   return { header, payload, bytes: text.length };
 }
 
-/** One load run against the provider's token endpoint (bench/load.mjs). */
-function load(target, options) {
-  return loadRun({ ...target, label: 'oidc-provider' }, options);
-}
-
 /**
- * node-oidc-provider's client_credentials grant under load: `warmup` requests (not reported),
- * then `duration` seconds on `connections` connections, closed loop. Resolves with
- * `{ requestsPerSecond, p50, p99, total, failed, firstFailure, rssMiB }` (rssMiB: the provider's
- * resident memory at the end of the run). The provider is stopped before it resolves or throws.
+ * node-oidc-provider ready for its client_credentials grant under load: started in a new folder,
+ * its token checked, `warmup` requests sent (not reported). Each `run(duration)` is then
+ * `duration` seconds on `connections` connections, closed loop, and resolves with `{
+ * requestsPerSecond, p50, p99, total, failed, firstFailure, rssMiB }` (rssMiB: the provider's
+ * resident memory at the end of the run). The clean-ups stop the provider and remove its folder.
  */
-export async function benchOidcProvider({ connections = 32, duration = 10, warmup = 3000 } = {}) {
-  if (!(duration > 0 && duration <= maxDurationSeconds)) throw new Error(`duration must be from 1 to ${maxDurationSeconds} s (got ${duration})`);
-  const mark = cleanups.length;
-  try {
-    const workDir = await mkdtemp(join(tmpdir(), 'baton-bench-oidc-'));
-    cleanups.push(() => rm(workDir, { recursive: true, force: true }));
-    const clientSecret = randomBytes(32).toString('base64url');
+export async function startOidcProvider({ connections = 32, warmup = 3000 } = {}) {
+  const workDir = await workFolder('baton-bench-oidc-');
+  const clientSecret = randomBytes(32).toString('base64url');
 
-    progress('oidc-provider: starting');
-    const provider = await startProvider(workDir, clientSecret);
-    const target = {
-      url: provider.url,
-      exited: provider.exited,
-      path: '/token',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        authorization: basicAuthorization(clientId, clientSecret),
-      },
-      body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }).toString(),
-    };
-    const check = await checkToken(provider, target);
-    progress(`oidc-provider: token checked (${check.header.alg}, ${check.header.typ}, aud ${check.payload.aud}, verified against its JWKS; ${check.bytes}-byte answer)`);
+  progress('oidc-provider: starting');
+  const provider = await startProvider(workDir, clientSecret);
+  const target = {
+    url: provider.url,
+    exited: provider.exited,
+    path: '/token',
+    label: 'oidc-provider',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: basicAuthorization(clientId, clientSecret),
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }).toString(),
+  };
+  const check = await checkToken(provider, target);
+  progress(`oidc-provider: token checked (${check.header.alg}, ${check.header.typ}, aud ${check.payload.aud}, verified against its JWKS; ${check.bytes}-byte answer)`);
 
-    const warmupRequests = Math.max(warmup, connections);
-    progress(`oidc-provider: warm-up, ${warmupRequests} requests`);
-    const warm = await load(target, { connections, amount: warmupRequests });
-    if (warm.failed > 0) throw new Error(`oidc-provider: warm-up had ${warm.failed} requests without a 2xx; first: ${warm.firstFailure}\nlog (tail):\n${logTail(provider.log)}`);
+  const warmupRequests = Math.max(warmup, connections);
+  progress(`oidc-provider: warm-up, ${warmupRequests} requests`);
+  const warm = await loadRun(target, { connections, amount: warmupRequests });
+  if (warm.failed > 0) throw new Error(`oidc-provider: warm-up had ${warm.failed} requests without a 2xx; first: ${warm.firstFailure}\nlog (tail):\n${logTail(provider.log)}`);
 
-    progress(`oidc-provider: ${duration} s, ${connections} connections`);
-    const run = await load(target, { connections, duration });
-    const rss = rssMiB(provider.pid);
-    if (run.failed > 0) progress(`oidc-provider: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nlog (tail):\n${logTail(provider.log)}`);
-    return { ...run, rssMiB: rss };
-  } finally {
-    // Stop the provider and remove its folder before returning, whoever called.
-    await runCleanups(mark);
-  }
+  return {
+    log: provider.log,
+    async run(duration) {
+      if (!(duration >= 0.5 && duration <= maxDurationSeconds)) throw new Error(`duration must be from 0.5 to ${maxDurationSeconds} s (got ${duration})`);
+      progress(`oidc-provider: ${duration} s, ${connections} connections`);
+      const run = await loadRun(target, { connections, duration });
+      if (run.failed > 0) progress(`oidc-provider: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nlog (tail):\n${logTail(provider.log)}`);
+      return { ...run, rssMiB: processMemory(provider.pid)?.rss ?? NaN };
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -144,7 +124,7 @@ export async function benchOidcProvider({ connections = 32, duration = 10, warmu
 
 const usage = `usage: node bench/oidc-provider.mjs [--duration SECONDS] [--connections N]
 
-  --duration     seconds of the measured run, 1 to ${maxDurationSeconds} (default 10)
+  --duration     seconds of the measured run, 0.5 to ${maxDurationSeconds} (default 10)
   --connections  concurrent HTTP/1.1 connections (default 32)
 `;
 
@@ -155,38 +135,36 @@ function parseOptions() {
     connections: { type: 'string', default: '32' },
   };
   return readCommandLine(usage, options, (values) => {
-    return { duration: integerOption('duration', values.duration, 1, maxDurationSeconds), connections: integerOption('connections', values.connections, 1, 1024) };
+    return { duration: secondsOption('duration', values.duration, maxDurationSeconds), connections: integerOption('connections', values.connections, 1, 1024) };
   });
 }
 
-async function main() {
-  const options = parseOptions();
-  // A bound on the whole run in case something hangs: start-up, check, warm-up, run, clean-up.
-  const budgetMs = readyTimeoutMs + 60_000 + 2 * (options.duration * 1000 + 30_000);
-  setTimeout(() => {
-    progress(`still running after ${Math.round(budgetMs / 1000)} s: giving up`);
-    void runCleanups().finally(() => process.exit(1));
-  }, budgetMs).unref();
-
-  const idleAtStart = await idlePercent();
-  let row;
-  try {
-    row = await benchOidcProvider(options);
-  } catch (error) {
-    progress(error instanceof Error ? error.message : String(error));
-    process.exitCode = 1;
-    return;
-  }
+function printTable(row, options, machine) {
   const version = JSON.parse(readFileSync(join(root, 'node_modules/oidc-provider/package.json'), 'utf8')).version;
-  const ms = (v) => (Number.isNaN(v) ? '-' : v.toFixed(2));
-  print(`node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown CPU'}), ${process.platform}/${process.arch}, ${idleAtStart}% CPU idle before the start`);
+  print(`${machineLine()}, ${machine.idleText}`);
   print(`oidc-provider ${version}, client_credentials, EdDSA at+jwt; ${options.duration} s, ${options.connections} connections, unthrottled`);
   print();
   print('| peer | grant | requests/s (mean) | p50 ms | p99 ms | total requests | non-2xx | RSS MiB at end |');
   print('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-  print(`| oidc-provider ${version} | client_credentials (EdDSA JWT) | ${Math.round(row.requestsPerSecond)} | ${ms(row.p50)} | ${ms(row.p99)} | ${row.total} | ${row.failed} | ${Number.isNaN(row.rssMiB) ? '-' : Math.round(row.rssMiB)} |`);
+  print(`| oidc-provider ${version} | client_credentials (EdDSA JWT) | ${Math.round(row.requestsPerSecond)} | ${fixed(row.p50)} | ${fixed(row.p99)} | ${row.total} | ${row.failed} | ${whole(row.rssMiB)} |`);
+}
+
+async function main() {
+  const options = parseOptions();
+  // Start-up, check, warm-up, run, clean-up.
+  limitRunTime(readyTimeoutMs + 60_000 + 2 * (options.duration * 1000 + 30_000));
+  const machine = await machineAtStart();
+  let row;
+  try {
+    row = await withCleanups(async () => (await startOidcProvider(options)).run(options.duration));
+  } catch (error) {
+    progress(messageOf(error));
+    process.exitCode = 1;
+    return;
+  }
+  printTable(row, options, machine);
   if (row.failed > 0) {
-    process.stderr.write(`bench: oidc-provider: first error: ${row.firstFailure}\n`);
+    progress(`oidc-provider: first error: ${row.firstFailure}`);
     process.exitCode = 1;
   }
 }

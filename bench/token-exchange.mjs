@@ -1,26 +1,26 @@
 // Load benchmark for Baton's token endpoint (RFC 8693 token exchange); see bench/README.md.
 //
-//   npm run bench -- [--setup embedded|postgres|both] [--duration 10] [--connections 32] [--rate 1000] [--cpu-prof DIR]
+//   npm run bench:exchange -- [--setup embedded|postgres|both] [--duration 10] [--connections 32] [--rate 1000] [--cpu-prof DIR]
 //
 // For each setup it starts Baton as a child process on 127.0.0.1, prepares credentials once so
 // every request body is constant, drives POST /oauth2/token with autocannon for a fixed time and
-// prints one markdown table. It exits non-zero if any request did not get a 2xx.
+// prints one markdown table. It exits non-zero if any request did not get a 2xx. bench/ratios.mjs
+// takes its scenarios (`tokenScenarios`, `tokenTarget`) to measure them in turns with the floor
+// and the peer.
 
 // The repo's eslint config declares no runtime globals (it is written for the TypeScript in src/);
-// everything importable is imported below, and these two Node 20 globals have no module to import.
-/* global fetch, AbortSignal */
+// everything importable is imported below.
 
-import { writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import process from 'node:process';
-import { setTimeout } from 'node:timers';
-import { URL, URLSearchParams } from 'node:url';
+import { URLSearchParams, fileURLToPath } from 'node:url';
 import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-kit.js';
 import { loadRun } from './load.mjs';
 import { profileReport, summarizeProfiles } from './profile.mjs';
-import { basicAuthorization, benchDatabase, cleanups, idlePercent, integerOption, logTail, print, processMemory, progress, readCommandLine, runCleanups, startBatonSetup } from './harness.mjs';
+import {
+  basicAuthorization, benchDatabase, fixed, integerOption, limitRunTime, logTail, machineAtStart, machineLine, messageOf, print, processMemory, progress, readCommandLine, runCleanups,
+  secondsOption, setupsOption, startBatonSetup, tokenEndpoint, postToken, whole, withCleanups, workFolder, writeJson,
+} from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 const database = benchDatabase('baton_bench');
@@ -41,10 +41,10 @@ const warmupRequests = 3000;
 const readyTimeoutMs = 60_000;
 const stopTimeoutMs = 5_000;
 
-const usage = `usage: npm run bench -- [--setup embedded|postgres|both] [--duration SECONDS] [--connections N] [--rate REQUESTS_PER_SECOND]
+const usage = `usage: npm run bench:exchange -- [--setup embedded|postgres|both] [--duration SECONDS] [--connections N] [--rate REQUESTS_PER_SECOND]
 
   --setup        which database Baton uses: embedded (PGlite), postgres, or both (default both)
-  --duration     seconds per measured run, 1 to ${maxDurationSeconds} (default 10)
+  --duration     seconds per measured run, 0.5 to ${maxDurationSeconds} (default 10)
   --connections  concurrent HTTP/1.1 connections (default 32)
   --rate         fixed overall request rate instead of as fast as possible (optional)
   --workers N    BATON_WORKERS for the postgres setup: N processes behind one port (default 1)
@@ -69,17 +69,16 @@ function parseOptions() {
     warmup: { type: 'string' },
   };
   return readCommandLine(usage, options, (values) => {
-    if (!['embedded', 'postgres', 'both'].includes(values.setup)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(values.setup)})`);
     return {
-      setups: values.setup === 'both' ? ['embedded', 'postgres'] : [values.setup],
-      duration: integerOption('duration', values.duration, 1, maxDurationSeconds),
+      setups: setupsOption(values.setup),
+      duration: secondsOption('duration', values.duration, maxDurationSeconds),
       connections: integerOption('connections', values.connections, 1, 1024),
       rate: values.rate === undefined ? undefined : integerOption('rate', values.rate, 1, 1_000_000),
       cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
       only: values.only,
       workers: integerOption('workers', values.workers, 1, 64),
       json: values.json,
-      warmup: values.warmup === undefined ? warmupRequests : integerOption('warmup', values.warmup, 0, 1_000_000),
+      warmup: integerOption('warmup', values.warmup, 0, 1_000_000, warmupRequests),
     };
   });
 }
@@ -87,26 +86,12 @@ function parseOptions() {
 // ---------------------------------------------------------------------------------------------
 // Credentials, prepared once per scenario so each request body is constant.
 
-async function postToken(baseUrl, path, params, authorization) {
-  const response = await fetch(new URL(path, baseUrl), {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization === undefined ? {} : { authorization }) },
-    body: new URLSearchParams(params),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${params.grant_type} refused (HTTP ${response.status}): ${text}`);
-  return JSON.parse(text);
-}
-
-async function prepare(baseUrl) {
-  const metaResponse = await fetch(new URL('/.well-known/oauth-authorization-server', baseUrl), { signal: AbortSignal.timeout(10_000) });
-  if (!metaResponse.ok) throw new Error(`metadata: HTTP ${metaResponse.status}`);
-  const meta = await metaResponse.json();
-  // The token endpoint is advertised under the issuer (http://localhost:<port>); the load goes to
-  // the loopback address Baton listens on, so only the path is kept.
-  const tokenPath = new URL(meta.token_endpoint).pathname;
-  const issuer = meta.issuer;
+/**
+ * The scenarios of Baton's token endpoint at `baseUrl`: each `params()` mints fresh credentials
+ * and resolves with the form of its request (client agent-platform authenticates with HTTP Basic).
+ */
+export async function tokenScenarios(baseUrl) {
+  const { issuer, tokenPath } = await tokenEndpoint(baseUrl);
   const authorization = basicAuthorization('agent-platform', demoSecret('agent-platform'));
   const post = (params, auth) => postToken(baseUrl, tokenPath, params, auth);
 
@@ -155,31 +140,37 @@ async function prepare(baseUrl) {
 // ---------------------------------------------------------------------------------------------
 // Load.
 
+/** A load target for one scenario on `baton` (from startBatonSetup), with fresh credentials. */
+export async function tokenTarget(baton, { tokenPath, authorization }, scenario) {
+  return {
+    url: baton.url,
+    pid: baton.pid,
+    exited: baton.exited,
+    label: 'Baton',
+    path: tokenPath,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
+    body: new URLSearchParams(await scenario.params()).toString(),
+  };
+}
+
 /** One load run against the token endpoint (bench/load.mjs), with Baton's CPU per request. */
-async function load(target, options) {
-  const run = await loadRun({ ...target, label: 'Baton' }, options);
+export async function tokenLoad(target, options) {
+  const run = await loadRun(target, options);
   return { ...run, batonCpuUs: run.serverCpuUs };
 }
 
 async function benchSetup(setup, options, workDir, rows, profiles) {
   progress(`${setup}: starting Baton`);
   const baton = await startBatonSetup({ root, setup, workDir, database, cpuProfDir: options.cpuProfDir, settings: setup === 'postgres' ? { BATON_WORKERS: String(options.workers) } : {}, readyTimeoutMs, stopTimeoutMs });
-  const { tokenPath, authorization, scenarios } = await prepare(baton.url);
-  for (const scenario of scenarios.filter((s) => options.only === undefined || s.name.includes(options.only))) {
+  const endpoint = await tokenScenarios(baton.url);
+  for (const scenario of endpoint.scenarios.filter((s) => options.only === undefined || s.name.includes(options.only))) {
     // Fresh credentials per scenario, so none is older than one run when it is used.
-    const target = {
-      url: baton.url,
-      pid: baton.pid,
-      exited: baton.exited,
-      path: tokenPath,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
-      body: new URLSearchParams(await scenario.params()).toString(),
-    };
+    const target = await tokenTarget(baton, endpoint, scenario);
     progress(`${setup} / ${scenario.name}: warm-up, ${Math.max(options.warmup, options.connections)} requests`);
-    const warmup = await load(target, { connections: options.connections, amount: Math.max(options.warmup, options.connections) });
+    const warmup = await tokenLoad(target, { connections: options.connections, amount: Math.max(options.warmup, options.connections) });
     if (warmup.failed > 0) throw new Error(`${scenario.name}: warm-up had ${warmup.failed} requests without a 2xx; first: ${warmup.firstFailure}`);
     progress(`${setup} / ${scenario.name}: ${options.duration} s, ${options.connections} connections${options.rate === undefined ? '' : `, ${options.rate} requests/s`}`);
-    const run = await load(target, options);
+    const run = await tokenLoad(target, options);
     rows.push({ setup, scenario: scenario.name, ...run, rssMiB: processMemory(baton.pid)?.rss ?? NaN });
     if (run.failed > 0) progress(`${setup} / ${scenario.name}: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`);
     if (run.failed > 0 && run.firstFailure.startsWith('Baton exited')) throw new Error(`Baton is gone; the remaining scenarios are skipped`);
@@ -191,51 +182,30 @@ async function benchSetup(setup, options, workDir, rows, profiles) {
 }
 
 function table(rows) {
-  const ms = (v) => (Number.isNaN(v) ? '-' : v.toFixed(2));
   const lines = [
     '| setup | scenario | requests/s (mean) | p50 ms | p99 ms | Baton CPU µs per request | Baton RSS MiB | total requests | non-2xx |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.setup} | ${r.scenario} | ${Math.round(r.requestsPerSecond)} | ${ms(r.p50)} | ${ms(r.p99)} | ${Number.isNaN(r.batonCpuUs) ? '-' : Math.round(r.batonCpuUs)} | ${Number.isNaN(r.rssMiB) ? '-' : Math.round(r.rssMiB)} | ${r.total} | ${r.failed} |`),
+    ...rows.map((r) => `| ${r.setup} | ${r.scenario} | ${Math.round(r.requestsPerSecond)} | ${fixed(r.p50)} | ${fixed(r.p99)} | ${whole(r.batonCpuUs)} | ${whole(r.rssMiB)} | ${r.total} | ${r.failed} |`),
   ];
   return lines.join('\n');
 }
 
-async function main() {
-  const options = parseOptions();
-
-  // A bound on the whole harness in case something hangs: start-up, warm-ups, runs, clean-up.
-  const budgetMs = options.setups.length * (readyTimeoutMs + 60_000 + 2 * (options.duration * 1000 + 30_000));
-  setTimeout(() => {
-    progress(`still running after ${Math.round(budgetMs / 1000)} s: giving up`);
-    void runCleanups().finally(() => process.exit(1));
-  }, budgetMs).unref();
-
-  // Other work on the machine skews every figure; how idle it was just before shows whether there was any.
-  const idleAtStart = await idlePercent();
-  const workDir = await mkdtemp(join(tmpdir(), 'baton-bench-'));
-  cleanups.push(() => rm(workDir, { recursive: true, force: true }));
-  const rows = [];
-  const profiles = [];
-  let setupFailed = false;
-  try {
-    for (const setup of options.setups) {
-      const mark = cleanups.length;
-      try {
-        await benchSetup(setup, options, workDir, rows, profiles);
-      } catch (error) {
-        setupFailed = true;
-        progress(`${setup}: ${error instanceof Error ? error.message : String(error)}`);
-      } finally {
-        // Stop this setup's Baton (and drop its database) before the next one starts.
-        await runCleanups(mark);
-      }
+/** Every setup in turn, each one's Baton stopped (and its database dropped) before the next starts; false if any failed. */
+async function benchSetups(options, workDir, rows, profiles) {
+  let allRan = true;
+  for (const setup of options.setups) {
+    try {
+      await withCleanups(() => benchSetup(setup, options, workDir, rows, profiles));
+    } catch (error) {
+      allRan = false;
+      progress(`${setup}: ${messageOf(error)}`);
     }
-  } finally {
-    await runCleanups();
   }
+  return allRan;
+}
 
-  const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  print(`node ${process.version}, ${availableParallelism()} CPUs (${cpu}), ${process.platform}/${process.arch}, ${idleAtStart}% CPU idle before the start`);
+function printReport(rows, profiles, options, machine) {
+  print(`${machineLine()}, ${machine.idleText}`);
   print(`${options.duration} s per run, ${options.connections} connections, ${options.rate === undefined ? 'unthrottled' : `${options.rate} requests/s overall`}`);
   print();
   print(table(rows));
@@ -243,11 +213,29 @@ async function main() {
     print();
     print(profileReport(setup, profile));
   }
-
-  if (options.json !== undefined) writeFileSync(options.json, JSON.stringify({ rows, setupFailed, duration: options.duration, connections: options.connections, rate: options.rate ?? null }));
-  const failedRows = rows.filter((r) => r.failed > 0);
-  for (const r of failedRows) process.stderr.write(`bench: ${r.setup} / ${r.scenario}: first error: ${r.firstFailure}\n`);
-  if (setupFailed || failedRows.length > 0) process.exitCode = 1;
 }
 
-await main();
+async function main() {
+  const options = parseOptions();
+  // Start-up, warm-ups, runs, clean-up.
+  limitRunTime(options.setups.length * (readyTimeoutMs + 60_000 + 2 * (options.duration * 1000 + 30_000)));
+
+  // Other work on the machine skews every figure; how idle it was just before shows whether there was any.
+  const machine = await machineAtStart();
+  const rows = [];
+  const profiles = [];
+  let allRan;
+  try {
+    allRan = await benchSetups(options, await workFolder('baton-bench-'), rows, profiles);
+  } finally {
+    await runCleanups();
+  }
+
+  printReport(rows, profiles, options, machine);
+  writeJson(options.json, { rows, setupFailed: !allRan, duration: options.duration, connections: options.connections, rate: options.rate ?? null });
+  const failedRows = rows.filter((r) => r.failed > 0);
+  for (const r of failedRows) progress(`${r.setup} / ${r.scenario}: first error: ${r.firstFailure}`);
+  if (!allRan || failedRows.length > 0) process.exitCode = 1;
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main();

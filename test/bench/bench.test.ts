@@ -3,8 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { testDatabaseUrl } from '../support/database.js';
 
 // `npm run bench` end to end, as a smoke run (--quick): every part starts, measures and stops,
-// and the one table has a row for every measure. Speeds are not checked: timing is for the
-// benchmarks, never for tests. The bench needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust
+// and the one table has a row for every measure, the two ratios as the median of their pairs.
+// Speeds are not checked: timing is for the benchmarks, never for tests. The bench needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust
 // authentication, database `test`), which is what BATON_TEST_DATABASE_URL names in CI; without it
 // the test is skipped, as the other PostgreSQL tests are.
 const skip = testDatabaseUrl === undefined;
@@ -67,5 +67,10 @@ describe.skipIf(skip)('npm run bench', () => {
       expect(cells, row).toHaveLength(5);
       expect(cells[2], row).not.toMatch(/^(failed|not run|-)$/);
     }
+    // Each ratio: the median of the pairs' ratios, the least and the greatest, over --quick's 2 pairs.
+    const ratioMeasures = ['exchange hop 1 (postgres) ÷ in-process floor', 'client credentials (postgres) ÷ node-oidc-provider'];
+    const ratioCells = rows.filter((row) => ratioMeasures.some((measure) => row.startsWith(`| ${measure} | `))).map((row) => row.split(' | ')[2]);
+    expect(ratioCells).toHaveLength(2);
+    for (const cell of ratioCells) expect(cell).toMatch(/^\d+\.\d\d \(\d+\.\d\d–\d+\.\d\d, 2 pairs\)$/);
   }, 600_000);
 });
