@@ -17,7 +17,23 @@ export default tseslint.config(
     // The core is the domain: no runtime, HTTP or SQL imports.
     files: ['src/core/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['node:*', 'hono', 'hono/*', 'postgres', '@electric-sql/*', '**/http/*', '**/adapters/*', '**/node/*', '**/workers/*', '**/cli/*'] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            'node:*',
+            'hono',
+            'hono/*',
+            'postgres',
+            '@electric-sql/*',
+            '**/http/*',
+            '**/adapters/*',
+            '**/node/*',
+            '**/workers/*',
+            '**/cli/*',
+          ],
+        },
+      ],
     },
   },
 );

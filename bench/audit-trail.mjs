@@ -13,7 +13,12 @@ const requestTimeoutMs = 10_000;
 /** Sorted latencies: p50, p90, p99 and the longest. */
 function latencyFigures(latencies) {
   const sorted = Float64Array.from(latencies).sort();
-  return { p50: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), p99: percentile(sorted, 0.99), max: sorted[sorted.length - 1] };
+  return {
+    p50: percentile(sorted, 0.5),
+    p90: percentile(sorted, 0.9),
+    p99: percentile(sorted, 0.99),
+    max: sorted[sorted.length - 1],
+  };
 }
 
 /** One HTTP/1.1 GET on loopback; `ms` runs from the call until the whole body is in. */
@@ -24,7 +29,13 @@ function httpGet({ port, agent, path, headers }) {
       const chunks = [];
       res.on('data', (chunk) => chunks.push(chunk));
       res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - started }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode,
+          text: Buffer.concat(chunks).toString('utf8'),
+          ms: performance.now() - started,
+        }),
+      );
     });
     req.on('timeout', () => req.destroy(new Error(`no answer to GET ${path} within ${requestTimeoutMs / 1000} s`)));
     req.on('error', reject);
@@ -53,12 +64,21 @@ export async function getTrails({ port, token, pick, count, connections, baton, 
       try {
         response = await httpGet({ port, agent, path: `/audit/actions/${encodeURIComponent(actionId)}`, headers });
       } catch (error) {
-        throw new Error(`GET /audit/actions/${actionId}: ${messageOf(error)}${baton.alive() ? '' : ' (Baton has exited)'}`);
+        throw new Error(
+          `GET /audit/actions/${actionId}: ${messageOf(error)}${baton.alive() ? '' : ' (Baton has exited)'}`,
+        );
       }
-      if (response.status !== 200) throw new Error(`GET /audit/actions/${actionId}: HTTP ${response.status}: ${response.text.slice(0, 500)}\nBaton's log (warnings and errors):\n${logTail(baton.log, { skipInfo: true })}`);
+      if (response.status !== 200)
+        throw new Error(
+          `GET /audit/actions/${actionId}: HTTP ${response.status}: ${response.text.slice(0, 500)}\nBaton's log (warnings and errors):\n${logTail(baton.log, { skipInfo: true })}`,
+        );
       const body = JSON.parse(response.text);
       const last = body.entries.at(-1);
-      if (body.action_id !== actionId || last?.entry.action_id !== actionId || !body.entries.every((e) => e.verified === true)) {
+      if (
+        body.action_id !== actionId ||
+        last?.entry.action_id !== actionId ||
+        !body.entries.every((e) => e.verified === true)
+      ) {
         throw new Error(`GET /audit/actions/${actionId}: unexpected trail ${response.text.slice(0, 500)}`);
       }
       trailLengths.set(body.entries.length, (trailLengths.get(body.entries.length) ?? 0) + 1);
@@ -73,7 +93,14 @@ export async function getTrails({ port, token, pick, count, connections, baton, 
     agent.destroy();
   }
   const elapsed = performance.now() - started;
-  return { count, connections, perSecond: (count * 1000) / elapsed, ...latencyFigures(latencies), trailLengths, cpu: cpu.summary() };
+  return {
+    count,
+    connections,
+    perSecond: (count * 1000) / elapsed,
+    ...latencyFigures(latencies),
+    trailLengths,
+    cpu: cpu.summary(),
+  };
 }
 
 /** actionTrail() called `count` times in this process, one at a time: the database part of the endpoint, without HTTP and authentication. */
@@ -113,10 +140,17 @@ export async function explainTrail(sql, raw, actionId) {
     await raw.begin(async (tx) => {
       await tx.unsafe(`SET LOCAL plan_cache_mode = ${mode}`);
       for (const [i, { strings, values }] of log.entries()) {
-        const text = strings[0] + strings.slice(1).map((part, k) => `$${k + 1}${part}`).join('');
+        const text =
+          strings[0] +
+          strings
+            .slice(1)
+            .map((part, k) => `$${k + 1}${part}`)
+            .join('');
         const plan = await tx.unsafe(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, values);
         const summary = text.replace(/\s+/g, ' ').trim();
-        out.push(`-- query ${i + 1} of ${log.length} (${mode.replace('force_', '').replaceAll('_', ' ')}): ${summary.length > 160 ? `${summary.slice(0, 160)}…` : summary}\n${plan.map((r) => r['QUERY PLAN']).join('\n')}`);
+        out.push(
+          `-- query ${i + 1} of ${log.length} (${mode.replace('force_', '').replaceAll('_', ' ')}): ${summary.length > 160 ? `${summary.slice(0, 160)}…` : summary}\n${plan.map((r) => r['QUERY PLAN']).join('\n')}`,
+        );
       }
     });
   }

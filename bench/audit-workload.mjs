@@ -58,19 +58,59 @@ export function makeWorkload() {
     const expiresAt = new Date(now + tokenLifetimeMs);
     yield {
       event: {
-        tenant: 'acme', type: 'token.exchange', decision: 'granted', jti: t1, parent_jti: null, root_grant: t1, user,
-        actor_chain: ['orchestrator'], client: 'agent-platform', audience: ['https://payments.example'],
-        scope: ['payments:read', 'payments:transfer'], authorization_details: details, policy_ids: ['delegate-within-tenant'], request_id: randomUUID(),
+        tenant: 'acme',
+        type: 'token.exchange',
+        decision: 'granted',
+        jti: t1,
+        parent_jti: null,
+        root_grant: t1,
+        user,
+        actor_chain: ['orchestrator'],
+        client: 'agent-platform',
+        audience: ['https://payments.example'],
+        scope: ['payments:read', 'payments:transfer'],
+        authorization_details: details,
+        policy_ids: ['delegate-within-tenant'],
+        request_id: randomUUID(),
       },
-      lineage: { tenant: 'acme', jti: t1, parentJti: null, rootGrant: t1, subject: user, actor: 'orchestrator', clientId: 'agent-platform', expiresAt },
+      lineage: {
+        tenant: 'acme',
+        jti: t1,
+        parentJti: null,
+        rootGrant: t1,
+        subject: user,
+        actor: 'orchestrator',
+        clientId: 'agent-platform',
+        expiresAt,
+      },
     };
     yield {
       event: {
-        tenant: 'acme', type: 'token.exchange', decision: 'granted', jti: t2, parent_jti: t1, root_grant: t1, user,
-        actor_chain: ['payments-subagent', 'orchestrator'], client: 'agent-platform', audience: ['https://payments.example'],
-        scope: ['payments:transfer'], authorization_details: details, policy_ids: ['delegate-within-tenant'], request_id: randomUUID(),
+        tenant: 'acme',
+        type: 'token.exchange',
+        decision: 'granted',
+        jti: t2,
+        parent_jti: t1,
+        root_grant: t1,
+        user,
+        actor_chain: ['payments-subagent', 'orchestrator'],
+        client: 'agent-platform',
+        audience: ['https://payments.example'],
+        scope: ['payments:transfer'],
+        authorization_details: details,
+        policy_ids: ['delegate-within-tenant'],
+        request_id: randomUUID(),
       },
-      lineage: { tenant: 'acme', jti: t2, parentJti: t1, rootGrant: t1, subject: user, actor: 'payments-subagent', clientId: 'agent-platform', expiresAt },
+      lineage: {
+        tenant: 'acme',
+        jti: t2,
+        parentJti: t1,
+        rootGrant: t1,
+        subject: user,
+        actor: 'payments-subagent',
+        clientId: 'agent-platform',
+        expiresAt,
+      },
     };
     for (let i = 0; i < decisionsPerToken; i += 1) {
       decisionCount += 1;
@@ -79,10 +119,21 @@ export function makeWorkload() {
       yield {
         actionId,
         event: {
-          tenant: 'acme', type: 'decision', decision: allow ? 'allow' : 'deny', action_id: actionId, jti: t2, user,
-          actor_chain: ['payments-subagent', 'orchestrator'], client: 'payments', audience: ['https://payments.example'], scope: ['payments:transfer'],
-          authorization_details: details.length > 0 ? [details[0]] : [], policy_ids: allow ? ['transfer-up-to-100'] : [],
-          reason: `payments:transfer on Account::acct-${(decisionCount * 7919) % 100_000}`, request_id: randomUUID(), trace_id: randomUUID().replaceAll('-', ''),
+          tenant: 'acme',
+          type: 'decision',
+          decision: allow ? 'allow' : 'deny',
+          action_id: actionId,
+          jti: t2,
+          user,
+          actor_chain: ['payments-subagent', 'orchestrator'],
+          client: 'payments',
+          audience: ['https://payments.example'],
+          scope: ['payments:transfer'],
+          authorization_details: details.length > 0 ? [details[0]] : [],
+          policy_ids: allow ? ['transfer-up-to-100'] : [],
+          reason: `payments:transfer on Account::acct-${(decisionCount * 7919) % 100_000}`,
+          request_id: randomUUID(),
+          trace_id: randomUUID().replaceAll('-', ''),
         },
       };
     }
@@ -92,17 +143,47 @@ export function makeWorkload() {
     const t1 = newId();
     yield {
       event: {
-        tenant: 'globex', type: 'token.exchange', decision: 'granted', jti: t1, parent_jti: null, root_grant: t1, user,
-        actor_chain: ['globex-assistant'], client: 'globex-platform', audience: ['https://ledger.globex.example'], scope: ['ledger:read'],
-        policy_ids: ['delegate-within-tenant'], request_id: randomUUID(),
+        tenant: 'globex',
+        type: 'token.exchange',
+        decision: 'granted',
+        jti: t1,
+        parent_jti: null,
+        root_grant: t1,
+        user,
+        actor_chain: ['globex-assistant'],
+        client: 'globex-platform',
+        audience: ['https://ledger.globex.example'],
+        scope: ['ledger:read'],
+        policy_ids: ['delegate-within-tenant'],
+        request_id: randomUUID(),
       },
-      lineage: { tenant: 'globex', jti: t1, parentJti: null, rootGrant: t1, subject: user, actor: 'globex-assistant', clientId: 'globex-platform', expiresAt: new Date(now + tokenLifetimeMs) },
+      lineage: {
+        tenant: 'globex',
+        jti: t1,
+        parentJti: null,
+        rootGrant: t1,
+        subject: user,
+        actor: 'globex-assistant',
+        clientId: 'globex-platform',
+        expiresAt: new Date(now + tokenLifetimeMs),
+      },
     };
     for (let i = 0; i < decisionsPerToken; i += 1) {
       yield {
         event: {
-          tenant: 'globex', type: 'decision', decision: 'allow', action_id: newId(), jti: t1, user, actor_chain: ['globex-assistant'], client: 'ledger',
-          audience: ['https://ledger.globex.example'], scope: ['ledger:read'], policy_ids: ['read-ledger'], reason: `ledger:read on Ledger::l-${i}`, request_id: randomUUID(),
+          tenant: 'globex',
+          type: 'decision',
+          decision: 'allow',
+          action_id: newId(),
+          jti: t1,
+          user,
+          actor_chain: ['globex-assistant'],
+          client: 'ledger',
+          audience: ['https://ledger.globex.example'],
+          scope: ['ledger:read'],
+          policy_ids: ['read-ledger'],
+          reason: `ledger:read on Ledger::l-${i}`,
+          request_id: randomUUID(),
         },
       };
     }
@@ -116,8 +197,13 @@ export function makeWorkload() {
       if (session % 7 === 0) {
         yield {
           event: {
-            tenant: 'acme', type: 'token.exchange', decision: 'refused', client: 'agent-platform', user,
-            reason: 'invalid_grant: subject_token has expired', request_id: randomUUID(),
+            tenant: 'acme',
+            type: 'token.exchange',
+            decision: 'refused',
+            client: 'agent-platform',
+            user,
+            reason: 'invalid_grant: subject_token has expired',
+            request_id: randomUUID(),
           },
         };
       }
@@ -176,9 +262,14 @@ export async function fillLog(raw, workload, sampler, total) {
 
   // The columns are read from the table, so a column the writer fills and this bench does not know
   // stops the run instead of being left empty.
-  const present = (await raw`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'audit_log' ORDER BY ordinal_position`).map((r) => r.column_name);
+  const present = (
+    await raw`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'audit_log' ORDER BY ordinal_position`
+  ).map((r) => r.column_name);
   const unknown = present.filter((name) => !(name in auditColumns));
-  if (unknown.length > 0) throw new Error(`audit_log has columns this bench does not fill: ${unknown.join(', ')}; update auditColumns in bench/audit-workload.mjs`);
+  if (unknown.length > 0)
+    throw new Error(
+      `audit_log has columns this bench does not fill: ${unknown.join(', ')}; update auditColumns in bench/audit-workload.mjs`,
+    );
   const columns = present.map((name) => [name, ...auditColumns[name]]);
   const insertAudit = `
     INSERT INTO audit_log (${present.join(', ')})
@@ -200,15 +291,31 @@ export async function fillLog(raw, workload, sampler, total) {
       const canonical = canonicalEntry(entry);
       const hash = entryHash(sha256Hex, seq, prev, canonical);
       const row = {};
-      for (const [name, , value] of columns) row[name] = value({ seq, entry, recordedAt: iso, canonical, prevHash: prev, hash });
+      for (const [name, , value] of columns)
+        row[name] = value({ seq, entry, recordedAt: iso, canonical, prevHash: prev, hash });
       rows.push(row);
       prev = hash;
       const l = value.lineage;
       if (l !== undefined) {
-        tokens.push({ tenant: l.tenant, jti: l.jti, parent_jti: l.parentJti, root_grant: l.rootGrant, subject: l.subject, actor: l.actor, client_id: l.clientId, expires_at: l.expiresAt.toISOString() });
+        tokens.push({
+          tenant: l.tenant,
+          jti: l.jti,
+          parent_jti: l.parentJti,
+          root_grant: l.rootGrant,
+          subject: l.subject,
+          actor: l.actor,
+          client_id: l.clientId,
+          expires_at: l.expiresAt.toISOString(),
+        });
       }
     }
-    return { count: n, rows: JSON.stringify(rows), tokens: tokens.length === 0 ? undefined : JSON.stringify(tokens), lastSeq: seq, lastHash: prev };
+    return {
+      count: n,
+      rows: JSON.stringify(rows),
+      tokens: tokens.length === 0 ? undefined : JSON.stringify(tokens),
+      lastSeq: seq,
+      lastHash: prev,
+    };
   };
   // One transaction per batch, the head moved with it, so the chain is whole after every commit.
   const insert = ({ count, rows, tokens, lastSeq, lastHash }) =>
@@ -220,7 +327,8 @@ export async function fillLog(raw, workload, sampler, total) {
             AS t(tenant text, jti text, parent_jti text, root_grant text, subject text, actor text, client_id text, expires_at timestamptz)`;
       }
       await tx.unsafe(insertAudit, [rows]);
-      const [moved] = await tx`UPDATE audit_head SET seq = ${lastSeq}, hash = ${lastHash} WHERE id = 1 AND seq = ${lastSeq - count} RETURNING seq`;
+      const [moved] =
+        await tx`UPDATE audit_head SET seq = ${lastSeq}, hash = ${lastHash} WHERE id = 1 AND seq = ${lastSeq - count} RETURNING seq`;
       if (moved === undefined) throw new Error('audit head moved during the fill');
     });
 

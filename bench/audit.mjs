@@ -34,8 +34,29 @@ import { signCheckpoint } from '../dist/core/audit/checkpoint.js';
 import { actionSampler, fillLog, makeWorkload } from './audit-workload.mjs';
 import { explainTrail, getTrails, measureTrailQueries } from './audit-trail.mjs';
 import {
-  basicAuthorization, benchDatabase, cleanups, cpuMeter, fixed, freePort, integerOption, limitRunTime, machineAtStart, machineLine, percentile, postToken, present, print, processMemory, progress,
-  readCommandLine, runCleanups, spawnBaton, waitForQuiet, whole, workFolder, writeJson,
+  basicAuthorization,
+  benchDatabase,
+  cleanups,
+  cpuMeter,
+  fixed,
+  freePort,
+  integerOption,
+  limitRunTime,
+  machineAtStart,
+  machineLine,
+  percentile,
+  postToken,
+  present,
+  print,
+  processMemory,
+  progress,
+  readCommandLine,
+  runCleanups,
+  spawnBaton,
+  waitForQuiet,
+  whole,
+  workFolder,
+  writeJson,
 } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
@@ -79,7 +100,10 @@ function parseOptions() {
     const quick = values.quick;
     const appends = integerOption('appends', values.appends, 1, 10_000_000, quick ? 2_000 : 50_000);
     const entries = integerOption('entries', values.entries, 1, 50_000_000, quick ? 10_000 : 1_000_000);
-    if (entries < appends) throw new Error(`--entries (${entries}) must be at least --appends (${appends}): the appended entries are part of the log`);
+    if (entries < appends)
+      throw new Error(
+        `--entries (${entries}) must be at least --appends (${appends}): the appended entries are part of the log`,
+      );
     return {
       quick,
       appends,
@@ -120,7 +144,13 @@ async function openBench(options) {
 async function batonIdentity() {
   const port = await freePort();
   const auditJwks = await generateSigningKeys('EdDSA');
-  return { port, issuer: `http://localhost:${port}`, signingJwks: await generateSigningKeys('EdDSA'), auditJwks, auditKeys: await importSigningKeys(auditJwks) };
+  return {
+    port,
+    issuer: `http://localhost:${port}`,
+    signingJwks: await generateSigningKeys('EdDSA'),
+    auditJwks,
+    auditKeys: await importSigningKeys(auditJwks),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,7 +201,12 @@ async function measureAppends({ db, workload, sampler, options }) {
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
     batches: batches.length,
-    batchSizes: { p10: percentile(sizes, 0.1), p50: percentile(sizes, 0.5), p90: percentile(sizes, 0.9), mean: options.appends / Math.max(1, batches.length) },
+    batchSizes: {
+      p10: percentile(sizes, 0.1),
+      p50: percentile(sizes, 0.5),
+      p90: percentile(sizes, 0.9),
+      mean: options.appends / Math.max(1, batches.length),
+    },
     batchMs: { p50: percentile(durations, 0.5), p99: percentile(durations, 0.99) },
     cpu: cpuSummary,
     warmup,
@@ -207,7 +242,8 @@ async function measureVerify({ db, options }) {
   const verdict = await reader.verify(1, head.seq);
   const elapsed = performance.now() - started;
   const cpuSummary = cpu.summary();
-  if (!verdict.valid || verdict.entries !== head.seq) throw new Error(`the log does not verify: ${JSON.stringify(verdict)}`);
+  if (!verdict.valid || verdict.entries !== head.seq)
+    throw new Error(`the log does not verify: ${JSON.stringify(verdict)}`);
   return { entries: verdict.entries, elapsed, perSecond: (verdict.entries * 1000) / elapsed, cpu: cpuSummary };
 }
 
@@ -217,15 +253,23 @@ async function writeExport(raw, keys, issuer, count, file) {
   let written = 0;
   let lastHash;
   for (let from = 1; from <= count; from += 10_000) {
-    const rows = await raw`SELECT seq, prev_hash, hash, canonical FROM audit_log WHERE seq >= ${from} AND seq <= ${Math.min(count, from + 9_999)} ORDER BY seq`;
-    const text = rows.map((r) => `${JSON.stringify({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, canonical: r.canonical })}\n`).join('');
+    const rows =
+      await raw`SELECT seq, prev_hash, hash, canonical FROM audit_log WHERE seq >= ${from} AND seq <= ${Math.min(count, from + 9_999)} ORDER BY seq`;
+    const text = rows
+      .map(
+        (r) =>
+          `${JSON.stringify({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, canonical: r.canonical })}\n`,
+      )
+      .join('');
     if (!out.write(text)) await once(out, 'drain');
     written += rows.length;
     lastHash = rows.at(-1)?.hash;
   }
   if (written !== count) throw new Error(`export: expected ${count} lines, got ${written}`);
   // As GET /audit/entries does, checkpoints follow the entries; this one names the last exported entry.
-  out.end(`${JSON.stringify({ checkpoint: await signCheckpoint(keys, issuer, { seq: count, hash: lastHash }, new Date()) })}\n`);
+  out.end(
+    `${JSON.stringify({ checkpoint: await signCheckpoint(keys, issuer, { seq: count, hash: lastHash }, new Date()) })}\n`,
+  );
   await once(out, 'finish');
   return (await stat(file)).size / 1_048_576;
 }
@@ -240,12 +284,24 @@ async function measureOfflineVerify({ raw, workDir, options }, identity) {
   const cpu = meter();
   const started = performance.now();
   // Read as `baton audit verify` reads it: a UTF-8 file stream, checked line by line.
-  const verdict = await verifyExport(createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), identity.auditKeys.publicJwks, sha256Hex);
+  const verdict = await verifyExport(
+    createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }),
+    identity.auditKeys.publicJwks,
+    sha256Hex,
+  );
   const elapsed = performance.now() - started;
   const cpuSummary = cpu.summary();
   await rm(file, { force: true });
-  if (!verdict.ok || !verdict.message.startsWith(`${count} entries valid`)) throw new Error(`the export does not verify: ${verdict.message}`);
-  return { entries: count, elapsed, perSecond: (count * 1000) / elapsed, megabytes, cpu: cpuSummary, message: verdict.message };
+  if (!verdict.ok || !verdict.message.startsWith(`${count} entries valid`))
+    throw new Error(`the export does not verify: ${verdict.message}`);
+  return {
+    entries: count,
+    elapsed,
+    perSecond: (count * 1000) / elapsed,
+    megabytes,
+    cpu: cpuSummary,
+    message: verdict.message,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,13 +309,29 @@ async function measureOfflineVerify({ raw, workDir, options }, identity) {
 
 /** Starts `node dist/node/main.js` on the bench database with the identity's keys; resolves once GET /readyz answers 200. */
 function startBaton(identity, workDir) {
-  const settings = { DATABASE_URL: database.url, BATON_SIGNING_KEYS: JSON.stringify(identity.signingJwks), BATON_AUDIT_KEYS: JSON.stringify(identity.auditJwks) };
-  return spawnBaton({ root, port: identity.port, settings, log: join(workDir, 'baton.log'), readyTimeoutMs, stopTimeoutMs });
+  const settings = {
+    DATABASE_URL: database.url,
+    BATON_SIGNING_KEYS: JSON.stringify(identity.signingJwks),
+    BATON_AUDIT_KEYS: JSON.stringify(identity.auditJwks),
+  };
+  return spawnBaton({
+    root,
+    port: identity.port,
+    settings,
+    log: join(workDir, 'baton.log'),
+    readyTimeoutMs,
+    stopTimeoutMs,
+  });
 }
 
 /** ops-console's token for the audit endpoints (client_credentials, scope baton:audit). */
 async function auditorToken(baton) {
-  const body = await postToken(baton.url, '/oauth2/token', { grant_type: 'client_credentials', scope: 'baton:audit' }, basicAuthorization('ops-console', demoSecret('ops-console')));
+  const body = await postToken(
+    baton.url,
+    '/oauth2/token',
+    { grant_type: 'client_credentials', scope: 'baton:audit' },
+    basicAuthorization('ops-console', demoSecret('ops-console')),
+  );
   return body.access_token;
 }
 
@@ -274,11 +346,21 @@ async function measureTrails({ db, raw, sampler, workDir, options }, identity) {
   // re-verify the whole log during the measurement.
   const reader = createAuditReader(db.sql, sha256Hex);
   const head = await reader.head();
-  await reader.saveCheckpoint(head.seq, head.hash, await signCheckpoint(identity.auditKeys, identity.issuer, head, new Date()), new Date());
+  await reader.saveCheckpoint(
+    head.seq,
+    head.hash,
+    await signCheckpoint(identity.auditKeys, identity.issuer, head, new Date()),
+    new Date(),
+  );
   const ids = sampler.sample;
   const pick = () => ids[Math.floor(Math.random() * ids.length)];
   await waitForQuiet('actionTrail in process', options.settleSeconds);
-  const inProcess = await measureTrailQueries({ reader, pick, count: Math.min(1_000, options.requests), databaseName: database.name });
+  const inProcess = await measureTrailQueries({
+    reader,
+    pick,
+    count: Math.min(1_000, options.requests),
+    databaseName: database.name,
+  });
 
   progress(`starting Baton on port ${identity.port}`);
   const baton = await startBaton(identity, workDir);
@@ -293,9 +375,19 @@ async function measureTrails({ db, raw, sampler, workDir, options }, identity) {
   progress(`GET /audit/actions/{id}: ${whole(options.requests)} requests, ${options.connections} connections`);
   const concurrent = await getTrails({ ...get, count: options.requests, connections: options.connections });
 
-  const plans = options.explain || sequential.p99 > targets.trailP99Ms ? await explainTrail(db.sql, raw, pick()) : undefined;
-  const [size] = await raw`SELECT pg_size_pretty(pg_total_relation_size('audit_log')) AS log, pg_size_pretty(pg_total_relation_size('tokens')) AS tokens, (SELECT count(*) FROM tokens)::int AS token_rows`;
-  return { inProcess, sequential, concurrent, plans, total: (await reader.head()).seq, size, batonRssMiB: processMemory(baton.pid)?.rss };
+  const plans =
+    options.explain || sequential.p99 > targets.trailP99Ms ? await explainTrail(db.sql, raw, pick()) : undefined;
+  const [size] =
+    await raw`SELECT pg_size_pretty(pg_total_relation_size('audit_log')) AS log, pg_size_pretty(pg_total_relation_size('tokens')) AS tokens, (SELECT count(*) FROM tokens)::int AS token_rows`;
+  return {
+    inProcess,
+    sequential,
+    concurrent,
+    plans,
+    total: (await reader.head()).seq,
+    size,
+    batonRssMiB: processMemory(baton.pid)?.rss,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -312,7 +404,11 @@ function appendRows(report, appends, options) {
       target: `≥ ${whole(targets.appendsPerSecond)}/s: ${met(appends.perSecond >= targets.appendsPerSecond)}`,
       details: `${whole(options.appends)} appends in ${seconds(appends.elapsed)} after ${whole(appends.warmup)} warm-up; ${whole(appends.batches)} transactions, entries per transaction p10/p50/p90 ${appends.batchSizes.p10}/${appends.batchSizes.p50}/${appends.batchSizes.p90}, transaction p50/p99 ${fixed(appends.batchMs.p50)}/${fixed(appends.batchMs.p99)} ms; ${appends.cpu}`,
     },
-    { name: 'append latency p50 / p99 (until committed)', result: `${fixed(appends.p50)} / ${fixed(appends.p99)} ms`, details: `closed loop: ${options.inFlight} appends wait in the queue or the transaction` },
+    {
+      name: 'append latency p50 / p99 (until committed)',
+      result: `${fixed(appends.p50)} / ${fixed(appends.p99)} ms`,
+      details: `closed loop: ${options.inFlight} appends wait in the queue or the transaction`,
+    },
   );
 }
 
@@ -320,7 +416,10 @@ function fillRow(report, fill) {
   report.rows.push({
     name: 'fill to full size (bulk INSERT ... json_to_recordset, chained in JS)',
     result: fill.inserted === 0 ? '-' : `${whole((fill.inserted * 1000) / fill.elapsed)}/s`,
-    details: fill.inserted === 0 ? 'nothing to add' : `${whole(fill.inserted)} entries in ${seconds(fill.elapsed)}, then VACUUM (ANALYZE) and CHECKPOINT ${seconds(fill.vacuum)}; ${fill.cpu}`,
+    details:
+      fill.inserted === 0
+        ? 'nothing to add'
+        : `${whole(fill.inserted)} entries in ${seconds(fill.elapsed)}, then VACUUM (ANALYZE) and CHECKPOINT ${seconds(fill.vacuum)}; ${fill.cpu}`,
   });
 }
 
@@ -344,9 +443,19 @@ function offlineRow(report, offline) {
 
 function trailRows(report, trails, options) {
   const { inProcess, sequential, concurrent, total } = trails;
-  Object.assign(report.json, { trailEntries: total, trailP50Ms: sequential.p50, trailP99Ms: sequential.p99, trailConnections: options.connections, trailConcurrentP99Ms: concurrent.p99, batonRssMiB: trails.batonRssMiB });
+  Object.assign(report.json, {
+    trailEntries: total,
+    trailP50Ms: sequential.p50,
+    trailP99Ms: sequential.p99,
+    trailConnections: options.connections,
+    trailConcurrentP99Ms: concurrent.p99,
+    batonRssMiB: trails.batonRssMiB,
+  });
   for (const run of [sequential, concurrent]) {
-    const shapes = [...run.trailLengths].sort((a, b) => a[0] - b[0]).map(([length, n]) => `${whole(n)}× ${length}`).join(', ');
+    const shapes = [...run.trailLengths]
+      .sort((a, b) => a[0] - b[0])
+      .map(([length, n]) => `${whole(n)}× ${length}`)
+      .join(', ');
     report.rows.push({
       name: `GET /audit/actions/{id} p50 / p99, ${run.connections === 1 ? '1 connection (sequential)' : `${run.connections} connections`}, ${whole(total)} entries`,
       result: `${fixed(run.p50)} / ${fixed(run.p99)} ms`,
@@ -361,26 +470,45 @@ function trailRows(report, trails, options) {
   });
   if (trails.plans !== undefined) {
     process.stderr.write(`bench: EXPLAIN ANALYZE of actionTrail's queries (one sampled action):\n${trails.plans}\n`);
-    if (sequential.p99 > targets.trailP99Ms) report.notes.push('p99 of GET /audit/actions/{id} missed its target: see the EXPLAIN ANALYZE output on stderr');
+    if (sequential.p99 > targets.trailP99Ms)
+      report.notes.push('p99 of GET /audit/actions/{id} missed its target: see the EXPLAIN ANALYZE output on stderr');
   }
-  report.notes.push(`database: audit_log ${trails.size.log} with its indexes, tokens ${trails.size.tokens} (${whole(trails.size.token_rows)} rows); Baton's RSS at the end ${present(trails.batonRssMiB) ? `${whole(trails.batonRssMiB)} MiB` : '-'}`);
+  report.notes.push(
+    `database: audit_log ${trails.size.log} with its indexes, tokens ${trails.size.tokens} (${whole(trails.size.token_rows)} rows); Baton's RSS at the end ${present(trails.batonRssMiB) ? `${whole(trails.batonRssMiB)} MiB` : '-'}`,
+  );
 }
 
 function printReport(report, options, machine) {
   const memory = process.memoryUsage();
   print(`${machineLine()}, ${machine.idleText}`);
-  print(`${whole(options.entries)} entries, ${whole(options.appends)} appends measured, ${whole(options.requests)} requests per GET run${options.quick ? ' (--quick)' : ''}`);
+  print(
+    `${whole(options.entries)} entries, ${whole(options.appends)} appends measured, ${whole(options.requests)} requests per GET run${options.quick ? ' (--quick)' : ''}`,
+  );
   print();
-  print(['| measurement | result | target | details |', '| --- | ---: | ---: | --- |', ...report.rows.map((r) => `| ${r.name} | ${r.result} | ${r.target ?? '-'} | ${r.details ?? ''} |`)].join('\n'));
+  print(
+    [
+      '| measurement | result | target | details |',
+      '| --- | ---: | ---: | --- |',
+      ...report.rows.map((r) => `| ${r.name} | ${r.result} | ${r.target ?? '-'} | ${r.details ?? ''} |`),
+    ].join('\n'),
+  );
   print();
   for (const note of report.notes) print(`- ${note}`);
-  print(`- bench process RSS at the end ${whole(memory.rss / 1_048_576)} MiB (peak ${whole(process.resourceUsage().maxRSS / 1024)} MiB)`);
+  print(
+    `- bench process RSS at the end ${whole(memory.rss / 1_048_576)} MiB (peak ${whole(process.resourceUsage().maxRSS / 1024)} MiB)`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 
 /** A bound on the whole run in case something hangs: generous per entry, append and request. */
-const runBudgetMs = (options) => 180_000 + options.entries * 0.5 + options.appends * 2 + options.requests * 2 * 40 + 2_000 * 40 + 7 * (options.settleSeconds * 1000 + 2_000);
+const runBudgetMs = (options) =>
+  180_000 +
+  options.entries * 0.5 +
+  options.appends * 2 +
+  options.requests * 2 * 40 +
+  2_000 * 40 +
+  7 * (options.settleSeconds * 1000 + 2_000);
 
 async function main() {
   const options = parseOptions();

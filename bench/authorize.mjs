@@ -32,8 +32,33 @@ import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
 import { loadRun } from './load.mjs';
 import { profileReport, summarizeProfiles } from './profile.mjs';
 import {
-  basicAuthorization, benchDatabase, fixed, integerOption, isStopping, limitRunTime, loadAverage, logTail, machineAtStart, machineBusyMs, machineLine, messageOf, postToken, print, processMemory,
-  progress, readCommandLine, runCleanups, secondsOption, setupsOption, startBatonSetup, tokenEndpoint, whole, withCleanups, withDatabase, workFolder, writeJson,
+  basicAuthorization,
+  benchDatabase,
+  fixed,
+  integerOption,
+  isStopping,
+  limitRunTime,
+  loadAverage,
+  logTail,
+  machineAtStart,
+  machineBusyMs,
+  machineLine,
+  messageOf,
+  postToken,
+  print,
+  processMemory,
+  progress,
+  readCommandLine,
+  runCleanups,
+  secondsOption,
+  setupsOption,
+  startBatonSetup,
+  tokenEndpoint,
+  whole,
+  withCleanups,
+  withDatabase,
+  workFolder,
+  writeJson,
 } from './harness.mjs';
 
 // Node 20's V8 can abort under load when TurboFan inlines a JS-to-Wasm call into cedar-wasm and
@@ -46,7 +71,10 @@ const root = join(import.meta.dirname, '..');
 const database = benchDatabase('baton_bench_authz');
 
 const grants = { tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange' };
-const tokenTypes = { accessToken: 'urn:ietf:params:oauth:token-type:access_token', jwt: 'urn:ietf:params:oauth:token-type:jwt' };
+const tokenTypes = {
+  accessToken: 'urn:ietf:params:oauth:token-type:access_token',
+  jwt: 'urn:ietf:params:oauth:token-type:jwt',
+};
 
 /**
  * The decision every request asks for, and the facts its token carries: alice -> orchestrator ->
@@ -68,7 +96,13 @@ function freshAmounts() {
   let n = 0;
   return () => Number(((1 + (n++ % 9_999)) / 100).toFixed(2));
 }
-const tokenFacts = { tenant: 'acme', clientId: 'agent-platform', sub: 'alice', chain: ['payments-subagent', 'orchestrator'], scope: ['payments:read', 'payments:transfer'] };
+const tokenFacts = {
+  tenant: 'acme',
+  clientId: 'agent-platform',
+  sub: 'alice',
+  chain: ['payments-subagent', 'orchestrator'],
+  scope: ['payments:read', 'payments:transfer'],
+};
 
 /** One Baton token serves a whole setup (warm-up and both runs); Baton tokens live at most 300 s. */
 const maxDurationSeconds = 120;
@@ -165,9 +199,11 @@ async function benchCedar(calls) {
   // Built ahead, so the timed loop measures evaluate() alone.
   const warmup = cedarWarmup(calls);
   const requests = Array.from({ length: warmup + timed + 1 }, () => decisionRequest(registry, tokenFacts, amount()));
-  const check = (answer) => answer.allowed && answer.errors.length === 0 && answer.reasons.join(',') === decision.expectedReasons.join(',');
+  const check = (answer) =>
+    answer.allowed && answer.errors.length === 0 && answer.reasons.join(',') === decision.expectedReasons.join(',');
   const first = engine.evaluate(requests[warmup + timed]);
-  if (!check(first)) throw new Error(`expected allow by ${decision.expectedReasons.join(', ')}, got ${JSON.stringify(first)}`);
+  if (!check(first))
+    throw new Error(`expected allow by ${decision.expectedReasons.join(', ')}, got ${JSON.stringify(first)}`);
 
   let wrong = 0;
   for (let i = 0; i < warmup; i++) if (!engine.evaluate(requests[i]).allowed) wrong++;
@@ -208,10 +244,15 @@ const basic = (clientId) => basicAuthorization(clientId, demoSecret(clientId));
 /** The payments sub-agent's token, as in test/http/authorize.test.ts; checked to carry `tokenFacts`. */
 async function subagentToken(baseUrl) {
   const { issuer, tokenPath } = await tokenEndpoint(baseUrl);
-  const exchange = async (params) => (await postToken(baseUrl, tokenPath, params, basic('agent-platform'))).access_token;
+  const exchange = async (params) =>
+    (await postToken(baseUrl, tokenPath, params, basic('agent-platform'))).access_token;
   const first = await exchange({
     grant_type: grants.tokenExchange,
-    subject_token: await mintUserToken('alice', { audience: issuer, lifetimeSeconds: 3600, scope: 'payments:read payments:transfer' }),
+    subject_token: await mintUserToken('alice', {
+      audience: issuer,
+      lifetimeSeconds: 3600,
+      scope: 'payments:read payments:transfer',
+    }),
     subject_token_type: tokenTypes.jwt,
     actor_token: await mintAgentAssertion('orchestrator', issuer),
     actor_token_type: tokenTypes.jwt,
@@ -227,9 +268,19 @@ async function subagentToken(baseUrl) {
   });
   // The raw Cedar figure is only comparable if Baton asks Cedar the same question.
   const payload = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
-  const facts = { tenant: payload.tenant, clientId: payload.client_id, sub: payload.sub, chain: parseActClaim(payload.act, 'token', 16).chain, scope: scopeClaim(payload) };
-  if (JSON.stringify(facts) !== JSON.stringify(tokenFacts)) throw new Error(`the sub-agent token carries ${JSON.stringify(facts)}, not the ${JSON.stringify(tokenFacts)} the raw Cedar request assumes`);
-  if (payload.authorization_details !== undefined) throw new Error('the sub-agent token unexpectedly carries authorization_details');
+  const facts = {
+    tenant: payload.tenant,
+    clientId: payload.client_id,
+    sub: payload.sub,
+    chain: parseActClaim(payload.act, 'token', 16).chain,
+    scope: scopeClaim(payload),
+  };
+  if (JSON.stringify(facts) !== JSON.stringify(tokenFacts))
+    throw new Error(
+      `the sub-agent token carries ${JSON.stringify(facts)}, not the ${JSON.stringify(tokenFacts)} the raw Cedar request assumes`,
+    );
+  if (payload.authorization_details !== undefined)
+    throw new Error('the sub-agent token unexpectedly carries authorization_details');
   return { token, lifetimeSeconds: payload.exp - payload.iat };
 }
 
@@ -241,16 +292,30 @@ const allowPrefix = '{"decision":"allow",';
 
 /** One load run against POST /authorize (bench/load.mjs); a 2xx that is not "allow" counts as not allowed. */
 async function load(target, options) {
-  const run = await loadRun({ ...target, path: '/authorize', label: 'Baton' }, { ...options, check: (body) => (body.startsWith(allowPrefix) ? undefined : `not allowed: ${body}`) });
+  const run = await loadRun(
+    { ...target, path: '/authorize', label: 'Baton' },
+    { ...options, check: (body) => (body.startsWith(allowPrefix) ? undefined : `not allowed: ${body}`) },
+  );
   return { ...run, notAllowed: run.wrong, batonCpuUsPerDecision: run.serverCpuUs, batonCores: run.serverCores };
 }
 
 async function benchSetup(setup, options, workDir) {
   progress(`${setup}: starting Baton${options.cpuProfDir === undefined ? '' : ' with --cpu-prof'}`);
-  const baton = await startBatonSetup({ root, setup, workDir, database, cpuProfDir: options.cpuProfDir, readyTimeoutMs, stopTimeoutMs });
+  const baton = await startBatonSetup({
+    root,
+    setup,
+    workDir,
+    database,
+    cpuProfDir: options.cpuProfDir,
+    readyTimeoutMs,
+    stopTimeoutMs,
+  });
   const { token, lifetimeSeconds } = await subagentToken(baton.url);
   const needed = 3 * options.duration + 30;
-  if (lifetimeSeconds < needed) throw new Error(`the sub-agent token lives ${lifetimeSeconds} s, less than the ${needed} s this setup needs; lower --duration`);
+  if (lifetimeSeconds < needed)
+    throw new Error(
+      `the sub-agent token lives ${lifetimeSeconds} s, less than the ${needed} s this setup needs; lower --duration`,
+    );
   const target = {
     url: baton.url,
     exited: baton.exited,
@@ -262,27 +327,45 @@ async function benchSetup(setup, options, workDir) {
   const check = (name, run) => {
     if (isStopping()) throw new Error('interrupted');
     if (run.failed > 0 || run.notAllowed > 0) {
-      progress(`${setup} / ${name}: ${run.failed} requests without a 2xx, ${run.notAllowed} decisions not "allow"; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`);
+      progress(
+        `${setup} / ${name}: ${run.failed} requests without a 2xx, ${run.notAllowed} decisions not "allow"; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`,
+      );
       row.failed = true;
     }
     if (run.firstFailure?.startsWith('Baton exited')) throw new Error('Baton is gone; the remaining runs are skipped');
   };
 
   progress(`${setup}: warm-up, ${Math.max(options.warmup, options.connections)} decisions`);
-  const warmup = await load(target, { connections: options.connections, amount: Math.max(options.warmup, options.connections) });
+  const warmup = await load(target, {
+    connections: options.connections,
+    amount: Math.max(options.warmup, options.connections),
+  });
   check('warm-up', warmup);
   row.warmupFailures = warmup.failed + warmup.notAllowed;
 
-  progress(`${setup}: flat out, ${options.duration} s, ${options.connections} connections (load average ${loadAverage()})`);
+  progress(
+    `${setup}: flat out, ${options.duration} s, ${options.connections} connections (load average ${loadAverage()})`,
+  );
   row.flat = await load(target, { connections: options.connections, duration: options.duration });
   check('flat out', row.flat);
 
-  progress(`${setup}: ${options.rate} decisions/s, ${options.duration} s, ${options.connections} connections (load average ${loadAverage()})`);
+  progress(
+    `${setup}: ${options.rate} decisions/s, ${options.duration} s, ${options.connections} connections (load average ${loadAverage()})`,
+  );
   row.rated = await load(target, { connections: options.connections, duration: options.duration, rate: options.rate });
   check(`${options.rate}/s`, row.rated);
 
   const amount = freshAmounts();
-  const fresh = { ...target, body: () => JSON.stringify({ token, action: decision.action, resource: decision.resource, context: { ...decision.context, amount: amount() } }) };
+  const fresh = {
+    ...target,
+    body: () =>
+      JSON.stringify({
+        token,
+        action: decision.action,
+        resource: decision.resource,
+        context: { ...decision.context, amount: amount() },
+      }),
+  };
   progress(`${setup}: flat out, a new amount in every request, ${options.duration} s (load average ${loadAverage()})`);
   row.flatFresh = await load(fresh, { connections: options.connections, duration: options.duration });
   check('flat out, new amounts', row.flatFresh);
@@ -291,12 +374,17 @@ async function benchSetup(setup, options, workDir) {
     // Other tokens' revocations, made an hour ago (outside the look-back Baton's poll re-reads),
     // still live: Baton loads them into its revocation set at its next polls.
     progress(`${setup}: revoking ${options.revoked} other tokens`);
-    await withDatabase(database.url, (db) => db`
+    await withDatabase(
+      database.url,
+      (db) => db`
       INSERT INTO revocations (tenant, jti, expires_at, revoked_at)
-      SELECT 'acme', 'bench-revoked-' || g, now() + interval '1 hour', now() - interval '1 hour' FROM generate_series(1, ${options.revoked}) g`);
+      SELECT 'acme', 'bench-revoked-' || g, now() + interval '1 hour', now() - interval '1 hour' FROM generate_series(1, ${options.revoked}) g`,
+    );
     // Baton polls every 250 ms; 2 s per 100,000 revocations, at least 1 s, lets several polls pass.
     await sleep(Math.max(1000, Math.ceil(options.revoked / 100_000) * 2000));
-    progress(`${setup}: flat out with ${options.revoked} revoked tokens, ${options.duration} s (load average ${loadAverage()})`);
+    progress(
+      `${setup}: flat out with ${options.revoked} revoked tokens, ${options.duration} s (load average ${loadAverage()})`,
+    );
     row.flatRevoked = await load(target, { connections: options.connections, duration: options.duration });
     check(`flat out, ${options.revoked} revoked`, row.flatRevoked);
   }
@@ -319,10 +407,15 @@ function table(cedarResult, rows, options) {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   if (cedarResult !== undefined) {
-    lines.push(`| raw Cedar \`evaluate()\`, in-process, a new amount in every call | ${whole(cedarResult.callsPerSecond)} | ${fixed(cedarResult.usPerCall, 1)} | - | - | - | - | - | - | 1 | - | 0 / ${cedarResult.wrong} |`);
+    lines.push(
+      `| raw Cedar \`evaluate()\`, in-process, a new amount in every call | ${whole(cedarResult.callsPerSecond)} | ${fixed(cedarResult.usPerCall, 1)} | - | - | - | - | - | - | 1 | - | 0 / ${cedarResult.wrong} |`,
+    );
   }
   for (const r of rows) {
-    const ratio = cedarResult === undefined || r.flat === undefined ? '-' : fixed(r.flat.requestsPerSecond / cedarResult.callsPerSecond, 3);
+    const ratio =
+      cedarResult === undefined || r.flat === undefined
+        ? '-'
+        : fixed(r.flat.requestsPerSecond / cedarResult.callsPerSecond, 3);
     const memory = r.memory === undefined ? '-' : `${fixed(r.memory.rss, 0)} (${fixed(r.memory.peak, 0)})`;
     const failures = [r.flat, r.rated].filter((x) => x !== undefined);
     const bad = `${failures.reduce((t, x) => t + x.failed, 0)} / ${failures.reduce((t, x) => t + x.notAllowed, 0)}`;
@@ -330,7 +423,8 @@ function table(cedarResult, rows, options) {
       `| POST /authorize, ${r.setup} | ${whole(r.flat?.requestsPerSecond)} | - | ${whole(r.flat?.batonCpuUsPerDecision)} | ${fixed(r.flat?.p50)} | ${fixed(r.flat?.p99)} | ${whole(r.rated?.requestsPerSecond)} | ${fixed(r.rated?.p50)} | ${fixed(r.rated?.p99)} | ${ratio} | ${memory} | ${bad} |`,
     );
     if (r.flatFresh !== undefined) {
-      const freshRatio = cedarResult === undefined ? '-' : fixed(r.flatFresh.requestsPerSecond / cedarResult.callsPerSecond, 3);
+      const freshRatio =
+        cedarResult === undefined ? '-' : fixed(r.flatFresh.requestsPerSecond / cedarResult.callsPerSecond, 3);
       lines.push(
         `| POST /authorize, ${r.setup}, a new amount in every request | ${whole(r.flatFresh.requestsPerSecond)} | - | ${whole(r.flatFresh.batonCpuUsPerDecision)} | ${fixed(r.flatFresh.p50)} | ${fixed(r.flatFresh.p99)} | - | - | - | ${freshRatio} | - | ${r.flatFresh.failed} / ${r.flatFresh.notAllowed} |`,
       );
@@ -342,15 +436,22 @@ function table(cedarResult, rows, options) {
 function targets(rows, options) {
   const out = [];
   for (const r of rows) {
-    if (r.flat !== undefined) out.push(`${r.setup}: ${whole(r.flat.requestsPerSecond)} decisions/s flat out (target ≥ 4,000: ${r.flat.requestsPerSecond >= 4000 ? 'met' : 'not met'})`);
+    if (r.flat !== undefined)
+      out.push(
+        `${r.setup}: ${whole(r.flat.requestsPerSecond)} decisions/s flat out (target ≥ 4,000: ${r.flat.requestsPerSecond >= 4000 ? 'met' : 'not met'})`,
+      );
     if (r.flat !== undefined && r.flatRevoked !== undefined) {
       const ratio = r.flatRevoked.requestsPerSecond / r.flat.requestsPerSecond;
-      out.push(`${r.setup}: ${whole(r.flatRevoked.requestsPerSecond)} decisions/s flat out with ${whole(options.revoked)} revoked tokens, ${fixed(ratio)} of the rate without (target ≥ 0.90: ${ratio >= 0.9 ? 'met' : 'not met'})`);
+      out.push(
+        `${r.setup}: ${whole(r.flatRevoked.requestsPerSecond)} decisions/s flat out with ${whole(options.revoked)} revoked tokens, ${fixed(ratio)} of the rate without (target ≥ 0.90: ${ratio >= 0.9 ? 'met' : 'not met'})`,
+      );
     }
     if (r.rated !== undefined) {
       const kept = r.rated.requestsPerSecond >= 0.95 * options.rate;
       const verdict = options.rate < 2000 ? 'not tested at this rate' : r.rated.p99 <= 10 && kept ? 'met' : 'not met';
-      out.push(`${r.setup}: p99 ${fixed(r.rated.p99)} ms at ${options.rate}/s asked, ${whole(r.rated.requestsPerSecond)}/s achieved (target ≤ 10 ms at 2,000/s: ${verdict}${kept ? '' : '; the rate was not sustained, so this p99 is queueing'})`);
+      out.push(
+        `${r.setup}: p99 ${fixed(r.rated.p99)} ms at ${options.rate}/s asked, ${whole(r.rated.requestsPerSecond)}/s achieved (target ≤ 10 ms at 2,000/s: ${verdict}${kept ? '' : '; the rate was not sustained, so this p99 is queueing'})`,
+      );
     }
   }
   return out;
@@ -360,12 +461,21 @@ function targets(rows, options) {
 function cpuLines(cedarResult, rows, options) {
   const busy = (cores) => (cores > noiseCores ? ' (other work was running: these figures are low and noisy)' : '');
   const out = [];
-  if (cedarResult !== undefined) out.push(`raw Cedar: the harness used ${fixed(cedarResult.cpuShare)} cores, everything else ${fixed(cedarResult.othersCores)}${busy(cedarResult.othersCores)}; per-batch means ${fixed(cedarResult.batchMin, 1)} to ${fixed(cedarResult.batchMax, 1)} µs`);
+  if (cedarResult !== undefined)
+    out.push(
+      `raw Cedar: the harness used ${fixed(cedarResult.cpuShare)} cores, everything else ${fixed(cedarResult.othersCores)}${busy(cedarResult.othersCores)}; per-batch means ${fixed(cedarResult.batchMin, 1)} to ${fixed(cedarResult.batchMax, 1)} µs`,
+    );
   for (const r of rows) {
-    for (const [name, run] of [['flat out', r.flat], [`at ${options.rate}/s`, r.rated], ['flat out, new amounts', r.flatFresh]]) {
+    for (const [name, run] of [
+      ['flat out', r.flat],
+      [`at ${options.rate}/s`, r.rated],
+      ['flat out, new amounts', r.flatFresh],
+    ]) {
       if (run === undefined) continue;
       const rest = run.machineCores - (Number.isNaN(run.batonCores) ? 0 : run.batonCores) - run.harnessCores;
-      out.push(`${r.setup}, ${name}: Baton used ${fixed(run.batonCores)} cores, the load generator ${fixed(run.harnessCores)}, everything else ${fixed(Math.max(0, rest))}${r.setup === 'postgres' ? ' (PostgreSQL included)' : busy(rest)} of ${availableParallelism()}`);
+      out.push(
+        `${r.setup}, ${name}: Baton used ${fixed(run.batonCores)} cores, the load generator ${fixed(run.harnessCores)}, everything else ${fixed(Math.max(0, rest))}${r.setup === 'postgres' ? ' (PostgreSQL included)' : busy(rest)} of ${availableParallelism()}`,
+      );
     }
   }
   return out;
@@ -374,7 +484,9 @@ function cpuLines(cedarResult, rows, options) {
 function printReport(cedarResult, rows, options, machine) {
   print(machineLine());
   print(`${machine.idleText}, load average ${machine.load}; at the end: load average ${loadAverage()}`);
-  print(`raw Cedar: ${cedarResult?.calls ?? options.calls} timed calls after ${cedarWarmup(options.calls)} warm-up; HTTP: ${options.duration} s per run, ${options.connections} connections, flat out then ${options.rate} decisions/s${options.cpuProfDir === undefined ? '' : '; Baton under --cpu-prof (slower)'}`);
+  print(
+    `raw Cedar: ${cedarResult?.calls ?? options.calls} timed calls after ${cedarWarmup(options.calls)} warm-up; HTTP: ${options.duration} s per run, ${options.connections} connections, flat out then ${options.rate} decisions/s${options.cpuProfDir === undefined ? '' : '; Baton under --cpu-prof (slower)'}`,
+  );
   print();
   print(table(cedarResult, rows, options));
   print();
@@ -391,7 +503,9 @@ async function runCedar(options) {
   try {
     progress(`raw Cedar: ${cedarWarmup(options.calls)} warm-up calls, then ${options.calls} timed`);
     const result = await benchCedar(options.calls);
-    progress(`raw Cedar: ${fixed(result.usPerCall, 1)} µs per call (batches ${fixed(result.batchMin, 1)} to ${fixed(result.batchMax, 1)} µs), ${Math.round(100 * result.cpuShare)}% of one core`);
+    progress(
+      `raw Cedar: ${fixed(result.usPerCall, 1)} µs per call (batches ${fixed(result.batchMin, 1)} to ${fixed(result.batchMax, 1)} µs), ${Math.round(100 * result.cpuShare)}% of one core`,
+    );
     return result;
   } catch (error) {
     progress(`raw Cedar: ${messageOf(error)}`);
@@ -421,7 +535,8 @@ async function main() {
   // Other work on the machine skews every figure; how idle it was just before shows whether there was any.
   const machine = await machineAtStart();
   progress(`load average ${machine.load}; ${machine.idleText}`);
-  if (machine.idle < 90) progress(`warning: the machine is busy (${machine.idle}% idle); figures will be low and noisy`);
+  if (machine.idle < 90)
+    progress(`warning: the machine is busy (${machine.idle}% idle); figures will be low and noisy`);
 
   const cedarResult = await runCedar(options);
   let rows;
@@ -432,10 +547,19 @@ async function main() {
   }
   printReport(cedarResult, rows, options, machine);
 
-  const failed = cedarResult === undefined || cedarResult.wrong > 0 || rows.some((r) => r.failed || r.warmupFailures > 0);
-  writeJson(options.json, { cedar: cedarResult ?? null, rows: rows.map(({ profile: _profile, ...r }) => r), failed, rate: options.rate, duration: options.duration });
+  const failed =
+    cedarResult === undefined || cedarResult.wrong > 0 || rows.some((r) => r.failed || r.warmupFailures > 0);
+  writeJson(options.json, {
+    cedar: cedarResult ?? null,
+    rows: rows.map(({ profile: _profile, ...r }) => r),
+    failed,
+    rate: options.rate,
+    duration: options.duration,
+  });
   if (failed) {
-    for (const r of rows) for (const run of [r.flat, r.rated, r.flatFresh]) if (run?.firstFailure !== undefined) progress(`${r.setup}: first error: ${run.firstFailure}`);
+    for (const r of rows)
+      for (const run of [r.flat, r.rated, r.flatFresh])
+        if (run?.firstFailure !== undefined) progress(`${r.setup}: first error: ${run.firstFailure}`);
     process.exitCode = 1;
   }
 }

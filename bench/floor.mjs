@@ -51,15 +51,48 @@ export async function prepareFloor() {
   const clock = { now: () => Date.now() };
   const now = Math.floor(Date.now() / 1000);
 
-  const subjectToken = await mintUserToken('alice', { audience: issuer, lifetimeSeconds: 3600, scope: 'payments:read payments:transfer' });
+  const subjectToken = await mintUserToken('alice', {
+    audience: issuer,
+    lifetimeSeconds: 3600,
+    scope: 'payments:read payments:transfer',
+  });
   const idp = registry.issuers.get('https://id.acme.example');
   if (idp === undefined) throw new Error('the demo registry has no trusted issuer https://id.acme.example');
-  const actorToken = await signAccessToken(keys, { iss: issuer, sub: 'orchestrator', aud: issuer, exp: now + 3600, iat: now, jti: randomId(), client_id: 'orchestrator', tenant: 'acme' });
+  const actorToken = await signAccessToken(keys, {
+    iss: issuer,
+    sub: 'orchestrator',
+    aud: issuer,
+    exp: now + 3600,
+    iat: now,
+    jti: randomId(),
+    client_id: 'orchestrator',
+    tenant: 'acme',
+  });
 
   const verifySubject = () =>
-    verifyJwt(subjectToken, { param: 'subject_token', errorCode: 'invalid_request', resolve: idp.resolve, algorithms: idp.algorithms, issuer: idp.issuer, audience: idp.audiences, requiredClaims: ['sub', 'exp'], clock, clockToleranceSeconds: 30 });
+    verifyJwt(subjectToken, {
+      param: 'subject_token',
+      errorCode: 'invalid_request',
+      resolve: idp.resolve,
+      algorithms: idp.algorithms,
+      issuer: idp.issuer,
+      audience: idp.audiences,
+      requiredClaims: ['sub', 'exp'],
+      clock,
+      clockToleranceSeconds: 30,
+    });
   const verifyActor = () =>
-    verifyJwt(actorToken, { param: 'actor_token', errorCode: 'invalid_request', resolve: keys.resolve, algorithms: batonAlgorithms, issuer, typ: 'at+jwt', requiredClaims: ['sub', 'exp', 'iat', 'jti', 'tenant', 'client_id'], clock, clockToleranceSeconds: 30 });
+    verifyJwt(actorToken, {
+      param: 'actor_token',
+      errorCode: 'invalid_request',
+      resolve: keys.resolve,
+      algorithms: batonAlgorithms,
+      issuer,
+      typ: 'at+jwt',
+      requiredClaims: ['sub', 'exp', 'iat', 'jti', 'tenant', 'client_id'],
+      clock,
+      clockToleranceSeconds: 30,
+    });
   const scope = ['payments:read', 'payments:transfer'];
   const audience = ['https://payments.example'];
 
@@ -68,10 +101,32 @@ export async function prepareFloor() {
     const subject = await verifySubject();
     const actor = await verifyActor();
     asked += 1;
-    const decision = engine.evaluate(delegationRequest(registry, { tenant: 'acme', actor: actor.payload.sub, user: `${subject.payload.sub}-${asked}`, clientId: 'agent-platform', audience, scope, authorizationDetails: [], chain: [actor.payload.sub] }));
+    const decision = engine.evaluate(
+      delegationRequest(registry, {
+        tenant: 'acme',
+        actor: actor.payload.sub,
+        user: `${subject.payload.sub}-${asked}`,
+        clientId: 'agent-platform',
+        audience,
+        scope,
+        authorizationDetails: [],
+        chain: [actor.payload.sub],
+      }),
+    );
     if (!decision.allowed) throw new Error(`the floor's delegation was denied: ${JSON.stringify(decision)}`);
     const iat = Math.floor(Date.now() / 1000);
-    return signAccessToken(keys, { iss: issuer, sub: subject.payload.sub, aud: audience[0], exp: iat + 300, iat, jti: randomId(), client_id: 'agent-platform', tenant: 'acme', scope: scope.join(' '), act: { sub: actor.payload.sub } });
+    return signAccessToken(keys, {
+      iss: issuer,
+      sub: subject.payload.sub,
+      aud: audience[0],
+      exp: iat + 300,
+      iat,
+      jti: randomId(),
+      client_id: 'agent-platform',
+      tenant: 'acme',
+      scope: scope.join(' '),
+      act: { sub: actor.payload.sub },
+    });
   }
 
   return {
@@ -104,11 +159,15 @@ const usage = `usage: node bench/floor.mjs [--exchanges N]      (after npm run b
 `;
 
 async function main() {
-  const { exchanges } = readCommandLine(usage, { exchanges: { type: 'string', default: '5000' } }, (values) => ({ exchanges: integerOption('exchanges', values.exchanges, 1, 10_000_000) }));
+  const { exchanges } = readCommandLine(usage, { exchanges: { type: 'string', default: '5000' } }, (values) => ({
+    exchanges: integerOption('exchanges', values.exchanges, 1, 10_000_000),
+  }));
   const floor = await prepareFloor();
   await floor.run({ exchanges: warmupExchanges });
   const result = await floor.run({ exchanges });
-  print(`in-process floor: ${result.usPerExchange.toFixed(1)} µs per exchange (${Math.round(result.perSecond)}/s on one event loop), ${result.cpuUsPerExchange.toFixed(1)} µs CPU per exchange, ${result.exchanges} exchanges`);
+  print(
+    `in-process floor: ${result.usPerExchange.toFixed(1)} µs per exchange (${Math.round(result.perSecond)}/s on one event loop), ${result.cpuUsPerExchange.toFixed(1)} µs CPU per exchange, ${result.exchanges} exchanges`,
+  );
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -34,7 +34,8 @@ export const print = (line = '') => process.stdout.write(`${line}\n`);
 export const messageOf = (error) => (error instanceof Error ? error.message : String(error));
 
 /** The machine, as every report's first line gives it. */
-export const machineLine = () => `node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown CPU'}), ${process.platform}/${process.arch}`;
+export const machineLine = () =>
+  `node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown CPU'}), ${process.platform}/${process.arch}`;
 
 /** True for a figure that was measured (not undefined, not NaN). */
 export const present = (v) => typeof v === 'number' && Number.isFinite(v);
@@ -44,10 +45,12 @@ export const whole = (v) => (present(v) ? Math.round(v).toLocaleString('en-US') 
 export const fixed = (v, digits = 2) => (present(v) ? v.toFixed(digits) : '-');
 
 /** A ratio taken over pairs of runs (bench/ratios.mjs): `2.31 (2.05–2.60, 6 pairs)`, the median, then the least and the greatest. */
-export const ratioWithSpread = ({ median, min, max, count }) => `${fixed(median)} (${fixed(min)}–${fixed(max)}, ${count} ${count === 1 ? 'pair' : 'pairs'})`;
+export const ratioWithSpread = ({ median, min, max, count }) =>
+  `${fixed(median)} (${fixed(min)}–${fixed(max)}, ${count} ${count === 1 ? 'pair' : 'pairs'})`;
 
 /** Nearest-rank percentile of sorted values. */
-export const percentile = (sorted, q) => (sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]);
+export const percentile = (sorted, q) =>
+  sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)];
 
 /** Writes a script's figures to the --json file, if one was given (bench/run.mjs reads them). */
 export function writeJson(file, data) {
@@ -61,7 +64,11 @@ export function writeJson(file, data) {
  */
 export function readCommandLine(usage, options, interpret) {
   try {
-    const { values } = parseArgs({ args: process.argv.slice(2), strict: true, options: { ...options, help: { type: 'boolean', short: 'h', default: false } } });
+    const { values } = parseArgs({
+      args: process.argv.slice(2),
+      strict: true,
+      options: { ...options, help: { type: 'boolean', short: 'h', default: false } },
+    });
     if (values.help) {
       process.stdout.write(usage);
       process.exit(0);
@@ -77,19 +84,22 @@ export function readCommandLine(usage, options, interpret) {
 export const formEncode = (value) => new URLSearchParams({ v: value }).toString().slice('v='.length);
 
 /** An RFC 6749 §2.3.1 `Authorization: Basic` value for a client id and secret. */
-export const basicAuthorization = (clientId, secret) => `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(secret)}`).toString('base64')}`;
+export const basicAuthorization = (clientId, secret) =>
+  `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(secret)}`).toString('base64')}`;
 
 /** A length in seconds: a number from 0.5 (a smoke run's) to `max`, or an error; `fallback` if it was not given. */
 export function secondsOption(name, text, max, fallback) {
   if (text === undefined && fallback !== undefined) return fallback;
   const n = Number(text);
-  if (!Number.isFinite(n) || n < 0.5 || n > max) throw new Error(`--${name} must be a number of seconds from 0.5 to ${max} (got ${JSON.stringify(text)})`);
+  if (!Number.isFinite(n) || n < 0.5 || n > max)
+    throw new Error(`--${name} must be a number of seconds from 0.5 to ${max} (got ${JSON.stringify(text)})`);
   return n;
 }
 
 /** The setups `--setup embedded|postgres|both` names, or an error. */
 export function setupsOption(text) {
-  if (!['embedded', 'postgres', 'both'].includes(text)) throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(text)})`);
+  if (!['embedded', 'postgres', 'both'].includes(text))
+    throw new Error(`--setup must be embedded, postgres or both (got ${JSON.stringify(text)})`);
   return text === 'both' ? ['embedded', 'postgres'] : [text];
 }
 
@@ -113,7 +123,8 @@ export async function withDatabase(url, work) {
  */
 export function benchDatabase(base) {
   const name = `${base}${/^[a-z0-9_]*$/.exec(process.env.BENCH_DATABASE_SUFFIX ?? '')?.[0] ?? ''}`;
-  const drop = () => withDatabase(adminDatabaseUrl, (admin) => admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  const drop = () =>
+    withDatabase(adminDatabaseUrl, (admin) => admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   return {
     name,
     url: `postgres://postgres@127.0.0.1:5432/${name}`,
@@ -193,7 +204,8 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 export function integerOption(name, text, min, max, fallback) {
   if (text === undefined && fallback !== undefined) return fallback;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
   return n;
 }
 
@@ -213,7 +225,9 @@ export function freePort() {
 export function logTail(file, { lines = 20, skipInfo = false } = {}) {
   try {
     const all = readFileSync(file, 'utf8').trimEnd().split('\n');
-    return (skipInfo ? all.filter((line) => !line.includes('"level":"info"')) : all).slice(-lines).join('\n') || '(nothing)';
+    return (
+      (skipInfo ? all.filter((line) => !line.includes('"level":"info"')) : all).slice(-lines).join('\n') || '(nothing)'
+    );
   } catch {
     return '(no log)';
   }
@@ -224,7 +238,14 @@ export const describeExit = ({ code, signal }) => (signal === null ? `exit code 
 
 /** The share of all CPUs' time spent idle over the next second. */
 export async function idlePercent() {
-  const times = () => cpus().reduce((sum, cpu) => ({ idle: sum.idle + cpu.times.idle, all: sum.all + Object.values(cpu.times).reduce((a, b) => a + b, 0) }), { idle: 0, all: 0 });
+  const times = () =>
+    cpus().reduce(
+      (sum, cpu) => ({
+        idle: sum.idle + cpu.times.idle,
+        all: sum.all + Object.values(cpu.times).reduce((a, b) => a + b, 0),
+      }),
+      { idle: 0, all: 0 },
+    );
   const before = times();
   await sleep(1_000);
   const after = times();
@@ -239,13 +260,22 @@ export async function idlePercent() {
 export async function machineAtStart() {
   const load = loadAverage();
   const idle = process.env.BENCH_RUNNER === undefined ? await idlePercent() : undefined;
-  return { load, idle, idleText: idle === undefined ? "CPU idleness before the start: see npm run bench's header" : `${idle}% CPU idle before the start` };
+  return {
+    load,
+    idle,
+    idleText:
+      idle === undefined
+        ? "CPU idleness before the start: see npm run bench's header"
+        : `${idle}% CPU idle before the start`,
+  };
 }
 
 /** The calling shell's environment without what would change how a child under test behaves: BATON_*, DATABASE_URL, PORT, NODE_OPTIONS. */
 export function cleanEnv() {
   const env = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('BATON_') || name === 'DATABASE_URL' || name === 'PORT' || name === 'NODE_OPTIONS') delete env[name];
+  for (const name of Object.keys(env))
+    if (name.startsWith('BATON_') || name === 'DATABASE_URL' || name === 'PORT' || name === 'NODE_OPTIONS')
+      delete env[name];
   return env;
 }
 
@@ -255,7 +285,19 @@ export function cleanEnv() {
  * once GET `readyPath` on http://127.0.0.1:`port` answers 200, with `{ url, log, exited, pid,
  * stop, alive }`; throws (with the log's tail) if the child exits first or is not ready in time.
  */
-export async function spawnNode({ cwd, script, args = [], env, port, log, label, readyPath, nodeArgs = [], readyTimeoutMs = 60_000, stopTimeoutMs = 10_000 }) {
+export async function spawnNode({
+  cwd,
+  script,
+  args = [],
+  env,
+  port,
+  log,
+  label,
+  readyPath,
+  nodeArgs = [],
+  readyTimeoutMs = 60_000,
+  stopTimeoutMs = 10_000,
+}) {
   // A server under load may log per request. A file keeps that off the harness's event loop (a
   // pipe would have to be drained here, competing with the load generator) and is there to show on failure.
   const fd = openSync(log, 'w');
@@ -282,8 +324,10 @@ export async function spawnNode({ cwd, script, args = [], env, port, log, label,
   let early;
   void exited.then((status) => (early = status));
   for (;;) {
-    if (early !== undefined) throw new Error(`${label} exited before it was ready (${describeExit(early)}); log:\n${logTail(log)}`);
-    if (Date.now() > deadline) throw new Error(`${label} was not ready within ${readyTimeoutMs / 1000} s; log:\n${logTail(log)}`);
+    if (early !== undefined)
+      throw new Error(`${label} exited before it was ready (${describeExit(early)}); log:\n${logTail(log)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${label} was not ready within ${readyTimeoutMs / 1000} s; log:\n${logTail(log)}`);
     try {
       const response = await fetch(`${url}${readyPath}`, { signal: AbortSignal.timeout(2_000) });
       await response.arrayBuffer();
@@ -300,11 +344,31 @@ export async function spawnNode({ cwd, script, args = [], env, port, log, label,
  * PORT or NODE_OPTIONS leak in), its log in `log`, stopped by the clean-ups (SIGTERM, then SIGKILL
  * after `stopTimeoutMs`). Resolves once GET /readyz answers 200.
  */
-export async function spawnBaton({ root, port, settings, log, label = 'Baton', nodeArgs = [], readyTimeoutMs = 60_000, stopTimeoutMs = 10_000 }) {
+export async function spawnBaton({
+  root,
+  port,
+  settings,
+  log,
+  label = 'Baton',
+  nodeArgs = [],
+  readyTimeoutMs = 60_000,
+  stopTimeoutMs = 10_000,
+}) {
   // Each benchmark drives one client (or resource server) flat out, far over the default
   // per-client rate limit, so the limit is off unless a benchmark sets it.
   const env = { ...cleanEnv(), PORT: String(port), BATON_HOST: host, BATON_RATE_LIMIT: '0', ...settings };
-  return spawnNode({ cwd: root, script: 'dist/node/main.js', env, port, log, label, readyPath: '/readyz', nodeArgs, readyTimeoutMs, stopTimeoutMs });
+  return spawnNode({
+    cwd: root,
+    script: 'dist/node/main.js',
+    env,
+    port,
+    log,
+    label,
+    readyPath: '/readyz',
+    nodeArgs,
+    readyTimeoutMs,
+    stopTimeoutMs,
+  });
 }
 
 /**
@@ -312,10 +376,23 @@ export async function spawnBaton({ root, port, settings, log, label = 'Baton', n
  * `workDir`, `postgres` on `database` (a `benchDatabase`, recreated empty). With `cpuProfDir`,
  * Baton runs under --cpu-prof and writes its profile to `<cpuProfDir>/<setup>` when it stops.
  */
-export async function startBatonSetup({ root, setup, workDir, database, cpuProfDir, settings = {}, readyTimeoutMs, stopTimeoutMs }) {
+export async function startBatonSetup({
+  root,
+  setup,
+  workDir,
+  database,
+  cpuProfDir,
+  settings = {},
+  readyTimeoutMs,
+  stopTimeoutMs,
+}) {
   const port = await freePort();
   // The caller's BATON_*, DATABASE_URL and PORT never reach the setup under test (spawnBaton).
-  const all = { BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), ...settings };
+  const all = {
+    BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+    BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+    ...settings,
+  };
   if (setup === 'postgres') {
     await database.create();
     all.DATABASE_URL = database.url;
@@ -325,7 +402,16 @@ export async function startBatonSetup({ root, setup, workDir, database, cpuProfD
   const profDir = cpuProfDir === undefined ? undefined : join(cpuProfDir, setup);
   if (profDir !== undefined) mkdirSync(profDir, { recursive: true });
   const nodeArgs = profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
-  const baton = await spawnBaton({ root, port, settings: all, log: join(workDir, `baton-${setup}.log`), label: `Baton (${setup})`, nodeArgs, readyTimeoutMs, stopTimeoutMs });
+  const baton = await spawnBaton({
+    root,
+    port,
+    settings: all,
+    log: join(workDir, `baton-${setup}.log`),
+    label: `Baton (${setup})`,
+    nodeArgs,
+    readyTimeoutMs,
+    stopTimeoutMs,
+  });
   return { ...baton, profDir };
 }
 
@@ -335,7 +421,9 @@ export async function startBatonSetup({ root, setup, workDir, database, cpuProfD
  * on, so only the path is kept.
  */
 export async function tokenEndpoint(baseUrl) {
-  const response = await fetch(new URL('/.well-known/oauth-authorization-server', baseUrl), { signal: AbortSignal.timeout(10_000) });
+  const response = await fetch(new URL('/.well-known/oauth-authorization-server', baseUrl), {
+    signal: AbortSignal.timeout(10_000),
+  });
   if (!response.ok) throw new Error(`metadata: HTTP ${response.status}`);
   const meta = await response.json();
   return { issuer: meta.issuer, tokenPath: new URL(meta.token_endpoint).pathname };
@@ -345,7 +433,10 @@ export async function tokenEndpoint(baseUrl) {
 export async function postToken(baseUrl, tokenPath, params, authorization) {
   const response = await fetch(new URL(tokenPath, baseUrl), {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization === undefined ? {} : { authorization }) },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(authorization === undefined ? {} : { authorization }),
+    },
     body: new URLSearchParams(params),
     signal: AbortSignal.timeout(10_000),
   });
@@ -355,7 +446,8 @@ export async function postToken(baseUrl, tokenPath, params, authorization) {
 }
 
 /** CPU time all CPUs have spent busy (not idle, not waiting for I/O) so far, in ms. */
-export const machineBusyMs = () => cpus().reduce((sum, cpu) => sum + cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq, 0);
+export const machineBusyMs = () =>
+  cpus().reduce((sum, cpu) => sum + cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq, 0);
 
 /** The 1, 5 and 15 minute load averages, as /proc/loadavg gives them. */
 export const loadAverage = () => {
@@ -370,7 +462,11 @@ export const loadAverage = () => {
 function processTree(pid) {
   let children = [];
   try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
   } catch {
     // no children file: count the process alone
   }
@@ -379,7 +475,8 @@ function processTree(pid) {
 
 let clockTicks;
 /** Clock ticks per second, the unit of CPU times in /proc/<pid>/stat. */
-const ticksPerSecond = () => (clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100);
+const ticksPerSecond = () =>
+  (clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100);
 
 /** CPU time (user + system) a process and its children have used so far, in ms; undefined off Linux. */
 export function processCpuMs(pid) {
@@ -452,7 +549,14 @@ function cpuTimes(databaseName, otherPid) {
   } catch {
     available = false;
   }
-  return { at: performance.now(), selfMs: (usage.user + usage.system) / 1000, postgresMs, otherMs, machineBusyMs: machineBusyMs(), available };
+  return {
+    at: performance.now(),
+    selfMs: (usage.user + usage.system) / 1000,
+    postgresMs,
+    otherMs,
+    machineBusyMs: machineBusyMs(),
+    available,
+  };
 }
 
 /**
@@ -472,7 +576,8 @@ export function cpuMeter(databaseName, other) {
         parts.push(`PostgreSQL ${pct(after.postgresMs - before.postgresMs)}`);
         if (other !== undefined) parts.push(`${other.name} ${pct(after.otherMs - before.otherMs)}`);
         // Whatever else ran on the machine meanwhile (other users' tests, say) skews the figures.
-        const ours = after.selfMs - before.selfMs + after.postgresMs - before.postgresMs + after.otherMs - before.otherMs;
+        const ours =
+          after.selfMs - before.selfMs + after.postgresMs - before.postgresMs + after.otherMs - before.otherMs;
         parts.push(`everything else ${pct(Math.max(0, after.machineBusyMs - before.machineBusyMs - ours))}`);
       }
       return `CPU (of one core): ${parts.join(', ')}`;

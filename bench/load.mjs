@@ -52,7 +52,9 @@ export async function loadRun(target, { connections, duration, rate, amount, che
           method: 'POST',
           path: target.path,
           headers: target.headers,
-          ...(typeof target.body === 'function' ? { setupRequest: (request) => ({ ...request, body: target.body() }) } : { body: target.body }),
+          ...(typeof target.body === 'function'
+            ? { setupRequest: (request) => ({ ...request, body: target.body() }) }
+            : { body: target.body }),
           onResponse: checkBody,
         },
       ],
@@ -80,7 +82,16 @@ export async function loadRun(target, { connections, duration, rate, amount, che
     const result = await start({ connections, sampleInt, ...(amount === undefined ? { duration } : { amount }) });
     results = [{ ...result, requests: { ...result.requests, mean: (result.requests.mean * 1000) / sampleInt } }];
   } else {
-    results = [await paced(target, { connections, duration, rate, latencies, check: checkBody, stopped: () => died !== undefined })];
+    results = [
+      await paced(target, {
+        connections,
+        duration,
+        rate,
+        latencies,
+        check: checkBody,
+        stopped: () => died !== undefined,
+      }),
+    ];
   }
   const elapsedMs = performance.now() - started;
   const cpuAfter = target.pid === undefined ? undefined : processCpuMs(target.pid);
@@ -91,7 +102,8 @@ export async function loadRun(target, { connections, duration, rate, amount, che
   const sum = (pick) => results.reduce((total, r) => total + pick(r), 0);
   // A request that got no 2xx: another status, a socket error or a timeout.
   const failed = sum((r) => r.non2xx + r.errors + r.timeouts) + (died === undefined ? 0 : 1);
-  if (died !== undefined) firstFailure = `${target.label ?? 'the server'} exited during the run (${describeExit(died)})${firstFailure === undefined ? '' : `; clients saw: ${firstFailure}`}`;
+  if (died !== undefined)
+    firstFailure = `${target.label ?? 'the server'} exited during the run (${describeExit(died)})${firstFailure === undefined ? '' : `; clients saw: ${firstFailure}`}`;
   else if (failed > 0) firstFailure ??= `${sum((r) => r.errors)} socket errors, ${sum((r) => r.timeouts)} timeouts`;
   const total = sum((r) => r.requests.total);
   const cpuMs = cpuBefore === undefined || cpuAfter === undefined ? NaN : cpuAfter - cpuBefore;
@@ -154,7 +166,8 @@ function connectionPool(url, connections, timeoutMs) {
       const head = connection.buffered.subarray(0, end).toString('latin1');
       const status = Number(head.slice(9, 12));
       const length = /\r\ncontent-length: *(\d+)/i.exec(head);
-      if (!head.startsWith('HTTP/1.1 ') || Number.isNaN(status) || length === null) return fail(new Error(`unreadable answer: ${head.split('\r\n')[0]}`));
+      if (!head.startsWith('HTTP/1.1 ') || Number.isNaN(status) || length === null)
+        return fail(new Error(`unreadable answer: ${head.split('\r\n')[0]}`));
       const total = end + 4 + Number(length[1]);
       if (connection.buffered.length < total) return;
       const body = connection.buffered.subarray(end + 4, total).toString('utf8');
@@ -232,7 +245,9 @@ async function paced(target, { connections, duration, rate, latencies, check, st
   const url = new URL(target.path, target.url);
   const pool = connectionPool(url, connections, 10_000);
   await pool.connectAll();
-  const head = `POST ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n${Object.entries(target.headers ?? {})
+  const head = `POST ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n${Object.entries(
+    target.headers ?? {},
+  )
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('')}`;
   const bodyOf = typeof target.body === 'function' ? target.body : () => target.body;
@@ -249,7 +264,10 @@ async function paced(target, { connections, duration, rate, latencies, check, st
     else if (answer.timedOut) timeouts++;
     else if (answer.status === 0) errors++;
     else non2xx++;
-    check(answer.status, answer.status === 0 ? `request error: ${answer.timedOut ? 'timeout' : answer.error.message}` : answer.body);
+    check(
+      answer.status,
+      answer.status === 0 ? `request error: ${answer.timedOut ? 'timeout' : answer.error.message}` : answer.body,
+    );
   };
   const started = performance.now();
   let sent = 0;

@@ -21,7 +21,27 @@ import { join } from 'node:path';
 import process from 'node:process';
 import { URL, URLSearchParams, fileURLToPath } from 'node:url';
 import { loadRun } from './load.mjs';
-import { basicAuthorization, cleanEnv, fixed, freePort, integerOption, limitRunTime, logTail, machineAtStart, machineLine, messageOf, print, processMemory, progress, readCommandLine, secondsOption, spawnNode, whole, withCleanups, workFolder } from './harness.mjs';
+import {
+  basicAuthorization,
+  cleanEnv,
+  fixed,
+  freePort,
+  integerOption,
+  limitRunTime,
+  logTail,
+  machineAtStart,
+  machineLine,
+  messageOf,
+  print,
+  processMemory,
+  progress,
+  readCommandLine,
+  secondsOption,
+  spawnNode,
+  whole,
+  withCleanups,
+  workFolder,
+} from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 // The same resource, scope and client as bench/oidc-provider-server.mjs (which gets the client through its environment).
@@ -37,7 +57,13 @@ const maxDurationSeconds = 240;
 async function startProvider(workDir, clientSecret) {
   const port = await freePort();
   // DEBUG would turn on the provider's per-request debug output; the rest as for Baton (cleanEnv).
-  const env = { ...cleanEnv(), NODE_ENV: 'production', PORT: String(port), BENCH_CLIENT_ID: clientId, BENCH_CLIENT_SECRET: clientSecret };
+  const env = {
+    ...cleanEnv(),
+    NODE_ENV: 'production',
+    PORT: String(port),
+    BENCH_CLIENT_ID: clientId,
+    BENCH_CLIENT_SECRET: clientSecret,
+  };
   delete env.DEBUG;
   return spawnNode({
     cwd: root,
@@ -54,15 +80,23 @@ async function startProvider(workDir, clientSecret) {
 
 /** One token request outside the load: the answer must be an at+jwt, EdDSA, that verifies against the provider's JWKS. */
 async function checkToken(provider, target) {
-  const metaResponse = await fetch(new URL('/.well-known/openid-configuration', provider.url), { signal: AbortSignal.timeout(10_000) });
+  const metaResponse = await fetch(new URL('/.well-known/openid-configuration', provider.url), {
+    signal: AbortSignal.timeout(10_000),
+  });
   if (!metaResponse.ok) throw new Error(`oidc-provider discovery: HTTP ${metaResponse.status}`);
   const meta = await metaResponse.json();
-  const response = await fetch(new URL(target.path, provider.url), { method: 'POST', headers: target.headers, body: target.body, signal: AbortSignal.timeout(10_000) });
+  const response = await fetch(new URL(target.path, provider.url), {
+    method: 'POST',
+    headers: target.headers,
+    body: target.body,
+    signal: AbortSignal.timeout(10_000),
+  });
   const text = await response.text();
   if (!response.ok) throw new Error(`oidc-provider refused client_credentials (HTTP ${response.status}): ${text}`);
   const token = JSON.parse(text).access_token;
   const header = decodeProtectedHeader(token);
-  if (header.alg !== 'EdDSA' || header.typ !== 'at+jwt') throw new Error(`oidc-provider's access token is not an EdDSA at+jwt: header ${JSON.stringify(header)}`);
+  if (header.alg !== 'EdDSA' || header.typ !== 'at+jwt')
+    throw new Error(`oidc-provider's access token is not an EdDSA at+jwt: header ${JSON.stringify(header)}`);
   const jwksResponse = await fetch(meta.jwks_uri, { signal: AbortSignal.timeout(10_000) });
   if (!jwksResponse.ok) throw new Error(`oidc-provider JWKS: HTTP ${jwksResponse.status}`);
   const { payload } = await jwtVerify(token, createLocalJWKSet(await jwksResponse.json()), {
@@ -71,7 +105,8 @@ async function checkToken(provider, target) {
     typ: 'at+jwt',
     algorithms: ['EdDSA'],
   });
-  if (payload.client_id !== clientId || payload.scope !== scope) throw new Error(`unexpected token claims: ${JSON.stringify(payload)}`);
+  if (payload.client_id !== clientId || payload.scope !== scope)
+    throw new Error(`unexpected token claims: ${JSON.stringify(payload)}`);
   return { header, payload, bytes: text.length };
 }
 
@@ -100,20 +135,29 @@ export async function startOidcProvider({ connections = 32, warmup = 3000 } = {}
     body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }).toString(),
   };
   const check = await checkToken(provider, target);
-  progress(`oidc-provider: token checked (${check.header.alg}, ${check.header.typ}, aud ${check.payload.aud}, verified against its JWKS; ${check.bytes}-byte answer)`);
+  progress(
+    `oidc-provider: token checked (${check.header.alg}, ${check.header.typ}, aud ${check.payload.aud}, verified against its JWKS; ${check.bytes}-byte answer)`,
+  );
 
   const warmupRequests = Math.max(warmup, connections);
   progress(`oidc-provider: warm-up, ${warmupRequests} requests`);
   const warm = await loadRun(target, { connections, amount: warmupRequests });
-  if (warm.failed > 0) throw new Error(`oidc-provider: warm-up had ${warm.failed} requests without a 2xx; first: ${warm.firstFailure}\nlog (tail):\n${logTail(provider.log)}`);
+  if (warm.failed > 0)
+    throw new Error(
+      `oidc-provider: warm-up had ${warm.failed} requests without a 2xx; first: ${warm.firstFailure}\nlog (tail):\n${logTail(provider.log)}`,
+    );
 
   return {
     log: provider.log,
     async run(duration) {
-      if (!(duration >= 0.5 && duration <= maxDurationSeconds)) throw new Error(`duration must be from 0.5 to ${maxDurationSeconds} s (got ${duration})`);
+      if (!(duration >= 0.5 && duration <= maxDurationSeconds))
+        throw new Error(`duration must be from 0.5 to ${maxDurationSeconds} s (got ${duration})`);
       progress(`oidc-provider: ${duration} s, ${connections} connections`);
       const run = await loadRun(target, { connections, duration });
-      if (run.failed > 0) progress(`oidc-provider: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nlog (tail):\n${logTail(provider.log)}`);
+      if (run.failed > 0)
+        progress(
+          `oidc-provider: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nlog (tail):\n${logTail(provider.log)}`,
+        );
       return { ...run, rssMiB: processMemory(provider.pid)?.rss ?? NaN };
     },
   };
@@ -135,18 +179,25 @@ function parseOptions() {
     connections: { type: 'string', default: '32' },
   };
   return readCommandLine(usage, options, (values) => {
-    return { duration: secondsOption('duration', values.duration, maxDurationSeconds), connections: integerOption('connections', values.connections, 1, 1024) };
+    return {
+      duration: secondsOption('duration', values.duration, maxDurationSeconds),
+      connections: integerOption('connections', values.connections, 1, 1024),
+    };
   });
 }
 
 function printTable(row, options, machine) {
   const version = JSON.parse(readFileSync(join(root, 'node_modules/oidc-provider/package.json'), 'utf8')).version;
   print(`${machineLine()}, ${machine.idleText}`);
-  print(`oidc-provider ${version}, client_credentials, EdDSA at+jwt; ${options.duration} s, ${options.connections} connections, unthrottled`);
+  print(
+    `oidc-provider ${version}, client_credentials, EdDSA at+jwt; ${options.duration} s, ${options.connections} connections, unthrottled`,
+  );
   print();
   print('| peer | grant | requests/s (mean) | p50 ms | p99 ms | total requests | non-2xx | RSS MiB at end |');
   print('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-  print(`| oidc-provider ${version} | client_credentials (EdDSA JWT) | ${Math.round(row.requestsPerSecond)} | ${fixed(row.p50)} | ${fixed(row.p99)} | ${row.total} | ${row.failed} | ${whole(row.rssMiB)} |`);
+  print(
+    `| oidc-provider ${version} | client_credentials (EdDSA JWT) | ${Math.round(row.requestsPerSecond)} | ${fixed(row.p50)} | ${fixed(row.p99)} | ${row.total} | ${row.failed} | ${whole(row.rssMiB)} |`,
+  );
 }
 
 async function main() {

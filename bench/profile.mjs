@@ -10,19 +10,40 @@ const root = join(import.meta.dirname, '..');
  * a write(2) for whoever wrote, and a WebCrypto job for crypto.
  */
 const parts = [
-  ['Cedar (cedar-wasm and its Baton adapter)', (url) => url.includes('@cedar-policy/cedar-wasm') || url.includes('/dist/adapters/cedar/')],
+  [
+    'Cedar (cedar-wasm and its Baton adapter)',
+    (url) => url.includes('@cedar-policy/cedar-wasm') || url.includes('/dist/adapters/cedar/'),
+  ],
   ['PGlite (embedded PostgreSQL, Wasm)', (url) => url.includes('@electric-sql/pglite')],
   ['postgres.js driver', (url) => url.includes('node_modules/postgres/')],
-  ['crypto (jose, WebCrypto: signatures, hashes)', (url) => url.includes('node_modules/jose/') || url.startsWith('node:internal/crypto')],
+  [
+    'crypto (jose, WebCrypto: signatures, hashes)',
+    (url) => url.includes('node_modules/jose/') || url.startsWith('node:internal/crypto'),
+  ],
   ['request log', (url) => url.includes('/dist/adapters/json-logger')],
-  ['audit log (canonical JSON, hash chain, group commit)', (url) => url.includes('node_modules/canonicalize/') || url.includes('/dist/core/audit') || url.includes('/dist/adapters/db/audit')],
+  [
+    'audit log (canonical JSON, hash chain, group commit)',
+    (url) =>
+      url.includes('node_modules/canonicalize/') ||
+      url.includes('/dist/core/audit') ||
+      url.includes('/dist/adapters/db/audit'),
+  ],
   ['zod (request parsing)', (url) => url.includes('node_modules/zod/')],
-  ['HTTP (hono, node:http, sockets)', (url) => /node_modules\/(@hono\/node-server|hono)\/|^node:(_http|net|internal\/http|internal\/stream_base|internal\/deps\/undici)/.test(url)],
+  [
+    'HTTP (hono, node:http, sockets)',
+    (url) =>
+      /node_modules\/(@hono\/node-server|hono)\/|^node:(_http|net|internal\/http|internal\/stream_base|internal\/deps\/undici)/.test(
+        url,
+      ),
+  ],
   ['Baton, other', (url) => url.includes('/dist/')],
 ];
 
 /** A frame's script, relative to node_modules/ or to the repository. */
-const shortUrl = (url) => (url.includes('/node_modules/') ? url.slice(url.lastIndexOf('/node_modules/') + 1) : url.replace(`file://${root}/`, ''));
+const shortUrl = (url) =>
+  url.includes('/node_modules/')
+    ? url.slice(url.lastIndexOf('/node_modules/') + 1)
+    : url.replace(`file://${root}/`, '');
 
 function partOf(frames) {
   for (const frame of frames) for (const [name, test] of parts) if (test(frame.url)) return name;
@@ -65,15 +86,28 @@ export function summarizeProfiles(dir, top = 15) {
       const part = partOf(frames);
       byPart.set(part, (byPart.get(part) ?? 0) + us);
       // Wasm functions have no names here; say whose module they are.
-      const where = frame.url.startsWith('wasm://') ? ` (Wasm, ${part})` : frame.url === '' ? '' : ` ${shortUrl(frame.url)}:${frame.lineNumber + 1}`;
+      const where = frame.url.startsWith('wasm://')
+        ? ` (Wasm, ${part})`
+        : frame.url === ''
+          ? ''
+          : ` ${shortUrl(frame.url)}:${frame.lineNumber + 1}`;
       const name = `${frame.url.startsWith('wasm://') ? 'wasm-function' : frame.functionName || '(anonymous)'}${where}`;
       byFunction.set(name, (byFunction.get(name) ?? 0) + us);
     });
   }
-  const rank = (map, n) => [...map.entries()].sort((x, y) => y[1] - x[1]).slice(0, n).map(([name, us]) => ({ name, share: us / Math.max(1, totalUs), ms: us / 1000 }));
-  return { files: files.map((f) => join(dir, f)), busyMs: totalUs / 1000, idleMs: idleUs / 1000, functions: rank(byFunction, top), parts: rank(byPart, parts.length + 3) };
+  const rank = (map, n) =>
+    [...map.entries()]
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, n)
+      .map(([name, us]) => ({ name, share: us / Math.max(1, totalUs), ms: us / 1000 }));
+  return {
+    files: files.map((f) => join(dir, f)),
+    busyMs: totalUs / 1000,
+    idleMs: idleUs / 1000,
+    functions: rank(byFunction, top),
+    parts: rank(byPart, parts.length + 3),
+  };
 }
-
 
 /** The summary as markdown tables, for a report. */
 export function profileReport(label, p) {

@@ -17,8 +17,25 @@ import { prepareFloor } from './floor.mjs';
 import { startOidcProvider } from './oidc-provider.mjs';
 import { tokenLoad, tokenScenarios, tokenTarget } from './token-exchange.mjs';
 import {
-  benchDatabase, fixed, integerOption, limitRunTime, loadAverage, logTail, machineAtStart, machineLine, messageOf, print, progress, ratioWithSpread, readCommandLine, runCleanups,
-  secondsOption, startBatonSetup, whole, workFolder, writeJson,
+  benchDatabase,
+  fixed,
+  integerOption,
+  limitRunTime,
+  loadAverage,
+  logTail,
+  machineAtStart,
+  machineLine,
+  messageOf,
+  print,
+  progress,
+  ratioWithSpread,
+  readCommandLine,
+  runCleanups,
+  secondsOption,
+  startBatonSetup,
+  whole,
+  workFolder,
+  writeJson,
 } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
@@ -60,10 +77,18 @@ function parseOptions() {
     json: { type: 'string' },
   };
   return readCommandLine(usage, options, (values) => {
-    const ratios = values.ratios.split(',').map((name) => name.trim()).filter((name) => name !== '');
-    for (const name of ratios) if (!(name in ratioSides)) throw new Error(`--ratios: unknown ratio ${JSON.stringify(name)} (ratios: ${Object.keys(ratioSides).join(', ')})`);
+    const ratios = values.ratios
+      .split(',')
+      .map((name) => name.trim())
+      .filter((name) => name !== '');
+    for (const name of ratios)
+      if (!(name in ratioSides))
+        throw new Error(
+          `--ratios: unknown ratio ${JSON.stringify(name)} (ratios: ${Object.keys(ratioSides).join(', ')})`,
+        );
     if (ratios.length === 0) throw new Error('--ratios names no ratio');
-    if (!['postgres', 'none'].includes(values.setup)) throw new Error(`--setup must be postgres or none (got ${JSON.stringify(values.setup)})`);
+    if (!['postgres', 'none'].includes(values.setup))
+      throw new Error(`--setup must be postgres or none (got ${JSON.stringify(values.setup)})`);
     return {
       ratios: Object.keys(ratioSides).filter((name) => ratios.includes(name)),
       pairs: integerOption('pairs', values.pairs, 1, 50),
@@ -85,8 +110,14 @@ function parseOptions() {
 function batonSide(baton, endpoint, name, options) {
   const scenario = endpoint.scenarios.find((s) => s.name === name);
   const load = async (settings) => {
-    const run = await tokenLoad(await tokenTarget(baton, endpoint, scenario), { connections: options.connections, ...settings });
-    if (run.failed > 0) throw new Error(`Baton ${name}: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`);
+    const run = await tokenLoad(await tokenTarget(baton, endpoint, scenario), {
+      connections: options.connections,
+      ...settings,
+    });
+    if (run.failed > 0)
+      throw new Error(
+        `Baton ${name}: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`,
+      );
     return { ...run, perSecond: run.requestsPerSecond };
   };
   return {
@@ -113,7 +144,10 @@ async function peerSide(options) {
     label: 'node-oidc-provider',
     async run() {
       const run = await peer.run(options.duration);
-      if (run.failed > 0) throw new Error(`node-oidc-provider: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nlog (tail):\n${logTail(peer.log)}`);
+      if (run.failed > 0)
+        throw new Error(
+          `node-oidc-provider: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nlog (tail):\n${logTail(peer.log)}`,
+        );
       return { ...run, perSecond: run.requestsPerSecond };
     },
   };
@@ -131,7 +165,12 @@ async function startSides(options, workDir) {
   const ratios = [];
   for (const name of options.ratios) {
     const other = name === 'floor' ? await floorSide(options) : await peerSide(options);
-    ratios.push({ name, baton: baton === undefined ? undefined : batonSide(baton, endpoint, ratioSides[name].baton, options), other, pairs: [] });
+    ratios.push({
+      name,
+      baton: baton === undefined ? undefined : batonSide(baton, endpoint, ratioSides[name].baton, options),
+      other,
+      pairs: [],
+    });
   }
   for (const ratio of ratios) {
     for (const side of [ratio.baton, ratio.other]) {
@@ -150,7 +189,9 @@ async function startSides(options, workDir) {
 async function alternate(ratios, options) {
   for (let pair = 1; pair <= options.pairs; pair += 1) {
     for (const ratio of ratios) {
-      progress(`${ratio.name}, pair ${pair} of ${options.pairs}: ${ratio.baton === undefined ? '' : `${ratio.baton.label}, then `}${ratio.other.label}, ${options.duration} s each (load average ${loadAverage()})`);
+      progress(
+        `${ratio.name}, pair ${pair} of ${options.pairs}: ${ratio.baton === undefined ? '' : `${ratio.baton.label}, then `}${ratio.other.label}, ${options.duration} s each (load average ${loadAverage()})`,
+      );
       const baton = await ratio.baton?.run();
       const other = await ratio.other.run();
       ratio.pairs.push({ baton, other, ratio: baton === undefined ? undefined : baton.perSecond / other.perSecond });
@@ -168,15 +209,26 @@ function spread(values) {
 
 /** A side's figures over its runs: the median of each, and the last run's memory. */
 function sideSummary(runs) {
-  const median = (name) => (runs.every((run) => typeof run[name] === 'number') ? spread(runs.map((run) => run[name])).median : undefined);
-  return { perSecond: spread(runs.map((run) => run.perSecond)), p50: median('p50'), p99: median('p99'), batonCpuUs: median('batonCpuUs'), usPerExchange: median('usPerExchange'), rssMiB: runs.at(-1)?.rssMiB };
+  const median = (name) =>
+    runs.every((run) => typeof run[name] === 'number') ? spread(runs.map((run) => run[name])).median : undefined;
+  return {
+    perSecond: spread(runs.map((run) => run.perSecond)),
+    p50: median('p50'),
+    p99: median('p99'),
+    batonCpuUs: median('batonCpuUs'),
+    usPerExchange: median('usPerExchange'),
+    rssMiB: runs.at(-1)?.rssMiB,
+  };
 }
 
 /** One ratio as bench/run.mjs reads it. */
 function summary(ratio) {
   const done = ratio.pairs;
   return {
-    baton: ratio.baton === undefined || done.length === 0 ? null : { scenario: ratioSides[ratio.name].baton, ...sideSummary(done.map((p) => p.baton)) },
+    baton:
+      ratio.baton === undefined || done.length === 0
+        ? null
+        : { scenario: ratioSides[ratio.name].baton, ...sideSummary(done.map((p) => p.baton)) },
     other: done.length === 0 ? null : { label: ratio.other.label, ...sideSummary(done.map((p) => p.other)) },
     ratio: ratio.baton === undefined || done.length === 0 ? null : spread(done.map((p) => p.ratio)),
     pairs: done.map((p) => ({ baton: p.baton?.perSecond ?? null, other: p.other.perSecond, ratio: p.ratio ?? null })),
@@ -188,14 +240,27 @@ function summary(ratio) {
 
 /** One row per pair, a column for each side's rate and each ratio, then the medians. */
 function table(ratios, summaries, options) {
-  const columns = ratios.flatMap((ratio) => [...(ratio.baton === undefined ? [] : [`${ratio.baton.label} (/s)`]), `${ratio.other.label} (/s)`, ...(ratio.baton === undefined ? [] : ['÷'])]);
-  const cells = (pair) => ratios.flatMap((ratio) => {
-    const p = summaries[ratio.name].pairs[pair];
-    return [...(ratio.baton === undefined ? [] : [whole(p?.baton)]), whole(p?.other), ...(ratio.baton === undefined ? [] : [fixed(p?.ratio ?? undefined)])];
-  });
+  const columns = ratios.flatMap((ratio) => [
+    ...(ratio.baton === undefined ? [] : [`${ratio.baton.label} (/s)`]),
+    `${ratio.other.label} (/s)`,
+    ...(ratio.baton === undefined ? [] : ['÷']),
+  ]);
+  const cells = (pair) =>
+    ratios.flatMap((ratio) => {
+      const p = summaries[ratio.name].pairs[pair];
+      return [
+        ...(ratio.baton === undefined ? [] : [whole(p?.baton)]),
+        whole(p?.other),
+        ...(ratio.baton === undefined ? [] : [fixed(p?.ratio ?? undefined)]),
+      ];
+    });
   const medians = ratios.flatMap((ratio) => {
     const s = summaries[ratio.name];
-    return [...(ratio.baton === undefined ? [] : [whole(s.baton?.perSecond.median)]), whole(s.other?.perSecond.median), ...(ratio.baton === undefined ? [] : [s.ratio === null ? '-' : ratioWithSpread(s.ratio)])];
+    return [
+      ...(ratio.baton === undefined ? [] : [whole(s.baton?.perSecond.median)]),
+      whole(s.other?.perSecond.median),
+      ...(ratio.baton === undefined ? [] : [s.ratio === null ? '-' : ratioWithSpread(s.ratio)]),
+    ];
   });
   return [
     `| pair | ${columns.join(' | ')} |`,
@@ -208,7 +273,9 @@ function table(ratios, summaries, options) {
 function printReport(ratios, summaries, options, machine) {
   print(machineLine());
   print(`${machine.idleText}, load average ${machine.load}; at the end: load average ${loadAverage()}`);
-  print(`${options.pairs} pairs, ${options.duration} s per run of each side, Baton's side first; ${options.connections} connections, closed loop${options.withBaton ? '; Baton on PostgreSQL' : '; no Baton (--setup none)'}`);
+  print(
+    `${options.pairs} pairs, ${options.duration} s per run of each side, Baton's side first; ${options.connections} connections, closed loop${options.withBaton ? '; Baton on PostgreSQL' : '; no Baton (--setup none)'}`,
+  );
   print();
   print(table(ratios, summaries, options));
   print();
@@ -221,7 +288,9 @@ function printReport(ratios, summaries, options, machine) {
 async function main() {
   const options = parseOptions();
   // Start-up of Baton and the peer, warm-ups, every run, clean-up.
-  limitRunTime(2 * readyTimeoutMs + 120_000 + options.pairs * options.ratios.length * 2 * (options.duration * 1000 + 20_000));
+  limitRunTime(
+    2 * readyTimeoutMs + 120_000 + options.pairs * options.ratios.length * 2 * (options.duration * 1000 + 20_000),
+  );
 
   const machine = await machineAtStart();
   progress(`load average ${machine.load}; ${machine.idleText}`);
@@ -238,7 +307,12 @@ async function main() {
 
   const summaries = Object.fromEntries(ratios.map((ratio) => [ratio.name, summary(ratio)]));
   if (ratios.length > 0) printReport(ratios, summaries, options, machine);
-  writeJson(options.json, { pairs: options.pairs, duration: options.duration, withBaton: options.withBaton, ratios: summaries });
+  writeJson(options.json, {
+    pairs: options.pairs,
+    duration: options.duration,
+    withBaton: options.withBaton,
+    ratios: summaries,
+  });
 }
 
 await main();

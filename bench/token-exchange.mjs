@@ -18,15 +18,42 @@ import { demoSecret, mintAgentAssertion, mintUserToken } from '../dist/cli/demo-
 import { loadRun } from './load.mjs';
 import { profileReport, summarizeProfiles } from './profile.mjs';
 import {
-  basicAuthorization, benchDatabase, fixed, integerOption, limitRunTime, logTail, machineAtStart, machineLine, messageOf, print, processMemory, progress, readCommandLine, runCleanups,
-  secondsOption, setupsOption, startBatonSetup, tokenEndpoint, postToken, whole, withCleanups, workFolder, writeJson,
+  basicAuthorization,
+  benchDatabase,
+  fixed,
+  integerOption,
+  limitRunTime,
+  logTail,
+  machineAtStart,
+  machineLine,
+  messageOf,
+  print,
+  processMemory,
+  progress,
+  readCommandLine,
+  runCleanups,
+  secondsOption,
+  setupsOption,
+  startBatonSetup,
+  tokenEndpoint,
+  postToken,
+  whole,
+  withCleanups,
+  workFolder,
+  writeJson,
 } from './harness.mjs';
 
 const root = join(import.meta.dirname, '..');
 const database = benchDatabase('baton_bench');
 
-const grants = { tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange', clientCredentials: 'client_credentials' };
-const tokenTypes = { accessToken: 'urn:ietf:params:oauth:token-type:access_token', jwt: 'urn:ietf:params:oauth:token-type:jwt' };
+const grants = {
+  tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange',
+  clientCredentials: 'client_credentials',
+};
+const tokenTypes = {
+  accessToken: 'urn:ietf:params:oauth:token-type:access_token',
+  jwt: 'urn:ietf:params:oauth:token-type:jwt',
+};
 const jwtBearer = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 /** Baton's tokens live at most 300 s and are minted just before each run, so a run must end well before. */
@@ -97,10 +124,15 @@ export async function tokenScenarios(baseUrl) {
 
   /** An agent's own token for Baton: client_credentials, the agent authenticating with private_key_jwt. */
   const agentToken = async (agent) => {
-    const body = await post({ grant_type: grants.clientCredentials, client_assertion_type: jwtBearer, client_assertion: await mintAgentAssertion(agent, issuer) });
+    const body = await post({
+      grant_type: grants.clientCredentials,
+      client_assertion_type: jwtBearer,
+      client_assertion: await mintAgentAssertion(agent, issuer),
+    });
     return body.access_token;
   };
-  const aliceToken = () => mintUserToken('alice', { audience: issuer, lifetimeSeconds: 3600, scope: 'payments:read payments:transfer' });
+  const aliceToken = () =>
+    mintUserToken('alice', { audience: issuer, lifetimeSeconds: 3600, scope: 'payments:read payments:transfer' });
 
   const hop1Params = async () => ({
     grant_type: grants.tokenExchange,
@@ -132,7 +164,14 @@ export async function tokenScenarios(baseUrl) {
       { name: 'exchange hop 2', params: hop2Params },
       // The request node-oidc-provider is measured with (bench/oidc-provider.mjs): a confidential
       // client, Basic authentication, one resource, one scope; Baton also audits it.
-      { name: 'client credentials', params: async () => ({ grant_type: grants.clientCredentials, resource: 'https://payments.example', scope: 'payments:read' }) },
+      {
+        name: 'client credentials',
+        params: async () => ({
+          grant_type: grants.clientCredentials,
+          resource: 'https://payments.example',
+          scope: 'payments:read',
+        }),
+      },
     ],
   };
 }
@@ -161,19 +200,42 @@ export async function tokenLoad(target, options) {
 
 async function benchSetup(setup, options, workDir, rows, profiles) {
   progress(`${setup}: starting Baton`);
-  const baton = await startBatonSetup({ root, setup, workDir, database, cpuProfDir: options.cpuProfDir, settings: setup === 'postgres' ? { BATON_WORKERS: String(options.workers) } : {}, readyTimeoutMs, stopTimeoutMs });
+  const baton = await startBatonSetup({
+    root,
+    setup,
+    workDir,
+    database,
+    cpuProfDir: options.cpuProfDir,
+    settings: setup === 'postgres' ? { BATON_WORKERS: String(options.workers) } : {},
+    readyTimeoutMs,
+    stopTimeoutMs,
+  });
   const endpoint = await tokenScenarios(baton.url);
-  for (const scenario of endpoint.scenarios.filter((s) => options.only === undefined || s.name.includes(options.only))) {
+  for (const scenario of endpoint.scenarios.filter(
+    (s) => options.only === undefined || s.name.includes(options.only),
+  )) {
     // Fresh credentials per scenario, so none is older than one run when it is used.
     const target = await tokenTarget(baton, endpoint, scenario);
     progress(`${setup} / ${scenario.name}: warm-up, ${Math.max(options.warmup, options.connections)} requests`);
-    const warmup = await tokenLoad(target, { connections: options.connections, amount: Math.max(options.warmup, options.connections) });
-    if (warmup.failed > 0) throw new Error(`${scenario.name}: warm-up had ${warmup.failed} requests without a 2xx; first: ${warmup.firstFailure}`);
-    progress(`${setup} / ${scenario.name}: ${options.duration} s, ${options.connections} connections${options.rate === undefined ? '' : `, ${options.rate} requests/s`}`);
+    const warmup = await tokenLoad(target, {
+      connections: options.connections,
+      amount: Math.max(options.warmup, options.connections),
+    });
+    if (warmup.failed > 0)
+      throw new Error(
+        `${scenario.name}: warm-up had ${warmup.failed} requests without a 2xx; first: ${warmup.firstFailure}`,
+      );
+    progress(
+      `${setup} / ${scenario.name}: ${options.duration} s, ${options.connections} connections${options.rate === undefined ? '' : `, ${options.rate} requests/s`}`,
+    );
     const run = await tokenLoad(target, options);
     rows.push({ setup, scenario: scenario.name, ...run, rssMiB: processMemory(baton.pid)?.rss ?? NaN });
-    if (run.failed > 0) progress(`${setup} / ${scenario.name}: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`);
-    if (run.failed > 0 && run.firstFailure.startsWith('Baton exited')) throw new Error(`Baton is gone; the remaining scenarios are skipped`);
+    if (run.failed > 0)
+      progress(
+        `${setup} / ${scenario.name}: ${run.failed} requests without a 2xx; first: ${run.firstFailure}\nBaton's log without request lines (tail):\n${logTail(baton.log, { lines: 30, skipInfo: true })}`,
+      );
+    if (run.failed > 0 && run.firstFailure.startsWith('Baton exited'))
+      throw new Error(`Baton is gone; the remaining scenarios are skipped`);
   }
   if (baton.profDir !== undefined) {
     await baton.stop(); // the profile is written when Baton exits
@@ -185,7 +247,10 @@ function table(rows) {
   const lines = [
     '| setup | scenario | requests/s (mean) | p50 ms | p99 ms | Baton CPU µs per request | Baton RSS MiB | total requests | non-2xx |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.setup} | ${r.scenario} | ${Math.round(r.requestsPerSecond)} | ${fixed(r.p50)} | ${fixed(r.p99)} | ${whole(r.batonCpuUs)} | ${whole(r.rssMiB)} | ${r.total} | ${r.failed} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.setup} | ${r.scenario} | ${Math.round(r.requestsPerSecond)} | ${fixed(r.p50)} | ${fixed(r.p99)} | ${whole(r.batonCpuUs)} | ${whole(r.rssMiB)} | ${r.total} | ${r.failed} |`,
+    ),
   ];
   return lines.join('\n');
 }
@@ -206,7 +271,9 @@ async function benchSetups(options, workDir, rows, profiles) {
 
 function printReport(rows, profiles, options, machine) {
   print(`${machineLine()}, ${machine.idleText}`);
-  print(`${options.duration} s per run, ${options.connections} connections, ${options.rate === undefined ? 'unthrottled' : `${options.rate} requests/s overall`}`);
+  print(
+    `${options.duration} s per run, ${options.connections} connections, ${options.rate === undefined ? 'unthrottled' : `${options.rate} requests/s overall`}`,
+  );
   print();
   print(table(rows));
   for (const [setup, profile] of profiles) {
@@ -232,7 +299,13 @@ async function main() {
   }
 
   printReport(rows, profiles, options, machine);
-  writeJson(options.json, { rows, setupFailed: !allRan, duration: options.duration, connections: options.connections, rate: options.rate ?? null });
+  writeJson(options.json, {
+    rows,
+    setupFailed: !allRan,
+    duration: options.duration,
+    connections: options.connections,
+    rate: options.rate ?? null,
+  });
   const failedRows = rows.filter((r) => r.failed > 0);
   for (const r of failedRows) progress(`${r.setup} / ${r.scenario}: first error: ${r.firstFailure}`);
   if (!allRan || failedRows.length > 0) process.exitCode = 1;

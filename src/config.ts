@@ -13,9 +13,30 @@ const int = (min: number, max: number, fallback: number) =>
 const settings = {
   port: ['PORT', int(0, 65535, 8080)],
   host: ['BATON_HOST', z.string().min(1).default('127.0.0.1')],
-  issuer: ['BATON_ISSUER', z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).refine((u) => !u.endsWith('/') && !u.includes('?') && !u.includes('#'), 'must have no trailing slash, query or fragment').optional()],
-  databaseUrl: ['DATABASE_URL', z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional()],
-  databaseSchema: ['BATON_DATABASE_SCHEMA', z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier').optional()],
+  issuer: [
+    'BATON_ISSUER',
+    z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+      .refine(
+        (u) => !u.endsWith('/') && !u.includes('?') && !u.includes('#'),
+        'must have no trailing slash, query or fragment',
+      )
+      .optional(),
+  ],
+  databaseUrl: [
+    'DATABASE_URL',
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+  ],
+  databaseSchema: [
+    'BATON_DATABASE_SCHEMA',
+    z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier')
+      .optional(),
+  ],
   dataDir: ['BATON_DATA_DIR', z.string().min(1).default('.baton-data')],
   registryFile: ['BATON_REGISTRY', z.string().min(1).default('policies/registry.json')],
   policyDir: ['BATON_POLICY_DIR', z.string().min(1).default('policies')],
@@ -74,7 +95,10 @@ export class ConfigError extends Error {
  * without files (Workers) does not give. Throws ConfigError naming each bad value and where it
  * came from.
  */
-export function parseConfig(env: Readonly<Record<string, string | undefined>>, readFile?: (name: string) => string): Config {
+export function parseConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  readFile?: (name: string) => string,
+): Config {
   const problems: string[] = [];
   let file: Record<string, unknown> = {};
   const fileName = env.BATON_CONFIG;
@@ -82,7 +106,8 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, r
     try {
       if (readFile === undefined) throw new Error('no configuration file can be read here: set each variable instead');
       const parsed: unknown = JSON.parse(readFile(fileName));
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('must hold a JSON object');
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        throw new Error('must hold a JSON object');
       file = parsed as Record<string, unknown>;
       for (const key of Object.keys(file)) {
         // Own members only: a file may say "constructor" or "toString", which every object has.
@@ -101,13 +126,19 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>, r
     if (result.success) out[key] = result.data;
     else {
       const where = useEnv ? envName : `${fileName}: ${key}`;
-      const shown = typeof raw === 'string' && !envName.includes('KEYS') && !envName.includes('DATABASE') ? ` (got ${JSON.stringify(raw.slice(0, 80))})` : '';
+      const shown =
+        typeof raw === 'string' && !envName.includes('KEYS') && !envName.includes('DATABASE')
+          ? ` (got ${JSON.stringify(raw.slice(0, 80))})`
+          : '';
       problems.push(`${where}: ${result.error.issues[0]?.message ?? 'is invalid'}${shown}`);
     }
   }
-  if (out.signingKeys !== undefined && out.signingKeysFile !== undefined) problems.push('BATON_SIGNING_KEYS and BATON_SIGNING_KEYS_FILE: set one, not both');
-  if (out.auditKeys !== undefined && out.auditKeysFile !== undefined) problems.push('BATON_AUDIT_KEYS and BATON_AUDIT_KEYS_FILE: set one, not both');
-  if (typeof out.workers === 'number' && out.workers > 1 && out.databaseUrl === undefined) problems.push('BATON_WORKERS: more than 1 needs DATABASE_URL (the embedded database belongs to one process)');
+  if (out.signingKeys !== undefined && out.signingKeysFile !== undefined)
+    problems.push('BATON_SIGNING_KEYS and BATON_SIGNING_KEYS_FILE: set one, not both');
+  if (out.auditKeys !== undefined && out.auditKeysFile !== undefined)
+    problems.push('BATON_AUDIT_KEYS and BATON_AUDIT_KEYS_FILE: set one, not both');
+  if (typeof out.workers === 'number' && out.workers > 1 && out.databaseUrl === undefined)
+    problems.push('BATON_WORKERS: more than 1 needs DATABASE_URL (the embedded database belongs to one process)');
   if (problems.length > 0) throw new ConfigError(problems);
   const limits: Record<string, unknown> = {};
   const config: Record<string, unknown> = { limits };

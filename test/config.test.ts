@@ -22,6 +22,8 @@ describe('configuration without files (Workers)', () => {
     } catch (error) {
       if (error instanceof ConfigError) problems = error.problems;
     }
-    expect(problems).toEqual(['BATON_CONFIG (baton.json): no configuration file can be read here: set each variable instead']);
+    expect(problems).toEqual([
+      'BATON_CONFIG (baton.json): no configuration file can be read here: set each variable instead',
+    ]);
   });
 });

@@ -18,7 +18,11 @@ export type Storage = Pick<ServiceContext, 'store' | 'grants' | 'signInThrottle'
 
 /** The storage ports over SQL, identical on PostgreSQL and PGlite; codes and refresh tokens expire by `clock`. */
 export function sqlStorage(sql: Sql, clock: Clock): Storage {
-  return { store: createSqlStore(sql), grants: createGrantStore(sql, () => clock.now()), signInThrottle: createSignInThrottle(sql) };
+  return {
+    store: createSqlStore(sql),
+    grants: createGrantStore(sql, () => clock.now()),
+    signInThrottle: createSignInThrottle(sql),
+  };
 }
 
 export interface ContextParts {

@@ -7,4 +7,6 @@ const oneShot = typeof nodeCrypto.hash === 'function' ? nodeCrypto.hash : undefi
 
 /** The core's `Sha256` port with the runtime's native hash: synchronous and far cheaper per entry than Web Crypto. */
 export const sha256Hex: Sha256 =
-  oneShot === undefined ? (text) => nodeCrypto.createHash('sha256').update(text, 'utf8').digest('hex') : (text) => oneShot('sha256', text, 'hex');
+  oneShot === undefined
+    ? (text) => nodeCrypto.createHash('sha256').update(text, 'utf8').digest('hex')
+    : (text) => oneShot('sha256', text, 'hex');

@@ -2,8 +2,17 @@ import { scrypt, timingSafeEqual } from 'node:crypto';
 import type { Authenticator } from '../core/ports.js';
 import { userKey, type Registry } from '../core/registry/registry.js';
 
-function scryptAsync(password: string, salt: Buffer, length: number, cost: { N: number; r: number; p: number }): Promise<Buffer> {
-  return new Promise((resolve, reject) => scrypt(password, salt, length, { ...cost, maxmem: 256 * cost.N * cost.r }, (error, key) => (error ? reject(error) : resolve(key))));
+function scryptAsync(
+  password: string,
+  salt: Buffer,
+  length: number,
+  cost: { N: number; r: number; p: number },
+): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scrypt(password, salt, length, { ...cost, maxmem: 256 * cost.N * cost.r }, (error, key) =>
+      error ? reject(error) : resolve(key),
+    ),
+  );
 }
 
 // A fixed hash to spend the same time on unknown users as on known ones.
@@ -23,8 +32,14 @@ export function passwordAuthenticator(registry: () => Registry): Authenticator {
       const user = registry().users.get(userKey(tenant, username));
       const [, n, r, p, salt, hash] = (user?.passwordScrypt ?? decoy).split('$');
       const expected = Buffer.from(hash ?? '', 'base64url');
-      const actual = await scryptAsync(password, Buffer.from(salt ?? '', 'base64url'), expected.length || 32, { N: Number(n), r: Number(r), p: Number(p) });
-      return user !== undefined && actual.length === expected.length && timingSafeEqual(actual, expected) ? user.sub : undefined;
+      const actual = await scryptAsync(password, Buffer.from(salt ?? '', 'base64url'), expected.length || 32, {
+        N: Number(n),
+        r: Number(r),
+        p: Number(p),
+      });
+      return user !== undefined && actual.length === expected.length && timingSafeEqual(actual, expected)
+        ? user.sub
+        : undefined;
     },
   };
 }

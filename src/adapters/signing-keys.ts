@@ -10,11 +10,16 @@ export interface PrivateJwks {
 const privateMembers = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi']);
 
 function publicPart(jwk: JWK): JWK {
-  return Object.fromEntries(Object.entries(jwk).filter(([k]) => !privateMembers.has(k) && k !== 'key_ops' && k !== 'ext')) as JWK;
+  return Object.fromEntries(
+    Object.entries(jwk).filter(([k]) => !privateMembers.has(k) && k !== 'key_ops' && k !== 'ext'),
+  ) as JWK;
 }
 
 /** Turns a private JWK into the function that signs JWS inputs with it. */
-export type SignerFactory = (jwk: JWK, alg: SigningAlgorithm) => Promise<(signingInput: Uint8Array) => Promise<Uint8Array>>;
+export type SignerFactory = (
+  jwk: JWK,
+  alg: SigningAlgorithm,
+) => Promise<(signingInput: Uint8Array) => Promise<Uint8Array>>;
 
 /** Signs with Web Crypto (any runtime); ECDSA signatures come in the r||s form JWS uses. */
 const webCryptoSigner: SignerFactory = async (jwk, alg) => {
@@ -27,7 +32,10 @@ const webCryptoSigner: SignerFactory = async (jwk, alg) => {
  * Imports Baton's signing keys once: the first key signs, all are published and verify,
  * so the next key is known to verifiers before it is rotated in.
  */
-export async function importSigningKeys(jwks: PrivateJwks, signer: SignerFactory = webCryptoSigner): Promise<SigningKeys> {
+export async function importSigningKeys(
+  jwks: PrivateJwks,
+  signer: SignerFactory = webCryptoSigner,
+): Promise<SigningKeys> {
   const [first] = jwks.keys;
   if (first === undefined) throw new Error('signing key set is empty');
   const imported = await Promise.all(
@@ -35,7 +43,8 @@ export async function importSigningKeys(jwks: PrivateJwks, signer: SignerFactory
       if (typeof jwk.kid !== 'string' || jwk.kid === '') throw new Error(`signing key ${index} has no kid`);
       if (typeof jwk.d !== 'string') throw new Error(`signing key ${jwk.kid} is not a private key`);
       const alg = algorithmOf({ kty: jwk.kty ?? '', crv: jwk.crv, alg: jwk.alg });
-      if (alg !== 'EdDSA' && alg !== 'ES256') throw new Error(`signing key ${jwk.kid} uses ${alg}; EdDSA and ES256 are supported`);
+      if (alg !== 'EdDSA' && alg !== 'ES256')
+        throw new Error(`signing key ${jwk.kid} uses ${alg}; EdDSA and ES256 are supported`);
       const pub = { ...publicPart(jwk), alg, use: 'sig' };
       const sign = await signer(jwk, alg);
       const publicKey = (await importJWK(pub, alg)) as CryptoKey;
@@ -55,18 +64,30 @@ export async function importSigningKeys(jwks: PrivateJwks, signer: SignerFactory
  * a key that signs nothing else, so that whoever can mint tokens cannot vouch for a log.
  */
 export async function assertDistinctKeys(signing: SigningKeys, audit: SigningKeys): Promise<void> {
-  const thumbprints = async (keys: SigningKeys) => Promise.all(keys.publicJwks.keys.map(async (jwk) => ({ kid: jwk.kid as string, thumbprint: await calculateJwkThumbprint(jwk as JWK) })));
+  const thumbprints = async (keys: SigningKeys) =>
+    Promise.all(
+      keys.publicJwks.keys.map(async (jwk) => ({
+        kid: jwk.kid as string,
+        thumbprint: await calculateJwkThumbprint(jwk as JWK),
+      })),
+    );
   const tokens = await thumbprints(signing);
   for (const key of await thumbprints(audit)) {
     const shared = tokens.find((t) => t.thumbprint === key.thumbprint || t.kid === key.kid);
-    if (shared !== undefined) throw new Error(`audit key ${key.kid} is also a token signing key (${shared.kid}): checkpoints must be signed with a key of their own`);
+    if (shared !== undefined)
+      throw new Error(
+        `audit key ${key.kid} is also a token signing key (${shared.kid}): checkpoints must be signed with a key of their own`,
+      );
   }
 }
 
 /** Generates a current and a next private key, each with its RFC 7638 thumbprint as `kid`. */
 export async function generateSigningKeys(alg: SigningAlgorithm): Promise<PrivateJwks> {
   const one = async (): Promise<JWK> => {
-    const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
+    const { privateKey } = await generateKeyPair(alg, {
+      extractable: true,
+      ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}),
+    });
     const jwk = await exportJWK(privateKey);
     return { ...jwk, kid: await calculateJwkThumbprint(jwk), alg, use: 'sig' };
   };

@@ -1,6 +1,12 @@
 import { chainCheck, type ChainLine } from '../core/audit/chain.js';
 import type { Sha256 } from '../core/sha256.js';
-import { contradiction, describeCheckpoint, verifyCheckpoint, type Checkpoint, type SignedCheckpoint } from '../core/audit/checkpoint.js';
+import {
+  contradiction,
+  describeCheckpoint,
+  verifyCheckpoint,
+  type Checkpoint,
+  type SignedCheckpoint,
+} from '../core/audit/checkpoint.js';
 import { importPublicJwks } from '../core/tokens/jwks.js';
 import type { Jwks } from '../core/registry/schema.js';
 
@@ -21,7 +27,9 @@ export interface ExportSources {
 /** How a checkpoint was checked: against the entry it names, or (that entry not in the export) by its signature only. */
 function checkpointSummary(checked: number, signatureOnly: number): string {
   const valid = `${checked} checkpoints valid`;
-  return signatureOnly === 0 ? valid : `${valid}, ${signatureOnly} signature only (the entry named is not in the export)`;
+  return signatureOnly === 0
+    ? valid
+    : `${valid}, ${signatureOnly} signature only (the entry named is not in the export)`;
 }
 
 /** Lines checked together: the hash check runs a page at a time rather than awaiting each line. */
@@ -94,7 +102,12 @@ function hashIndex() {
  * all recomputed contradicts the first checkpoint after it. With a witness, a checkpoint sequence
  * that goes backwards (nothing as new as what was seen) or forks is refused.
  */
-export async function verifyExport(source: string | AsyncIterable<string>, jwks: Jwks, sha256: Sha256, sources: ExportSources = {}): Promise<ExportVerdict> {
+export async function verifyExport(
+  source: string | AsyncIterable<string>,
+  jwks: Jwks,
+  sha256: Sha256,
+  sources: ExportSources = {},
+): Promise<ExportVerdict> {
   const check = chainCheck(sha256);
   const checkpoints: string[] = [];
   const hashes = hashIndex();
@@ -125,8 +138,17 @@ export async function verifyExport(source: string | AsyncIterable<string>, jwks:
       }
       const record = (value ?? {}) as Record<string, unknown>;
       if (typeof record.checkpoint === 'string') checkpoints.push(record.checkpoint);
-      else if (typeof record.seq === 'number' && typeof record.prev_hash === 'string' && typeof record.hash === 'string') {
-        page.push({ seq: record.seq, prev_hash: record.prev_hash, hash: record.hash, ...(typeof record.canonical === 'string' ? { canonical: record.canonical } : {}) });
+      else if (
+        typeof record.seq === 'number' &&
+        typeof record.prev_hash === 'string' &&
+        typeof record.hash === 'string'
+      ) {
+        page.push({
+          seq: record.seq,
+          prev_hash: record.prev_hash,
+          hash: record.hash,
+          ...(typeof record.canonical === 'string' ? { canonical: record.canonical } : {}),
+        });
         if (typeof record.canonical === 'string') whole += 1;
         if (first === 0) first = record.seq;
         last = record.seq;
@@ -148,23 +170,43 @@ export async function verifyExport(source: string | AsyncIterable<string>, jwks:
     try {
       checkpoint = await verifyCheckpoint(resolve, jws);
     } catch (error) {
-      return { ok: false, message: `checkpoint: signature does not verify (${error instanceof Error ? error.message : String(error)})` };
+      return {
+        ok: false,
+        message: `checkpoint: signature does not verify (${error instanceof Error ? error.message : String(error)})`,
+      };
     }
     const other = bySeq.get(checkpoint.seq);
-    if (other !== undefined && other.hash !== checkpoint.hash) return { ok: false, message: `checkpoint ${checkpoint.seq}: two signed checkpoints of this size state different head hashes` };
+    if (other !== undefined && other.hash !== checkpoint.hash)
+      return {
+        ok: false,
+        message: `checkpoint ${checkpoint.seq}: two signed checkpoints of this size state different head hashes`,
+      };
     if (other === undefined) bySeq.set(checkpoint.seq, { ...checkpoint, jws });
   }
   const { witness } = sources;
-  const newest = [...bySeq.values()].reduce<SignedCheckpoint | undefined>((a, b) => (a === undefined || b.seq > a.seq ? b : a), undefined);
+  const newest = [...bySeq.values()].reduce<SignedCheckpoint | undefined>(
+    (a, b) => (a === undefined || b.seq > a.seq ? b : a),
+    undefined,
+  );
   if (witness !== undefined) {
     if (newest === undefined || newest.seq < witness.seq) {
-      return { ok: false, message: `checkpoints went backwards: ${describeCheckpoint(witness)} was seen before, but the newest here is ${newest === undefined ? 'none' : `checkpoint ${newest.seq}`}` };
+      return {
+        ok: false,
+        message: `checkpoints went backwards: ${describeCheckpoint(witness)} was seen before, but the newest here is ${newest === undefined ? 'none' : `checkpoint ${newest.seq}`}`,
+      };
     }
     const same = bySeq.get(witness.seq);
-    if (same !== undefined && same.hash !== witness.hash) return { ok: false, message: `checkpoint ${witness.seq}: differs from ${describeCheckpoint(witness)}, seen before` };
+    if (same !== undefined && same.hash !== witness.hash)
+      return {
+        ok: false,
+        message: `checkpoint ${witness.seq}: differs from ${describeCheckpoint(witness)}, seen before`,
+      };
   }
   // The witness's checkpoint vouches for its entry as any other does.
-  const anchors: Checkpoint[] = [...bySeq.values(), ...(witness === undefined || bySeq.has(witness.seq) ? [] : [witness])].sort((a, b) => a.seq - b.seq);
+  const anchors: Checkpoint[] = [
+    ...bySeq.values(),
+    ...(witness === undefined || bySeq.has(witness.seq) ? [] : [witness]),
+  ].sort((a, b) => a.seq - b.seq);
   let signatureOnly = 0;
   let held: Checkpoint | undefined;
   for (const checkpoint of anchors) {
@@ -172,7 +214,8 @@ export async function verifyExport(source: string | AsyncIterable<string>, jwks:
     // outside it (before `from`, or appended after the export was read) is checked by signature alone.
     const hash = hashes.get(checkpoint.seq, last);
     if (hash === undefined) signatureOnly += 1;
-    else if (hash !== checkpoint.hash) return { ok: false, message: `entry ${checkpoint.seq}: ${contradiction(checkpoint, held?.seq ?? first - 1)}` };
+    else if (hash !== checkpoint.hash)
+      return { ok: false, message: `entry ${checkpoint.seq}: ${contradiction(checkpoint, held?.seq ?? first - 1)}` };
     else held = checkpoint;
   }
   const consistent = held === undefined ? '' : `; consistent with ${describeCheckpoint(held)}`;

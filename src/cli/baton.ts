@@ -43,9 +43,12 @@ async function readWitness(file: string, jwks: Jwks): Promise<Checkpoint | undef
   const saved = JSON.parse(readFileSync(file, 'utf8')) as { seq?: unknown; hash?: unknown; jws?: unknown };
   if (typeof saved.jws !== 'string') throw new Error(`witness file ${file} holds no checkpoint`);
   const checkpoint = await verifyCheckpoint(await importPublicJwks(jwks), saved.jws).catch((error: unknown) => {
-    throw new Error(`witness file ${file}: its checkpoint does not verify with the audit keys (${error instanceof Error ? error.message : String(error)})`);
+    throw new Error(
+      `witness file ${file}: its checkpoint does not verify with the audit keys (${error instanceof Error ? error.message : String(error)})`,
+    );
   });
-  if (checkpoint.seq !== saved.seq || checkpoint.hash !== saved.hash) throw new Error(`witness file ${file}: seq or hash differ from its signed checkpoint`);
+  if (checkpoint.seq !== saved.seq || checkpoint.hash !== saved.hash)
+    throw new Error(`witness file ${file}: seq or hash differ from its signed checkpoint`);
   return checkpoint;
 }
 
@@ -102,16 +105,32 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'audit': {
       const file = positionals[2];
-      if (name !== 'verify' || file === undefined || values.key === undefined) throw new Error('usage: baton audit verify <export.jsonl> --key <audit-keys.json> [--checkpoints DIR] [--witness FILE]');
+      if (name !== 'verify' || file === undefined || values.key === undefined)
+        throw new Error(
+          'usage: baton audit verify <export.jsonl> --key <audit-keys.json> [--checkpoints DIR] [--witness FILE]',
+        );
       const jwks = JSON.parse(readFileSync(values.key, 'utf8')) as Jwks;
       const witness = values.witness === undefined ? undefined : await readWitness(values.witness, jwks);
       const published = values.checkpoints === undefined ? [] : readPublished(values.checkpoints);
       // Streamed line by line: an export can be larger than the longest string V8 holds.
-      const verdict = await verifyExport(createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), jwks, sha256Hex, { checkpoints: published, ...(witness === undefined ? {} : { witness }) });
-      if (verdict.ok && values.witness !== undefined && verdict.newest !== undefined && (witness === undefined || verdict.newest.seq > witness.seq)) {
+      const verdict = await verifyExport(
+        createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }),
+        jwks,
+        sha256Hex,
+        { checkpoints: published, ...(witness === undefined ? {} : { witness }) },
+      );
+      if (
+        verdict.ok &&
+        values.witness !== undefined &&
+        verdict.newest !== undefined &&
+        (witness === undefined || verdict.newest.seq > witness.seq)
+      ) {
         const { seq, hash, jws } = verdict.newest;
         // Whole or not at all: a witness file cut short would forget what it saw.
-        writeFileSync(`${values.witness}.tmp`, `${JSON.stringify({ seq, hash, signed_at: signedAt(verdict.newest), jws })}\n`);
+        writeFileSync(
+          `${values.witness}.tmp`,
+          `${JSON.stringify({ seq, hash, signed_at: signedAt(verdict.newest), jws })}\n`,
+        );
         renameSync(`${values.witness}.tmp`, values.witness);
       }
       (verdict.ok ? process.stdout : process.stderr).write(`${verdict.message}\n`);

@@ -7,7 +7,10 @@ import { randomId } from '../core/secrets.js';
 export const demoKeyDir = join(import.meta.dirname, '..', '..', 'policies', 'demo-keys');
 
 /** Demo identity providers by tenant. */
-export const demoIssuers: Readonly<Record<string, string>> = { acme: 'https://id.acme.example', globex: 'https://id.globex.example' };
+export const demoIssuers: Readonly<Record<string, string>> = {
+  acme: 'https://id.acme.example',
+  globex: 'https://id.globex.example',
+};
 
 const cache = new Map<string, { key: CryptoKey; kid: string }>();
 

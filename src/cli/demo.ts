@@ -2,7 +2,10 @@ import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { demoSecret, mintAgentAssertion, mintUserToken } from './demo-kit.js';
 
 const exchangeGrant = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const tokenType = { accessToken: 'urn:ietf:params:oauth:token-type:access_token', jwt: 'urn:ietf:params:oauth:token-type:jwt' };
+const tokenType = {
+  accessToken: 'urn:ietf:params:oauth:token-type:access_token',
+  jwt: 'urn:ietf:params:oauth:token-type:jwt',
+};
 
 interface Metadata {
   issuer: string;
@@ -33,7 +36,10 @@ export async function runDemo(baseUrl: string, print: (line: string) => void): P
     print(`\n${title}\n${JSON.stringify(decodeJwt(token), null, 2)}`);
   };
 
-  const alice = await mintUserToken('alice', { audience: meta.issuer, scope: 'openid payments:read payments:transfer' });
+  const alice = await mintUserToken('alice', {
+    audience: meta.issuer,
+    scope: 'openid payments:read payments:transfer',
+  });
   show('1. alice signs in at the demo identity provider https://id.acme.example:', alice);
 
   const first = await exchange(meta, {
@@ -44,7 +50,10 @@ export async function runDemo(baseUrl: string, print: (line: string) => void): P
     audience: 'payments',
     scope: 'payments:read payments:transfer',
   });
-  show('2. the orchestrator exchanges it (RFC 8693) for a token to act for alice at payments:', first.access_token as string);
+  show(
+    '2. the orchestrator exchanges it (RFC 8693) for a token to act for alice at payments:',
+    first.access_token as string,
+  );
 
   const second = await exchange(meta, {
     subject_token: first.access_token as string,
@@ -53,7 +62,10 @@ export async function runDemo(baseUrl: string, print: (line: string) => void): P
     actor_token_type: tokenType.jwt,
     scope: 'payments:transfer',
   });
-  show('3. the orchestrator hands down to payments-subagent, with less scope and a nested act:', second.access_token as string);
+  show(
+    '3. the orchestrator hands down to payments-subagent, with less scope and a nested act:',
+    second.access_token as string,
+  );
 
   for (const token of [first.access_token, second.access_token] as string[]) {
     await jwtVerify(token, jwks, { issuer: meta.issuer, typ: 'at+jwt' });

@@ -39,7 +39,11 @@ export class OAuthError extends Error {
   readonly retryAfterSeconds: number | undefined;
   #audited = false;
 
-  constructor(code: OAuthErrorCode, description: string, options: { detail?: string; status?: number; retryAfterSeconds?: number; cause?: unknown } = {}) {
+  constructor(
+    code: OAuthErrorCode,
+    description: string,
+    options: { detail?: string; status?: number; retryAfterSeconds?: number; cause?: unknown } = {},
+  ) {
     super(`${code}: ${description}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'OAuthError';
     this.code = code;

@@ -17,7 +17,12 @@ export function endpoints(issuer: string) {
 
 /** The scopes Baton understands: every resource server's, then the operators' own. */
 export function supportedScopes(registry: Registry): string[] {
-  return [...new Set([...[...registry.resourceServers.values()].flatMap((rs) => rs.scopes), ...Object.values(operatorScopes)])];
+  return [
+    ...new Set([
+      ...[...registry.resourceServers.values()].flatMap((rs) => rs.scopes),
+      ...Object.values(operatorScopes),
+    ]),
+  ];
 }
 
 /**
@@ -26,7 +31,12 @@ export function supportedScopes(registry: Registry): string[] {
  * takes a resource server's own Bearer token, which has no registered name and is documented
  * instead. Revocation authenticates as the token endpoint does, public clients (`none`) included.
  */
-export function authorizationServerMetadata(issuer: string, signingAlgorithms: readonly string[], detailTypes: readonly string[], scopes: readonly string[]) {
+export function authorizationServerMetadata(
+  issuer: string,
+  signingAlgorithms: readonly string[],
+  detailTypes: readonly string[],
+  scopes: readonly string[],
+) {
   const urls = endpoints(issuer);
   return {
     issuer,

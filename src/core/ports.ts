@@ -1,5 +1,13 @@
 import type { CryptoKey, JWSHeaderParameters } from 'jose';
-import type { AuditEvent, AuditGap, AuditLine, AuditRecord, ChainVerdict, StoredCheckpoint, TrailEntry } from './audit/chain.js';
+import type {
+  AuditEvent,
+  AuditGap,
+  AuditLine,
+  AuditRecord,
+  ChainVerdict,
+  StoredCheckpoint,
+  TrailEntry,
+} from './audit/chain.js';
 
 /** Wall clock, injected so tests can move time. Milliseconds since the epoch. */
 export interface Clock {
@@ -14,7 +22,11 @@ export type KeyResolver = (header: JWSHeaderParameters) => Promise<CryptoKey>;
 /** Baton's own signing keys: the current one signs, current and next verify and are published. */
 export interface SigningKeys {
   /** `sign` returns the JWS signature (RFC 7515/7518 encoding) of a signing input. */
-  readonly current: { readonly kid: string; readonly alg: string; readonly sign: (signingInput: Uint8Array) => Promise<Uint8Array> };
+  readonly current: {
+    readonly kid: string;
+    readonly alg: string;
+    readonly sign: (signingInput: Uint8Array) => Promise<Uint8Array>;
+  };
   readonly publicJwks: { readonly keys: readonly Record<string, unknown>[] };
   readonly resolve: KeyResolver;
 }
@@ -118,7 +130,13 @@ export interface GrantDetail {
 
 /** The outcome of presenting a one-time secret. */
 export type Redemption =
-  | { readonly status: 'ok'; readonly tenant: string; readonly grantId: string; readonly detail: GrantDetail; readonly expiresAt: Date }
+  | {
+      readonly status: 'ok';
+      readonly tenant: string;
+      readonly grantId: string;
+      readonly detail: GrantDetail;
+      readonly expiresAt: Date;
+    }
   | { readonly status: 'reused'; readonly tenant: string; readonly grantId: string }
   /** Never used, but its grant was revoked as a whole. */
   | { readonly status: 'revoked'; readonly tenant: string; readonly grantId: string }

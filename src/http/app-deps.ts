@@ -13,7 +13,10 @@ export interface AppDeps {
   /** Resolves when the database answers; rejects otherwise. */
   readonly checkReady: () => Promise<void>;
   /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid, once the refusal is audited. `by` names who asked. */
-  readonly reload: { readonly policies: (by: string) => Promise<readonly string[]>; readonly registry: (by: string) => Promise<void> };
+  readonly reload: {
+    readonly policies: (by: string) => Promise<readonly string[]>;
+    readonly registry: (by: string) => Promise<void>;
+  };
   readonly auditQueries: AuditQueries;
   /** The audit keys and the checkpoints known outside the database; none where no audit key is configured. */
   readonly checkpoints?: CheckpointWitness;

@@ -53,7 +53,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.route('/', auditRoutes(deps));
   app.route('/', operationRoutes(deps));
 
-  app.notFound((c) => c.json({ error: 'not_found', error_description: `no route for ${echo(c.req.method, 16)} ${echo(c.req.path, 120)}` }, 404));
+  app.notFound((c) =>
+    c.json(
+      { error: 'not_found', error_description: `no route for ${echo(c.req.method, 16)} ${echo(c.req.path, 120)}` },
+      404,
+    ),
+  );
   app.onError((error, c) => errorResponse(c, error, deps));
   return app;
 }

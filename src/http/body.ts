@@ -9,10 +9,12 @@ import { OAuthError } from '../core/errors.js';
 export type BodyReader = (c: Context, maxBytes: number) => Promise<string>;
 
 /** The refusal of a body over the limit. */
-export const bodyTooLarge = (maxBytes: number): OAuthError => new OAuthError('invalid_request', `request body is larger than ${maxBytes} bytes`, { status: 413 });
+export const bodyTooLarge = (maxBytes: number): OAuthError =>
+  new OAuthError('invalid_request', `request body is larger than ${maxBytes} bytes`, { status: 413 });
 
 /** Whether a declared Content-Length already exceeds the limit, so nothing needs reading. */
-export const declaredTooLarge = (contentLength: string | undefined, maxBytes: number): boolean => contentLength !== undefined && Number(contentLength) > maxBytes;
+export const declaredTooLarge = (contentLength: string | undefined, maxBytes: number): boolean =>
+  contentLength !== undefined && Number(contentLength) > maxBytes;
 
 /** The portable reader: the Fetch API request's body stream, counted as it arrives. */
 export const fetchBodyReader: BodyReader = async (c, maxBytes) => {

@@ -15,7 +15,10 @@ export function requireScope(service: ServiceContext, scope: string): Middleware
 /** Middleware admitting only a registered resource server (decisions); the caller is then `c.get('caller')`. */
 export function requireResourceServer(service: ServiceContext): MiddlewareHandler<Env> {
   return async (c, next) => {
-    c.set('caller', known(c, await authenticateResourceServer(service, service.registry(), c.req.header('authorization'))));
+    c.set(
+      'caller',
+      known(c, await authenticateResourceServer(service, service.registry(), c.req.header('authorization'))),
+    );
     await next();
   };
 }

@@ -19,7 +19,12 @@ export async function errorResponse(c: Context<Env>, error: unknown, deps: AppDe
   const challenge = style === 'api' ? callerChallenge : clientChallenge;
   if (error instanceof OAuthError && !error.audited && error.status < 500) {
     try {
-      await tally(c, deps, { status: error.status, code: error.code, description: error.description, detail: error.detail });
+      await tally(c, deps, {
+        status: error.status,
+        code: error.code,
+        description: error.description,
+        detail: error.detail,
+      });
     } catch (failure) {
       return oauthErrorResponse(c, failure, deps.logger, challenge);
     }

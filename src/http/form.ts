@@ -14,7 +14,8 @@ export function parseForm(body: string, repeatable: ReadonlySet<string>): FormPa
     const nameProblem = textProblem(name);
     if (nameProblem !== undefined) throw invalidRequest(`a parameter name contains ${nameProblem}`);
     const valueProblem = textProblem(value);
-    if (valueProblem !== undefined) throw invalidRequest(`${shownName(name) === name ? name : 'a parameter'} contains ${valueProblem}`);
+    if (valueProblem !== undefined)
+      throw invalidRequest(`${shownName(name) === name ? name : 'a parameter'} contains ${valueProblem}`);
     const existing = params[name];
     if (repeatable.has(name)) {
       params[name] = Array.isArray(existing) ? [...existing, value] : [value];

@@ -19,7 +19,10 @@ export function oauthErrorResponse(c: Context, error: unknown, logger: Logger, c
     logger.error('storage unavailable', { route: c.req.path, detail: error.message });
     oauth = new OAuthError('temporarily_unavailable', 'the service is temporarily unavailable; retry later');
   } else {
-    logger.error('unexpected error', { route: c.req.path, detail: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    logger.error('unexpected error', {
+      route: c.req.path,
+      detail: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    });
     oauth = new OAuthError('server_error', 'the server could not process the request');
   }
   const headers: Record<string, string> = { ...noStore };

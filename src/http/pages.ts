@@ -44,12 +44,23 @@ ${body}
 
 /** The error page for requests that must not be redirected (unknown client or redirect URI, a form that cannot be used). */
 export function errorPage(language: PageLanguage, message: PageMessage): Page {
-  return page(language, 'Cannot continue', html`<h1>${word(language, 'Cannot continue')}</h1>
-<p role="alert">${translate(language, message, strong)}</p>`);
+  return page(
+    language,
+    'Cannot continue',
+    html`<h1>${word(language, 'Cannot continue')}</h1>
+<p role="alert">${translate(language, message, strong)}</p>`,
+  );
 }
 
 /** The sign-in form. */
-export function loginPage(language: PageLanguage, clientName: string, sealed: string, csrf: string, fields: readonly LoginField[], error?: PageMessage): Page {
+export function loginPage(
+  language: PageLanguage,
+  clientName: string,
+  sealed: string,
+  csrf: string,
+  fields: readonly LoginField[],
+  error?: PageMessage,
+): Page {
   const inputs = fields.map(
     (f, i) => html`<label for="${f.name}">${word(language, f.label)}</label>
 <input id="${f.name}" name="${f.name}" type="${f.type}" autocomplete="${f.autocomplete}" required${i === 0 ? html` autofocus` : ''}>
@@ -76,12 +87,20 @@ export function consentPage(language: PageLanguage, view: ConsentView, sealed: s
       ? ''
       : html`<p>${translate(language, { text: 'It wants to let the agent {agent} ({agentId}) act for you.', values: { agent: view.agent.name, agentId: view.agent.id } }, (v, name) => (name === 'agentId' ? code(v) : strong(v)))}</p>`;
   const items = [
-    ...view.scope.map((s) => html`<li>${translate(language, { text: 'use the permission {scope}', values: { scope: s } }, code)}</li>
-`),
-    ...view.details.map((d) => html`<li>${d}</li>
-`),
+    ...view.scope.map(
+      (s) => html`<li>${translate(language, { text: 'use the permission {scope}', values: { scope: s } }, code)}</li>
+`,
+    ),
+    ...view.details.map(
+      (d) => html`<li>${d}</li>
+`,
+    ),
   ];
-  const client = translate(language, { text: '{client} ({clientId}) asks for access.', values: { client: view.clientName, clientId: view.clientId } }, (v, name) => (name === 'clientId' ? code(v) : strong(v)));
+  const client = translate(
+    language,
+    { text: '{client} ({clientId}) asks for access.', values: { client: view.clientName, clientId: view.clientId } },
+    (v, name) => (name === 'clientId' ? code(v) : strong(v)),
+  );
   return page(
     language,
     'Allow access',
@@ -103,6 +122,10 @@ ${items}</ul>
 
 /** The page that sends the browser back to the client when a redirect cannot follow the form (see routes/browser.ts). */
 export function returnPage(language: PageLanguage, location: string): Page {
-  return page(language, 'Returning to the application', html`<h1>${word(language, 'Returning to the application')}</h1>
-<p><a href="${location}">${word(language, 'Continue')}</a></p>`);
+  return page(
+    language,
+    'Returning to the application',
+    html`<h1>${word(language, 'Returning to the application')}</h1>
+<p><a href="${location}">${word(language, 'Continue')}</a></p>`,
+  );
 }

@@ -4,7 +4,8 @@ import type { AppDeps } from './app-deps.js';
 import { requestIdOf, type Env } from './request.js';
 
 /** A method as a refusal's route names it: a caller's own spelling never becomes a key of the tally. */
-const knownMethod = (method: string): string => (/^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/.test(method) ? method : 'other method');
+const knownMethod = (method: string): string =>
+  /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/.test(method) ? method : 'other method';
 
 /**
  * Counts a refusal that has no audit entry of its own (refused before the endpoint's logic:
@@ -20,7 +21,8 @@ export async function tally(
   const who = c.get('who') ?? {};
   const address = deps.remoteAddress?.(c);
   const written = deps.refusals.note({
-    source: who.client !== undefined ? `client ${who.client}` : address !== undefined ? `address ${address}` : 'unknown',
+    source:
+      who.client !== undefined ? `client ${who.client}` : address !== undefined ? `address ${address}` : 'unknown',
     tenant: who.tenant ?? 'unknown',
     client: who.client ?? null,
     route: `${knownMethod(c.req.method)} ${c.req.routePath}`,

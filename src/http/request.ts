@@ -58,9 +58,14 @@ function bodyText(c: Context<Env>, deps: Pick<AppDeps, 'readBody' | 'maxBodyByte
 }
 
 /** Parses a form body, refusing other content types and repeated parameters (but the `repeatable` ones). */
-export async function formOf(c: Context<Env>, deps: Pick<AppDeps, 'readBody' | 'maxBodyBytes'>, repeatable: ReadonlySet<string> = new Set()): Promise<FormParams> {
+export async function formOf(
+  c: Context<Env>,
+  deps: Pick<AppDeps, 'readBody' | 'maxBodyBytes'>,
+  repeatable: ReadonlySet<string> = new Set(),
+): Promise<FormParams> {
   const type = c.req.header('content-type') ?? '';
-  if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim())) throw invalidRequest('content type must be application/x-www-form-urlencoded');
+  if (!/^application\/x-www-form-urlencoded(;|$)/i.test(type.trim()))
+    throw invalidRequest('content type must be application/x-www-form-urlencoded');
   return parseForm(await bodyText(c, deps), repeatable);
 }
 

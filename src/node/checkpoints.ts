@@ -1,6 +1,12 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeCheckpoint, signCheckpoint, verifyCheckpoint, type Checkpoint, type CheckpointWitness } from '../core/audit/checkpoint.js';
+import {
+  describeCheckpoint,
+  signCheckpoint,
+  verifyCheckpoint,
+  type Checkpoint,
+  type CheckpointWitness,
+} from '../core/audit/checkpoint.js';
 import type { Clock, Logger, SigningKeys } from '../core/ports.js';
 import type { SaveCheckpoint } from '../adapters/db/audit-reader.js';
 import { type AuditQueries } from '../core/ports.js';
@@ -31,7 +37,11 @@ async function writeAtomically(file: string, text: string): Promise<void> {
 }
 
 /** The newest checkpoint in a published directory that verifies with the audit keys (files that do not verify vouch for nothing). */
-async function latestPublished(directory: string, resolve: SigningKeys['resolve'], issuer?: string): Promise<(Checkpoint & { jws: string }) | undefined> {
+async function latestPublished(
+  directory: string,
+  resolve: SigningKeys['resolve'],
+  issuer?: string,
+): Promise<(Checkpoint & { jws: string }) | undefined> {
   let names: string[];
   try {
     names = (await readdir(directory)).filter((n) => checkpointFile.test(n)).sort();
@@ -58,7 +68,9 @@ async function latestPublished(directory: string, resolve: SigningKeys['resolve'
  * that went backwards, are reported and not signed. Several instances may race: one checkpoint per
  * sequence number stays, published by the instance that stored it.
  */
-export async function startCheckpoints(options: CheckpointOptions): Promise<{ now(): Promise<void>; stop(): void; witness: CheckpointWitness }> {
+export async function startCheckpoints(
+  options: CheckpointOptions,
+): Promise<{ now(): Promise<void>; stop(): void; witness: CheckpointWitness }> {
   const { queries, logger, keys, directory, issuer } = options;
   let known: Checkpoint | undefined;
   const remember = (checkpoint: Checkpoint): void => {
@@ -88,20 +100,35 @@ export async function startCheckpoints(options: CheckpointOptions): Promise<{ no
       try {
         last = await verifyCheckpoint(keys.resolve, stored.jws, issuer);
       } catch (error) {
-        logger.error('the latest audit checkpoint in the database does not verify with the audit keys; checkpoint not signed', { seq: stored.seq, detail: error instanceof Error ? error.message : String(error) });
+        logger.error(
+          'the latest audit checkpoint in the database does not verify with the audit keys; checkpoint not signed',
+          { seq: stored.seq, detail: error instanceof Error ? error.message : String(error) },
+        );
         return;
       }
     }
-    if (seen !== undefined && (last === undefined || last.seq < seen.seq || (last.seq === seen.seq && last.hash !== seen.hash))) {
-      logger.error('audit checkpoints went backwards: the database lacks one signed before; checkpoint not signed', { seq: seen.seq, detail: `${describeCheckpoint(seen)}; the database's latest is ${last === undefined ? 'none' : last.seq}` });
+    if (
+      seen !== undefined &&
+      (last === undefined || last.seq < seen.seq || (last.seq === seen.seq && last.hash !== seen.hash))
+    ) {
+      logger.error('audit checkpoints went backwards: the database lacks one signed before; checkpoint not signed', {
+        seq: seen.seq,
+        detail: `${describeCheckpoint(seen)}; the database's latest is ${last === undefined ? 'none' : last.seq}`,
+      });
       return;
     }
     if (last !== undefined && last.seq > head.seq) {
-      logger.error('the audit log is shorter than its latest checkpoint; checkpoint not signed', { seq: last.seq, detail: `the log ends at ${head.seq}` });
+      logger.error('the audit log is shorter than its latest checkpoint; checkpoint not signed', {
+        seq: last.seq,
+        detail: `the log ends at ${head.seq}`,
+      });
       return;
     }
     if (head.seq === 0 || (last !== undefined && last.seq >= head.seq)) return;
-    const verdict = last === undefined ? await queries.verify(1, head.seq) : await queries.verify(last.seq, head.seq, new Map([[last.seq, last.hash]]));
+    const verdict =
+      last === undefined
+        ? await queries.verify(1, head.seq)
+        : await queries.verify(last.seq, head.seq, new Map([[last.seq, last.hash]]));
     if (!verdict.valid) {
       logger.error('audit log is inconsistent; checkpoint not signed', { seq: verdict.seq, detail: verdict.reason });
       return;
@@ -113,7 +140,9 @@ export async function startCheckpoints(options: CheckpointOptions): Promise<{ no
     if (directory !== undefined) await writeAtomically(join(directory, fileName(head.seq)), `${jws}\n`);
   }
   const timer = setInterval(() => {
-    now().catch((error: unknown) => logger.warn('checkpoint failed; will retry', { detail: error instanceof Error ? error.message : String(error) }));
+    now().catch((error: unknown) =>
+      logger.warn('checkpoint failed; will retry', { detail: error instanceof Error ? error.message : String(error) }),
+    );
   }, options.intervalSeconds * 1000);
   timer.unref();
   return { now, stop: () => clearInterval(timer), witness };

@@ -87,7 +87,13 @@ export function drainable(server: Server, options: DrainOptions): Drain {
       clearTimeout(deadline);
       // answered: requests in flight and any that came on connections already open; abandoned: those
       // still unanswered at the deadline, whose connections were cut.
-      options.logger.info('drain finished', { in_flight: inFlight, answered, abandoned, deadline_hit: deadlineHit, duration_ms: Math.round(performance.now() - started) });
+      options.logger.info('drain finished', {
+        in_flight: inFlight,
+        answered,
+        abandoned,
+        deadline_hit: deadlineHit,
+        duration_ms: Math.round(performance.now() - started),
+      });
     })();
     return ending;
   }

@@ -1,7 +1,12 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PolicySetError, type PolicySource } from '../adapters/cedar/cedar-engine.js';
-import { compileDetailType, DetailTypeError, type DetailType, type DetailTypes } from '../core/tokens/authorization-details.js';
+import {
+  compileDetailType,
+  DetailTypeError,
+  type DetailType,
+  type DetailTypes,
+} from '../core/tokens/authorization-details.js';
 import { compileRegistry, RegistryError } from '../core/registry/compile.js';
 import type { Registry } from '../core/registry/registry.js';
 import { generateSigningKeys, type PrivateJwks, type SigningAlgorithm } from '../adapters/signing-keys.js';
@@ -12,22 +17,33 @@ export function readJsonFile(file: string): unknown {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new RegistryError(file, [{ path: '', message: `cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` }]);
+    throw new RegistryError(file, [
+      { path: '', message: `cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` },
+    ]);
   }
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new RegistryError(file, [{ path: '', message: `is not valid JSON: ${error instanceof Error ? error.message : String(error)}` }]);
+    throw new RegistryError(file, [
+      { path: '', message: `is not valid JSON: ${error instanceof Error ? error.message : String(error)}` },
+    ]);
   }
 }
 
 /** Loads and compiles the registry file. */
 export function loadRegistryFile(file: string, issuer: string, fetchImpl?: typeof fetch): Promise<Registry> {
-  return compileRegistry(readJsonFile(file), { issuer, file, ...(fetchImpl === undefined ? {} : { fetch: fetchImpl }) });
+  return compileRegistry(readJsonFile(file), {
+    issuer,
+    file,
+    ...(fetchImpl === undefined ? {} : { fetch: fetchImpl }),
+  });
 }
 
 /** The embedded default's signing keys: read from the data folder, generated there on first start. */
-export async function loadOrCreateKeyFile(file: string, alg: SigningAlgorithm): Promise<{ jwks: PrivateJwks; created: boolean }> {
+export async function loadOrCreateKeyFile(
+  file: string,
+  alg: SigningAlgorithm,
+): Promise<{ jwks: PrivateJwks; created: boolean }> {
   if (existsSync(file)) return { jwks: JSON.parse(readFileSync(file, 'utf8')) as PrivateJwks, created: false };
   const jwks = await generateSigningKeys(alg);
   mkdirSync(dirname(file), { recursive: true });
@@ -42,13 +58,17 @@ export function readPolicyFolder(dir: string): PolicySource {
   try {
     names = readdirSync(dir).sort();
   } catch (error) {
-    throw new PolicySetError([{ file: dir, message: `cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` }]);
+    throw new PolicySetError([
+      { file: dir, message: `cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` },
+    ]);
   }
   const read = (name: string) => ({ file: join(dir, name), content: readFileSync(join(dir, name), 'utf8') });
   const schemas = names.filter((n) => n.endsWith('.cedarschema'));
   const [schema] = schemas;
   if (schema === undefined || schemas.length > 1) {
-    throw new PolicySetError([{ file: dir, message: `must hold exactly one .cedarschema file (found ${schemas.length})` }]);
+    throw new PolicySetError([
+      { file: dir, message: `must hold exactly one .cedarschema file (found ${schemas.length})` },
+    ]);
   }
   const policies = names.filter((n) => n.endsWith('.cedar')).map(read);
   if (policies.length === 0) throw new PolicySetError([{ file: dir, message: 'holds no .cedar policy file' }]);
@@ -58,7 +78,9 @@ export function readPolicyFolder(dir: string): PolicySource {
     try {
       entities = { file, content: JSON.parse(readFileSync(file, 'utf8')) as unknown };
     } catch (error) {
-      throw new PolicySetError([{ file, message: `is not valid JSON: ${error instanceof Error ? error.message : String(error)}` }]);
+      throw new PolicySetError([
+        { file, message: `is not valid JSON: ${error instanceof Error ? error.message : String(error)}` },
+      ]);
     }
   }
   return { policies, schema: read(schema), ...(entities === undefined ? {} : { entities }) };
@@ -68,7 +90,9 @@ export function readPolicyFolder(dir: string): PolicySource {
 export function loadDetailTypes(dir: string): DetailTypes {
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
+    names = readdirSync(dir)
+      .filter((n) => n.endsWith('.json'))
+      .sort();
   } catch (error) {
     throw new DetailTypeError(dir, [`cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
   }

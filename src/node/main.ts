@@ -35,11 +35,15 @@ async function main(): Promise<void> {
     // which may not answer. Past the bound the process goes anyway: no answered request is
     // lost (its entry committed before the answer), and the non-zero code says the exit was forced.
     setTimeout(() => {
-      logger.error('shutdown did not finish in time; exiting', { bound_seconds: shutdownBoundMs(config.drainTimeoutSeconds) / 1000 });
+      logger.error('shutdown did not finish in time; exiting', {
+        bound_seconds: shutdownBoundMs(config.drainTimeoutSeconds) / 1000,
+      });
       process.exit(1);
     }, shutdownBoundMs(config.drainTimeoutSeconds)).unref();
     // Workers share one port: all of them stop accepting before any drains.
-    const closing = cluster.isWorker ? stopAcceptingTogether(() => baton.stopAccepting()).then(() => baton.close()) : baton.close();
+    const closing = cluster.isWorker
+      ? stopAcceptingTogether(() => baton.stopAccepting()).then(() => baton.close())
+      : baton.close();
     closing.then(
       () => process.exit(0),
       (error: unknown) => {
@@ -53,7 +57,13 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  const known = error instanceof ConfigError || error instanceof RegistryError || error instanceof PolicySetError || error instanceof DetailTypeError;
-  process.stderr.write(`baton: ${known ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  const known =
+    error instanceof ConfigError ||
+    error instanceof RegistryError ||
+    error instanceof PolicySetError ||
+    error instanceof DetailTypeError;
+  process.stderr.write(
+    `baton: ${known ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -34,7 +34,12 @@ function readPolicies(policyDir: string, logger: Logger): PolicySet {
 }
 
 /** Reads the configured registry file and policy folder (a policy set without Action::"delegate" is warned about, now and at each re-read). */
-export async function loadRegistryAndPolicies(files: SourceFiles, issuer: string, logger: Logger, fetchImpl?: typeof fetch): Promise<RegistryAndPolicies> {
+export async function loadRegistryAndPolicies(
+  files: SourceFiles,
+  issuer: string,
+  logger: Logger,
+  fetchImpl?: typeof fetch,
+): Promise<RegistryAndPolicies> {
   let registry = await loadRegistryFile(files.registryFile, issuer, fetchImpl);
   let policies = readPolicies(files.policyDir, logger);
   return {
@@ -51,9 +56,18 @@ export async function loadRegistryAndPolicies(files: SourceFiles, issuer: string
 }
 
 /** Reloads as system events (tenant "*"): audited, logged and counted whether applied or refused. */
-export function auditedReloads(sources: RegistryAndPolicies, files: SourceFiles, parts: { readonly audit: AuditLog; readonly metrics: Metrics; readonly logger: Logger }): Reloads {
+export function auditedReloads(
+  sources: RegistryAndPolicies,
+  files: SourceFiles,
+  parts: { readonly audit: AuditLog; readonly metrics: Metrics; readonly logger: Logger },
+): Reloads {
   const { audit, metrics, logger } = parts;
-  const audited = async <T>(type: 'policy.reload' | 'registry.reload', by: string, run: () => Promise<T>, describe: (result: T) => string): Promise<T> => {
+  const audited = async <T>(
+    type: 'policy.reload' | 'registry.reload',
+    by: string,
+    run: () => Promise<T>,
+    describe: (result: T) => string,
+  ): Promise<T> => {
     const what = type === 'policy.reload' ? 'policies' : 'registry';
     try {
       const result = await run();
@@ -70,7 +84,19 @@ export function auditedReloads(sources: RegistryAndPolicies, files: SourceFiles,
     }
   };
   return {
-    registry: (by) => audited('registry.reload', by, () => sources.rereadRegistry(), () => files.registryFile),
-    policies: (by) => audited('policy.reload', by, () => sources.rereadPolicies(), (ids) => `${files.policyDir}: ${ids.join(', ')}`),
+    registry: (by) =>
+      audited(
+        'registry.reload',
+        by,
+        () => sources.rereadRegistry(),
+        () => files.registryFile,
+      ),
+    policies: (by) =>
+      audited(
+        'policy.reload',
+        by,
+        () => sources.rereadPolicies(),
+        (ids) => `${files.policyDir}: ${ids.join(', ')}`,
+      ),
   };
 }

@@ -58,9 +58,16 @@ export interface StartOptions {
 }
 
 async function openDatabase(config: Config, logger: Logger): Promise<Database> {
-  if (config.databaseUrl !== undefined) return openPostgres(config.databaseUrl, config.databaseSchema === undefined ? {} : { schema: config.databaseSchema });
+  if (config.databaseUrl !== undefined)
+    return openPostgres(
+      config.databaseUrl,
+      config.databaseSchema === undefined ? {} : { schema: config.databaseSchema },
+    );
   const dir = join(config.dataDir, 'pglite');
-  logger.warn('EMBEDDED DEFAULT: using PGlite in a local data folder; for development only, set DATABASE_URL in production', { data_dir: dir });
+  logger.warn(
+    'EMBEDDED DEFAULT: using PGlite in a local data folder; for development only, set DATABASE_URL in production',
+    { data_dir: dir },
+  );
   return openPglite(dir);
 }
 
@@ -79,20 +86,37 @@ interface KeySource {
 async function configuredKeys(config: Config, logger: Logger, source: KeySource): Promise<PrivateJwks> {
   if (source.inline !== undefined) return JSON.parse(source.inline) as PrivateJwks;
   if (source.file !== undefined) return readJsonFile(source.file) as PrivateJwks;
-  if (config.databaseUrl !== undefined) throw new Error(`${source.variable} or ${source.variable}_FILE is required with DATABASE_URL: ${source.why}`);
+  if (config.databaseUrl !== undefined)
+    throw new Error(`${source.variable} or ${source.variable}_FILE is required with DATABASE_URL: ${source.why}`);
   const file = join(config.dataDir, source.defaultFile);
   const { jwks, created } = await loadOrCreateKeyFile(file, config.signingAlg);
-  logger.warn(`EMBEDDED DEFAULT: ${source.what} ${created ? 'generated and stored' : 'read'} in ${file}; for development only, provide ${source.variable} in production`);
+  logger.warn(
+    `EMBEDDED DEFAULT: ${source.what} ${created ? 'generated and stored' : 'read'} in ${file}; for development only, provide ${source.variable} in production`,
+  );
   return jwks;
 }
 
 /** The token signing keys. */
 const signingKeys = (config: Config, logger: Logger): Promise<PrivateJwks> =>
-  configuredKeys(config, logger, { inline: config.signingKeys, file: config.signingKeysFile, variable: 'BATON_SIGNING_KEYS', why: 'instances sharing a database must share keys', defaultFile: 'signing-keys.json', what: 'signing keys' });
+  configuredKeys(config, logger, {
+    inline: config.signingKeys,
+    file: config.signingKeysFile,
+    variable: 'BATON_SIGNING_KEYS',
+    why: 'instances sharing a database must share keys',
+    defaultFile: 'signing-keys.json',
+    what: 'signing keys',
+  });
 
 /** The keys that sign audit checkpoints and nothing else. */
 const auditKeys = (config: Config, logger: Logger): Promise<PrivateJwks> =>
-  configuredKeys(config, logger, { inline: config.auditKeys, file: config.auditKeysFile, variable: 'BATON_AUDIT_KEYS', why: 'audit checkpoints are signed with a key of their own, shared by the instances', defaultFile: 'audit-keys.json', what: 'audit checkpoint keys' });
+  configuredKeys(config, logger, {
+    inline: config.auditKeys,
+    file: config.auditKeysFile,
+    variable: 'BATON_AUDIT_KEYS',
+    why: 'audit checkpoints are signed with a key of their own, shared by the instances',
+    defaultFile: 'audit-keys.json',
+    what: 'audit checkpoint keys',
+  });
 
 /** Where checkpoints are published: the configured directory, or the data folder's for the embedded default; none with DATABASE_URL unless configured. */
 function checkpointDirectory(config: Config): string | undefined {
@@ -114,9 +138,18 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
   try {
     await migrate(database.sql);
     // The issuer may depend on the port the server gets, so requests wait for the app behind this slot.
-    const slot: { handle?: (request: Request, bindings: HttpBindings | Http2Bindings) => Response | Promise<Response> } = {};
+    const slot: {
+      handle?: (request: Request, bindings: HttpBindings | Http2Bindings) => Response | Promise<Response>;
+    } = {};
     const port = await new Promise<number>((resolve, reject) => {
-      server = serve({ fetch: (request, bindings) => slot.handle?.(request, bindings) ?? new Response('starting', { status: 503 }), port: config.port, hostname: config.host }, (info) => resolve(info.port));
+      server = serve(
+        {
+          fetch: (request, bindings) => slot.handle?.(request, bindings) ?? new Response('starting', { status: 503 }),
+          port: config.port,
+          hostname: config.host,
+        },
+        (info) => resolve(info.port),
+      );
       server.once('error', reject);
     });
     // serve() makes a node:http server unless told otherwise, and it is told nothing.
@@ -134,10 +167,17 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       clock,
       onBatch: (size, ms) => metrics.auditBatch(size, ms / 1000),
       ...(openSession === undefined ? {} : { openSession: () => openSession(2) }),
-      onUndelivered: (seqs) => logger.warn('audit entries committed after their callers were answered 503; recorded as not delivered', { seqs: seqs.join(',') }),
+      onUndelivered: (seqs) =>
+        logger.warn('audit entries committed after their callers were answered 503; recorded as not delivered', {
+          seqs: seqs.join(','),
+        }),
     });
     // A follow-up pass that revokes more tokens says so in the log (no client asked for it).
-    const revocations = await createRevocations(database.sql, { logger, onFollowUp: async (tenant, target, revoked) => void (await audit.append(revocationEntry(tenant, null, target, revoked, null, true))) });
+    const revocations = await createRevocations(database.sql, {
+      logger,
+      onFollowUp: async (tenant, target, revoked) =>
+        void (await audit.append(revocationEntry(tenant, null, target, revoked, null, true))),
+    });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
     const reload = auditedReloads(sources, config, { audit, metrics, logger });
     const service = buildContext({
@@ -156,22 +196,40 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
       verifiedTokens: new VerifiedTokens(sha256Hex),
     });
-    const checkpoints = await startCheckpoints({ queries: auditQueries, keys: checkpointKeys, issuer, clock, logger, intervalSeconds: config.checkpointIntervalSeconds, directory: checkpointDirectory(config) });
+    const checkpoints = await startCheckpoints({
+      queries: auditQueries,
+      keys: checkpointKeys,
+      issuer,
+      clock,
+      logger,
+      intervalSeconds: config.checkpointIntervalSeconds,
+      directory: checkpointDirectory(config),
+    });
     // Used assertion ids are kept until their assertion could no longer be accepted anywhere: past
     // its expiry, the clock tolerance and a minute of skew between instances.
     const purge = setInterval(() => {
       const before = new Date(clock.now() - (config.limits.clockToleranceSeconds + 60) * 1000);
       purgeUsedAssertions(database.sql, before).then(
         (purged) => purged > 0 && logger.info('expired assertion ids purged', { purged }),
-        (error: unknown) => logger.warn('purging expired assertion ids failed; will retry', { detail: error instanceof Error ? error.message : String(error) }),
+        (error: unknown) =>
+          logger.warn('purging expired assertion ids failed; will retry', {
+            detail: error instanceof Error ? error.message : String(error),
+          }),
       );
     }, purgeIntervalMs);
     purge.unref();
     // Refusals counted in an interval are summarized when it ends, even if no refusal follows.
     const refusals = createRefusalTally({ clock, intervalSeconds: config.refusalIntervalSeconds });
     const writeRefusals = (events: readonly AuditEvent[]): Promise<unknown> =>
-      Promise.all(events.map((event) => audit.append(event))).catch((error: unknown) => logger.warn('writing the summary of refused requests failed', { detail: error instanceof Error ? error.message : String(error) }));
-    const refusalSummaries = setInterval(() => void writeRefusals(refusals.due()), config.refusalIntervalSeconds * 1000);
+      Promise.all(events.map((event) => audit.append(event))).catch((error: unknown) =>
+        logger.warn('writing the summary of refused requests failed', {
+          detail: error instanceof Error ? error.message : String(error),
+        }),
+      );
+    const refusalSummaries = setInterval(
+      () => void writeRefusals(refusals.due()),
+      config.refusalIntervalSeconds * 1000,
+    );
     refusalSummaries.unref();
     const app = createApp({
       service,
@@ -192,7 +250,16 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       remoteAddress: (c) => (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress,
     });
     slot.handle = (request, bindings) => app.fetch(request, bindings);
-    logger.info('baton started', { url, issuer, database: database.kind, registry: config.registryFile, policies: sources.policies().policyIds, signing_kid: keys.current.kid, audit_kid: checkpointKeys.current.kid, checkpoint_dir: checkpointDirectory(config) ?? null });
+    logger.info('baton started', {
+      url,
+      issuer,
+      database: database.kind,
+      registry: config.registryFile,
+      policies: sources.policies().policyIds,
+      signing_kid: keys.current.kid,
+      audit_kid: checkpointKeys.current.kid,
+      checkpoint_dir: checkpointDirectory(config) ?? null,
+    });
     let closing: Promise<void> | undefined;
     return {
       url,

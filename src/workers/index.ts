@@ -58,7 +58,12 @@ interface Isolate {
 }
 
 function detailTypes() {
-  return new Map([compileDetailType('payment_initiation.json', paymentInitiation), compileDetailType('tool_invocation.json', toolInvocation)].map((t) => [t.type, t]));
+  return new Map(
+    [
+      compileDetailType('payment_initiation.json', paymentInitiation),
+      compileDetailType('tool_invocation.json', toolInvocation),
+    ].map((t) => [t.type, t]),
+  );
 }
 
 async function prepare(env: Env): Promise<Isolate> {
@@ -102,9 +107,15 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
   });
   const shared = await isolate;
   const url = env.HYPERDRIVE?.connectionString ?? env.DATABASE_URL;
-  if (url === undefined) return Response.json({ error: 'server_error', error_description: 'no database is configured' }, { status: 500 });
+  if (url === undefined)
+    return Response.json({ error: 'server_error', error_description: 'no database is configured' }, { status: 500 });
   const schema = shared.config.databaseSchema;
-  const pg = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, ...(schema === undefined ? {} : { connection: { search_path: schema } }) });
+  const pg = postgres(url, {
+    max: 1,
+    onnotice: () => {},
+    connect_timeout: 10,
+    ...(schema === undefined ? {} : { connection: { search_path: schema } }),
+  });
   const sql = wrapPostgres(pg);
   const audit = createAuditWriter(sql, { sha256: sha256Hex, clock: systemClock });
   try {

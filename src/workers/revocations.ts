@@ -11,9 +11,13 @@ import type { RevocationTarget, Revocations } from '../core/ports.js';
 export function requestRevocations(sql: Sql): Revocations {
   return {
     async isRevoked(tenant, jti) {
-      const rows = await withinDeadline(sql`SELECT 1 FROM revocations WHERE tenant = ${tenant} AND jti = ${jti} AND expires_at > now()`, 3000);
+      const rows = await withinDeadline(
+        sql`SELECT 1 FROM revocations WHERE tenant = ${tenant} AND jti = ${jti} AND expires_at > now()`,
+        3000,
+      );
       return rows.length > 0;
     },
-    revoke: async (tenant: string, target: RevocationTarget) => (await withinDeadline(cascadeRevocation(sql, tenant, target), 3000)).revoked,
+    revoke: async (tenant: string, target: RevocationTarget) =>
+      (await withinDeadline(cascadeRevocation(sql, tenant, target), 3000)).revoked,
   };
 }

@@ -11,7 +11,11 @@ export function policyCases(dir: string): [string, boolean, PolicyRequest & { de
   return (['ALLOW', 'DENY'] as const).flatMap((outcome) =>
     readdirSync(join(dir, 'tests', outcome))
       .filter((f) => f.endsWith('.json'))
-      .map((f): [string, boolean, PolicyRequest & { description: string }] => [`${outcome}/${f}`, outcome === 'ALLOW', JSON.parse(readFileSync(join(dir, 'tests', outcome, f), 'utf8'))]),
+      .map((f): [string, boolean, PolicyRequest & { description: string }] => [
+        `${outcome}/${f}`,
+        outcome === 'ALLOW',
+        JSON.parse(readFileSync(join(dir, 'tests', outcome, f), 'utf8')),
+      ]),
   );
 }
 
@@ -19,7 +23,14 @@ const engine = loadCedarPolicySet(cedar, readPolicyFolder('policies'));
 
 describe('shipped policies', () => {
   it('are validated in strict mode and keep their @id', () => {
-    expect(engine.policyIds).toEqual(['delegate-within-tenant', 'max-chain-depth', 'transfer-up-to-100', 'transfer-in-account-currency', 'read-payments', 'read-calendar']);
+    expect(engine.policyIds).toEqual([
+      'delegate-within-tenant',
+      'max-chain-depth',
+      'transfer-up-to-100',
+      'transfer-in-account-currency',
+      'read-payments',
+      'read-calendar',
+    ]);
   });
 
   it.each(policyCases('policies'))('%s', (_file, allowed, request) => {
@@ -29,13 +40,21 @@ describe('shipped policies', () => {
 
   it('names the deciding policies', () => {
     const [, , request] = policyCases('policies').find(([f]) => f === 'ALLOW/transfer-100.json') ?? [];
-    expect(engine.evaluate(request as PolicyRequest)).toEqual({ allowed: true, reasons: ['transfer-up-to-100'], errors: [] });
+    expect(engine.evaluate(request as PolicyRequest)).toEqual({
+      allowed: true,
+      reasons: ['transfer-up-to-100'],
+      errors: [],
+    });
   });
 });
 
 describe('loading a policy set', () => {
-  const schema = { file: 'p/s.cedarschema', content: 'entity User;\naction view appliesTo { principal: [User], resource: [User], context: { n?: Long } };\n' };
-  const load = (text: string) => () => loadCedarPolicySet(cedar, { schema, policies: [{ file: 'p/a.cedar', content: text }] });
+  const schema = {
+    file: 'p/s.cedarschema',
+    content: 'entity User;\naction view appliesTo { principal: [User], resource: [User], context: { n?: Long } };\n',
+  };
+  const load = (text: string) => () =>
+    loadCedarPolicySet(cedar, { schema, policies: [{ file: 'p/a.cedar', content: text }] });
   const problems = (text: string): string => {
     try {
       load(text)();
@@ -47,34 +66,82 @@ describe('loading a policy set', () => {
   };
 
   it('refuses a syntax error with file, line and message', () => {
-    expect(problems('permit (principal, action, resource);\n\npermit (principal, action resource);\n')).toBe('invalid policy set:\n  p/a.cedar:3: unexpected token `resource` (expected `!=`, `)`, `,`, `:`, `<`, `<=`, `==`, `>`, `>=`, `in`, or `is`)');
+    expect(problems('permit (principal, action, resource);\n\npermit (principal, action resource);\n')).toBe(
+      'invalid policy set:\n  p/a.cedar:3: unexpected token `resource` (expected `!=`, `)`, `,`, `:`, `<`, `<=`, `==`, `>`, `>=`, `in`, or `is`)',
+    );
   });
 
   it('refuses a policy that strict validation rejects, at its line', () => {
-    expect(problems('// comment\n@id("p1")\npermit (principal, action == Action::"view", resource)\nwhen { context.n > 1 };\n')).toMatch(/^invalid policy set:\n {2}p\/a\.cedar:4: .*attribute `n`/);
+    expect(
+      problems(
+        '// comment\n@id("p1")\npermit (principal, action == Action::"view", resource)\nwhen { context.n > 1 };\n',
+      ),
+    ).toMatch(/^invalid policy set:\n {2}p\/a\.cedar:4: .*attribute `n`/);
   });
 
   it('refuses duplicate ids and bad entity data', () => {
-    expect(problems('@id("x") permit (principal, action, resource);\n@id("x") permit (principal, action, resource);')).toBe('invalid policy set:\n  p/a.cedar:2: duplicate policy id "x"');
-    expect(() => loadCedarPolicySet(cedar, { schema, policies: [{ file: 'p/a.cedar', content: 'permit (principal, action, resource);' }], entities: { file: 'p/entities.json', content: [{ uid: { type: 'User', id: 'u' }, attrs: { zzz: 1 }, parents: [] }] } })).toThrow(
+    expect(
+      problems('@id("x") permit (principal, action, resource);\n@id("x") permit (principal, action, resource);'),
+    ).toBe('invalid policy set:\n  p/a.cedar:2: duplicate policy id "x"');
+    expect(() =>
+      loadCedarPolicySet(cedar, {
+        schema,
+        policies: [{ file: 'p/a.cedar', content: 'permit (principal, action, resource);' }],
+        entities: {
+          file: 'p/entities.json',
+          content: [{ uid: { type: 'User', id: 'u' }, attrs: { zzz: 1 }, parents: [] }],
+        },
+      }),
+    ).toThrow(
       'p/entities.json: error during entity deserialization: attribute `zzz` on `User::"u"` should not exist according to the schema',
     );
   });
 
-  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])('loads a policy called %s like any other', (id) => {
-    const engine = load(`@id("${id}") permit (principal, action, resource);\n@id("x") forbid (principal, action, resource) when { context has n && context.n == 1 };`)();
-    expect(engine.policyIds).toEqual([id, 'x']);
-    const ask = (n: number) => engine.evaluate({ principal: { type: 'User', id: 'u' }, action: 'view', resource: { type: 'User', id: 'r' }, context: { n } });
-    expect(ask(0)).toEqual({ allowed: true, reasons: [id], errors: [] });
-    expect(ask(1)).toEqual({ allowed: false, reasons: ['x'], errors: [] });
-  });
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])(
+    'loads a policy called %s like any other',
+    (id) => {
+      const engine = load(
+        `@id("${id}") permit (principal, action, resource);\n@id("x") forbid (principal, action, resource) when { context has n && context.n == 1 };`,
+      )();
+      expect(engine.policyIds).toEqual([id, 'x']);
+      const ask = (n: number) =>
+        engine.evaluate({
+          principal: { type: 'User', id: 'u' },
+          action: 'view',
+          resource: { type: 'User', id: 'r' },
+          context: { n },
+        });
+      expect(ask(0)).toEqual({ allowed: true, reasons: [id], errors: [] });
+      expect(ask(1)).toEqual({ allowed: false, reasons: ['x'], errors: [] });
+    },
+  );
 
   it('reads an attribute called __proto__ like any other', () => {
     const engine = loadCedarPolicySet(cedar, {
-      schema: { file: 'p/s.cedarschema', content: 'entity User { "__proto__"?: Long };\naction view appliesTo { principal: [User], resource: [User] };\n' },
-      policies: [{ file: 'p/a.cedar', content: '@id("proto") permit (principal, action, resource) when { principal has "__proto__" && principal["__proto__"] == 1 };' }],
+      schema: {
+        file: 'p/s.cedarschema',
+        content:
+          'entity User { "__proto__"?: Long };\naction view appliesTo { principal: [User], resource: [User] };\n',
+      },
+      policies: [
+        {
+          file: 'p/a.cedar',
+          content:
+            '@id("proto") permit (principal, action, resource) when { principal has "__proto__" && principal["__proto__"] == 1 };',
+        },
+      ],
     });
-    const ask = (value: unknown) => engine.evaluate({ principal: { type: 'User', id: 'u', attributes: JSON.parse(`{"__proto__": ${JSON.stringify(value)}}`) as Record<string, unknown> }, action: 'view', resource: { type: 'User', id: 'r' }, context: {} });
+    const ask = (value: unknown) =>
+      engine.evaluate({
+        principal: {
+          type: 'User',
+          id: 'u',
+          attributes: JSON.parse(`{"__proto__": ${JSON.stringify(value)}}`) as Record<string, unknown>,
+        },
+        action: 'view',
+        resource: { type: 'User', id: 'r' },
+        context: {},
+      });
     expect(ask(1)).toEqual({ allowed: true, reasons: ['proto'], errors: [] });
     expect(ask(2)).toEqual({ allowed: false, reasons: [], errors: [] });
   });
@@ -115,7 +182,12 @@ describe('evaluating a request', () => {
     ],
   });
   const ask = (action: string, attributes: Record<string, unknown>, context: Record<string, unknown> = {}) =>
-    engine.evaluate({ principal: { type: 'User', id: 'u', attributes }, action, resource: { type: 'User', id: 'r' }, context });
+    engine.evaluate({
+      principal: { type: 'User', id: 'u', attributes },
+      action,
+      resource: { type: 'User', id: 'r' },
+      context,
+    });
 
   it('honours action groups from the schema', () => {
     expect(ask('view', { ip: '10.1.2.3' })).toEqual({ allowed: true, reasons: ['read-only-group'], errors: [] });
@@ -124,7 +196,11 @@ describe('evaluating a request', () => {
 
   it('reads extension values as their declared types', () => {
     expect(ask('view', { ip: '192.168.0.1' })).toEqual({ allowed: false, reasons: [], errors: [] });
-    expect(ask('edit', { limit: '100' }, { amount: 100 })).toEqual({ allowed: true, reasons: ['edit-under-limit'], errors: [] });
+    expect(ask('edit', { limit: '100' }, { amount: 100 })).toEqual({
+      allowed: true,
+      reasons: ['edit-under-limit'],
+      errors: [],
+    });
     expect(ask('edit', { limit: 100 }, { amount: '100.01' })).toEqual({ allowed: false, reasons: [], errors: [] });
     // Not a decimal: left out, so the policy that needs it does not apply.
     expect(ask('edit', { limit: 'lots' }, { amount: 1 })).toEqual({ allowed: false, reasons: [], errors: [] });
@@ -132,23 +208,51 @@ describe('evaluating a request', () => {
 
   it('denies, with the reason, a request Cedar cannot read (an unpaired surrogate), rather than failing', () => {
     expect(ask('view', { ip: '10.1.2.3' }, {})).toEqual({ allowed: true, reasons: ['read-only-group'], errors: [] });
-    const unreadable = engine.evaluate({ principal: { type: 'User', id: 'u\uD800', attributes: { ip: '10.1.2.3' } }, action: 'view', resource: { type: 'User', id: 'r' }, context: {} });
-    expect(unreadable).toEqual({ allowed: false, reasons: [], errors: [expect.stringMatching(/^the request could not be read: /)] });
+    const unreadable = engine.evaluate({
+      principal: { type: 'User', id: 'u\uD800', attributes: { ip: '10.1.2.3' } },
+      action: 'view',
+      resource: { type: 'User', id: 'r' },
+      context: {},
+    });
+    expect(unreadable).toEqual({
+      allowed: false,
+      reasons: [],
+      errors: [expect.stringMatching(/^the request could not be read: /)],
+    });
   });
 
   it('sends the whole context to a policy that compares it as a record', () => {
     const whole = loadCedarPolicySet(cedar, {
-      schema: { file: 'p/s.cedarschema', content: 'entity User { name?: String };\naction view appliesTo { principal: [User], resource: [User], context: { a: Long, b: Long } };\n' },
-      policies: [{ file: 'p/a.cedar', content: '@id("exact") permit (principal, action, resource) when { context == { "a": 1, "b": 2 } };' }],
+      schema: {
+        file: 'p/s.cedarschema',
+        content:
+          'entity User { name?: String };\naction view appliesTo { principal: [User], resource: [User], context: { a: Long, b: Long } };\n',
+      },
+      policies: [
+        {
+          file: 'p/a.cedar',
+          content: '@id("exact") permit (principal, action, resource) when { context == { "a": 1, "b": 2 } };',
+        },
+      ],
     });
-    const view = (context: Record<string, unknown>) => whole.evaluate({ principal: { type: 'User', id: 'u' }, action: 'view', resource: { type: 'User', id: 'r' }, context });
+    const view = (context: Record<string, unknown>) =>
+      whole.evaluate({
+        principal: { type: 'User', id: 'u' },
+        action: 'view',
+        resource: { type: 'User', id: 'r' },
+        context,
+      });
     expect(view({ a: 1, b: 2 })).toEqual({ allowed: true, reasons: ['exact'], errors: [] });
     expect(view({ a: 1, b: 3 })).toEqual({ allowed: false, reasons: [], errors: [] });
   });
 
   it('sends what a policy open to every action reads, whichever action is asked', () => {
     const engine = loadCedarPolicySet(cedar, {
-      schema: { file: 'p/s.cedarschema', content: 'entity User { blocked?: Bool, level?: Long };\naction view, edit appliesTo { principal: [User], resource: [User], context: { n?: Long } };\n' },
+      schema: {
+        file: 'p/s.cedarschema',
+        content:
+          'entity User { blocked?: Bool, level?: Long };\naction view, edit appliesTo { principal: [User], resource: [User], context: { n?: Long } };\n',
+      },
       policies: [
         {
           file: 'p/a.cedar',
@@ -160,7 +264,13 @@ describe('evaluating a request', () => {
         },
       ],
     });
-    const ask = (action: string, attributes: Record<string, unknown>) => engine.evaluate({ principal: { type: 'User', id: 'u', attributes }, action, resource: { type: 'User', id: 'r' }, context: {} });
+    const ask = (action: string, attributes: Record<string, unknown>) =>
+      engine.evaluate({
+        principal: { type: 'User', id: 'u', attributes },
+        action,
+        resource: { type: 'User', id: 'r' },
+        context: {},
+      });
     expect(ask('edit', { blocked: true, level: 5 })).toEqual({ allowed: false, reasons: ['blocked'], errors: [] });
     expect(ask('edit', { blocked: false })).toEqual({ allowed: true, reasons: ['edit'], errors: [] });
     expect(ask('view', { level: 2 })).toEqual({ allowed: true, reasons: ['view-by-level'], errors: [] });
@@ -169,8 +279,18 @@ describe('evaluating a request', () => {
 
   it('sends the entities the context refers to, with what the policies read of them', () => {
     const engine = loadCedarPolicySet(cedar, {
-      schema: { file: 'p/s.cedarschema', content: 'entity Team;\nentity User in [Team] { level?: Long };\naction view appliesTo { principal: [User], resource: [User], context: { owner: User } };\n' },
-      policies: [{ file: 'p/a.cedar', content: '@id("senior-owner") permit (principal, action, resource) when { context.owner has level && context.owner.level > 1 && context.owner in Team::"ops" };' }],
+      schema: {
+        file: 'p/s.cedarschema',
+        content:
+          'entity Team;\nentity User in [Team] { level?: Long };\naction view appliesTo { principal: [User], resource: [User], context: { owner: User } };\n',
+      },
+      policies: [
+        {
+          file: 'p/a.cedar',
+          content:
+            '@id("senior-owner") permit (principal, action, resource) when { context.owner has level && context.owner.level > 1 && context.owner in Team::"ops" };',
+        },
+      ],
     });
     const ask = (level: number) =>
       engine.evaluate({
@@ -186,14 +306,32 @@ describe('evaluating a request', () => {
 });
 
 describe('remembering decisions', () => {
-  const schema = { file: 'p/s.cedarschema', content: 'entity User { level?: Long };\naction view appliesTo { principal: [User], resource: [User], context: { n?: Long, note?: String } };\n' };
-  const policies = [{ file: 'p/a.cedar', content: '@id("level") permit (principal, action, resource) when { principal has level && context has n && principal.level > context.n && !(context has note && context.note == "stop") };' }];
+  const schema = {
+    file: 'p/s.cedarschema',
+    content:
+      'entity User { level?: Long };\naction view appliesTo { principal: [User], resource: [User], context: { n?: Long, note?: String } };\n',
+  };
+  const policies = [
+    {
+      file: 'p/a.cedar',
+      content:
+        '@id("level") permit (principal, action, resource) when { principal has level && context has n && principal.level > context.n && !(context has note && context.note == "stop") };',
+    },
+  ];
   /** A policy set over a cedar-wasm that counts the evaluations it is asked for. */
   const counted = () => {
     const calls = { count: 0 };
-    const engine = loadCedarPolicySet({ ...cedar, statefulIsAuthorized: (call) => (calls.count++, cedar.statefulIsAuthorized(call)) }, { schema, policies });
+    const engine = loadCedarPolicySet(
+      { ...cedar, statefulIsAuthorized: (call) => (calls.count++, cedar.statefulIsAuthorized(call)) },
+      { schema, policies },
+    );
     const ask = (level: number, n: number, note?: string) =>
-      engine.evaluate({ principal: { type: 'User', id: 'u', attributes: { level } }, action: 'view', resource: { type: 'User', id: 'r' }, context: { n, ...(note === undefined ? {} : { note }) } });
+      engine.evaluate({
+        principal: { type: 'User', id: 'u', attributes: { level } },
+        action: 'view',
+        resource: { type: 'User', id: 'r' },
+        context: { n, ...(note === undefined ? {} : { note }) },
+      });
     return { calls, ask };
   };
 

@@ -48,7 +48,9 @@ function cycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
 
 describe('the source tree', () => {
   it('has no import cycle inside src/', () => {
-    const graph = new Map(sourceFiles(src).map((file) => [file, importsOf(file, readFileSync(join(root, file), 'utf8'))]));
+    const graph = new Map(
+      sourceFiles(src).map((file) => [file, importsOf(file, readFileSync(join(root, file), 'utf8'))]),
+    );
     expect(graph.size).toBeGreaterThan(50);
     expect(cycles(graph).map((cycle) => cycle.join(' → '))).toEqual([]);
   });
@@ -61,6 +63,11 @@ describe('the source tree', () => {
       ['d.ts', ['a.ts']],
     ]);
     expect(cycles(graph)).toEqual([['a.ts', 'b.ts', 'c.ts', 'a.ts']]);
-    expect(importsOf('src/core/x.ts', "import type { A } from './a.js';\nimport {\n  b,\n} from '../b.js';\nexport { c } from './c/c.js';\nimport { z } from 'zod';\n")).toEqual(['src/core/a.ts', 'src/b.ts', 'src/core/c/c.ts']);
+    expect(
+      importsOf(
+        'src/core/x.ts',
+        "import type { A } from './a.js';\nimport {\n  b,\n} from '../b.js';\nexport { c } from './c/c.js';\nimport { z } from 'zod';\n",
+      ),
+    ).toEqual(['src/core/a.ts', 'src/b.ts', 'src/core/c/c.ts']);
   });
 });

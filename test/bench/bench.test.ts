@@ -42,13 +42,17 @@ const measures = [
 beforeAll(() => {
   if (skip) return;
   // The bench scripts import from dist/.
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+    stdio: 'inherit',
+  });
 });
 
 describe.skipIf(skip)('npm run bench', () => {
   it('runs every part with --quick on PostgreSQL and prints one table with a row per measure', async () => {
     // PostgreSQL only: the embedded setup runs the same code and would double the time (PGlite starts slowly).
-    const child = spawn(process.execPath, ['bench/run.mjs', '--quick', '--setup', 'postgres'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bench/run.mjs', '--quick', '--setup', 'postgres'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -68,8 +72,13 @@ describe.skipIf(skip)('npm run bench', () => {
       expect(cells[2], row).not.toMatch(/^(failed|not run|-)$/);
     }
     // Each ratio: the median of the pairs' ratios, the least and the greatest, over --quick's 2 pairs.
-    const ratioMeasures = ['exchange hop 1 (postgres) ÷ in-process floor', 'client credentials (postgres) ÷ node-oidc-provider'];
-    const ratioCells = rows.filter((row) => ratioMeasures.some((measure) => row.startsWith(`| ${measure} | `))).map((row) => row.split(' | ')[2]);
+    const ratioMeasures = [
+      'exchange hop 1 (postgres) ÷ in-process floor',
+      'client credentials (postgres) ÷ node-oidc-provider',
+    ];
+    const ratioCells = rows
+      .filter((row) => ratioMeasures.some((measure) => row.startsWith(`| ${measure} | `)))
+      .map((row) => row.split(' | ')[2]);
     expect(ratioCells).toHaveLength(2);
     for (const cell of ratioCells) expect(cell).toMatch(/^\d+\.\d\d \(\d+\.\d\d–\d+\.\d\d, 2 pairs\)$/);
   }, 600_000);

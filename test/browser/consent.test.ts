@@ -14,7 +14,8 @@ import { postToken, startTestBaton, tokenTypes, type TestBaton } from '../suppor
 // without it the suite is skipped with a notice, except in CI, where it must run.
 const executablePath = process.env.BATON_CHROMIUM ?? '/usr/bin/chromium';
 const haveChromium = existsSync(executablePath);
-if (!haveChromium && process.env.CI === undefined) console.warn(`browser tests skipped: no Chromium at ${executablePath} (apt-get install chromium)`);
+if (!haveChromium && process.env.CI === undefined)
+  console.warn(`browser tests skipped: no Chromium at ${executablePath} (apt-get install chromium)`);
 
 /** Screenshots of every page, kept as test artifacts (not committed). */
 const artifacts = join(process.cwd(), 'test-artifacts', 'browser');
@@ -59,14 +60,26 @@ beforeAll(async () => {
   // The demo registry, with the clients' redirect URIs on the callback server (another origin than
   // Baton's), and one more for agent-console on the IPv6 loopback callback.
   const registryFile = join(mkdtempSync(join(tmpdir(), 'baton-browser-')), 'registry.json');
-  const registry = JSON.parse(readFileSync('policies/registry.json', 'utf8').replaceAll('http://localhost:3000', callback.origin)) as { clients: { client_id: string; redirect_uris?: string[] }[] };
-  registry.clients.find((c) => c.client_id === 'agent-console')?.redirect_uris?.push(`${callback6.origin}/console/callback`);
+  const registry = JSON.parse(
+    readFileSync('policies/registry.json', 'utf8').replaceAll('http://localhost:3000', callback.origin),
+  ) as { clients: { client_id: string; redirect_uris?: string[] }[] };
+  registry.clients
+    .find((c) => c.client_id === 'agent-console')
+    ?.redirect_uris?.push(`${callback6.origin}/console/callback`);
   writeFileSync(registryFile, JSON.stringify(registry));
   consoleRedirect = `${callback.origin}/console/callback`;
   baton = await startTestBaton({ BATON_REGISTRY: registryFile }, { clock });
   browser = await chromium.launch({
     executablePath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }, 60_000);
 
@@ -82,7 +95,9 @@ const pkce = () => {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 };
 
-const payment = [{ type: 'payment_initiation', actions: ['initiate'], instructedAmount: { currency: 'EUR', amount: '100.00' } }];
+const payment = [
+  { type: 'payment_initiation', actions: ['initiate'], instructedAmount: { currency: 'EUR', amount: '100.00' } },
+];
 
 /** The authorization request `agent-console` sends for alice's consent to `orchestrator`. */
 function authorizeUrl(challenge: string, state: string, extra: Record<string, string> = {}): string {
@@ -109,7 +124,10 @@ interface Session {
 }
 
 async function open(options: { locale?: string; viewport?: { width: number; height: number } } = {}): Promise<Session> {
-  const context = await browser.newContext({ locale: options.locale ?? 'en-US', viewport: options.viewport ?? { width: 1024, height: 768 } });
+  const context = await browser.newContext({
+    locale: options.locale ?? 'en-US',
+    viewport: options.viewport ?? { width: 1024, height: 768 },
+  });
   const page = await context.newPage();
   const violations: string[] = [];
   page.on('console', (message) => {
@@ -125,7 +143,9 @@ async function screenshot(page: Page, name: string): Promise<void> {
 /** Serious and critical accessibility violations on the current page, by rule id. */
 async function accessibilityProblems(page: Page): Promise<string[]> {
   const result = await new AxeBuilder({ page }).analyze();
-  return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help}`);
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.help}`);
 }
 
 async function signIn(page: Page, password = 'alice-demo-password'): Promise<void> {
@@ -152,7 +172,10 @@ describe.skipIf(!haveChromium)('the consent flow in Chromium', () => {
     await signIn(page);
     await expect.poll(() => page.title()).toBe('Allow access · Baton');
     expect(await page.locator('main').innerText()).toContain('Acme Agent Console (agent-console) asks for access.');
-    expect(await page.locator('li').allInnerTexts()).toEqual(['use the permission payments:read', 'transfer up to 100.00 EUR']);
+    expect(await page.locator('li').allInnerTexts()).toEqual([
+      'use the permission payments:read',
+      'transfer up to 100.00 EUR',
+    ]);
     await screenshot(page, 'consent');
     expect(await accessibilityProblems(page)).toEqual([]);
     await page.getByRole('button', { name: 'Allow' }).click();
@@ -178,7 +201,12 @@ describe.skipIf(!haveChromium)('the consent flow in Chromium', () => {
       {},
     );
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
-    expect(decodeJwt(tokens.body.access_token as string)).toMatchObject({ sub: 'alice', client_id: 'agent-console', act: { sub: 'orchestrator' }, authorization_details: payment });
+    expect(decodeJwt(tokens.body.access_token as string)).toMatchObject({
+      sub: 'alice',
+      client_id: 'agent-console',
+      act: { sub: 'orchestrator' },
+      authorization_details: payment,
+    });
     await context.close();
   });
 
@@ -204,14 +232,23 @@ describe.skipIf(!haveChromium)('the consent flow in Chromium', () => {
     await page.getByRole('button', { name: 'Deny' }).click();
     await page.waitForURL(`${consoleRedirect}?**`, { timeout: 10_000 });
     const arrived = (await callbacks(before + 1)).at(-1) as URL;
-    expect(Object.fromEntries(arrived.searchParams)).toEqual({ error: 'access_denied', error_description: 'the user declined', state: 'state-deny', iss: baton.issuer });
+    expect(Object.fromEntries(arrived.searchParams)).toEqual({
+      error: 'access_denied',
+      error_description: 'the user declined',
+      state: 'state-deny',
+      iss: baton.issuer,
+    });
     expect(violations).toEqual([]);
     await context.close();
   });
 
   it.each([
     ['an unknown client', { client_id: 'nobody' }, 'The application that sent you here is not registered for sign-in.'],
-    ['an unregistered redirect URI', { redirect_uri: 'https://evil.example/cb' }, 'The address to return to is not registered for this application.'],
+    [
+      'an unregistered redirect URI',
+      { redirect_uri: 'https://evil.example/cb' },
+      'The address to return to is not registered for this application.',
+    ],
   ])('shows an error page for %s and never leaves Baton', async (name, extra, message) => {
     const { context, page } = await open();
     const response = await page.goto(authorizeUrl(pkce().challenge, 's', extra));
@@ -263,7 +300,9 @@ describe.skipIf(!haveChromium)('the consent flow in Chromium', () => {
     await third.goto(`${baton.url}/oauth2/authorize`);
     await third.locator('main').evaluate((main, formHtml) => main.insertAdjacentHTML('beforeend', formHtml), firstForm);
     await Promise.all([third.waitForLoadState('load'), third.locator('form button[value="approve"]').click()]);
-    await expect.poll(() => third.getByRole('alert').innerText()).toBe('This request has already been answered. Start again from the application.');
+    await expect
+      .poll(() => third.getByRole('alert').innerText())
+      .toBe('This request has already been answered. Start again from the application.');
     expect(new URL(third.url()).origin).toBe(baton.url);
     expect(callback.received.length).toBe(before + 2);
     await context.close();
@@ -293,7 +332,9 @@ describe.skipIf(!haveChromium)('the consent flow in Chromium', () => {
     clock.offset = 601_000;
     try {
       await signIn(page);
-      await expect.poll(() => page.getByRole('alert').innerText()).toBe('This sign-in request has expired. Start again from the application.');
+      await expect
+        .poll(() => page.getByRole('alert').innerText())
+        .toBe('This sign-in request has expired. Start again from the application.');
     } finally {
       clock.offset = 0;
     }
@@ -344,24 +385,45 @@ describe.skipIf(!haveChromium)('the consent flow in Chromium', () => {
   });
 
   it.each([
-    ['de-DE', 'de', 'Anmelden', 'Benutzername', 'Passwort', 'Zugriff erlauben?', ['die Berechtigung payments:read nutzen', 'überweisen bis zu 100.00 EUR'], 'Erlauben'],
-    ['fr-FR', 'fr', 'Connexion', 'Nom d’utilisateur', 'Mot de passe', 'Autoriser l’accès ?', ['utiliser la permission payments:read', 'virer jusqu’à 100.00 EUR'], 'Autoriser'],
-  ])('speaks %s when the browser asks for it', async (locale, lang, title, userLabel, passwordLabel, heading, items, allow) => {
-    const { context, page } = await open({ locale });
-    const before = callback.received.length;
-    await page.goto(authorizeUrl(pkce().challenge, lang));
-    expect(await page.getAttribute('html', 'lang')).toBe(lang);
-    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe(title);
-    await page.getByLabel(userLabel).fill('alice');
-    await page.getByLabel(passwordLabel).fill('alice-demo-password');
-    await page.getByRole('button', { name: title }).click();
-    await expect.poll(() => page.getByRole('heading', { level: 1 }).innerText()).toBe(heading);
-    expect(await page.locator('li').allInnerTexts()).toEqual(items);
-    expect(await accessibilityProblems(page)).toEqual([]);
-    await screenshot(page, `consent-${lang}`);
-    await page.getByRole('button', { name: allow }).click();
-    await page.waitForURL(`${consoleRedirect}?**`, { timeout: 10_000 });
-    expect((await callbacks(before + 1)).at(-1)?.searchParams.get('state')).toBe(lang);
-    await context.close();
-  });
+    [
+      'de-DE',
+      'de',
+      'Anmelden',
+      'Benutzername',
+      'Passwort',
+      'Zugriff erlauben?',
+      ['die Berechtigung payments:read nutzen', 'überweisen bis zu 100.00 EUR'],
+      'Erlauben',
+    ],
+    [
+      'fr-FR',
+      'fr',
+      'Connexion',
+      'Nom d’utilisateur',
+      'Mot de passe',
+      'Autoriser l’accès ?',
+      ['utiliser la permission payments:read', 'virer jusqu’à 100.00 EUR'],
+      'Autoriser',
+    ],
+  ])(
+    'speaks %s when the browser asks for it',
+    async (locale, lang, title, userLabel, passwordLabel, heading, items, allow) => {
+      const { context, page } = await open({ locale });
+      const before = callback.received.length;
+      await page.goto(authorizeUrl(pkce().challenge, lang));
+      expect(await page.getAttribute('html', 'lang')).toBe(lang);
+      expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe(title);
+      await page.getByLabel(userLabel).fill('alice');
+      await page.getByLabel(passwordLabel).fill('alice-demo-password');
+      await page.getByRole('button', { name: title }).click();
+      await expect.poll(() => page.getByRole('heading', { level: 1 }).innerText()).toBe(heading);
+      expect(await page.locator('li').allInnerTexts()).toEqual(items);
+      expect(await accessibilityProblems(page)).toEqual([]);
+      await screenshot(page, `consent-${lang}`);
+      await page.getByRole('button', { name: allow }).click();
+      await page.waitForURL(`${consoleRedirect}?**`, { timeout: 10_000 });
+      expect((await callbacks(before + 1)).at(-1)?.searchParams.get('state')).toBe(lang);
+      await context.close();
+    },
+  );
 });

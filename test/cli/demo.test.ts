@@ -15,7 +15,9 @@ describe('npm run demo', () => {
     const lines: string[] = [];
     await runDemo(baton.url, (line) => lines.push(line));
     const out = lines.join('\n');
-    expect(out).toContain('"act": {\n    "sub": "payments-subagent",\n    "act": {\n      "sub": "orchestrator"\n    }\n  }');
+    expect(out).toContain(
+      '"act": {\n    "sub": "payments-subagent",\n    "act": {\n      "sub": "orchestrator"\n    }\n  }',
+    );
     expect(out).toContain('Both Baton tokens verify against');
   });
 });

@@ -1,7 +1,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
-import { auditEntry, canonicalEntry, canonicalJson, chainCheck, entryHash, genesisHash, isCanonicalEntry, type AuditEntry, type AuditEvent, type ChainLine, type ChainVerdict } from '../../src/core/audit/chain.js';
+import {
+  auditEntry,
+  canonicalEntry,
+  canonicalJson,
+  chainCheck,
+  entryHash,
+  genesisHash,
+  isCanonicalEntry,
+  type AuditEntry,
+  type AuditEvent,
+  type ChainLine,
+  type ChainVerdict,
+} from '../../src/core/audit/chain.js';
 
 /** The verdict on a whole chain from the genesis hash, checked in one go. */
 function verifyChain(sha256: (text: string) => string, lines: Iterable<ChainLine>): ChainVerdict {
@@ -12,13 +24,21 @@ function verifyChain(sha256: (text: string) => string, lines: Iterable<ChainLine
 
 describe('RFC 8785 canonicalization', () => {
   it('matches the RFC §3.2.2 example', () => {
-    const input = JSON.parse('{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001], "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/", "literals": [null, true, false]}');
-    expect(canonicalJson(input)).toBe('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}');
+    const input = JSON.parse(
+      '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001], "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/", "literals": [null, true, false]}',
+    );
+    expect(canonicalJson(input)).toBe(
+      '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
+    );
   });
 
   it('sorts properties by UTF-16 code units (RFC §3.2.3)', () => {
-    const input = JSON.parse('{"\\u20ac": "Euro Sign", "\\r": "Carriage Return", "\\ufb33": "Hebrew Letter Dalet With Dagesh", "1": "One", "\\ud83d\\ude00": "Emoji: Grinning Face", "\\u0080": "Control", "\\u00f6": "Latin Small Letter O With Diaeresis"}');
-    expect(canonicalJson(input)).toBe('{"\\r":"Carriage Return","1":"One","\u0080":"Control","ö":"Latin Small Letter O With Diaeresis","€":"Euro Sign","😀":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}');
+    const input = JSON.parse(
+      '{"\\u20ac": "Euro Sign", "\\r": "Carriage Return", "\\ufb33": "Hebrew Letter Dalet With Dagesh", "1": "One", "\\ud83d\\ude00": "Emoji: Grinning Face", "\\u0080": "Control", "\\u00f6": "Latin Small Letter O With Diaeresis"}',
+    );
+    expect(canonicalJson(input)).toBe(
+      '{"\\r":"Carriage Return","1":"One","\u0080":"Control","ö":"Latin Small Letter O With Diaeresis","€":"Euro Sign","😀":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}',
+    );
   });
 
   it.each([
@@ -54,7 +74,12 @@ describe('canonical entries', () => {
       client: nullable,
       audience: fc.array(text, { maxLength: 3 }),
       scope: fc.array(text, { maxLength: 3 }),
-      authorization_details: fc.array(fc.dictionary(text, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }).map((d) => ({ ...d, type: 'payment_initiation' })), { maxLength: 2 }),
+      authorization_details: fc.array(
+        fc
+          .dictionary(text, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 })
+          .map((d) => ({ ...d, type: 'payment_initiation' })),
+        { maxLength: 2 },
+      ),
       policy_ids: fc.array(text, { maxLength: 3 }),
       reason: nullable,
       request_id: nullable,
@@ -65,31 +90,55 @@ describe('canonical entries', () => {
 
   it('writes exactly what the general RFC 8785 serializer writes, for any event', () => {
     fc.assert(
-      fc.property(event, fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }), (e, time) => {
-        const entry = auditEntry(e, time);
-        expect(canonicalEntry(entry)).toBe(canonicalJson(entry));
-      }),
+      fc.property(
+        event,
+        fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }),
+        (e, time) => {
+          const entry = auditEntry(e, time);
+          expect(canonicalEntry(entry)).toBe(canonicalJson(entry));
+        },
+      ),
       { numRuns: 500 },
     );
   });
 
   it('takes the general path for anything not of the entry shape, as parsed from an edited export', () => {
     fc.assert(
-      fc.property(fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 20 }), (value) => {
-        expect(canonicalEntry(value as unknown as AuditEntry)).toBe(canonicalJson(value));
-      }),
+      fc.property(
+        fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 20 }),
+        (value) => {
+          expect(canonicalEntry(value as unknown as AuditEntry)).toBe(canonicalJson(value));
+        },
+      ),
       { numRuns: 300 },
     );
-    const entry = auditEntry({ tenant: 'acme', type: 'decision', decision: 'allow' }, new Date('2026-11-24T00:00:00.000Z')) as unknown as Record<string, unknown>;
+    const entry = auditEntry(
+      { tenant: 'acme', type: 'decision', decision: 'allow' },
+      new Date('2026-11-24T00:00:00.000Z'),
+    ) as unknown as Record<string, unknown>;
     const { user: _user, ...missing } = entry;
     const odd = [{ ...entry, extra: 1 }, missing, { ...entry, scope: [{ b: 1, a: 2 }] }, { ...entry, user: 5 }];
     expect(odd.map((v) => canonicalEntry(v as unknown as AuditEntry))).toEqual(odd.map((v) => canonicalJson(v)));
   });
 
   it('tells an entry in canonical form from one that is not', () => {
-    const canonical = canonicalEntry(auditEntry({ tenant: 'acme', type: 'decision', decision: 'allow', scope: ['a'] }, new Date('2026-11-24T00:00:00.000Z')));
+    const canonical = canonicalEntry(
+      auditEntry(
+        { tenant: 'acme', type: 'decision', decision: 'allow', scope: ['a'] },
+        new Date('2026-11-24T00:00:00.000Z'),
+      ),
+    );
     expect(isCanonicalEntry(canonical)).toBe(true);
-    expect([` ${canonical}`, canonical.replace('"scope":["a"]', '"scope":[ "a"]'), canonical.replace('{"action_id":null,', '{') + '', canonical.slice(0, -1), '{"b":1,"a":2}', 'not json'].map(isCanonicalEntry)).toEqual([false, false, true, false, false, false]);
+    expect(
+      [
+        ` ${canonical}`,
+        canonical.replace('"scope":["a"]', '"scope":[ "a"]'),
+        canonical.replace('{"action_id":null,', '{') + '',
+        canonical.slice(0, -1),
+        '{"b":1,"a":2}',
+        'not json',
+      ].map(isCanonicalEntry),
+    ).toEqual([false, false, true, false, false, false]);
   });
 });
 
@@ -99,7 +148,9 @@ describe('the hash chain', () => {
     const lines: ChainLine[] = [];
     let prev = genesisHash;
     for (let seq = 1; seq <= n; seq++) {
-      const canonical = canonicalEntry(auditEntry({ tenant: 'acme', type: 'decision', decision: 'allow', action_id: `a${seq}` }, time));
+      const canonical = canonicalEntry(
+        auditEntry({ tenant: 'acme', type: 'decision', decision: 'allow', action_id: `a${seq}` }, time),
+      );
       const hash = await entryHash(sha256Hex, seq, prev, canonical);
       lines.push({ seq, prev_hash: prev, hash, canonical });
       prev = hash;
@@ -112,24 +163,53 @@ describe('the hash chain', () => {
     expect(canonical).toBe(
       '{"action_id":null,"actor_chain":[],"audience":[],"authorization_details":[],"client":null,"decision":"deny","jti":null,"parent_jti":null,"policy_ids":[],"reason":null,"request_id":null,"root_grant":null,"scope":[],"tenant":"acme","time":"2026-11-24T00:00:00.000Z","trace_id":null,"type":"decision","user":null}',
     );
-    expect(await entryHash(sha256Hex, 1, genesisHash, canonical)).toBe(sha256Hex(`baton.audit.v1\n1\n${genesisHash}\n${canonical}`));
+    expect(await entryHash(sha256Hex, 1, genesisHash, canonical)).toBe(
+      sha256Hex(`baton.audit.v1\n1\n${genesisHash}\n${canonical}`),
+    );
   });
 
   it('verifies an intact chain and names the first bad entry', async () => {
     const lines = await chain(5);
     expect(await verifyChain(sha256Hex, lines)).toEqual({ valid: true, entries: 5 });
-    const edited = lines.map((l) => (l.seq === 3 ? { ...l, canonical: (l.canonical as string).replace('"a3"', '"zz"') } : l));
-    expect(await verifyChain(sha256Hex, edited)).toEqual({ valid: false, entries: 2, seq: 3, reason: 'hash does not match its content' });
-    expect(await verifyChain(sha256Hex, lines.filter((l) => l.seq !== 4))).toEqual({ valid: false, entries: 3, seq: 4, reason: 'entries 4–4 are missing' });
+    const edited = lines.map((l) =>
+      l.seq === 3 ? { ...l, canonical: (l.canonical as string).replace('"a3"', '"zz"') } : l,
+    );
+    expect(await verifyChain(sha256Hex, edited)).toEqual({
+      valid: false,
+      entries: 2,
+      seq: 3,
+      reason: 'hash does not match its content',
+    });
+    expect(
+      await verifyChain(
+        sha256Hex,
+        lines.filter((l) => l.seq !== 4),
+      ),
+    ).toEqual({ valid: false, entries: 3, seq: 4, reason: 'entries 4–4 are missing' });
     const relinked = lines.map((l) => (l.seq === 2 ? { ...l, prev_hash: 'f'.repeat(64) } : l));
-    expect(await verifyChain(sha256Hex, relinked)).toEqual({ valid: false, entries: 1, seq: 2, reason: 'does not link to the previous entry' });
+    expect(await verifyChain(sha256Hex, relinked)).toEqual({
+      valid: false,
+      entries: 1,
+      seq: 2,
+      reason: 'does not link to the previous entry',
+    });
     const reformatted = lines.map((l) => (l.seq === 1 ? { ...l, canonical: ` ${l.canonical as string}` } : l));
-    expect(await verifyChain(sha256Hex, reformatted)).toEqual({ valid: false, entries: 0, seq: 1, reason: 'is not in canonical form' });
+    expect(await verifyChain(sha256Hex, reformatted)).toEqual({
+      valid: false,
+      entries: 0,
+      seq: 1,
+      reason: 'is not in canonical form',
+    });
   });
 
   it('names an entry that is not JSON as not in canonical form rather than failing', async () => {
     const lines = (await chain(3)).map((l) => (l.seq === 2 ? { ...l, canonical: '{"tenant":' } : l));
-    expect(await verifyChain(sha256Hex, lines)).toEqual({ valid: false, entries: 1, seq: 2, reason: 'is not in canonical form' });
+    expect(await verifyChain(sha256Hex, lines)).toEqual({
+      valid: false,
+      entries: 1,
+      seq: 2,
+      reason: 'is not in canonical form',
+    });
   });
 
   it('checks a chain fed page by page, and keeps the first failure', async () => {
@@ -137,7 +217,9 @@ describe('the hash chain', () => {
     const check = chainCheck(sha256Hex, { seq: 0, hash: genesisHash }, false);
     expect(await check.add(lines.slice(0, 3))).toBe(true);
     expect(check.verdict()).toEqual({ valid: true, entries: 3 });
-    const edited = lines.slice(3).map((l) => (l.seq === 5 ? { ...l, hash: l.hash.replace(/^./, (c) => (c === '0' ? '1' : '0')) } : l));
+    const edited = lines
+      .slice(3)
+      .map((l) => (l.seq === 5 ? { ...l, hash: l.hash.replace(/^./, (c) => (c === '0' ? '1' : '0')) } : l));
     expect(await check.add(edited)).toBe(false);
     expect(await check.add(lines.slice(0, 1))).toBe(false);
     // Entry 5's stored hash no longer matches its content; 6 then fails to link, but 5 is named.

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { generateSigningKeys, importSigningKeys } from '../../src/adapters/signing-keys.js';
 import type { StoredCheckpoint } from '../../src/core/audit/chain.js';
-import { signCheckpoint, verifyAgainstCheckpoints, type Checkpoint, type CheckpointWitness } from '../../src/core/audit/checkpoint.js';
+import {
+  signCheckpoint,
+  verifyAgainstCheckpoints,
+  type Checkpoint,
+  type CheckpointWitness,
+} from '../../src/core/audit/checkpoint.js';
 import type { KeyResolver } from '../../src/core/ports.js';
 import { type AuditQueries } from '../../src/core/ports.js';
 
@@ -28,8 +33,19 @@ async function setUp() {
     resolved += 1;
     return keys.resolve(header);
   };
-  const witness: CheckpointWitness = { resolve, publicJwks: keys.publicJwks, witnessed: async () => [], remember: (_: Checkpoint) => undefined };
-  const rows = await Promise.all([10, 20, 30].map(async (seq) => ({ seq, hash: `hash-${seq}`, jws: await signCheckpoint(keys, issuer, { seq, hash: `hash-${seq}` }, new Date(1_700_000_000_000 + seq * 60_000)) })));
+  const witness: CheckpointWitness = {
+    resolve,
+    publicJwks: keys.publicJwks,
+    witnessed: async () => [],
+    remember: (_: Checkpoint) => undefined,
+  };
+  const rows = await Promise.all(
+    [10, 20, 30].map(async (seq) => ({
+      seq,
+      hash: `hash-${seq}`,
+      jws: await signCheckpoint(keys, issuer, { seq, hash: `hash-${seq}` }, new Date(1_700_000_000_000 + seq * 60_000)),
+    })),
+  );
   return { witness, rows, resolved: () => resolved };
 }
 
@@ -50,8 +66,17 @@ describe('verification against stored checkpoints', () => {
     const [a, b, c] = rows as [StoredCheckpoint, StoredCheckpoint, StoredCheckpoint];
     // The second checkpoint's signature, under the first one's statement.
     const forged = { ...a, jws: `${a.jws.slice(0, a.jws.lastIndexOf('.'))}${b.jws.slice(b.jws.lastIndexOf('.'))}` };
-    const verdict = await verifyAgainstCheckpoints(queriesOver([forged, b, c], 35), witness, issuer, { from: 1, to: 35, head: 35 });
-    expect(verdict).toEqual({ valid: false, entries: 0, seq: 10, reason: 'checkpoint 10 in the database does not verify with the audit keys (signature verification failed)' });
+    const verdict = await verifyAgainstCheckpoints(queriesOver([forged, b, c], 35), witness, issuer, {
+      from: 1,
+      to: 35,
+      head: 35,
+    });
+    expect(verdict).toEqual({
+      valid: false,
+      entries: 0,
+      seq: 10,
+      reason: 'checkpoint 10 in the database does not verify with the audit keys (signature verification failed)',
+    });
     expect(resolved()).toBe(4);
   });
 });

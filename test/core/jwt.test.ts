@@ -18,16 +18,36 @@ describe('remembering verified tokens', () => {
   afterEach(() => vi.restoreAllMocks());
 
   const sign = (claims: Record<string, unknown>, privateKey = key.privateKey) =>
-    new SignJWT({ sub: 'alice', ...claims }).setProtectedHeader({ alg: 'EdDSA', kid: 'k1' }).setIssuer(issuer).setIssuedAt(t0 / 1000).setExpirationTime(t0 / 1000 + 300).sign(privateKey);
+    new SignJWT({ sub: 'alice', ...claims })
+      .setProtectedHeader({ alg: 'EdDSA', kid: 'k1' })
+      .setIssuer(issuer)
+      .setIssuedAt(t0 / 1000)
+      .setExpirationTime(t0 / 1000 + 300)
+      .sign(privateKey);
 
   /** Options over a key set that the test can change, a clock it can move, and one memory. */
   function setup() {
-    const clock = { t: t0, now() { return this.t; } };
+    const clock = {
+      t: t0,
+      now() {
+        return this.t;
+      },
+    };
     const keys = { published: [{ kid: 'k1', alg: 'EdDSA', key: key.publicKey }] };
     const resolve: KeyResolver = (header) => resolverOf(keys.published)(header);
     const tokens = new VerifiedTokens(sha256Hex);
     const scope = {};
-    const options: VerifyOptions = { param: 'subject_token', errorCode: 'invalid_request', resolve, algorithms: ['EdDSA'], issuer, requiredClaims: ['sub', 'exp'], clock, clockToleranceSeconds: 30, remember: { tokens, scope } };
+    const options: VerifyOptions = {
+      param: 'subject_token',
+      errorCode: 'invalid_request',
+      resolve,
+      algorithms: ['EdDSA'],
+      issuer,
+      requiredClaims: ['sub', 'exp'],
+      clock,
+      clockToleranceSeconds: 30,
+      remember: { tokens, scope },
+    };
     return { clock, keys, tokens, scope, options };
   }
   const signatureChecks = () => vi.spyOn(crypto.subtle, 'verify');
@@ -89,7 +109,9 @@ describe('remembering verified tokens', () => {
     const token = await sign({});
     await verifyJwt(token, options);
     keys.published = [];
-    expect(await refusal(verifyJwt(token, options))).toBe('invalid_request: subject_token is signed with an unknown key');
+    expect(await refusal(verifyJwt(token, options))).toBe(
+      'invalid_request: subject_token is signed with an unknown key',
+    );
     // The same kid now names another key: the signature no longer matches.
     keys.published = [{ kid: 'k1', alg: 'EdDSA', key: otherKey.publicKey }];
     expect(await refusal(verifyJwt(token, options))).toBe('invalid_request: subject_token has an invalid signature');

@@ -8,7 +8,10 @@ import { captureLogger } from '../support/baton.js';
 
 let registry: Registry;
 beforeAll(async () => {
-  registry = await compileRegistry(JSON.parse(readFileSync('policies/registry.json', 'utf8')), { issuer: 'https://baton.example', file: 'policies/registry.json' });
+  registry = await compileRegistry(JSON.parse(readFileSync('policies/registry.json', 'utf8')), {
+    issuer: 'https://baton.example',
+    file: 'policies/registry.json',
+  });
 });
 
 const tenant = (id: string) => ({ __entity: { type: 'Tenant', id } });
@@ -18,17 +21,27 @@ describe('entities as policies see them', () => {
     expect(agentEntity(registry, 'payments-subagent')).toEqual({
       type: 'Agent',
       id: 'payments-subagent',
-      attributes: { owner: 'payments-team@acme.example', purpose: 'initiates transfers', tenant: tenant('acme'), name: 'Payments Sub-agent' },
+      attributes: {
+        owner: 'payments-team@acme.example',
+        purpose: 'initiates transfers',
+        tenant: tenant('acme'),
+        name: 'Payments Sub-agent',
+      },
       parents: [{ type: 'Tenant', id: 'acme' }],
     });
   });
 
   it('lets registry metadata never override the tenant or the name', async () => {
-    const doc = JSON.parse(readFileSync('policies/registry.json', 'utf8')) as { agents: { id: string; metadata: Record<string, string> }[] };
+    const doc = JSON.parse(readFileSync('policies/registry.json', 'utf8')) as {
+      agents: { id: string; metadata: Record<string, string> }[];
+    };
     const orchestrator = doc.agents.find((a) => a.id === 'orchestrator') as { metadata: Record<string, string> };
     orchestrator.metadata = { tenant: 'globex', name: 'Someone Else' };
     const changed = await compileRegistry(doc, { issuer: 'https://baton.example', file: 'registry.json' });
-    expect(agentEntity(changed, 'orchestrator').attributes).toEqual({ tenant: tenant('acme'), name: 'Acme Orchestrator' });
+    expect(agentEntity(changed, 'orchestrator').attributes).toEqual({
+      tenant: tenant('acme'),
+      name: 'Acme Orchestrator',
+    });
   });
 
   it('makes an unknown agent an Agent with no attributes and no tenant', () => {
@@ -36,7 +49,12 @@ describe('entities as policies see them', () => {
   });
 
   it('makes a user a User of the tenant its token was verified in', () => {
-    expect(userEntity('globex', 'bob')).toEqual({ type: 'User', id: 'bob', attributes: { tenant: tenant('globex') }, parents: [{ type: 'Tenant', id: 'globex' }] });
+    expect(userEntity('globex', 'bob')).toEqual({
+      type: 'User',
+      id: 'bob',
+      attributes: { tenant: tenant('globex') },
+      parents: [{ type: 'Tenant', id: 'globex' }],
+    });
   });
 });
 
@@ -50,7 +68,11 @@ describe('delegationRequest', () => {
       clientId: 'agent-platform',
       audience: ['https://payments.example'],
       scope: ['payments:transfer'],
-      authorizationDetails: [payment, { ...payment, actions: ['cancel'] }, { type: 'tool_invocation', tool: 'search', actions: ['query'] }],
+      authorizationDetails: [
+        payment,
+        { ...payment, actions: ['cancel'] },
+        { type: 'tool_invocation', tool: 'search', actions: ['query'] },
+      ],
       chain: ['payments-subagent', 'orchestrator'],
     });
     expect(request).toEqual({
@@ -71,7 +93,10 @@ describe('delegationRequest', () => {
 });
 
 describe('warnIfNoDelegateAction', () => {
-  const engine = (declared: readonly string[]): PolicyEngine => ({ evaluate: () => ({ allowed: false, reasons: [], errors: [] }), declares: (action) => declared.includes(action) });
+  const engine = (declared: readonly string[]): PolicyEngine => ({
+    evaluate: () => ({ allowed: false, reasons: [], errors: [] }),
+    declares: (action) => declared.includes(action),
+  });
 
   it('warns that every token exchange will be refused when the schema has no delegate action', () => {
     const logger = captureLogger();
@@ -79,8 +104,12 @@ describe('warnIfNoDelegateAction', () => {
     expect(logger.lines).toEqual([
       {
         level: 'warn',
-        message: 'the policy set has no Action::"delegate" (its schema does not declare it): every token exchange will be refused',
-        fields: { policy_dir: 'my-policies', detail: 'declare action delegate as policies/baton.cedarschema does to allow token exchange' },
+        message:
+          'the policy set has no Action::"delegate" (its schema does not declare it): every token exchange will be refused',
+        fields: {
+          policy_dir: 'my-policies',
+          detail: 'declare action delegate as policies/baton.cedarschema does to allow token exchange',
+        },
       },
     ]);
   });

@@ -3,7 +3,12 @@ import { OAuthError } from '../../src/core/errors.js';
 import { createRateLimiter } from '../../src/core/clients/rate-limit.js';
 
 describe('the per-caller rate limit', () => {
-  const clock = { t: 1_000_000, now() { return this.t; } };
+  const clock = {
+    t: 1_000_000,
+    now() {
+      return this.t;
+    },
+  };
   const refusal = (check: () => void): OAuthError | undefined => {
     try {
       check();
@@ -18,7 +23,10 @@ describe('the per-caller rate limit', () => {
     const limit = createRateLimiter({ perSecond: 5, clock });
     for (let i = 0; i < 10; i++) expect(refusal(() => limit.check('agent-platform'))).toBeUndefined();
     const refused = refusal(() => limit.check('agent-platform'));
-    expect(refused?.toJSON()).toEqual({ error: 'temporarily_unavailable', error_description: 'too many requests from this client; retry later' });
+    expect(refused?.toJSON()).toEqual({
+      error: 'temporarily_unavailable',
+      error_description: 'too many requests from this client; retry later',
+    });
     expect([refused?.status, refused?.retryAfterSeconds, refused?.detail]).toEqual([429, 1, 'over 5 requests/s']);
     // Another caller has its own bucket.
     expect(refusal(() => limit.check('payments'))).toBeUndefined();

@@ -4,7 +4,12 @@ import type { AuditEvent } from '../../src/core/audit/chain.js';
 import { createRefusalTally, type Refusal } from '../../src/core/audit/refusal-tally.js';
 
 const start = Date.parse('2030-01-01T00:00:00.000Z');
-const clock = (at = start) => ({ at, now() { return this.at; } });
+const clock = (at = start) => ({
+  at,
+  now() {
+    return this.at;
+  },
+});
 const refusal = (source: string, extra: Partial<Refusal> = {}): Refusal => ({
   source,
   tenant: 'unknown',
@@ -22,7 +27,15 @@ describe('the refusal tally', () => {
     const time = clock();
     const tally = createRefusalTally({ clock: time, intervalSeconds: 60 });
     expect(tally.note(refusal('address 192.0.2.1', { requestId: 'r-1' }))).toEqual([
-      { tenant: 'unknown', type: 'request.refusal', decision: 'refused', client: null, reason: 'POST /oauth2/token from address 192.0.2.1: invalid_request (400): content type must be application/x-www-form-urlencoded', request_id: 'r-1' },
+      {
+        tenant: 'unknown',
+        type: 'request.refusal',
+        decision: 'refused',
+        client: null,
+        reason:
+          'POST /oauth2/token from address 192.0.2.1: invalid_request (400): content type must be application/x-www-form-urlencoded',
+        request_id: 'r-1',
+      },
     ]);
     for (let i = 0; i < 99; i++) {
       time.at += 100;
@@ -32,7 +45,15 @@ describe('the refusal tally', () => {
     expect(tally.due()).toEqual([]);
     time.at = start + 60_000;
     expect(tally.due()).toEqual([
-      { tenant: 'unknown', type: 'request.refusal', decision: 'refused', client: null, reason: 'POST /oauth2/token from address 192.0.2.1: 99 more invalid_request (400) from 2030-01-01T00:00:00.000Z to 2030-01-01T00:01:00.000Z; the last: parameter p98 is repeated', request_id: null },
+      {
+        tenant: 'unknown',
+        type: 'request.refusal',
+        decision: 'refused',
+        client: null,
+        reason:
+          'POST /oauth2/token from address 192.0.2.1: 99 more invalid_request (400) from 2030-01-01T00:00:00.000Z to 2030-01-01T00:01:00.000Z; the last: parameter p98 is repeated',
+        request_id: null,
+      },
     ]);
     expect(tally.due()).toEqual([]);
     // The next refusal opens a new interval and is written at once.
@@ -61,18 +82,47 @@ describe('the refusal tally', () => {
       refusal('address 192.0.2.1'),
       refusal('address 192.0.2.1', { status: 413, description: 'request body is larger than 65536 bytes' }),
       refusal('address 192.0.2.1', { route: 'POST /oauth2/revoke' }),
-      refusal('address 192.0.2.1', { route: 'POST /oauth2/revoke', status: 401, code: 'invalid_client', description: 'client authentication is required' }),
+      refusal('address 192.0.2.1', {
+        route: 'POST /oauth2/revoke',
+        status: 401,
+        code: 'invalid_client',
+        description: 'client authentication is required',
+      }),
     ].flatMap((r) => tally.note(r));
     expect(written.map((e) => [e.tenant, e.client, e.reason])).toEqual([
-      ['acme', 'payments', 'POST /oauth2/token from client payments: invalid_request (400): content type must be application/x-www-form-urlencoded'],
-      ['unknown', null, 'POST /oauth2/token from address 192.0.2.1: invalid_request (400): content type must be application/x-www-form-urlencoded'],
-      ['unknown', null, 'POST /oauth2/token from address 192.0.2.1: invalid_request (413): request body is larger than 65536 bytes'],
-      ['unknown', null, 'POST /oauth2/revoke from address 192.0.2.1: invalid_request (400): content type must be application/x-www-form-urlencoded'],
-      ['unknown', null, 'POST /oauth2/revoke from address 192.0.2.1: invalid_client (401): client authentication is required'],
+      [
+        'acme',
+        'payments',
+        'POST /oauth2/token from client payments: invalid_request (400): content type must be application/x-www-form-urlencoded',
+      ],
+      [
+        'unknown',
+        null,
+        'POST /oauth2/token from address 192.0.2.1: invalid_request (400): content type must be application/x-www-form-urlencoded',
+      ],
+      [
+        'unknown',
+        null,
+        'POST /oauth2/token from address 192.0.2.1: invalid_request (413): request body is larger than 65536 bytes',
+      ],
+      [
+        'unknown',
+        null,
+        'POST /oauth2/revoke from address 192.0.2.1: invalid_request (400): content type must be application/x-www-form-urlencoded',
+      ],
+      [
+        'unknown',
+        null,
+        'POST /oauth2/revoke from address 192.0.2.1: invalid_client (401): client authentication is required',
+      ],
     ]);
     time.at += 5_000;
     expect(tally.drain().map((e) => [e.tenant, e.client, e.reason])).toEqual([
-      ['acme', 'payments', 'POST /oauth2/token from client payments: 1 more invalid_request (400) from 2030-01-01T00:00:00.000Z to 2030-01-01T00:00:05.000Z; the last: content type must be application/x-www-form-urlencoded'],
+      [
+        'acme',
+        'payments',
+        'POST /oauth2/token from client payments: 1 more invalid_request (400) from 2030-01-01T00:00:00.000Z to 2030-01-01T00:00:05.000Z; the last: content type must be application/x-www-form-urlencoded',
+      ],
     ]);
     expect(tally.drain()).toEqual([]);
   });
@@ -80,7 +130,9 @@ describe('the refusal tally', () => {
   it('counts sources beyond its cap together, so a flood from many addresses stays bounded', () => {
     const time = clock();
     const tally = createRefusalTally({ clock: time, intervalSeconds: 60, maxSources: 3 });
-    const written = Array.from({ length: 1000 }, (_, i) => tally.note(refusal(`address 10.0.${i >> 8}.${i & 255}`))).flat();
+    const written = Array.from({ length: 1000 }, (_, i) =>
+      tally.note(refusal(`address 10.0.${i >> 8}.${i & 255}`)),
+    ).flat();
     expect(written.map((e) => e.reason)).toEqual([
       'POST /oauth2/token from address 10.0.0.0: invalid_request (400): content type must be application/x-www-form-urlencoded',
       'POST /oauth2/token from address 10.0.0.1: invalid_request (400): content type must be application/x-www-form-urlencoded',
@@ -92,11 +144,17 @@ describe('the refusal tally', () => {
       'POST /oauth2/token from other sources: 996 more invalid_request (400) from 2030-01-01T00:00:00.000Z to 2030-01-01T00:01:00.000Z; the last: content type must be application/x-www-form-urlencoded',
     ]);
     // The cap is per interval: the sources were forgotten with it.
-    expect(tally.note(refusal('address 10.0.3.200')).map((e) => e.reason)).toEqual(['POST /oauth2/token from address 10.0.3.200: invalid_request (400): content type must be application/x-www-form-urlencoded']);
+    expect(tally.note(refusal('address 10.0.3.200')).map((e) => e.reason)).toEqual([
+      'POST /oauth2/token from address 10.0.3.200: invalid_request (400): content type must be application/x-www-form-urlencoded',
+    ]);
   });
 
   it('accounts for every refusal exactly, and writes at most two entries per key and interval (property-based)', () => {
-    const step = fc.record({ source: fc.integer({ min: 0, max: 5 }), code: fc.constantFrom('invalid_request', 'invalid_client'), wait: fc.integer({ min: 0, max: 4000 }) });
+    const step = fc.record({
+      source: fc.integer({ min: 0, max: 5 }),
+      code: fc.constantFrom('invalid_request', 'invalid_client'),
+      wait: fc.integer({ min: 0, max: 4000 }),
+    });
     fc.assert(
       fc.property(fc.array(step, { maxLength: 300 }), fc.integer({ min: 1, max: 5 }), (steps, maxSources) => {
         const time = clock();
@@ -104,7 +162,10 @@ describe('the refusal tally', () => {
         const written: AuditEvent[] = [];
         for (const s of steps) {
           time.at += s.wait;
-          written.push(...tally.note(refusal(`address 192.0.2.${s.source}`, { code: s.code })), ...(s.wait > 3000 ? tally.due() : []));
+          written.push(
+            ...tally.note(refusal(`address 192.0.2.${s.source}`, { code: s.code })),
+            ...(s.wait > 3000 ? tally.due() : []),
+          );
         }
         written.push(...tally.drain());
         const counted = written.reduce((sum, e) => sum + Number(/: (\d+) more /.exec(e.reason ?? '')?.[1] ?? 1), 0);

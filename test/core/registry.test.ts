@@ -47,22 +47,93 @@ describe('registry', () => {
   });
 
   it.each([
-    ['a missing section', (d: Record<string, unknown>) => delete d.tenants, '/tenants: Invalid input: expected array, received undefined'],
-    ['an unknown member', (d: Record<string, unknown[]>) => (agent(d, 0).colour = 'blue'), '/agents/0: Unrecognized key: "colour"'],
-    ['a bad agent id', (d: Record<string, unknown[]>) => (agent(d, 0).id = 'no spaces'), '/agents/0/id: must be 1–128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit'],
-    ['an agent without keys', (d: Record<string, unknown[]>) => delete agent(d, 1).jwks, '/agents/1/jwks: jwks or jwks_uri is required'],
-    ['a private key in the registry', (d: Record<string, unknown[]>) => (((agent(d, 0).jwks as { keys: Record<string, unknown>[] }).keys[0] as Record<string, unknown>).d = 'secret'), '/agents/0/jwks/keys/0/d: private key material is not allowed in a registry'],
-    ['an unknown tenant', (d: Record<string, unknown[]>) => (agent(d, 2).tenant = 'initech'), '/agents/2/tenant: unknown tenant "initech"'],
-    ['a client naming an unknown agent', (d: Record<string, unknown[]>) => ((d.clients?.[0] as { agents: string[] }).agents = ['ghost']), '/clients/0/agents/0: unknown agent "ghost"'],
-    ['a client naming another tenant\'s agent', (d: Record<string, unknown[]>) => ((d.clients?.[0] as { agents: string[] }).agents = ['globex-assistant']), '/clients/0/agents/0: agent "globex-assistant" belongs to tenant "globex", not "acme"'],
-    ['a secret method without a hash', (d: Record<string, unknown[]>) => delete (d.clients?.[0] as Record<string, unknown>).client_secret_sha256, '/clients/0/client_secret_sha256: is required for client_secret_basic'],
-    ['a clear-text secret', (d: Record<string, unknown[]>) => ((d.clients?.[0] as Record<string, unknown>).client_secret_sha256 = 'hunter2'), '/clients/0/client_secret_sha256: must be the lowercase hex SHA-256 of the secret'],
-    ['a public client with client credentials', (d: Record<string, unknown[]>) => Object.assign(d.clients?.[0] as object, { token_endpoint_auth_method: 'none', client_secret_sha256: undefined }), '/clients/0/grant_types/0: a public client (auth method none) may not use urn:ietf:params:oauth:grant-type:token-exchange'],
-    ['an id used twice', (d: Record<string, unknown[]>) => ((d.clients?.[0] as Record<string, unknown>).client_id = 'orchestrator'), '/clients/0/client_id: "orchestrator" is already registered as an agent'],
-    ['a duplicate audience', (d: Record<string, unknown[]>) => ((d.resource_servers?.[1] as Record<string, unknown>).audience = 'https://payments.example'), '/resource_servers/1/audience: duplicate audience "https://payments.example"'],
-    ['a NUL in an agent\'s metadata', (d: Record<string, unknown[]>) => (agent(d, 0).metadata = { owner: 'ops\u0000@acme.example' }), '/agents/0/metadata/owner: contains a NUL character'],
-    ['an unpaired surrogate in a user\'s sub', (d: Record<string, unknown[]>) => ((d.users?.[0] as Record<string, unknown>).sub = 'ali\uD800ce'), '/users/0/sub: contains an unpaired UTF-16 surrogate'],
-    ['a key that cannot be imported', (d: Record<string, unknown[]>) => (((agent(d, 0).jwks as { keys: Record<string, unknown>[] }).keys[0] as Record<string, unknown>).x = 'AAAA'), '/agents/0/jwks/keys/0: key cannot be imported'],
+    [
+      'a missing section',
+      (d: Record<string, unknown>) => delete d.tenants,
+      '/tenants: Invalid input: expected array, received undefined',
+    ],
+    [
+      'an unknown member',
+      (d: Record<string, unknown[]>) => (agent(d, 0).colour = 'blue'),
+      '/agents/0: Unrecognized key: "colour"',
+    ],
+    [
+      'a bad agent id',
+      (d: Record<string, unknown[]>) => (agent(d, 0).id = 'no spaces'),
+      '/agents/0/id: must be 1–128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit',
+    ],
+    [
+      'an agent without keys',
+      (d: Record<string, unknown[]>) => delete agent(d, 1).jwks,
+      '/agents/1/jwks: jwks or jwks_uri is required',
+    ],
+    [
+      'a private key in the registry',
+      (d: Record<string, unknown[]>) =>
+        (((agent(d, 0).jwks as { keys: Record<string, unknown>[] }).keys[0] as Record<string, unknown>).d = 'secret'),
+      '/agents/0/jwks/keys/0/d: private key material is not allowed in a registry',
+    ],
+    [
+      'an unknown tenant',
+      (d: Record<string, unknown[]>) => (agent(d, 2).tenant = 'initech'),
+      '/agents/2/tenant: unknown tenant "initech"',
+    ],
+    [
+      'a client naming an unknown agent',
+      (d: Record<string, unknown[]>) => ((d.clients?.[0] as { agents: string[] }).agents = ['ghost']),
+      '/clients/0/agents/0: unknown agent "ghost"',
+    ],
+    [
+      "a client naming another tenant's agent",
+      (d: Record<string, unknown[]>) => ((d.clients?.[0] as { agents: string[] }).agents = ['globex-assistant']),
+      '/clients/0/agents/0: agent "globex-assistant" belongs to tenant "globex", not "acme"',
+    ],
+    [
+      'a secret method without a hash',
+      (d: Record<string, unknown[]>) => delete (d.clients?.[0] as Record<string, unknown>).client_secret_sha256,
+      '/clients/0/client_secret_sha256: is required for client_secret_basic',
+    ],
+    [
+      'a clear-text secret',
+      (d: Record<string, unknown[]>) => ((d.clients?.[0] as Record<string, unknown>).client_secret_sha256 = 'hunter2'),
+      '/clients/0/client_secret_sha256: must be the lowercase hex SHA-256 of the secret',
+    ],
+    [
+      'a public client with client credentials',
+      (d: Record<string, unknown[]>) =>
+        Object.assign(d.clients?.[0] as object, {
+          token_endpoint_auth_method: 'none',
+          client_secret_sha256: undefined,
+        }),
+      '/clients/0/grant_types/0: a public client (auth method none) may not use urn:ietf:params:oauth:grant-type:token-exchange',
+    ],
+    [
+      'an id used twice',
+      (d: Record<string, unknown[]>) => ((d.clients?.[0] as Record<string, unknown>).client_id = 'orchestrator'),
+      '/clients/0/client_id: "orchestrator" is already registered as an agent',
+    ],
+    [
+      'a duplicate audience',
+      (d: Record<string, unknown[]>) =>
+        ((d.resource_servers?.[1] as Record<string, unknown>).audience = 'https://payments.example'),
+      '/resource_servers/1/audience: duplicate audience "https://payments.example"',
+    ],
+    [
+      "a NUL in an agent's metadata",
+      (d: Record<string, unknown[]>) => (agent(d, 0).metadata = { owner: 'ops\u0000@acme.example' }),
+      '/agents/0/metadata/owner: contains a NUL character',
+    ],
+    [
+      "an unpaired surrogate in a user's sub",
+      (d: Record<string, unknown[]>) => ((d.users?.[0] as Record<string, unknown>).sub = 'ali\uD800ce'),
+      '/users/0/sub: contains an unpaired UTF-16 surrogate',
+    ],
+    [
+      'a key that cannot be imported',
+      (d: Record<string, unknown[]>) =>
+        (((agent(d, 0).jwks as { keys: Record<string, unknown>[] }).keys[0] as Record<string, unknown>).x = 'AAAA'),
+      '/agents/0/jwks/keys/0: key cannot be imported',
+    ],
   ])('refuses %s, naming file, path and reason', async (_name, change, expected) => {
     const message = await problems(withChange(change as never));
     expect(message).toContain(`${file}: ${expected}`);

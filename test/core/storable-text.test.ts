@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { OAuthError } from '../../src/core/errors.js';
-import { assertStorableText, describePath, findUnstorableText, storable, textProblem } from '../../src/core/input/storable-text.js';
+import {
+  assertStorableText,
+  describePath,
+  findUnstorableText,
+  storable,
+  textProblem,
+} from '../../src/core/input/storable-text.js';
 
 describe('text PostgreSQL and Cedar cannot hold', () => {
   it.each([
@@ -22,10 +28,22 @@ describe('text PostgreSQL and Cedar cannot hold', () => {
 
   it.each([
     ['a string', 'x\u0000', { path: [], problem: 'contains a NUL character' }],
-    ['a member', { a: 'ok', b: { c: 'x\uD800' } }, { path: ['b', 'c'], problem: 'contains an unpaired UTF-16 surrogate' }],
+    [
+      'a member',
+      { a: 'ok', b: { c: 'x\uD800' } },
+      { path: ['b', 'c'], problem: 'contains an unpaired UTF-16 surrogate' },
+    ],
     ['an item', { list: ['ok', 'also ok', '\u0000'] }, { path: ['list', 2], problem: 'contains a NUL character' }],
-    ['a member name', { outer: { 'na\u0000me': 1 } }, { path: ['outer'], problem: 'has a member name with a NUL character' }],
-    ['the first of two, in document order', { a: ['x\u0000'], b: '\uD800' }, { path: ['a', 0], problem: 'contains a NUL character' }],
+    [
+      'a member name',
+      { outer: { 'na\u0000me': 1 } },
+      { path: ['outer'], problem: 'has a member name with a NUL character' },
+    ],
+    [
+      'the first of two, in document order',
+      { a: ['x\u0000'], b: '\uD800' },
+      { path: ['a', 0], problem: 'contains a NUL character' },
+    ],
     ['nothing wrong, numbers and nulls included', { a: [1, null, true, { b: 'Zoë' }] }, undefined],
   ])('finds %s', (_name, value, found) => {
     expect(findUnstorableText(value)).toEqual(found);
@@ -53,15 +71,25 @@ describe('text PostgreSQL and Cedar cannot hold', () => {
       }
       return 'accepted';
     };
-    expect(refusal(() => assertStorableText({ user: 'a\u0000' }, ''))).toEqual({ error: 'invalid_request', error_description: 'user contains a NUL character' });
-    expect(refusal(() => assertStorableText({ sub: '\uDC00' }, 'token', 'invalid_client'))).toEqual({ error: 'invalid_client', error_description: 'token.sub contains an unpaired UTF-16 surrogate' });
+    expect(refusal(() => assertStorableText({ user: 'a\u0000' }, ''))).toEqual({
+      error: 'invalid_request',
+      error_description: 'user contains a NUL character',
+    });
+    expect(refusal(() => assertStorableText({ sub: '\uDC00' }, 'token', 'invalid_client'))).toEqual({
+      error: 'invalid_client',
+      error_description: 'token.sub contains an unpaired UTF-16 surrogate',
+    });
     expect(refusal(() => assertStorableText({ user: 'alice' }, ''))).toBe('accepted');
   });
 
   it('adds an issue at the path to a zod schema, after its own checks', () => {
     const schema = storable(z.object({ id: z.string(), properties: z.record(z.string(), z.unknown()).optional() }));
-    expect(schema.safeParse({ id: 'a', properties: { note: ['ok', 'x\u0000'] } }).error?.issues).toEqual([{ code: 'custom', path: ['properties', 'note', 1], message: 'contains a NUL character' }]);
-    expect(schema.safeParse({ id: 5, properties: { note: 'x\u0000' } }).error?.issues.map((i) => i.code)).toEqual(['invalid_type']);
+    expect(schema.safeParse({ id: 'a', properties: { note: ['ok', 'x\u0000'] } }).error?.issues).toEqual([
+      { code: 'custom', path: ['properties', 'note', 1], message: 'contains a NUL character' },
+    ]);
+    expect(schema.safeParse({ id: 5, properties: { note: 'x\u0000' } }).error?.issues.map((i) => i.code)).toEqual([
+      'invalid_type',
+    ]);
     expect(schema.safeParse({ id: '\uD83D\uDE80', ignored: '\u0000' }).data).toEqual({ id: '\uD83D\uDE80' });
   });
 });

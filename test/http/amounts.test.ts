@@ -20,12 +20,20 @@ afterAll(async () => {
 });
 
 const asPayments = { authorization: basic('payments') };
-const payment = (amount: unknown, currency = 'EUR') => ({ type: 'payment_initiation', actions: ['initiate'], instructedAmount: { currency, amount } });
-
+const payment = (amount: unknown, currency = 'EUR') => ({
+  type: 'payment_initiation',
+  actions: ['initiate'],
+  instructedAmount: { currency, amount },
+});
 
 /** A transfer decision whose amount is written into the JSON text as given (so `1e400` stays a number literal). */
 const transfer = (token: string, amountJson: string, currency = 'EUR') =>
-  postJson(baton, '/authorize', `{"token":${JSON.stringify(token)},"action":"payments:transfer","resource":{"type":"Account","id":"acct-1"},"context":{"amount":${amountJson},"currency":"${currency}"},"action_id":"amt"}`, asPayments);
+  postJson(
+    baton,
+    '/authorize',
+    `{"token":${JSON.stringify(token)},"action":"payments:transfer","resource":{"type":"Account","id":"acct-1"},"context":{"amount":${amountJson},"currency":"${currency}"},"action_id":"amt"}`,
+    asPayments,
+  );
 
 const outsideSchema = (member: string, where: string, message: string) => ({
   error: 'invalid_request',
@@ -72,8 +80,16 @@ describe('POST /authorize: the amount of a governed action', () => {
     ['three decimals of euro', '10.001', badAmount],
     ['three decimals of euro as text', '"10.001"', badAmount],
     ['an empty string', '""', badAmount],
-    ['a boolean', 'true', outsideSchema('amount', '/instructedAmount/amount', 'Instance type "boolean" is invalid. Expected "string".')],
-    ['a list', '[5]', outsideSchema('amount', '/instructedAmount/amount', 'Instance type "array" is invalid. Expected "string".')],
+    [
+      'a boolean',
+      'true',
+      outsideSchema('amount', '/instructedAmount/amount', 'Instance type "boolean" is invalid. Expected "string".'),
+    ],
+    [
+      'a list',
+      '[5]',
+      outsideSchema('amount', '/instructedAmount/amount', 'Instance type "array" is invalid. Expected "string".'),
+    ],
   ])('refuses %s with 400 before any rule or policy, whatever the token holds', async (_name, amount, body) => {
     for (const token of [withoutGrant, withGrant, 'not-even-a-token']) {
       const result = await transfer(token, amount);
@@ -84,18 +100,52 @@ describe('POST /authorize: the amount of a governed action', () => {
   it('refuses decimals the currency does not have, and takes those it has', async () => {
     expect((await transfer(withoutGrant, '"5.5"', 'JPY')).body).toEqual(badAmount);
     // JPY is not the account's currency, so the policies deny: the amount itself was fine.
-    expect((await transfer(withoutGrant, '"5"', 'JPY')).body).toEqual({ decision: 'deny', action_id: 'amt', reasons: ['transfer-in-account-currency'] });
-    expect((await transfer(withoutGrant, '"5.001"', 'KWD')).body).toEqual({ decision: 'deny', action_id: 'amt', reasons: ['transfer-in-account-currency'] });
+    expect((await transfer(withoutGrant, '"5"', 'JPY')).body).toEqual({
+      decision: 'deny',
+      action_id: 'amt',
+      reasons: ['transfer-in-account-currency'],
+    });
+    expect((await transfer(withoutGrant, '"5.001"', 'KWD')).body).toEqual({
+      decision: 'deny',
+      action_id: 'amt',
+      reasons: ['transfer-in-account-currency'],
+    });
     expect((await transfer(withoutGrant, '"5.0001"', 'KWD')).body).toEqual(badAmount);
   });
 
   it('audits the refusal as a decision refused, with its action id', async () => {
-    const result = await postJson(baton, '/authorize', { token: withoutGrant, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: -5, currency: 'EUR' }, action_id: 'negative-1' }, asPayments);
+    const result = await postJson(
+      baton,
+      '/authorize',
+      {
+        token: withoutGrant,
+        action: 'payments:transfer',
+        resource: { type: 'Account', id: 'acct-1' },
+        context: { amount: -5, currency: 'EUR' },
+        action_id: 'negative-1',
+      },
+      asPayments,
+    );
     expect(result.status).toBe(400);
-    const auditor = await postToken(baton, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
-    const trail = (await (await baton.fetch(`${baton.url}/audit/actions/negative-1`, { headers: { authorization: `Bearer ${auditor.body.access_token as string}` } })).json()) as { entries: { entry: Record<string, unknown> }[] };
+    const auditor = await postToken(
+      baton,
+      { grant_type: 'client_credentials', scope: 'baton:audit' },
+      { authorization: basic('ops-console') },
+    );
+    const trail = (await (
+      await baton.fetch(`${baton.url}/audit/actions/negative-1`, {
+        headers: { authorization: `Bearer ${auditor.body.access_token as string}` },
+      })
+    ).json()) as { entries: { entry: Record<string, unknown> }[] };
     expect(trail.entries.map((e) => e.entry)).toEqual([
-      expect.objectContaining({ type: 'decision', decision: 'refused', action_id: 'negative-1', client: 'payments', tenant: 'acme', reason: `invalid_request: ${badAmount.error_description}` }),
+      expect.objectContaining({
+        type: 'decision',
+        decision: 'refused',
+        action_id: 'negative-1',
+        client: 'payments',
+        tenant: 'acme',
+        reason: `invalid_request: ${badAmount.error_description}`,
+      }),
     ]);
   });
 });
@@ -105,7 +155,15 @@ describe('AuthZEN: a governed action maps onto the same rules', () => {
     subject: { type: 'Agent', id: 'payments-subagent' },
     action: { name: 'payments:transfer' },
     resource: { type: 'Account', id: 'acct-1' },
-    context: { amount, currency: 'EUR', client: 'agent-platform', user: 'alice', chain: ['payments-subagent'], depth: 1, scope: ['payments:transfer'] },
+    context: {
+      amount,
+      currency: 'EUR',
+      client: 'agent-platform',
+      user: 'alice',
+      chain: ['payments-subagent'],
+      depth: 1,
+      scope: ['payments:transfer'],
+    },
   });
 
   it.each([
@@ -122,16 +180,30 @@ describe('AuthZEN: a governed action maps onto the same rules', () => {
   });
 
   it('fails only the item with a bad amount in a batch', async () => {
-    const result = await postJson(baton, '/access/v1/evaluations', { ...request(50), evaluations: [{}, { context: request(-1).context }, { context: request(0).context }] }, asPayments);
+    const result = await postJson(
+      baton,
+      '/access/v1/evaluations',
+      { ...request(50), evaluations: [{}, { context: request(-1).context }, { context: request(0).context }] },
+      asPayments,
+    );
     expect({ status: result.status, body: result.body }).toEqual({
       status: 200,
-      body: { evaluations: [{ decision: true }, { decision: false, context: { error: { status: 400, message: badAmount.error_description } } }, { decision: false }] },
+      body: {
+        evaluations: [
+          { decision: true },
+          { decision: false, context: { error: { status: 400, message: badAmount.error_description } } },
+          { decision: false },
+        ],
+      },
     });
   });
 });
 
 describe('amount limits in the grant itself', () => {
-  const notCovered = (why: string) => ({ error: 'invalid_authorization_details', error_description: `authorization_details[0] ${why}` });
+  const notCovered = (why: string) => ({
+    error: 'invalid_authorization_details',
+    error_description: `authorization_details[0] ${why}`,
+  });
   const schemaRefusal = notCovered('/instructedAmount/amount: String does not match pattern.');
 
   it.each([
@@ -145,9 +217,24 @@ describe('amount limits in the grant itself', () => {
     ['NaN', [payment('NaN')], 400, schemaRefusal],
     ['Infinity', [payment('Infinity')], 400, schemaRefusal],
     ['twenty digits', [payment('99999999999999999999')], 400, schemaRefusal],
-    ['a JSON number', [payment(50)], 400, notCovered('/instructedAmount/amount: Instance type "number" is invalid. Expected "string".')],
-    ['1e400 as a JSON number', `[{"type":"payment_initiation","actions":["initiate"],"instructedAmount":{"currency":"EUR","amount":1e400}}]`, 400, notCovered('/instructedAmount/amount: Instance type "number" is invalid. Expected "string".')],
-    ['more than the grant', [payment('100.01')], 400, notCovered('is not covered by the subject token: /instructedAmount/amount exceeds the granted "100.00"')],
+    [
+      'a JSON number',
+      [payment(50)],
+      400,
+      notCovered('/instructedAmount/amount: Instance type "number" is invalid. Expected "string".'),
+    ],
+    [
+      '1e400 as a JSON number',
+      `[{"type":"payment_initiation","actions":["initiate"],"instructedAmount":{"currency":"EUR","amount":1e400}}]`,
+      400,
+      notCovered('/instructedAmount/amount: Instance type "number" is invalid. Expected "string".'),
+    ],
+    [
+      'more than the grant',
+      [payment('100.01')],
+      400,
+      notCovered('is not covered by the subject token: /instructedAmount/amount exceeds the granted "100.00"'),
+    ],
   ])('token exchange asking for %s', async (_name, requested, status, body?) => {
     const result = await exchangeDetails(baton, [payment('100.00')], requested);
     if (status === 200) expect(result.body.authorization_details).toEqual(requested);
@@ -161,10 +248,16 @@ describe('amount limits in the grant itself', () => {
     ['a JSON number', 100],
   ])('refuses a subject token from an identity provider that grants %s', async (_name, amount) => {
     const result = await exchangeDetails(baton, [payment(amount)], undefined);
-    const message = typeof amount === 'number' ? 'Instance type "number" is invalid. Expected "string".' : 'String does not match pattern.';
+    const message =
+      typeof amount === 'number'
+        ? 'Instance type "number" is invalid. Expected "string".'
+        : 'String does not match pattern.';
     expect({ status: result.status, body: result.body }).toEqual({
       status: 400,
-      body: { error: 'invalid_request', error_description: `subject_token has an authorization_details[0] outside its type's schema: /instructedAmount/amount: ${message}` },
+      body: {
+        error: 'invalid_request',
+        error_description: `subject_token has an authorization_details[0] outside its type's schema: /instructedAmount/amount: ${message}`,
+      },
     });
   });
 
@@ -187,7 +280,11 @@ describe('amount limits in the grant itself', () => {
     const response = await baton.fetch(`${baton.url}/oauth2/authorize?${query}`, { redirect: 'manual' });
     expect(response.status).toBe(302);
     const location = new URL(response.headers.get('location') as string);
-    expect([location.searchParams.get('error'), location.searchParams.get('error_description'), location.searchParams.get('state')]).toEqual([
+    expect([
+      location.searchParams.get('error'),
+      location.searchParams.get('error_description'),
+      location.searchParams.get('state'),
+    ]).toEqual([
       'invalid_authorization_details',
       'authorization_details[0] /instructedAmount/amount: String does not match pattern.',
       's',

@@ -27,13 +27,29 @@ async function bearer(client: string, scope: string): Promise<Record<string, str
 const get = async (path: string, headers: Record<string, string>) => {
   const response = await fetch(`${baton.url}${path}`, { headers });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, text, json: () => JSON.parse(text) as Record<string, unknown> };
+  return {
+    status: response.status,
+    headers: response.headers,
+    text,
+    json: () => JSON.parse(text) as Record<string, unknown>,
+  };
 };
 
 /** The demo chain and a decision; returns the two tokens and the action id. */
 async function chainAndDecision(actionId: string) {
   const [first, second] = await demoChain(baton, 'payments:read payments:transfer', 'payments:transfer');
-  const decision = await postJson(baton, '/authorize', { token: second, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 40, currency: 'EUR' }, action_id: actionId }, { authorization: basic('payments'), 'x-request-id': 'req-7' });
+  const decision = await postJson(
+    baton,
+    '/authorize',
+    {
+      token: second,
+      action: 'payments:transfer',
+      resource: { type: 'Account', id: 'acct-1' },
+      context: { amount: 40, currency: 'EUR' },
+      action_id: actionId,
+    },
+    { authorization: basic('payments'), 'x-request-id': 'req-7' },
+  );
   expect(decision.body.decision).toBe('allow');
   return { first: decodeJwt(first), second: decodeJwt(second) };
 }
@@ -52,10 +68,20 @@ describe('verification and checkpoints', () => {
     expect(tokenKeys.keys.map((k) => k.kid)).not.toContain(kid);
     const stated = await verifyCheckpoint(await importPublicJwks(auditKeys), body.jws, baton.issuer);
     expect(stated).toMatchObject({ seq: body.seq, hash: body.hash });
-    expect(body).toEqual({ seq: stated.seq, hash: stated.hash, jws: body.jws, signed_at: new Date(stated.iat * 1000).toISOString().replace('.000Z', 'Z'), verified: true });
-    await expect(verifyCheckpoint(await importPublicJwks(tokenKeys), body.jws, baton.issuer)).rejects.toThrow('no applicable key found in the JSON Web Key Set');
+    expect(body).toEqual({
+      seq: stated.seq,
+      hash: stated.hash,
+      jws: body.jws,
+      signed_at: new Date(stated.iat * 1000).toISOString().replace('.000Z', 'Z'),
+      verified: true,
+    });
+    await expect(verifyCheckpoint(await importPublicJwks(tokenKeys), body.jws, baton.issuer)).rejects.toThrow(
+      'no applicable key found in the JSON Web Key Set',
+    );
     // Published outside the database too, beside the public audit keys.
-    expect(readFileSync(join(baton.checkpointDir, `${String(body.seq).padStart(16, '0')}.jws`), 'utf8')).toBe(`${body.jws}\n`);
+    expect(readFileSync(join(baton.checkpointDir, `${String(body.seq).padStart(16, '0')}.jws`), 'utf8')).toBe(
+      `${body.jws}\n`,
+    );
     expect(JSON.parse(readFileSync(join(baton.checkpointDir, 'audit-keys.json'), 'utf8'))).toEqual(auditKeys);
   });
 
@@ -67,7 +93,9 @@ describe('verification and checkpoints', () => {
     const exported = (await get('/audit/entries?from=1&limit=10000', auditor)).text;
     const verdict = await verifyExport(exported, jwks, sha256Hex);
     expect(verdict.ok).toBe(true);
-    expect(verdict.message).toMatch(/^\d+ entries valid \(\d+ whole, \d+ redacted\), \d+ checkpoints valid; consistent with checkpoint \d+ signed at \S+Z$/);
+    expect(verdict.message).toMatch(
+      /^\d+ entries valid \(\d+ whole, \d+ redacted\), \d+ checkpoints valid; consistent with checkpoint \d+ signed at \S+Z$/,
+    );
 
     const verified = (await get('/audit/verify', auditor)).json();
     expect(verified).toMatchObject({ valid: true, from: 1 });
@@ -78,17 +106,36 @@ describe('verification and checkpoints', () => {
       await tx.script('SET LOCAL session_replication_role = replica');
       await tx`UPDATE audit_log SET canonical = replace(canonical, '"acme"', '"evil"') WHERE seq = ${target}`;
     });
-    expect((await get('/audit/verify', auditor)).json()).toMatchObject({ valid: false, seq: target, reason: 'hash does not match its content' });
+    expect((await get('/audit/verify', auditor)).json()).toMatchObject({
+      valid: false,
+      seq: target,
+      reason: 'hash does not match its content',
+    });
     const tampered = (await get('/audit/entries?from=1&limit=10000', auditor)).text;
     const dir = mkdtempSync(join(tmpdir(), 'baton-audit-'));
     writeFileSync(join(dir, 'export.jsonl'), tampered);
-    expect(await verifyExport(tampered, jwks, sha256Hex)).toEqual({ ok: false, message: `entry ${target}: hash does not match its content` });
+    expect(await verifyExport(tampered, jwks, sha256Hex)).toEqual({
+      ok: false,
+      message: `entry ${target}: hash does not match its content`,
+    });
 
     // As `baton audit verify` reads a file: streamed, never held as one string.
-    expect(await verifyExport(createReadStream(join(dir, 'export.jsonl'), { encoding: 'utf8', highWaterMark: 64 }), jwks, sha256Hex)).toEqual({ ok: false, message: `entry ${target}: hash does not match its content` });
+    expect(
+      await verifyExport(
+        createReadStream(join(dir, 'export.jsonl'), { encoding: 'utf8', highWaterMark: 64 }),
+        jwks,
+        sha256Hex,
+      ),
+    ).toEqual({ ok: false, message: `entry ${target}: hash does not match its content` });
 
     // Edited export lines are caught too, and a missing line is a gap.
-    const withoutLine = exported.split('\n').filter((l) => !l.startsWith('{"seq":6,')).join('\n');
-    expect(await verifyExport(withoutLine, jwks, sha256Hex)).toEqual({ ok: false, message: 'entry 6: entries 6–6 are missing' });
+    const withoutLine = exported
+      .split('\n')
+      .filter((l) => !l.startsWith('{"seq":6,'))
+      .join('\n');
+    expect(await verifyExport(withoutLine, jwks, sha256Hex)).toEqual({
+      ok: false,
+      message: 'entry 6: entries 6–6 are missing',
+    });
   });
 });

@@ -22,13 +22,29 @@ async function bearer(client: string, scope: string): Promise<Record<string, str
 const get = async (path: string, headers: Record<string, string>) => {
   const response = await baton.fetch(`${baton.url}${path}`, { headers });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, text, json: () => JSON.parse(text) as Record<string, unknown> };
+  return {
+    status: response.status,
+    headers: response.headers,
+    text,
+    json: () => JSON.parse(text) as Record<string, unknown>,
+  };
 };
 
 /** The demo chain and a decision; returns the two tokens and the action id. */
 async function chainAndDecision(actionId: string) {
   const [first, second] = await demoChain(baton, 'payments:read payments:transfer', 'payments:transfer');
-  const decision = await postJson(baton, '/authorize', { token: second, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 40, currency: 'EUR' }, action_id: actionId }, { authorization: basic('payments'), 'x-request-id': 'req-7' });
+  const decision = await postJson(
+    baton,
+    '/authorize',
+    {
+      token: second,
+      action: 'payments:transfer',
+      resource: { type: 'Account', id: 'acct-1' },
+      context: { amount: 40, currency: 'EUR' },
+      action_id: actionId,
+    },
+    { authorization: basic('payments'), 'x-request-id': 'req-7' },
+  );
   expect(decision.body.decision).toBe('allow');
   return { first: decodeJwt(first), second: decodeJwt(second) };
 }
@@ -38,7 +54,10 @@ describe('GET /audit/actions/{id}', () => {
     const { first, second } = await chainAndDecision('order-1');
     const result = await get('/audit/actions/order-1', await bearer('ops-console', 'baton:audit'));
     expect(result.status).toBe(200);
-    const body = result.json() as { action_id: string; entries: { seq: number; hash: string; verified: boolean; entry: Record<string, unknown> }[] };
+    const body = result.json() as {
+      action_id: string;
+      entries: { seq: number; hash: string; verified: boolean; entry: Record<string, unknown> }[];
+    };
     expect(body.action_id).toBe('order-1');
     expect(body.entries.map((e) => [e.entry.type, e.entry.decision, e.verified])).toEqual([
       ['token.exchange', 'granted', true],
@@ -46,35 +65,90 @@ describe('GET /audit/actions/{id}', () => {
       ['decision', 'allow', true],
     ]);
     const [hop1, hop2, decision] = body.entries.map((e) => e.entry);
-    expect(hop1).toMatchObject({ tenant: 'acme', jti: first.jti, parent_jti: null, root_grant: first.jti, user: 'alice', actor_chain: ['orchestrator'], client: 'agent-platform', audience: ['https://payments.example'], scope: ['payments:read', 'payments:transfer'] });
-    expect(hop2).toMatchObject({ jti: second.jti, parent_jti: first.jti, root_grant: first.jti, actor_chain: ['payments-subagent', 'orchestrator'], scope: ['payments:transfer'], policy_ids: ['delegate-within-tenant'] });
-    expect(decision).toMatchObject({ type: 'decision', action_id: 'order-1', jti: second.jti, user: 'alice', actor_chain: ['payments-subagent', 'orchestrator'], client: 'payments', policy_ids: ['transfer-up-to-100'], request_id: 'req-7' });
+    expect(hop1).toMatchObject({
+      tenant: 'acme',
+      jti: first.jti,
+      parent_jti: null,
+      root_grant: first.jti,
+      user: 'alice',
+      actor_chain: ['orchestrator'],
+      client: 'agent-platform',
+      audience: ['https://payments.example'],
+      scope: ['payments:read', 'payments:transfer'],
+    });
+    expect(hop2).toMatchObject({
+      jti: second.jti,
+      parent_jti: first.jti,
+      root_grant: first.jti,
+      actor_chain: ['payments-subagent', 'orchestrator'],
+      scope: ['payments:transfer'],
+      policy_ids: ['delegate-within-tenant'],
+    });
+    expect(decision).toMatchObject({
+      type: 'decision',
+      action_id: 'order-1',
+      jti: second.jti,
+      user: 'alice',
+      actor_chain: ['payments-subagent', 'orchestrator'],
+      client: 'payments',
+      policy_ids: ['transfer-up-to-100'],
+      request_id: 'req-7',
+    });
     expect(body.entries.map((e) => e.seq)).toEqual([...body.entries.map((e) => e.seq)].sort((a, b) => a - b));
   });
 
-  it('shows another tenant\'s auditor nothing', async () => {
+  it("shows another tenant's auditor nothing", async () => {
     await chainAndDecision('order-2');
     const globex = await get('/audit/actions/order-2', await bearer('globex-audit', 'baton:audit'));
-    expect({ status: globex.status, body: globex.json() }).toEqual({ status: 404, body: { error: 'not_found', error_description: 'no such action in your tenant' } });
-    const lines = (await get('/audit/entries?from=1&limit=10000', await bearer('globex-audit', 'baton:audit'))).text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.filter((l) => l.canonical !== undefined && !String(l.canonical).includes('"tenant":"*"')).every((l) => String(l.canonical).includes('"tenant":"globex"'))).toBe(true);
+    expect({ status: globex.status, body: globex.json() }).toEqual({
+      status: 404,
+      body: { error: 'not_found', error_description: 'no such action in your tenant' },
+    });
+    const lines = (await get('/audit/entries?from=1&limit=10000', await bearer('globex-audit', 'baton:audit'))).text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(
+      lines
+        .filter((l) => l.canonical !== undefined && !String(l.canonical).includes('"tenant":"*"'))
+        .every((l) => String(l.canonical).includes('"tenant":"globex"')),
+    ).toBe(true);
     expect(lines.some((l) => l.redacted === true)).toBe(true);
   });
 
   it('refuses callers without the audit scope', async () => {
     const result = await get('/audit/actions/order-1', await bearer('ops-console', 'baton:admin'));
-    expect({ status: result.status, body: result.json() }).toEqual({ status: 403, body: { error: 'access_denied', error_description: 'the caller lacks the baton:audit scope' } });
+    expect({ status: result.status, body: result.json() }).toEqual({
+      status: 403,
+      body: { error: 'access_denied', error_description: 'the caller lacks the baton:audit scope' },
+    });
     expect((await get('/audit/actions/order-1', {})).status).toBe(401);
   });
 });
 
 describe('refusals are audited', () => {
   it('records a refused exchange with its reason and never the token', async () => {
-    const refused = await postToken(baton, { grant_type: grants.exchange, subject_token: await mintUserToken('alice', { audience: 'https://elsewhere.example' }), subject_token_type: tokenTypes.jwt, actor_token: await mintAgentAssertion('orchestrator', baton.issuer), actor_token_type: tokenTypes.jwt, audience: 'payments' });
+    const refused = await postToken(baton, {
+      grant_type: grants.exchange,
+      subject_token: await mintUserToken('alice', { audience: 'https://elsewhere.example' }),
+      subject_token_type: tokenTypes.jwt,
+      actor_token: await mintAgentAssertion('orchestrator', baton.issuer),
+      actor_token_type: tokenTypes.jwt,
+      audience: 'payments',
+    });
     expect(refused.status).toBe(400);
     const text = (await get('/audit/entries?from=1&limit=10000', await bearer('ops-console', 'baton:audit'))).text;
-    const entries = text.trim().split('\n').map((l) => JSON.parse(l) as { canonical?: string }).filter((l) => l.canonical !== undefined).map((l) => JSON.parse(l.canonical as string) as Record<string, unknown>);
-    expect(entries.find((e) => e.decision === 'refused' && e.type === 'token.exchange')).toMatchObject({ tenant: 'acme', client: 'agent-platform', reason: expect.stringMatching(/^invalid_request: subject_token is not intended for this audience/) });
+    const entries = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { canonical?: string })
+      .filter((l) => l.canonical !== undefined)
+      .map((l) => JSON.parse(l.canonical as string) as Record<string, unknown>);
+    expect(entries.find((e) => e.decision === 'refused' && e.type === 'token.exchange')).toMatchObject({
+      tenant: 'acme',
+      client: 'agent-platform',
+      reason: expect.stringMatching(/^invalid_request: subject_token is not intended for this audience/),
+    });
     expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}/);
     expect(text).not.toContain('demo-only-');
   });
@@ -96,17 +170,30 @@ describe('verification and checkpoints', () => {
 
     const lines = exported.trimEnd().split('\n');
     const swapped = [lines[1], lines[0], ...lines.slice(2)].join('\n');
-    expect(await verifyExport(swapped, jwks, sha256Hex)).toEqual({ ok: false, message: 'entry 3: entry 1 is out of order' });
+    expect(await verifyExport(swapped, jwks, sha256Hex)).toEqual({
+      ok: false,
+      message: 'entry 3: entry 1 is out of order',
+    });
     // A checkpoint after its entries is still held against the entry it names (here a redacted
     // last line, whose hash only links, so the checkpoint is what catches it).
     const checkpointLine = lines.filter((l) => l.startsWith('{"checkpoint"')).at(-1) as string;
     const { seq } = decodeJwt((JSON.parse(checkpointLine) as { checkpoint: string }).checkpoint) as { seq: number };
     const upTo = lines.filter((l) => l.startsWith('{"seq"') && (JSON.parse(l) as { seq: number }).seq <= seq);
     const named = JSON.parse(upTo.at(-1) as string) as { seq: number; prev_hash: string };
-    const forged = [...upTo.slice(0, -1), JSON.stringify({ seq: named.seq, prev_hash: named.prev_hash, hash: '0'.repeat(64), redacted: true }), checkpointLine].join('\n');
+    const forged = [
+      ...upTo.slice(0, -1),
+      JSON.stringify({ seq: named.seq, prev_hash: named.prev_hash, hash: '0'.repeat(64), redacted: true }),
+      checkpointLine,
+    ].join('\n');
     const { iat } = decodeJwt((JSON.parse(checkpointLine) as { checkpoint: string }).checkpoint) as { iat: number };
     // The forged text holds no earlier checkpoint: the rewrite may lie anywhere from its first entry.
-    expect(await verifyExport(forged, jwks, sha256Hex)).toEqual({ ok: false, message: `entry ${seq}: does not match checkpoint ${seq} signed at ${new Date(iat * 1000).toISOString().replace('.000Z', 'Z')}: the log was rewritten after it was signed, at an entry from 1 to ${seq}` });
-    expect(await verifyExport(`${lines.join('\n')}\n{"seq":`, jwks, sha256Hex)).toEqual({ ok: false, message: `line ${lines.length + 1}: not valid JSON` });
+    expect(await verifyExport(forged, jwks, sha256Hex)).toEqual({
+      ok: false,
+      message: `entry ${seq}: does not match checkpoint ${seq} signed at ${new Date(iat * 1000).toISOString().replace('.000Z', 'Z')}: the log was rewritten after it was signed, at an entry from 1 to ${seq}`,
+    });
+    expect(await verifyExport(`${lines.join('\n')}\n{"seq":`, jwks, sha256Hex)).toEqual({
+      ok: false,
+      message: `line ${lines.length + 1}: not valid JSON`,
+    });
   });
 });

@@ -39,7 +39,14 @@ function appWith(append: (event: AuditEvent) => Promise<void>) {
 
 const unavailable = () => Promise.reject(new StorageUnavailableError(new Error('connection refused')));
 const unknownClient = '/oauth2/authorize?client_id=nobody&redirect_uri=https%3A%2F%2Fapp.example%2Fcb';
-const refusalBy = (route: string, reason: string): AuditEvent => ({ tenant: 'unknown', type: 'request.refusal', decision: 'refused', client: null, reason: `${route} from address 203.0.113.9: ${reason}`, request_id: 'req-1' });
+const refusalBy = (route: string, reason: string): AuditEvent => ({
+  tenant: 'unknown',
+  type: 'request.refusal',
+  decision: 'refused',
+  client: null,
+  reason: `${route} from address 203.0.113.9: ${reason}`,
+  request_id: 'req-1',
+});
 
 describe('a sign-in page', () => {
   it('whose store does not answer is a page saying so, in the browser language, with Retry-After', async () => {
@@ -49,7 +56,8 @@ describe('a sign-in page', () => {
     expect(Object.fromEntries(response.headers)).toEqual({
       'cache-control': 'no-store',
       'content-language': 'de',
-      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      'content-security-policy':
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
       'content-type': 'text/html; charset=UTF-8',
       pragma: 'no-cache',
       'referrer-policy': 'no-referrer',
@@ -58,19 +66,37 @@ describe('a sign-in page', () => {
       'x-content-type-options': 'nosniff',
       'x-frame-options': 'DENY',
     });
-    expect(await response.text()).toBe(String(await errorPage('de', { text: 'The service is unavailable right now. Try again in a moment.' })));
-    expect(lines).toEqual([{ level: 'warn', message: 'sign-in page unavailable: storage did not answer', fields: { detail: 'storage unavailable: connection refused' } }]);
+    expect(await response.text()).toBe(
+      String(await errorPage('de', { text: 'The service is unavailable right now. Try again in a moment.' })),
+    );
+    expect(lines).toEqual([
+      {
+        level: 'warn',
+        message: 'sign-in page unavailable: storage did not answer',
+        fields: { detail: 'storage unavailable: connection refused' },
+      },
+    ]);
   });
 
   it('that fails unexpectedly answers server_error as JSON, and logs the detail', async () => {
     const { app, lines } = appWith(() => Promise.reject(new Error('a defect')));
     const response = await app.request(unknownClient);
-    expect({ status: response.status, body: await response.json(), challenge: response.headers.get('www-authenticate') }).toEqual({
+    expect({
+      status: response.status,
+      body: await response.json(),
+      challenge: response.headers.get('www-authenticate'),
+    }).toEqual({
       status: 500,
       body: { error: 'server_error', error_description: 'the server could not process the request' },
       challenge: null,
     });
-    expect(lines).toEqual([{ level: 'error', message: 'unexpected error', fields: { route: '/oauth2/authorize', detail: 'Error: a defect' } }]);
+    expect(lines).toEqual([
+      {
+        level: 'error',
+        message: 'unexpected error',
+        fields: { route: '/oauth2/authorize', detail: 'Error: a defect' },
+      },
+    ]);
   });
 });
 
@@ -79,7 +105,11 @@ describe('a refusal before the endpoint logic', () => {
     const written: AuditEvent[] = [];
     const { app } = appWith(async (event) => void written.push(event));
     const response = await app.request('/metrics', { headers: { 'x-request-id': 'req-1' } });
-    expect({ status: response.status, body: await response.json(), challenge: response.headers.get('www-authenticate') }).toEqual({
+    expect({
+      status: response.status,
+      body: await response.json(),
+      challenge: response.headers.get('www-authenticate'),
+    }).toEqual({
       status: 401,
       body: { error: 'invalid_client', error_description: 'authentication is required' },
       challenge: 'Basic realm="baton", Bearer realm="baton"',
@@ -90,20 +120,34 @@ describe('a refusal before the endpoint logic', () => {
   it('at the token endpoint carries the client challenge', async () => {
     const written: AuditEvent[] = [];
     const { app } = appWith(async (event) => void written.push(event));
-    const response = await app.request('/oauth2/revoke', { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'req-1' }, body: '{}' });
+    const response = await app.request('/oauth2/revoke', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-1' },
+      body: '{}',
+    });
     expect({ status: response.status, body: await response.json() }).toEqual({
       status: 400,
       body: { error: 'invalid_request', error_description: 'content type must be application/x-www-form-urlencoded' },
     });
-    expect(written).toEqual([refusalBy('POST /oauth2/revoke', 'invalid_request (400): content type must be application/x-www-form-urlencoded')]);
+    expect(written).toEqual([
+      refusalBy('POST /oauth2/revoke', 'invalid_request (400): content type must be application/x-www-form-urlencoded'),
+    ]);
   });
 
   it('whose audit entry cannot be written answers 503, keeping the headers the route set', async () => {
     const { app } = appWith(unavailable);
     const response = await app.request('/oauth2/token', { method: 'PUT' });
-    expect({ status: response.status, body: await response.json(), allow: response.headers.get('allow'), retry: response.headers.get('retry-after') }).toEqual({
+    expect({
+      status: response.status,
+      body: await response.json(),
+      allow: response.headers.get('allow'),
+      retry: response.headers.get('retry-after'),
+    }).toEqual({
       status: 503,
-      body: { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable; retry later' },
+      body: {
+        error: 'temporarily_unavailable',
+        error_description: 'the service is temporarily unavailable; retry later',
+      },
       allow: 'POST',
       retry: '1',
     });

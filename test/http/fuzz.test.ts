@@ -1,7 +1,17 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, demoChain, exchangeHop, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+import {
+  basic,
+  demoChain,
+  exchangeHop,
+  grants,
+  postJson,
+  postToken,
+  startTestBaton,
+  tokenTypes,
+  type TestBaton,
+} from '../support/baton.js';
 import { upstreamToken } from '../support/forge.js';
 
 // Hostile input at every endpoint, generated from a fixed seed: NUL, unpaired surrogates, names
@@ -75,11 +85,24 @@ const deep = (n: number) => `${'['.repeat(n)}1${']'.repeat(n)}`;
 /** JSON text of a hostile value, including what JSON.stringify cannot write. */
 const hostileJsonText: fc.Arbitrary<string> = fc.oneof(
   hostileJson.map((v) => JSON.stringify(v) ?? 'null'),
-  fc.constantFrom('1e400', '-1e400', '1E+9999', '123456789012345678901234567890', '0.00000000000000000000000000001', '"\\ud800"', '"\\u0000"', '{"__proto__":{"polluted":true}}', '{"constructor":{"prototype":{"x":1}}}', deep(5000), `{"a":${deep(1000)}}`),
+  fc.constantFrom(
+    '1e400',
+    '-1e400',
+    '1E+9999',
+    '123456789012345678901234567890',
+    '0.00000000000000000000000000001',
+    '"\\ud800"',
+    '"\\u0000"',
+    '{"__proto__":{"polluted":true}}',
+    '{"constructor":{"prototype":{"x":1}}}',
+    deep(5000),
+    `{"a":${deep(1000)}}`,
+  ),
 );
 
 /** Percent-encodes every byte of the UTF-8 form (an unpaired surrogate becomes U+FFFD). */
-const encode = (text: string): string => Array.from(new TextEncoder().encode(text), (b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+const encode = (text: string): string =>
+  Array.from(new TextEncoder().encode(text), (b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 
 interface Sent {
   readonly what: string;
@@ -92,23 +115,40 @@ async function send(what: string, path: string, init: RequestInit = {}): Promise
   return { what, status: response.status };
 }
 
-const form = (path: string, body: string, headers: Record<string, string>) => (what: string) => send(what, path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
-const json = (path: string, body: string, headers: Record<string, string>) => (what: string) => send(what, path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+const form = (path: string, body: string, headers: Record<string, string>) => (what: string) =>
+  send(what, path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body,
+  });
+const json = (path: string, body: string, headers: Record<string, string>) => (what: string) =>
+  send(what, path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
 
 /** A form body from pairs; `raw` text goes in unencoded (malformed escapes, say). */
-const formBody = (pairs: readonly (readonly [string, string])[], raw = ''): string => [...pairs.map(([k, v]) => `${encode(k)}=${encode(v)}`), ...(raw === '' ? [] : [raw])].join('&');
+const formBody = (pairs: readonly (readonly [string, string])[], raw = ''): string =>
+  [...pairs.map(([k, v]) => `${encode(k)}=${encode(v)}`), ...(raw === '' ? [] : [raw])].join('&');
 
 /** One mutation of a form: a parameter replaced, added, repeated, or a raw fragment appended. */
 const formMutation = (names: readonly string[]) =>
   fc.record({
     name: fc.oneof(fc.constantFrom(...names), hostileText),
     // JSON text too, for the parameters that carry JSON (authorization_details).
-    value: fc.oneof(hostileText, hostileJsonText, hostileJsonText.map((v) => `[{"type":"payment_initiation","actions":["initiate"],"instructedAmount":{"currency":"EUR","amount":${v}}}]`)),
+    value: fc.oneof(
+      hostileText,
+      hostileJsonText,
+      hostileJsonText.map(
+        (v) =>
+          `[{"type":"payment_initiation","actions":["initiate"],"instructedAmount":{"currency":"EUR","amount":${v}}}]`,
+      ),
+    ),
     how: fc.constantFrom('replace', 'replace', 'repeat', 'raw'),
     raw: fc.constantFrom('%', '%zz', '%ED%A0%80=1', '=', '&&&', 'a=%00', '%00=%00'),
   });
 
-function mutateForm(base: Record<string, string>, m: { name: string; value: string; how: string; raw: string }): string {
+function mutateForm(
+  base: Record<string, string>,
+  m: { name: string; value: string; how: string; raw: string },
+): string {
   const pairs = Object.entries(base).filter(([k]) => m.how !== 'replace' || k !== m.name);
   return formBody([...pairs, [m.name, m.value]], m.how === 'raw' ? m.raw : '');
 }
@@ -116,13 +156,17 @@ function mutateForm(base: Record<string, string>, m: { name: string; value: stri
 /** Client credentials at the token endpoint: the right ones mostly, sometimes hostile. */
 const clientAuth = fc.oneof(
   { weight: 6, arbitrary: fc.constant({ authorization: basic('agent-platform') }) },
-  { weight: 1, arbitrary: hostileText.map((t) => ({ authorization: `Basic ${Buffer.from(`${t}:${t}`).toString('base64')}` })) },
+  {
+    weight: 1,
+    arbitrary: hostileText.map((t) => ({ authorization: `Basic ${Buffer.from(`${t}:${t}`).toString('base64')}` })),
+  },
   { weight: 1, arbitrary: hostileText.map((t) => ({ authorization: `Bearer ${encode(t)}` })) },
   { weight: 1, arbitrary: fc.constant({} as Record<string, string>) },
 );
 
 /** A JSON body: the template with one member (at a path) replaced by hostile JSON text, or a new member. */
-const jsonMutation = (paths: readonly string[]) => fc.record({ path: fc.constantFrom(...paths), value: hostileJsonText, key: hostileText });
+const jsonMutation = (paths: readonly string[]) =>
+  fc.record({ path: fc.constantFrom(...paths), value: hostileJsonText, key: hostileText });
 
 function mutateJson(template: Record<string, unknown>, m: { path: string; value: string; key: string }): string {
   const marker = '"@@hostile@@"';
@@ -144,69 +188,237 @@ interface Context {
 }
 
 /** Every endpoint: how many requests it gets and how one is made from a generated mutation. */
-function endpoints(ctx: Context): { readonly name: string; readonly runs: number; readonly requests: fc.Arbitrary<(what: string) => Promise<Sent>> }[] {
-  const exchangeBase = (actor: string) => ({ grant_type: grants.exchange, subject_token: ctx.userToken, subject_token_type: tokenTypes.jwt, actor_token: actor, actor_token_type: tokenTypes.jwt, audience: 'payments', scope: 'payments:read' });
-  const tokenNames = ['grant_type', 'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'audience', 'resource', 'scope', 'authorization_details', 'requested_token_type', 'code', 'redirect_uri', 'code_verifier', 'refresh_token', 'client_id', 'client_secret', 'client_assertion', 'client_assertion_type'];
+function endpoints(ctx: Context): {
+  readonly name: string;
+  readonly runs: number;
+  readonly requests: fc.Arbitrary<(what: string) => Promise<Sent>>;
+}[] {
+  const exchangeBase = (actor: string) => ({
+    grant_type: grants.exchange,
+    subject_token: ctx.userToken,
+    subject_token_type: tokenTypes.jwt,
+    actor_token: actor,
+    actor_token_type: tokenTypes.jwt,
+    audience: 'payments',
+    scope: 'payments:read',
+  });
+  const tokenNames = [
+    'grant_type',
+    'subject_token',
+    'subject_token_type',
+    'actor_token',
+    'actor_token_type',
+    'audience',
+    'resource',
+    'scope',
+    'authorization_details',
+    'requested_token_type',
+    'code',
+    'redirect_uri',
+    'code_verifier',
+    'refresh_token',
+    'client_id',
+    'client_secret',
+    'client_assertion',
+    'client_assertion_type',
+  ];
   const grantBases: Record<string, Record<string, string>> = {
     client_credentials: { grant_type: 'client_credentials', audience: 'payments', scope: 'payments:read' },
-    authorization_code: { grant_type: 'authorization_code', code: 'not-a-code', redirect_uri: 'http://localhost:3000/callback', code_verifier: 'v'.repeat(43) },
+    authorization_code: {
+      grant_type: 'authorization_code',
+      code: 'not-a-code',
+      redirect_uri: 'http://localhost:3000/callback',
+      code_verifier: 'v'.repeat(43),
+    },
     refresh_token: { grant_type: 'refresh_token', refresh_token: 'not-a-refresh-token', scope: 'payments:read' },
   };
-  const authorizeTemplate = { token: ctx.token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1', properties: { currency: 'EUR' } }, context: { amount: 5, currency: 'EUR' }, action_id: 'fuzz' };
-  const evaluationTemplate = { subject: { type: 'User', id: 'alice', properties: { role: 'admin' } }, action: { name: 'payments:read', properties: {} }, resource: { type: 'Account', id: 'acct-1', properties: {} }, context: { time: 'now' } };
-  const authorizeQuery = { response_type: 'code', client_id: 'agent-console', redirect_uri: consoleRedirect, scope: 'payments:read', code_challenge: 'a'.repeat(43), code_challenge_method: 'S256', state: 's', requested_actor: 'orchestrator' };
-  const entityPaths = (p: string) => [`${p}`, `${p}.type`, `${p}.id`, `${p}.properties`, `${p}.properties.role`, `${p}.properties.+`];
+  const authorizeTemplate = {
+    token: ctx.token,
+    action: 'payments:transfer',
+    resource: { type: 'Account', id: 'acct-1', properties: { currency: 'EUR' } },
+    context: { amount: 5, currency: 'EUR' },
+    action_id: 'fuzz',
+  };
+  const evaluationTemplate = {
+    subject: { type: 'User', id: 'alice', properties: { role: 'admin' } },
+    action: { name: 'payments:read', properties: {} },
+    resource: { type: 'Account', id: 'acct-1', properties: {} },
+    context: { time: 'now' },
+  };
+  const authorizeQuery = {
+    response_type: 'code',
+    client_id: 'agent-console',
+    redirect_uri: consoleRedirect,
+    scope: 'payments:read',
+    code_challenge: 'a'.repeat(43),
+    code_challenge_method: 'S256',
+    state: 's',
+    requested_actor: 'orchestrator',
+  };
+  const entityPaths = (p: string) => [
+    `${p}`,
+    `${p}.type`,
+    `${p}.id`,
+    `${p}.properties`,
+    `${p}.properties.role`,
+    `${p}.properties.+`,
+  ];
   return [
     {
       name: 'token exchange',
       runs: 280,
-      requests: fc.tuple(formMutation(tokenNames), clientAuth).map(([m, auth]) => async (what: string) => form('/oauth2/token', mutateForm(exchangeBase(await mintAgentAssertion('orchestrator', baton.issuer)), m), auth)(what)),
+      requests: fc.tuple(formMutation(tokenNames), clientAuth).map(
+        ([m, auth]) =>
+          async (what: string) =>
+            form(
+              '/oauth2/token',
+              mutateForm(exchangeBase(await mintAgentAssertion('orchestrator', baton.issuer)), m),
+              auth,
+            )(what),
+      ),
     },
-    ...Object.entries(grantBases).map(([grant, base]) => ({ name: grant, runs: 130, requests: fc.tuple(formMutation(tokenNames), clientAuth).map(([m, auth]) => form('/oauth2/token', mutateForm(base, m), auth)) })),
-    { name: 'revocation', runs: 100, requests: fc.tuple(formMutation(['token', 'token_type_hint', 'client_id']), clientAuth).map(([m, auth]) => form('/oauth2/revoke', mutateForm({ token: 'not-a-token', token_type_hint: 'access_token' }, m), auth)) },
-    { name: 'introspection', runs: 100, requests: formMutation(['token', 'token_type_hint']).map((m) => form('/oauth2/introspect', mutateForm({ token: ctx.token }, m), { authorization: basic('payments') })) },
+    ...Object.entries(grantBases).map(([grant, base]) => ({
+      name: grant,
+      runs: 130,
+      requests: fc
+        .tuple(formMutation(tokenNames), clientAuth)
+        .map(([m, auth]) => form('/oauth2/token', mutateForm(base, m), auth)),
+    })),
+    {
+      name: 'revocation',
+      runs: 100,
+      requests: fc
+        .tuple(formMutation(['token', 'token_type_hint', 'client_id']), clientAuth)
+        .map(([m, auth]) =>
+          form('/oauth2/revoke', mutateForm({ token: 'not-a-token', token_type_hint: 'access_token' }, m), auth),
+        ),
+    },
+    {
+      name: 'introspection',
+      runs: 100,
+      requests: formMutation(['token', 'token_type_hint']).map((m) =>
+        form('/oauth2/introspect', mutateForm({ token: ctx.token }, m), { authorization: basic('payments') }),
+      ),
+    },
     {
       name: '/authorize',
       runs: 280,
-      requests: jsonMutation(['token', 'action', 'resource', 'resource.type', 'resource.id', 'resource.properties', 'resource.properties.currency', 'resource.properties.+', 'context', 'context.amount', 'context.currency', 'context.+', 'action_id', '+']).map((m) =>
-        json('/authorize', mutateJson(authorizeTemplate, m), { authorization: basic('payments') }),
-      ),
+      requests: jsonMutation([
+        'token',
+        'action',
+        'resource',
+        'resource.type',
+        'resource.id',
+        'resource.properties',
+        'resource.properties.currency',
+        'resource.properties.+',
+        'context',
+        'context.amount',
+        'context.currency',
+        'context.+',
+        'action_id',
+        '+',
+      ]).map((m) => json('/authorize', mutateJson(authorizeTemplate, m), { authorization: basic('payments') })),
     },
     {
       name: 'AuthZEN evaluation',
       runs: 170,
-      requests: jsonMutation([...entityPaths('subject'), ...entityPaths('resource'), 'action', 'action.name', 'action.properties', 'action.properties.+', 'context', 'context.+', '+']).map((m) => json('/access/v1/evaluation', mutateJson(evaluationTemplate, m), { authorization: basic('payments') })),
+      requests: jsonMutation([
+        ...entityPaths('subject'),
+        ...entityPaths('resource'),
+        'action',
+        'action.name',
+        'action.properties',
+        'action.properties.+',
+        'context',
+        'context.+',
+        '+',
+      ]).map((m) =>
+        json('/access/v1/evaluation', mutateJson(evaluationTemplate, m), { authorization: basic('payments') }),
+      ),
     },
     {
       name: 'AuthZEN evaluations',
       runs: 130,
-      requests: jsonMutation(['evaluations', 'evaluations.0', 'evaluations.0.subject', 'evaluations.1.resource', 'evaluations.1.action.name', 'options', 'options.evaluations_semantic', 'subject.id', 'context.+', '+']).map((m) =>
-        json('/access/v1/evaluations', mutateJson({ ...evaluationTemplate, evaluations: [{ resource: { type: 'Account', id: 'a' } }, { action: { name: 'payments:transfer' } }], options: { evaluations_semantic: 'execute_all' } }, m), { authorization: basic('payments') }),
+      requests: jsonMutation([
+        'evaluations',
+        'evaluations.0',
+        'evaluations.0.subject',
+        'evaluations.1.resource',
+        'evaluations.1.action.name',
+        'options',
+        'options.evaluations_semantic',
+        'subject.id',
+        'context.+',
+        '+',
+      ]).map((m) =>
+        json(
+          '/access/v1/evaluations',
+          mutateJson(
+            {
+              ...evaluationTemplate,
+              evaluations: [{ resource: { type: 'Account', id: 'a' } }, { action: { name: 'payments:transfer' } }],
+              options: { evaluations_semantic: 'execute_all' },
+            },
+            m,
+          ),
+          { authorization: basic('payments') },
+        ),
       ),
     },
-    { name: 'kill switch', runs: 70, requests: jsonMutation(['user', 'agent', '+']).map((m) => json('/admin/revoke', mutateJson({ user: 'fuzz-user' }, m), ctx.admin)) },
+    {
+      name: 'kill switch',
+      runs: 70,
+      requests: jsonMutation(['user', 'agent', '+']).map((m) =>
+        json('/admin/revoke', mutateJson({ user: 'fuzz-user' }, m), ctx.admin),
+      ),
+    },
     {
       name: 'reloads',
       runs: 10,
-      requests: fc.tuple(fc.constantFrom('/admin/policies/reload', '/admin/registry/reload'), hostileJsonText, fc.boolean()).map(([path, body, authorized]) => json(path, body, authorized ? ctx.admin : { authorization: basic('payments') })),
+      requests: fc
+        .tuple(fc.constantFrom('/admin/policies/reload', '/admin/registry/reload'), hostileJsonText, fc.boolean())
+        .map(([path, body, authorized]) =>
+          json(path, body, authorized ? ctx.admin : { authorization: basic('payments') }),
+        ),
     },
     {
       name: 'audit',
       runs: 170,
-      requests: fc.tuple(fc.constantFrom('actions', 'actions-raw', 'entries', 'verify', 'checkpoint'), hostileText, hostileText).map(([call, a, b]) => (what: string) => {
-        const query = (names: string[]) => names.map((n, i) => `${n}=${encode(i === 0 ? a : b)}`).join('&');
-        const path = { actions: `/audit/actions/${encode(a)}`, 'actions-raw': `/audit/actions/${a.replace(/[^\x21-\x7E]/g, '')}%ED%A0%80`, entries: `/audit/entries?${query(['from', 'limit'])}`, verify: `/audit/verify?${query(['from', 'to'])}`, checkpoint: `/audit/checkpoint?${query(['x'])}` }[call];
-        return send(what, path, { headers: ctx.auditor });
-      }),
+      requests: fc
+        .tuple(fc.constantFrom('actions', 'actions-raw', 'entries', 'verify', 'checkpoint'), hostileText, hostileText)
+        .map(([call, a, b]) => (what: string) => {
+          const query = (names: string[]) => names.map((n, i) => `${n}=${encode(i === 0 ? a : b)}`).join('&');
+          const path = {
+            actions: `/audit/actions/${encode(a)}`,
+            'actions-raw': `/audit/actions/${a.replace(/[^\x21-\x7E]/g, '')}%ED%A0%80`,
+            entries: `/audit/entries?${query(['from', 'limit'])}`,
+            verify: `/audit/verify?${query(['from', 'to'])}`,
+            checkpoint: `/audit/checkpoint?${query(['x'])}`,
+          }[call];
+          return send(what, path, { headers: ctx.auditor });
+        }),
     },
     {
       name: 'the browser sign-in',
       runs: 130,
-      requests: fc.tuple(formMutation([...Object.keys(authorizeQuery), 'resource', 'authorization_details']), fc.constantFrom('GET', 'login', 'consent')).map(([m, step]) =>
-        step === 'GET'
-          ? (what: string) => send(what, `/oauth2/authorize?${mutateForm(authorizeQuery, m)}`)
-          : form(`/oauth2/authorize/${step}`, mutateForm({ request: 'x.y.z', csrf_token: 'c', username: 'alice', password: 'p', decision: 'approve' }, m), { cookie: 'baton_csrf=c' }),
-      ),
+      requests: fc
+        .tuple(
+          formMutation([...Object.keys(authorizeQuery), 'resource', 'authorization_details']),
+          fc.constantFrom('GET', 'login', 'consent'),
+        )
+        .map(([m, step]) =>
+          step === 'GET'
+            ? (what: string) => send(what, `/oauth2/authorize?${mutateForm(authorizeQuery, m)}`)
+            : form(
+                `/oauth2/authorize/${step}`,
+                mutateForm(
+                  { request: 'x.y.z', csrf_token: 'c', username: 'alice', password: 'p', decision: 'approve' },
+                  m,
+                ),
+                { cookie: 'baton_csrf=c' },
+              ),
+        ),
     },
   ];
 }
@@ -214,23 +426,69 @@ function endpoints(ctx: Context): { readonly name: string; readonly runs: number
 describe('fuzzing every endpoint with hostile input', () => {
   it('never answers 5xx, logs no error, and fails no well-formed request running alongside', async () => {
     const [, token] = await demoChain(baton);
-    const credentials = async (scope: string) => ({ authorization: `Bearer ${(await postToken(baton, { grant_type: 'client_credentials', scope }, { authorization: basic('ops-console') })).body.access_token as string}` });
-    const ctx: Context = { token, userToken: await mintUserToken('alice', { audience: baton.issuer }), admin: await credentials('baton:admin'), auditor: await credentials('baton:audit') };
+    const credentials = async (scope: string) => ({
+      authorization: `Bearer ${(await postToken(baton, { grant_type: 'client_credentials', scope }, { authorization: basic('ops-console') })).body.access_token as string}`,
+    });
+    const ctx: Context = {
+      token,
+      userToken: await mintUserToken('alice', { audience: baton.issuer }),
+      admin: await credentials('baton:admin'),
+      auditor: await credentials('baton:audit'),
+    };
 
-    const cases = endpoints(ctx).flatMap((e, i) => fc.sample(e.requests, { seed: seed + i, numRuns: e.runs }).map((request, n) => ({ what: `${e.name} #${n}`, request })));
+    const cases = endpoints(ctx).flatMap((e, i) =>
+      fc
+        .sample(e.requests, { seed: seed + i, numRuns: e.runs })
+        .map((request, n) => ({ what: `${e.name} #${n}`, request })),
+    );
     // Interleaved, so every endpoint's requests share batches with every other's.
-    const order = fc.sample(fc.shuffledSubarray(cases, { minLength: cases.length, maxLength: cases.length }), { seed, numRuns: 1 })[0] ?? cases;
+    const order =
+      fc.sample(fc.shuffledSubarray(cases, { minLength: cases.length, maxLength: cases.length }), {
+        seed,
+        numRuns: 1,
+      })[0] ?? cases;
 
     let fuzzing = true;
     const wellFormed: string[] = [];
     const alongside = (async () => {
       while (fuzzing) {
         const [exchanged, other, decided] = await Promise.all([
-          exchangeHop(baton, await mintUserToken('alice', { audience: baton.issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope: 'payments:read' }),
-          postToken(baton, { grant_type: grants.exchange, subject_token: await mintUserToken('bob', { tenant: 'globex', audience: baton.issuer, scope: 'ledger:read' }), subject_token_type: tokenTypes.jwt, actor_token: await mintAgentAssertion('globex-assistant', baton.issuer), actor_token_type: tokenTypes.jwt, audience: 'ledger' }, { authorization: basic('globex-platform') }),
-          fetch(`${baton.url}/authorize`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: basic('payments') }, body: JSON.stringify({ token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 5, currency: 'EUR' } }) }).then(async (r) => `${r.status} ${((await r.json()) as { decision: string }).decision}`),
+          exchangeHop(baton, await mintUserToken('alice', { audience: baton.issuer }), tokenTypes.jwt, 'orchestrator', {
+            audience: 'payments',
+            scope: 'payments:read',
+          }),
+          postToken(
+            baton,
+            {
+              grant_type: grants.exchange,
+              subject_token: await mintUserToken('bob', {
+                tenant: 'globex',
+                audience: baton.issuer,
+                scope: 'ledger:read',
+              }),
+              subject_token_type: tokenTypes.jwt,
+              actor_token: await mintAgentAssertion('globex-assistant', baton.issuer),
+              actor_token_type: tokenTypes.jwt,
+              audience: 'ledger',
+            },
+            { authorization: basic('globex-platform') },
+          ),
+          fetch(`${baton.url}/authorize`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: basic('payments') },
+            body: JSON.stringify({
+              token,
+              action: 'payments:transfer',
+              resource: { type: 'Account', id: 'acct-1' },
+              context: { amount: 5, currency: 'EUR' },
+            }),
+          }).then(async (r) => `${r.status} ${((await r.json()) as { decision: string }).decision}`),
         ]);
-        wellFormed.push(`${exchanged.status} ${String(exchanged.body.token_type)}`, `${other.status} ${String(other.body.token_type)}`, decided);
+        wellFormed.push(
+          `${exchanged.status} ${String(exchanged.body.token_type)}`,
+          `${other.status} ${String(other.body.token_type)}`,
+          decided,
+        );
       }
     })();
 
@@ -253,7 +511,9 @@ describe('fuzzing every endpoint with hostile input', () => {
     expect(answers.filter((a) => a.status >= 500)).toEqual([]);
     expect(wellFormed.length).toBeGreaterThan(0);
     expect(wellFormed.filter((w) => w !== '200 Bearer' && w !== '200 allow')).toEqual([]);
-    expect(baton.logger.lines.filter((l) => l.level === 'error').map((l) => `${l.message}: ${JSON.stringify(l.fields)}`)).toEqual([]);
+    expect(
+      baton.logger.lines.filter((l) => l.level === 'error').map((l) => `${l.message}: ${JSON.stringify(l.fields)}`),
+    ).toEqual([]);
     const verified = await fetch(`${baton.url}/audit/verify`, { headers: ctx.auditor });
     expect(await verified.json()).toMatchObject({ valid: true });
     expect((await fetch(`${baton.url}/healthz`)).status).toBe(200);
@@ -277,23 +537,49 @@ describe('requests that share an audit batch', () => {
     const good = async (i: number): Promise<string> => {
       switch (i % 4) {
         case 0: {
-          const r = await exchangeHop(baton, await mintUserToken('alice', { audience: baton.issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope: 'payments:read' });
+          const r = await exchangeHop(
+            baton,
+            await mintUserToken('alice', { audience: baton.issuer }),
+            tokenTypes.jwt,
+            'orchestrator',
+            { audience: 'payments', scope: 'payments:read' },
+          );
           return `${r.status} ${r.body.issued_token_type as string}`;
         }
         case 1: {
           const r = await postToken(
             baton,
-            { grant_type: grants.exchange, subject_token: await mintUserToken('bob', { tenant: 'globex', audience: baton.issuer, scope: 'ledger:read' }), subject_token_type: tokenTypes.jwt, actor_token: await mintAgentAssertion('globex-assistant', baton.issuer), actor_token_type: tokenTypes.jwt, audience: 'ledger' },
+            {
+              grant_type: grants.exchange,
+              subject_token: await mintUserToken('bob', {
+                tenant: 'globex',
+                audience: baton.issuer,
+                scope: 'ledger:read',
+              }),
+              subject_token_type: tokenTypes.jwt,
+              actor_token: await mintAgentAssertion('globex-assistant', baton.issuer),
+              actor_token_type: tokenTypes.jwt,
+              audience: 'ledger',
+            },
             { authorization: basic('globex-platform') },
           );
           return `${r.status} ${r.body.issued_token_type as string}`;
         }
         case 2: {
-          const r = await postJson(baton, '/authorize', { token, action: 'payments:read', resource: { type: 'Account', id: 'acct-1' } }, asPayments);
+          const r = await postJson(
+            baton,
+            '/authorize',
+            { token, action: 'payments:read', resource: { type: 'Account', id: 'acct-1' } },
+            asPayments,
+          );
           return `${r.status} ${r.body.decision as string}`;
         }
         default: {
-          const r = await postToken(baton, { grant_type: 'client_credentials', scope: 'payments:read', audience: 'payments' }, { authorization: basic('agent-platform') });
+          const r = await postToken(
+            baton,
+            { grant_type: 'client_credentials', scope: 'payments:read', audience: 'payments' },
+            { authorization: basic('agent-platform') },
+          );
           return `${r.status} ${r.body.token_type as string}`;
         }
       }
@@ -305,14 +591,40 @@ describe('requests that share an audit batch', () => {
         case 4:
           return (await postJson(baton, '/admin/revoke', { user: text }, admin)).status;
         case 5:
-          return (await postJson(baton, '/authorize', { token, action: 'payments:read', resource: { type: 'Account', id: text } }, asPayments)).status;
+          return (
+            await postJson(
+              baton,
+              '/authorize',
+              { token, action: 'payments:read', resource: { type: 'Account', id: text } },
+              asPayments,
+            )
+          ).status;
         default:
-          return (await exchangeHop(baton, await upstreamToken(baton.issuer, { sub: text }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope: 'payments:read' })).status;
+          return (
+            await exchangeHop(baton, await upstreamToken(baton.issuer, { sub: text }), tokenTypes.jwt, 'orchestrator', {
+              audience: 'payments',
+              scope: 'payments:read',
+            })
+          ).status;
       }
     };
     for (let round = 0; round < 4; round++) {
-      const [goods, bads] = await Promise.all([Promise.all(Array.from({ length: 40 }, (_, i) => good(i))), Promise.all(Array.from({ length: 18 }, (_, i) => bad(i)))]);
-      expect(goods).toEqual(Array.from({ length: 40 }, (_, i) => ['200 urn:ietf:params:oauth:token-type:access_token', '200 urn:ietf:params:oauth:token-type:access_token', '200 allow', '200 Bearer'][i % 4]));
+      const [goods, bads] = await Promise.all([
+        Promise.all(Array.from({ length: 40 }, (_, i) => good(i))),
+        Promise.all(Array.from({ length: 18 }, (_, i) => bad(i))),
+      ]);
+      expect(goods).toEqual(
+        Array.from(
+          { length: 40 },
+          (_, i) =>
+            [
+              '200 urn:ietf:params:oauth:token-type:access_token',
+              '200 urn:ietf:params:oauth:token-type:access_token',
+              '200 allow',
+              '200 Bearer',
+            ][i % 4],
+        ),
+      );
       expect(bads).toEqual(Array.from({ length: 18 }, () => 400));
     }
     const verify = await fetch(`${baton.url}/audit/verify`, { headers: await bearer('ops-console', 'baton:audit') });

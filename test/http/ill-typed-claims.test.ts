@@ -19,21 +19,38 @@ afterAll(async () => {
 
 const asPayments = { authorization: basic('payments') };
 const outcome = (r: PostResult) => ({ status: r.status, body: r.body });
-const invalid = (description: string) => ({ status: 400, body: { error: 'invalid_request', error_description: description } });
+const invalid = (description: string) => ({
+  status: 400,
+  body: { error: 'invalid_request', error_description: description },
+});
 
 /** The claims of an ordinary Baton token for alice at the payments API. */
-const batonClaims = (): Record<string, unknown> => ({ iss: baton.issuer, sub: 'alice', aud: 'https://payments.example', iat: epochSeconds(), exp: epochSeconds() + 60, jti: randomId(), tenant: 'acme', client_id: 'agent-platform', scope: 'payments:read' });
+const batonClaims = (): Record<string, unknown> => ({
+  iss: baton.issuer,
+  sub: 'alice',
+  aud: 'https://payments.example',
+  iat: epochSeconds(),
+  exp: epochSeconds() + 60,
+  jti: randomId(),
+  tenant: 'acme',
+  client_id: 'agent-platform',
+  scope: 'payments:read',
+});
 
 /** Signs `payload` (JSON text, so it may hold what JSON.stringify cannot write) with Baton's own key. */
 async function signTextAsBaton(payload: string): Promise<string> {
   const jwk = baton.signingJwks.keys[0] as Record<string, unknown>;
   const key = await importJWK(jwk, 'EdDSA');
-  return new CompactSign(new TextEncoder().encode(payload)).setProtectedHeader({ alg: 'EdDSA', kid: jwk.kid as string, typ: 'at+jwt' }).sign(key);
+  return new CompactSign(new TextEncoder().encode(payload))
+    .setProtectedHeader({ alg: 'EdDSA', kid: jwk.kid as string, typ: 'at+jwt' })
+    .sign(key);
 }
 
 /** Claims text: the ordinary claims with `overrides` (raw JSON text per claim) replacing theirs. */
 function claimsText(base: Record<string, unknown>, overrides: Record<string, string>): string {
-  const members = Object.entries(base).filter(([name]) => !(name in overrides)).map(([name, value]) => `${JSON.stringify(name)}:${JSON.stringify(value)}`);
+  const members = Object.entries(base)
+    .filter(([name]) => !(name in overrides))
+    .map(([name, value]) => `${JSON.stringify(name)}:${JSON.stringify(value)}`);
   return `{${[...members, ...Object.entries(overrides).map(([name, raw]) => `${JSON.stringify(name)}:${raw}`)].join(',')}}`;
 }
 
@@ -60,7 +77,11 @@ const badClaims: [string, Record<string, string>, string][] = [
   ['an object iat', { iat: '{}' }, 'has an invalid "iat" claim'],
   ['a numeric aud', { aud: '5' }, 'has an invalid "aud" claim: must be a non-empty string or a list of them'],
   ['an empty aud list', { aud: '[]' }, 'has an invalid "aud" claim: must be a non-empty string or a list of them'],
-  ['an aud list with an object', { aud: '["https://payments.example",{}]' }, 'has an invalid "aud" claim: must be a non-empty string or a list of them'],
+  [
+    'an aud list with an object',
+    { aud: '["https://payments.example",{}]' },
+    'has an invalid "aud" claim: must be a non-empty string or a list of them',
+  ],
   ['a string act', { act: '"orchestrator"' }, 'has a malformed act claim'],
   ['an act whose sub is an object', { act: '{"sub":{"id":"orchestrator"}}' }, 'has an act claim without a subject'],
   ['an act with an empty sub', { act: '{"sub":""}' }, 'has an act claim without a subject'],
@@ -70,23 +91,54 @@ const badClaims: [string, Record<string, string>, string][] = [
   ['a string may_act', { may_act: '"orchestrator"' }, 'has a malformed may_act claim'],
   ['a may_act without sub', { may_act: '{}' }, 'has a malformed may_act claim'],
   ['a may_act with a numeric sub', { may_act: '{"sub":5}' }, 'has a malformed may_act claim'],
-  ['an object authorization_details', { authorization_details: '{"type":"payment_initiation"}' }, 'has a malformed authorization_details claim'],
-  ['authorization_details holding a list', { authorization_details: '[["payment_initiation"]]' }, 'has a malformed authorization_details claim'],
-  ['authorization_details with a numeric type', { authorization_details: '[{"type":5}]' }, 'has a malformed authorization_details claim'],
+  [
+    'an object authorization_details',
+    { authorization_details: '{"type":"payment_initiation"}' },
+    'has a malformed authorization_details claim',
+  ],
+  [
+    'authorization_details holding a list',
+    { authorization_details: '[["payment_initiation"]]' },
+    'has a malformed authorization_details claim',
+  ],
+  [
+    'authorization_details with a numeric type',
+    { authorization_details: '[{"type":5}]' },
+    'has a malformed authorization_details claim',
+  ],
 ];
 
 describe("Baton's own tokens, signed with Baton's key", () => {
   const exchange = async (subject: string) =>
-    postToken(baton, { grant_type: grants.exchange, subject_token: subject, subject_token_type: tokenTypes.accessToken, actor_token: await mintAgentAssertion('payments-subagent', baton.issuer), actor_token_type: tokenTypes.jwt });
+    postToken(baton, {
+      grant_type: grants.exchange,
+      subject_token: subject,
+      subject_token_type: tokenTypes.accessToken,
+      actor_token: await mintAgentAssertion('payments-subagent', baton.issuer),
+      actor_token_type: tokenTypes.jwt,
+    });
   const introspect = async (token: string) => {
-    const response = await baton.fetch(`${baton.url}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...asPayments }, body: new URLSearchParams({ token }).toString() });
+    const response = await baton.fetch(`${baton.url}/oauth2/introspect`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...asPayments },
+      body: new URLSearchParams({ token }).toString(),
+    });
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   };
-  const decide = (token: string, actionId: string) => postJson(baton, '/authorize', { token, action: 'payments:read', resource: { type: 'Account', id: 'acct-1' }, action_id: actionId }, asPayments);
+  const decide = (token: string, actionId: string) =>
+    postJson(
+      baton,
+      '/authorize',
+      { token, action: 'payments:read', resource: { type: 'Account', id: 'acct-1' }, action_id: actionId },
+      asPayments,
+    );
 
   it('takes the same token with well-typed claims (the control)', async () => {
     const token = await signTextAsBaton(claimsText(batonClaims(), {}));
-    expect(outcome(await decide(token, 'control'))).toEqual({ status: 200, body: { decision: 'allow', action_id: 'control', reasons: ['read-payments'] } });
+    expect(outcome(await decide(token, 'control'))).toEqual({
+      status: 200,
+      body: { decision: 'allow', action_id: 'control', reasons: ['read-payments'] },
+    });
     expect(await introspect(token)).toMatchObject({ status: 200, body: { active: true, sub: 'alice' } });
     // Well typed but never issued: the exchange looks it up, and finds no lineage.
     expect(outcome(await exchange(token))).toEqual(invalid('subject_token is not known to Baton'));
@@ -94,43 +146,92 @@ describe("Baton's own tokens, signed with Baton's key", () => {
 
   it.each(badClaims)('refuses %s at /authorize, introspection and exchange', async (_name, overrides, refusal) => {
     const token = await signTextAsBaton(claimsText(batonClaims(), overrides));
-    expect(outcome(await decide(token, 'ill-typed'))).toEqual({ status: 200, body: { decision: 'deny', action_id: 'ill-typed', reasons: ['baton:invalid-token'] } });
+    expect(outcome(await decide(token, 'ill-typed'))).toEqual({
+      status: 200,
+      body: { decision: 'deny', action_id: 'ill-typed', reasons: ['baton:invalid-token'] },
+    });
     expect(await introspect(token)).toEqual({ status: 200, body: { active: false } });
     expect(outcome(await exchange(token))).toEqual(invalid(`subject_token ${refusal}`));
   });
 
-  const callerClaims = (): Record<string, unknown> => ({ ...batonClaims(), sub: 'payments', client_id: 'payments', aud: baton.issuer, scope: '' });
+  const callerClaims = (): Record<string, unknown> => ({
+    ...batonClaims(),
+    sub: 'payments',
+    client_id: 'payments',
+    aud: baton.issuer,
+    scope: '',
+  });
   it('authenticates a resource server by its own well-typed token (the control)', async () => {
     // The credential is taken; the token asked about (not Baton's) is then denied.
-    const result = await postJson(baton, '/authorize', { token: 'x', action: 'payments:read', resource: { type: 'Account', id: 'acct-1' }, action_id: 'bearer-control' }, { authorization: `Bearer ${await signTextAsBaton(claimsText(callerClaims(), {}))}` });
-    expect(outcome(result)).toEqual({ status: 200, body: { decision: 'deny', action_id: 'bearer-control', reasons: ['baton:invalid-token'] } });
+    const result = await postJson(
+      baton,
+      '/authorize',
+      { token: 'x', action: 'payments:read', resource: { type: 'Account', id: 'acct-1' }, action_id: 'bearer-control' },
+      { authorization: `Bearer ${await signTextAsBaton(claimsText(callerClaims(), {}))}` },
+    );
+    expect(outcome(result)).toEqual({
+      status: 200,
+      body: { decision: 'deny', action_id: 'bearer-control', reasons: ['baton:invalid-token'] },
+    });
   });
 
-  it.each(badClaims.filter(([, overrides]) => !('aud' in overrides) && !('sub' in overrides) && !('client_id' in overrides)))('refuses a Bearer credential with %s', async (_name, overrides, refusal) => {
-    const result = await postJson(baton, '/authorize', { token: 'x', action: 'payments:read', resource: { type: 'Account', id: 'acct-1' } }, { authorization: `Bearer ${await signTextAsBaton(claimsText(callerClaims(), overrides))}` });
-    expect(outcome(result)).toEqual({ status: 401, body: { error: 'invalid_client', error_description: `bearer token ${refusal}` } });
+  it.each(
+    badClaims.filter(([, overrides]) => !('aud' in overrides) && !('sub' in overrides) && !('client_id' in overrides)),
+  )('refuses a Bearer credential with %s', async (_name, overrides, refusal) => {
+    const result = await postJson(
+      baton,
+      '/authorize',
+      { token: 'x', action: 'payments:read', resource: { type: 'Account', id: 'acct-1' } },
+      { authorization: `Bearer ${await signTextAsBaton(claimsText(callerClaims(), overrides))}` },
+    );
+    expect(outcome(result)).toEqual({
+      status: 401,
+      body: { error: 'invalid_client', error_description: `bearer token ${refusal}` },
+    });
   });
 });
 
 describe("an upstream identity provider's tokens, signed with its registered key", () => {
   const exchange = async (subject: string) =>
-    postToken(baton, { grant_type: grants.exchange, subject_token: subject, subject_token_type: tokenTypes.jwt, actor_token: await mintAgentAssertion('orchestrator', baton.issuer), actor_token_type: tokenTypes.jwt, audience: 'payments' });
-  const upstreamClaims = (): Record<string, unknown> => ({ iss: 'https://id.acme.example', sub: 'alice', aud: baton.issuer, iat: epochSeconds(), exp: epochSeconds() + 600, jti: randomId(), scope: 'openid payments:read' });
+    postToken(baton, {
+      grant_type: grants.exchange,
+      subject_token: subject,
+      subject_token_type: tokenTypes.jwt,
+      actor_token: await mintAgentAssertion('orchestrator', baton.issuer),
+      actor_token_type: tokenTypes.jwt,
+      audience: 'payments',
+    });
+  const upstreamClaims = (): Record<string, unknown> => ({
+    iss: 'https://id.acme.example',
+    sub: 'alice',
+    aud: baton.issuer,
+    iat: epochSeconds(),
+    exp: epochSeconds() + 600,
+    jti: randomId(),
+    scope: 'openid payments:read',
+  });
 
   it('exchanges the same token with well-typed claims (the control)', async () => {
     expect((await exchange(await upstreamTokenFromText(claimsText(upstreamClaims(), {})))).status).toBe(200);
   });
 
   // An upstream token's audience is checked against the issuer's accepted audiences first.
-  it.each(badClaims.filter(([, overrides]) => !('aud' in overrides)))('refuses %s', async (_name, overrides, refusal) => {
-    expect(outcome(await exchange(await upstreamTokenFromText(claimsText(upstreamClaims(), overrides))))).toEqual(invalid(`subject_token ${refusal}`));
-  });
+  it.each(badClaims.filter(([, overrides]) => !('aud' in overrides)))(
+    'refuses %s',
+    async (_name, overrides, refusal) => {
+      expect(outcome(await exchange(await upstreamTokenFromText(claimsText(upstreamClaims(), overrides))))).toEqual(
+        invalid(`subject_token ${refusal}`),
+      );
+    },
+  );
 
   it.each([
     ['a numeric aud', { aud: 5 }],
     ['an empty aud list', { aud: [] }],
   ])('refuses %s as not intended for Baton', async (_name, claims) => {
-    expect(outcome(await exchange(await upstreamToken(baton.issuer, claims)))).toEqual(invalid('subject_token is not intended for this audience'));
+    expect(outcome(await exchange(await upstreamToken(baton.issuer, claims)))).toEqual(
+      invalid('subject_token is not intended for this audience'),
+    );
   });
 });
 
@@ -158,7 +259,15 @@ describe('assertions, signed with the agent key', () => {
     ['an object sub', { sub: { id: 'orchestrator' } }, 'client_assertion lacks the "sub" claim'],
     ['an object tenant', { tenant: {} }, 'client_assertion has an invalid "tenant" claim: must be a non-empty string'],
   ])('refuses a client assertion with %s', async (_name, claims, description) => {
-    const result = await postToken(baton, { grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await agentAssertion('orchestrator', baton.issuer, claims) }, {});
+    const result = await postToken(
+      baton,
+      {
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await agentAssertion('orchestrator', baton.issuer, claims),
+      },
+      {},
+    );
     expect(outcome(result)).toEqual({ status: 401, body: { error: 'invalid_client', error_description: description } });
   });
 });

@@ -38,11 +38,21 @@ describe('traces', () => {
     const request = byName.get('baton.request');
     const token = byName.get('baton.token');
     expect(request?.attributes).toMatchObject({ 'http.route': '/oauth2/token', 'http.response.status_code': 200 });
-    expect(token?.attributes).toMatchObject({ 'baton.grant_type': grants.exchange, 'baton.tenant': 'acme', 'baton.client': 'agent-platform', 'baton.actor': 'orchestrator', 'baton.outcome': 'granted' });
+    expect(token?.attributes).toMatchObject({
+      'baton.grant_type': grants.exchange,
+      'baton.tenant': 'acme',
+      'baton.client': 'agent-platform',
+      'baton.actor': 'orchestrator',
+      'baton.outcome': 'granted',
+    });
     const parentOf = (name: string) => byName.get(name)?.parentSpanContext?.spanId;
     expect(parentOf('baton.token')).toBe(request?.spanContext().spanId);
-    for (const child of ['baton.policy.evaluate', 'baton.sign', 'baton.audit.append']) expect(parentOf(child), child).toBe(token?.spanContext().spanId);
-    expect(byName.get('baton.policy.evaluate')?.attributes).toMatchObject({ 'baton.action': 'delegate', 'baton.decision': 'allow' });
+    for (const child of ['baton.policy.evaluate', 'baton.sign', 'baton.audit.append'])
+      expect(parentOf(child), child).toBe(token?.spanContext().spanId);
+    expect(byName.get('baton.policy.evaluate')?.attributes).toMatchObject({
+      'baton.action': 'delegate',
+      'baton.decision': 'allow',
+    });
     expect(new Set(spans.map((s) => s.spanContext().traceId)).size).toBe(1);
     expect(JSON.stringify(spans.map((s) => s.attributes))).not.toMatch(/eyJ/);
   });
@@ -53,33 +63,70 @@ describe('GET /metrics', () => {
     for (let i = 0; i < 3; i++) expect((await exchange()).status).toBe(200);
     expect((await exchange('nowhere')).status).toBe(400);
     const token = (await exchange()).body.access_token as string;
-    const decide = (amount: number) => postJson(baton, '/authorize', { token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount, currency: 'EUR' } }, { authorization: basic('payments') });
+    const decide = (amount: number) =>
+      postJson(
+        baton,
+        '/authorize',
+        {
+          token,
+          action: 'payments:transfer',
+          resource: { type: 'Account', id: 'acct-1' },
+          context: { amount, currency: 'EUR' },
+        },
+        { authorization: basic('payments') },
+      );
     await decide(10);
     await decide(1000);
 
     const response = await fetch(`${baton.url}/metrics`, { headers: { authorization: basic('ops-console') } });
     expect(response.status).toBe(200);
-    const families = parsePrometheus(await response.text()) as { name: string; metrics: { labels?: Record<string, string>; value?: string; count?: string }[] }[];
-    const value = (name: string, labels: Record<string, string>) => families.find((f) => f.name === name)?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+    const families = parsePrometheus(await response.text()) as {
+      name: string;
+      metrics: { labels?: Record<string, string>; value?: string; count?: string }[];
+    }[];
+    const value = (name: string, labels: Record<string, string>) =>
+      families
+        .find((f) => f.name === name)
+        ?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
     expect(value('baton_token_requests_total', { grant_type: grants.exchange, outcome: 'granted' })?.value).toBe('5');
-    expect(value('baton_token_requests_total', { grant_type: grants.exchange, outcome: 'refused', reason: 'invalid_target' })?.value).toBe('1');
+    expect(
+      value('baton_token_requests_total', { grant_type: grants.exchange, outcome: 'refused', reason: 'invalid_target' })
+        ?.value,
+    ).toBe('1');
     expect(value('baton_decisions_total', { api: 'authorize', outcome: 'allow', reason: 'policy' })?.value).toBe('1');
     expect(value('baton_decisions_total', { api: 'authorize', outcome: 'deny', reason: 'policy' })?.value).toBe('1');
-    expect(value('baton_http_requests_total', { route: '/oauth2/token', method: 'POST', status: '200' })?.value).toBeDefined();
+    expect(
+      value('baton_http_requests_total', { route: '/oauth2/token', method: 'POST', status: '200' })?.value,
+    ).toBeDefined();
     expect(Number(value('baton_audit_batch_size', {})?.count)).toBeGreaterThanOrEqual(8);
-    expect(value('baton_signing_key_info', { kid: baton.signingJwks.keys[0]?.kid as string, alg: 'EdDSA' })?.value).toBe('1');
+    expect(
+      value('baton_signing_key_info', { kid: baton.signingJwks.keys[0]?.kid as string, alg: 'EdDSA' })?.value,
+    ).toBe('1');
   });
 
   it('needs the baton:metrics scope', async () => {
     expect((await fetch(`${baton.url}/metrics`)).status).toBe(401);
-    expect((await fetch(`${baton.url}/metrics`, { headers: { authorization: basic('agent-platform') } })).status).toBe(403);
+    expect((await fetch(`${baton.url}/metrics`, { headers: { authorization: basic('agent-platform') } })).status).toBe(
+      403,
+    );
   });
 });
 
 describe('logs', () => {
   it('write one JSON line per request with trace id, tenant, client, actor, route, status and duration', async () => {
     await exchange();
-    const line = baton.logger.lines.filter((l) => l.message === 'request' && l.fields?.route === '/oauth2/token').at(-1);
-    expect(line?.fields).toMatchObject({ trace_id: expect.stringMatching(/^[0-9a-f]{32}$/), method: 'POST', route: '/oauth2/token', status: 200, duration_ms: expect.any(Number), tenant: 'acme', client: 'agent-platform', actor: 'orchestrator' });
+    const line = baton.logger.lines
+      .filter((l) => l.message === 'request' && l.fields?.route === '/oauth2/token')
+      .at(-1);
+    expect(line?.fields).toMatchObject({
+      trace_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+      method: 'POST',
+      route: '/oauth2/token',
+      status: 200,
+      duration_ms: expect.any(Number),
+      tenant: 'acme',
+      client: 'agent-platform',
+      actor: 'orchestrator',
+    });
   });
 });

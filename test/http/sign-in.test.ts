@@ -28,11 +28,19 @@ interface LoginForm {
 /** Opens a sign-in page of the demo flow. */
 async function loginForm(): Promise<LoginForm> {
   const challenge = createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url');
-  const query = new URLSearchParams({ response_type: 'code', client_id: 'agent-platform', redirect_uri: 'http://localhost:3000/callback', scope: 'payments:read', code_challenge: challenge, code_challenge_method: 'S256' });
+  const query = new URLSearchParams({
+    response_type: 'code',
+    client_id: 'agent-platform',
+    redirect_uri: 'http://localhost:3000/callback',
+    scope: 'payments:read',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  });
   const response = await baton.fetch(`${baton.url}/oauth2/authorize?${query}`);
   const html = await response.text();
   const fields: Record<string, string> = {};
-  for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) fields[m[1] as string] = m[2] as string;
+  for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g))
+    fields[m[1] as string] = m[2] as string;
   return { cookie: /baton_csrf=([^;]+)/.exec(response.headers.get('set-cookie') ?? '')?.[1] as string, fields };
 }
 
@@ -53,14 +61,25 @@ const wrong = 'The user name or password is not right.';
 const throttled = (seconds: number) => `Too many failed sign-ins. Try again in ${seconds} seconds.`;
 
 async function throttledRefusals(): Promise<number> {
-  const auditor = await postToken(baton, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
-  const text = await (await baton.fetch(`${baton.url}/audit/entries?limit=10000`, { headers: { authorization: `Bearer ${auditor.body.access_token as string}` } })).text();
+  const auditor = await postToken(
+    baton,
+    { grant_type: 'client_credentials', scope: 'baton:audit' },
+    { authorization: basic('ops-console') },
+  );
+  const text = await (
+    await baton.fetch(`${baton.url}/audit/entries?limit=10000`, {
+      headers: { authorization: `Bearer ${auditor.body.access_token as string}` },
+    })
+  ).text();
   return text
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as { canonical?: string })
-    .map((l) => (l.canonical === undefined ? {} : (JSON.parse(l.canonical) as { type?: string; reason?: string | null })))
-    .filter((e) => e.type === 'authorization.login' && e.reason === 'sign-in throttled: too many failed attempts').length;
+    .map((l) =>
+      l.canonical === undefined ? {} : (JSON.parse(l.canonical) as { type?: string; reason?: string | null }),
+    )
+    .filter((e) => e.type === 'authorization.login' && e.reason === 'sign-in throttled: too many failed attempts')
+    .length;
 }
 
 describe('password sign-in throttling', () => {
@@ -99,7 +118,8 @@ describe('password sign-in throttling', () => {
   });
 
   it('does not count successes against the address', async () => {
-    for (let i = 0; i < signInPolicy.perAddress + 5; i++) expect(await signIn('alice', 'alice-demo-password')).toBe('consent');
+    for (let i = 0; i < signInPolicy.perAddress + 5; i++)
+      expect(await signIn('alice', 'alice-demo-password')).toBe('consent');
   });
 
   it('forgets failures after the window', async () => {
@@ -109,7 +129,8 @@ describe('password sign-in throttling', () => {
   });
 
   it('counts any user name the form can carry, and refuses a form that holds a NUL', async () => {
-    for (const name of ['\ud800', '__proto__', 'constructor', 'x'.repeat(5000)]) expect(await signIn(name, 'guess')).toBe(wrong);
+    for (const name of ['\ud800', '__proto__', 'constructor', 'x'.repeat(5000)])
+      expect(await signIn(name, 'guess')).toBe(wrong);
     expect(await signIn('a\u0000b', 'guess')).toBe('The form could not be read.');
   });
 });
@@ -117,27 +138,40 @@ describe('password sign-in throttling', () => {
 describe('refused pages', () => {
   // Each test starts a new interval of the refusal tally (beforeEach moves the clock an hour on).
   it.each([
-    ['an unknown client', `client_id=nobody`, 'invalid_request (400): The application that sent you here is not registered for sign-in.'],
+    [
+      'an unknown client',
+      `client_id=nobody`,
+      'invalid_request (400): The application that sent you here is not registered for sign-in.',
+    ],
     ['a repeated parameter', 'client_id=a&client_id=b', 'invalid_request (400): parameter client_id is repeated'],
   ])('audits %s through the bounded tally', async (_name, query, reason) => {
     const before = baton.storage.state.head.seq;
     const requestId = `page-refusal-${query.length}`;
     await baton.fetch(`${baton.url}/oauth2/authorize?${query}`, { headers: { 'x-request-id': requestId } });
     const entries = baton.auditEntries(before);
-    expect(entries.filter((e) => e.request_id === requestId).map((e) => [e.type, e.decision, e.reason])).toEqual([['request.refusal', 'refused', `GET /oauth2/authorize from address 127.0.0.1: ${reason}`]]);
+    expect(entries.filter((e) => e.request_id === requestId).map((e) => [e.type, e.decision, e.reason])).toEqual([
+      ['request.refusal', 'refused', `GET /oauth2/authorize from address 127.0.0.1: ${reason}`],
+    ]);
   });
 
   it('audits a sign-in form that was not sent from Baton', async () => {
     const before = baton.storage.state.head.seq;
     const response = await baton.fetch(`${baton.url}/oauth2/authorize/login`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${'x'.repeat(44)}`, 'x-request-id': 'forged-form' },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: `baton_csrf=${'x'.repeat(44)}`,
+        'x-request-id': 'forged-form',
+      },
       body: new URLSearchParams({ request: 'not-a-jwt', csrf_token: 'x'.repeat(44), username: 'alice', password: 'p' }),
     });
     expect(response.status).toBe(403);
     const entries = baton.auditEntries(before);
     expect(entries.filter((e) => e.request_id === 'forged-form').map((e) => [e.type, e.reason])).toEqual([
-      ['request.refusal', 'POST /oauth2/authorize/login from address 127.0.0.1: access_denied (403): This form has expired or was not sent from this site. Start again from the application.'],
+      [
+        'request.refusal',
+        'POST /oauth2/authorize/login from address 127.0.0.1: access_denied (403): This form has expired or was not sent from this site. Start again from the application.',
+      ],
     ]);
   });
 });

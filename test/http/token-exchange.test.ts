@@ -13,7 +13,8 @@ afterAll(async () => {
   await baton?.close();
 });
 
-const alice = (options: Parameters<typeof mintUserToken>[1] extends infer O ? Partial<O> : never = {}) => mintUserToken('alice', { audience: baton.issuer, ...options });
+const alice = (options: Parameters<typeof mintUserToken>[1] extends infer O ? Partial<O> : never = {}) =>
+  mintUserToken('alice', { audience: baton.issuer, ...options });
 const assertion = (agent: string) => mintAgentAssertion(agent, baton.issuer);
 
 /** alice → orchestrator at payments; returns the issued token. */
@@ -47,13 +48,21 @@ describe('the delegation chain alice → orchestrator → payments-subagent', ()
   it('is driven by a stock OAuth client and verifies against the published JWKS', async () => {
     const issuer = new URL(baton.issuer);
     // The client's requests go to the app, as they would over a socket.
-    const send = (url: string, init: oauth.CustomFetchOptions<string, unknown>) => baton.fetch(url, init as RequestInit);
+    const send = (url: string, init: oauth.CustomFetchOptions<string, unknown>) =>
+      baton.fetch(url, init as RequestInit);
     const options = { [oauth.allowInsecureRequests]: true, [oauth.customFetch]: send };
-    const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { ...options, algorithm: 'oauth2' }));
+    const as = await oauth.processDiscoveryResponse(
+      issuer,
+      await oauth.discoveryRequest(issuer, { ...options, algorithm: 'oauth2' }),
+    );
     const client: oauth.Client = { client_id: 'agent-platform' };
     const auth = oauth.ClientSecretBasic(demoSecret('agent-platform'));
     const exchange = async (params: Record<string, string>) =>
-      oauth.processGenericTokenEndpointResponse(as, client, await oauth.genericTokenEndpointRequest(as, client, auth, grants.exchange, params, options));
+      oauth.processGenericTokenEndpointResponse(
+        as,
+        client,
+        await oauth.genericTokenEndpointRequest(as, client, auth, grants.exchange, params, options),
+      );
 
     const first = await exchange({
       subject_token: await alice(),
@@ -77,8 +86,16 @@ describe('the delegation chain alice → orchestrator → payments-subagent', ()
     });
 
     const jwks = createRemoteJWKSet(new URL(as.jwks_uri as string), { [customFetch]: baton.fetch });
-    const one = await jwtVerify(first.access_token, jwks, { issuer: baton.issuer, typ: 'at+jwt', audience: 'https://payments.example' });
-    const two = await jwtVerify(second.access_token, jwks, { issuer: baton.issuer, typ: 'at+jwt', audience: 'https://payments.example' });
+    const one = await jwtVerify(first.access_token, jwks, {
+      issuer: baton.issuer,
+      typ: 'at+jwt',
+      audience: 'https://payments.example',
+    });
+    const two = await jwtVerify(second.access_token, jwks, {
+      issuer: baton.issuer,
+      typ: 'at+jwt',
+      audience: 'https://payments.example',
+    });
 
     expect(one.protectedHeader).toEqual({ alg: 'EdDSA', kid: baton.signingJwks.keys[0]?.kid, typ: 'at+jwt' });
     expect(one.payload).toEqual({
@@ -117,8 +134,26 @@ describe('the delegation chain alice → orchestrator → payments-subagent', ()
     const b = decodeJwt(second.body.access_token as string);
     const rowA = await store.findToken('acme', a.jti as string);
     const rowB = await store.findToken('acme', b.jti as string);
-    expect(rowA).toEqual({ tenant: 'acme', jti: a.jti, parentJti: null, rootGrant: a.jti, subject: 'alice', actor: 'orchestrator', clientId: 'agent-platform', expiresAt: new Date((a.exp as number) * 1000) });
-    expect(rowB).toEqual({ tenant: 'acme', jti: b.jti, parentJti: a.jti, rootGrant: a.jti, subject: 'alice', actor: 'payments-subagent', clientId: 'agent-platform', expiresAt: new Date((b.exp as number) * 1000) });
+    expect(rowA).toEqual({
+      tenant: 'acme',
+      jti: a.jti,
+      parentJti: null,
+      rootGrant: a.jti,
+      subject: 'alice',
+      actor: 'orchestrator',
+      clientId: 'agent-platform',
+      expiresAt: new Date((a.exp as number) * 1000),
+    });
+    expect(rowB).toEqual({
+      tenant: 'acme',
+      jti: b.jti,
+      parentJti: a.jti,
+      rootGrant: a.jti,
+      subject: 'alice',
+      actor: 'payments-subagent',
+      clientId: 'agent-platform',
+      expiresAt: new Date((b.exp as number) * 1000),
+    });
   });
 
   it('answers with no-store and every RFC 8693 response member', async () => {
@@ -134,7 +169,13 @@ describe('the delegation chain alice → orchestrator → payments-subagent', ()
     });
     expect(result.status).toBe(200);
     expect(result.headers.get('cache-control')).toBe('no-store');
-    expect(result.body).toEqual({ access_token: expect.any(String), issued_token_type: tokenTypes.jwt, token_type: 'Bearer', expires_in: 300, scope: 'payments:read' });
+    expect(result.body).toEqual({
+      access_token: expect.any(String),
+      issued_token_type: tokenTypes.jwt,
+      token_type: 'Bearer',
+      expires_in: 300,
+      scope: 'payments:read',
+    });
   });
 
   it('lets the current actor narrow its own token without adding a hop', async () => {
@@ -148,11 +189,19 @@ describe('the delegation chain alice → orchestrator → payments-subagent', ()
       scope: 'payments:read',
     });
     expect(narrowed.status).toBe(200);
-    expect(decodeJwt(narrowed.body.access_token as string)).toMatchObject({ sub: 'alice', scope: 'payments:read', act: { sub: 'orchestrator' } });
+    expect(decodeJwt(narrowed.body.access_token as string)).toMatchObject({
+      sub: 'alice',
+      scope: 'payments:read',
+      act: { sub: 'orchestrator' },
+    });
   });
 
   it('accepts an agent token from client credentials as actor_token, reusable', async () => {
-    const agentToken = await postToken(baton, { grant_type: 'client_credentials', ...(await asAgent('orchestrator')) }, {});
+    const agentToken = await postToken(
+      baton,
+      { grant_type: 'client_credentials', ...(await asAgent('orchestrator')) },
+      {},
+    );
     expect(agentToken.status).toBe(200);
     for (let i = 0; i < 2; i++) {
       const result = await postToken(baton, {
@@ -164,18 +213,31 @@ describe('the delegation chain alice → orchestrator → payments-subagent', ()
         audience: 'https://payments.example',
       });
       expect(result.status).toBe(200);
-      expect(decodeJwt(result.body.access_token as string)).toMatchObject({ act: { sub: 'orchestrator' }, scope: 'payments:read payments:transfer' });
+      expect(decodeJwt(result.body.access_token as string)).toMatchObject({
+        act: { sub: 'orchestrator' },
+        scope: 'payments:read payments:transfer',
+      });
     }
   });
 
   it('makes an agent that authenticates as itself the actor without an actor token', async () => {
     const result = await postToken(
       baton,
-      { grant_type: grants.exchange, subject_token: await alice(), subject_token_type: tokenTypes.jwt, audience: 'payments', scope: 'payments:read', ...(await asAgent('orchestrator')) },
+      {
+        grant_type: grants.exchange,
+        subject_token: await alice(),
+        subject_token_type: tokenTypes.jwt,
+        audience: 'payments',
+        scope: 'payments:read',
+        ...(await asAgent('orchestrator')),
+      },
       {},
     );
     expect(result.status).toBe(200);
-    expect(decodeJwt(result.body.access_token as string)).toMatchObject({ client_id: 'orchestrator', act: { sub: 'orchestrator' } });
+    expect(decodeJwt(result.body.access_token as string)).toMatchObject({
+      client_id: 'orchestrator',
+      act: { sub: 'orchestrator' },
+    });
   });
 
   it('honours a may_act claim that names the actor', async () => {
@@ -193,5 +255,8 @@ describe('the delegation chain alice → orchestrator → payments-subagent', ()
 
 /** private_key_jwt client authentication (RFC 7523) as a demo agent, as body parameters. */
 async function asAgent(agent: string): Promise<Record<string, string>> {
-  return { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await mintAgentAssertion(agent, baton.issuer) };
+  return {
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    client_assertion: await mintAgentAssertion(agent, baton.issuer),
+  };
 }

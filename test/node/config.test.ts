@@ -45,8 +45,18 @@ describe('configuration', () => {
   });
 
   it('reads the environment', () => {
-    const config = loadConfig({ PORT: '9000', DATABASE_URL: 'postgres://db/baton', BATON_ISSUER: 'https://sts.example', BATON_MAX_CHAIN_LENGTH: '2' });
-    expect(config).toMatchObject({ port: 9000, databaseUrl: 'postgres://db/baton', issuer: 'https://sts.example', limits: { maxChainLength: 2 } });
+    const config = loadConfig({
+      PORT: '9000',
+      DATABASE_URL: 'postgres://db/baton',
+      BATON_ISSUER: 'https://sts.example',
+      BATON_MAX_CHAIN_LENGTH: '2',
+    });
+    expect(config).toMatchObject({
+      port: 9000,
+      databaseUrl: 'postgres://db/baton',
+      issuer: 'https://sts.example',
+      limits: { maxChainLength: 2 },
+    });
   });
 
   it.each([
@@ -56,11 +66,20 @@ describe('configuration', () => {
     [{ BATON_MAX_TOKEN_LIFETIME: '1.5' }, 'BATON_MAX_TOKEN_LIFETIME: must be an integer from 10 to 86400 (got "1.5")'],
     [{ BATON_SIGNING_ALG: 'HS256' }, 'BATON_SIGNING_ALG: must be EdDSA or ES256 (got "HS256")'],
     [{ BATON_ISSUER: 'ftp://x' }, 'BATON_ISSUER: must be an http(s) URL (got "ftp://x")'],
-    [{ BATON_ISSUER: 'https://sts.example/' }, 'BATON_ISSUER: must have no trailing slash, query or fragment (got "https://sts.example/")'],
+    [
+      { BATON_ISSUER: 'https://sts.example/' },
+      'BATON_ISSUER: must have no trailing slash, query or fragment (got "https://sts.example/")',
+    ],
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL: must be a postgres:// or postgresql:// URL'],
-    [{ BATON_SIGNING_KEYS: '{}', BATON_SIGNING_KEYS_FILE: 'k.json' }, 'BATON_SIGNING_KEYS and BATON_SIGNING_KEYS_FILE: set one, not both'],
+    [
+      { BATON_SIGNING_KEYS: '{}', BATON_SIGNING_KEYS_FILE: 'k.json' },
+      'BATON_SIGNING_KEYS and BATON_SIGNING_KEYS_FILE: set one, not both',
+    ],
     [{ BATON_WORKERS: '0' }, 'BATON_WORKERS: must be an integer from 1 to 64 (got "0")'],
-    [{ BATON_WORKERS: '2' }, 'BATON_WORKERS: more than 1 needs DATABASE_URL (the embedded database belongs to one process)'],
+    [
+      { BATON_WORKERS: '2' },
+      'BATON_WORKERS: more than 1 needs DATABASE_URL (the embedded database belongs to one process)',
+    ],
     [{ BATON_DRAIN_TIMEOUT: '0' }, 'BATON_DRAIN_TIMEOUT: must be an integer from 1 to 3600 (got "0")'],
     [{ BATON_DRAIN_TIMEOUT: '3601' }, 'BATON_DRAIN_TIMEOUT: must be an integer from 1 to 3600 (got "3601")'],
     [{ BATON_DRAIN_TIMEOUT: '2.5' }, 'BATON_DRAIN_TIMEOUT: must be an integer from 1 to 3600 (got "2.5")'],
@@ -69,18 +88,31 @@ describe('configuration', () => {
   });
 
   it('reports every bad value at once', () => {
-    expect(problems({ PORT: '-1', BATON_CLOCK_TOLERANCE: 'soon' })).toEqual(['PORT: must be an integer from 0 to 65535 (got "-1")', 'BATON_CLOCK_TOLERANCE: must be an integer from 0 to 300 (got "soon")']);
+    expect(problems({ PORT: '-1', BATON_CLOCK_TOLERANCE: 'soon' })).toEqual([
+      'PORT: must be an integer from 0 to 65535 (got "-1")',
+      'BATON_CLOCK_TOLERANCE: must be an integer from 0 to 300 (got "soon")',
+    ]);
   });
 
   it('reads a config file, names it in errors, and lets the environment win', () => {
     const dir = mkdtempSync(join(tmpdir(), 'baton-config-'));
     const file = join(dir, 'baton.json');
     writeFileSync(file, JSON.stringify({ port: 7000, maxChainLength: 3 }));
-    expect(loadConfig({ BATON_CONFIG: file, PORT: '7001' })).toMatchObject({ port: 7001, limits: { maxChainLength: 3 } });
+    expect(loadConfig({ BATON_CONFIG: file, PORT: '7001' })).toMatchObject({
+      port: 7001,
+      limits: { maxChainLength: 3 },
+    });
     writeFileSync(file, JSON.stringify({ maxChainLength: 99, colour: 'blue' }));
-    expect(problems({ BATON_CONFIG: file })).toEqual([`${file}: colour: unknown setting`, `${file}: maxChainLength: must be an integer from 1 to 16`]);
+    expect(problems({ BATON_CONFIG: file })).toEqual([
+      `${file}: colour: unknown setting`,
+      `${file}: maxChainLength: must be an integer from 1 to 16`,
+    ]);
     writeFileSync(file, '{"constructor": 1, "toString": "x", "__proto__": {"port": 1}}');
-    expect(problems({ BATON_CONFIG: file })).toEqual([`${file}: constructor: unknown setting`, `${file}: toString: unknown setting`, `${file}: __proto__: unknown setting`]);
+    expect(problems({ BATON_CONFIG: file })).toEqual([
+      `${file}: constructor: unknown setting`,
+      `${file}: toString: unknown setting`,
+      `${file}: __proto__: unknown setting`,
+    ]);
     writeFileSync(file, '{ nope');
     expect(problems({ BATON_CONFIG: file })[0]).toMatch(new RegExp(`^BATON_CONFIG \\(${file}\\): .*JSON`));
   });

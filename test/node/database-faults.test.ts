@@ -100,10 +100,24 @@ beforeAll(async () => {
   const proxied = new URL(testDatabaseUrl as string);
   proxied.hostname = '127.0.0.1';
   proxied.port = String(proxy.port);
-  const env = { PORT: '0', DATABASE_URL: proxied.toString(), BATON_DATABASE_SCHEMA: schema, BATON_ISSUER: issuer, BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_RATE_LIMIT: '0' };
+  const env = {
+    PORT: '0',
+    DATABASE_URL: proxied.toString(),
+    BATON_DATABASE_SCHEMA: schema,
+    BATON_ISSUER: issuer,
+    BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+    BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+    BATON_RATE_LIMIT: '0',
+  };
   batons.push(await startBaton(loadConfig(env), { logger }));
   batons.push(await startBaton(loadConfig(env), { logger }));
-  const first = await exchangeHop({ url: (batons[0] as RunningBaton).url, issuer }, await mintUserToken('alice', { audience: issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope: 'payments:transfer' });
+  const first = await exchangeHop(
+    { url: (batons[0] as RunningBaton).url, issuer },
+    await mintUserToken('alice', { audience: issuer }),
+    tokenTypes.jwt,
+    'orchestrator',
+    { audience: 'payments', scope: 'payments:transfer' },
+  );
   expect(first.status).toBe(200);
   subjectToken = first.body.access_token as string;
 }, 60_000);
@@ -141,16 +155,45 @@ async function call(instance: number, kind: 'token' | 'decision'): Promise<Answe
   const started = performance.now();
   const response =
     kind === 'token'
-      ? await fetch(`${baton.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('ops-console'), 'x-request-id': requestId }, body: 'grant_type=client_credentials&scope=baton%3Aaudit' })
+      ? await fetch(`${baton.url}/oauth2/token`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            authorization: basic('ops-console'),
+            'x-request-id': requestId,
+          },
+          body: 'grant_type=client_credentials&scope=baton%3Aaudit',
+        })
       : await fetch(`${baton.url}/authorize`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: basic('payments'), 'x-request-id': requestId },
-          body: JSON.stringify({ token: subjectToken, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 5, currency: 'EUR' }, action_id: actionId }),
+          body: JSON.stringify({
+            token: subjectToken,
+            action: 'payments:transfer',
+            resource: { type: 'Account', id: 'acct-1' },
+            context: { amount: 5, currency: 'EUR' },
+            action_id: actionId,
+          }),
         });
   const body = (await response.json()) as Record<string, unknown>;
   const ms = performance.now() - started;
-  const id = kind === 'decision' ? actionId : response.status === 200 ? (JSON.parse(atob((body.access_token as string).split('.')[1] as string)) as { jti: string }).jti : '';
-  const answer: Answer = { instance, kind, requestId, started, ms, status: response.status, retryAfter: response.headers.get('retry-after'), body, id };
+  const id =
+    kind === 'decision'
+      ? actionId
+      : response.status === 200
+        ? (JSON.parse(atob((body.access_token as string).split('.')[1] as string)) as { jti: string }).jti
+        : '';
+  const answer: Answer = {
+    instance,
+    kind,
+    requestId,
+    started,
+    ms,
+    status: response.status,
+    retryAfter: response.headers.get('retry-after'),
+    body,
+    id,
+  };
   answers.push(answer);
   return answer;
 }
@@ -222,27 +265,42 @@ describe.skipIf(skip)('database faults under load on two instances', () => {
     ['a reset of 10 s', () => proxy.reset(), 10_000],
     ['a silent partition of 10 s', () => proxy.blackhole(), 10_000],
   ];
-  it.each(cuts)('%s: only 503 with Retry-After while cut, no slow answer, not ready while the writer cannot commit, back within 3 s', async (_, cut, cutMs) => {
-    const { cutAt, restoredAt, mine, readiness, recovered } = await underLoad(cut, cutMs);
-    // Every answer is a grant or a 503, in time.
-    expect(mine.filter((a) => a.status !== 200 && a.status !== 503).map((a) => ({ status: a.status, body: a.body }))).toEqual([]);
-    expect(mine.filter((a) => a.ms > deadlineMs + marginMs).map((a) => ({ kind: a.kind, ms: Math.round(a.ms) }))).toEqual([]);
-    for (const a of mine.filter((x) => x.status === 503)) {
-      expect({ retryAfter: a.retryAfter, body: a.body }).toEqual({ retryAfter: '1', body: { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable; retry later' } });
-    }
-    // Nothing started and answered while the database was away was granted. (During a short
-    // cut, requests may wait for the database and be granted once it is back.)
-    const whileCut = mine.filter((a) => a.started > cutAt && a.started + a.ms < restoredAt);
-    if (cutMs >= 10_000) expect(whileCut.length).toBeGreaterThan(0);
-    expect(whileCut.filter((a) => a.status === 200)).toEqual([]);
-    // Not ready once the writer had time to find out (the probe's own deadline is 1 s).
-    expect(readiness.filter((r) => r.at > cutAt + 1500 && r.end < restoredAt && r.status !== 503)).toEqual([]);
-    if (cutMs >= 10_000) expect(readiness.filter((r) => r.end < restoredAt && r.status === 503).length).toBeGreaterThan(0);
-    for (const { ready, served } of recovered) {
-      expect(ready).toBeLessThan(3000);
-      expect(served).toBeLessThan(3000);
-    }
-  }, 60_000);
+  it.each(cuts)(
+    '%s: only 503 with Retry-After while cut, no slow answer, not ready while the writer cannot commit, back within 3 s',
+    async (_, cut, cutMs) => {
+      const { cutAt, restoredAt, mine, readiness, recovered } = await underLoad(cut, cutMs);
+      // Every answer is a grant or a 503, in time.
+      expect(
+        mine.filter((a) => a.status !== 200 && a.status !== 503).map((a) => ({ status: a.status, body: a.body })),
+      ).toEqual([]);
+      expect(
+        mine.filter((a) => a.ms > deadlineMs + marginMs).map((a) => ({ kind: a.kind, ms: Math.round(a.ms) })),
+      ).toEqual([]);
+      for (const a of mine.filter((x) => x.status === 503)) {
+        expect({ retryAfter: a.retryAfter, body: a.body }).toEqual({
+          retryAfter: '1',
+          body: {
+            error: 'temporarily_unavailable',
+            error_description: 'the service is temporarily unavailable; retry later',
+          },
+        });
+      }
+      // Nothing started and answered while the database was away was granted. (During a short
+      // cut, requests may wait for the database and be granted once it is back.)
+      const whileCut = mine.filter((a) => a.started > cutAt && a.started + a.ms < restoredAt);
+      if (cutMs >= 10_000) expect(whileCut.length).toBeGreaterThan(0);
+      expect(whileCut.filter((a) => a.status === 200)).toEqual([]);
+      // Not ready once the writer had time to find out (the probe's own deadline is 1 s).
+      expect(readiness.filter((r) => r.at > cutAt + 1500 && r.end < restoredAt && r.status !== 503)).toEqual([]);
+      if (cutMs >= 10_000)
+        expect(readiness.filter((r) => r.end < restoredAt && r.status === 503).length).toBeGreaterThan(0);
+      for (const { ready, served } of recovered) {
+        expect(ready).toBeLessThan(3000);
+        expect(served).toBeLessThan(3000);
+      }
+    },
+    60_000,
+  );
 
   it('records a grant committed after its caller was answered 503 as not delivered, and revokes its token', async () => {
     // A grant first, so the writer knows the head and sends the next batch as one statement
@@ -261,13 +319,31 @@ describe.skipIf(skip)('database faults under load on two instances', () => {
     while ((await readyz(0)) !== 200 && performance.now() - started < 10_000) await sleep(100);
     const db = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
     try {
-      const read = async () => (await db<{ seq: string; type: string; jti: string | null; canonical: string }[]>`SELECT seq, type, jti, canonical FROM audit_log ORDER BY seq`).map((r) => ({ seq: Number(r.seq), type: r.type, jti: r.jti, ...(JSON.parse(r.canonical) as { decision: string; request_id: string | null; reason: string | null }) }));
+      const read = async () =>
+        (
+          await db<
+            { seq: string; type: string; jti: string | null; canonical: string }[]
+          >`SELECT seq, type, jti, canonical FROM audit_log ORDER BY seq`
+        ).map((r) => ({
+          seq: Number(r.seq),
+          type: r.type,
+          jti: r.jti,
+          ...(JSON.parse(r.canonical) as { decision: string; request_id: string | null; reason: string | null }),
+        }));
       const claim = (await read()).find((e) => e.request_id === lost.requestId);
       expect(claim).toMatchObject({ type: 'token.client_credentials', decision: 'granted' });
       // The writer settles the lost batch (readiness waits for that) and then appends its notice.
-      const naming = async () => (await read()).filter((e) => e.type === 'audit.undelivered' && e.seq > (claim?.seq ?? 0) && new RegExp(`\\b${claim?.seq}\\b`).test(e.reason ?? ''));
+      const naming = async () =>
+        (await read()).filter(
+          (e) =>
+            e.type === 'audit.undelivered' &&
+            e.seq > (claim?.seq ?? 0) &&
+            new RegExp(`\\b${claim?.seq}\\b`).test(e.reason ?? ''),
+        );
       await expect.poll(async () => (await naming()).length, { timeout: 5000 }).toBe(1);
-      expect((await naming())[0]?.reason).toBe(`answer not delivered: the caller was answered 503 before entries ${claim?.seq} committed; tokens revoked: ${claim?.jti}`);
+      expect((await naming())[0]?.reason).toBe(
+        `answer not delivered: the caller was answered 503 before entries ${claim?.seq} committed; tokens revoked: ${claim?.jti}`,
+      );
       expect((await db<{ jti: string }[]>`SELECT jti FROM revocations WHERE jti = ${claim?.jti ?? ''}`).length).toBe(1);
     } finally {
       await db.end();
@@ -277,20 +353,39 @@ describe.skipIf(skip)('database faults under load on two instances', () => {
   it('left every answered token and decision in the log, and no entry claiming an answer that was 503', async () => {
     const db = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
     try {
-      const rows = await db<{ seq: string; type: string; jti: string | null; action_id: string | null; canonical: string }[]>`SELECT seq, type, jti, action_id, canonical FROM audit_log ORDER BY seq`;
+      const rows = await db<
+        { seq: string; type: string; jti: string | null; action_id: string | null; canonical: string }[]
+      >`SELECT seq, type, jti, action_id, canonical FROM audit_log ORDER BY seq`;
       expect(rows.map((r) => Number(r.seq))).toEqual(rows.map((_, i) => i + 1));
-      const entries = rows.map((r) => ({ seq: Number(r.seq), type: r.type, jti: r.jti, action_id: r.action_id, ...(JSON.parse(r.canonical) as { decision: string; request_id: string | null; reason: string | null }) }));
+      const entries = rows.map((r) => ({
+        seq: Number(r.seq),
+        type: r.type,
+        jti: r.jti,
+        action_id: r.action_id,
+        ...(JSON.parse(r.canonical) as { decision: string; request_id: string | null; reason: string | null }),
+      }));
       const granted = answers.filter((a) => a.status === 200);
       expect(granted.length).toBeGreaterThan(100);
-      const jtis = new Set(entries.filter((e) => e.type === 'token.client_credentials' && e.decision === 'granted').map((e) => e.jti));
+      const jtis = new Set(
+        entries.filter((e) => e.type === 'token.client_credentials' && e.decision === 'granted').map((e) => e.jti),
+      );
       const actions = new Set(entries.filter((e) => e.type === 'decision').map((e) => e.action_id));
       expect(granted.filter((a) => !(a.kind === 'token' ? jtis.has(a.id) : actions.has(a.id)))).toEqual([]);
       // An entry claiming a grant or an allow for a request answered 503 must be named by a later
       // "not delivered" entry (and its token revoked).
       const refusedIds = new Set(answers.filter((a) => a.status === 503).map((a) => a.requestId));
       const notDelivered = entries.filter((e) => e.type === 'audit.undelivered');
-      const named = new Set(notDelivered.flatMap((e) => [...(/entries ([\d, ]+) committed/.exec(e.reason ?? '')?.[1] ?? '').matchAll(/\d+/g)].map((m) => Number(m[0]))));
-      const claims = entries.filter((e) => e.request_id !== null && refusedIds.has(e.request_id) && (e.decision === 'granted' || e.decision === 'allow'));
+      const named = new Set(
+        notDelivered.flatMap((e) =>
+          [...(/entries ([\d, ]+) committed/.exec(e.reason ?? '')?.[1] ?? '').matchAll(/\d+/g)].map((m) =>
+            Number(m[0]),
+          ),
+        ),
+      );
+      const claims = entries.filter(
+        (e) =>
+          e.request_id !== null && refusedIds.has(e.request_id) && (e.decision === 'granted' || e.decision === 'allow'),
+      );
       expect(claims.filter((e) => !named.has(e.seq) || !notDelivered.some((n) => n.seq > e.seq))).toEqual([]);
       const revoked = new Set((await db<{ jti: string }[]>`SELECT jti FROM revocations`).map((r) => r.jti));
       expect(claims.filter((e) => e.jti !== null && e.type.startsWith('token.') && !revoked.has(e.jti))).toEqual([]);

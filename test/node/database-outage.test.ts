@@ -57,7 +57,13 @@ beforeAll(async () => {
   const proxied = new URL(testDatabaseUrl as string);
   proxied.hostname = '127.0.0.1';
   proxied.port = String(outage.port);
-  const config = loadConfig({ PORT: '0', DATABASE_URL: proxied.toString(), BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) });
+  const config = loadConfig({
+    PORT: '0',
+    DATABASE_URL: proxied.toString(),
+    BATON_DATABASE_SCHEMA: schema,
+    BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+    BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+  });
   baton = await startBaton(config, { logger });
 });
 
@@ -71,7 +77,8 @@ afterAll(async () => {
   }
 });
 
-const issueOne = () => postToken(baton, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
+const issueOne = () =>
+  postToken(baton, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
 const ready = async () => (await fetch(`${baton.url}/readyz`)).status;
 
 describe.skipIf(skip)('the database stopped mid-load', () => {
@@ -83,8 +90,13 @@ describe.skipIf(skip)('the database stopped mid-load', () => {
       while (running) {
         const result = await issueOne();
         statuses.push(result.status);
-        if (result.status === 200) issued.push(JSON.parse(atob((result.body.access_token as string).split('.')[1] as string)).jti as string);
-        else expect(result.body).toEqual({ error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable; retry later' });
+        if (result.status === 200)
+          issued.push(JSON.parse(atob((result.body.access_token as string).split('.')[1] as string)).jti as string);
+        else
+          expect(result.body).toEqual({
+            error: 'temporarily_unavailable',
+            error_description: 'the service is temporarily unavailable; retry later',
+          });
       }
     })();
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -95,7 +107,10 @@ describe.skipIf(skip)('the database stopped mid-load', () => {
     const downResult = await issueOne();
     expect({ status: downResult.status, body: downResult.body, retry: downResult.headers.get('retry-after') }).toEqual({
       status: 503,
-      body: { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable; retry later' },
+      body: {
+        error: 'temporarily_unavailable',
+        error_description: 'the service is temporarily unavailable; retry later',
+      },
       retry: '1',
     });
     outage.restore();
@@ -104,7 +119,8 @@ describe.skipIf(skip)('the database stopped mid-load', () => {
     expect(await ready()).toBe(200);
     // The load itself recovers: wait until it has been served again.
     const recovered = Date.now() + 20_000;
-    while (!statuses.slice(duringOutage).includes(200) && Date.now() < recovered) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (!statuses.slice(duringOutage).includes(200) && Date.now() < recovered)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     running = false;
     await load;
 
@@ -126,7 +142,21 @@ describe.skipIf(skip)('least privilege', () => {
     await admin.unsafe(`CREATE ROLE ${role} NOLOGIN`);
     try {
       await admin.unsafe(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
-      execFileSync('psql', [testDatabaseUrl as string, '-v', 'ON_ERROR_STOP=1', '-v', `app=${role}`, '-c', `SET search_path TO ${schema}`, '-f', 'sql/least-privilege.sql'], { stdio: 'pipe' });
+      execFileSync(
+        'psql',
+        [
+          testDatabaseUrl as string,
+          '-v',
+          'ON_ERROR_STOP=1',
+          '-v',
+          `app=${role}`,
+          '-c',
+          `SET search_path TO ${schema}`,
+          '-f',
+          'sql/least-privilege.sql',
+        ],
+        { stdio: 'pipe' },
+      );
       const asApp = (statement: string) =>
         admin.begin(async (tx) => {
           await tx.unsafe(`SET LOCAL search_path TO ${schema}`);

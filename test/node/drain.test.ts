@@ -18,7 +18,14 @@ function call(agent: Agent, baseUrl: string, method: string, path: string): Prom
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body: Buffer.concat(chunks).toString(), reusedSocket: req.reusedSocket }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          connection: res.headers.connection,
+          body: Buffer.concat(chunks).toString(),
+          reusedSocket: req.reusedSocket,
+        }),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -65,16 +72,29 @@ describe('draining on stop', () => {
   it('answers what it has and what still comes on open connections with Connection: close, refuses new connections, says 503 at /readyz, then stops', async () => {
     const baton = await startTestBaton();
     const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
-    expect(await call(keepAlive, baton.url, 'GET', '/readyz')).toEqual({ status: 200, connection: 'keep-alive', body: '{"status":"ready"}', reusedSocket: false });
+    expect(await call(keepAlive, baton.url, 'GET', '/readyz')).toEqual({
+      status: 200,
+      connection: 'keep-alive',
+      body: '{"status":"ready"}',
+      reusedSocket: false,
+    });
     const inFlight = await requestInFlight(baton);
 
     const stopped = baton.close();
     const stoppedAgain = baton.close();
     // A request on a connection that was idle when the drain began: answered, and told to close.
-    expect(await call(keepAlive, baton.url, 'GET', '/readyz')).toEqual({ status: 503, connection: 'close', body: '{"status":"unavailable"}', reusedSocket: true });
+    expect(await call(keepAlive, baton.url, 'GET', '/readyz')).toEqual({
+      status: 503,
+      connection: 'close',
+      body: '{"status":"unavailable"}',
+      reusedSocket: true,
+    });
     await expect(call(new Agent(), baton.url, 'GET', '/healthz')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     inFlight.finish();
-    const [head, body] = (await inFlight.received).replace('HTTP/1.1 100 Continue\r\n\r\n', '').split('\r\n\r\n') as [string, string];
+    const [head, body] = (await inFlight.received).replace('HTTP/1.1 100 Continue\r\n\r\n', '').split('\r\n\r\n') as [
+      string,
+      string,
+    ];
     expect(head.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
     expect(head.toLowerCase().split('\r\n')).toContain('connection: close');
     expect(JSON.parse(body)).toMatchObject({ token_type: 'Bearer', access_token: expect.stringMatching(/^eyJ/) });
@@ -82,7 +102,11 @@ describe('draining on stop', () => {
 
     expect(drainLines(baton)).toEqual([
       { level: 'info', message: 'drain started', fields: { in_flight: 1, timeout_seconds: 10 } },
-      { level: 'info', message: 'drain finished', fields: { in_flight: 1, answered: 2, abandoned: 0, deadline_hit: false, duration_ms: expect.any(Number) } },
+      {
+        level: 'info',
+        message: 'drain finished',
+        fields: { in_flight: 1, answered: 2, abandoned: 0, deadline_hit: false, duration_ms: expect.any(Number) },
+      },
     ]);
     keepAlive.destroy();
   });
@@ -99,24 +123,42 @@ describe('draining on stop', () => {
     expect(await inFlight.received).toBe('HTTP/1.1 100 Continue\r\n\r\n');
     expect(drainLines(baton)).toEqual([
       { level: 'info', message: 'drain started', fields: { in_flight: 1, timeout_seconds: 1 } },
-      { level: 'info', message: 'drain finished', fields: { in_flight: 1, answered: 0, abandoned: 1, deadline_hit: true, duration_ms: expect.any(Number) } },
+      {
+        level: 'info',
+        message: 'drain finished',
+        fields: { in_flight: 1, answered: 0, abandoned: 1, deadline_hit: true, duration_ms: expect.any(Number) },
+      },
     ]);
   });
 
   it('after stopAccepting alone, refuses new connections and says 503 at /readyz, and serves open connections as before until close()', async () => {
     const baton = await startTestBaton();
     const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
-    expect(await call(keepAlive, baton.url, 'GET', '/healthz')).toEqual({ status: 200, connection: 'keep-alive', body: '{"status":"ok"}', reusedSocket: false });
+    expect(await call(keepAlive, baton.url, 'GET', '/healthz')).toEqual({
+      status: 200,
+      connection: 'keep-alive',
+      body: '{"status":"ok"}',
+      reusedSocket: false,
+    });
 
     baton.stopAccepting();
     await expect(call(new Agent(), baton.url, 'GET', '/healthz')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
-    expect(await call(keepAlive, baton.url, 'GET', '/readyz')).toEqual({ status: 503, connection: 'keep-alive', body: '{"status":"unavailable"}', reusedSocket: true });
+    expect(await call(keepAlive, baton.url, 'GET', '/readyz')).toEqual({
+      status: 503,
+      connection: 'keep-alive',
+      body: '{"status":"unavailable"}',
+      reusedSocket: true,
+    });
     expect(drainLines(baton)).toEqual([]);
     await baton.close();
 
     expect(drainLines(baton)).toEqual([
       { level: 'info', message: 'drain started', fields: { in_flight: 0, timeout_seconds: 10 } },
-      { level: 'info', message: 'drain finished', fields: { in_flight: 0, answered: 0, abandoned: 0, deadline_hit: false, duration_ms: expect.any(Number) } },
+      {
+        level: 'info',
+        message: 'drain finished',
+        fields: { in_flight: 0, answered: 0, abandoned: 0, deadline_hit: false, duration_ms: expect.any(Number) },
+      },
     ]);
     keepAlive.destroy();
   });

@@ -26,7 +26,10 @@ let auditKeys: string;
 
 /** Starts `node dist/node/main.js` and resolves with its URL once it logs that it started. */
 function startProcess(env: Record<string, string>): Promise<string> {
-  const child = spawn(process.execPath, ['dist/node/main.js'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['dist/node/main.js'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   processes.push(child);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -45,10 +48,20 @@ function startProcess(env: Record<string, string>): Promise<string> {
 
 beforeAll(async () => {
   if (skip) return;
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+    stdio: 'inherit',
+  });
   const keys = JSON.stringify(await generateSigningKeys('EdDSA'));
   auditKeys = JSON.stringify(await generateSigningKeys('EdDSA'));
-  const env = { PORT: '0', DATABASE_URL: testDatabaseUrl as string, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: keys, BATON_AUDIT_KEYS: auditKeys, BATON_ISSUER: issuer, BATON_CHECKPOINT_INTERVAL: '1' };
+  const env = {
+    PORT: '0',
+    DATABASE_URL: testDatabaseUrl as string,
+    BATON_DATABASE_SCHEMA: schema,
+    BATON_SIGNING_KEYS: keys,
+    BATON_AUDIT_KEYS: auditKeys,
+    BATON_ISSUER: issuer,
+    BATON_CHECKPOINT_INTERVAL: '1',
+  };
   // The first instance migrates; the others start at once and find the schema in place or wait on the lock.
   urls.push(...(await Promise.all([startProcess(env), startProcess(env), startProcess(env)])));
   db = await openPostgres(testDatabaseUrl as string, { schema, max: 2 });
@@ -56,7 +69,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of processes) p.kill('SIGTERM');
-  await Promise.all(processes.map((p) => new Promise((resolve) => (p.exitCode === null ? p.once('exit', resolve) : resolve(undefined)))));
+  await Promise.all(
+    processes.map(
+      (p) => new Promise((resolve) => (p.exitCode === null ? p.once('exit', resolve) : resolve(undefined))),
+    ),
+  );
   await db?.close();
   if (!skip) {
     const admin = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {} });
@@ -71,12 +88,34 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
   it('append to one chain under concurrent load: contiguous sequence numbers, verification passes', async () => {
     const work = Array.from({ length: 30 }, async (_, i) => {
       const instance = at(urls[i % 3] as string);
-      const first = await exchangeHop(instance, await mintUserToken('alice', { audience: issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope: 'payments:transfer' });
+      const first = await exchangeHop(
+        instance,
+        await mintUserToken('alice', { audience: issuer }),
+        tokenTypes.jwt,
+        'orchestrator',
+        { audience: 'payments', scope: 'payments:transfer' },
+      );
       expect(first.status).toBe(200);
       // The next hop and the decision go to other instances.
-      const second = await exchangeHop(at(urls[(i + 1) % 3] as string), first.body.access_token as string, tokenTypes.accessToken, 'payments-subagent');
+      const second = await exchangeHop(
+        at(urls[(i + 1) % 3] as string),
+        first.body.access_token as string,
+        tokenTypes.accessToken,
+        'payments-subagent',
+      );
       expect(second.status).toBe(200);
-      const decision = await postJson(at(urls[(i + 2) % 3] as string), '/authorize', { token: second.body.access_token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: i + 1, currency: 'EUR' }, action_id: `multi-${i}` }, { authorization: basic('payments') });
+      const decision = await postJson(
+        at(urls[(i + 2) % 3] as string),
+        '/authorize',
+        {
+          token: second.body.access_token,
+          action: 'payments:transfer',
+          resource: { type: 'Account', id: 'acct-1' },
+          context: { amount: i + 1, currency: 'EUR' },
+          action_id: `multi-${i}`,
+        },
+        { authorization: basic('payments') },
+      );
       expect(decision.body.decision).toBe('allow');
     });
     await Promise.all(work);
@@ -89,7 +128,11 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
   });
 
   it('has the CLI verify an export, and name an entry a superuser changed', async () => {
-    const auditor = await postToken(at(urls[0] as string), { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
+    const auditor = await postToken(
+      at(urls[0] as string),
+      { grant_type: 'client_credentials', scope: 'baton:audit' },
+      { authorization: basic('ops-console') },
+    );
     const headers = { authorization: `Bearer ${auditor.body.access_token as string}` };
     await new Promise((resolve) => setTimeout(resolve, 1500)); // a checkpoint at the 1 s cadence
     const dir = mkdtempSync(join(tmpdir(), 'baton-cli-'));
@@ -98,20 +141,44 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
     const exportFile = join(dir, 'export.jsonl');
     writeFileSync(exportFile, await (await fetch(`${urls[2]}/audit/entries?from=1&limit=10000`, { headers })).text());
     const witnessFile = join(dir, 'witness.json');
-    const ok = execFileSync(process.execPath, ['dist/cli/baton.js', 'audit', 'verify', exportFile, '--key', jwksFile, '--witness', witnessFile], { encoding: 'utf8' });
-    expect(ok).toMatch(/^\d+ entries valid \(\d+ whole, \d+ redacted\), [1-9]\d* checkpoints valid; consistent with checkpoint \d+ signed at \S+Z\n$/);
+    const ok = execFileSync(
+      process.execPath,
+      ['dist/cli/baton.js', 'audit', 'verify', exportFile, '--key', jwksFile, '--witness', witnessFile],
+      { encoding: 'utf8' },
+    );
+    expect(ok).toMatch(
+      /^\d+ entries valid \(\d+ whole, \d+ redacted\), [1-9]\d* checkpoints valid; consistent with checkpoint \d+ signed at \S+Z\n$/,
+    );
     // The witness keeps the newest checkpoint; an export whose checkpoints are all older is refused.
-    const witnessed = JSON.parse(readFileSync(witnessFile, 'utf8')) as { seq: number; hash: string; signed_at: string; jws: string };
+    const witnessed = JSON.parse(readFileSync(witnessFile, 'utf8')) as {
+      seq: number;
+      hash: string;
+      signed_at: string;
+      jws: string;
+    };
     expect(Object.keys(witnessed)).toEqual(['seq', 'hash', 'signed_at', 'jws']);
     const older = join(dir, 'older.jsonl');
-    writeFileSync(older, readFileSync(exportFile, 'utf8').split('\n').filter((l) => !l.startsWith('{"checkpoint"')).join('\n'));
+    writeFileSync(
+      older,
+      readFileSync(exportFile, 'utf8')
+        .split('\n')
+        .filter((l) => !l.startsWith('{"checkpoint"'))
+        .join('\n'),
+    );
     let backwards: { status: number | null; stderr: string } = { status: 0, stderr: '' };
     try {
-      execFileSync(process.execPath, ['dist/cli/baton.js', 'audit', 'verify', older, '--key', jwksFile, '--witness', witnessFile], { encoding: 'utf8', stdio: 'pipe' });
+      execFileSync(
+        process.execPath,
+        ['dist/cli/baton.js', 'audit', 'verify', older, '--key', jwksFile, '--witness', witnessFile],
+        { encoding: 'utf8', stdio: 'pipe' },
+      );
     } catch (error) {
       backwards = error as { status: number | null; stderr: string };
     }
-    expect(backwards).toMatchObject({ status: 1, stderr: `checkpoints went backwards: checkpoint ${witnessed.seq} signed at ${witnessed.signed_at} was seen before, but the newest here is none\n` });
+    expect(backwards).toMatchObject({
+      status: 1,
+      stderr: `checkpoints went backwards: checkpoint ${witnessed.seq} signed at ${witnessed.signed_at} was seen before, but the newest here is none\n`,
+    });
 
     await db.sql.begin(async (tx) => {
       await tx.script('SET LOCAL session_replication_role = replica');
@@ -120,7 +187,10 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
     writeFileSync(exportFile, await (await fetch(`${urls[0]}/audit/entries?from=1&limit=10000`, { headers })).text());
     let failure: { status: number | null; stderr: string } = { status: 0, stderr: '' };
     try {
-      execFileSync(process.execPath, ['dist/cli/baton.js', 'audit', 'verify', exportFile, '--key', jwksFile], { encoding: 'utf8', stdio: 'pipe' });
+      execFileSync(process.execPath, ['dist/cli/baton.js', 'audit', 'verify', exportFile, '--key', jwksFile], {
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
     } catch (error) {
       failure = error as { status: number | null; stderr: string };
     }
@@ -130,19 +200,34 @@ describe.skipIf(skip)('three Baton processes on one PostgreSQL', () => {
   });
 
   it('honours a revocation made on one instance on the others within one second', async () => {
-    const token = await exchangeHop(at(urls[0] as string), await mintUserToken('alice', { audience: issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments' });
+    const token = await exchangeHop(
+      at(urls[0] as string),
+      await mintUserToken('alice', { audience: issuer }),
+      tokenTypes.jwt,
+      'orchestrator',
+      { audience: 'payments' },
+    );
     const jwt = token.body.access_token as string;
     const introspect = async (url: string) => {
-      const response = await fetch(`${url}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('payments') }, body: new URLSearchParams({ token: jwt }) });
+      const response = await fetch(`${url}/oauth2/introspect`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('payments') },
+        body: new URLSearchParams({ token: jwt }),
+      });
       return ((await response.json()) as { active: boolean }).active;
     };
     expect(await introspect(urls[2] as string)).toBe(true);
-    const revoked = await fetch(`${urls[1]}/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform') }, body: new URLSearchParams({ token: jwt }) });
+    const revoked = await fetch(`${urls[1]}/oauth2/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform') },
+      body: new URLSearchParams({ token: jwt }),
+    });
     expect(revoked.status).toBe(200);
     const started = performance.now();
     const honoured = await Promise.all(
       [urls[0], urls[2]].map(async (url) => {
-        while ((await introspect(url as string)) && performance.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+        while ((await introspect(url as string)) && performance.now() - started < 5000)
+          await new Promise((resolve) => setTimeout(resolve, 20));
         return performance.now() - started;
       }),
     );
@@ -157,16 +242,28 @@ describe.skipIf(skip)('single-use grants redeemed concurrently on two Baton proc
   /** The one 200 among `results`; every other is `refusal`. */
   const oneWinner = (results: PostResult[], refusal: Record<string, unknown>) => {
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
-    expect(results.filter((r) => r.status !== 200).map((r) => ({ status: r.status, body: r.body }))).toEqual(Array.from({ length: parallel - 1 }, () => ({ status: 400, body: refusal })));
+    expect(results.filter((r) => r.status !== 200).map((r) => ({ status: r.status, body: r.body }))).toEqual(
+      Array.from({ length: parallel - 1 }, () => ({ status: 400, body: refusal })),
+    );
     return (results.find((r) => r.status === 200) as PostResult).body;
   };
-  const refused = { status: 400, body: { error: 'invalid_grant', error_description: 'refresh token has been revoked' } };
+  const refused = {
+    status: 400,
+    body: { error: 'invalid_grant', error_description: 'refresh token has been revoked' },
+  };
 
   it('grants one redemption of a code sent to both at once, and revokes on both everything issued under it', async () => {
     const { code, verifier } = await consentedCode(at(urls[0] as string));
-    const actors = await Promise.all(Array.from({ length: parallel }, () => mintAgentAssertion('orchestrator', issuer)));
-    const results = await Promise.all(actors.map((actor, i) => redeemCode(at(two()[i % 2] as string), code, verifier, actor)));
-    const won = oneWinner(results, { error: 'invalid_grant', error_description: 'authorization code has already been used; tokens issued from it are revoked' });
+    const actors = await Promise.all(
+      Array.from({ length: parallel }, () => mintAgentAssertion('orchestrator', issuer)),
+    );
+    const results = await Promise.all(
+      actors.map((actor, i) => redeemCode(at(two()[i % 2] as string), code, verifier, actor)),
+    );
+    const won = oneWinner(results, {
+      error: 'invalid_grant',
+      error_description: 'authorization code has already been used; tokens issued from it are revoked',
+    });
     expect(await stillActiveAfter(urls.map(at), [won.access_token as string], 1000)).toEqual([]);
     for (const url of two()) {
       const r = await refresh(at(url), won.refresh_token as string);
@@ -178,9 +275,18 @@ describe.skipIf(skip)('single-use grants redeemed concurrently on two Baton proc
     const { code, verifier } = await consentedCode(at(urls[1] as string));
     const first = await redeemCode(at(urls[1] as string), code, verifier);
     expect(first.status).toBe(200);
-    const results = await Promise.all(Array.from({ length: parallel }, (_, i) => refresh(at(two()[i % 2] as string), first.body.refresh_token as string)));
-    const won = oneWinner(results, { error: 'invalid_grant', error_description: 'refresh token has already been used; its family is revoked' });
-    expect(await stillActiveAfter(urls.map(at), [first.body.access_token as string, won.access_token as string], 1000)).toEqual([]);
+    const results = await Promise.all(
+      Array.from({ length: parallel }, (_, i) =>
+        refresh(at(two()[i % 2] as string), first.body.refresh_token as string),
+      ),
+    );
+    const won = oneWinner(results, {
+      error: 'invalid_grant',
+      error_description: 'refresh token has already been used; its family is revoked',
+    });
+    expect(
+      await stillActiveAfter(urls.map(at), [first.body.access_token as string, won.access_token as string], 1000),
+    ).toEqual([]);
     for (const url of two()) {
       const r = await refresh(at(url), won.refresh_token as string);
       expect({ status: r.status, body: r.body }).toEqual(refused);
@@ -189,9 +295,26 @@ describe.skipIf(skip)('single-use grants redeemed concurrently on two Baton proc
 
   it('accepts one use of an agent assertion sent to both at once', async () => {
     const assertion = await mintAgentAssertion('orchestrator', issuer);
-    const results = await Promise.all(Array.from({ length: parallel }, (_, i) => postToken(at(two()[i % 2] as string), { grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }, {})));
+    const results = await Promise.all(
+      Array.from({ length: parallel }, (_, i) =>
+        postToken(
+          at(two()[i % 2] as string),
+          {
+            grant_type: 'client_credentials',
+            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+            client_assertion: assertion,
+          },
+          {},
+        ),
+      ),
+    );
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
-    expect(results.filter((r) => r.status !== 200).map((r) => ({ status: r.status, body: r.body }))).toEqual(Array.from({ length: parallel - 1 }, () => ({ status: 401, body: { error: 'invalid_client', error_description: 'client_assertion has already been used' } })));
+    expect(results.filter((r) => r.status !== 200).map((r) => ({ status: r.status, body: r.body }))).toEqual(
+      Array.from({ length: parallel - 1 }, () => ({
+        status: 401,
+        body: { error: 'invalid_client', error_description: 'client_assertion has already been used' },
+      })),
+    );
   });
 });
 
@@ -199,7 +322,16 @@ describe.skipIf(skip)('one Baton process with BATON_WORKERS=2', () => {
   it('serves from two workers behind one port, and stops them all on SIGTERM', async () => {
     const keys = JSON.stringify(await generateSigningKeys('EdDSA'));
     const child = spawn(process.execPath, ['dist/node/main.js'], {
-      env: { ...process.env, PORT: '0', DATABASE_URL: testDatabaseUrl as string, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: keys, BATON_AUDIT_KEYS: auditKeys, BATON_ISSUER: issuer, BATON_WORKERS: '2' },
+      env: {
+        ...process.env,
+        PORT: '0',
+        DATABASE_URL: testDatabaseUrl as string,
+        BATON_DATABASE_SCHEMA: schema,
+        BATON_SIGNING_KEYS: keys,
+        BATON_AUDIT_KEYS: auditKeys,
+        BATON_ISSUER: issuer,
+        BATON_WORKERS: '2',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     processes.push(child);
@@ -222,8 +354,19 @@ describe.skipIf(skip)('one Baton process with BATON_WORKERS=2', () => {
     const instance = at(started[0] as string);
     const hops = await Promise.all(
       Array.from({ length: 8 }, async () => {
-        const first = await exchangeHop(instance, await mintUserToken('alice', { audience: issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope: 'payments:transfer' });
-        const second = await exchangeHop(instance, first.body.access_token as string, tokenTypes.accessToken, 'payments-subagent');
+        const first = await exchangeHop(
+          instance,
+          await mintUserToken('alice', { audience: issuer }),
+          tokenTypes.jwt,
+          'orchestrator',
+          { audience: 'payments', scope: 'payments:transfer' },
+        );
+        const second = await exchangeHop(
+          instance,
+          first.body.access_token as string,
+          tokenTypes.accessToken,
+          'payments-subagent',
+        );
         return [first.status, second.status];
       }),
     );
@@ -232,4 +375,3 @@ describe.skipIf(skip)('one Baton process with BATON_WORKERS=2', () => {
     expect(await exited).toBe(0);
   });
 });
-

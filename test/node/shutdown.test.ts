@@ -29,7 +29,9 @@ const children: ChildProcess[] = [];
 
 beforeAll(() => {
   rmSync(built, { recursive: true, force: true });
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json', '--outDir', built], { stdio: 'inherit' });
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json', '--outDir', built], {
+    stdio: 'inherit',
+  });
 });
 
 afterAll(async () => {
@@ -61,15 +63,34 @@ interface Running {
 /** Starts the built entry point on a database of its own; resolves once `processes` of it (workers) serve. */
 async function startProcess(env: Record<string, string>, processes: number): Promise<Running> {
   // Only what the test sets: none of the runner's own BATON_* or DATABASE_URL.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('BATON_') && name !== 'DATABASE_URL' && name !== 'PORT'));
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !name.startsWith('BATON_') && name !== 'DATABASE_URL' && name !== 'PORT',
+    ),
+  );
   const dataDir = mkdtempSync(join(tmpdir(), 'baton-shutdown-'));
   dataDirs.push(dataDir);
   const schema = `baton_shutdown_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
   const database: Record<string, string> =
-    testDatabaseUrl === undefined ? { BATON_DATA_DIR: dataDir } : { DATABASE_URL: testDatabaseUrl, BATON_DATABASE_SCHEMA: schema, BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')), BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')) };
+    testDatabaseUrl === undefined
+      ? { BATON_DATA_DIR: dataDir }
+      : {
+          DATABASE_URL: testDatabaseUrl,
+          BATON_DATABASE_SCHEMA: schema,
+          BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+          BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+        };
   if (testDatabaseUrl !== undefined) schemas.push(schema);
   const child = spawn(process.execPath, [join(built, 'node', 'main.js')], {
-    env: { ...inherited, PORT: '0', BATON_ISSUER: issuer, BATON_RATE_LIMIT: '0', BATON_DRAIN_TIMEOUT: String(drainSeconds), ...database, ...env },
+    env: {
+      ...inherited,
+      PORT: '0',
+      BATON_ISSUER: issuer,
+      BATON_RATE_LIMIT: '0',
+      BATON_DRAIN_TIMEOUT: String(drainSeconds),
+      ...database,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -77,9 +98,14 @@ async function startProcess(env: Record<string, string>, processes: number): Pro
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const logs: { line: LogLine; at: number }[] = [];
   // 'close' rather than 'exit': by then every line it wrote has been read.
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal, at: performance.now() })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal, at: performance.now() })),
+  );
   // What it logs goes to the run's log scan as well (see test/support/log-scan.ts).
-  const logFile = process.env.BATON_TEST_LOG_DIR === undefined ? undefined : join(process.env.BATON_TEST_LOG_DIR, `shutdown-${randomUUID()}.jsonl`);
+  const logFile =
+    process.env.BATON_TEST_LOG_DIR === undefined
+      ? undefined
+      : join(process.env.BATON_TEST_LOG_DIR, `shutdown-${randomUUID()}.jsonl`);
   let timer: NodeJS.Timeout | undefined;
   const url = await new Promise<string>((resolve, reject) => {
     const started: string[] = [];
@@ -93,7 +119,8 @@ async function startProcess(env: Record<string, string>, processes: number): Pro
         return;
       }
       logs.push({ line, at: performance.now() });
-      if (line.message === 'baton started' && started.push(line.url as string) === processes) resolve(started[0] as string);
+      if (line.message === 'baton started' && started.push(line.url as string) === processes)
+        resolve(started[0] as string);
     });
     void exited.then(({ code }) => reject(new Error(`exited with ${code} before it started: ${stderr.slice(-2000)}`)));
     timer = setTimeout(() => reject(new Error('did not start in 60 s')), 60_000);
@@ -103,27 +130,73 @@ async function startProcess(env: Record<string, string>, processes: number): Pro
     url,
     logs,
     exited,
-    openDatabase: () => (testDatabaseUrl === undefined ? openPglite(join(dataDir, 'pglite')) : openPostgres(testDatabaseUrl, { schema, max: 1 })),
+    openDatabase: () =>
+      testDatabaseUrl === undefined
+        ? openPglite(join(dataDir, 'pglite'))
+        : openPostgres(testDatabaseUrl, { schema, max: 1 }),
   };
 }
 
 type Outcome =
-  | { readonly kind: 'answered'; readonly path: string; readonly status: number; readonly close: boolean; readonly body: string; readonly sentAt: number; readonly at: number }
+  | {
+      readonly kind: 'answered';
+      readonly path: string;
+      readonly status: number;
+      readonly close: boolean;
+      readonly body: string;
+      readonly sentAt: number;
+      readonly at: number;
+    }
   | { readonly kind: 'refused'; readonly sentAt: number; readonly at: number }
-  | { readonly kind: 'failed'; readonly path: string; readonly error: string; readonly reusedSocket: boolean; readonly sentAt: number; readonly at: number };
+  | {
+      readonly kind: 'failed';
+      readonly path: string;
+      readonly error: string;
+      readonly reusedSocket: boolean;
+      readonly sentAt: number;
+      readonly at: number;
+    };
 
 /** One POST through `agent`: answered (the whole body read), refused (no connection), or failed (anything else). */
 function post(agent: Agent, url: URL, path: string, headers: Record<string, string>, body: string): Promise<Outcome> {
   const sentAt = performance.now();
   return new Promise((resolve) => {
-    const req = httpRequest({ agent, host: url.hostname, port: url.port, method: 'POST', path, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } });
+    const req = httpRequest({
+      agent,
+      host: url.hostname,
+      port: url.port,
+      method: 'POST',
+      path,
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+    });
     const failed = (error: NodeJS.ErrnoException): void =>
-      resolve(error.code === 'ECONNREFUSED' ? { kind: 'refused', sentAt, at: performance.now() } : { kind: 'failed', path, error: `${error.code ?? ''} ${error.message}`, reusedSocket: req.reusedSocket, sentAt, at: performance.now() });
+      resolve(
+        error.code === 'ECONNREFUSED'
+          ? { kind: 'refused', sentAt, at: performance.now() }
+          : {
+              kind: 'failed',
+              path,
+              error: `${error.code ?? ''} ${error.message}`,
+              reusedSocket: req.reusedSocket,
+              sentAt,
+              at: performance.now(),
+            },
+      );
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', failed);
-      res.on('end', () => resolve({ kind: 'answered', path, status: res.statusCode ?? 0, close: res.headers.connection === 'close', body: Buffer.concat(chunks).toString(), sentAt, at: performance.now() }));
+      res.on('end', () =>
+        resolve({
+          kind: 'answered',
+          path,
+          status: res.statusCode ?? 0,
+          close: res.headers.connection === 'close',
+          body: Buffer.concat(chunks).toString(),
+          sentAt,
+          at: performance.now(),
+        }),
+      );
     });
     req.on('error', failed);
     req.end(body);
@@ -144,10 +217,28 @@ function steadyLoad(baseUrl: string, connections: number, token: string) {
   const one = (): Promise<Outcome> => {
     const n = next++;
     if (n % 2 === 0) {
-      return post(agent, url, '/oauth2/token', { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform') }, 'grant_type=client_credentials&resource=https%3A%2F%2Fcalendar.example');
+      return post(
+        agent,
+        url,
+        '/oauth2/token',
+        { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('agent-platform') },
+        'grant_type=client_credentials&resource=https%3A%2F%2Fcalendar.example',
+      );
     }
-    const decision = { token, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 5, currency: 'EUR' }, action_id: `drain-${n}` };
-    return post(agent, url, '/authorize', { 'content-type': 'application/json', authorization: basic('payments') }, JSON.stringify(decision));
+    const decision = {
+      token,
+      action: 'payments:transfer',
+      resource: { type: 'Account', id: 'acct-1' },
+      context: { amount: 5, currency: 'EUR' },
+      action_id: `drain-${n}`,
+    };
+    return post(
+      agent,
+      url,
+      '/authorize',
+      { 'content-type': 'application/json', authorization: basic('payments') },
+      JSON.stringify(decision),
+    );
   };
   const loops = Array.from({ length: connections }, async () => {
     while (running) {
@@ -166,7 +257,8 @@ function steadyLoad(baseUrl: string, connections: number, token: string) {
   };
 }
 
-const payload = (jwt: string): Record<string, unknown> => JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>;
+const payload = (jwt: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>;
 
 /**
  * Starts Baton with `env`, drives steady keep-alive load at it, sends SIGTERM mid-load, and checks
@@ -178,11 +270,15 @@ async function sigtermUnderLoad(env: Record<string, string>, processes: number):
   const baton = await startProcess(env, processes);
   const [, token] = await demoChain({ url: baton.url, issuer });
   const load = steadyLoad(baton.url, 4, token);
-  while (load.outcomes.filter((o) => o.kind === 'answered').length < 200) await new Promise((resolve) => setTimeout(resolve, 20));
+  while (load.outcomes.filter((o) => o.kind === 'answered').length < 200)
+    await new Promise((resolve) => setTimeout(resolve, 20));
 
   const killedAt = performance.now();
   baton.child.kill('SIGTERM');
-  const exit = await Promise.race([baton.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), drainSeconds * 1000 + marginMs + 1000))]);
+  const exit = await Promise.race([
+    baton.exited,
+    new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), drainSeconds * 1000 + marginMs + 1000)),
+  ]);
   await load.stop();
 
   expect(exit).toMatchObject({ code: 0, signal: null });
@@ -194,8 +290,14 @@ async function sigtermUnderLoad(env: Record<string, string>, processes: number):
   expect(answered.filter((o) => o.status !== 200)).toEqual([]);
   const started = baton.logs.filter((l) => l.line.message === 'drain started');
   const finished = baton.logs.filter((l) => l.line.message === 'drain finished');
-  expect(started.map((l) => l.line)).toEqual(Array.from({ length: processes }, () => expect.objectContaining({ level: 'info', timeout_seconds: drainSeconds })));
-  expect(finished.map((l) => l.line)).toEqual(Array.from({ length: processes }, () => expect.objectContaining({ level: 'info', abandoned: 0, deadline_hit: false })));
+  expect(started.map((l) => l.line)).toEqual(
+    Array.from({ length: processes }, () => expect.objectContaining({ level: 'info', timeout_seconds: drainSeconds })),
+  );
+  expect(finished.map((l) => l.line)).toEqual(
+    Array.from({ length: processes }, () =>
+      expect.objectContaining({ level: 'info', abandoned: 0, deadline_hit: false }),
+    ),
+  );
   // Connection: close comes with the drain, on every answer it gives, and only then: the answers
   // the drains report are exactly those that told the client to close.
   expect(answered.filter((o) => o.at < killedAt && o.close)).toEqual([]);
@@ -213,10 +315,20 @@ async function sigtermUnderLoad(env: Record<string, string>, processes: number):
     const reader = createAuditReader(database.sql, sha256Hex);
     const head = await reader.head();
     expect(await reader.verify(1, head.seq)).toEqual({ valid: true, entries: head.seq });
-    const jtis = new Set((await database.sql<{ jti: string }>`SELECT jti FROM audit_log WHERE jti IS NOT NULL`).map((r) => r.jti));
-    const actions = new Set((await database.sql<{ action_id: string }>`SELECT action_id FROM audit_log WHERE action_id IS NOT NULL`).map((r) => r.action_id));
-    const grants = answered.filter((o) => o.path === '/oauth2/token').map((o) => payload((JSON.parse(o.body) as { access_token: string }).access_token).jti as string);
-    const decisions = answered.filter((o) => o.path === '/authorize').map((o) => (JSON.parse(o.body) as { action_id: string }).action_id);
+    const jtis = new Set(
+      (await database.sql<{ jti: string }>`SELECT jti FROM audit_log WHERE jti IS NOT NULL`).map((r) => r.jti),
+    );
+    const actions = new Set(
+      (await database.sql<{ action_id: string }>`SELECT action_id FROM audit_log WHERE action_id IS NOT NULL`).map(
+        (r) => r.action_id,
+      ),
+    );
+    const grants = answered
+      .filter((o) => o.path === '/oauth2/token')
+      .map((o) => payload((JSON.parse(o.body) as { access_token: string }).access_token).jti as string);
+    const decisions = answered
+      .filter((o) => o.path === '/authorize')
+      .map((o) => (JSON.parse(o.body) as { action_id: string }).action_id);
     expect(grants.length).toBeGreaterThan(50);
     expect(decisions.length).toBeGreaterThan(50);
     expect(grants.filter((jti) => !jtis.has(jti))).toEqual([]);
@@ -231,7 +343,10 @@ describe('SIGTERM under steady keep-alive load', () => {
     await sigtermUnderLoad({}, 1);
   });
 
-  it.skipIf(testDatabaseUrl === undefined)('does the same with BATON_WORKERS=2: every worker drains and the primary exits 0 within the drain time', async () => {
-    await sigtermUnderLoad({ BATON_WORKERS: '2' }, 2);
-  });
+  it.skipIf(testDatabaseUrl === undefined)(
+    'does the same with BATON_WORKERS=2: every worker drains and the primary exits 0 within the drain time',
+    async () => {
+      await sigtermUnderLoad({ BATON_WORKERS: '2' }, 2);
+    },
+  );
 });

@@ -52,7 +52,8 @@ export interface Target {
 export async function batonSigner(signingJwks: PrivateJwks): Promise<(claims: JWTPayload) => Promise<string>> {
   const current = signingJwks.keys[0] as Record<string, unknown>;
   const key = await importJWK(current, 'EdDSA');
-  return (claims) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: current.kid as string, typ: 'at+jwt' }).sign(key);
+  return (claims) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: current.kid as string, typ: 'at+jwt' }).sign(key);
 }
 
 export interface TestBaton extends RunningBaton {
@@ -67,13 +68,22 @@ export interface TestBaton extends RunningBaton {
 }
 
 /** Starts Baton on a random port with the demo registry, fresh keys and a database of its own. */
-export async function startTestBaton(env: Record<string, string> = {}, options: { readonly clock?: Clock } = {}): Promise<TestBaton> {
+export async function startTestBaton(
+  env: Record<string, string> = {},
+  options: { readonly clock?: Clock } = {},
+): Promise<TestBaton> {
   const signingJwks = await generateSigningKeys('EdDSA');
   const auditJwks = await generateSigningKeys('EdDSA');
   // Each instance publishes its checkpoints apart: a directory shared with another database would
   // hold checkpoints that database never had, which Baton reports as checkpoints gone missing.
   const checkpointDir = env.BATON_CHECKPOINT_DIR ?? mkdtempSync(join(tmpdir(), 'baton-checkpoints-'));
-  const config = loadConfig({ PORT: '0', BATON_SIGNING_KEYS: JSON.stringify(signingJwks), BATON_AUDIT_KEYS: JSON.stringify(auditJwks), BATON_CHECKPOINT_DIR: checkpointDir, ...env });
+  const config = loadConfig({
+    PORT: '0',
+    BATON_SIGNING_KEYS: JSON.stringify(signingJwks),
+    BATON_AUDIT_KEYS: JSON.stringify(auditJwks),
+    BATON_CHECKPOINT_DIR: checkpointDir,
+    ...env,
+  });
   const database = await openTestDatabase();
   const logger = captureLogger();
   const baton = await startBaton(config, { database, logger, ...options });
@@ -105,7 +115,11 @@ export interface PostResult {
 }
 
 /** POSTs a form to the token endpoint. */
-export async function postToken(baton: Target, params: Record<string, string | string[]> | string, headers: Record<string, string> = { authorization: basic('agent-platform') }): Promise<PostResult> {
+export async function postToken(
+  baton: Target,
+  params: Record<string, string | string[]> | string,
+  headers: Record<string, string> = { authorization: basic('agent-platform') },
+): Promise<PostResult> {
   let body: string;
   if (typeof params === 'string') body = params;
   else {
@@ -118,22 +132,41 @@ export async function postToken(baton: Target, params: Record<string, string | s
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body,
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as Record<string, unknown>,
+  };
 }
 
 /** POSTs JSON to a Baton API. */
-export async function postJson(baton: Target, path: string, body: unknown, headers: Record<string, string> = {}): Promise<PostResult> {
+export async function postJson(
+  baton: Target,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<PostResult> {
   const response = await (baton.fetch ?? fetch)(`${baton.url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown>,
+  };
 }
 
 /** One token-exchange hop by `agent-platform`: `subject` for `actor`, proven by a fresh assertion. */
-export async function exchangeHop(target: Target & Pick<RunningBaton, 'issuer'>, subject: string, subjectType: string, actor: string, extra: Record<string, string> = {}): Promise<PostResult> {
+export async function exchangeHop(
+  target: Target & Pick<RunningBaton, 'issuer'>,
+  subject: string,
+  subjectType: string,
+  actor: string,
+  extra: Record<string, string> = {},
+): Promise<PostResult> {
   return postToken(target, {
     grant_type: grants.exchange,
     subject_token: subject,
@@ -145,10 +178,26 @@ export async function exchangeHop(target: Target & Pick<RunningBaton, 'issuer'>,
 }
 
 /** The demo chain alice → orchestrator (at payments) → payments-subagent; returns both tokens. */
-export async function demoChain(target: Target & Pick<RunningBaton, 'issuer'>, scope = 'payments:read payments:transfer', secondScope?: string): Promise<[string, string]> {
-  const first = await exchangeHop(target, await mintUserToken('alice', { audience: target.issuer }), tokenTypes.jwt, 'orchestrator', { audience: 'payments', scope });
+export async function demoChain(
+  target: Target & Pick<RunningBaton, 'issuer'>,
+  scope = 'payments:read payments:transfer',
+  secondScope?: string,
+): Promise<[string, string]> {
+  const first = await exchangeHop(
+    target,
+    await mintUserToken('alice', { audience: target.issuer }),
+    tokenTypes.jwt,
+    'orchestrator',
+    { audience: 'payments', scope },
+  );
   if (first.status !== 200) throw new Error(`first hop refused: ${JSON.stringify(first.body)}`);
-  const second = await exchangeHop(target, first.body.access_token as string, tokenTypes.accessToken, 'payments-subagent', secondScope === undefined ? {} : { scope: secondScope });
+  const second = await exchangeHop(
+    target,
+    first.body.access_token as string,
+    tokenTypes.accessToken,
+    'payments-subagent',
+    secondScope === undefined ? {} : { scope: secondScope },
+  );
   if (second.status !== 200) throw new Error(`second hop refused: ${JSON.stringify(second.body)}`);
   return [first.body.access_token as string, second.body.access_token as string];
 }
@@ -158,15 +207,24 @@ export async function demoChain(target: Target & Pick<RunningBaton, 'issuer'>, s
  * authorization details, for `orchestrator` at payments; `requested` (an array, raw text, or
  * nothing to carry the granted ones over) is the request's `authorization_details`.
  */
-export async function exchangeDetails(target: Target & Pick<RunningBaton, 'issuer'>, granted: object[], requested: object[] | string | undefined): Promise<PostResult> {
+export async function exchangeDetails(
+  target: Target & Pick<RunningBaton, 'issuer'>,
+  granted: object[],
+  requested: object[] | string | undefined,
+): Promise<PostResult> {
   return postToken(target, {
     grant_type: grants.exchange,
-    subject_token: await mintUserToken('alice', { audience: target.issuer, claims: { authorization_details: granted } }),
+    subject_token: await mintUserToken('alice', {
+      audience: target.issuer,
+      claims: { authorization_details: granted },
+    }),
     subject_token_type: tokenTypes.jwt,
     actor_token: await mintAgentAssertion('orchestrator', target.issuer),
     actor_token_type: tokenTypes.jwt,
     audience: 'payments',
     scope: 'payments:transfer',
-    ...(requested === undefined ? {} : { authorization_details: typeof requested === 'string' ? requested : JSON.stringify(requested) }),
+    ...(requested === undefined
+      ? {}
+      : { authorization_details: typeof requested === 'string' ? requested : JSON.stringify(requested) }),
   });
 }

@@ -22,8 +22,13 @@ export interface Page {
 export async function read(response: Response, cookie?: string): Promise<Page> {
   const html = await response.text();
   const fields: Record<string, string> = {};
-  for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) fields[m[1] as string] = (m[2] as string).replaceAll('&amp;', '&');
-  return { cookie: response.headers.get('set-cookie')?.match(/baton_csrf=([^;]+)/)?.[1] ?? cookie, fields, location: response.headers.get('location') };
+  for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g))
+    fields[m[1] as string] = (m[2] as string).replaceAll('&amp;', '&');
+  return {
+    cookie: response.headers.get('set-cookie')?.match(/baton_csrf=([^;]+)/)?.[1] ?? cookie,
+    fields,
+    location: response.headers.get('location'),
+  };
 }
 
 /** Submits a page's form with `extra` fields, carrying its CSRF cookie. */
@@ -46,12 +51,40 @@ export interface ConsentRequest {
 }
 
 /** Alice consents at `target` (by default to `agent-platform` with agent `orchestrator`): the code and its PKCE verifier. */
-export async function consentedCode(target: Target, request: Partial<ConsentRequest> = {}): Promise<{ code: string; verifier: string }> {
-  const { clientId, redirectUri: redirect, scope, agent }: ConsentRequest = { clientId: 'agent-platform', redirectUri, scope: 'payments:read payments:transfer', agent: 'orchestrator', ...request };
+export async function consentedCode(
+  target: Target,
+  request: Partial<ConsentRequest> = {},
+): Promise<{ code: string; verifier: string }> {
+  const {
+    clientId,
+    redirectUri: redirect,
+    scope,
+    agent,
+  }: ConsentRequest = {
+    clientId: 'agent-platform',
+    redirectUri,
+    scope: 'payments:read payments:transfer',
+    agent: 'orchestrator',
+    ...request,
+  };
   const { verifier, challenge } = pkce();
-  const query = new URLSearchParams({ response_type: 'code', client_id: clientId, redirect_uri: redirect, scope, state: 's', code_challenge: challenge, code_challenge_method: 'S256', ...(agent === null ? {} : { requested_actor: agent }) });
-  const login = await read(await (target.fetch ?? fetch)(`${target.url}/oauth2/authorize?${query}`, { redirect: 'manual' }));
-  const consent = await submit(target, '/oauth2/authorize/login', login, { username: 'alice', password: 'alice-demo-password' });
+  const query = new URLSearchParams({
+    response_type: 'code',
+    client_id: clientId,
+    redirect_uri: redirect,
+    scope,
+    state: 's',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    ...(agent === null ? {} : { requested_actor: agent }),
+  });
+  const login = await read(
+    await (target.fetch ?? fetch)(`${target.url}/oauth2/authorize?${query}`, { redirect: 'manual' }),
+  );
+  const consent = await submit(target, '/oauth2/authorize/login', login, {
+    username: 'alice',
+    password: 'alice-demo-password',
+  });
   const approved = await submit(target, '/oauth2/authorize/consent', consent, { decision: 'approve' });
   const code = approved.location === null ? null : new URL(approved.location).searchParams.get('code');
   if (code === null) throw new Error('consent did not end in a code');
@@ -59,7 +92,12 @@ export async function consentedCode(target: Target, request: Partial<ConsentRequ
 }
 
 /** The code flow's token request by `agent-platform`, proving `orchestrator` with `actorToken` (a fresh assertion by default). */
-export async function redeemCode(target: Target & { readonly issuer: string }, code: string, verifier: string, actorToken?: string): Promise<PostResult> {
+export async function redeemCode(
+  target: Target & { readonly issuer: string },
+  code: string,
+  verifier: string,
+  actorToken?: string,
+): Promise<PostResult> {
   return postToken(target, {
     grant_type: 'authorization_code',
     code,
@@ -72,17 +110,29 @@ export async function redeemCode(target: Target & { readonly issuer: string }, c
 
 /** A refresh-token request by `agent-platform`. */
 export function refresh(target: Target, refreshToken: string): Promise<PostResult> {
-  return postToken(target, { grant_type: 'refresh_token', refresh_token: refreshToken }, { authorization: basic('agent-platform') });
+  return postToken(
+    target,
+    { grant_type: 'refresh_token', refresh_token: refreshToken },
+    { authorization: basic('agent-platform') },
+  );
 }
 
 /** Introspects at `target` as the payments resource server: true while the token is active. */
 export async function isActive(target: Target, token: string): Promise<boolean> {
-  const response = await (target.fetch ?? fetch)(`${target.url}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('payments') }, body: new URLSearchParams({ token }) });
+  const response = await (target.fetch ?? fetch)(`${target.url}/oauth2/introspect`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('payments') },
+    body: new URLSearchParams({ token }),
+  });
   return ((await response.json()) as { active: boolean }).active;
 }
 
 /** Waits until none of `tokens` is active at any of `targets`, or `withinMs` has passed; returns those still active. */
-export async function stillActiveAfter(targets: readonly Target[], tokens: readonly string[], withinMs: number): Promise<string[]> {
+export async function stillActiveAfter(
+  targets: readonly Target[],
+  tokens: readonly string[],
+  withinMs: number,
+): Promise<string[]> {
   const started = performance.now();
   for (;;) {
     const active: string[] = [];

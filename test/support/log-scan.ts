@@ -7,7 +7,10 @@ const forbidden: readonly [string, RegExp][] = [
   ['a JWT', /eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}/],
   ['a client secret', /demo-only-/],
   ['a password', /alice-demo-password/],
-  ['a secret parameter', /"(code|code_verifier|refresh_token|access_token|client_secret|password|client_assertion|subject_token|actor_token)"\s*:/],
+  [
+    'a secret parameter',
+    /"(code|code_verifier|refresh_token|access_token|client_secret|password|client_assertion|subject_token|actor_token)"\s*:/,
+  ],
 ];
 
 /** Gives every test worker a folder to write what Baton logged, and scans all of it at the end. */
@@ -22,10 +25,12 @@ export function setup(): () => void {
       for (const line of readFileSync(join(dir, file), 'utf8').split('\n')) {
         if (line === '') continue;
         lines += 1;
-        for (const [what, pattern] of forbidden) if (pattern.test(line)) problems.push(`${what} in ${file}: ${line.slice(0, 200)}`);
+        for (const [what, pattern] of forbidden)
+          if (pattern.test(line)) problems.push(`${what} in ${file}: ${line.slice(0, 200)}`);
       }
     }
     rmSync(dir, { recursive: true, force: true });
-    if (problems.length > 0) throw new Error(`secrets reached the logs (${lines} lines scanned):\n${problems.join('\n')}`);
+    if (problems.length > 0)
+      throw new Error(`secrets reached the logs (${lines} lines scanned):\n${problems.join('\n')}`);
   };
 }

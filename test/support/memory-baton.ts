@@ -68,13 +68,19 @@ export interface MemoryService {
  * environment), with the real policies, registry, authorization_details types and keys, but the
  * in-memory storage: for core tests, and for the memory Baton.
  */
-export async function memoryService(env: Record<string, string> = {}, options: { readonly clock?: Clock } = {}): Promise<MemoryService> {
+export async function memoryService(
+  env: Record<string, string> = {},
+  options: { readonly clock?: Clock } = {},
+): Promise<MemoryService> {
   const config = loadConfig(env);
   const issuer = config.issuer ?? defaultIssuer;
   const logger = captureLogger();
   const clock = options.clock ?? systemClock;
   const [signingJwks, auditJwks] = await Promise.all([generateSigningKeys('EdDSA'), generateSigningKeys('EdDSA')]);
-  const [keys, checkpointKeys] = await Promise.all([importSigningKeys(signingJwks, nodeSigner), importSigningKeys(auditJwks, nodeSigner)]);
+  const [keys, checkpointKeys] = await Promise.all([
+    importSigningKeys(signingJwks, nodeSigner),
+    importSigningKeys(auditJwks, nodeSigner),
+  ]);
   const sources = await loadRegistryAndPolicies(config, issuer, logger);
   const metrics = prometheusMetrics(keys.current);
   const storage = memoryStorage(clock);
@@ -94,7 +100,17 @@ export async function memoryService(env: Record<string, string> = {}, options: {
     rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
     verifiedTokens: new VerifiedTokens(sha256Hex),
   });
-  return { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload: auditedReloads(sources, config, { audit: storage.audit, metrics, logger }) };
+  return {
+    config,
+    service,
+    storage,
+    signingJwks,
+    auditJwks,
+    checkpointKeys,
+    metrics,
+    logger,
+    reload: auditedReloads(sources, config, { audit: storage.audit, metrics, logger }),
+  };
 }
 
 /**
@@ -102,10 +118,22 @@ export async function memoryService(env: Record<string, string> = {}, options: {
  * what a test checks is not the storage or the socket. Requests come from 127.0.0.1, as a test's
  * over a socket would.
  */
-export async function memoryBaton(env: Record<string, string> = {}, options: { readonly clock?: Clock } = {}): Promise<MemoryBaton> {
-  const { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload } = await memoryService(env, options);
+export async function memoryBaton(
+  env: Record<string, string> = {},
+  options: { readonly clock?: Clock } = {},
+): Promise<MemoryBaton> {
+  const { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload } =
+    await memoryService(env, options);
   const { issuer, clock } = service;
-  const checkpoints = await startCheckpoints({ queries: storage.queries, keys: checkpointKeys, issuer, clock, logger, intervalSeconds: config.checkpointIntervalSeconds, directory: undefined });
+  const checkpoints = await startCheckpoints({
+    queries: storage.queries,
+    keys: checkpointKeys,
+    issuer,
+    clock,
+    logger,
+    intervalSeconds: config.checkpointIntervalSeconds,
+    directory: undefined,
+  });
   const app = createApp({
     service,
     logger,
@@ -127,7 +155,10 @@ export async function memoryBaton(env: Record<string, string> = {}, options: { r
     signingJwks,
     auditJwks,
     logger,
-    auditEntries: (after = 0) => [...storage.state.entries.values()].filter((e) => e.seq > after).map((e) => JSON.parse(e.canonical) as Record<string, unknown>),
+    auditEntries: (after = 0) =>
+      [...storage.state.entries.values()]
+        .filter((e) => e.seq > after)
+        .map((e) => JSON.parse(e.canonical) as Record<string, unknown>),
     signAsBaton: await batonSigner(signingJwks),
     reloadRegistry: () => reload.registry('SIGHUP'),
     reloadPolicies: () => reload.policies('SIGHUP'),

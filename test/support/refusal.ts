@@ -13,7 +13,11 @@ export async function refusalOf(work: Promise<unknown> | (() => unknown)): Promi
     await (typeof work === 'function' ? work() : work);
   } catch (error) {
     if (!(error instanceof OAuthError)) throw error;
-    return { code: error.code, description: error.description, ...(error.detail === undefined ? {} : { detail: error.detail }) };
+    return {
+      code: error.code,
+      description: error.description,
+      ...(error.detail === undefined ? {} : { detail: error.detail }),
+    };
   }
   throw new Error('accepted where a refusal was expected');
 }

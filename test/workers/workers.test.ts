@@ -30,8 +30,32 @@ beforeAll(async () => {
   // wrangler dev runs the Worker in a local workerd, loopback only; no request leaves the machine.
   child = spawn(
     process.execPath,
-    ['node_modules/wrangler/bin/wrangler.js', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--var', `BATON_ISSUER:${url}`, '--var', `BATON_DATABASE_SCHEMA:${schema}`, '--var', `DATABASE_URL:${testDatabaseUrl}`, '--var', `BATON_SIGNING_KEYS:${keys}`],
-    { env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_UPDATE_NOTIFIER: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    [
+      'node_modules/wrangler/bin/wrangler.js',
+      'dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--var',
+      `BATON_ISSUER:${url}`,
+      '--var',
+      `BATON_DATABASE_SCHEMA:${schema}`,
+      '--var',
+      `DATABASE_URL:${testDatabaseUrl}`,
+      '--var',
+      `BATON_SIGNING_KEYS:${keys}`,
+    ],
+    {
+      env: {
+        ...process.env,
+        CI: 'true',
+        WRANGLER_SEND_METRICS: 'false',
+        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+        NO_UPDATE_NOTIFIER: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -42,7 +66,8 @@ beforeAll(async () => {
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`wrangler dev did not get ready:\n${output.slice(-2000)}`);
+    if (Date.now() > deadline || child.exitCode !== null)
+      throw new Error(`wrangler dev did not get ready:\n${output.slice(-2000)}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }, 120_000);
@@ -65,14 +90,42 @@ describe.skipIf(skip)('Baton on Workers (wrangler dev, local workerd)', () => {
     const [, second] = await demoChain(target, 'payments:read payments:transfer', 'payments:transfer');
     expect(decodeJwt(second).act).toEqual({ sub: 'payments-subagent', act: { sub: 'orchestrator' } });
 
-    const decision = await postJson(target, '/authorize', { token: second, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 100, currency: 'EUR' }, action_id: 'workers-1' }, { authorization: basic('payments') });
+    const decision = await postJson(
+      target,
+      '/authorize',
+      {
+        token: second,
+        action: 'payments:transfer',
+        resource: { type: 'Account', id: 'acct-1' },
+        context: { amount: 100, currency: 'EUR' },
+        action_id: 'workers-1',
+      },
+      { authorization: basic('payments') },
+    );
     expect(decision.body).toEqual({ decision: 'allow', action_id: 'workers-1', reasons: ['transfer-up-to-100'] });
-    const over = await postJson(target, '/authorize', { token: second, action: 'payments:transfer', resource: { type: 'Account', id: 'acct-1' }, context: { amount: 101, currency: 'EUR' }, action_id: 'workers-2' }, { authorization: basic('payments') });
+    const over = await postJson(
+      target,
+      '/authorize',
+      {
+        token: second,
+        action: 'payments:transfer',
+        resource: { type: 'Account', id: 'acct-1' },
+        context: { amount: 101, currency: 'EUR' },
+        action_id: 'workers-2',
+      },
+      { authorization: basic('payments') },
+    );
     expect(over.body).toEqual({ decision: 'deny', action_id: 'workers-2', reasons: [] });
 
-    const auditor = await postToken(target, { grant_type: 'client_credentials', scope: 'baton:audit' }, { authorization: basic('ops-console') });
+    const auditor = await postToken(
+      target,
+      { grant_type: 'client_credentials', scope: 'baton:audit' },
+      { authorization: basic('ops-console') },
+    );
     const headers = { authorization: `Bearer ${auditor.body.access_token as string}` };
-    const trail = (await (await fetch(`${url}/audit/actions/workers-1`, { headers })).json()) as { entries: { verified: boolean; entry: { type: string } }[] };
+    const trail = (await (await fetch(`${url}/audit/actions/workers-1`, { headers })).json()) as {
+      entries: { verified: boolean; entry: { type: string } }[];
+    };
     expect(trail.entries.map((e) => [e.entry.type, e.verified])).toEqual([
       ['token.exchange', true],
       ['token.exchange', true],

@@ -37,7 +37,12 @@ function readsOf(conditions: unknown): Read {
         const onContext = isObject(value.left) && value.left.Var === 'context';
         const names = onContext ? read.contextNames : read.entityNames;
         // `has a.b.c` reads a on the left and b, c on the records below it.
-        const path = typeof value.attr === 'string' ? [value.attr] : Array.isArray(value.attr) ? value.attr.filter((a): a is string => typeof a === 'string') : [];
+        const path =
+          typeof value.attr === 'string'
+            ? [value.attr]
+            : Array.isArray(value.attr)
+              ? value.attr.filter((a): a is string => typeof a === 'string')
+              : [];
         path.forEach((name, i) => (i === 0 ? names : read.entityNames).add(name));
         visit(value.left, true);
       } else visit(value, false);

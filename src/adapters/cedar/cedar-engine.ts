@@ -4,7 +4,16 @@ import { policyReads } from './attributes-read.js';
 import { coerceAttributes, narrowShapes, schemaShapes, type ActionShape, type SchemaShapes } from './schema-shapes.js';
 
 /** The functions Baton uses from cedar-wasm; the Node and web builds both provide them. */
-export type Cedar = Pick<typeof CedarWasm, 'policySetTextToParts' | 'policyToJson' | 'validate' | 'checkParseEntities' | 'schemaToJsonWithResolvedTypes' | 'preparsePolicySet' | 'statefulIsAuthorized'>;
+export type Cedar = Pick<
+  typeof CedarWasm,
+  | 'policySetTextToParts'
+  | 'policyToJson'
+  | 'validate'
+  | 'checkParseEntities'
+  | 'schemaToJsonWithResolvedTypes'
+  | 'preparsePolicySet'
+  | 'statefulIsAuthorized'
+>;
 
 export interface SourceFile<T = string> {
   readonly file: string;
@@ -27,7 +36,9 @@ export interface PolicyProblem {
 /** A policy set that cannot be used, with every problem as file:line: message. */
 export class PolicySetError extends Error {
   constructor(readonly problems: readonly PolicyProblem[]) {
-    super(`invalid policy set:\n${problems.map((p) => `  ${p.file}${p.line === undefined ? '' : `:${p.line}`}: ${p.message}`).join('\n')}`);
+    super(
+      `invalid policy set:\n${problems.map((p) => `  ${p.file}${p.line === undefined ? '' : `:${p.line}`}: ${p.message}`).join('\n')}`,
+    );
     this.name = 'PolicySetError';
   }
 }
@@ -62,7 +73,12 @@ function entityRefs(value: unknown, found: { type: string; id: string }[] = []):
   if (Array.isArray(value)) for (const item of value) entityRefs(item, found);
   else if (typeof value === 'object' && value !== null) {
     const ref = (value as { __entity?: unknown }).__entity;
-    if (typeof ref === 'object' && ref !== null && typeof (ref as { type?: unknown }).type === 'string' && typeof (ref as { id?: unknown }).id === 'string') {
+    if (
+      typeof ref === 'object' &&
+      ref !== null &&
+      typeof (ref as { type?: unknown }).type === 'string' &&
+      typeof (ref as { id?: unknown }).id === 'string'
+    ) {
       found.push({ type: (ref as { type: string }).type, id: (ref as { id: string }).id });
     } else for (const item of Object.values(value)) entityRefs(item, found);
   }
@@ -77,7 +93,10 @@ const maxRememberedInput = 4096;
  * Parses, validates (strict mode) and preparses a policy set once; the returned engine answers
  * each request with the preparsed set and only the entities the request refers to.
  */
-export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEngine & { readonly policyIds: readonly string[] } {
+export function loadCedarPolicySet(
+  cedar: Cedar,
+  source: PolicySource,
+): PolicyEngine & { readonly policyIds: readonly string[] } {
   const problems: PolicyProblem[] = [];
   // No prototype: a policy may be called @id("constructor") or @id("__proto__").
   const staticPolicies: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -88,7 +107,12 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
   for (const { file, content } of source.policies) {
     const parts = cedar.policySetTextToParts(content);
     if (parts.type === 'failure') {
-      for (const e of parts.errors) problems.push({ file, ...(e.sourceLocations?.[0] ? { line: lineOf(content, e.sourceLocations[0].start) } : {}), message: describe(e) });
+      for (const e of parts.errors)
+        problems.push({
+          file,
+          ...(e.sourceLocations?.[0] ? { line: lineOf(content, e.sourceLocations[0].start) } : {}),
+          message: describe(e),
+        });
       continue;
     }
     if (parts.policy_templates.length > 0) problems.push({ file, message: 'policy templates are not supported' });
@@ -98,8 +122,10 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
       from = offset + text.length;
       const json = cedar.policyToJson(text);
       policyJson.push(json.type === 'success' ? (json.json as unknown as Record<string, unknown>) : undefined);
-      const id = (json.type === 'success' ? json.json.annotations?.id : undefined) ?? `${file.split('/').at(-1)}#${index + 1}`;
-      if (Object.hasOwn(staticPolicies, id)) problems.push({ file, line: lineOf(content, offset), message: `duplicate policy id "${id}"` });
+      const id =
+        (json.type === 'success' ? json.json.annotations?.id : undefined) ?? `${file.split('/').at(-1)}#${index + 1}`;
+      if (Object.hasOwn(staticPolicies, id))
+        problems.push({ file, line: lineOf(content, offset), message: `duplicate policy id "${id}"` });
       staticPolicies[id] = text;
       located.set(id, { file, text: content, offset });
     });
@@ -107,12 +133,21 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
 
   const schemaJson = cedar.schemaToJsonWithResolvedTypes(source.schema.content);
   if (schemaJson.type === 'failure') {
-    for (const e of schemaJson.errors) problems.push({ file: source.schema.file, ...(e.sourceLocations?.[0] ? { line: lineOf(source.schema.content, e.sourceLocations[0].start) } : {}), message: describe(e) });
+    for (const e of schemaJson.errors)
+      problems.push({
+        file: source.schema.file,
+        ...(e.sourceLocations?.[0] ? { line: lineOf(source.schema.content, e.sourceLocations[0].start) } : {}),
+        message: describe(e),
+      });
     throw new PolicySetError(problems);
   }
   if (problems.length > 0) throw new PolicySetError(problems);
 
-  const validation = cedar.validate({ schema: source.schema.content, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
+  const validation = cedar.validate({
+    schema: source.schema.content,
+    policies: { staticPolicies },
+    validationSettings: { mode: 'strict' },
+  });
   if (validation.type === 'failure') {
     throw new PolicySetError(validation.errors.map((e) => ({ file: source.schema.file, message: describe(e) })));
   }
@@ -133,7 +168,9 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
     else {
       const parsed = cedar.checkParseEntities({ entities: content as never, schema: source.schema.content });
       if (parsed.type === 'failure') parsed.errors.forEach((e) => problems.push({ file, message: describe(e) }));
-      else for (const e of content as CedarEntity[]) entityData.set(key(e.uid.type, e.uid.id), { uid: e.uid, attrs: e.attrs ?? {}, parents: e.parents ?? [] });
+      else
+        for (const e of content as CedarEntity[])
+          entityData.set(key(e.uid.type, e.uid.id), { uid: e.uid, attrs: e.attrs ?? {}, parents: e.parents ?? [] });
     }
   }
   if (problems.length > 0) throw new PolicySetError(problems);
@@ -148,21 +185,32 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
   // be read that way keeps everything.
   const declared = schemaShapes(schemaJson.json as never);
   const readable = policyJson.filter((p): p is Record<string, unknown> => p !== undefined);
-  const shapes: SchemaShapes = readable.length < policyJson.length ? declared : narrowShapes(declared, policyReads(readable));
+  const shapes: SchemaShapes =
+    readable.length < policyJson.length ? declared : narrowShapes(declared, policyReads(readable));
 
   /**
    * Adds an entity (merged with its entity data), its ancestors, and the entities its attributes
    * (as sent) refer to; `given` holds the request's own entities by key.
    */
-  function collect(entity: PolicyEntity, action: ActionShape, given: ReadonlyMap<string, PolicyEntity>, into: Map<string, CedarEntity>): void {
+  function collect(
+    entity: PolicyEntity,
+    action: ActionShape,
+    given: ReadonlyMap<string, PolicyEntity>,
+    into: Map<string, CedarEntity>,
+  ): void {
     const k = key(entity.type, entity.id);
     if (into.has(k)) return;
     const data = entityData.get(k);
     const shape = action.entities.get(entity.type) ?? {};
     const parents = [...(data?.parents ?? []), ...(entity.parents ?? [])].filter((p) => shapes.entities.has(p.type));
     const attrs = coerceAttributes({ ...data?.attrs, ...entity.attributes }, shape);
-    into.set(k, { uid: { type: entity.type, id: entity.id }, attrs, parents: [...new Map(parents.map((p) => [key(p.type, p.id), { type: p.type, id: p.id }])).values()] });
-    for (const ref of [...parents, ...entityRefs(attrs)]) collect(given.get(key(ref.type, ref.id)) ?? ref, action, given, into);
+    into.set(k, {
+      uid: { type: entity.type, id: entity.id },
+      attrs,
+      parents: [...new Map(parents.map((p) => [key(p.type, p.id), { type: p.type, id: p.id }])).values()],
+    });
+    for (const ref of [...parents, ...entityRefs(attrs)])
+      collect(given.get(key(ref.type, ref.id)) ?? ref, action, given, into);
   }
 
   /**
@@ -178,7 +226,8 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
     declares: (action) => shapes.actions.has(action),
     evaluate(request: PolicyRequest): PolicyDecision {
       const action = shapes.actions.get(request.action);
-      if (action === undefined) return { allowed: false, reasons: [], errors: [`action "${request.action}" is not in the schema`] };
+      if (action === undefined)
+        return { allowed: false, reasons: [], errors: [`action "${request.action}" is not in the schema`] };
       // Only entities a policy can reach are sent: principal, resource, those the context (as
       // sent) and their attributes refer to, and their ancestors. An entity with no attributes and
       // no parents tells Cedar nothing either. Values are typed by the schema here (schema-shapes),
@@ -187,7 +236,8 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
       const given = new Map((request.entities ?? []).map((e) => [key(e.type, e.id), e]));
       const context = coerceAttributes(request.context, action.context);
       const entities = new Map<string, CedarEntity>();
-      for (const e of [request.principal, request.resource, ...entityRefs(context)]) collect(given.get(key(e.type, e.id)) ?? e, action, given, entities);
+      for (const e of [request.principal, request.resource, ...entityRefs(context)])
+        collect(given.get(key(e.type, e.id)) ?? e, action, given, entities);
       const sent: unknown[] = [...action.hierarchy];
       for (const e of entities.values()) if (e.parents.length > 0 || Object.keys(e.attrs).length > 0) sent.push(e);
       const call = {
@@ -210,17 +260,26 @@ export function loadCedarPolicySet(cedar: Cedar, source: PolicySource): PolicyEn
         // cedar-wasm throws, rather than answering a failure, on input its JSON reader refuses
         // (an unpaired UTF-16 surrogate); Baton refuses such text before asking, and a request
         // that still carries some is denied, never an error for the caller.
-        return { allowed: false, reasons: [], errors: [`the request could not be read: ${error instanceof Error ? error.message : String(error)}`] };
+        return {
+          allowed: false,
+          reasons: [],
+          errors: [`the request could not be read: ${error instanceof Error ? error.message : String(error)}`],
+        };
       }
       let result: PolicyDecision;
-      if (answer.type === 'failure') result = { allowed: false, reasons: [], errors: answer.errors.map((e) => e.message) };
+      if (answer.type === 'failure')
+        result = { allowed: false, reasons: [], errors: answer.errors.map((e) => e.message) };
       else {
         const { decision, diagnostics } = answer.response;
         const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
         // Fail closed: a policy that errors (a missing attribute, say) never lets a request through.
         result = { allowed: decision === 'allow' && errors.length === 0, reasons: diagnostics.reason, errors };
       }
-      const frozen = Object.freeze({ ...result, reasons: Object.freeze([...result.reasons]), errors: Object.freeze([...result.errors]) });
+      const frozen = Object.freeze({
+        ...result,
+        reasons: Object.freeze([...result.reasons]),
+        errors: Object.freeze([...result.errors]),
+      });
       if (input.length <= maxRememberedInput) {
         if (decided.size >= rememberedDecisions) decided.delete(decided.keys().next().value as string);
         decided.set(input, frozen);

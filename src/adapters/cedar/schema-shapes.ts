@@ -46,11 +46,24 @@ interface NamespaceJson {
   actions?: Record<string, { appliesTo?: { context?: SchemaType }; memberOf?: { id: string; type?: string }[] }>;
 }
 
-const builtIn = new Set(['String', 'Long', 'Boolean', 'Set', 'Record', 'Entity', 'Extension', 'decimal', 'ipaddr', 'datetime', 'duration']);
+const builtIn = new Set([
+  'String',
+  'Long',
+  'Boolean',
+  'Set',
+  'Record',
+  'Entity',
+  'Extension',
+  'decimal',
+  'ipaddr',
+  'datetime',
+  'duration',
+]);
 
 /** One spelling per type: `__cedar::Long` is `Long`, `Bool` is `Boolean`; an unresolved `EntityOrCommon` becomes what its name denotes. */
 function normalise(type: SchemaType, common: Readonly<Record<string, SchemaType>>): SchemaType {
-  if (type.type.startsWith('__cedar::')) return normalise({ ...type, type: type.type.slice('__cedar::'.length) }, common);
+  if (type.type.startsWith('__cedar::'))
+    return normalise({ ...type, type: type.type.slice('__cedar::'.length) }, common);
   if (type.type === 'Bool') return { ...type, type: 'Boolean' };
   if (type.type === 'EntityOrCommon' && type.name !== undefined) {
     const name = type.name === 'Bool' ? 'Boolean' : type.name;
@@ -63,32 +76,47 @@ function normalise(type: SchemaType, common: Readonly<Record<string, SchemaType>
 function resolveCommon(raw: SchemaType, common: Readonly<Record<string, SchemaType>>, depth = 0): SchemaType {
   const type = normalise(raw, common);
   if (depth > 32) return type;
-  const named = builtIn.has(type.type) ? type : normalise(common[type.type] ?? common[type.type.split('::').at(-1) ?? ''] ?? type, common);
+  const named = builtIn.has(type.type)
+    ? type
+    : normalise(common[type.type] ?? common[type.type.split('::').at(-1) ?? ''] ?? type, common);
   return {
     ...named,
     ...(named.element === undefined ? {} : { element: resolveCommon(named.element, common, depth + 1) }),
     ...(named.attributes === undefined
       ? {}
-      : { attributes: Object.fromEntries(Object.entries(named.attributes).map(([k, v]) => [k, resolveCommon(v, common, depth + 1)])) }),
+      : {
+          attributes: Object.fromEntries(
+            Object.entries(named.attributes).map(([k, v]) => [k, resolveCommon(v, common, depth + 1)]),
+          ),
+        }),
   };
 }
 
 /** Indexes a schema (JSON form, types resolved) by fully qualified entity type and action id. */
 export function schemaShapes(json: Readonly<Record<string, NamespaceJson>>): SchemaShapes {
   const entities = new Map<string, Attributes>();
-  const actions = new Map<string, { uid: Uid; context: Attributes; entities: ReadonlyMap<string, Attributes>; hierarchy: ActionEntity[] }>();
+  const actions = new Map<
+    string,
+    { uid: Uid; context: Attributes; entities: ReadonlyMap<string, Attributes>; hierarchy: ActionEntity[] }
+  >();
   const groupsOf = new Map<string, Uid[]>();
   const uidKey = (uid: Uid): string => `${uid.type}::${JSON.stringify(uid.id)}`;
   for (const [ns, def] of Object.entries(json)) {
     const prefix = ns === '' ? '' : `${ns}::`;
     const common = def.commonTypes ?? {};
-    const attributesOf = (type: SchemaType | undefined) => (type === undefined ? {} : (resolveCommon(type, common).attributes ?? {}));
-    for (const [name, entity] of Object.entries(def.entityTypes ?? {})) entities.set(`${prefix}${name}`, attributesOf(entity.shape));
+    const attributesOf = (type: SchemaType | undefined) =>
+      type === undefined ? {} : (resolveCommon(type, common).attributes ?? {});
+    for (const [name, entity] of Object.entries(def.entityTypes ?? {}))
+      entities.set(`${prefix}${name}`, attributesOf(entity.shape));
     for (const [id, action] of Object.entries(def.actions ?? {})) {
       const uid = { type: `${prefix}Action`, id };
-      const groups = (action.memberOf ?? []).map((g) => ({ type: g.type === undefined ? `${prefix}Action` : g.type.includes('::') ? g.type : `${prefix}${g.type}`, id: g.id }));
+      const groups = (action.memberOf ?? []).map((g) => ({
+        type: g.type === undefined ? `${prefix}Action` : g.type.includes('::') ? g.type : `${prefix}${g.type}`,
+        id: g.id,
+      }));
       groupsOf.set(uidKey(uid), groups);
-      if (!actions.has(id)) actions.set(id, { uid, context: attributesOf(action.appliesTo?.context), entities, hierarchy: [] });
+      if (!actions.has(id))
+        actions.set(id, { uid, context: attributesOf(action.appliesTo?.context), entities, hierarchy: [] });
     }
   }
   for (const action of actions.values()) {
@@ -108,7 +136,8 @@ export function schemaShapes(json: Readonly<Record<string, NamespaceJson>>): Sch
 
 /** Each action's shapes cut to what the policies that may apply to it read (context whole if one reads it whole). */
 export function narrowShapes(shapes: SchemaShapes, reads: PolicyReads): SchemaShapes {
-  const cut = (attributes: Attributes, names: ReadonlySet<string>): Attributes => Object.fromEntries(Object.entries(attributes).filter(([name]) => names.has(name)));
+  const cut = (attributes: Attributes, names: ReadonlySet<string>): Attributes =>
+    Object.fromEntries(Object.entries(attributes).filter(([name]) => names.has(name)));
   const narrowed = (id: string, action: ActionShape): ActionShape => {
     const read = reads.byAction.get(id) ?? reads.all;
     return {
@@ -117,7 +146,10 @@ export function narrowShapes(shapes: SchemaShapes, reads: PolicyReads): SchemaSh
       entities: new Map([...action.entities].map(([type, attributes]) => [type, cut(attributes, read.entityNames)])),
     };
   };
-  return { entities: shapes.entities, actions: new Map([...shapes.actions].map(([id, action]) => [id, narrowed(id, action)])) };
+  return {
+    entities: shapes.entities,
+    actions: new Map([...shapes.actions].map(([id, action]) => [id, narrowed(id, action)])),
+  };
 }
 
 const drop = Symbol('drop');
@@ -125,7 +157,11 @@ const drop = Symbol('drop');
  * The constructor of each extension type. Values are sent in Cedar's explicit `__extn` form, so a
  * request needs no schema to be read as declared (evaluating without one is markedly cheaper).
  */
-const extensionConstructors: Readonly<Record<string, string>> = { ipaddr: 'ip', datetime: 'datetime', duration: 'duration' };
+const extensionConstructors: Readonly<Record<string, string>> = {
+  ipaddr: 'ip',
+  datetime: 'datetime',
+  duration: 'duration',
+};
 const decimalText = /^-?\d+(\.\d{1,4})?$/;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -157,7 +193,8 @@ function coerce(value: unknown, type: SchemaType): unknown {
     case 'Entity': {
       if (isRecord(value) && isRecord(value.__entity)) return value;
       if (typeof value === 'string') return { __entity: { type: type.name, id: value } };
-      if (isRecord(value) && typeof value.id === 'string') return { __entity: { type: typeof value.type === 'string' ? value.type : type.name, id: value.id } };
+      if (isRecord(value) && typeof value.id === 'string')
+        return { __entity: { type: typeof value.type === 'string' ? value.type : type.name, id: value.id } };
       return drop;
     }
     default: {
@@ -172,7 +209,10 @@ function coerce(value: unknown, type: SchemaType): unknown {
  * Keeps only the attributes a shape declares, each coerced to its declared type; anything
  * undeclared or of the wrong type is left out, so a policy that needs it denies.
  */
-export function coerceAttributes(values: Readonly<Record<string, unknown>>, shape: Attributes): Record<string, unknown> {
+export function coerceAttributes(
+  values: Readonly<Record<string, unknown>>,
+  shape: Attributes,
+): Record<string, unknown> {
   // No prototype: a schema may declare an attribute "__proto__", which a plain object would swallow.
   const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [name, type] of Object.entries(shape)) {

@@ -1,4 +1,14 @@
-import { chainCheck, entryHash, genesisHash, type AuditGap, type AuditLine, type ChainLine, type ChainVerdict, type StoredCheckpoint, type TrailEntry } from '../../core/audit/chain.js';
+import {
+  chainCheck,
+  entryHash,
+  genesisHash,
+  type AuditGap,
+  type AuditLine,
+  type ChainLine,
+  type ChainVerdict,
+  type StoredCheckpoint,
+  type TrailEntry,
+} from '../../core/audit/chain.js';
 import type { Sql } from './sql.js';
 import { type AuditQueries } from '../../core/ports.js';
 import type { Sha256 } from '../../core/sha256.js';
@@ -31,7 +41,12 @@ export type SaveCheckpoint = (seq: number, hash: string, jws: string, signedAt: 
 
 /** Queries auditors need, each scoped to the auditor's tenant (system entries, tenant "*", are shared). */
 export function createAuditReader(sql: Sql, sha256: Sha256): AuditQueries & { saveCheckpoint: SaveCheckpoint } {
-  const line = (r: ChainRow): ChainLine => ({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, canonical: r.canonical });
+  const line = (r: ChainRow): ChainLine => ({
+    seq: Number(r.seq),
+    prev_hash: r.prev_hash,
+    hash: r.hash,
+    canonical: r.canonical,
+  });
 
   return {
     /**
@@ -39,7 +54,14 @@ export function createAuditReader(sql: Sql, sha256: Sha256): AuditQueries & { sa
      * each with the hash of the entry before it: one statement, one round trip.
      */
     async actionTrail(tenant: string, actionId: string): Promise<{ entries: TrailEntry[]; gaps: AuditGap[] }> {
-      const rows = await sql<{ seq: string | number; canonical: string; prev_hash: string; hash: string; previous_hash: string | null; before: string | number | null }>`
+      const rows = await sql<{
+        seq: string | number;
+        canonical: string;
+        prev_hash: string;
+        hash: string;
+        previous_hash: string | null;
+        before: string | number | null;
+      }>`
         WITH RECURSIVE actions AS (
           SELECT seq, jti FROM audit_log WHERE tenant = ${tenant} AND action_id = ${actionId}
         ), lineage(jti, parent_jti) AS (
@@ -67,14 +89,23 @@ export function createAuditReader(sql: Sql, sha256: Sha256): AuditQueries & { sa
         const linked = seq === 1 ? r.prev_hash === genesisHash : r.previous_hash === r.prev_hash;
         const intact = entryHash(sha256, seq, r.prev_hash, r.canonical) === r.hash;
         if (seq > 1 && r.previous_hash === null) gaps.push({ from: Number(r.before ?? 0) + 1, to: seq - 1 });
-        entries.push({ seq, hash: r.hash, prev_hash: r.prev_hash, verified: linked && intact, entry: JSON.parse(r.canonical) as unknown });
+        entries.push({
+          seq,
+          hash: r.hash,
+          prev_hash: r.prev_hash,
+          verified: linked && intact,
+          entry: JSON.parse(r.canonical) as unknown,
+        });
       }
       return { entries, gaps };
     },
 
     async gaps(limit: number): Promise<AuditGap[]> {
       // Counting first: a log without gaps (the usual case) is answered without walking it.
-      const [counted] = await sql<{ entries: string | number; head: string | number | null }>`SELECT count(*) AS entries, (SELECT seq FROM audit_head WHERE id = 1) AS head FROM audit_log`;
+      const [counted] = await sql<{
+        entries: string | number;
+        head: string | number | null;
+      }>`SELECT count(*) AS entries, (SELECT seq FROM audit_head WHERE id = 1) AS head FROM audit_log`;
       const head = Number(counted?.head ?? 0);
       if (Number(counted?.entries ?? 0) === head) return [];
       const rows = await sql<{ gap_from: string | number; gap_to: string | number }>`
@@ -88,17 +119,26 @@ export function createAuditReader(sql: Sql, sha256: Sha256): AuditQueries & { sa
 
     /** Lines from `from` on: the tenant's entries whole, others' as hashes only, so the chain stays checkable. */
     async exportLines(tenant: string, from: number, limit: number): Promise<AuditLine[]> {
-      const rows = await sql<Row>`SELECT seq, tenant, canonical, prev_hash, hash FROM audit_log WHERE seq >= ${from} ORDER BY seq LIMIT ${limit}`;
-      return rows.map((r) => (visible(tenant, r.tenant) ? line(r) : { seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, redacted: true }));
+      const rows =
+        await sql<Row>`SELECT seq, tenant, canonical, prev_hash, hash FROM audit_log WHERE seq >= ${from} ORDER BY seq LIMIT ${limit}`;
+      return rows.map((r) =>
+        visible(tenant, r.tenant)
+          ? line(r)
+          : { seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, redacted: true },
+      );
     },
 
     /** Recomputes the chain over [from, to] (whole entries, all tenants) and names the first bad entry. */
     async verify(from: number, to: number, anchors?: ReadonlyMap<number, string>): Promise<ChainVerdict> {
       let start: { seq: number; hash: string } | undefined;
       if (from > 1) {
-        const [before] = await sql<{ seq: string | number; hash: string }>`SELECT seq, hash FROM audit_log WHERE seq = ${from - 1}`;
+        const [before] = await sql<{
+          seq: string | number;
+          hash: string;
+        }>`SELECT seq, hash FROM audit_log WHERE seq = ${from - 1}`;
         start = before === undefined ? undefined : { seq: Number(before.seq), hash: before.hash };
-        if (start === undefined) return { valid: false, entries: 0, seq: from - 1, reason: `entry ${from - 1} is missing` };
+        if (start === undefined)
+          return { valid: false, entries: 0, seq: from - 1, reason: `entry ${from - 1} is missing` };
       } else start = { seq: 0, hash: genesisHash };
       const [head] = await sql<{ seq: string | number }>`SELECT seq FROM audit_head WHERE id = 1`;
       const last = Math.min(to, Number(head?.seq ?? 0));
@@ -121,7 +161,12 @@ export function createAuditReader(sql: Sql, sha256: Sha256): AuditQueries & { sa
       try {
         readAhead();
         for (let rows = ahead.shift(); rows !== undefined; rows = ahead.shift()) {
-          const lines = (await rows).map((r): ChainLine => ({ seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, recomputed: r.recomputed }));
+          const lines = (await rows).map((r): ChainLine => ({
+            seq: Number(r.seq),
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+            recomputed: r.recomputed,
+          }));
           readAhead();
           if (!check.add(lines)) break;
         }
@@ -131,7 +176,13 @@ export function createAuditReader(sql: Sql, sha256: Sha256): AuditQueries & { sa
       }
       const verdict = check.verdict();
       // Entries missing at the end of the range are a gap too.
-      if (verdict.valid && from + verdict.entries - 1 < last) return { valid: false, entries: verdict.entries, seq: from + verdict.entries, reason: `entries ${from + verdict.entries}–${last} are missing` };
+      if (verdict.valid && from + verdict.entries - 1 < last)
+        return {
+          valid: false,
+          entries: verdict.entries,
+          seq: from + verdict.entries,
+          reason: `entries ${from + verdict.entries}–${last} are missing`,
+        };
       return verdict;
     },
 
@@ -141,18 +192,29 @@ export function createAuditReader(sql: Sql, sha256: Sha256): AuditQueries & { sa
     },
 
     async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
-      const [row] = await sql<{ seq: string | number; hash: string; jws: string }>`SELECT seq, hash, jws FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`;
+      const [row] = await sql<{
+        seq: string | number;
+        hash: string;
+        jws: string;
+      }>`SELECT seq, hash, jws FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`;
       return row === undefined ? undefined : { seq: Number(row.seq), hash: row.hash, jws: row.jws };
     },
 
     async checkpointsFrom(from: number): Promise<StoredCheckpoint[]> {
-      return (await sql<{ seq: string | number; hash: string; jws: string }>`SELECT seq, hash, jws FROM audit_checkpoints WHERE seq >= ${from} ORDER BY seq`).map((r) => ({ seq: Number(r.seq), hash: r.hash, jws: r.jws }));
+      return (
+        await sql<{
+          seq: string | number;
+          hash: string;
+          jws: string;
+        }>`SELECT seq, hash, jws FROM audit_checkpoints WHERE seq >= ${from} ORDER BY seq`
+      ).map((r) => ({ seq: Number(r.seq), hash: r.hash, jws: r.jws }));
     },
 
     async saveCheckpoint(seq: number, hash: string, jws: string, signedAt: Date): Promise<boolean> {
-      const stored = await sql<{ seq: string | number }>`INSERT INTO audit_checkpoints (seq, hash, signed_at, jws) VALUES (${seq}, ${hash}, ${signedAt}, ${jws}) ON CONFLICT (seq) DO NOTHING RETURNING seq`;
+      const stored = await sql<{
+        seq: string | number;
+      }>`INSERT INTO audit_checkpoints (seq, hash, signed_at, jws) VALUES (${seq}, ${hash}, ${signedAt}, ${jws}) ON CONFLICT (seq) DO NOTHING RETURNING seq`;
       return stored.length === 1;
     },
   };
 }
-

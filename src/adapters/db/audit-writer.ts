@@ -41,7 +41,8 @@ interface Pending {
   readonly columns: EntryColumns;
   readonly lineage: LineageRow | undefined;
   /** Who waits for the commit; the writer's own notices have nobody and are tried until they commit. */
-  readonly caller: { readonly resolve: (record: AuditRecord) => void; readonly reject: (error: unknown) => void } | undefined;
+  readonly caller:
+    { readonly resolve: (record: AuditRecord) => void; readonly reject: (error: unknown) => void } | undefined;
   /** Queued, sent in a batch, answered with its record, or answered 503 (at its deadline or as its batch failed). */
   state: 'queued' | 'sent' | 'answered' | 'refused';
   timer?: ReturnType<typeof setTimeout>;
@@ -53,14 +54,36 @@ interface Pending {
  * storable-text.ts) as the caller's `invalid_request`. Every path that carries caller text into
  * a column refuses it before; this keeps one that slips through from failing a whole batch.
  */
-function storedRows(entry: AuditEntry, lineage: TokenLineage | undefined): { columns: EntryColumns; lineage: LineageRow | undefined } {
-  const columns: EntryColumns = { tenant: entry.tenant, type: entry.type, action_id: entry.action_id, jti: entry.jti, root_grant: entry.root_grant, recorded_at: entry.time };
+function storedRows(
+  entry: AuditEntry,
+  lineage: TokenLineage | undefined,
+): { columns: EntryColumns; lineage: LineageRow | undefined } {
+  const columns: EntryColumns = {
+    tenant: entry.tenant,
+    type: entry.type,
+    action_id: entry.action_id,
+    jti: entry.jti,
+    root_grant: entry.root_grant,
+    recorded_at: entry.time,
+  };
   const row: LineageRow | undefined =
     lineage === undefined
       ? undefined
-      : { tenant: lineage.tenant, jti: lineage.jti, parent_jti: lineage.parentJti, root_grant: lineage.rootGrant, subject: lineage.subject, actor: lineage.actor, client_id: lineage.clientId, expires_at: lineage.expiresAt.toISOString() };
+      : {
+          tenant: lineage.tenant,
+          jti: lineage.jti,
+          parent_jti: lineage.parentJti,
+          root_grant: lineage.rootGrant,
+          subject: lineage.subject,
+          actor: lineage.actor,
+          client_id: lineage.clientId,
+          expires_at: lineage.expiresAt.toISOString(),
+        };
   // Flat rows of strings and nulls: checked member by member, no walk of nested values.
-  for (const [table, values] of [['entry', columns], ['lineage', row ?? {}]] as const) {
+  for (const [table, values] of [
+    ['entry', columns],
+    ['lineage', row ?? {}],
+  ] as const) {
     for (const [member, value] of Object.entries(values)) {
       const problem = typeof value === 'string' ? textProblem(value) : undefined;
       if (problem !== undefined) throw invalidRequest(unrecordable, `audit ${table}.${member} contains ${problem}`);
@@ -70,7 +93,8 @@ function storedRows(entry: AuditEntry, lineage: TokenLineage | undefined): { col
 }
 
 /** The refusal of an entry that cannot be stored. */
-export const unrecordable = 'the request carries text that cannot be recorded (a NUL character or an unpaired UTF-16 surrogate)';
+export const unrecordable =
+  'the request carries text that cannot be recorded (a NUL character or an unpaired UTF-16 surrogate)';
 
 /** Whether the database refused a batch for what one of its rows holds (SQLSTATE class 22, data exception, or 23, integrity constraint). */
 function refusedForItsData(error: unknown): boolean {
@@ -209,7 +233,8 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
   let settled: (() => void)[] = [];
 
   const dbOf = (s: Session | undefined): Sql => s?.sql ?? sql;
-  const unavailable = (cause: unknown) => (cause instanceof StorageUnavailableError ? cause : new StorageUnavailableError(cause));
+  const unavailable = (cause: unknown) =>
+    cause instanceof StorageUnavailableError ? cause : new StorageUnavailableError(cause);
   const needsSettling = () => deadSessions.length > 0 || inDoubt.length > 0 || undelivered.length > 0;
 
   function wake(): void {
@@ -304,7 +329,12 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
    * Commits a batch: as one statement if it was chained on the head as it still is, else (the head
    * unknown, or moved by another instance or a failed batch) chained again under the head's lock.
    */
-  async function commit(batch: Batch, guess: Head | undefined, chained: Chained | undefined, previous: Promise<void>): Promise<Chained> {
+  async function commit(
+    batch: Batch,
+    guess: Head | undefined,
+    chained: Chained | undefined,
+    previous: Promise<void>,
+  ): Promise<Chained> {
     const db = dbOf(batch.session);
     const tokens = lineageRows(batch.pendings);
     if (guess !== undefined && chained !== undefined) {
@@ -320,7 +350,10 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
     // Entries keep the order they were appended in: never ahead of the batch before.
     await previous;
     return db.begin(async (tx) => {
-      const [row] = await tx<{ seq: string | number; hash: string }>`SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`;
+      const [row] = await tx<{
+        seq: string | number;
+        hash: string;
+      }>`SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`;
       if (row === undefined) throw new Error('audit head is missing');
       const head = { seq: Number(row.seq), hash: row.hash };
       const locked = await chain(batch.pendings, head);
@@ -332,7 +365,12 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
   }
 
   /** Commits a batch and answers its callers; returns the head it leaves, or undefined if unknown. */
-  async function write(batch: Batch, guess: Head | undefined, chained: Chained | undefined, previous: Promise<void>): Promise<Head | undefined> {
+  async function write(
+    batch: Batch,
+    guess: Head | undefined,
+    chained: Chained | undefined,
+    previous: Promise<void>,
+  ): Promise<Head | undefined> {
     const started = performance.now();
     try {
       const committed = await commit(batch, guess, chained, previous);
@@ -364,7 +402,13 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
     }
   }
 
-  async function send(batch: Batch, id: number, guess: Head | undefined, chained: Chained | undefined, previous: Promise<void>): Promise<void> {
+  async function send(
+    batch: Batch,
+    id: number,
+    guess: Head | undefined,
+    chained: Chained | undefined,
+    previous: Promise<void>,
+  ): Promise<void> {
     try {
       const head = await write(batch, guess, chained, previous);
       if (id === sent && !batch.abandoned) expected = head;
@@ -409,13 +453,22 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
     const doubtful = inDoubt.slice();
     const late = undelivered.slice();
     const work = async () => {
-      if (names.length > 0) await db`SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity WHERE application_name = ANY(${names})`;
+      if (names.length > 0)
+        await db`SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity WHERE application_name = ANY(${names})`;
       const lasts = doubtful.flatMap((b) => b.attempts.map((a) => a.head.seq));
-      const rows = lasts.length === 0 ? [] : await db<{ seq: string | number; hash: string }>`SELECT seq, hash FROM audit_log WHERE seq = ANY(${lasts})`;
+      const rows =
+        lasts.length === 0
+          ? []
+          : await db<{ seq: string | number; hash: string }>`SELECT seq, hash FROM audit_log WHERE seq = ANY(${lasts})`;
       const found = new Set(rows.map((r) => `${Number(r.seq)}:${r.hash}`));
-      const outcome = doubtful.map((b) => ({ batch: b, committed: b.attempts.find((a) => found.has(`${a.head.seq}:${a.head.hash}`)) }));
+      const outcome = doubtful.map((b) => ({
+        batch: b,
+        committed: b.attempts.find((a) => found.has(`${a.head.seq}:${a.head.hash}`)),
+      }));
       const records = [...late];
-      for (const { batch, committed } of outcome) if (committed !== undefined) batch.pendings.forEach((p, i) => p.caller !== undefined && records.push(committed.records[i] as AuditRecord));
+      for (const { batch, committed } of outcome)
+        if (committed !== undefined)
+          batch.pendings.forEach((p, i) => p.caller !== undefined && records.push(committed.records[i] as AuditRecord));
       const revoked = new Set<string>();
       for (const r of records) {
         if (r.entry.jti === null || !r.entry.type.startsWith('token.') || r.entry.decision !== 'granted') continue;
@@ -429,7 +482,9 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
     inDoubt.splice(0, doubtful.length);
     undelivered.splice(0, late.length);
     // The writer's own notices in a batch that did not commit go again, in their order.
-    const again = outcome.filter((o) => o.committed === undefined).flatMap((o) => o.batch.pendings.filter((p) => p.caller === undefined));
+    const again = outcome
+      .filter((o) => o.committed === undefined)
+      .flatMap((o) => o.batch.pendings.filter((p) => p.caller === undefined));
     again.forEach((p) => (p.state = 'queued'));
     queue.unshift(...again, ...notices(records, revoked));
     if (records.length > 0) options.onUndelivered?.(records.map((r) => r.seq));
@@ -444,10 +499,13 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
         () => {
           failing = true;
           // Tried again shortly, with load or without.
-          retry ??= setTimeout(() => {
-            retry = undefined;
-            schedule();
-          }, 100 + Math.random() * 200);
+          retry ??= setTimeout(
+            () => {
+              retry = undefined;
+              schedule();
+            },
+            100 + Math.random() * 200,
+          );
           retry.unref?.();
         },
       )
@@ -498,34 +556,49 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
   // Let the callers woken by a commit (or appending in the same turn) queue their entries first,
   // so they go together rather than one entry ahead of the rest.
   function schedule(): void {
-    if (scheduled || pumping || settling !== undefined || flying.size >= pipelineDepth || (queue.length === 0 && !needsSettling())) return;
+    if (
+      scheduled ||
+      pumping ||
+      settling !== undefined ||
+      flying.size >= pipelineDepth ||
+      (queue.length === 0 && !needsSettling())
+    )
+      return;
     scheduled = true;
     setImmediate(() => void pump());
   }
 
   return {
     append(event, lineage) {
-      return inSpan('baton.audit.append', { 'baton.tenant': event.tenant, 'baton.audit.type': event.type, 'baton.decision': event.decision }, () => {
-        // Made before the entry is queued: one that cannot be stored is refused to its caller alone.
-        const entry = auditEntry(event, new Date(options.clock.now()));
-        const rows = storedRows(entry, lineage);
-        const canonical = canonicalEntry(entry);
-        return new Promise<AuditRecord>((resolve, reject) => {
-          const pending: Pending = { entry, canonical, ...rows, caller: { resolve, reject }, state: 'queued' };
-          pending.timer = setTimeout(() => expire(pending), deadlineMs);
-          queue.push(pending);
-          schedule();
-        });
-      });
+      return inSpan(
+        'baton.audit.append',
+        { 'baton.tenant': event.tenant, 'baton.audit.type': event.type, 'baton.decision': event.decision },
+        () => {
+          // Made before the entry is queued: one that cannot be stored is refused to its caller alone.
+          const entry = auditEntry(event, new Date(options.clock.now()));
+          const rows = storedRows(entry, lineage);
+          const canonical = canonicalEntry(entry);
+          return new Promise<AuditRecord>((resolve, reject) => {
+            const pending: Pending = { entry, canonical, ...rows, caller: { resolve, reject }, state: 'queued' };
+            pending.timer = setTimeout(() => expire(pending), deadlineMs);
+            queue.push(pending);
+            schedule();
+          });
+        },
+      );
     },
     async drain() {
       // The writer's own notices are not waited for while the database does not answer.
-      const busy = () => flying.size > 0 || settling !== undefined || (queue.length > 0 && !(failing && queue.every((p) => p.caller === undefined)));
+      const busy = () =>
+        flying.size > 0 ||
+        settling !== undefined ||
+        (queue.length > 0 && !(failing && queue.every((p) => p.caller === undefined)));
       while (busy()) await new Promise<void>((resolve) => settled.push(resolve));
     },
     async ready() {
       if (needsSettling()) await settleWithin(startSettling(), probeMs, () => undefined);
-      if (needsSettling()) throw new StorageUnavailableError(new Error('audit entries of a lost connection are not settled yet'));
+      if (needsSettling())
+        throw new StorageUnavailableError(new Error('audit entries of a lost connection are not settled yet'));
       const s = session;
       const probe = dbOf(s)
         .begin(async (tx) => {

@@ -10,5 +10,10 @@ export function withinDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new StorageUnavailableError(new Error(`no answer within ${ms} ms`))), ms);
   });
-  return Promise.race([work.catch((cause: unknown) => Promise.reject(cause instanceof StorageUnavailableError ? cause : new StorageUnavailableError(cause))), deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    work.catch((cause: unknown) =>
+      Promise.reject(cause instanceof StorageUnavailableError ? cause : new StorageUnavailableError(cause)),
+    ),
+    deadline,
+  ]).finally(() => clearTimeout(timer));
 }

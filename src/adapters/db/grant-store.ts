@@ -21,11 +21,18 @@ interface ExistingRow {
 function redemption(fresh: Row | undefined, existing: ExistingRow | undefined, now: number): Redemption {
   if (fresh !== undefined) {
     if (new Date(fresh.expires_at).getTime() <= now) return { status: 'expired' };
-    return { status: 'ok', tenant: fresh.tenant, grantId: fresh.grant, detail: JSON.parse(fresh.detail) as GrantDetail, expiresAt: new Date(fresh.expires_at) };
+    return {
+      status: 'ok',
+      tenant: fresh.tenant,
+      grantId: fresh.grant,
+      detail: JSON.parse(fresh.detail) as GrantDetail,
+      expiresAt: new Date(fresh.expires_at),
+    };
   }
   if (existing === undefined) return { status: 'unknown' };
   // A used one presented again is a replay, whether or not its grant is already revoked.
-  if (existing.used_at === null && existing.revoked) return { status: 'revoked', tenant: existing.tenant, grantId: existing.grant };
+  if (existing.used_at === null && existing.revoked)
+    return { status: 'revoked', tenant: existing.tenant, grantId: existing.grant };
   return { status: 'reused', tenant: existing.tenant, grantId: existing.grant };
 }
 
@@ -46,14 +53,19 @@ export function createGrantStore(sql: Sql, now: () => number, deadlineMs = 3000)
         WHERE code_hash = ${hash} AND used_at IS NULL
           AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.tenant = c.tenant AND g.grant_id = c.grant_id AND g.revoked_at IS NOT NULL)
         RETURNING tenant, grant_id AS grant, detail, expires_at, used_at`);
-      const [existing] = fresh === undefined ? await guarded(sql<ExistingRow>`
+      const [existing] =
+        fresh === undefined
+          ? await guarded(sql<ExistingRow>`
         SELECT c.tenant, c.grant_id AS grant, c.used_at,
           EXISTS (SELECT 1 FROM grants g WHERE g.tenant = c.tenant AND g.grant_id = c.grant_id AND g.revoked_at IS NOT NULL) AS revoked
-        FROM authorization_codes c WHERE code_hash = ${hash}`) : [];
+        FROM authorization_codes c WHERE code_hash = ${hash}`)
+          : [];
       return redemption(fresh, existing, now());
     },
     async saveRefresh(hash, tenant, family, detail, expiresAt) {
-      await guarded(sql`INSERT INTO refresh_tokens (token_hash, tenant, family, detail, expires_at) VALUES (${hash}, ${tenant}, ${family}, ${JSON.stringify(detail)}, ${expiresAt})`);
+      await guarded(
+        sql`INSERT INTO refresh_tokens (token_hash, tenant, family, detail, expires_at) VALUES (${hash}, ${tenant}, ${family}, ${JSON.stringify(detail)}, ${expiresAt})`,
+      );
     },
     async redeemRefresh(hash) {
       const [fresh] = await guarded(sql<Row>`
@@ -61,15 +73,26 @@ export function createGrantStore(sql: Sql, now: () => number, deadlineMs = 3000)
         WHERE token_hash = ${hash} AND used_at IS NULL AND revoked_at IS NULL
           AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.tenant = r.tenant AND g.grant_id = r.family AND g.revoked_at IS NOT NULL)
         RETURNING tenant, family AS grant, detail, expires_at, used_at`);
-      const [existing] = fresh === undefined ? await guarded(sql<ExistingRow>`
+      const [existing] =
+        fresh === undefined
+          ? await guarded(sql<ExistingRow>`
         SELECT r.tenant, r.family AS grant, r.used_at,
           r.revoked_at IS NOT NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.tenant = r.tenant AND g.grant_id = r.family AND g.revoked_at IS NOT NULL) AS revoked
-        FROM refresh_tokens r WHERE token_hash = ${hash}`) : [];
+        FROM refresh_tokens r WHERE token_hash = ${hash}`)
+          : [];
       return redemption(fresh, existing, now());
     },
     async findRefresh(hash) {
-      const [row] = await guarded(sql<{ tenant: string; grant: string; detail: string }>`SELECT tenant, family AS grant, detail FROM refresh_tokens WHERE token_hash = ${hash}`);
-      return row === undefined ? undefined : { tenant: row.tenant, grantId: row.grant, clientId: (JSON.parse(row.detail) as GrantDetail).clientId };
+      const [row] = await guarded(
+        sql<{
+          tenant: string;
+          grant: string;
+          detail: string;
+        }>`SELECT tenant, family AS grant, detail FROM refresh_tokens WHERE token_hash = ${hash}`,
+      );
+      return row === undefined
+        ? undefined
+        : { tenant: row.tenant, grantId: row.grant, clientId: (JSON.parse(row.detail) as GrantDetail).clientId };
     },
   };
 }

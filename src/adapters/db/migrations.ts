@@ -270,8 +270,12 @@ export async function migrate(sql: Sql): Promise<number[]> {
   return sql.begin(async (tx) => {
     // Another instance may be migrating: waiting for it is not a stuck statement.
     await tx.script('SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(7301865)');
-    await tx.script('CREATE TABLE IF NOT EXISTS baton_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
-    const applied = new Set((await tx<{ version: number }>`SELECT version FROM baton_migrations`).map((r) => r.version));
+    await tx.script(
+      'CREATE TABLE IF NOT EXISTS baton_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    const applied = new Set(
+      (await tx<{ version: number }>`SELECT version FROM baton_migrations`).map((r) => r.version),
+    );
     const ran: number[] = [];
     for (const m of migrations) {
       if (applied.has(m.version)) continue;

@@ -56,7 +56,12 @@ export interface CascadeResult {
  * cascade reads the lineage only once every writer holding the lock has committed, and a writer
  * that waited on the lock finds the grant revoked (see migration 9).
  */
-export async function cascadeRevocation(sql: Sql, tenant: string, target: RevocationTarget, issuedBy?: Date): Promise<CascadeResult> {
+export async function cascadeRevocation(
+  sql: Sql,
+  tenant: string,
+  target: RevocationTarget,
+  issuedBy?: Date,
+): Promise<CascadeResult> {
   const grant = target.kind === 'grant' ? target.grant : null;
   const user = target.kind === 'user' ? target.user : null;
   const agent = target.kind === 'agent' ? target.agent : null;
@@ -64,7 +69,8 @@ export async function cascadeRevocation(sql: Sql, tenant: string, target: Revoca
     // now() is the transaction's start: the moment this revocation reaches back from.
     const [clock] = await tx<{ at: Date }>`SELECT now() AS at`;
     const at = issuedBy ?? (clock as { at: Date }).at;
-    if (target.kind === 'token') return { revoked: (await cascadeTokens(tx, tenant, target, at)).map((r) => r.jti), at };
+    if (target.kind === 'token')
+      return { revoked: (await cascadeTokens(tx, tenant, target, at)).map((r) => r.jti), at };
     await tx`
       UPDATE grants SET revoked_at = coalesce(revoked_at, now())
       WHERE (tenant, grant_id) IN (
@@ -81,7 +87,10 @@ export async function cascadeRevocation(sql: Sql, tenant: string, target: Revoca
  * row per token in the lineage below the target (a recursive query), and repeats the cascade a
  * little later to catch tokens that were being issued from a revoked parent at that moment.
  */
-export async function createRevocations(sql: Sql, options: RevocationOptions): Promise<Revocations & { stop(): void; refresh(): Promise<void> }> {
+export async function createRevocations(
+  sql: Sql,
+  options: RevocationOptions,
+): Promise<Revocations & { stop(): void; refresh(): Promise<void> }> {
   const revoked = new Set<string>();
   let lastId = 0;
   const deadline = options.deadlineMs ?? 3000;
@@ -108,7 +117,11 @@ export async function createRevocations(sql: Sql, options: RevocationOptions): P
   }
 
   const poll = setInterval(() => {
-    refresh().catch((error: unknown) => options.logger.warn('revocation poll failed; will retry', { detail: error instanceof Error ? error.message : String(error) }));
+    refresh().catch((error: unknown) =>
+      options.logger.warn('revocation poll failed; will retry', {
+        detail: error instanceof Error ? error.message : String(error),
+      }),
+    );
   }, options.pollMilliseconds ?? 250);
   poll.unref();
 
@@ -124,7 +137,11 @@ export async function createRevocations(sql: Sql, options: RevocationOptions): P
           pending.delete(timer);
           cascade(tenant, target, first.at)
             .then((more) => (more.revoked.length > 0 ? options.onFollowUp?.(tenant, target, more.revoked) : undefined))
-            .catch((error: unknown) => options.logger.warn('revocation follow-up failed', { detail: error instanceof Error ? error.message : String(error) }));
+            .catch((error: unknown) =>
+              options.logger.warn('revocation follow-up failed', {
+                detail: error instanceof Error ? error.message : String(error),
+              }),
+            );
         }, delay);
         timer.unref();
         pending.add(timer);

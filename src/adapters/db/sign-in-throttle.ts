@@ -24,7 +24,9 @@ export function createSignInThrottle(sql: Sql, deadlineMs = 3000): SignInThrottl
       WHERE a.locked_until IS NULL OR a.locked_until <= ${now}
       RETURNING attempts`;
     if (counted !== undefined) return undefined;
-    const [locked] = await sql<{ locked_until: Date }>`SELECT locked_until FROM sign_in_attempts WHERE key = ${key.key}`;
+    const [locked] = await sql<{
+      locked_until: Date;
+    }>`SELECT locked_until FROM sign_in_attempts WHERE key = ${key.key}`;
     return locked?.locked_until ?? undefined;
   };
   return {

@@ -38,11 +38,13 @@ export function createSqlStore(sql: Sql, deadlineMs = 3000): Store {
   const known = new Map<string, TokenLineage>();
   return {
     async consumeAssertion(use: AssertionUse): Promise<boolean> {
-      const rows = await guarded(() => sql`
+      const rows = await guarded(
+        () => sql`
         INSERT INTO used_assertions (tenant, issuer, jti, expires_at)
         VALUES (${use.tenant}, ${use.issuer}, ${use.jti}, ${use.expiresAt})
         ON CONFLICT DO NOTHING
-        RETURNING jti`);
+        RETURNING jti`,
+      );
       return rows.length === 1;
     },
 
@@ -50,9 +52,11 @@ export function createSqlStore(sql: Sql, deadlineMs = 3000): Store {
       const key = `${tenant}\u0000${jti}`;
       const kept = known.get(key);
       if (kept !== undefined) return kept;
-      const [row] = await guarded(() => sql<TokenRow>`
+      const [row] = await guarded(
+        () => sql<TokenRow>`
         SELECT tenant, jti, parent_jti, root_grant, subject, actor, client_id, expires_at
-        FROM tokens WHERE tenant = ${tenant} AND jti = ${jti}`);
+        FROM tokens WHERE tenant = ${tenant} AND jti = ${jti}`,
+      );
       if (row === undefined) return undefined;
       const lineage = {
         tenant: row.tenant,

@@ -43,7 +43,9 @@ export interface AuditEvent {
 }
 
 /** The entry as it is hashed and stored: every field present, `time` added. */
-export type AuditEntry = Required<{ [K in keyof AuditEvent]: Exclude<AuditEvent[K], undefined> }> & { readonly time: string };
+export type AuditEntry = Required<{ [K in keyof AuditEvent]: Exclude<AuditEvent[K], undefined> }> & {
+  readonly time: string;
+};
 
 /** A committed entry: its place in the chain and its hash. */
 export interface AuditRecord {
@@ -89,8 +91,24 @@ export function canonicalJson(value: unknown): string {
 
 /** An entry's members in RFC 8785 order (UTF-16 code units), which its fixed shape lets us write directly. */
 const entryMembers = [
-  'action_id', 'actor_chain', 'audience', 'authorization_details', 'client', 'decision', 'jti', 'parent_jti', 'policy_ids',
-  'reason', 'request_id', 'root_grant', 'scope', 'tenant', 'time', 'trace_id', 'type', 'user',
+  'action_id',
+  'actor_chain',
+  'audience',
+  'authorization_details',
+  'client',
+  'decision',
+  'jti',
+  'parent_jti',
+  'policy_ids',
+  'reason',
+  'request_id',
+  'root_grant',
+  'scope',
+  'tenant',
+  'time',
+  'trace_id',
+  'type',
+  'user',
 ] as const satisfies readonly (keyof AuditEntry)[];
 
 /** RFC 8785 form of one member's value: strings and lists of strings are already canonical as JSON.stringify writes them. */
@@ -108,7 +126,11 @@ function canonicalMember(value: unknown): string {
  */
 export function canonicalEntry(entry: AuditEntry): string {
   const members = entry as unknown as Record<string, unknown>;
-  if (Object.keys(members).length !== entryMembers.length || !entryMembers.every((name) => Object.hasOwn(members, name))) return canonicalJson(entry);
+  if (
+    Object.keys(members).length !== entryMembers.length ||
+    !entryMembers.every((name) => Object.hasOwn(members, name))
+  )
+    return canonicalJson(entry);
   let text = '{';
   for (const name of entryMembers) text += `${text.length === 1 ? '' : ','}"${name}":${canonicalMember(members[name])}`;
   return `${text}}`;
@@ -122,7 +144,9 @@ export function isCanonicalEntry(canonical: string): boolean {
   } catch {
     return false;
   }
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? canonicalEntry(value as AuditEntry) === canonical : canonicalJson(value) === canonical;
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? canonicalEntry(value as AuditEntry) === canonical
+    : canonicalJson(value) === canonical;
 }
 
 /** An entry's hash: domain-separated SHA-256 over the version tag, sequence number, previous hash and canonical entry. */
@@ -140,7 +164,9 @@ export interface ChainLine {
   readonly recomputed?: string;
 }
 
-export type ChainVerdict = { readonly valid: true; readonly entries: number } | { readonly valid: false; readonly entries: number; readonly seq: number; readonly reason: string };
+export type ChainVerdict =
+  | { readonly valid: true; readonly entries: number }
+  | { readonly valid: false; readonly entries: number; readonly seq: number; readonly reason: string };
 
 /** Checks a chain fed in sequence order, one page of lines at a time, and names the first bad sequence number. */
 export interface ChainCheck {
@@ -160,7 +186,12 @@ export const contradictsCheckpoint = 'does not match the signed checkpoint';
  * checkpoint names (`anchors`: sequence number to the hash it states) must carry that hash, which
  * catches a rewrite whose later hashes were all recomputed.
  */
-export function chainCheck(sha256: Sha256, start?: { seq: number; hash: string }, recanonicalize = true, anchors?: ReadonlyMap<number, string>): ChainCheck {
+export function chainCheck(
+  sha256: Sha256,
+  start?: { seq: number; hash: string },
+  recanonicalize = true,
+  anchors?: ReadonlyMap<number, string>,
+): ChainCheck {
   let expectedSeq = start === undefined ? undefined : start.seq + 1;
   let prevHash = start?.hash;
   let count = 0;
@@ -173,13 +204,23 @@ export function chainCheck(sha256: Sha256, start?: { seq: number; hash: string }
     add(lines) {
       if (failure !== undefined) return false;
       for (const line of lines) {
-        if (expectedSeq !== undefined && line.seq !== expectedSeq) return fail(expectedSeq, line.seq > expectedSeq ? `entries ${expectedSeq}–${line.seq - 1} are missing` : `entry ${line.seq} is out of order`);
-        if (prevHash !== undefined && line.prev_hash !== prevHash) return fail(line.seq, 'does not link to the previous entry');
-        if (line.seq === 1 && line.prev_hash !== genesisHash) return fail(line.seq, 'does not start from the genesis hash');
+        if (expectedSeq !== undefined && line.seq !== expectedSeq)
+          return fail(
+            expectedSeq,
+            line.seq > expectedSeq
+              ? `entries ${expectedSeq}–${line.seq - 1} are missing`
+              : `entry ${line.seq} is out of order`,
+          );
+        if (prevHash !== undefined && line.prev_hash !== prevHash)
+          return fail(line.seq, 'does not link to the previous entry');
+        if (line.seq === 1 && line.prev_hash !== genesisHash)
+          return fail(line.seq, 'does not start from the genesis hash');
         if (line.canonical !== undefined) {
           if (recanonicalize && !isCanonicalEntry(line.canonical)) return fail(line.seq, 'is not in canonical form');
-          if (entryHash(sha256, line.seq, line.prev_hash, line.canonical) !== line.hash) return fail(line.seq, 'hash does not match its content');
-        } else if (line.recomputed !== undefined && line.recomputed !== line.hash) return fail(line.seq, 'hash does not match its content');
+          if (entryHash(sha256, line.seq, line.prev_hash, line.canonical) !== line.hash)
+            return fail(line.seq, 'hash does not match its content');
+        } else if (line.recomputed !== undefined && line.recomputed !== line.hash)
+          return fail(line.seq, 'hash does not match its content');
         const anchored = anchors?.get(line.seq);
         if (anchored !== undefined && anchored !== line.hash) return fail(line.seq, contradictsCheckpoint);
         prevHash = line.hash;

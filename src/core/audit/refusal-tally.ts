@@ -72,7 +72,11 @@ export function createRefusalTally(options: RefusalTallyOptions): RefusalTally {
     request_id: requestId,
   });
   const summary = (interval: Interval, now: number): AuditEvent =>
-    entry(interval.first, `${interval.more} more ${interval.first.code} (${interval.first.status}) from ${new Date(interval.start).toISOString()} to ${new Date(now).toISOString()}; the last: ${interval.last.description}`, null);
+    entry(
+      interval.first,
+      `${interval.more} more ${interval.first.code} (${interval.first.status}) from ${new Date(interval.start).toISOString()} to ${new Date(now).toISOString()}; the last: ${interval.last.description}`,
+      null,
+    );
   const close = (key: string, interval: Interval, now: number, into: AuditEvent[]): void => {
     if (interval.more > 0) into.push(summary(interval, now));
     open.delete(key);
@@ -106,7 +110,13 @@ export function createRefusalTally(options: RefusalTallyOptions): RefusalTally {
       }
       open.set(key, { start: now, first: counted, last: refusal, more: 0 });
       sources.set(counted.source, (sources.get(counted.source) ?? 0) + 1);
-      written.push(entry(counted, `${refusal.code} (${refusal.status}): ${refusal.description}${refusal.detail === undefined ? '' : ` (${refusal.detail})`}`, refusal.requestId));
+      written.push(
+        entry(
+          counted,
+          `${refusal.code} (${refusal.status}): ${refusal.description}${refusal.detail === undefined ? '' : ` (${refusal.detail})`}`,
+          refusal.requestId,
+        ),
+      );
       return written;
     },
     due: () => sweep(options.clock.now(), false),

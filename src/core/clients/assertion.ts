@@ -38,7 +38,8 @@ export async function verifyAssertion(
   });
   const { sub, jti, exp } = verified.payload;
   if (sub !== principal.id) throw new OAuthError(errorCode, `${param} subject must equal its issuer`);
-  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new OAuthError(errorCode, `${param} has an invalid "jti" claim`);
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256)
+    throw new OAuthError(errorCode, `${param} has an invalid "jti" claim`);
   const fresh = await ctx.store.consumeAssertion({
     tenant: principal.tenant,
     issuer: principal.id,

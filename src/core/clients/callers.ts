@@ -27,8 +27,13 @@ export interface AuthenticatedCaller {
  * `Authorization: Bearer` (a Baton token the caller obtained for itself with client credentials).
  * Any failure is `invalid_client` (401); a caller over its rate limit gets 429.
  */
-export async function authenticateCaller(ctx: CallerVerifier, registry: Registry, authorization: string | undefined): Promise<AuthenticatedCaller> {
-  if (authorization === undefined || authorization.trim() === '') throw new OAuthError('invalid_client', 'authentication is required');
+export async function authenticateCaller(
+  ctx: CallerVerifier,
+  registry: Registry,
+  authorization: string | undefined,
+): Promise<AuthenticatedCaller> {
+  if (authorization === undefined || authorization.trim() === '')
+    throw new OAuthError('invalid_client', 'authentication is required');
   if (/^basic /i.test(authorization)) {
     const { id, secret } = parseBasic(authorization);
     const caller = checkSecret(ctx.sha256, registry.callers.get(id), id, secret);
@@ -36,10 +41,21 @@ export async function authenticateCaller(ctx: CallerVerifier, registry: Registry
     return { caller, scope: caller.scope ?? new Set() };
   }
   if (/^bearer /i.test(authorization)) {
-    const token = await verifyBatonToken(ctx, authorization.slice('bearer '.length).trim(), 'bearer token', 'invalid_client');
+    const token = await verifyBatonToken(
+      ctx,
+      authorization.slice('bearer '.length).trim(),
+      'bearer token',
+      'invalid_client',
+    );
     const caller = registry.callers.get(token.sub);
     // Only a caller's own token for Baton authenticates it; a delegated token does not.
-    if (caller === undefined || caller.tenant !== token.tenant || token.clientId !== token.sub || token.payload.act !== undefined || !token.audience.includes(ctx.issuer)) {
+    if (
+      caller === undefined ||
+      caller.tenant !== token.tenant ||
+      token.clientId !== token.sub ||
+      token.payload.act !== undefined ||
+      !token.audience.includes(ctx.issuer)
+    ) {
       throw new OAuthError('invalid_client', 'bearer token does not authenticate a registered caller');
     }
     ctx.rateLimit.check(caller.id);
@@ -54,21 +70,36 @@ export async function authenticateCaller(ctx: CallerVerifier, registry: Registry
  * header proves a mismatch; both are `invalid_client` (401), as at the token endpoint.
  */
 export function checkBodyCredentials(params: FormParams, caller: Caller): void {
-  if (params.client_secret !== undefined || params.client_assertion !== undefined || params.client_assertion_type !== undefined) {
+  if (
+    params.client_secret !== undefined ||
+    params.client_assertion !== undefined ||
+    params.client_assertion_type !== undefined
+  ) {
     throw new OAuthError('invalid_client', 'more than one client authentication method was used');
   }
-  if (params.client_id !== undefined && params.client_id !== caller.id) throw new OAuthError('invalid_client', 'client_id does not match the authenticated client');
+  if (params.client_id !== undefined && params.client_id !== caller.id)
+    throw new OAuthError('invalid_client', 'client_id does not match the authenticated client');
 }
 
 /** Authenticates a registered resource server (for decisions). */
-export async function authenticateResourceServer(ctx: CallerVerifier, registry: Registry, authorization: string | undefined): Promise<Caller> {
+export async function authenticateResourceServer(
+  ctx: CallerVerifier,
+  registry: Registry,
+  authorization: string | undefined,
+): Promise<Caller> {
   const { caller } = await authenticateCaller(ctx, registry, authorization);
-  if (caller.kind !== 'resource_server') throw new OAuthError('access_denied', 'the caller is not a registered resource server');
+  if (caller.kind !== 'resource_server')
+    throw new OAuthError('access_denied', 'the caller is not a registered resource server');
   return caller;
 }
 
 /** Authenticates a caller holding `scope` (operators: `baton:admin`; auditors: `baton:audit`). */
-export async function authenticateWithScope(ctx: CallerVerifier, registry: Registry, authorization: string | undefined, scope: string): Promise<AuthenticatedCaller> {
+export async function authenticateWithScope(
+  ctx: CallerVerifier,
+  registry: Registry,
+  authorization: string | undefined,
+  scope: string,
+): Promise<AuthenticatedCaller> {
   const authenticated = await authenticateCaller(ctx, registry, authorization);
   if (!authenticated.scope.has(scope)) throw new OAuthError('access_denied', `the caller lacks the ${scope} scope`);
   return authenticated;

@@ -8,7 +8,8 @@ import type { ClientAuthParams } from '../grants/token-request.js';
 
 export const jwtBearerAssertionType = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-const authFailed = (detail: string): OAuthError => new OAuthError('invalid_client', 'client authentication failed', { detail });
+const authFailed = (detail: string): OAuthError =>
+  new OAuthError('invalid_client', 'client authentication failed', { detail });
 
 /** Compares two digests in time independent of where they differ. */
 function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
@@ -38,15 +39,23 @@ export function parseBasic(header: string): { id: string; secret: string } {
     throw new OAuthError('invalid_client', 'malformed Basic authorization header');
   }
   // A client id with a NUL (%00) names no client, and is never carried into the log or a query.
-  if (textProblem(credentials.id) !== undefined || textProblem(credentials.secret) !== undefined) throw new OAuthError('invalid_client', 'malformed Basic authorization header');
+  if (textProblem(credentials.id) !== undefined || textProblem(credentials.secret) !== undefined)
+    throw new OAuthError('invalid_client', 'malformed Basic authorization header');
   return credentials;
 }
 
 /** Checks a client secret against its registered SHA-256; `method` names the registered method it must match, if any. */
-export function checkSecret(sha256: Sha256, caller: Caller | undefined, id: string, secret: string, method?: 'client_secret_basic' | 'client_secret_post'): Caller {
+export function checkSecret(
+  sha256: Sha256,
+  caller: Caller | undefined,
+  id: string,
+  secret: string,
+  method?: 'client_secret_basic' | 'client_secret_post',
+): Caller {
   const digest = hexToBytes(sha256(secret));
   if (caller === undefined) throw authFailed(`unknown client ${echo(id)}`);
-  if ((method !== undefined && caller.authMethod !== method) || caller.secretSha256 === undefined) throw authFailed(`client ${caller.id} is registered for ${caller.authMethod}, not ${method ?? 'a secret'}`);
+  if ((method !== undefined && caller.authMethod !== method) || caller.secretSha256 === undefined)
+    throw authFailed(`client ${caller.id} is registered for ${caller.authMethod}, not ${method ?? 'a secret'}`);
   if (!sameDigest(digest, caller.secretSha256)) throw authFailed(`wrong secret for client ${caller.id}`);
   return caller;
 }
@@ -64,7 +73,8 @@ export async function authenticateClient(
   params: ClientAuthParams,
 ): Promise<Caller> {
   const header = authorization === undefined || authorization.trim() === '' ? undefined : authorization;
-  if (header !== undefined && !/^basic /i.test(header)) throw new OAuthError('invalid_client', 'the Authorization header must use the Basic scheme at this endpoint');
+  if (header !== undefined && !/^basic /i.test(header))
+    throw new OAuthError('invalid_client', 'the Authorization header must use the Basic scheme at this endpoint');
   const assertionUsed = params.client_assertion !== undefined || params.client_assertion_type !== undefined;
   const methods = [header !== undefined, params.client_secret !== undefined, assertionUsed].filter(Boolean).length;
   if (methods > 1) throw new OAuthError('invalid_client', 'more than one client authentication method was used');
@@ -77,26 +87,45 @@ export async function authenticateClient(
 
   if (header !== undefined) {
     const { id, secret } = parseBasic(header);
-    if (params.client_id !== undefined && params.client_id !== id) throw new OAuthError('invalid_client', 'client_id does not match the authenticated client');
+    if (params.client_id !== undefined && params.client_id !== id)
+      throw new OAuthError('invalid_client', 'client_id does not match the authenticated client');
     return checkSecret(ctx.sha256, registry.callers.get(id), id, secret, 'client_secret_basic');
   }
   if (params.client_secret !== undefined) {
-    if (params.client_id === undefined) throw new OAuthError('invalid_client', 'client_id is required with client_secret');
-    return checkSecret(ctx.sha256, registry.callers.get(params.client_id), params.client_id, params.client_secret, 'client_secret_post');
+    if (params.client_id === undefined)
+      throw new OAuthError('invalid_client', 'client_id is required with client_secret');
+    return checkSecret(
+      ctx.sha256,
+      registry.callers.get(params.client_id),
+      params.client_id,
+      params.client_secret,
+      'client_secret_post',
+    );
   }
 
-  if (params.client_assertion_type !== jwtBearerAssertionType) throw new OAuthError('invalid_client', `client_assertion_type must be ${jwtBearerAssertionType}`);
+  if (params.client_assertion_type !== jwtBearerAssertionType)
+    throw new OAuthError('invalid_client', `client_assertion_type must be ${jwtBearerAssertionType}`);
   const assertion = params.client_assertion;
-  if (assertion === undefined) throw new OAuthError('invalid_client', 'client_assertion is required with client_assertion_type');
+  if (assertion === undefined)
+    throw new OAuthError('invalid_client', 'client_assertion is required with client_assertion_type');
   const claimed = peekJwt(assertion, 'client_assertion', 'invalid_client').payload.sub;
   if (typeof claimed !== 'string') throw new OAuthError('invalid_client', 'client_assertion lacks the "sub" claim');
   // Checked before the unverified name goes anywhere (the refusal's log and audit detail included).
   const problem = textProblem(claimed);
-  if (problem !== undefined) throw new OAuthError('invalid_client', `client_assertion has an invalid "sub" claim: it contains ${problem}`);
-  if (params.client_id !== undefined && params.client_id !== claimed) throw new OAuthError('invalid_client', 'client_id does not match the client_assertion');
+  if (problem !== undefined)
+    throw new OAuthError('invalid_client', `client_assertion has an invalid "sub" claim: it contains ${problem}`);
+  if (params.client_id !== undefined && params.client_id !== claimed)
+    throw new OAuthError('invalid_client', 'client_id does not match the client_assertion');
   const caller = registry.callers.get(claimed);
   if (caller === undefined) throw authFailed(`unknown client ${echo(claimed)}`);
-  if (caller.authMethod !== 'private_key_jwt' || caller.resolve === undefined) throw authFailed(`client ${claimed} is registered for ${caller.authMethod}, not private_key_jwt`);
-  await verifyAssertion(ctx, assertion, { id: caller.id, tenant: caller.tenant, resolve: caller.resolve }, 'client_assertion', 'invalid_client');
+  if (caller.authMethod !== 'private_key_jwt' || caller.resolve === undefined)
+    throw authFailed(`client ${claimed} is registered for ${caller.authMethod}, not private_key_jwt`);
+  await verifyAssertion(
+    ctx,
+    assertion,
+    { id: caller.id, tenant: caller.tenant, resolve: caller.resolve },
+    'client_assertion',
+    'invalid_client',
+  );
   return caller;
 }

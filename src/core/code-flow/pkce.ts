@@ -8,5 +8,6 @@ const verifierPattern = /^[A-Za-z0-9._~-]{43,128}$/;
 export function verifyPkce(sha256: Sha256, verifier: string | undefined, challenge: string | undefined): void {
   if (verifier === undefined) throw new OAuthError('invalid_request', 'code_verifier is required');
   if (!verifierPattern.test(verifier)) throw new OAuthError('invalid_grant', 'code_verifier is malformed');
-  if (challenge === undefined || sha256Base64url(sha256, verifier) !== challenge) throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
+  if (challenge === undefined || sha256Base64url(sha256, verifier) !== challenge)
+    throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
 }

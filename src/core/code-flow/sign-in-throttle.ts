@@ -26,10 +26,20 @@ export const signInPolicy = {
  * The throttle keys of one sign-in attempt, in the order they are counted. Keys are hashes, so any text the form carries can be
  * stored and no user name is kept in clear.
  */
-export function signInKeys(sha256: Sha256, tenant: string, username: string, address: string | undefined): ThrottleKey[] {
-  const user: ThrottleKey = { key: `user:${sha256Base64url(sha256, JSON.stringify([tenant, username]))}`, allowance: signInPolicy.perUser };
+export function signInKeys(
+  sha256: Sha256,
+  tenant: string,
+  username: string,
+  address: string | undefined,
+): ThrottleKey[] {
+  const user: ThrottleKey = {
+    key: `user:${sha256Base64url(sha256, JSON.stringify([tenant, username]))}`,
+    allowance: signInPolicy.perUser,
+  };
   // The address comes first: an attempt refused for its address is not counted against the user.
-  return address === undefined ? [user] : [{ key: `address:${sha256Base64url(sha256, address)}`, allowance: signInPolicy.perAddress }, user];
+  return address === undefined
+    ? [user]
+    : [{ key: `address:${sha256Base64url(sha256, address)}`, allowance: signInPolicy.perAddress }, user];
 }
 
 /** Whether a key's attempt resets its account: a user key forgets its failures, an address only this attempt. */

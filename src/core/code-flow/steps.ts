@@ -2,7 +2,11 @@ import { errors as joseErrors, jwtVerify } from 'jose';
 import { attenuateScope, resolveTargets } from '../tokens/attenuate.js';
 import type { AuditEvent } from '../audit/chain.js';
 import type { LoginField } from '../ports.js';
-import { describeDetail, parseAuthorizationDetails, type AuthorizationDetail } from '../tokens/authorization-details.js';
+import {
+  describeDetail,
+  parseAuthorizationDetails,
+  type AuthorizationDetail,
+} from '../tokens/authorization-details.js';
 import { batonAlgorithms } from '../tokens/baton-token.js';
 import { OAuthError } from '../errors.js';
 import { signJwt } from '../tokens/jwt.js';
@@ -47,8 +51,22 @@ export type FlowStep =
   /** `audited`: the refusal has an audit entry of its own (else the HTTP layer audits it, bounded). */
   | { readonly kind: 'error-page'; readonly status: number; readonly message: PageMessage; readonly audited?: true }
   | { readonly kind: 'redirect'; readonly location: string }
-  | { readonly kind: 'login'; readonly sealed: string; readonly csrf: string; readonly fields: readonly LoginField[]; readonly clientName: string; readonly redirectUri: string; readonly error?: PageMessage }
-  | { readonly kind: 'consent'; readonly sealed: string; readonly csrf: string; readonly view: ConsentView; readonly redirectUri: string };
+  | {
+      readonly kind: 'login';
+      readonly sealed: string;
+      readonly csrf: string;
+      readonly fields: readonly LoginField[];
+      readonly clientName: string;
+      readonly redirectUri: string;
+      readonly error?: PageMessage;
+    }
+  | {
+      readonly kind: 'consent';
+      readonly sealed: string;
+      readonly csrf: string;
+      readonly view: ConsentView;
+      readonly redirectUri: string;
+    };
 
 /** Who is at the browser: the language the pages speak, the address sign-in is throttled by, its CSRF cookie. */
 export interface BrowserContext {
@@ -103,18 +121,41 @@ function redirectWith(uri: string, params: Record<string, string | null>, issuer
 
 async function seal(ctx: ServiceContext, pending: PendingAuthorization, csrf: string): Promise<string> {
   const now = Math.floor(ctx.clock.now() / 1000);
-  return signJwt(ctx.keys, requestType, { pending, csrf, jti: randomId(), iss: ctx.issuer, aud: ctx.issuer, iat: now, exp: now + requestLifetimeSeconds });
+  return signJwt(ctx.keys, requestType, {
+    pending,
+    csrf,
+    jti: randomId(),
+    iss: ctx.issuer,
+    aud: ctx.issuer,
+    iat: now,
+    exp: now + requestLifetimeSeconds,
+  });
 }
 
 /** A sealed request as the form brought it back. */
-type Unsealed = { readonly status: 'ok'; readonly pending: PendingAuthorization; readonly jti: string; readonly exp: number } | { readonly status: 'expired' | 'forged' };
+type Unsealed =
+  | { readonly status: 'ok'; readonly pending: PendingAuthorization; readonly jti: string; readonly exp: number }
+  | { readonly status: 'expired' | 'forged' };
 
 /** Opens a sealed request, checking the CSRF token of the form and of the cookie both match it. */
-async function unseal(ctx: ServiceContext, sealed: string | undefined, formCsrf: string | undefined, cookieCsrf: string | undefined): Promise<Unsealed> {
-  if (sealed === undefined || formCsrf === undefined || cookieCsrf === undefined || formCsrf !== cookieCsrf) return { status: 'forged' };
+async function unseal(
+  ctx: ServiceContext,
+  sealed: string | undefined,
+  formCsrf: string | undefined,
+  cookieCsrf: string | undefined,
+): Promise<Unsealed> {
+  if (sealed === undefined || formCsrf === undefined || cookieCsrf === undefined || formCsrf !== cookieCsrf)
+    return { status: 'forged' };
   try {
-    const { payload } = await jwtVerify(sealed, ctx.keys.resolve, { typ: requestType, issuer: ctx.issuer, audience: ctx.issuer, algorithms: [...batonAlgorithms], currentDate: new Date(ctx.clock.now()) });
-    if (payload.csrf !== formCsrf || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return { status: 'forged' };
+    const { payload } = await jwtVerify(sealed, ctx.keys.resolve, {
+      typ: requestType,
+      issuer: ctx.issuer,
+      audience: ctx.issuer,
+      algorithms: [...batonAlgorithms],
+      currentDate: new Date(ctx.clock.now()),
+    });
+    if (payload.csrf !== formCsrf || typeof payload.jti !== 'string' || typeof payload.exp !== 'number')
+      return { status: 'forged' };
     return { status: 'ok', pending: payload.pending as PendingAuthorization, jti: payload.jti, exp: payload.exp };
   } catch (error) {
     // jose checks the signature before the claims: an expired request is one Baton sealed.
@@ -124,10 +165,16 @@ async function unseal(ctx: ServiceContext, sealed: string | undefined, formCsrf:
 
 /** The error page for a form whose sealed request cannot be used. */
 function unusable(status: 'expired' | 'forged'): FlowStep {
-  return status === 'expired' ? { kind: 'error-page', status: 400, message: messages.expired } : { kind: 'error-page', status: 403, message: messages.forged };
+  return status === 'expired'
+    ? { kind: 'error-page', status: 400, message: messages.expired }
+    : { kind: 'error-page', status: 403, message: messages.forged };
 }
 
-function audit(ctx: ServiceContext, pending: PendingAuthorization, event: Omit<AuditEvent, 'tenant' | 'client' | 'scope' | 'audience' | 'authorization_details'>): Promise<unknown> {
+function audit(
+  ctx: ServiceContext,
+  pending: PendingAuthorization,
+  event: Omit<AuditEvent, 'tenant' | 'client' | 'scope' | 'audience' | 'authorization_details'>,
+): Promise<unknown> {
   return ctx.audit.append({
     tenant: pending.tenant,
     client: pending.clientId,
@@ -143,7 +190,11 @@ function audit(ctx: ServiceContext, pending: PendingAuthorization, event: Omit<A
  * `GET /oauth2/authorize`: an unknown client or redirect URI gets an error page and never a
  * redirect; every other problem goes back to the redirect URI with `error` and `state`.
  */
-export async function startAuthorization(ctx: ServiceContext, query: FormParams, browser: BrowserContext): Promise<FlowStep> {
+export async function startAuthorization(
+  ctx: ServiceContext,
+  query: FormParams,
+  browser: BrowserContext,
+): Promise<FlowStep> {
   const registry = ctx.registry();
   const clientId = single(query, 'client_id');
   const redirectUri = single(query, 'redirect_uri');
@@ -158,52 +209,108 @@ export async function startAuthorization(ctx: ServiceContext, query: FormParams,
   try {
     const pending = await validateRequest(ctx, registry, client, redirectUri, state, query);
     const csrf = csrfFor(browser);
-    return { kind: 'login', sealed: await seal(ctx, pending, csrf), csrf, fields: ctx.authenticator.fields, clientName: client.name, redirectUri };
+    return {
+      kind: 'login',
+      sealed: await seal(ctx, pending, csrf),
+      csrf,
+      fields: ctx.authenticator.fields,
+      clientName: client.name,
+      redirectUri,
+    };
   } catch (error) {
     if (!(error instanceof OAuthError)) throw error;
-    await ctx.audit.append({ tenant: client.tenant, type: 'authorization.login', decision: 'refused', client: client.id, reason: `${error.code}: ${error.description}` });
+    await ctx.audit.append({
+      tenant: client.tenant,
+      type: 'authorization.login',
+      decision: 'refused',
+      client: client.id,
+      reason: `${error.code}: ${error.description}`,
+    });
     return redirectWith(redirectUri, { error: error.code, error_description: error.description, state }, ctx.issuer);
   }
 }
 
-async function validateRequest(ctx: ServiceContext, registry: Registry, client: Caller, redirectUri: string, state: string | null, query: FormParams): Promise<PendingAuthorization> {
+async function validateRequest(
+  ctx: ServiceContext,
+  registry: Registry,
+  client: Caller,
+  redirectUri: string,
+  state: string | null,
+  query: FormParams,
+): Promise<PendingAuthorization> {
   const responseType = single(query, 'response_type');
   if (responseType !== 'code') throw new OAuthError('invalid_request', 'response_type must be code');
   const challenge = single(query, 'code_challenge');
   const method = single(query, 'code_challenge_method');
   if (challenge === undefined) throw new OAuthError('invalid_request', 'code_challenge is required (PKCE)');
   if (method !== 'S256') throw new OAuthError('invalid_request', 'code_challenge_method must be S256');
-  if (!/^[A-Za-z0-9_-]{43}$/.test(challenge)) throw new OAuthError('invalid_request', 'code_challenge must be a base64url SHA-256');
+  if (!/^[A-Za-z0-9_-]{43}$/.test(challenge))
+    throw new OAuthError('invalid_request', 'code_challenge must be a base64url SHA-256');
   if (state !== null && state.length > 1024) throw new OAuthError('invalid_request', 'state is too long');
 
   const requestedActor = single(query, 'requested_actor');
   let agent: string | null = null;
   if (requestedActor !== undefined) {
     const found = registry.agents.get(requestedActor);
-    if (found === undefined || found.tenant !== client.tenant) throw new OAuthError('invalid_request', 'requested_actor is not a registered agent of this tenant');
-    if (!client.agents.has(found.id)) throw new OAuthError('invalid_request', 'requested_actor is not an agent this client may request');
+    if (found === undefined || found.tenant !== client.tenant)
+      throw new OAuthError('invalid_request', 'requested_actor is not a registered agent of this tenant');
+    if (!client.agents.has(found.id))
+      throw new OAuthError('invalid_request', 'requested_actor is not an agent this client may request');
     agent = found.id;
   }
   const scopeParam = single(query, 'scope');
-  if (scopeParam !== undefined && !scopeSyntax.test(scopeParam)) throw new OAuthError('invalid_scope', 'scope must be space-separated scope tokens');
-  const details = parseAuthorizationDetails(single(query, 'authorization_details'), ctx.detailTypes, ctx.limits.maxAuthorizationDetails) ?? [];
-  if (scopeParam === undefined && details.length === 0) throw new OAuthError('invalid_request', 'scope or authorization_details is required');
-  const scope = scopeParam === undefined ? [] : attenuateScope(scopeParam, [
-    ['what this client may request', client.scope ?? new Set()],
-    [`what agent "${agent}" may hold`, agent === null ? undefined : registry.agents.get(agent)?.scope],
-  ]);
-  const resourceValues = query.resource === undefined ? [] : Array.isArray(query.resource) ? query.resource : [query.resource];
+  if (scopeParam !== undefined && !scopeSyntax.test(scopeParam))
+    throw new OAuthError('invalid_scope', 'scope must be space-separated scope tokens');
+  const details =
+    parseAuthorizationDetails(
+      single(query, 'authorization_details'),
+      ctx.detailTypes,
+      ctx.limits.maxAuthorizationDetails,
+    ) ?? [];
+  if (scopeParam === undefined && details.length === 0)
+    throw new OAuthError('invalid_request', 'scope or authorization_details is required');
+  const scope =
+    scopeParam === undefined
+      ? []
+      : attenuateScope(scopeParam, [
+          ['what this client may request', client.scope ?? new Set()],
+          [`what agent "${agent}" may hold`, agent === null ? undefined : registry.agents.get(agent)?.scope],
+        ]);
+  const resourceValues =
+    query.resource === undefined ? [] : Array.isArray(query.resource) ? query.resource : [query.resource];
   let audience = resolveTargets(registry, client.tenant, [], resourceValues);
   if (audience.length === 0) {
     // Without RFC 8707 resources, the token is for the resource servers that offer its scopes.
-    audience = [...registry.resourceServers.values()].filter((rs) => rs.tenant === client.tenant && rs.scopes.some((s) => scope.includes(s))).map((rs) => rs.audience);
+    audience = [...registry.resourceServers.values()]
+      .filter((rs) => rs.tenant === client.tenant && rs.scopes.some((s) => scope.includes(s)))
+      .map((rs) => rs.audience);
   }
-  if (audience.length === 0) throw new OAuthError('invalid_target', 'no resource server of this tenant offers the requested scope; name one with resource');
-  return { tenant: client.tenant, clientId: client.id, redirectUri, state, codeChallenge: challenge, scope, audience, authorizationDetails: details, agent, user: null };
+  if (audience.length === 0)
+    throw new OAuthError(
+      'invalid_target',
+      'no resource server of this tenant offers the requested scope; name one with resource',
+    );
+  return {
+    tenant: client.tenant,
+    clientId: client.id,
+    redirectUri,
+    state,
+    codeChallenge: challenge,
+    scope,
+    audience,
+    authorizationDetails: details,
+    agent,
+    user: null,
+  };
 }
 
 /** `POST /oauth2/authorize/login`: signs the user in (throttled), asks the delegation policy, then shows the consent page. */
-export async function submitLogin(ctx: ServiceContext, form: Readonly<Record<string, string>>, cookieCsrf: string | undefined, browser: BrowserContext): Promise<FlowStep> {
+export async function submitLogin(
+  ctx: ServiceContext,
+  form: Readonly<Record<string, string>>,
+  cookieCsrf: string | undefined,
+  browser: BrowserContext,
+): Promise<FlowStep> {
   const opened = await unseal(ctx, form.request, form.csrf_token, cookieCsrf);
   if (opened.status !== 'ok') return unusable(opened.status);
   const { pending } = opened;
@@ -212,18 +319,37 @@ export async function submitLogin(ctx: ServiceContext, form: Readonly<Record<str
   const clientName = client?.name ?? pending.clientId;
   const again = async (error: PageMessage): Promise<FlowStep> => {
     const csrf = csrfFor(browser);
-    return { kind: 'login', sealed: await seal(ctx, pending, csrf), csrf, fields: ctx.authenticator.fields, clientName, redirectUri: pending.redirectUri, error };
+    return {
+      kind: 'login',
+      sealed: await seal(ctx, pending, csrf),
+      csrf,
+      fields: ctx.authenticator.fields,
+      clientName,
+      redirectUri: pending.redirectUri,
+      error,
+    };
   };
   const keys = signInKeys(ctx.sha256, pending.tenant, form.username ?? '', browser.address);
   const lockedUntil = await ctx.signInThrottle.attempt(keys, new Date(ctx.clock.now()));
   if (lockedUntil !== undefined) {
-    await audit(ctx, pending, { type: 'authorization.login', decision: 'refused', reason: 'sign-in throttled: too many failed attempts' });
+    await audit(ctx, pending, {
+      type: 'authorization.login',
+      decision: 'refused',
+      reason: 'sign-in throttled: too many failed attempts',
+    });
     const seconds = Math.max(1, Math.ceil((lockedUntil.getTime() - ctx.clock.now()) / 1000));
-    return again({ text: 'Too many failed sign-ins. Try again in {seconds} seconds.', values: { seconds: String(seconds) } });
+    return again({
+      text: 'Too many failed sign-ins. Try again in {seconds} seconds.',
+      values: { seconds: String(seconds) },
+    });
   }
   const user = await ctx.authenticator.authenticate(pending.tenant, form);
   if (user === undefined) {
-    await audit(ctx, pending, { type: 'authorization.login', decision: 'refused', reason: 'wrong user name or password' });
+    await audit(ctx, pending, {
+      type: 'authorization.login',
+      decision: 'refused',
+      reason: 'wrong user name or password',
+    });
     return again(messages.wrongPassword);
   }
   await ctx.signInThrottle.succeeded(keys);
@@ -231,12 +357,33 @@ export async function submitLogin(ctx: ServiceContext, form: Readonly<Record<str
   await audit(ctx, signedIn, { type: 'authorization.login', decision: 'granted', user });
   if (pending.agent !== null) {
     const decision = ctx.policy().evaluate(
-      delegationRequest(registry, { tenant: pending.tenant, actor: pending.agent, user, clientId: pending.clientId, audience: pending.audience, scope: pending.scope, authorizationDetails: pending.authorizationDetails, chain: [pending.agent] }),
+      delegationRequest(registry, {
+        tenant: pending.tenant,
+        actor: pending.agent,
+        user,
+        clientId: pending.clientId,
+        audience: pending.audience,
+        scope: pending.scope,
+        authorizationDetails: pending.authorizationDetails,
+        chain: [pending.agent],
+      }),
     );
     if (!decision.allowed) {
-      const description = ctx.policy().declares(delegateAction) ? 'delegation is not permitted by policy' : `delegation is not permitted by policy: ${noDelegateAction}`;
-      await audit(ctx, signedIn, { type: 'authorization.consent', decision: 'refused', user, policy_ids: decision.reasons, reason: `access_denied: ${description}` });
-      return redirectWith(pending.redirectUri, { error: 'access_denied', error_description: description, state: pending.state }, ctx.issuer);
+      const description = ctx.policy().declares(delegateAction)
+        ? 'delegation is not permitted by policy'
+        : `delegation is not permitted by policy: ${noDelegateAction}`;
+      await audit(ctx, signedIn, {
+        type: 'authorization.consent',
+        decision: 'refused',
+        user,
+        policy_ids: decision.reasons,
+        reason: `access_denied: ${description}`,
+      });
+      return redirectWith(
+        pending.redirectUri,
+        { error: 'access_denied', error_description: description, state: pending.state },
+        ctx.issuer,
+      );
     }
   }
   const agent = pending.agent === null ? undefined : registry.agents.get(pending.agent);
@@ -262,19 +409,42 @@ export async function submitLogin(ctx: ServiceContext, form: Readonly<Record<str
  * everything asked. A consent request is answered once: a second submission (a replayed form, a
  * second tab, the back button) is refused, on every instance.
  */
-export async function submitConsent(ctx: ServiceContext, form: Readonly<Record<string, string>>, cookieCsrf: string | undefined): Promise<FlowStep> {
+export async function submitConsent(
+  ctx: ServiceContext,
+  form: Readonly<Record<string, string>>,
+  cookieCsrf: string | undefined,
+): Promise<FlowStep> {
   const opened = await unseal(ctx, form.request, form.csrf_token, cookieCsrf);
   if (opened.status !== 'ok') return unusable(opened.status);
   const { pending } = opened;
   if (pending.user === null) return unusable('forged');
-  const first = await ctx.store.consumeAssertion({ tenant: pending.tenant, issuer: consentUse(ctx.issuer), jti: opened.jti, expiresAt: new Date(opened.exp * 1000) });
+  const first = await ctx.store.consumeAssertion({
+    tenant: pending.tenant,
+    issuer: consentUse(ctx.issuer),
+    jti: opened.jti,
+    expiresAt: new Date(opened.exp * 1000),
+  });
   if (!first) {
-    await audit(ctx, pending, { type: 'authorization.consent', decision: 'refused', user: pending.user, reason: 'the consent form was already answered (replayed)' });
+    await audit(ctx, pending, {
+      type: 'authorization.consent',
+      decision: 'refused',
+      user: pending.user,
+      reason: 'the consent form was already answered (replayed)',
+    });
     return { kind: 'error-page', status: 400, message: messages.answered, audited: true };
   }
   if (form.decision !== 'approve') {
-    await audit(ctx, pending, { type: 'authorization.consent', decision: 'refused', user: pending.user, reason: 'access_denied: the user declined' });
-    return redirectWith(pending.redirectUri, { error: 'access_denied', error_description: 'the user declined', state: pending.state }, ctx.issuer);
+    await audit(ctx, pending, {
+      type: 'authorization.consent',
+      decision: 'refused',
+      user: pending.user,
+      reason: 'access_denied: the user declined',
+    });
+    return redirectWith(
+      pending.redirectUri,
+      { error: 'access_denied', error_description: 'the user declined', state: pending.state },
+      ctx.issuer,
+    );
   }
   const code = secret();
   const grantId = randomId();
@@ -282,10 +452,24 @@ export async function submitConsent(ctx: ServiceContext, form: Readonly<Record<s
     sha256Base64url(ctx.sha256, code),
     pending.tenant,
     grantId,
-    { clientId: pending.clientId, user: pending.user, agent: pending.agent, scope: pending.scope, audience: pending.audience, authorizationDetails: pending.authorizationDetails, redirectUri: pending.redirectUri, codeChallenge: pending.codeChallenge },
+    {
+      clientId: pending.clientId,
+      user: pending.user,
+      agent: pending.agent,
+      scope: pending.scope,
+      audience: pending.audience,
+      authorizationDetails: pending.authorizationDetails,
+      redirectUri: pending.redirectUri,
+      codeChallenge: pending.codeChallenge,
+    },
     new Date(ctx.clock.now() + ctx.limits.codeLifetimeSeconds * 1000),
   );
-  await audit(ctx, pending, { type: 'authorization.consent', decision: 'granted', user: pending.user, root_grant: grantId, reason: 'the user approved; code issued' });
+  await audit(ctx, pending, {
+    type: 'authorization.consent',
+    decision: 'granted',
+    user: pending.user,
+    root_grant: grantId,
+    reason: 'the user approved; code issued',
+  });
   return redirectWith(pending.redirectUri, { code, state: pending.state }, ctx.issuer);
 }
-

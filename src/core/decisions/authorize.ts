@@ -3,7 +3,13 @@ import { parseActClaim } from '../tokens/act-chain.js';
 import { scopeClaim } from '../tokens/attenuate.js';
 import { inSpanSync } from '../telemetry.js';
 import type { AuditTrail } from '../audit/chain.js';
-import { authorizationDetailsClaim, matchDecision, readGovernedContext, type DetailTypes, type GovernedContext } from '../tokens/authorization-details.js';
+import {
+  authorizationDetailsClaim,
+  matchDecision,
+  readGovernedContext,
+  type DetailTypes,
+  type GovernedContext,
+} from '../tokens/authorization-details.js';
 import { revokedDescription, verifyBatonToken, type BatonTokenVerifier } from '../tokens/baton-token.js';
 import { OAuthError } from '../errors.js';
 import { agentEntity, entityRef, userEntity } from './policy.js';
@@ -20,20 +26,22 @@ export const actionIdSyntax = /^[\x21-\x7E]{1,128}$/;
 export const actionIdRule = 'must be 1–128 visible ASCII characters';
 
 /** The body of `POST /authorize`; no member may hold text the log or Cedar cannot (see storable-text.ts). */
-const authorizeRequestSchema = storable(z.object({
-  token: z.string({ error: 'is required' }).min(1, 'is required'),
-  action: z.string({ error: 'is required' }).min(1, 'is required').max(200),
-  resource: z.object(
-    {
-      type: z.string({ error: 'is required' }).min(1, 'is required').max(200),
-      id: z.string({ error: 'is required' }).min(1, 'is required').max(1024),
-      properties: properties.optional(),
-    },
-    { error: 'is required' },
-  ),
-  context: properties.optional(),
-  action_id: z.string().regex(actionIdSyntax, actionIdRule).optional(),
-}));
+const authorizeRequestSchema = storable(
+  z.object({
+    token: z.string({ error: 'is required' }).min(1, 'is required'),
+    action: z.string({ error: 'is required' }).min(1, 'is required').max(200),
+    resource: z.object(
+      {
+        type: z.string({ error: 'is required' }).min(1, 'is required').max(200),
+        id: z.string({ error: 'is required' }).min(1, 'is required').max(1024),
+        properties: properties.optional(),
+      },
+      { error: 'is required' },
+    ),
+    context: properties.optional(),
+    action_id: z.string().regex(actionIdSyntax, actionIdRule).optional(),
+  }),
+);
 export type AuthorizeRequest = z.infer<typeof authorizeRequestSchema>;
 
 export interface DecisionContext extends BatonTokenVerifier {
@@ -68,7 +76,12 @@ export function parseAuthorizeRequest(body: unknown): AuthorizeRequest {
  * token (signature, expiry, audience of the calling resource server, tenant), that the server
  * offers the action, then asks the policies with principal = the current actor (or the user).
  */
-export async function decide(ctx: DecisionContext, caller: Caller, request: AuthorizeRequest, requestId: string | null): Promise<DecisionOutcome> {
+export async function decide(
+  ctx: DecisionContext,
+  caller: Caller,
+  request: AuthorizeRequest,
+  requestId: string | null,
+): Promise<DecisionOutcome> {
   const actionId = request.action_id ?? randomId();
   const trail: AuditTrail = {};
   let outcome: DecisionOutcome;
@@ -76,7 +89,16 @@ export async function decide(ctx: DecisionContext, caller: Caller, request: Auth
     outcome = await evaluateDecision(ctx, caller, request, actionId, trail);
   } catch (error) {
     if (!(error instanceof OAuthError)) throw error;
-    await ctx.audit.append({ ...trail, tenant: caller.tenant, type: 'decision', decision: 'refused', action_id: actionId, client: caller.id, reason: `${error.code}: ${error.description}`, request_id: requestId });
+    await ctx.audit.append({
+      ...trail,
+      tenant: caller.tenant,
+      type: 'decision',
+      decision: 'refused',
+      action_id: actionId,
+      client: caller.id,
+      reason: `${error.code}: ${error.description}`,
+      request_id: requestId,
+    });
     throw error.markAudited();
   }
   const [first] = outcome.reasons;
@@ -90,7 +112,10 @@ export async function decide(ctx: DecisionContext, caller: Caller, request: Auth
     action_id: actionId,
     client: caller.id,
     policy_ids: outcome.reasons,
-    reason: outcome.detail === undefined ? `${request.action} on ${request.resource.type}::${request.resource.id}` : `${request.action} on ${request.resource.type}::${request.resource.id}: ${outcome.detail}`,
+    reason:
+      outcome.detail === undefined
+        ? `${request.action} on ${request.resource.type}::${request.resource.id}`
+        : `${request.action} on ${request.resource.type}::${request.resource.id}: ${outcome.detail}`,
     request_id: requestId,
   });
   return outcome;
@@ -103,7 +128,12 @@ async function evaluateDecision(
   actionId: string,
   trail: AuditTrail,
 ): Promise<DecisionOutcome> {
-  const deny = (reason: string, detail: string): DecisionOutcome => ({ decision: 'deny', action_id: actionId, reasons: [reason], detail });
+  const deny = (reason: string, detail: string): DecisionOutcome => ({
+    decision: 'deny',
+    action_id: actionId,
+    reasons: [reason],
+    detail,
+  });
   const registry = ctx.registry();
   const server = registry.resourceServers.get(caller.id);
   if (server === undefined) throw new OAuthError('access_denied', 'the caller is not a registered resource server');
@@ -120,9 +150,12 @@ async function evaluateDecision(
   trail.jti = token.jti;
   trail.user = token.sub;
   trail.audience = token.audience;
-  if (!token.audience.includes(server.audience)) return deny('baton:audience', `token audience ${token.audience.join(' ')} does not include ${server.audience}`);
-  if (token.tenant !== server.tenant) return deny('baton:tenant', 'token and resource server belong to different tenants');
-  if (server.actions.length > 0 && !server.actions.includes(request.action)) return deny('baton:unknown-action', `${server.id} does not offer ${request.action}`);
+  if (!token.audience.includes(server.audience))
+    return deny('baton:audience', `token audience ${token.audience.join(' ')} does not include ${server.audience}`);
+  if (token.tenant !== server.tenant)
+    return deny('baton:tenant', 'token and resource server belong to different tenants');
+  if (server.actions.length > 0 && !server.actions.includes(request.action))
+    return deny('baton:unknown-action', `${server.id} does not offer ${request.action}`);
 
   let chain: string[];
   let match;
@@ -133,30 +166,40 @@ async function evaluateDecision(
     return deny('baton:invalid-token', error instanceof OAuthError ? error.description : String(error));
   }
   // The token's authorization_details must cover the action, whatever the policies say.
-  if (match.applies && match.entry === undefined) return deny('baton:authorization-details', match.reason ?? 'not covered');
+  if (match.applies && match.entry === undefined)
+    return deny('baton:authorization-details', match.reason ?? 'not covered');
   trail.actor_chain = chain;
   trail.scope = scopeClaim(token.payload);
   if (match.applies && match.entry !== undefined) trail.authorization_details = [match.entry];
   const user = userEntity(token.tenant, token.sub);
   const [actor] = chain;
   const principal: PolicyEntity = actor === undefined ? user : agentEntity(registry, actor);
-  const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': request.action, 'baton.tenant': token.tenant, 'baton.actor': actor ?? '' }, () => ctx.policy().evaluate({
-    principal,
-    action: request.action,
-    resource: { type: request.resource.type, id: request.resource.id, attributes: request.resource.properties ?? {} },
-    // Baton's facts come last so a caller's context cannot override them.
-    context: {
-      ...request.context,
-      tenant: token.tenant,
-      client: token.clientId,
-      user: entityRef('User', token.sub),
-      chain,
-      depth: chain.length,
-      scope: scopeClaim(token.payload),
-      ...(match.applies ? { grant: match.entry } : {}),
-    },
-    entities: actor === undefined ? [] : [user],
-  }));
+  const decision = inSpanSync(
+    'baton.policy.evaluate',
+    { 'baton.action': request.action, 'baton.tenant': token.tenant, 'baton.actor': actor ?? '' },
+    () =>
+      ctx.policy().evaluate({
+        principal,
+        action: request.action,
+        resource: {
+          type: request.resource.type,
+          id: request.resource.id,
+          attributes: request.resource.properties ?? {},
+        },
+        // Baton's facts come last so a caller's context cannot override them.
+        context: {
+          ...request.context,
+          tenant: token.tenant,
+          client: token.clientId,
+          user: entityRef('User', token.sub),
+          chain,
+          depth: chain.length,
+          scope: scopeClaim(token.payload),
+          ...(match.applies ? { grant: match.entry } : {}),
+        },
+        entities: actor === undefined ? [] : [user],
+      }),
+  );
   return {
     decision: decision.allowed ? 'allow' : 'deny',
     action_id: actionId,

@@ -16,12 +16,14 @@ const actionSchema = z.object({ name: z.string().min(1), properties: properties.
  * OpenID AuthZEN 1.0 Access Evaluation request; no member may hold text Cedar cannot read (see
  * storable-text.ts). Each item of a batch is checked as one, so only that item fails.
  */
-export const evaluationSchema = storable(z.object({
-  subject: entitySchema,
-  action: actionSchema,
-  resource: entitySchema,
-  context: properties.optional(),
-}));
+export const evaluationSchema = storable(
+  z.object({
+    subject: entitySchema,
+    action: actionSchema,
+    resource: entitySchema,
+    context: properties.optional(),
+  }),
+);
 export type Evaluation = z.infer<typeof evaluationSchema>;
 
 const partial = {
@@ -35,7 +37,12 @@ const partial = {
 export const evaluationsSchema = z.object({
   ...partial,
   evaluations: z.array(z.object(partial)).max(256).optional(),
-  options: z.object({ evaluations_semantic: z.enum(['execute_all', 'deny_on_first_deny', 'permit_on_first_permit']).optional() }).loose().optional(),
+  options: z
+    .object({
+      evaluations_semantic: z.enum(['execute_all', 'deny_on_first_deny', 'permit_on_first_permit']).optional(),
+    })
+    .loose()
+    .optional(),
 });
 export type Evaluations = z.infer<typeof evaluationsSchema>;
 
@@ -71,21 +78,46 @@ export interface AuthzenContext {
 
 /** The audit entry of an evaluation refused as malformed. */
 function refusedEvent(caller: Caller, error: OAuthError, requestId: string | null): AuditEvent {
-  return { tenant: caller.tenant, type: 'authzen.evaluation', decision: 'refused', client: caller.id, reason: `${error.code}: ${error.description}`, request_id: requestId };
+  return {
+    tenant: caller.tenant,
+    type: 'authzen.evaluation',
+    decision: 'refused',
+    client: caller.id,
+    reason: `${error.code}: ${error.description}`,
+    request_id: requestId,
+  };
 }
 
 /**
  * Asks the policies; returns the decision and the audit entry that records it. A governed
  * action's context must first fit its authorization_details type, as at `POST /authorize`.
  */
-function decideOne(ctx: AuthzenContext, caller: Caller, request: Evaluation, requestId: string | null): { result: AuthzenDecision; event: AuditEvent } {
+function decideOne(
+  ctx: AuthzenContext,
+  caller: Caller,
+  request: Evaluation,
+  requestId: string | null,
+): { result: AuthzenDecision; event: AuditEvent } {
   readGovernedContext(ctx.detailTypes, request.action.name, request.context ?? {});
-  const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': request.action.name, 'baton.tenant': caller.tenant }, () => ctx.policy().evaluate({
-    principal: { type: request.subject.type, id: request.subject.id, attributes: request.subject.properties ?? {} },
-    action: request.action.name,
-    resource: { type: request.resource.type, id: request.resource.id, attributes: request.resource.properties ?? {} },
-    context: { ...request.context, ...(request.action.properties === undefined ? {} : { action: request.action.properties }), tenant: caller.tenant },
-  }));
+  const decision = inSpanSync(
+    'baton.policy.evaluate',
+    { 'baton.action': request.action.name, 'baton.tenant': caller.tenant },
+    () =>
+      ctx.policy().evaluate({
+        principal: { type: request.subject.type, id: request.subject.id, attributes: request.subject.properties ?? {} },
+        action: request.action.name,
+        resource: {
+          type: request.resource.type,
+          id: request.resource.id,
+          attributes: request.resource.properties ?? {},
+        },
+        context: {
+          ...request.context,
+          ...(request.action.properties === undefined ? {} : { action: request.action.properties }),
+          tenant: caller.tenant,
+        },
+      }),
+  );
   ctx.metrics.decision('authzen', decision.allowed ? 'allow' : 'deny', 'policy');
   return {
     result: { decision: decision.allowed },
@@ -103,7 +135,12 @@ function decideOne(ctx: AuthzenContext, caller: Caller, request: Evaluation, req
 }
 
 /** Evaluates one request; answers only once its audit entry is committed. */
-export async function evaluate(ctx: AuthzenContext, caller: Caller, request: Evaluation, requestId: string | null): Promise<AuthzenDecision> {
+export async function evaluate(
+  ctx: AuthzenContext,
+  caller: Caller,
+  request: Evaluation,
+  requestId: string | null,
+): Promise<AuthzenDecision> {
   let decided;
   try {
     decided = decideOne(ctx, caller, request, requestId);
@@ -120,7 +157,11 @@ export async function evaluate(ctx: AuthzenContext, caller: Caller, request: Eva
  * An item's member replaces the default whole (its properties never mix with the default's),
  * but falls back to the default's identifying fields when it leaves them out.
  */
-function override(fallback: Record<string, unknown> | undefined, value: Record<string, unknown> | undefined, identifying: readonly string[]): Record<string, unknown> | undefined {
+function override(
+  fallback: Record<string, unknown> | undefined,
+  value: Record<string, unknown> | undefined,
+  identifying: readonly string[],
+): Record<string, unknown> | undefined {
   if (value === undefined) return fallback;
   const out = { ...value };
   for (const k of identifying) if (out[k] === undefined && fallback?.[k] !== undefined) out[k] = fallback[k];
@@ -128,9 +169,15 @@ function override(fallback: Record<string, unknown> | undefined, value: Record<s
 }
 
 /** Runs a batch with its `evaluations_semantic`; items inherit the top-level defaults. All entries commit together. */
-export async function evaluateBatch(ctx: AuthzenContext, caller: Caller, request: Evaluations, requestId: string | null): Promise<AuthzenDecision | { evaluations: AuthzenDecision[] }> {
+export async function evaluateBatch(
+  ctx: AuthzenContext,
+  caller: Caller,
+  request: Evaluations,
+  requestId: string | null,
+): Promise<AuthzenDecision | { evaluations: AuthzenDecision[] }> {
   const { evaluations, options, ...defaults } = request;
-  if (evaluations === undefined || evaluations.length === 0) return evaluate(ctx, caller, parseAuthzen(evaluationSchema, defaults), requestId);
+  if (evaluations === undefined || evaluations.length === 0)
+    return evaluate(ctx, caller, parseAuthzen(evaluationSchema, defaults), requestId);
   const semantic = options?.evaluations_semantic ?? 'execute_all';
   const results: AuthzenDecision[] = [];
   const events: AuditEvent[] = [];

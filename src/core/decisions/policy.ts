@@ -26,14 +26,20 @@ export function agentEntity(registry: Registry, id: string) {
   return {
     type: 'Agent',
     id,
-    attributes: agent === undefined ? {} : { ...agent.metadata, tenant: entityRef('Tenant', agent.tenant), name: agent.name },
+    attributes:
+      agent === undefined ? {} : { ...agent.metadata, tenant: entityRef('Tenant', agent.tenant), name: agent.name },
     parents: agent === undefined ? [] : [{ type: 'Tenant', id: agent.tenant }],
   };
 }
 
 /** The user entity: the tenant comes from the verified token, other attributes from entity data. */
 export function userEntity(tenant: string, id: string) {
-  return { type: 'User', id, attributes: { tenant: entityRef('Tenant', tenant) }, parents: [{ type: 'Tenant', id: tenant }] };
+  return {
+    type: 'User',
+    id,
+    attributes: { tenant: entityRef('Tenant', tenant) },
+    parents: [{ type: 'Tenant', id: tenant }],
+  };
 }
 
 /** The action every token exchange (and consent) asks the policies about. */
@@ -45,7 +51,10 @@ export const noDelegateAction = `the policy set has no Action::"${delegateAction
 /** Warns at start-up and on reload when the policy set cannot permit any delegation, so every token exchange would be refused. */
 export function warnIfNoDelegateAction(engine: PolicyEngine, logger: Logger, policyDir: string): void {
   if (!engine.declares(delegateAction)) {
-    logger.warn(`${noDelegateAction}: every token exchange will be refused`, { policy_dir: policyDir, detail: `declare action ${delegateAction} as policies/baton.cedarschema does to allow token exchange` });
+    logger.warn(`${noDelegateAction}: every token exchange will be refused`, {
+      policy_dir: policyDir,
+      detail: `declare action ${delegateAction} as policies/baton.cedarschema does to allow token exchange`,
+    });
   }
 }
 

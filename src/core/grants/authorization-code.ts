@@ -44,10 +44,19 @@ export const authorizationCode: Grant<typeof schema> = {
  */
 function actorTokenType(ctx: ServiceContext, request: AuthorizationCodeRequest): string | undefined {
   if (request.actor_token === undefined || request.actor_token_type !== undefined) return request.actor_token_type;
-  return peekJwt(request.actor_token, 'actor_token', 'invalid_request').payload.iss === ctx.issuer ? tokenTypes.accessToken : tokenTypes.jwt;
+  return peekJwt(request.actor_token, 'actor_token', 'invalid_request').payload.iss === ctx.issuer
+    ? tokenTypes.accessToken
+    : tokenTypes.jwt;
 }
 
-async function redeemCode(ctx: ServiceContext, registry: Registry, caller: Caller, request: AuthorizationCodeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
+async function redeemCode(
+  ctx: ServiceContext,
+  registry: Registry,
+  caller: Caller,
+  request: AuthorizationCodeRequest,
+  trail: AuditTrail,
+  requestId: string | null,
+): Promise<TokenResponse> {
   const redeemed = await ctx.grants.redeemCode(sha256Base64url(ctx.sha256, request.code));
   if (redeemed.status === 'unknown') throw new OAuthError('invalid_grant', 'authorization code is invalid');
   if (redeemed.status === 'expired') throw new OAuthError('invalid_grant', 'authorization code has expired');
@@ -56,23 +65,44 @@ async function redeemCode(ctx: ServiceContext, registry: Registry, caller: Calle
   if (redeemed.status === 'revoked') throw new OAuthError('invalid_grant', 'authorization code has been revoked');
   if (redeemed.status === 'reused') {
     await revokeGrant(ctx, redeemed.tenant, redeemed.grantId);
-    throw new OAuthError('invalid_grant', 'authorization code has already been used; tokens issued from it are revoked');
+    throw new OAuthError(
+      'invalid_grant',
+      'authorization code has already been used; tokens issued from it are revoked',
+    );
   }
   const { detail } = redeemed;
   trail.user = detail.user;
   trail.actor_chain = detail.agent === null ? [] : [detail.agent];
-  if (detail.clientId !== caller.id) throw new OAuthError('invalid_grant', 'authorization code was issued to another client');
-  if (request.redirect_uri !== detail.redirectUri) throw new OAuthError('invalid_grant', 'redirect_uri does not match the authorization request');
+  if (detail.clientId !== caller.id)
+    throw new OAuthError('invalid_grant', 'authorization code was issued to another client');
+  if (request.redirect_uri !== detail.redirectUri)
+    throw new OAuthError('invalid_grant', 'redirect_uri does not match the authorization request');
   verifyPkce(ctx.sha256, request.code_verifier, detail.codeChallenge);
   if (detail.agent !== null) {
-    if (request.actor_token === undefined) throw new OAuthError('invalid_grant', `actor_token is required: the code was issued for agent "${detail.agent}"`);
+    if (request.actor_token === undefined)
+      throw new OAuthError('invalid_grant', `actor_token is required: the code was issued for agent "${detail.agent}"`);
     let actor;
     try {
-      actor = await proveActor(ctx, registry, caller, { actor_token: request.actor_token, actor_token_type: actorTokenType(ctx, request) });
+      actor = await proveActor(ctx, registry, caller, {
+        actor_token: request.actor_token,
+        actor_token_type: actorTokenType(ctx, request),
+      });
     } catch (error) {
-      throw error instanceof OAuthError ? new OAuthError('invalid_grant', error.description, error.detail === undefined ? {} : { detail: error.detail }) : error;
+      throw error instanceof OAuthError
+        ? new OAuthError('invalid_grant', error.description, error.detail === undefined ? {} : { detail: error.detail })
+        : error;
     }
-    if (actor.id !== detail.agent) throw new OAuthError('invalid_grant', 'actor_token does not prove the requested actor');
+    if (actor.id !== detail.agent)
+      throw new OAuthError('invalid_grant', 'actor_token does not prove the requested actor');
   }
-  return issueWithRefresh(ctx, caller, redeemed.tenant, redeemed.grantId, detail, detail.scope, authorizationCode.auditType, requestId);
+  return issueWithRefresh(
+    ctx,
+    caller,
+    redeemed.tenant,
+    redeemed.grantId,
+    detail,
+    detail.scope,
+    authorizationCode.auditType,
+    requestId,
+  );
 }

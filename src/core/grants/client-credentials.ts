@@ -32,10 +32,29 @@ export const clientCredentials: Grant<typeof schema> = {
 };
 
 // The trail already names the caller: this grant establishes nothing else before it mints.
-async function issueForCaller(ctx: ServiceContext, registry: Registry, caller: Caller, request: ClientCredentialsRequest, _trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
-  const requested = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
+async function issueForCaller(
+  ctx: ServiceContext,
+  registry: Registry,
+  caller: Caller,
+  request: ClientCredentialsRequest,
+  _trail: AuditTrail,
+  requestId: string | null,
+): Promise<TokenResponse> {
+  const requested = parseAuthorizationDetails(
+    request.authorization_details,
+    ctx.detailTypes,
+    ctx.limits.maxAuthorizationDetails,
+  );
   // A client's registered entries cap what it may ask for; they are not granted unasked.
-  const authorizationDetails = requested === undefined ? [] : attenuateAuthorizationDetails(ctx.detailTypes, requested, caller.authorizationDetails, "the client's registration");
+  const authorizationDetails =
+    requested === undefined
+      ? []
+      : attenuateAuthorizationDetails(
+          ctx.detailTypes,
+          requested,
+          caller.authorizationDetails,
+          "the client's registration",
+        );
   const targets = resolveTargets(registry, caller.tenant, request.audience, request.resource);
   const audience = targets.length > 0 ? targets : [ctx.issuer];
   const scope = attenuateScope(request.scope, [

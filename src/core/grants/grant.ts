@@ -24,5 +24,12 @@ export interface Grant<Schema extends GrantRequestSchema = GrantRequestSchema> {
    * Answers a request of an authenticated caller allowed this grant, recording what it establishes
    * in `trail` as it goes, so that a refusal's audit entry says as much as can be known.
    */
-  handle(ctx: ServiceContext, registry: Registry, caller: Caller, request: z.output<Schema>, trail: AuditTrail, requestId: string | null): Promise<TokenResponse>;
+  handle(
+    ctx: ServiceContext,
+    registry: Registry,
+    caller: Caller,
+    request: z.output<Schema>,
+    trail: AuditTrail,
+    requestId: string | null,
+  ): Promise<TokenResponse>;
 }

@@ -29,9 +29,17 @@ export const refreshToken: Grant<typeof schema> = {
   handle: redeemRefreshToken,
 };
 
-async function redeemRefreshToken(ctx: ServiceContext, _registry: Registry, caller: Caller, request: RefreshTokenRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
+async function redeemRefreshToken(
+  ctx: ServiceContext,
+  _registry: Registry,
+  caller: Caller,
+  request: RefreshTokenRequest,
+  trail: AuditTrail,
+  requestId: string | null,
+): Promise<TokenResponse> {
   const redeemed = await ctx.grants.redeemRefresh(sha256Base64url(ctx.sha256, request.refresh_token));
-  if (redeemed.status === 'unknown' || redeemed.status === 'expired') throw new OAuthError('invalid_grant', 'refresh token is invalid or expired');
+  if (redeemed.status === 'unknown' || redeemed.status === 'expired')
+    throw new OAuthError('invalid_grant', 'refresh token is invalid or expired');
   trail.tenant = redeemed.tenant;
   trail.root_grant = redeemed.grantId;
   if (redeemed.status === 'revoked') throw new OAuthError('invalid_grant', 'refresh token has been revoked');
@@ -40,16 +48,35 @@ async function redeemRefreshToken(ctx: ServiceContext, _registry: Registry, call
     throw new OAuthError('invalid_grant', 'refresh token has already been used; its family is revoked');
   }
   const { detail } = redeemed;
-  if (detail.clientId !== caller.id) throw new OAuthError('invalid_grant', 'refresh token was issued to another client');
+  if (detail.clientId !== caller.id)
+    throw new OAuthError('invalid_grant', 'refresh token was issued to another client');
   const scope = attenuateScope(request.scope, [['the scope granted', new Set(detail.scope)]]);
-  return issueWithRefresh(ctx, caller, redeemed.tenant, redeemed.grantId, detail, request.scope === undefined ? detail.scope : scope, refreshToken.auditType, requestId);
+  return issueWithRefresh(
+    ctx,
+    caller,
+    redeemed.tenant,
+    redeemed.grantId,
+    detail,
+    request.scope === undefined ? detail.scope : scope,
+    refreshToken.auditType,
+    requestId,
+  );
 }
 
 /**
  * Issues the access token and a fresh refresh token of the same family: for a redeemed refresh
  * token, and for a redeemed authorization code, which starts the family.
  */
-export async function issueWithRefresh(ctx: ServiceContext, caller: Caller, tenant: string, family: string, detail: GrantDetail, scope: readonly string[], auditType: AuditType, requestId: string | null): Promise<TokenResponse & { refresh_token: string }> {
+export async function issueWithRefresh(
+  ctx: ServiceContext,
+  caller: Caller,
+  tenant: string,
+  family: string,
+  detail: GrantDetail,
+  scope: readonly string[],
+  auditType: AuditType,
+  requestId: string | null,
+): Promise<TokenResponse & { refresh_token: string }> {
   const now = Math.floor(ctx.clock.now() / 1000);
   const response = await issue(ctx, {
     tenant,
@@ -67,8 +94,21 @@ export async function issueWithRefresh(ctx: ServiceContext, caller: Caller, tena
   });
   const refresh = secret();
   // A refresh token keeps what the grant was for, not how the code was delivered.
-  const kept: GrantDetail = { clientId: detail.clientId, user: detail.user, agent: detail.agent, scope, audience: detail.audience, authorizationDetails: detail.authorizationDetails };
-  await ctx.grants.saveRefresh(sha256Base64url(ctx.sha256, refresh), tenant, family, kept, new Date(ctx.clock.now() + ctx.limits.refreshTokenLifetimeSeconds * 1000));
+  const kept: GrantDetail = {
+    clientId: detail.clientId,
+    user: detail.user,
+    agent: detail.agent,
+    scope,
+    audience: detail.audience,
+    authorizationDetails: detail.authorizationDetails,
+  };
+  await ctx.grants.saveRefresh(
+    sha256Base64url(ctx.sha256, refresh),
+    tenant,
+    family,
+    kept,
+    new Date(ctx.clock.now() + ctx.limits.refreshTokenLifetimeSeconds * 1000),
+  );
   return { ...response, refresh_token: refresh };
 }
 

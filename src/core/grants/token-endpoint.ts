@@ -27,7 +27,12 @@ export async function handleTokenRequest(ctx: ServiceContext, input: TokenEndpoi
   try {
     const response = await inSpan('baton.token', { 'baton.grant_type': grantLabel }, async (span) => {
       const result = await runTokenRequest(ctx, input, trail);
-      span.setAttributes({ 'baton.tenant': trail.tenant ?? '', 'baton.client': trail.client ?? '', 'baton.actor': trail.actor_chain?.[0] ?? '', 'baton.outcome': 'granted' });
+      span.setAttributes({
+        'baton.tenant': trail.tenant ?? '',
+        'baton.client': trail.client ?? '',
+        'baton.actor': trail.actor_chain?.[0] ?? '',
+        'baton.outcome': 'granted',
+      });
       return result;
     });
     ctx.metrics.grant(grantLabel, 'granted', 'ok');
@@ -48,11 +53,19 @@ export async function handleTokenRequest(ctx: ServiceContext, input: TokenEndpoi
     });
     throw error.markAudited();
   } finally {
-    input.observe?.({ ...(trail.tenant === undefined ? {} : { tenant: trail.tenant }), ...(typeof trail.client === 'string' ? { client: trail.client } : {}), ...(trail.actor_chain?.[0] === undefined ? {} : { actor: trail.actor_chain[0] }) });
+    input.observe?.({
+      ...(trail.tenant === undefined ? {} : { tenant: trail.tenant }),
+      ...(typeof trail.client === 'string' ? { client: trail.client } : {}),
+      ...(trail.actor_chain?.[0] === undefined ? {} : { actor: trail.actor_chain[0] }),
+    });
   }
 }
 
-async function runTokenRequest(ctx: ServiceContext, input: TokenEndpointInput, trail: AuditTrail): Promise<TokenResponse> {
+async function runTokenRequest(
+  ctx: ServiceContext,
+  input: TokenEndpointInput,
+  trail: AuditTrail,
+): Promise<TokenResponse> {
   const { grant, request, client } = parseTokenRequest(input.params);
   for (const name of ['subject_token', 'actor_token', 'client_assertion', 'code', 'refresh_token'] as const) {
     const value = (input.params as Record<string, unknown>)[name];

@@ -2,7 +2,13 @@ import { z } from 'zod';
 import { delegate, parseActClaim } from '../tokens/act-chain.js';
 import { verifyAssertion } from '../clients/assertion.js';
 import { attenuateAudience, attenuateScope, audienceScopes, resolveTargets, scopeClaim } from '../tokens/attenuate.js';
-import { attenuateAuthorizationDetails, authorizationDetailsClaim, checkHeldDetails, parseAuthorizationDetails, type AuthorizationDetail } from '../tokens/authorization-details.js';
+import {
+  attenuateAuthorizationDetails,
+  authorizationDetailsClaim,
+  checkHeldDetails,
+  parseAuthorizationDetails,
+  type AuthorizationDetail,
+} from '../tokens/authorization-details.js';
 import { OAuthError, echo, invalidRequest } from '../errors.js';
 import { verifyBatonToken } from '../tokens/baton-token.js';
 import { peekJwt, verifyJwt } from '../tokens/jwt.js';
@@ -53,7 +59,8 @@ interface SubjectToken {
   readonly tenant: string;
   readonly user: string;
   /** Lineage when Baton issued the token; undefined for an upstream identity provider's token. */
-  readonly lineage: { readonly jti: string; readonly rootGrant: string; readonly audience: readonly string[] } | undefined;
+  readonly lineage:
+    { readonly jti: string; readonly rootGrant: string; readonly audience: readonly string[] } | undefined;
   readonly scope: ReadonlySet<string>;
   readonly expiresAt: number;
   readonly act: { readonly act: ActClaim | undefined; readonly chain: readonly string[] };
@@ -69,14 +76,24 @@ async function verifyRecordedToken(ctx: ServiceContext, token: string, param: st
   return { ...verified, lineage };
 }
 
-async function verifySubjectToken(ctx: ServiceContext, registry: Registry, request: TokenExchangeRequest): Promise<SubjectToken> {
-  if (!subjectTokenTypes.has(request.subject_token_type)) throw invalidRequest(`subject_token_type "${echo(request.subject_token_type)}" is not supported`);
+async function verifySubjectToken(
+  ctx: ServiceContext,
+  registry: Registry,
+  request: TokenExchangeRequest,
+): Promise<SubjectToken> {
+  if (!subjectTokenTypes.has(request.subject_token_type))
+    throw invalidRequest(`subject_token_type "${echo(request.subject_token_type)}" is not supported`);
   const { iss } = peekJwt(request.subject_token, 'subject_token', 'invalid_request').payload;
   const maxDepth = ctx.limits.maxChainLength;
 
   if (iss === ctx.issuer) {
-    if (request.subject_token_type === tokenTypes.idToken) throw invalidRequest('subject_token_type does not match the subject_token');
-    const { payload, tenant, sub, lineage, audience } = await verifyRecordedToken(ctx, request.subject_token, 'subject_token');
+    if (request.subject_token_type === tokenTypes.idToken)
+      throw invalidRequest('subject_token_type does not match the subject_token');
+    const { payload, tenant, sub, lineage, audience } = await verifyRecordedToken(
+      ctx,
+      request.subject_token,
+      'subject_token',
+    );
     return {
       tenant,
       user: sub,
@@ -119,7 +136,12 @@ async function verifySubjectToken(ctx: ServiceContext, registry: Registry, reque
 }
 
 /** The actor: proven by an actor token (agent assertion or Baton agent token), or the client itself if it is an agent. */
-export async function proveActor(ctx: ServiceContext, registry: Registry, caller: Caller, request: Pick<TokenExchangeRequest, 'actor_token' | 'actor_token_type'>): Promise<Agent> {
+export async function proveActor(
+  ctx: ServiceContext,
+  registry: Registry,
+  caller: Caller,
+  request: Pick<TokenExchangeRequest, 'actor_token' | 'actor_token_type'>,
+): Promise<Agent> {
   const token = request.actor_token;
   if (token === undefined) {
     if (request.actor_token_type !== undefined) throw invalidRequest('actor_token_type is given without actor_token');
@@ -128,7 +150,8 @@ export async function proveActor(ctx: ServiceContext, registry: Registry, caller
     return self;
   }
   if (request.actor_token_type === undefined) throw invalidRequest('actor_token_type is required with actor_token');
-  if (!actorTokenTypes.has(request.actor_token_type)) throw invalidRequest(`actor_token_type "${echo(request.actor_token_type)}" is not supported`);
+  if (!actorTokenTypes.has(request.actor_token_type))
+    throw invalidRequest(`actor_token_type "${echo(request.actor_token_type)}" is not supported`);
 
   const { iss } = peekJwt(token, 'actor_token', 'invalid_request').payload;
   if (iss === ctx.issuer) {
@@ -151,17 +174,33 @@ function checkMayAct(mayAct: unknown, actor: Agent, issuer: string): void {
   if (mayAct === undefined) return;
   // Its shape was checked with the subject token's other claims (checkClaims).
   const { sub, iss } = mayAct as { sub: string; iss?: string };
-  if (sub !== actor.id || (iss !== undefined && iss !== issuer)) throw invalidRequest("actor is not permitted by the subject_token's may_act claim");
+  if (sub !== actor.id || (iss !== undefined && iss !== issuer))
+    throw invalidRequest("actor is not permitted by the subject_token's may_act claim");
 }
 
-async function exchangeToken(ctx: ServiceContext, registry: Registry, caller: Caller, request: TokenExchangeRequest, trail: AuditTrail, requestId: string | null): Promise<TokenResponse> {
+async function exchangeToken(
+  ctx: ServiceContext,
+  registry: Registry,
+  caller: Caller,
+  request: TokenExchangeRequest,
+  trail: AuditTrail,
+  requestId: string | null,
+): Promise<TokenResponse> {
   const issuedTokenType = request.requested_token_type ?? tokenTypes.accessToken;
-  if (!issuedTokenTypes.has(issuedTokenType)) throw invalidRequest(`requested_token_type "${echo(issuedTokenType)}" is not supported`);
-  const requestedDetails = parseAuthorizationDetails(request.authorization_details, ctx.detailTypes, ctx.limits.maxAuthorizationDetails);
+  if (!issuedTokenTypes.has(issuedTokenType))
+    throw invalidRequest(`requested_token_type "${echo(issuedTokenType)}" is not supported`);
+  const requestedDetails = parseAuthorizationDetails(
+    request.authorization_details,
+    ctx.detailTypes,
+    ctx.limits.maxAuthorizationDetails,
+  );
 
   // The two tokens are checked side by side (each may wait for a signature check and a lookup);
   // a bad subject token is reported before a bad actor token, as if checked in that order.
-  const [subjectCheck, actorCheck] = await Promise.allSettled([verifySubjectToken(ctx, registry, request), proveActor(ctx, registry, caller, request)]);
+  const [subjectCheck, actorCheck] = await Promise.allSettled([
+    verifySubjectToken(ctx, registry, request),
+    proveActor(ctx, registry, caller, request),
+  ]);
   if (subjectCheck.status === 'rejected') throw subjectCheck.reason;
   const subject = subjectCheck.value;
   trail.user = subject.user;
@@ -179,14 +218,17 @@ async function exchangeToken(ctx: ServiceContext, registry: Registry, caller: Ca
   checkMayAct(subject.mayAct, actor, ctx.issuer);
 
   const max = ctx.limits.maxChainLength;
-  if (subject.act.chain.slice(1).includes(actor.id)) throw invalidRequest('actor already appears earlier in the delegation chain');
+  if (subject.act.chain.slice(1).includes(actor.id))
+    throw invalidRequest('actor already appears earlier in the delegation chain');
   const chain = delegate(actor.id, subject.act);
-  if (chain.chain.length > max) throw invalidRequest(`the delegation chain may hold at most ${max} actor${max === 1 ? '' : 's'}`);
+  if (chain.chain.length > max)
+    throw invalidRequest(`the delegation chain may hold at most ${max} actor${max === 1 ? '' : 's'}`);
 
   const targets = resolveTargets(registry, subject.tenant, request.audience, request.resource);
   let audience: string[];
   if (subject.lineage !== undefined) {
-    audience = targets.length > 0 ? attenuateAudience(targets, subject.lineage.audience) : [...subject.lineage.audience];
+    audience =
+      targets.length > 0 ? attenuateAudience(targets, subject.lineage.audience) : [...subject.lineage.audience];
   } else {
     if (targets.length === 0) throw new OAuthError('invalid_target', 'audience or resource is required');
     audience = targets;
@@ -199,21 +241,47 @@ async function exchangeToken(ctx: ServiceContext, registry: Registry, caller: Ca
   trail.actor_chain = chain.chain;
   trail.audience = audience;
   trail.scope = scope;
-  const authorizationDetails = attenuateAuthorizationDetails(ctx.detailTypes, requestedDetails, subject.authorizationDetails, 'the subject token');
+  const authorizationDetails = attenuateAuthorizationDetails(
+    ctx.detailTypes,
+    requestedDetails,
+    subject.authorizationDetails,
+    'the subject token',
+  );
   trail.authorization_details = authorizationDetails;
-  const expiresAt = Math.min(Math.floor(ctx.clock.now() / 1000) + ctx.limits.maxTokenLifetimeSeconds, subject.expiresAt);
+  const expiresAt = Math.min(
+    Math.floor(ctx.clock.now() / 1000) + ctx.limits.maxTokenLifetimeSeconds,
+    subject.expiresAt,
+  );
 
   const policy = ctx.policy();
-  if (!policy.declares(delegateAction)) throw new OAuthError('invalid_request', `delegation is not permitted by policy: ${noDelegateAction}`);
-  const decision = inSpanSync('baton.policy.evaluate', { 'baton.action': delegateAction, 'baton.tenant': subject.tenant, 'baton.actor': actor.id }, (span) => {
-    const answer = policy.evaluate(delegationRequest(registry, { tenant: subject.tenant, actor: actor.id, user: subject.user, clientId: caller.id, audience, scope, authorizationDetails, chain: chain.chain }));
-    span.setAttribute('baton.decision', answer.allowed ? 'allow' : 'deny');
-    return answer;
-  });
+  if (!policy.declares(delegateAction))
+    throw new OAuthError('invalid_request', `delegation is not permitted by policy: ${noDelegateAction}`);
+  const decision = inSpanSync(
+    'baton.policy.evaluate',
+    { 'baton.action': delegateAction, 'baton.tenant': subject.tenant, 'baton.actor': actor.id },
+    (span) => {
+      const answer = policy.evaluate(
+        delegationRequest(registry, {
+          tenant: subject.tenant,
+          actor: actor.id,
+          user: subject.user,
+          clientId: caller.id,
+          audience,
+          scope,
+          authorizationDetails,
+          chain: chain.chain,
+        }),
+      );
+      span.setAttribute('baton.decision', answer.allowed ? 'allow' : 'deny');
+      return answer;
+    },
+  );
   trail.policy_ids = decision.reasons;
   if (!decision.allowed) {
     const deciding = [...decision.reasons, ...decision.errors].join('; ') || 'no policy permits it';
-    throw new OAuthError('invalid_request', 'delegation is not permitted by policy', { detail: `policies: ${deciding}` });
+    throw new OAuthError('invalid_request', 'delegation is not permitted by policy', {
+      detail: `policies: ${deciding}`,
+    });
   }
 
   return issue(ctx, {

@@ -33,15 +33,24 @@ function firstIssue(error: z.ZodError): OAuthError {
   const issue = error.issues[0];
   const param = issue?.path[0];
   const message = issue?.message ?? 'is invalid';
-  return invalidRequest(param === undefined ? message : `${String(param)} ${message.startsWith('Invalid input: expected string') ? 'must be a single string' : message}`);
+  return invalidRequest(
+    param === undefined
+      ? message
+      : `${String(param)} ${message.startsWith('Invalid input: expected string') ? 'must be a single string' : message}`,
+  );
 }
 
 /** Validates a token request body for its grant, which it returns; unknown grants are `unsupported_grant_type`. */
-export function parseTokenRequest(params: FormParams): { grant: Grant; request: TokenRequest; client: ClientAuthParams } {
+export function parseTokenRequest(params: FormParams): {
+  grant: Grant;
+  request: TokenRequest;
+  client: ClientAuthParams;
+} {
   const type = params.grant_type;
   if (type === undefined) throw invalidRequest('grant_type is required');
   const grant = typeof type === 'string' ? grantsByType.get(type) : undefined;
-  if (grant === undefined) throw new OAuthError('unsupported_grant_type', `grant_type "${echo(String(type))}" is not supported`);
+  if (grant === undefined)
+    throw new OAuthError('unsupported_grant_type', `grant_type "${echo(String(type))}" is not supported`);
   const request = tokenRequestSchema.safeParse(params);
   if (!request.success) throw firstIssue(request.error);
   const client = clientAuthParamsSchema.safeParse(params);

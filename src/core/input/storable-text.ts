@@ -52,7 +52,12 @@ export function findUnstorableText(value: unknown): UnstorableText | undefined {
         const problem = textProblem(name);
         if (problem !== undefined) return { path: pathOf(visit), problem: `has a member name with ${problem}` };
       }
-      for (let i = members.length - 1; i >= 0; i--) pending.push({ value: (members[i] as [string, unknown])[1], key: (members[i] as [string, unknown])[0], parent: visit });
+      for (let i = members.length - 1; i >= 0; i--)
+        pending.push({
+          value: (members[i] as [string, unknown])[1],
+          key: (members[i] as [string, unknown])[0],
+          parent: visit,
+        });
     }
   }
   return undefined;
@@ -78,6 +83,12 @@ export function assertStorableText(value: unknown, name: string, code: OAuthErro
 export function storable<T extends z.ZodType>(schema: T): T {
   return schema.check((payload) => {
     const found = findUnstorableText(payload.value);
-    if (found !== undefined) payload.issues.push({ code: 'custom', input: payload.value, path: found.path.map(shownName), message: found.problem });
+    if (found !== undefined)
+      payload.issues.push({
+        code: 'custom',
+        input: payload.value,
+        path: found.path.map(shownName),
+        message: found.problem,
+      });
   }) as T;
 }

@@ -6,7 +6,16 @@ import { findUnstorableText } from '../input/storable-text.js';
 import { clientCredentials } from '../grants/client-credentials.js';
 import { tokenExchange } from '../grants/token-exchange.js';
 import { registryDocumentSchema, type RegistryDocument } from './document.js';
-import { userKey, type Agent, type Caller, type RegisteredUser, type Registry, type ResourceServer, type Tenant, type TrustedIssuer } from './registry.js';
+import {
+  userKey,
+  type Agent,
+  type Caller,
+  type RegisteredUser,
+  type Registry,
+  type ResourceServer,
+  type Tenant,
+  type TrustedIssuer,
+} from './registry.js';
 import type { Jwks } from './schema.js';
 import { hexToBytes } from '../sha256.js';
 
@@ -31,7 +40,11 @@ function pointer(path: readonly PropertyKey[]): string {
   return path.map((p) => `/${String(p).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
 }
 
-const kindNames: Record<Caller['kind'], string> = { agent: 'an agent', client: 'a client', resource_server: 'a resource server' };
+const kindNames: Record<Caller['kind'], string> = {
+  agent: 'an agent',
+  client: 'a client',
+  resource_server: 'a resource server',
+};
 
 export interface CompileOptions {
   /** Baton's issuer, the default audience of upstream tokens. */
@@ -45,7 +58,10 @@ export interface CompileOptions {
 export async function compileRegistry(input: unknown, options: CompileOptions): Promise<Registry> {
   const parsed = registryDocumentSchema.safeParse(input);
   if (!parsed.success) {
-    throw new RegistryError(options.file, parsed.error.issues.map((i: z.core.$ZodIssue) => ({ path: pointer(i.path), message: i.message })));
+    throw new RegistryError(
+      options.file,
+      parsed.error.issues.map((i: z.core.$ZodIssue) => ({ path: pointer(i.path), message: i.message })),
+    );
   }
   const doc: RegistryDocument = parsed.data;
   const problems: RegistryProblem[] = [];
@@ -61,7 +77,10 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
     if (!tenants.has(tenant)) problems.push({ path, message: `unknown tenant "${tenant}"` });
   };
 
-  async function keys(source: { jwks?: Jwks | undefined; jwks_uri?: string | undefined }, path: string): Promise<KeyResolver | undefined> {
+  async function keys(
+    source: { jwks?: Jwks | undefined; jwks_uri?: string | undefined },
+    path: string,
+  ): Promise<KeyResolver | undefined> {
     if (source.jwks_uri !== undefined) return remoteJwks(source.jwks_uri, options.fetch);
     if (source.jwks === undefined) return undefined;
     try {
@@ -92,7 +111,8 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
   const callers = new Map<string, Caller>();
   const addCaller = (caller: Caller, path: string): void => {
     const existing = callers.get(caller.id);
-    if (existing !== undefined) problems.push({ path, message: `"${caller.id}" is already registered as ${kindNames[existing.kind]}` });
+    if (existing !== undefined)
+      problems.push({ path, message: `"${caller.id}" is already registered as ${kindNames[existing.kind]}` });
     callers.set(caller.id, caller);
   };
 
@@ -128,7 +148,11 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
     for (const [j, agentId] of (c.agents ?? []).entries()) {
       const agent = agents.get(agentId);
       if (agent === undefined) problems.push({ path: `${path}/agents/${j}`, message: `unknown agent "${agentId}"` });
-      else if (agent.tenant !== c.tenant) problems.push({ path: `${path}/agents/${j}`, message: `agent "${agentId}" belongs to tenant "${agent.tenant}", not "${c.tenant}"` });
+      else if (agent.tenant !== c.tenant)
+        problems.push({
+          path: `${path}/agents/${j}`,
+          message: `agent "${agentId}" belongs to tenant "${agent.tenant}", not "${c.tenant}"`,
+        });
     }
     addCaller(
       {
@@ -154,8 +178,16 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
   for (const [i, rs] of doc.resource_servers.entries()) {
     const path = `/resource_servers/${i}`;
     checkTenant(rs.tenant, `${path}/tenant`);
-    if (audiences.has(rs.audience)) problems.push({ path: `${path}/audience`, message: `duplicate audience "${rs.audience}"` });
-    const server: ResourceServer = { id: rs.id, tenant: rs.tenant, name: rs.name ?? rs.id, audience: rs.audience, scopes: rs.scopes ?? [], actions: rs.actions ?? [] };
+    if (audiences.has(rs.audience))
+      problems.push({ path: `${path}/audience`, message: `duplicate audience "${rs.audience}"` });
+    const server: ResourceServer = {
+      id: rs.id,
+      tenant: rs.tenant,
+      name: rs.name ?? rs.id,
+      audience: rs.audience,
+      scopes: rs.scopes ?? [],
+      actions: rs.actions ?? [],
+    };
     resourceServers.set(rs.id, server);
     audiences.set(rs.audience, server);
     addCaller(
@@ -180,8 +212,14 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
   const users = new Map<string, RegisteredUser>();
   doc.users.forEach((u, i) => {
     checkTenant(u.tenant, `/users/${i}/tenant`);
-    if (users.has(userKey(u.tenant, u.sub))) problems.push({ path: `/users/${i}/sub`, message: `duplicate user "${u.sub}" in tenant "${u.tenant}"` });
-    users.set(userKey(u.tenant, u.sub), { tenant: u.tenant, sub: u.sub, name: u.name ?? u.sub, passwordScrypt: u.password_scrypt });
+    if (users.has(userKey(u.tenant, u.sub)))
+      problems.push({ path: `/users/${i}/sub`, message: `duplicate user "${u.sub}" in tenant "${u.tenant}"` });
+    users.set(userKey(u.tenant, u.sub), {
+      tenant: u.tenant,
+      sub: u.sub,
+      name: u.name ?? u.sub,
+      passwordScrypt: u.password_scrypt,
+    });
   });
 
   if (problems.length > 0) throw new RegistryError(options.file, problems);

@@ -9,7 +9,12 @@ import { asymmetricAlgorithms, clientAuthMethods, jwksSchema, type ClientAuthMet
 // of the grants, while this schema and compile.ts, which import them, are files of their own.
 
 /** Identifiers of tenants, agents, clients and resource servers. */
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1–128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit');
+const id = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
+    'must be 1–128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit',
+  );
 const httpsOrLocalUrl = z.url({ protocol: /^https?$/ }).max(2048);
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be an RFC 6749 scope token');
 
@@ -18,7 +23,11 @@ const keySource = {
   jwks_uri: httpsOrLocalUrl.optional(),
 };
 
-function exactlyOneKeySource(value: { jwks?: unknown; jwks_uri?: unknown }, ctx: z.RefinementCtx, required: boolean): void {
+function exactlyOneKeySource(
+  value: { jwks?: unknown; jwks_uri?: unknown },
+  ctx: z.RefinementCtx,
+  required: boolean,
+): void {
   if (value.jwks !== undefined && value.jwks_uri !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'give either jwks or jwks_uri, not both' });
   } else if (required && value.jwks === undefined && value.jwks_uri === undefined) {
@@ -29,17 +38,31 @@ function exactlyOneKeySource(value: { jwks?: unknown; jwks_uri?: unknown }, ctx:
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of the secret');
 
 const grantType = z.enum(grants.map((grant) => grant.grantType));
-const publicClientGrants: ReadonlySet<string> = new Set(grants.filter((grant) => grant.publicClients).map((grant) => grant.grantType));
+const publicClientGrants: ReadonlySet<string> = new Set(
+  grants.filter((grant) => grant.publicClients).map((grant) => grant.grantType),
+);
 
 /** How a caller at the token endpoint proves who it is. */
-function credentialRules(value: { token_endpoint_auth_method: ClientAuthMethod; client_secret_sha256?: string | undefined; jwks?: unknown; jwks_uri?: unknown }, ctx: z.RefinementCtx): void {
+function credentialRules(
+  value: {
+    token_endpoint_auth_method: ClientAuthMethod;
+    client_secret_sha256?: string | undefined;
+    jwks?: unknown;
+    jwks_uri?: unknown;
+  },
+  ctx: z.RefinementCtx,
+): void {
   const method = value.token_endpoint_auth_method;
   const usesSecret = method === 'client_secret_basic' || method === 'client_secret_post';
   if (usesSecret && value.client_secret_sha256 === undefined) {
     ctx.addIssue({ code: 'custom', path: ['client_secret_sha256'], message: `is required for ${method}` });
   }
   if (!usesSecret && value.client_secret_sha256 !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['client_secret_sha256'], message: `is only used with client_secret_basic or client_secret_post` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['client_secret_sha256'],
+      message: `is only used with client_secret_basic or client_secret_post`,
+    });
   }
   exactlyOneKeySource(value, ctx, method === 'private_key_jwt');
 }
@@ -61,7 +84,12 @@ const trustedIssuerSchema = z
     issuer: httpsOrLocalUrl,
     tenant: id,
     ...keySource,
-    audiences: z.array(z.string().min(1)).min(1).max(16).optional().describe("accepted `aud` values; default: Baton's own issuer"),
+    audiences: z
+      .array(z.string().min(1))
+      .min(1)
+      .max(16)
+      .optional()
+      .describe("accepted `aud` values; default: Baton's own issuer"),
     algorithms: z.array(z.enum(asymmetricAlgorithms)).min(1).optional(),
   })
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
@@ -72,7 +100,11 @@ const agentSchema = z
     tenant: id,
     name: z.string().min(1).max(200),
     ...keySource,
-    scope: z.array(scopeToken).max(256).optional().describe('the most an agent may ever hold; absent: no limit beyond what it is delegated'),
+    scope: z
+      .array(scopeToken)
+      .max(256)
+      .optional()
+      .describe('the most an agent may ever hold; absent: no limit beyond what it is delegated'),
     authorization_details: grantedDetails,
     metadata: z.record(z.string(), z.unknown()).optional(),
   })
@@ -87,7 +119,11 @@ const clientSchema = z
     client_secret_sha256: sha256Hex.optional(),
     ...keySource,
     grant_types: z.array(grantType).min(1),
-    scope: z.array(scopeToken).max(256).optional().describe('scopes the client may request for itself with client_credentials'),
+    scope: z
+      .array(scopeToken)
+      .max(256)
+      .optional()
+      .describe('scopes the client may request for itself with client_credentials'),
     agents: z.array(id).max(256).optional().describe('agents this client may present as actor'),
     authorization_details: grantedDetails,
     redirect_uris: z.array(httpsOrLocalUrl).max(32).optional(),
@@ -95,11 +131,20 @@ const clientSchema = z
   .superRefine((v, ctx) => {
     credentialRules(v, ctx);
     if (v.grant_types.includes(authorizationCode.grantType) && (v.redirect_uris ?? []).length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'is required for the authorization_code grant' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redirect_uris'],
+        message: 'is required for the authorization_code grant',
+      });
     }
     if (v.token_endpoint_auth_method === 'none') {
       v.grant_types.forEach((g, i) => {
-        if (!publicClientGrants.has(g)) ctx.addIssue({ code: 'custom', path: ['grant_types', i], message: `a public client (auth method none) may not use ${g}` });
+        if (!publicClientGrants.has(g))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['grant_types', i],
+            message: `a public client (auth method none) may not use ${g}`,
+          });
       });
     }
   });
@@ -123,7 +168,9 @@ const userSchema = z.strictObject({
   tenant: id,
   sub: z.string().min(1).max(256),
   name: z.string().min(1).max(200).optional(),
-  password_scrypt: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, 'must be scrypt$N$r$p$salt$hash (base64url)'),
+  password_scrypt: z
+    .string()
+    .regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, 'must be scrypt$N$r$p$salt$hash (base64url)'),
 });
 
 /** The declarative registry file (`policies/registry.json`). */

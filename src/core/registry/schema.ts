@@ -23,7 +23,8 @@ const publicJwkSchema = z
   })
   .superRefine((jwk, ctx) => {
     for (const member of privateMembers) {
-      if (member in jwk) ctx.addIssue({ code: 'custom', path: [member], message: 'private key material is not allowed in a registry' });
+      if (member in jwk)
+        ctx.addIssue({ code: 'custom', path: [member], message: 'private key material is not allowed in a registry' });
     }
   });
 

@@ -13,7 +13,10 @@ import { assertStorableText } from '../input/storable-text.js';
 import { type ServiceContext } from '../context.js';
 import { sha256Base64url } from '../secrets.js';
 
-const tokenParam = z.object({ token: z.string({ error: 'is required' }).min(1, 'is required'), token_type_hint: z.string().optional() });
+const tokenParam = z.object({
+  token: z.string({ error: 'is required' }).min(1, 'is required'),
+  token_type_hint: z.string().optional(),
+});
 
 function tokenOf(params: FormParams): { token: string; hint: string | undefined } {
   const parsed = tokenParam.safeParse(params);
@@ -53,7 +56,14 @@ function revocationWhat(target: RevocationTarget): string {
 }
 
 /** The entry of a revocation: who asked, what it reached, and how many tokens it revoked. */
-export function revocationEntry(tenant: string, client: string | null, target: RevocationTarget, revoked: readonly string[], requestId: string | null, followUp = false): AuditEvent {
+export function revocationEntry(
+  tenant: string,
+  client: string | null,
+  target: RevocationTarget,
+  revoked: readonly string[],
+  requestId: string | null,
+  followUp = false,
+): AuditEvent {
   const count = `${revoked.length} token${revoked.length === 1 ? '' : 's'}`;
   return {
     tenant,
@@ -72,12 +82,24 @@ export function revocationEntry(tenant: string, client: string | null, target: R
 }
 
 /** Records a revocation and how far it cascaded. */
-async function auditRevocation(ctx: ServiceContext, tenant: string, client: string, target: RevocationTarget, revoked: readonly string[], requestId: string | null): Promise<void> {
+async function auditRevocation(
+  ctx: ServiceContext,
+  tenant: string,
+  client: string,
+  target: RevocationTarget,
+  revoked: readonly string[],
+  requestId: string | null,
+): Promise<void> {
   await ctx.audit.append(revocationEntry(tenant, client, target, revoked, requestId));
 }
 
 /** Revokes in the caller's tenant, counts and audits it; returns the jtis newly revoked. */
-async function applyRevocation(ctx: ServiceContext, caller: Caller, target: RevocationTarget, requestId: string | null): Promise<readonly string[]> {
+async function applyRevocation(
+  ctx: ServiceContext,
+  caller: Caller,
+  target: RevocationTarget,
+  requestId: string | null,
+): Promise<readonly string[]> {
   const revoked = await ctx.revocations.revoke(caller.tenant, target);
   ctx.metrics.revocation(revoked.length);
   await auditRevocation(ctx, caller.tenant, caller.id, target, revoked, requestId);
@@ -88,21 +110,35 @@ async function applyRevocation(ctx: ServiceContext, caller: Caller, target: Revo
 type RevocationTrail = { tenant?: string; client?: string; jti?: string; root_grant?: string };
 
 /** Revokes `token` if it is a live Baton access token of the caller's tenant; false if it is not one. */
-async function revokeAccessToken(ctx: ServiceContext, caller: Caller, token: string, trail: RevocationTrail, requestId: string | null): Promise<boolean> {
+async function revokeAccessToken(
+  ctx: ServiceContext,
+  caller: Caller,
+  token: string,
+  trail: RevocationTrail,
+  requestId: string | null,
+): Promise<boolean> {
   const access = await liveToken(ctx, token, caller.tenant);
   if (access === undefined) return false;
   trail.jti = access.jti;
-  if (!(await issuedToOrDerived(ctx, access, caller))) throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+  if (!(await issuedToOrDerived(ctx, access, caller)))
+    throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
   await applyRevocation(ctx, caller, { kind: 'token', jti: access.jti }, requestId);
   return true;
 }
 
 /** Revokes the grant of `token` if it is a refresh token of the caller's tenant; false if it is not one. */
-async function revokeRefreshToken(ctx: ServiceContext, caller: Caller, token: string, trail: RevocationTrail, requestId: string | null): Promise<boolean> {
+async function revokeRefreshToken(
+  ctx: ServiceContext,
+  caller: Caller,
+  token: string,
+  trail: RevocationTrail,
+  requestId: string | null,
+): Promise<boolean> {
   const refresh = await ctx.grants.findRefresh(sha256Base64url(ctx.sha256, token));
   if (refresh === undefined || refresh.tenant !== caller.tenant) return false;
   trail.root_grant = refresh.grantId;
-  if (refresh.clientId !== caller.id) throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+  if (refresh.clientId !== caller.id)
+    throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
   await applyRevocation(ctx, caller, { kind: 'grant', grant: refresh.grantId }, requestId);
   return true;
 }
@@ -115,7 +151,13 @@ async function revokeRefreshToken(ctx: ServiceContext, caller: Caller, token: st
  * revoked one (200), so nothing is learned about it. Every refusal is audited. `observe` learns
  * the authenticated client.
  */
-export async function revokeToken(ctx: ServiceContext, params: FormParams, authorization: string | undefined, requestId: string | null, observe?: (caller: Caller) => void): Promise<void> {
+export async function revokeToken(
+  ctx: ServiceContext,
+  params: FormParams,
+  authorization: string | undefined,
+  requestId: string | null,
+  observe?: (caller: Caller) => void,
+): Promise<void> {
   const trail: RevocationTrail = {};
   try {
     const client = clientAuthParamsSchema.safeParse(params);
@@ -125,12 +167,22 @@ export async function revokeToken(ctx: ServiceContext, params: FormParams, autho
     trail.tenant = caller.tenant;
     trail.client = caller.id;
     const { token, hint } = tokenOf(params);
-    const lookups = hint === 'refresh_token' ? [revokeRefreshToken, revokeAccessToken] : [revokeAccessToken, revokeRefreshToken];
+    const lookups =
+      hint === 'refresh_token' ? [revokeRefreshToken, revokeAccessToken] : [revokeAccessToken, revokeRefreshToken];
     for (const lookup of lookups) if (await lookup(ctx, caller, token, trail, requestId)) return;
   } catch (error) {
     // A refusal before the client is known is left to the HTTP layer's bounded tally.
     if (error instanceof OAuthError && trail.tenant !== undefined) {
-      await ctx.audit.append({ tenant: trail.tenant, type: 'token.revocation', decision: 'refused', jti: trail.jti ?? null, root_grant: trail.root_grant ?? null, client: trail.client ?? null, reason: refusalReason(error), request_id: requestId });
+      await ctx.audit.append({
+        tenant: trail.tenant,
+        type: 'token.revocation',
+        decision: 'refused',
+        jti: trail.jti ?? null,
+        root_grant: trail.root_grant ?? null,
+        client: trail.client ?? null,
+        reason: refusalReason(error),
+        request_id: requestId,
+      });
       throw error.markAudited();
     }
     throw error;
@@ -138,11 +190,22 @@ export async function revokeToken(ctx: ServiceContext, params: FormParams, autho
 }
 
 /** The operator's kill switch: revoke everything an agent holds or acts in, or everything a user granted. */
-export async function killSwitch(ctx: ServiceContext, operator: Caller, body: unknown, requestId: string | null): Promise<{ revoked: number }> {
-  const parsed = z.union([z.strictObject({ agent: z.string().min(1).max(128) }), z.strictObject({ user: z.string().min(1).max(256) })]).safeParse(body);
+export async function killSwitch(
+  ctx: ServiceContext,
+  operator: Caller,
+  body: unknown,
+  requestId: string | null,
+): Promise<{ revoked: number }> {
+  const parsed = z
+    .union([
+      z.strictObject({ agent: z.string().min(1).max(128) }),
+      z.strictObject({ user: z.string().min(1).max(256) }),
+    ])
+    .safeParse(body);
   if (!parsed.success) throw invalidRequest('body must be {"agent": "<agent id>"} or {"user": "<user id>"}');
   assertStorableText(parsed.data, '');
-  const target: RevocationTarget = 'agent' in parsed.data ? { kind: 'agent', agent: parsed.data.agent } : { kind: 'user', user: parsed.data.user };
+  const target: RevocationTarget =
+    'agent' in parsed.data ? { kind: 'agent', agent: parsed.data.agent } : { kind: 'user', user: parsed.data.user };
   return { revoked: (await applyRevocation(ctx, operator, target, requestId)).length };
 }
 
@@ -151,7 +214,13 @@ export async function killSwitch(ctx: ServiceContext, operator: Caller, body: un
  * (and by nothing in the form besides a matching `client_id`), then reads the form. Every
  * refusal is audited.
  */
-export async function introspection(ctx: ServiceContext, authorization: string | undefined, form: () => Promise<FormParams>, requestId: string | null, observe?: (caller: Caller) => void): Promise<Record<string, unknown>> {
+export async function introspection(
+  ctx: ServiceContext,
+  authorization: string | undefined,
+  form: () => Promise<FormParams>,
+  requestId: string | null,
+  observe?: (caller: Caller) => void,
+): Promise<Record<string, unknown>> {
   let caller: Caller | undefined;
   try {
     caller = await authenticateResourceServer(ctx, ctx.registry(), authorization);
@@ -162,7 +231,14 @@ export async function introspection(ctx: ServiceContext, authorization: string |
   } catch (error) {
     // A refusal before the caller is known is left to the HTTP layer's bounded tally.
     if (error instanceof OAuthError && caller !== undefined) {
-      await ctx.audit.append({ tenant: caller.tenant, type: 'token.introspection', decision: 'refused', client: caller.id, reason: refusalReason(error), request_id: requestId });
+      await ctx.audit.append({
+        tenant: caller.tenant,
+        type: 'token.introspection',
+        decision: 'refused',
+        client: caller.id,
+        reason: refusalReason(error),
+        request_id: requestId,
+      });
       throw error.markAudited();
     }
     throw error;
@@ -190,4 +266,3 @@ async function introspect(ctx: ServiceContext, caller: Caller, params: FormParam
     token_type: 'Bearer',
   };
 }
-

@@ -17,7 +17,10 @@ export function scopeClaim(payload: Readonly<Record<string, unknown>>): string[]
  * Grants the requested scope only if each token is within every bound; without a request,
  * grants what the bounds have in common. `bounds` are [name, allowed] pairs for error messages.
  */
-export function attenuateScope(requested: string | undefined, bounds: readonly (readonly [string, ReadonlySet<string> | undefined])[]): string[] {
+export function attenuateScope(
+  requested: string | undefined,
+  bounds: readonly (readonly [string, ReadonlySet<string> | undefined])[],
+): string[] {
   const limits = bounds.filter((b): b is readonly [string, ReadonlySet<string>] => b[1] !== undefined);
   if (requested === undefined) {
     const [first, ...rest] = limits;
@@ -37,10 +40,16 @@ export function attenuateScope(requested: string | undefined, bounds: readonly (
  * Resolves `audience` (a resource server id or audience URI) and `resource` (RFC 8707 URI) values
  * to registered resource servers of the tenant. Servers of other tenants are reported as unknown.
  */
-export function resolveTargets(registry: Registry, tenant: string, audience: readonly string[], resource: readonly string[]): string[] {
+export function resolveTargets(
+  registry: Registry,
+  tenant: string,
+  audience: readonly string[],
+  resource: readonly string[],
+): string[] {
   const found = new Set<string>();
   const lookup = (value: string, param: string): void => {
-    const server: ResourceServer | undefined = registry.audiences.get(value) ?? (param === 'audience' ? registry.resourceServers.get(value) : undefined);
+    const server: ResourceServer | undefined =
+      registry.audiences.get(value) ?? (param === 'audience' ? registry.resourceServers.get(value) : undefined);
     if (server === undefined || server.tenant !== tenant) {
       throw new OAuthError('invalid_target', `${param} "${echo(value, 120)}" is not a known resource server`);
     }
@@ -68,7 +77,8 @@ export function audienceScopes(registry: Registry, audience: readonly string[]):
 /** Refuses any target outside what the subject token was issued for. */
 export function attenuateAudience(targets: readonly string[], subjectAudience: readonly string[]): string[] {
   for (const t of targets) {
-    if (!subjectAudience.includes(t)) throw new OAuthError('invalid_target', `audience "${echo(t, 120)}" is not within the subject token's audience`);
+    if (!subjectAudience.includes(t))
+      throw new OAuthError('invalid_target', `audience "${echo(t, 120)}" is not within the subject token's audience`);
   }
   return [...targets];
 }

@@ -33,7 +33,10 @@ const detailTypeFileSchema = z.strictObject({
   translations: z
     .record(
       z.string().regex(/^[a-z]{2,3}$/, 'must be a primary language tag such as de or fr'),
-      z.strictObject({ sentence: z.string().min(1), labels: z.record(pointer, z.record(z.string(), z.string())).default({}) }),
+      z.strictObject({
+        sentence: z.string().min(1),
+        labels: z.record(pointer, z.record(z.string(), z.string())).default({}),
+      }),
     )
     .default({}),
 });
@@ -75,7 +78,11 @@ function labelMap(labels: DetailTypeFile['labels']): Labels {
 /** How a governed action's context becomes a partial entry of its type. */
 export interface Governance {
   /** Each mapped member: its pointer, the context key it reads, and its schema. */
-  readonly fields: readonly { readonly path: string; readonly key: string; readonly member: Readonly<Record<string, unknown>> | undefined }[];
+  readonly fields: readonly {
+    readonly path: string;
+    readonly key: string;
+    readonly member: Readonly<Record<string, unknown>> | undefined;
+  }[];
   readonly actions: readonly string[] | undefined;
   /** The pointers a held entry is checked at. */
   readonly pointers: ReadonlySet<string>;
@@ -119,7 +126,15 @@ function leafPointers(schema: Record<string, unknown>, prefix = ''): string[] {
 function withoutRequired(schema: Record<string, unknown>): Record<string, unknown> {
   const { required: _required, properties, ...rest } = schema;
   if (typeof properties !== 'object' || properties === null) return rest;
-  return { ...rest, properties: Object.fromEntries(Object.entries(properties as Record<string, Record<string, unknown>>).map(([name, sub]) => [name, withoutRequired(sub)])) };
+  return {
+    ...rest,
+    properties: Object.fromEntries(
+      Object.entries(properties as Record<string, Record<string, unknown>>).map(([name, sub]) => [
+        name,
+        withoutRequired(sub),
+      ]),
+    ),
+  };
 }
 
 /** How many checked partial entries a type remembers, and the longest (JSON characters) it keeps. */
@@ -131,7 +146,9 @@ const maxRememberedEntry = 1024;
  */
 const exactJson = (value: unknown): string => {
   const text = JSON.stringify(value);
-  return text.includes('null') ? JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? `\u0000${v}` : v)) : text;
+  return text.includes('null')
+    ? JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? `\u0000${v}` : v))
+    : text;
 };
 
 /**
@@ -139,7 +156,9 @@ const exactJson = (value: unknown): string => {
  * takes tens of microseconds an entry (each `if` is a subschema run), resource servers ask about
  * the same amounts again and again, and the answer depends on nothing else.
  */
-function rememberedProblems(validator: Validator): (value: Readonly<Record<string, unknown>>) => SchemaProblem | undefined {
+function rememberedProblems(
+  validator: Validator,
+): (value: Readonly<Record<string, unknown>>) => SchemaProblem | undefined {
   const known = new Map<string, SchemaProblem | null>();
   return (value) => {
     const key = exactJson(value);
@@ -157,14 +176,20 @@ function rememberedProblems(validator: Validator): (value: Readonly<Record<strin
 /** Validates a type declaration and compiles its JSON Schema once; every field needs a rule. */
 export function compileDetailType(file: string, input: unknown): DetailType {
   const parsed = detailTypeFileSchema.safeParse(input);
-  if (!parsed.success) throw new DetailTypeError(file, parsed.error.issues.map((i) => `/${i.path.join('/')}: ${i.message}`));
+  if (!parsed.success)
+    throw new DetailTypeError(
+      file,
+      parsed.error.issues.map((i) => `/${i.path.join('/')}: ${i.message}`),
+    );
   const doc = parsed.data;
   const problems: string[] = [];
   for (const leaf of leafPointers(doc.schema)) {
-    if (leaf !== '/type' && doc.attenuation[leaf] === undefined) problems.push(`/attenuation: the field ${leaf} has no attenuation rule`);
+    if (leaf !== '/type' && doc.attenuation[leaf] === undefined)
+      problems.push(`/attenuation: the field ${leaf} has no attenuation rule`);
   }
   for (const declared of Object.keys(doc.attenuation)) {
-    if (!leafPointers(doc.schema).includes(declared)) problems.push(`/attenuation${declared.replaceAll('/', '~1')}: the schema declares no field ${declared}`);
+    if (!leafPointers(doc.schema).includes(declared))
+      problems.push(`/attenuation${declared.replaceAll('/', '~1')}: the schema declares no field ${declared}`);
   }
   if (problems.length > 0) throw new DetailTypeError(file, problems);
   return {
@@ -183,7 +208,11 @@ export function compileDetailType(file: string, input: unknown): DetailType {
       Object.entries(doc.decisions).map(([action, mapping]): [string, Governance] => [
         action,
         {
-          fields: Object.entries(mapping.context).map(([path, key]) => ({ path, key, member: fieldSchema(doc.schema, path) })),
+          fields: Object.entries(mapping.context).map(([path, key]) => ({
+            path,
+            key,
+            member: fieldSchema(doc.schema, path),
+          })),
           actions: mapping.actions,
           pointers: new Set([...Object.keys(mapping.context), ...(mapping.actions === undefined ? [] : ['/actions'])]),
         },
@@ -191,7 +220,12 @@ export function compileDetailType(file: string, input: unknown): DetailType {
     ),
     sentence: doc.sentence,
     labels: labelMap(doc.labels),
-    translations: new Map(Object.entries(doc.translations).map(([language, t]) => [language, { sentence: t.sentence, labels: labelMap(t.labels) }])),
+    translations: new Map(
+      Object.entries(doc.translations).map(([language, t]) => [
+        language,
+        { sentence: t.sentence, labels: labelMap(t.labels) },
+      ]),
+    ),
   };
 }
 
@@ -207,9 +241,21 @@ function at(value: unknown, path: string): unknown {
 
 function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  if (
+    typeof a !== 'object' ||
+    typeof b !== 'object' ||
+    a === null ||
+    b === null ||
+    Array.isArray(a) !== Array.isArray(b)
+  )
+    return false;
   const ka = Object.keys(a);
-  return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  return (
+    ka.length === Object.keys(b).length &&
+    ka.every(
+      (k) => Object.hasOwn(b, k) && deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+    )
+  );
 }
 
 /** Exact comparison of non-negative or negative decimal numbers given as numbers or strings. */
@@ -235,7 +281,12 @@ function compareDecimal(a: unknown, b: unknown): number | undefined {
  * compares only values its schema accepts (`field`): a negative, exponent or oversized amount is
  * never "no larger" than a limit, and a limit outside the schema covers nothing.
  */
-function violates(rule: AttenuationRule, parent: unknown, child: unknown, field: Validator | undefined): string | undefined {
+function violates(
+  rule: AttenuationRule,
+  parent: unknown,
+  child: unknown,
+  field: Validator | undefined,
+): string | undefined {
   switch (rule) {
     case 'equal':
       return deepEqual(parent, child) ? undefined : 'must equal the granted value';
@@ -244,8 +295,11 @@ function violates(rule: AttenuationRule, parent: unknown, child: unknown, field:
       const outside = field?.validate(child).errors.at(-1);
       if (outside !== undefined) return `is outside the schema: ${echo(outside.error, 120)}`;
       // JSON has no infinite number, but 1e400 reads as one: name it as it is.
-      const granted = echo(typeof parent === 'number' && !Number.isFinite(parent) ? String(parent) : JSON.stringify(parent));
-      if (field?.validate(parent).valid === false) return `cannot be compared: the granted ${granted} is outside the schema`;
+      const granted = echo(
+        typeof parent === 'number' && !Number.isFinite(parent) ? String(parent) : JSON.stringify(parent),
+      );
+      if (field?.validate(parent).valid === false)
+        return `cannot be compared: the granted ${granted} is outside the schema`;
       const order = compareDecimal(child, parent);
       if (order === undefined) return `cannot be compared with the granted ${granted}`;
       if (rule === 'max') return order <= 0 ? undefined : `exceeds the granted ${granted}`;
@@ -265,7 +319,12 @@ function violates(rule: AttenuationRule, parent: unknown, child: unknown, field:
  * `pointers` (default: every rule). A field the parent sets and the child leaves out is not covered:
  * dropping it would widen the grant.
  */
-function uncovered(type: DetailType, parent: AuthorizationDetail, child: Readonly<Record<string, unknown>>, pointers?: ReadonlySet<string>): { pointer: string; reason: string } | undefined {
+function uncovered(
+  type: DetailType,
+  parent: AuthorizationDetail,
+  child: Readonly<Record<string, unknown>>,
+  pointers?: ReadonlySet<string>,
+): { pointer: string; reason: string } | undefined {
   for (const [path, rule] of type.rules) {
     if (pointers !== undefined && !pointers.has(path)) continue;
     const granted = at(parent, path);
@@ -283,9 +342,14 @@ function refuse(description: string): OAuthError {
 }
 
 /** Parses and validates the `authorization_details` parameter against the declared types. */
-export function parseAuthorizationDetails(raw: string | undefined, types: DetailTypes, maxEntries: number): AuthorizationDetail[] | undefined {
+export function parseAuthorizationDetails(
+  raw: string | undefined,
+  types: DetailTypes,
+  maxEntries: number,
+): AuthorizationDetail[] | undefined {
   if (raw === undefined) return undefined;
-  if (jsonNestingDepth(raw) > maxJsonDepth) throw refuse(`authorization_details nests deeper than ${maxJsonDepth} levels`);
+  if (jsonNestingDepth(raw) > maxJsonDepth)
+    throw refuse(`authorization_details nests deeper than ${maxJsonDepth} levels`);
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -295,7 +359,8 @@ export function parseAuthorizationDetails(raw: string | undefined, types: Detail
   if (!Array.isArray(value)) throw refuse('authorization_details must be a JSON array');
   if (value.length > maxEntries) throw refuse(`authorization_details has more than ${maxEntries} entries`);
   value.forEach((entry: unknown, i) => {
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw refuse(`authorization_details[${i}] must be an object`);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+      throw refuse(`authorization_details[${i}] must be an object`);
     const name = (entry as { type?: unknown }).type;
     if (typeof name !== 'string') throw refuse(`authorization_details[${i}] lacks a string "type"`);
     const type = types.get(name);
@@ -319,14 +384,25 @@ function schemaProblem(validator: Validator, value: unknown): SchemaProblem | un
   // The last error is the innermost one, which names the field (cfworker lists outer ones first).
   const error = result.errors.at(-1);
   const where = echo((error?.instanceLocation ?? '#').replace(/^#/, '') || '/', 120);
-  const message = error?.keyword === 'false' ? 'is not a member this type declares' : echo(error?.error ?? 'is invalid', 160);
+  const message =
+    error?.keyword === 'false' ? 'is not a member this type declares' : echo(error?.error ?? 'is invalid', 160);
   return { where, message };
 }
 
 /** Reads the `authorization_details` claim of a verified token (absent means none). */
-export function authorizationDetailsClaim(value: unknown, param: string, errorCode: OAuthErrorCode = 'invalid_request'): AuthorizationDetail[] {
+export function authorizationDetailsClaim(
+  value: unknown,
+  param: string,
+  errorCode: OAuthErrorCode = 'invalid_request',
+): AuthorizationDetail[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((e) => typeof e === 'object' && e !== null && !Array.isArray(e) && typeof (e as { type?: unknown }).type === 'string')) {
+  if (
+    !Array.isArray(value) ||
+    !value.every(
+      (e) =>
+        typeof e === 'object' && e !== null && !Array.isArray(e) && typeof (e as { type?: unknown }).type === 'string',
+    )
+  ) {
     throw new OAuthError(errorCode, `${param} has a malformed authorization_details claim`);
   }
   return value as AuthorizationDetail[];
@@ -340,7 +416,11 @@ export function checkHeldDetails(types: DetailTypes, held: readonly Authorizatio
   held.forEach((entry, i) => {
     const type = types.get(entry.type);
     const problem = type === undefined ? undefined : schemaProblem(type.validator, entry);
-    if (problem !== undefined) throw new OAuthError('invalid_request', `${param} has an authorization_details[${i}] outside its type's schema: ${problem.where}: ${problem.message}`);
+    if (problem !== undefined)
+      throw new OAuthError(
+        'invalid_request',
+        `${param} has an authorization_details[${i}] outside its type's schema: ${problem.where}: ${problem.message}`,
+      );
   });
 }
 
@@ -348,13 +428,20 @@ export function checkHeldDetails(types: DetailTypes, held: readonly Authorizatio
  * Grants requested entries only when each is covered by an entry `held` (by `holder`); without a
  * request, the held entries carry over unchanged, so a hop never drops a narrowing entry.
  */
-export function attenuateAuthorizationDetails(types: DetailTypes, requested: AuthorizationDetail[] | undefined, held: readonly AuthorizationDetail[], holder: string): AuthorizationDetail[] {
+export function attenuateAuthorizationDetails(
+  types: DetailTypes,
+  requested: AuthorizationDetail[] | undefined,
+  held: readonly AuthorizationDetail[],
+  holder: string,
+): AuthorizationDetail[] {
   if (requested === undefined) return [...held];
-  if (held.length > 0 && requested.length === 0) throw refuse(`authorization_details may not be dropped from ${holder} that carries them`);
+  if (held.length > 0 && requested.length === 0)
+    throw refuse(`authorization_details may not be dropped from ${holder} that carries them`);
   requested.forEach((entry, i) => {
     const type = types.get(entry.type) as DetailType;
     const sameType = held.filter((h) => h.type === entry.type);
-    if (sameType.length === 0) throw refuse(`authorization_details[${i}] is not covered: ${holder} holds no ${entry.type} entry`);
+    if (sameType.length === 0)
+      throw refuse(`authorization_details[${i}] is not covered: ${holder} holds no ${entry.type} entry`);
     const misses = sameType.map((h) => uncovered(type, h, entry));
     if (misses.some((m) => m === undefined)) return;
     const first = misses[0] as { pointer: string; reason: string };
@@ -364,7 +451,9 @@ export function attenuateAuthorizationDetails(types: DetailTypes, requested: Aut
 }
 
 /** The outcome of checking a resource server's action against a token's details. */
-export type DetailMatch = { readonly applies: false } | { readonly applies: true; readonly entry: AuthorizationDetail | undefined; readonly reason: string | undefined };
+export type DetailMatch =
+  | { readonly applies: false }
+  | { readonly applies: true; readonly entry: AuthorizationDetail | undefined; readonly reason: string | undefined };
 
 /** What a governed action's context asks of one type: the partial entry it stands for and the fields to check. */
 export interface GovernedContext {
@@ -390,7 +479,11 @@ function asMember(schema: Readonly<Record<string, unknown>> | undefined, value: 
  * policy sees it. A value outside the schema (a negative or exponent amount, more decimals than
  * the currency has) is `invalid_request` naming the context member. Ungoverned actions give none.
  */
-export function readGovernedContext(types: DetailTypes, action: string, context: Readonly<Record<string, unknown>>): GovernedContext[] {
+export function readGovernedContext(
+  types: DetailTypes,
+  action: string,
+  context: Readonly<Record<string, unknown>>,
+): GovernedContext[] {
   const governed: GovernedContext[] = [];
   for (const type of types.values()) {
     const governance = type.governs.get(action);
@@ -402,8 +495,13 @@ export function readGovernedContext(types: DetailTypes, action: string, context:
     if (governance.actions !== undefined) asked.actions = governance.actions;
     const problem = type.partialProblem(asked);
     if (problem !== undefined) {
-      const member = governance.fields.find(({ path }) => problem.where === path || problem.where.startsWith(`${path}/`))?.key;
-      throw new OAuthError('invalid_request', `${member === undefined ? 'context' : `context.${member}`} is outside the ${type.type} schema at ${problem.where}: ${problem.message}`);
+      const member = governance.fields.find(
+        ({ path }) => problem.where === path || problem.where.startsWith(`${path}/`),
+      )?.key;
+      throw new OAuthError(
+        'invalid_request',
+        `${member === undefined ? 'context' : `context.${member}`} is outside the ${type.type} schema at ${problem.where}: ${problem.message}`,
+      );
     }
     governed.push({ type, asked, pointers: governance.pointers });
   }

@@ -40,7 +40,12 @@ export const revokedDescription = (param: string): string => `${param} has been 
  * Verifies a token Baton issued: its keys, `typ: at+jwt`, expiry, the claims Baton sets, and
  * that neither it nor any token it derives from is revoked (one in-memory lookup).
  */
-export async function verifyBatonToken(ctx: BatonTokenVerifier, token: string, param: string, errorCode: OAuthErrorCode = 'invalid_request'): Promise<BatonToken> {
+export async function verifyBatonToken(
+  ctx: BatonTokenVerifier,
+  token: string,
+  param: string,
+  errorCode: OAuthErrorCode = 'invalid_request',
+): Promise<BatonToken> {
   const { payload } = await verifyJwt(token, {
     param,
     errorCode,
@@ -54,7 +59,12 @@ export async function verifyBatonToken(ctx: BatonTokenVerifier, token: string, p
     remember: { tokens: ctx.verifiedTokens, scope: ctx.keys },
   });
   // Required above, and non-empty strings as verifyJwt checked.
-  const { tenant, jti, sub, client_id: clientId } = payload as { tenant: string; jti: string; sub: string; client_id: string };
+  const {
+    tenant,
+    jti,
+    sub,
+    client_id: clientId,
+  } = payload as { tenant: string; jti: string; sub: string; client_id: string };
   if (await ctx.revocations.isRevoked(tenant, jti)) throw new OAuthError(errorCode, revokedDescription(param));
   return { payload, tenant, sub, jti, clientId, audience: audienceClaim(payload.aud) };
 }

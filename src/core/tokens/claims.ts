@@ -21,17 +21,31 @@ const isName = (value: unknown): value is string => typeof value === 'string' &&
  * PostgreSQL or Cedar cannot hold (see storable-text.ts) is refused in any claim.
  */
 export function checkClaims(payload: JWTPayload, param: string, errorCode: OAuthErrorCode): void {
-  const refuse = (claim: string, why: string): OAuthError => new OAuthError(errorCode, `${param} has an invalid "${claim}" claim: ${why}`);
-  for (const name of identifiers) if (payload[name] !== undefined && !isName(payload[name])) throw refuse(name, 'must be a non-empty string');
-  for (const name of times) if (payload[name] !== undefined && !Number.isFinite(payload[name])) throw refuse(name, 'must be a finite number');
-  const { aud, scope, scp, may_act: mayAct } = payload as { aud?: unknown; scope?: unknown; scp?: unknown; may_act?: unknown };
-  if (aud !== undefined && !isName(aud) && !(Array.isArray(aud) && aud.length > 0 && aud.every(isName))) throw refuse('aud', 'must be a non-empty string or a list of them');
+  const refuse = (claim: string, why: string): OAuthError =>
+    new OAuthError(errorCode, `${param} has an invalid "${claim}" claim: ${why}`);
+  for (const name of identifiers)
+    if (payload[name] !== undefined && !isName(payload[name])) throw refuse(name, 'must be a non-empty string');
+  for (const name of times)
+    if (payload[name] !== undefined && !Number.isFinite(payload[name])) throw refuse(name, 'must be a finite number');
+  const {
+    aud,
+    scope,
+    scp,
+    may_act: mayAct,
+  } = payload as { aud?: unknown; scope?: unknown; scp?: unknown; may_act?: unknown };
+  if (aud !== undefined && !isName(aud) && !(Array.isArray(aud) && aud.length > 0 && aud.every(isName)))
+    throw refuse('aud', 'must be a non-empty string or a list of them');
   if (scope !== undefined && typeof scope !== 'string') throw refuse('scope', 'must be a string');
-  if (scp !== undefined && !(Array.isArray(scp) && scp.every((s) => typeof s === 'string'))) throw refuse('scp', 'must be a list of strings');
+  if (scp !== undefined && !(Array.isArray(scp) && scp.every((s) => typeof s === 'string')))
+    throw refuse('scp', 'must be a list of strings');
   parseActClaim(payload.act, param, maxActNesting, errorCode);
   if (mayAct !== undefined) {
-    const { sub, iss } = (typeof mayAct === 'object' && mayAct !== null && !Array.isArray(mayAct) ? mayAct : {}) as { sub?: unknown; iss?: unknown };
-    if (!isName(sub) || (iss !== undefined && typeof iss !== 'string')) throw new OAuthError(errorCode, `${param} has a malformed may_act claim`);
+    const { sub, iss } = (typeof mayAct === 'object' && mayAct !== null && !Array.isArray(mayAct) ? mayAct : {}) as {
+      sub?: unknown;
+      iss?: unknown;
+    };
+    if (!isName(sub) || (iss !== undefined && typeof iss !== 'string'))
+      throw new OAuthError(errorCode, `${param} has a malformed may_act claim`);
   }
   authorizationDetailsClaim(payload.authorization_details, param, errorCode);
   const text = findUnstorableText(payload);

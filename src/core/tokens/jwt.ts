@@ -1,4 +1,13 @@
-import { base64url, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTHeaderParameters } from 'jose';
+import {
+  base64url,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors,
+  jwtVerify,
+  type CryptoKey,
+  type JWTPayload,
+  type JWTHeaderParameters,
+} from 'jose';
 import { sha256Base64url } from '../secrets.js';
 import { checkClaims } from './claims.js';
 import { OAuthError, type OAuthErrorCode } from '../errors.js';
@@ -47,19 +56,29 @@ function describe(error: unknown): { description: string; detail: string } {
     if (claim === 'typ') return { description: 'has an unexpected token type (typ)', detail: error.message };
     return { description: `has an invalid "${claim}" claim`, detail: error.message };
   }
-  if (error instanceof errors.JWSSignatureVerificationFailed) return { description: 'has an invalid signature', detail: error.message };
-  if (error instanceof errors.JOSEAlgNotAllowed) return { description: 'uses a signing algorithm that is not allowed', detail: error.message };
-  if (error instanceof errors.JWKSNoMatchingKey) return { description: 'is signed with an unknown key', detail: error.message };
-  if (error instanceof errors.JOSEError) return { description: 'is malformed or unsupported', detail: `${error.code}: ${error.message}` };
+  if (error instanceof errors.JWSSignatureVerificationFailed)
+    return { description: 'has an invalid signature', detail: error.message };
+  if (error instanceof errors.JOSEAlgNotAllowed)
+    return { description: 'uses a signing algorithm that is not allowed', detail: error.message };
+  if (error instanceof errors.JWKSNoMatchingKey)
+    return { description: 'is signed with an unknown key', detail: error.message };
+  if (error instanceof errors.JOSEError)
+    return { description: 'is malformed or unsupported', detail: `${error.code}: ${error.message}` };
   return { description: 'cannot be verified', detail: error instanceof Error ? error.message : String(error) };
 }
 
 /** Reads a JWT's header and claims without trusting them, to pick the key set that verifies it. */
-export function peekJwt(token: string, param: string, errorCode: OAuthErrorCode): { header: JWTHeaderParameters; payload: JWTPayload } {
+export function peekJwt(
+  token: string,
+  param: string,
+  errorCode: OAuthErrorCode,
+): { header: JWTHeaderParameters; payload: JWTPayload } {
   try {
     return { header: decodeProtectedHeader(token) as JWTHeaderParameters, payload: decodeJwt(token) };
   } catch (error) {
-    throw new OAuthError(errorCode, `${param} is not a well-formed JWT`, { detail: error instanceof Error ? error.message : String(error) });
+    throw new OAuthError(errorCode, `${param} is not a well-formed JWT`, {
+      detail: error instanceof Error ? error.message : String(error),
+    });
   }
 }
 
@@ -111,14 +130,28 @@ export class VerifiedTokens {
   }
 
   /** The verified token under `key`, if its time claims still hold at `now` and its key still resolves. */
-  async recall(key: string, now: number, options: Pick<VerifyOptions, 'resolve' | 'clockToleranceSeconds'>): Promise<VerifiedJwt | undefined> {
+  async recall(
+    key: string,
+    now: number,
+    options: Pick<VerifyOptions, 'resolve' | 'clockToleranceSeconds'>,
+  ): Promise<VerifiedJwt | undefined> {
     const known = this.#entries.get(key);
     if (known === undefined) return undefined;
     const { exp, nbf } = known.payload;
     const tolerance = options.clockToleranceSeconds;
     const seconds = Math.floor(now / 1000);
-    const inTime = !(typeof exp === 'number' && exp <= seconds - tolerance) && !(typeof nbf === 'number' && nbf > seconds + tolerance) && !issuedInFuture(known.payload, now, tolerance);
-    if (inTime && (await options.resolve(known.header).then((k) => k === known.key, () => false))) return { payload: known.payload, header: known.header };
+    const inTime =
+      !(typeof exp === 'number' && exp <= seconds - tolerance) &&
+      !(typeof nbf === 'number' && nbf > seconds + tolerance) &&
+      !issuedInFuture(known.payload, now, tolerance);
+    if (
+      inTime &&
+      (await options.resolve(known.header).then(
+        (k) => k === known.key,
+        () => false,
+      ))
+    )
+      return { payload: known.payload, header: known.header };
     this.#entries.delete(key);
     return undefined;
   }
@@ -126,7 +159,11 @@ export class VerifiedTokens {
   /** Keeps a token that has just passed every check. */
   remember(key: string, verified: RememberedJwt): void {
     if (this.#entries.size >= this.capacity) this.#entries.delete(this.#entries.keys().next().value as string);
-    this.#entries.set(key, { payload: deepFreeze(verified.payload), header: deepFreeze(verified.header), key: verified.key });
+    this.#entries.set(key, {
+      payload: deepFreeze(verified.payload),
+      header: deepFreeze(verified.header),
+      key: verified.key,
+    });
   }
 
   /** How many tokens are remembered. */
@@ -141,18 +178,24 @@ export class VerifiedTokens {
  */
 export async function verifyJwt(token: string, options: VerifyOptions): Promise<VerifiedJwt> {
   const now = options.clock.now();
-  const memo = options.remember === undefined ? undefined : { tokens: options.remember.tokens, key: options.remember.tokens.keyOf(options.remember.scope, token) };
+  const memo =
+    options.remember === undefined
+      ? undefined
+      : { tokens: options.remember.tokens, key: options.remember.tokens.keyOf(options.remember.scope, token) };
   if (memo !== undefined) {
     const known = await memo.tokens.recall(memo.key, now, options);
     if (known !== undefined) return known;
   }
   let usedKey: CryptoKey | undefined;
-  const resolve: KeyResolver = memo === undefined ? options.resolve : async (header) => (usedKey = await options.resolve(header));
+  const resolve: KeyResolver =
+    memo === undefined ? options.resolve : async (header) => (usedKey = await options.resolve(header));
   try {
     const { payload, protectedHeader } = await jwtVerify(token, resolve, {
       algorithms: [...options.algorithms],
       issuer: options.issuer,
-      ...(options.audience === undefined ? {} : { audience: typeof options.audience === 'string' ? options.audience : [...options.audience] }),
+      ...(options.audience === undefined
+        ? {}
+        : { audience: typeof options.audience === 'string' ? options.audience : [...options.audience] }),
       ...(options.typ === undefined ? {} : { typ: options.typ }),
       requiredClaims: [...options.requiredClaims],
       currentDate: new Date(now),
@@ -161,11 +204,19 @@ export async function verifyJwt(token: string, options: VerifyOptions): Promise<
     if (issuedInFuture(payload, now, options.clockToleranceSeconds)) {
       throw new OAuthError(options.errorCode, `${options.param} was issued in the future`);
     }
-    if (options.maxLifetimeSeconds !== undefined && typeof payload.exp === 'number' && payload.exp - now / 1000 > options.maxLifetimeSeconds + options.clockToleranceSeconds) {
-      throw new OAuthError(options.errorCode, `${options.param} expires too far in the future (at most ${options.maxLifetimeSeconds} s)`);
+    if (
+      options.maxLifetimeSeconds !== undefined &&
+      typeof payload.exp === 'number' &&
+      payload.exp - now / 1000 > options.maxLifetimeSeconds + options.clockToleranceSeconds
+    ) {
+      throw new OAuthError(
+        options.errorCode,
+        `${options.param} expires too far in the future (at most ${options.maxLifetimeSeconds} s)`,
+      );
     }
     checkClaims(payload, options.param, options.errorCode);
-    if (memo !== undefined && usedKey !== undefined) memo.tokens.remember(memo.key, { payload, header: protectedHeader, key: usedKey });
+    if (memo !== undefined && usedKey !== undefined)
+      memo.tokens.remember(memo.key, { payload, header: protectedHeader, key: usedKey });
     return { payload, header: protectedHeader };
   } catch (error) {
     if (error instanceof OAuthError) throw error;
@@ -187,5 +238,3 @@ export async function signJwt(keys: SigningKeys, typ: string, claims: JWTPayload
 export function signAccessToken(keys: SigningKeys, claims: JWTPayload): Promise<string> {
   return signJwt(keys, 'at+jwt', claims);
 }
-
-

@@ -35,9 +35,11 @@ export interface Issuance {
   readonly policyIds?: readonly string[];
 }
 
-
 /** Signs a token, commits its audit entry and lineage (before it leaves), and builds the response. */
-export async function issue(ctx: Pick<ServiceContext, 'issuer' | 'keys' | 'audit' | 'clock'>, grant: Issuance): Promise<TokenResponse> {
+export async function issue(
+  ctx: Pick<ServiceContext, 'issuer' | 'keys' | 'audit' | 'clock'>,
+  grant: Issuance,
+): Promise<TokenResponse> {
   const now = Math.floor(ctx.clock.now() / 1000);
   const jti = randomId();
   const claims = {
@@ -55,7 +57,9 @@ export async function issue(ctx: Pick<ServiceContext, 'issuer' | 'keys' | 'audit
   };
   const rootGrant = grant.rootGrant ?? jti;
   const [token] = await Promise.all([
-    inSpan('baton.sign', { 'baton.tenant': grant.tenant, 'baton.kid': ctx.keys.current.kid }, () => signAccessToken(ctx.keys, claims)),
+    inSpan('baton.sign', { 'baton.tenant': grant.tenant, 'baton.kid': ctx.keys.current.kid }, () =>
+      signAccessToken(ctx.keys, claims),
+    ),
     ctx.audit.append(
       {
         tenant: grant.tenant,
@@ -101,4 +105,3 @@ export function actorChain(act: ActClaim | undefined): string[] {
   for (let node = act; node !== undefined; node = node.act) chain.push(node.sub);
   return chain;
 }
-

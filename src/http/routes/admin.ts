@@ -14,13 +14,17 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
   const api = errorsAs('api');
   const operator = requireScope(service, operatorScopes.admin);
 
-  routes.post('/admin/revoke', api, operator, async (c) => c.json(await killSwitch(service, c.get('caller'), await jsonOf(c, deps), requestIdOf(c)), 200, noStore));
+  routes.post('/admin/revoke', api, operator, async (c) =>
+    c.json(await killSwitch(service, c.get('caller'), await jsonOf(c, deps), requestIdOf(c)), 200, noStore),
+  );
   routes.post('/admin/policies/reload', api, operator, async (c) => {
     try {
       return c.json({ status: 'reloaded', policies: await deps.reload.policies(c.get('caller').id) }, 200, noStore);
     } catch (error) {
       // The reload audits its own refusal (policy.reload, refused).
-      throw invalidRequest(`the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`).markAudited();
+      throw invalidRequest(
+        `the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`,
+      ).markAudited();
     }
   });
   routes.post('/admin/registry/reload', api, operator, async (c) => {
@@ -29,7 +33,9 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
       return c.json({ status: 'reloaded' }, 200, noStore);
     } catch (error) {
       // The reload audits its own refusal (registry.reload, refused).
-      throw invalidRequest(`the new registry was refused; the running one stays: ${error instanceof Error ? error.message : String(error)}`).markAudited();
+      throw invalidRequest(
+        `the new registry was refused; the running one stays: ${error instanceof Error ? error.message : String(error)}`,
+      ).markAudited();
     }
   });
   return routes;

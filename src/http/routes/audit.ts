@@ -35,9 +35,20 @@ export function auditRoutes({ service, auditQueries, checkpoints }: AppDeps): Ho
       // With entries missing from the log, "no such action" cannot be said: it may have been
       // among them. The gaps are the shared chain's, the same for any action id asked about.
       const missing = await auditQueries.gaps(100);
-      if (missing.length === 0) return c.json({ error: 'not_found', error_description: 'no such action in your tenant' }, 404, noStore);
+      if (missing.length === 0)
+        return c.json({ error: 'not_found', error_description: 'no such action in your tenant' }, 404, noStore);
       const named = missing.map((g) => (g.from === g.to ? `${g.from}` : `${g.from}–${g.to}`)).join(', ');
-      return c.json({ action_id: actionId, verified: false, reason: `no entry of this action remains in your tenant, and the log is missing entries ${named}: the chain is broken there, and the action may have been among them`, entries, gaps: missing }, 200, noStore);
+      return c.json(
+        {
+          action_id: actionId,
+          verified: false,
+          reason: `no entry of this action remains in your tenant, and the log is missing entries ${named}: the chain is broken there, and the action may have been among them`,
+          entries,
+          gaps: missing,
+        },
+        200,
+        noStore,
+      );
     }
     const verified = gaps.length === 0 && entries.every((e) => e.verified);
     return c.json({ action_id: actionId, verified, entries, gaps }, 200, noStore);
@@ -48,7 +59,10 @@ export function auditRoutes({ service, auditQueries, checkpoints }: AppDeps): Ho
     const limit = Math.min(10_000, Math.max(1, seqParam(c, 'limit') ?? 1000));
     const lines = await auditQueries.exportLines(tenant, from, limit);
     const signed = await auditQueries.checkpointsFrom(from);
-    const body = [...lines.map((l) => JSON.stringify(l)), ...signed.map(({ jws }) => JSON.stringify({ checkpoint: jws }))].join('\n');
+    const body = [
+      ...lines.map((l) => JSON.stringify(l)),
+      ...signed.map(({ jws }) => JSON.stringify({ checkpoint: jws })),
+    ].join('\n');
     return c.body(body === '' ? '' : `${body}\n`, 200, { ...noStore, 'Content-Type': 'application/x-ndjson' });
   });
   routes.get('/audit/verify', api, auditor, async (c) => {
@@ -56,19 +70,41 @@ export function auditRoutes({ service, auditQueries, checkpoints }: AppDeps): Ho
     const head = await auditQueries.head();
     // A range that names no entries is a mistake of the caller's, never a verdict on the log:
     // `valid: false` reads as tampering to whatever watches it.
-    if (asked.from !== undefined && asked.to !== undefined && asked.from > asked.to) throw invalidRequest('from must not be greater than to');
-    if (asked.from !== undefined && asked.from > head.seq) throw invalidRequest(`from is beyond the last entry (${head.seq})`);
+    if (asked.from !== undefined && asked.to !== undefined && asked.from > asked.to)
+      throw invalidRequest('from must not be greater than to');
+    if (asked.from !== undefined && asked.from > head.seq)
+      throw invalidRequest(`from is beyond the last entry (${head.seq})`);
     if (asked.to !== undefined && asked.to < 1) throw invalidRequest('to must be at least 1');
     const from = Math.max(1, asked.from ?? 1);
     const to = Math.min(head.seq, asked.to ?? head.seq);
-    return c.json({ from, to, ...(await verifyAgainstCheckpoints(auditQueries, checkpoints, service.issuer, { from, to, head: head.seq })) }, 200, noStore);
+    return c.json(
+      {
+        from,
+        to,
+        ...(await verifyAgainstCheckpoints(auditQueries, checkpoints, service.issuer, { from, to, head: head.seq })),
+      },
+      200,
+      noStore,
+    );
   });
   routes.get('/audit/checkpoint', api, auditor, async (c) => {
     const checkpoint = await auditQueries.latestCheckpoint();
-    if (checkpoint === undefined) return c.json({ error: 'not_found', error_description: 'no checkpoint has been signed yet' }, 404, noStore);
+    if (checkpoint === undefined)
+      return c.json({ error: 'not_found', error_description: 'no checkpoint has been signed yet' }, 404, noStore);
     // The time it was signed at is read from the signature; one that does not verify says so.
-    const stated = checkpoints === undefined ? undefined : await verifyCheckpoint(checkpoints.resolve, checkpoint.jws, service.issuer).catch(() => undefined);
-    return c.json({ ...checkpoint, signed_at: stated === undefined ? null : signedAt(stated), verified: stated !== undefined && stated.seq === checkpoint.seq && stated.hash === checkpoint.hash }, 200, noStore);
+    const stated =
+      checkpoints === undefined
+        ? undefined
+        : await verifyCheckpoint(checkpoints.resolve, checkpoint.jws, service.issuer).catch(() => undefined);
+    return c.json(
+      {
+        ...checkpoint,
+        signed_at: stated === undefined ? null : signedAt(stated),
+        verified: stated !== undefined && stated.seq === checkpoint.seq && stated.hash === checkpoint.hash,
+      },
+      200,
+      noStore,
+    );
   });
   // The public half of the keys that sign checkpoints: open, like the token JWKS, so any witness can check them.
   routes.get('/audit/keys', api, (c) =>

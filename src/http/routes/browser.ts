@@ -1,7 +1,13 @@
 import { Hono, type Context } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { languageDetector } from 'hono/language';
-import { startAuthorization, submitConsent, submitLogin, type BrowserContext, type FlowStep } from '../../core/code-flow/steps.js';
+import {
+  startAuthorization,
+  submitConsent,
+  submitLogin,
+  type BrowserContext,
+  type FlowStep,
+} from '../../core/code-flow/steps.js';
 import { OAuthError, type StorageUnavailableError } from '../../core/errors.js';
 import type { AppDeps } from '../app-deps.js';
 import { parseForm } from '../form.js';
@@ -44,7 +50,12 @@ function pageHeaders(formTarget?: string): Record<string, string> {
  */
 async function tallied(c: Context<Env>, deps: AppDeps, step: Extract<FlowStep, { kind: 'error-page' }>): Promise<void> {
   if (step.audited === true || step.status >= 500) return;
-  await tally(c, deps, { status: step.status, code: step.status === 403 ? 'access_denied' : 'invalid_request', description: step.message.text, detail: undefined });
+  await tally(c, deps, {
+    status: step.status,
+    code: step.status === 403 ? 'access_denied' : 'invalid_request',
+    description: step.message.text,
+    detail: undefined,
+  });
 }
 
 /** Answers a step of the flow: a page in the browser's language, or the redirect back to the client. */
@@ -54,27 +65,51 @@ function render(c: Context<Env>, deps: AppDeps, step: FlowStep): Response | Prom
   c.header('Vary', 'Accept-Language');
   switch (step.kind) {
     case 'error-page':
-      return tallied(c, deps, step).then(() => c.html(errorPage(language, step.message), step.status as 400, pageHeaders()));
+      return tallied(c, deps, step).then(() =>
+        c.html(errorPage(language, step.message), step.status as 400, pageHeaders()),
+      );
     case 'redirect':
       // A form cannot be allowed to end at a target CSP cannot name: the answer to the form is
       // a page that sends the browser on, which form-action does not govern.
       if (c.req.method === 'POST' && formActionSource(step.location) === undefined) {
-        return c.html(returnPage(language, step.location), 200, { ...pageHeaders(), Refresh: `0; url=${step.location}` });
+        return c.html(returnPage(language, step.location), 200, {
+          ...pageHeaders(),
+          Refresh: `0; url=${step.location}`,
+        });
       }
       // The redirect may carry a code: never cached, and no referrer beyond it.
       return c.body(null, 302, { ...noStore, Location: step.location, 'Referrer-Policy': 'no-referrer' });
     case 'login':
     case 'consent':
-      setCookie(c, 'baton_csrf', step.csrf, { path: '/oauth2/authorize', httpOnly: true, sameSite: 'Strict', secure: deps.service.issuer.startsWith('https:') });
-      return c.html(step.kind === 'login' ? loginPage(language, step.clientName, step.sealed, step.csrf, step.fields, step.error) : consentPage(language, step.view, step.sealed, step.csrf), 200, pageHeaders(step.redirectUri));
+      setCookie(c, 'baton_csrf', step.csrf, {
+        path: '/oauth2/authorize',
+        httpOnly: true,
+        sameSite: 'Strict',
+        secure: deps.service.issuer.startsWith('https:'),
+      });
+      return c.html(
+        step.kind === 'login'
+          ? loginPage(language, step.clientName, step.sealed, step.csrf, step.fields, step.error)
+          : consentPage(language, step.view, step.sealed, step.csrf),
+        200,
+        pageHeaders(step.redirectUri),
+      );
   }
 }
 
 /** The answer of a sign-in page whose store did not answer (see errors.ts): a page saying so (503), not JSON. */
-export function unavailablePage(c: Context<Env>, error: StorageUnavailableError, deps: AppDeps): Response | Promise<Response> {
+export function unavailablePage(
+  c: Context<Env>,
+  error: StorageUnavailableError,
+  deps: AppDeps,
+): Response | Promise<Response> {
   deps.logger.warn('sign-in page unavailable: storage did not answer', { detail: error.message });
   c.header('Retry-After', '1');
-  return render(c, deps, { kind: 'error-page', status: 503, message: { text: 'The service is unavailable right now. Try again in a moment.' } });
+  return render(c, deps, {
+    kind: 'error-page',
+    status: 503,
+    message: { text: 'The service is unavailable right now. Try again in a moment.' },
+  });
 }
 
 const unreadable: FlowStep = { kind: 'error-page', status: 400, message: { text: 'The form could not be read.' } };
@@ -88,10 +123,19 @@ export function browserRoutes(deps: AppDeps): Hono<Env> {
   const { service } = deps;
   const routes = new Hono<Env>();
   const page = errorsAs('page');
-  const detectLanguage = languageDetector({ order: ['header'], caches: false, supportedLanguages: [...pageLanguages], fallbackLanguage: 'en' });
+  const detectLanguage = languageDetector({
+    order: ['header'],
+    caches: false,
+    supportedLanguages: [...pageLanguages],
+    fallbackLanguage: 'en',
+  });
   routes.use('/oauth2/authorize', detectLanguage);
   routes.use('/oauth2/authorize/*', detectLanguage);
-  const browserOf = (c: Context<Env>): BrowserContext => ({ language: pageLanguage(c.get('language')), address: deps.remoteAddress?.(c), csrf: getCookie(c, 'baton_csrf') });
+  const browserOf = (c: Context<Env>): BrowserContext => ({
+    language: pageLanguage(c.get('language')),
+    address: deps.remoteAddress?.(c),
+    csrf: getCookie(c, 'baton_csrf'),
+  });
   /** The form of a page, or undefined when it cannot be read: whatever the reason, the browser gets the same page (see `unreadable`). */
   const browserForm = async (c: Context<Env>): Promise<Record<string, string> | undefined> => {
     try {
@@ -108,17 +152,29 @@ export function browserRoutes(deps: AppDeps): Hono<Env> {
       query = parseForm(new URL(c.req.url).search.slice(1), new Set(['resource']));
     } catch (error) {
       // A query that cannot be read is shown on a page, never sent back to a redirect URI.
-      return render(c, deps, { kind: 'error-page', status: 400, message: { text: error instanceof OAuthError ? error.description : 'The request could not be read.' } });
+      return render(c, deps, {
+        kind: 'error-page',
+        status: 400,
+        message: { text: error instanceof OAuthError ? error.description : 'The request could not be read.' },
+      });
     }
     return render(c, deps, await startAuthorization(service, query, browserOf(c)));
   });
   routes.post('/oauth2/authorize/login', page, async (c) => {
     const form = await browserForm(c);
-    return render(c, deps, form === undefined ? unreadable : await submitLogin(service, form, getCookie(c, 'baton_csrf'), browserOf(c)));
+    return render(
+      c,
+      deps,
+      form === undefined ? unreadable : await submitLogin(service, form, getCookie(c, 'baton_csrf'), browserOf(c)),
+    );
   });
   routes.post('/oauth2/authorize/consent', page, async (c) => {
     const form = await browserForm(c);
-    return render(c, deps, form === undefined ? unreadable : await submitConsent(service, form, getCookie(c, 'baton_csrf')));
+    return render(
+      c,
+      deps,
+      form === undefined ? unreadable : await submitConsent(service, form, getCookie(c, 'baton_csrf')),
+    );
   });
   return routes;
 }

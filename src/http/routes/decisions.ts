@@ -1,5 +1,11 @@
 import { Hono } from 'hono';
-import { evaluate, evaluateBatch, evaluationSchema, evaluationsSchema, parseAuthzen } from '../../core/decisions/authzen.js';
+import {
+  evaluate,
+  evaluateBatch,
+  evaluationSchema,
+  evaluationsSchema,
+  parseAuthzen,
+} from '../../core/decisions/authzen.js';
 import { decide, parseAuthorizeRequest } from '../../core/decisions/authorize.js';
 import type { AppDeps } from '../app-deps.js';
 import { requireResourceServer } from '../callers.js';
@@ -14,15 +20,33 @@ export function decisionRoutes(deps: AppDeps): Hono<Env> {
   const resourceServer = requireResourceServer(service);
 
   routes.post('/authorize', api, resourceServer, async (c) => {
-    const outcome = await decide(service, c.get('caller'), parseAuthorizeRequest(await jsonOf(c, deps)), requestIdOf(c));
+    const outcome = await decide(
+      service,
+      c.get('caller'),
+      parseAuthorizeRequest(await jsonOf(c, deps)),
+      requestIdOf(c),
+    );
     if (outcome.detail !== undefined) c.set('refusal', { error: outcome.decision, detail: outcome.detail });
     return c.json({ decision: outcome.decision, action_id: outcome.action_id, reasons: outcome.reasons }, 200, noStore);
   });
   routes.post('/access/v1/evaluation', api, resourceServer, async (c) =>
-    c.json(await evaluate(service, c.get('caller'), parseAuthzen(evaluationSchema, await jsonOf(c, deps)), requestIdOf(c)), 200, noStore),
+    c.json(
+      await evaluate(service, c.get('caller'), parseAuthzen(evaluationSchema, await jsonOf(c, deps)), requestIdOf(c)),
+      200,
+      noStore,
+    ),
   );
   routes.post('/access/v1/evaluations', api, resourceServer, async (c) =>
-    c.json(await evaluateBatch(service, c.get('caller'), parseAuthzen(evaluationsSchema, await jsonOf(c, deps)), requestIdOf(c)), 200, noStore),
+    c.json(
+      await evaluateBatch(
+        service,
+        c.get('caller'),
+        parseAuthzen(evaluationsSchema, await jsonOf(c, deps)),
+        requestIdOf(c),
+      ),
+      200,
+      noStore,
+    ),
   );
   return routes;
 }

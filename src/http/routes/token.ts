@@ -19,15 +19,32 @@ export function tokenRoutes(deps: AppDeps): Hono<Env> {
 
   routes.post('/oauth2/token', oauth, async (c) => {
     const params = await formOf(c, deps, repeatableParameters);
-    const response = await handleTokenRequest(service, { params, authorization: c.req.header('authorization'), requestId: requestIdOf(c), observe: (who) => c.set('who', who) });
+    const response = await handleTokenRequest(service, {
+      params,
+      authorization: c.req.header('authorization'),
+      requestId: requestIdOf(c),
+      observe: (who) => c.set('who', who),
+    });
     return c.json(response, 200, noStore);
   });
   routes.post('/oauth2/revoke', oauth, async (c) => {
-    await revokeToken(service, await formOf(c, deps), c.req.header('authorization'), requestIdOf(c), (caller) => known(c, caller));
+    await revokeToken(service, await formOf(c, deps), c.req.header('authorization'), requestIdOf(c), (caller) =>
+      known(c, caller),
+    );
     return c.body(null, 200, noStore);
   });
   routes.post('/oauth2/introspect', errorsAs('api'), async (c) =>
-    c.json(await introspection(service, c.req.header('authorization'), () => formOf(c, deps), requestIdOf(c), (caller) => known(c, caller)), 200, noStore),
+    c.json(
+      await introspection(
+        service,
+        c.req.header('authorization'),
+        () => formOf(c, deps),
+        requestIdOf(c),
+        (caller) => known(c, caller),
+      ),
+      200,
+      noStore,
+    ),
   );
   // Every other method at the token endpoint (registered after POST, which answers first).
   routes.all('/oauth2/token', oauth, (c) => {

@@ -14,7 +14,12 @@ export function wellKnownRoutes({ service }: AppDeps): Hono<Env> {
   const metadata = (registry: Registry) => {
     let built = metadataByRegistry.get(registry);
     if (built === undefined) {
-      built = authorizationServerMetadata(service.issuer, [service.keys.current.alg], [...service.detailTypes.keys()], supportedScopes(registry));
+      built = authorizationServerMetadata(
+        service.issuer,
+        [service.keys.current.alg],
+        [...service.detailTypes.keys()],
+        supportedScopes(registry),
+      );
       metadataByRegistry.set(registry, built);
     }
     return built;

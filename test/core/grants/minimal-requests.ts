@@ -1,10 +1,22 @@
 import type { FormParams } from '../../../src/core/grants/token-request.js';
 
 /** The least each registered grant's token request carries, by grant type, and what it parses to. */
-export const minimalRequests: Readonly<Record<string, { readonly params: FormParams; readonly parsed: Readonly<Record<string, unknown>> }>> = {
+export const minimalRequests: Readonly<
+  Record<string, { readonly params: FormParams; readonly parsed: Readonly<Record<string, unknown>> }>
+> = {
   'urn:ietf:params:oauth:grant-type:token-exchange': {
-    params: { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: 'eyJ.subject', subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' },
-    parsed: { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: 'eyJ.subject', subject_token_type: 'urn:ietf:params:oauth:token-type:jwt', audience: [], resource: [] },
+    params: {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: 'eyJ.subject',
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    },
+    parsed: {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: 'eyJ.subject',
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      audience: [],
+      resource: [],
+    },
   },
   client_credentials: {
     params: { grant_type: 'client_credentials' },

@@ -1,4 +1,14 @@
-import { auditEntry, canonicalEntry, chainCheck, entryHash, genesisHash, type AuditGap, type AuditLine, type StoredCheckpoint, type TrailEntry } from '../../../src/core/audit/chain.js';
+import {
+  auditEntry,
+  canonicalEntry,
+  chainCheck,
+  entryHash,
+  genesisHash,
+  type AuditGap,
+  type AuditLine,
+  type StoredCheckpoint,
+  type TrailEntry,
+} from '../../../src/core/audit/chain.js';
 import type { AuditLog, AuditQueries, Clock } from '../../../src/core/ports.js';
 import type { SaveCheckpoint } from '../../../src/adapters/db/audit-reader.js';
 import { writeLineage } from './revocations.js';
@@ -20,7 +30,17 @@ export function memoryAuditLog(state: MemoryState, sha256: Sha256Hex, clock: Clo
       const seq = last + 1;
       const hash = entryHash(sha256, seq, prev, canonical) as string;
       if (lineage !== undefined) writeLineage(state, lineage);
-      state.entries.set(seq, { seq, tenant: entry.tenant, type: entry.type, action_id: entry.action_id, jti: entry.jti, root_grant: entry.root_grant, canonical, prev_hash: prev, hash });
+      state.entries.set(seq, {
+        seq,
+        tenant: entry.tenant,
+        type: entry.type,
+        action_id: entry.action_id,
+        jti: entry.jti,
+        root_grant: entry.root_grant,
+        canonical,
+        prev_hash: prev,
+        hash,
+      });
       state.head = { seq, hash };
       return { seq, prev_hash: prev, hash, entry };
     },
@@ -31,7 +51,10 @@ export function memoryAuditLog(state: MemoryState, sha256: Sha256Hex, clock: Clo
 const visible = (tenant: string, entry: StoredEntry): boolean => entry.tenant === tenant || entry.tenant === '*';
 
 /** The auditors' queries over the in-memory log, answering as the SQL reader does. */
-export function memoryAuditQueries(state: MemoryState, sha256: Sha256Hex): AuditQueries & { saveCheckpoint: SaveCheckpoint } {
+export function memoryAuditQueries(
+  state: MemoryState,
+  sha256: Sha256Hex,
+): AuditQueries & { saveCheckpoint: SaveCheckpoint } {
   const inOrder = (): StoredEntry[] => [...state.entries.values()].sort((a, b) => a.seq - b.seq);
   return {
     async actionTrail(tenant, actionId) {
@@ -40,14 +63,20 @@ export function memoryAuditQueries(state: MemoryState, sha256: Sha256Hex): Audit
       // The tokens the action's entries name, and every token they derive from.
       const lineage = new Map<string, string>();
       for (const { jti } of actions) {
-        for (let token = jti === null ? undefined : state.tokens.get(key(tenant, jti)); token !== undefined && !lineage.has(token.jti); ) {
+        for (
+          let token = jti === null ? undefined : state.tokens.get(key(tenant, jti));
+          token !== undefined && !lineage.has(token.jti);
+        ) {
           lineage.set(token.jti, token.rootGrant);
           token = token.parentJti === null ? undefined : state.tokens.get(key(tenant, token.parentJti));
         }
       }
       const grants = new Set(lineage.values());
       const trail = ofTenant.filter(
-        (e) => e.action_id === actionId || (e.type.startsWith('token.') && e.jti !== null && lineage.has(e.jti)) || (e.type === 'authorization.consent' && e.root_grant !== null && grants.has(e.root_grant)),
+        (e) =>
+          e.action_id === actionId ||
+          (e.type.startsWith('token.') && e.jti !== null && lineage.has(e.jti)) ||
+          (e.type === 'authorization.consent' && e.root_grant !== null && grants.has(e.root_grant)),
       );
       const entries: TrailEntry[] = [];
       const gaps: AuditGap[] = [];
@@ -55,8 +84,15 @@ export function memoryAuditQueries(state: MemoryState, sha256: Sha256Hex): Audit
         const previous = state.entries.get(e.seq - 1);
         const linked = e.seq === 1 ? e.prev_hash === genesisHash : previous?.hash === e.prev_hash;
         const intact = entryHash(sha256, e.seq, e.prev_hash, e.canonical) === e.hash;
-        if (e.seq > 1 && previous === undefined) gaps.push({ from: Math.max(0, ...[...state.entries.keys()].filter((s) => s < e.seq)) + 1, to: e.seq - 1 });
-        entries.push({ seq: e.seq, hash: e.hash, prev_hash: e.prev_hash, verified: linked && intact, entry: JSON.parse(e.canonical) as unknown });
+        if (e.seq > 1 && previous === undefined)
+          gaps.push({ from: Math.max(0, ...[...state.entries.keys()].filter((s) => s < e.seq)) + 1, to: e.seq - 1 });
+        entries.push({
+          seq: e.seq,
+          hash: e.hash,
+          prev_hash: e.prev_hash,
+          verified: linked && intact,
+          entry: JSON.parse(e.canonical) as unknown,
+        });
       }
       return { entries, gaps };
     },
@@ -75,22 +111,37 @@ export function memoryAuditQueries(state: MemoryState, sha256: Sha256Hex): Audit
       return inOrder()
         .filter((e) => e.seq >= from)
         .slice(0, limit)
-        .map((e): AuditLine => (visible(tenant, e) ? { seq: e.seq, prev_hash: e.prev_hash, hash: e.hash, canonical: e.canonical } : { seq: e.seq, prev_hash: e.prev_hash, hash: e.hash, redacted: true }));
+        .map((e): AuditLine =>
+          visible(tenant, e)
+            ? { seq: e.seq, prev_hash: e.prev_hash, hash: e.hash, canonical: e.canonical }
+            : { seq: e.seq, prev_hash: e.prev_hash, hash: e.hash, redacted: true },
+        );
     },
 
     async verify(from, to, anchors) {
       let start = { seq: 0, hash: genesisHash };
       if (from > 1) {
         const before = state.entries.get(from - 1);
-        if (before === undefined) return { valid: false, entries: 0, seq: from - 1, reason: `entry ${from - 1} is missing` };
+        if (before === undefined)
+          return { valid: false, entries: 0, seq: from - 1, reason: `entry ${from - 1} is missing` };
         start = { seq: before.seq, hash: before.hash };
       }
       const last = Math.min(to, state.head.seq);
       const check = chainCheck(sha256, start, false, anchors);
-      await check.add(inOrder().filter((e) => e.seq >= from && e.seq <= last).map((e) => ({ seq: e.seq, prev_hash: e.prev_hash, hash: e.hash, canonical: e.canonical })));
+      await check.add(
+        inOrder()
+          .filter((e) => e.seq >= from && e.seq <= last)
+          .map((e) => ({ seq: e.seq, prev_hash: e.prev_hash, hash: e.hash, canonical: e.canonical })),
+      );
       const verdict = check.verdict();
       // Entries missing at the end of the range are a gap too.
-      if (verdict.valid && from + verdict.entries - 1 < last) return { valid: false, entries: verdict.entries, seq: from + verdict.entries, reason: `entries ${from + verdict.entries}–${last} are missing` };
+      if (verdict.valid && from + verdict.entries - 1 < last)
+        return {
+          valid: false,
+          entries: verdict.entries,
+          seq: from + verdict.entries,
+          reason: `entries ${from + verdict.entries}–${last} are missing`,
+        };
       return verdict;
     },
 
@@ -99,12 +150,18 @@ export function memoryAuditQueries(state: MemoryState, sha256: Sha256Hex): Audit
     },
 
     async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
-      const latest = state.checkpoints.reduce<StoredCheckpoint | undefined>((found, c) => (found === undefined || c.seq > found.seq ? c : found), undefined);
+      const latest = state.checkpoints.reduce<StoredCheckpoint | undefined>(
+        (found, c) => (found === undefined || c.seq > found.seq ? c : found),
+        undefined,
+      );
       return latest === undefined ? undefined : { ...latest };
     },
 
     async checkpointsFrom(from) {
-      return state.checkpoints.filter((c) => c.seq >= from).sort((a, b) => a.seq - b.seq).map((c) => ({ ...c }));
+      return state.checkpoints
+        .filter((c) => c.seq >= from)
+        .sort((a, b) => a.seq - b.seq)
+        .map((c) => ({ ...c }));
     },
 
     async saveCheckpoint(seq, hash, jws) {

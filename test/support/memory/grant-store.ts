@@ -7,14 +7,21 @@ import { key, type MemoryState, type StoredSecret } from './state.js';
  * one presented again is a replay); a used one presented again is a replay, revoked grant or not.
  */
 export function memoryGrantStore(state: MemoryState, now: () => number): GrantStore {
-  const revoked = (secret: StoredSecret): boolean => state.grants.get(key(secret.tenant, secret.grantId))?.revoked === true;
+  const revoked = (secret: StoredSecret): boolean =>
+    state.grants.get(key(secret.tenant, secret.grantId))?.revoked === true;
   const redeem = (secret: StoredSecret | undefined): Redemption => {
     if (secret === undefined) return { status: 'unknown' };
     if (secret.used) return { status: 'reused', tenant: secret.tenant, grantId: secret.grantId };
     if (revoked(secret)) return { status: 'revoked', tenant: secret.tenant, grantId: secret.grantId };
     secret.used = true;
     if (secret.expiresAt.getTime() <= now()) return { status: 'expired' };
-    return { status: 'ok', tenant: secret.tenant, grantId: secret.grantId, detail: secret.detail, expiresAt: secret.expiresAt };
+    return {
+      status: 'ok',
+      tenant: secret.tenant,
+      grantId: secret.grantId,
+      detail: secret.detail,
+      expiresAt: secret.expiresAt,
+    };
   };
   /** Inserts under a primary key, as a table does: a second row with the same key is an error. */
   const insert = <T>(table: Map<string, T>, id: string, row: T): void => {
@@ -24,7 +31,14 @@ export function memoryGrantStore(state: MemoryState, now: () => number): GrantSt
   return {
     async saveCode(hash, tenant, grantId, detail, expiresAt) {
       if (state.codes.has(hash)) throw new Error(`duplicate key ${JSON.stringify(hash)}`);
-      insert(state.grants, key(tenant, grantId), { tenant, grantId, clientId: detail.clientId, subject: detail.user, agent: detail.agent, revoked: false });
+      insert(state.grants, key(tenant, grantId), {
+        tenant,
+        grantId,
+        clientId: detail.clientId,
+        subject: detail.user,
+        agent: detail.agent,
+        revoked: false,
+      });
       state.codes.set(hash, { tenant, grantId, detail, expiresAt, used: false });
     },
     async redeemCode(hash) {
@@ -38,7 +52,9 @@ export function memoryGrantStore(state: MemoryState, now: () => number): GrantSt
     },
     async findRefresh(hash) {
       const secret = state.refreshTokens.get(hash);
-      return secret === undefined ? undefined : { tenant: secret.tenant, grantId: secret.grantId, clientId: secret.detail.clientId };
+      return secret === undefined
+        ? undefined
+        : { tenant: secret.tenant, grantId: secret.grantId, clientId: secret.detail.clientId };
     },
   };
 }

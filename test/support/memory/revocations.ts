@@ -25,7 +25,8 @@ export function writeLineage(state: MemoryState, lineage: TokenLineage): void {
   if (state.tokens.has(id)) throw new Error(`duplicate key ${JSON.stringify(id)}`);
   state.tokens.set(id, lineage);
   const parentRevoked = lineage.parentJti !== null && state.revoked.has(key(lineage.tenant, lineage.parentJti));
-  if (parentRevoked || state.grants.get(key(lineage.tenant, lineage.rootGrant))?.revoked === true) state.revoked.add(id);
+  if (parentRevoked || state.grants.get(key(lineage.tenant, lineage.rootGrant))?.revoked === true)
+    state.revoked.add(id);
 }
 
 /**
@@ -40,13 +41,20 @@ export function memoryRevocations(state: MemoryState, now: () => number): Revoca
       if (target.kind !== 'token') {
         for (const grant of state.grants.values()) {
           if (grant.tenant !== tenant) continue;
-          if (target.kind === 'grant' ? grant.grantId === target.grant : target.kind === 'user' ? grant.subject === target.user : grant.agent === target.agent) grant.revoked = true;
+          if (
+            target.kind === 'grant'
+              ? grant.grantId === target.grant
+              : target.kind === 'user'
+                ? grant.subject === target.user
+                : grant.agent === target.agent
+          )
+            grant.revoked = true;
         }
       }
       const live = (token: TokenLineage) => token.expiresAt.getTime() > now();
       const ofTenant = [...state.tokens.values()].filter((t) => t.tenant === tenant);
       const tree = new Set(ofTenant.filter((t) => live(t) && reaches(target, t)).map((t) => t.jti));
-      for (let grown = true; grown; ) {
+      for (let grown = true; grown;) {
         grown = false;
         for (const t of ofTenant) {
           if (t.parentJti === null || tree.has(t.jti) || !tree.has(t.parentJti)) continue;

@@ -18,7 +18,8 @@ export function memorySignInThrottle(state: MemoryState): SignInThrottle {
     const recent = row.lastAttempt.getTime() >= now.getTime() - signInPolicy.windowSeconds * 1000;
     const { firstLockSeconds, maxLockSeconds } = signInPolicy;
     const lockSeconds = Math.min(maxLockSeconds, firstLockSeconds * 2 ** Math.min(20, row.attempts - key.allowance));
-    row.lockedUntil = recent && row.attempts + 1 > key.allowance ? new Date(now.getTime() + lockSeconds * 1000) : undefined;
+    row.lockedUntil =
+      recent && row.attempts + 1 > key.allowance ? new Date(now.getTime() + lockSeconds * 1000) : undefined;
     row.attempts = recent ? row.attempts + 1 : 1;
     row.lastAttempt = now;
     return undefined;

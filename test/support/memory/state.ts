@@ -66,5 +66,16 @@ export const key = (...parts: readonly string[]): string => parts.join('\u0000')
 
 /** An empty state. */
 export function memoryState(): MemoryState {
-  return { usedAssertions: new Set(), tokens: new Map(), revoked: new Set(), grants: new Map(), codes: new Map(), refreshTokens: new Map(), entries: new Map(), head: { seq: 0, hash: genesisHash }, checkpoints: [], signInAttempts: new Map() };
+  return {
+    usedAssertions: new Set(),
+    tokens: new Map(),
+    revoked: new Set(),
+    grants: new Map(),
+    codes: new Map(),
+    refreshTokens: new Map(),
+    entries: new Map(),
+    head: { seq: 0, hash: genesisHash },
+    checkpoints: [],
+    signInAttempts: new Map(),
+  };
 }
