@@ -1,58 +1,31 @@
 import { createReadStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { verifyExport } from '../../src/cli/audit-verify.js';
 import { verifyCheckpoint } from '../../src/core/audit/checkpoint.js';
 import { importPublicJwks } from '../../src/core/tokens/jwks.js';
 import type { Jwks } from '../../src/core/registry/schema.js';
-import { basic, demoChain, postJson, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
+import { startTestBaton, type TestBaton } from '../support/baton.js';
+import { auditRequests } from '../support/audit.js';
 
 // The audit log of a Baton on its real storage: checkpoints published in its directory beside
 // the audit keys, and an entry changed in the database past its triggers.
 let baton: TestBaton;
 beforeAll(async () => {
   baton = await startTestBaton();
+  requests = auditRequests(baton);
 });
 afterAll(async () => {
   await baton?.close();
 });
 
-async function bearer(client: string, scope: string): Promise<Record<string, string>> {
-  const result = await postToken(baton, { grant_type: 'client_credentials', scope }, { authorization: basic(client) });
-  return { authorization: `Bearer ${result.body.access_token as string}` };
-}
-const get = async (path: string, headers: Record<string, string>) => {
-  const response = await fetch(`${baton.url}${path}`, { headers });
-  const text = await response.text();
-  return {
-    status: response.status,
-    headers: response.headers,
-    text,
-    json: () => JSON.parse(text) as Record<string, unknown>,
-  };
-};
-
-/** The demo chain and a decision; returns the two tokens and the action id. */
-async function chainAndDecision(actionId: string) {
-  const [first, second] = await demoChain(baton, 'payments:read payments:transfer', 'payments:transfer');
-  const decision = await postJson(
-    baton,
-    '/authorize',
-    {
-      token: second,
-      action: 'payments:transfer',
-      resource: { type: 'Account', id: 'acct-1' },
-      context: { amount: 40, currency: 'EUR' },
-      action_id: actionId,
-    },
-    { authorization: basic('payments'), 'x-request-id': 'req-7' },
-  );
-  expect(decision.body.decision).toBe('allow');
-  return { first: decodeJwt(first), second: decodeJwt(second) };
-}
+let requests: ReturnType<typeof auditRequests>;
+const bearer = (client: string, scope: string) => requests.bearer(client, scope);
+const get = (path: string, headers: Record<string, string>) => requests.get(path, headers);
+const chainAndDecision = (actionId: string) => requests.chainAndDecision(actionId);
 
 describe('verification and checkpoints', () => {
   it('signs checkpoints with the dedicated audit key, published at /audit/keys and never in the token JWKS', async () => {

@@ -4,50 +4,23 @@ import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { verifyExport } from '../../src/cli/audit-verify.js';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import type { Jwks } from '../../src/core/registry/schema.js';
-import { basic, demoChain, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { grants, postToken, tokenTypes } from '../support/baton.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
+import { auditRequests } from '../support/audit.js';
 
 let baton: MemoryBaton;
 beforeAll(async () => {
   baton = await memoryBaton();
+  requests = auditRequests(baton);
 });
 afterAll(async () => {
   await baton?.close();
 });
 
-async function bearer(client: string, scope: string): Promise<Record<string, string>> {
-  const result = await postToken(baton, { grant_type: 'client_credentials', scope }, { authorization: basic(client) });
-  return { authorization: `Bearer ${result.body.access_token as string}` };
-}
-const get = async (path: string, headers: Record<string, string>) => {
-  const response = await baton.fetch(`${baton.url}${path}`, { headers });
-  const text = await response.text();
-  return {
-    status: response.status,
-    headers: response.headers,
-    text,
-    json: () => JSON.parse(text) as Record<string, unknown>,
-  };
-};
-
-/** The demo chain and a decision; returns the two tokens and the action id. */
-async function chainAndDecision(actionId: string) {
-  const [first, second] = await demoChain(baton, 'payments:read payments:transfer', 'payments:transfer');
-  const decision = await postJson(
-    baton,
-    '/authorize',
-    {
-      token: second,
-      action: 'payments:transfer',
-      resource: { type: 'Account', id: 'acct-1' },
-      context: { amount: 40, currency: 'EUR' },
-      action_id: actionId,
-    },
-    { authorization: basic('payments'), 'x-request-id': 'req-7' },
-  );
-  expect(decision.body.decision).toBe('allow');
-  return { first: decodeJwt(first), second: decodeJwt(second) };
-}
+let requests: ReturnType<typeof auditRequests>;
+const bearer = (client: string, scope: string) => requests.bearer(client, scope);
+const get = (path: string, headers: Record<string, string>) => requests.get(path, headers);
+const chainAndDecision = (actionId: string) => requests.chainAndDecision(actionId);
 
 describe('GET /audit/actions/{id}', () => {
   it('returns both exchanges and the decision, root grant first, linked by lineage and verified', async () => {
