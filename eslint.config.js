@@ -11,6 +11,9 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'Use named exports.' }],
+      // One import statement per module, and none kept at run time only for its types.
+      'no-duplicate-imports': 'error',
+      '@typescript-eslint/no-import-type-side-effects': 'error',
     },
   },
   {

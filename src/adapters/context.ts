@@ -1,17 +1,24 @@
 import type { DetailTypes } from '../core/tokens/authorization-details.js';
 import { endpoints } from '../core/metadata.js';
 import type { VerifiedTokens } from '../core/tokens/jwt.js';
-import type { Clock, Logger, PolicyEngine, SigningKeys } from '../core/ports.js';
+import type {
+  Clock,
+  Logger,
+  PolicyEngine,
+  SigningKeys,
+  Revocations,
+  AuditLog,
+  RateLimiter,
+  Metrics,
+} from '../core/ports.js';
 import type { Registry } from '../core/registry/registry.js';
-import type { Revocations } from '../core/ports.js';
 import { createGrantStore } from './db/grant-store.js';
 import { sha256Hex } from './node-hash.js';
 import type { Sql } from './db/sql.js';
 import { createSqlStore } from './db/sql-store.js';
 import { passwordAuthenticator } from './password-authenticator.js';
 import { createSignInThrottle } from './db/sign-in-throttle.js';
-import { type AuditLog, type RateLimiter, type Metrics } from '../core/ports.js';
-import { type ServiceContext, type Limits } from '../core/context.js';
+import type { ServiceContext, Limits } from '../core/context.js';
 
 /** The durable state behind the token endpoint and the code flow. */
 export type Storage = Pick<ServiceContext, 'store' | 'grants' | 'signInThrottle'>;

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { type Metrics } from '../core/ports.js';
+import type { Metrics } from '../core/ports.js';
 
 /** Prometheus metrics in a registry of their own, with Node's process metrics. */
 export function prometheusMetrics(signing: {

@@ -7,9 +7,8 @@ import {
   type Checkpoint,
   type CheckpointWitness,
 } from '../core/audit/checkpoint.js';
-import type { Clock, Logger, SigningKeys } from '../core/ports.js';
+import type { Clock, Logger, SigningKeys, AuditQueries } from '../core/ports.js';
 import type { SaveCheckpoint } from '../adapters/db/audit-reader.js';
-import { type AuditQueries } from '../core/ports.js';
 
 export interface CheckpointOptions {
   readonly queries: AuditQueries & { saveCheckpoint: SaveCheckpoint };

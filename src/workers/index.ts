@@ -28,7 +28,7 @@ import { noMetrics } from '../core/telemetry.js';
 import { createApp } from '../http/app.js';
 import { parseConfig, type Config } from '../config.js';
 import { requestRevocations } from './revocations.js';
-import { type RateLimiter } from '../core/ports.js';
+import type { RateLimiter } from '../core/ports.js';
 
 /** Bindings and variables (wrangler.toml `[vars]`, secrets, the Hyperdrive binding). */
 interface Env {

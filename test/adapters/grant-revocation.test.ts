@@ -7,8 +7,7 @@ import { cascadeRevocation } from '../../src/adapters/db/revocation-store.js';
 import type { Database } from '../../src/adapters/db/sql.js';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { systemClock } from '../../src/adapters/system-clock.js';
-import type { GrantDetail, GrantStore } from '../../src/core/ports.js';
-import type { TokenLineage } from '../../src/core/ports.js';
+import type { GrantDetail, GrantStore, TokenLineage } from '../../src/core/ports.js';
 import { openIsolatedPostgres, testDatabaseUrl } from '../support/database.js';
 
 const backends: [string, () => Promise<Database>, boolean][] = [

@@ -7,8 +7,7 @@ import {
   type Checkpoint,
   type CheckpointWitness,
 } from '../../src/core/audit/checkpoint.js';
-import type { KeyResolver } from '../../src/core/ports.js';
-import { type AuditQueries } from '../../src/core/ports.js';
+import type { KeyResolver, AuditQueries } from '../../src/core/ports.js';
 
 const issuer = 'https://baton.example';
 

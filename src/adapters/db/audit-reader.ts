@@ -10,7 +10,7 @@ import {
   type TrailEntry,
 } from '../../core/audit/chain.js';
 import type { Sql } from './sql.js';
-import { type AuditQueries } from '../../core/ports.js';
+import type { AuditQueries } from '../../core/ports.js';
 import type { Sha256 } from '../../core/sha256.js';
 
 interface Row {

@@ -2,11 +2,10 @@ import { auditEntry, canonicalEntry, entryHash, type AuditEntry, type AuditRecor
 import { StorageUnavailableError, invalidRequest } from '../../core/errors.js';
 import { textProblem } from '../../core/input/storable-text.js';
 import { inSpan } from '../../core/telemetry.js';
-import type { Clock, TokenLineage } from '../../core/ports.js';
+import type { Clock, TokenLineage, AuditLog } from '../../core/ports.js';
 import type { Sha256 } from '../../core/sha256.js';
 import { cascadeRevocation } from './revocation-store.js';
 import type { Session, Sql } from './sql.js';
-import { type AuditLog } from '../../core/ports.js';
 
 /** The columns of an entry's row besides its place in the chain. */
 interface EntryColumns {

@@ -1,6 +1,5 @@
 import { withinDeadline } from './deadline.js';
-import type { Logger } from '../../core/ports.js';
-import type { RevocationTarget, Revocations } from '../../core/ports.js';
+import type { Logger, RevocationTarget, Revocations } from '../../core/ports.js';
 import type { Sql } from './sql.js';
 
 export interface RevocationOptions {

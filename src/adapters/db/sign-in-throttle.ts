@@ -1,7 +1,7 @@
 import { withinDeadline } from './deadline.js';
 import { isUserKey, signInPolicy } from '../../core/code-flow/sign-in-throttle.js';
 import type { Sql } from './sql.js';
-import { type SignInThrottle, type ThrottleKey } from '../../core/ports.js';
+import type { SignInThrottle, ThrottleKey } from '../../core/ports.js';
 
 /**
  * The sign-in throttle over SQL, shared by every instance: one row per key. An attempt is counted,

@@ -1,8 +1,7 @@
 import { jwtVerify } from 'jose';
 import { contradictsCheckpoint } from './chain.js';
 import { signJwt } from '../tokens/jwt.js';
-import type { KeyResolver, SigningKeys } from '../ports.js';
-import { type AuditQueries } from '../ports.js';
+import type { KeyResolver, SigningKeys, AuditQueries } from '../ports.js';
 
 const checkpointType = 'baton-checkpoint+jwt';
 

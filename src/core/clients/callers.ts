@@ -5,7 +5,7 @@ import { scopeClaim } from '../tokens/attenuate.js';
 import type { Sha256 } from '../sha256.js';
 import type { Caller, Registry } from '../registry/registry.js';
 import type { FormParams } from '../grants/token-request.js';
-import { type RateLimiter } from '../ports.js';
+import type { RateLimiter } from '../ports.js';
 
 /** The scopes of Baton's own APIs: operators' calls, the auditor API and the metrics. */
 export const operatorScopes = { admin: 'baton:admin', audit: 'baton:audit', metrics: 'baton:metrics' } as const;

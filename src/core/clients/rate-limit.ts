@@ -1,6 +1,5 @@
 import { OAuthError } from '../errors.js';
-import type { Clock } from '../ports.js';
-import type { RateLimiter } from '../ports.js';
+import type { Clock, RateLimiter } from '../ports.js';
 
 export interface RateLimitOptions {
   /** Sustained requests per second per caller; 0 turns the limit off. */

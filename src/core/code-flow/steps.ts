@@ -16,7 +16,7 @@ import { signInKeys } from './sign-in-throttle.js';
 import { authorizationCode } from '../grants/authorization-code.js';
 import { scopeSyntax } from '../grants/parameters.js';
 import type { FormParams } from '../grants/token-request.js';
-import { type ServiceContext } from '../context.js';
+import type { ServiceContext } from '../context.js';
 import { randomId, sha256Base64url, secret } from '../secrets.js';
 
 /** An authorization request that passed validation, carried signed between the pages. */

@@ -14,9 +14,8 @@ import { revokedDescription, verifyBatonToken, type BatonTokenVerifier } from '.
 import { OAuthError } from '../errors.js';
 import { agentEntity, entityRef, userEntity } from './policy.js';
 import { storable } from '../input/storable-text.js';
-import type { PolicyEngine, PolicyEntity } from '../ports.js';
+import type { PolicyEngine, PolicyEntity, Metrics, AuditLog } from '../ports.js';
 import type { Caller, Registry } from '../registry/registry.js';
-import { type Metrics, type AuditLog } from '../ports.js';
 import { randomId } from '../secrets.js';
 
 const properties = z.record(z.string(), z.unknown());

@@ -2,11 +2,10 @@ import { z } from 'zod';
 import { OAuthError } from '../errors.js';
 import type { AuditEvent } from '../audit/chain.js';
 import { readGovernedContext, type DetailTypes } from '../tokens/authorization-details.js';
-import type { PolicyEngine } from '../ports.js';
+import type { PolicyEngine, AuditLog, Metrics } from '../ports.js';
 import { inSpanSync } from '../telemetry.js';
 import type { Caller } from '../registry/registry.js';
 import { storable } from '../input/storable-text.js';
-import { type AuditLog, type Metrics } from '../ports.js';
 
 const properties = z.record(z.string(), z.unknown());
 const entitySchema = z.object({ type: z.string().min(1), id: z.string().min(1), properties: properties.optional() });

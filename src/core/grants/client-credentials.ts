@@ -3,8 +3,8 @@ import { attenuateScope, audienceScopes, resolveTargets } from '../tokens/attenu
 import { attenuateAuthorizationDetails, parseAuthorizationDetails } from '../tokens/authorization-details.js';
 import type { Caller, Registry } from '../registry/registry.js';
 import { issue, type TokenResponse } from '../tokens/mint.js';
-import { type AuditTrail } from '../audit/chain.js';
-import { type ServiceContext } from '../context.js';
+import type { AuditTrail } from '../audit/chain.js';
+import type { ServiceContext } from '../context.js';
 import type { Grant } from './grant.js';
 import { audienceParameter, resourceParameter, scopeParameter } from './parameters.js';
 

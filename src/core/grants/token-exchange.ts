@@ -17,8 +17,8 @@ import { delegateAction, delegationRequest, noDelegateAction } from '../decision
 import { inSpanSync } from '../telemetry.js';
 import type { Agent, Caller, Registry } from '../registry/registry.js';
 import { actorChain, issue, type TokenResponse } from '../tokens/mint.js';
-import { type AuditTrail } from '../audit/chain.js';
-import { type ServiceContext } from '../context.js';
+import type { AuditTrail } from '../audit/chain.js';
+import type { ServiceContext } from '../context.js';
 import type { Grant } from './grant.js';
 import { audienceParameter, resourceParameter, scopeParameter, tokenTypes } from './parameters.js';
 

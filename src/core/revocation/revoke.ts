@@ -5,12 +5,11 @@ import { authenticateClient } from '../clients/client-auth.js';
 import type { AuditEvent } from '../audit/chain.js';
 import { OAuthError, invalidRequest, refusalReason } from '../errors.js';
 import type { Caller } from '../registry/registry.js';
-import type { RevocationTarget } from '../ports.js';
+import type { RevocationTarget, ActClaim } from '../ports.js';
 import { clientAuthParamsSchema, type FormParams } from '../grants/token-request.js';
-import type { ActClaim } from '../ports.js';
 import { scopeClaim } from '../tokens/attenuate.js';
 import { assertStorableText } from '../input/storable-text.js';
-import { type ServiceContext } from '../context.js';
+import type { ServiceContext } from '../context.js';
 import { sha256Base64url } from '../secrets.js';
 
 const tokenParam = z.object({

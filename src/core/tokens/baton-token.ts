@@ -1,8 +1,7 @@
 import type { JWTPayload } from 'jose';
 import { OAuthError, type OAuthErrorCode } from '../errors.js';
 import { verifyJwt, type VerifiedTokens } from './jwt.js';
-import type { Clock, SigningKeys } from '../ports.js';
-import type { Revocations } from '../ports.js';
+import type { Clock, SigningKeys, Revocations } from '../ports.js';
 
 /** Algorithms Baton signs with, the only ones accepted on its own tokens. */
 export const batonAlgorithms = ['EdDSA', 'ES256'] as const;
