@@ -240,10 +240,14 @@ describe('a workload identity token as client assertion', () => {
       .setIssuedAt()
       .setExpirationTime('1m')
       .sign(key);
+    const lines = baton.logger.lines.length;
     const result = await clientCredentials(assertion);
     expect({ status: result.status, body: result.body }).toEqual({
       status: 401,
       body: { error: 'invalid_client', error_description: 'client authentication failed' },
     });
+    // Client authentication failures are tallied, not audited one by one; the log keeps the detail.
+    const logged = baton.logger.lines.slice(lines).map((l) => JSON.stringify(l));
+    expect(logged.filter((l) => l.includes('client batch-worker has no keys of its own'))).toHaveLength(1);
   });
 });

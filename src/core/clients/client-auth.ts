@@ -129,8 +129,10 @@ export async function authenticateClient(
     throw new OAuthError('invalid_client', 'client_id does not match the client_assertion');
   const caller = registry.callers.get(claimed);
   if (caller === undefined) throw authFailed(`unknown client ${echo(claimed)}`);
-  if (caller.authMethod !== 'private_key_jwt' || caller.resolve === undefined)
+  if (caller.authMethod !== 'private_key_jwt')
     throw authFailed(`client ${claimed} is registered for ${caller.authMethod}, not private_key_jwt`);
+  // An agent declared without keys is proven by its workload identity only.
+  if (caller.resolve === undefined) throw authFailed(`client ${claimed} has no keys of its own`);
   await verifyAssertion(
     ctx,
     assertion,
