@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintUserToken } from '../../src/cli/demo-kit.js';
 import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
 import { grants, postToken, tokenTypes } from '../support/baton.js';
+import { consentedCode, redeemCode } from '../support/consent.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 const kubernetes = 'https://kubernetes.acme.test';
@@ -177,6 +178,35 @@ describe('a workload identity token as actor_token', () => {
     expect(entries.map((e) => [e.type, e.decision, e.reason, e.client, e.actor_chain])).toEqual([
       ['token.exchange', 'refused', reason, 'agent-platform', []],
     ]);
+  });
+});
+
+describe('a workload identity token in the code flow', () => {
+  it('proves the agent the code was issued for', async () => {
+    const { code, verifier } = await consentedCode(baton);
+    const result = await redeemCode(baton, code, verifier, await workloadToken());
+    expect(result.status, JSON.stringify(result.body)).toBe(200);
+    expect(decodeJwt(result.body.access_token as string).act).toEqual({ sub: 'orchestrator' });
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      'a subject mapped to no agent',
+      { sub: 'system:serviceaccount:payments:intruder' },
+      'actor_token subject is not mapped to an agent',
+    ],
+    [
+      'a subject mapped to another agent',
+      { sub: 'system:serviceaccount:batch:nightly' },
+      'actor_token does not prove the requested actor',
+    ],
+  ])('refuses %s', async (_name, claims, description) => {
+    const { code, verifier } = await consentedCode(baton);
+    const result = await redeemCode(baton, code, verifier, await workloadToken(claims));
+    expect({ status: result.status, body: result.body }).toEqual({
+      status: 400,
+      body: { error: 'invalid_grant', error_description: description },
+    });
   });
 });
 
