@@ -143,3 +143,173 @@ describe('registry', () => {
     expect(JSON.parse(readFileSync('schemas/registry.schema.json', 'utf8'))).toEqual(registryJsonSchema());
   });
 });
+
+describe('registry workload issuers', () => {
+  const jwks = () => (demo.trusted_issuers?.[0] as { jwks: unknown }).jwks;
+  const kubernetes = (subjects: unknown[], more: Record<string, unknown> = {}) => ({
+    issuer: 'https://kubernetes.acme.test',
+    tenant: 'acme',
+    jwks: jwks(),
+    subjects,
+    ...more,
+  });
+  const withIssuers = (...issuers: unknown[]) => withChange((d) => (d.workload_issuers = issuers));
+  async function problemList(doc: unknown): Promise<readonly unknown[]> {
+    try {
+      await compileRegistry(doc, { issuer, file });
+    } catch (error) {
+      if (error instanceof RegistryError) return error.problems;
+      throw error;
+    }
+    throw new Error('registry was accepted');
+  }
+
+  it('maps exact subjects and "*" segments to agents, the first match winning', async () => {
+    const registry = await compileRegistry(
+      withIssuers(
+        kubernetes([
+          { subject: 'system:serviceaccount:payments:orchestrator', agent: 'orchestrator' },
+          { subject: 'system:serviceaccount:payments:*', agent: 'payments-subagent' },
+          { subject: 'spiffe://acme.test/ns/*/sa/worker', agent: 'orchestrator' },
+        ]),
+      ),
+      { issuer, file },
+    );
+    const workload = registry.workloadIssuers.get('https://kubernetes.acme.test');
+    expect([workload?.tenant, workload?.audiences, workload?.typ]).toEqual(['acme', [issuer], undefined]);
+    const agentOf = (sub: string) => workload?.subjects.find((s) => s.pattern.test(sub))?.agent;
+    expect(
+      [
+        'system:serviceaccount:payments:orchestrator',
+        'system:serviceaccount:payments:settlement',
+        'system:serviceaccount:payments:',
+        'system:serviceaccount:payments:a:b',
+        'system:serviceaccount:payments:a/b',
+        'system:serviceaccount:paymentsXorchestrator',
+        'spiffe://acme.test/ns/prod/sa/worker',
+        'spiffe://acme.test/ns/prod/x/sa/worker',
+        'spiffe://acmeXtest/ns/prod/sa/worker',
+      ].map(agentOf),
+    ).toEqual([
+      'orchestrator',
+      'payments-subagent',
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      'orchestrator',
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it('lets an agent a workload issuer proves go without keys of its own', async () => {
+    const registry = await compileRegistry(
+      withChange((d) => {
+        delete agent(d, 1).jwks;
+        d.workload_issuers = [
+          kubernetes([{ subject: 'system:serviceaccount:payments:*', agent: 'payments-subagent' }]),
+        ];
+      }),
+      { issuer, file },
+    );
+    expect(registry.callers.get('payments-subagent')?.resolve).toBeUndefined();
+  });
+
+  it.each<[string, unknown, readonly unknown[]]>([
+    [
+      'a "*" inside a segment',
+      withIssuers(kubernetes([{ subject: 'system:serviceaccount:pay*:orchestrator', agent: 'orchestrator' }])),
+      [
+        {
+          path: '/workload_issuers/0/subjects/0/subject',
+          message: 'a "*" must stand alone as a whole segment between ":" or "/"',
+        },
+      ],
+    ],
+    [
+      'a "**" segment',
+      withIssuers(kubernetes([{ subject: 'system:serviceaccount:**', agent: 'orchestrator' }])),
+      [
+        {
+          path: '/workload_issuers/0/subjects/0/subject',
+          message: 'a "*" must stand alone as a whole segment between ":" or "/"',
+        },
+      ],
+    ],
+    [
+      'no subjects',
+      withIssuers(kubernetes([])),
+      [{ path: '/workload_issuers/0/subjects', message: 'Too small: expected array to have >=1 items' }],
+    ],
+    [
+      'an unknown agent',
+      withIssuers(kubernetes([{ subject: 'system:serviceaccount:payments:ghost', agent: 'ghost' }])),
+      [{ path: '/workload_issuers/0/subjects/0/agent', message: 'unknown agent "ghost"' }],
+    ],
+    [
+      "another tenant's agent",
+      withIssuers(kubernetes([{ subject: 'system:serviceaccount:globex:assistant', agent: 'globex-assistant' }])),
+      [
+        {
+          path: '/workload_issuers/0/subjects/0/agent',
+          message: 'agent "globex-assistant" belongs to tenant "globex", not "acme"',
+        },
+      ],
+    ],
+    [
+      'a duplicate subject',
+      withIssuers(
+        kubernetes([
+          { subject: 'system:serviceaccount:payments:*', agent: 'orchestrator' },
+          { subject: 'system:serviceaccount:payments:*', agent: 'payments-subagent' },
+        ]),
+      ),
+      [
+        {
+          path: '/workload_issuers/0/subjects/1/subject',
+          message: 'duplicate subject "system:serviceaccount:payments:*"',
+        },
+      ],
+    ],
+    [
+      'a duplicate issuer',
+      withIssuers(
+        kubernetes([{ subject: 'a', agent: 'orchestrator' }]),
+        kubernetes([{ subject: 'b', agent: 'orchestrator' }]),
+      ),
+      [{ path: '/workload_issuers/1/issuer', message: 'duplicate issuer "https://kubernetes.acme.test"' }],
+    ],
+    [
+      "Baton's own issuer",
+      withIssuers(kubernetes([{ subject: 'a', agent: 'orchestrator' }], { issuer })),
+      [{ path: '/workload_issuers/0/issuer', message: "is Baton's own issuer" }],
+    ],
+    [
+      'no keys',
+      withIssuers(kubernetes([{ subject: 'a', agent: 'orchestrator' }], { jwks: undefined })),
+      [{ path: '/workload_issuers/0/jwks', message: 'jwks or jwks_uri is required' }],
+    ],
+    [
+      'an unknown tenant',
+      withIssuers(kubernetes([{ subject: 'a', agent: 'orchestrator' }], { tenant: 'initech' })),
+      [
+        { path: '/workload_issuers/0/tenant', message: 'unknown tenant "initech"' },
+        {
+          path: '/workload_issuers/0/subjects/0/agent',
+          message: 'agent "orchestrator" belongs to tenant "acme", not "initech"',
+        },
+      ],
+    ],
+    [
+      'an agent without keys that no workload issuer proves',
+      withChange((d) => {
+        delete agent(d, 1).jwks;
+        d.workload_issuers = [kubernetes([{ subject: 'a', agent: 'orchestrator' }])];
+      }),
+      [{ path: '/agents/1/jwks', message: 'jwks or jwks_uri is required' }],
+    ],
+  ])('refuses %s', async (_name, doc, expected) => {
+    expect(await problemList(JSON.parse(JSON.stringify(doc)))).toEqual(expected);
+  });
+});

@@ -1,4 +1,5 @@
 import { verifyAssertion, type AssertionContext } from './assertion.js';
+import { verifyWorkloadToken } from './workload-identity.js';
 import { OAuthError, echo } from '../errors.js';
 import { peekJwt } from '../tokens/jwt.js';
 import { hexToBytes, type Sha256 } from '../sha256.js';
@@ -64,7 +65,8 @@ export function checkSecret(
  * Authenticates the caller at the token and revocation endpoints by exactly one method (RFC 6749
  * §2.3, RFC 7523 §2.2). Two methods at once, an `Authorization` scheme other than Basic, or a
  * `client_id` naming another client than the credentials prove are `invalid_client` (401), like
- * any other failed authentication: the request does not say who the client is.
+ * any other failed authentication: the request does not say who the client is. An agent may
+ * instead present a workload identity token as its `client_assertion`.
  */
 export async function authenticateClient(
   ctx: AssertionContext,
@@ -108,7 +110,16 @@ export async function authenticateClient(
   const assertion = params.client_assertion;
   if (assertion === undefined)
     throw new OAuthError('invalid_client', 'client_assertion is required with client_assertion_type');
-  const claimed = peekJwt(assertion, 'client_assertion', 'invalid_client').payload.sub;
+  const { iss, sub: claimed } = peekJwt(assertion, 'client_assertion', 'invalid_client').payload;
+  const workload = typeof iss === 'string' ? registry.workloadIssuers.get(iss) : undefined;
+  if (workload !== undefined) {
+    const agent = await verifyWorkloadToken(ctx, registry, workload, assertion, 'client_assertion', 'invalid_client');
+    if (params.client_id !== undefined && params.client_id !== agent.id)
+      throw new OAuthError('invalid_client', 'client_id does not match the client_assertion');
+    const caller = registry.callers.get(agent.id);
+    if (caller === undefined) throw authFailed(`unknown client ${echo(agent.id)}`);
+    return caller;
+  }
   if (typeof claimed !== 'string') throw new OAuthError('invalid_client', 'client_assertion lacks the "sub" claim');
   // Checked before the unverified name goes anywhere (the refusal's log and audit detail included).
   const problem = textProblem(claimed);
@@ -118,8 +129,10 @@ export async function authenticateClient(
     throw new OAuthError('invalid_client', 'client_id does not match the client_assertion');
   const caller = registry.callers.get(claimed);
   if (caller === undefined) throw authFailed(`unknown client ${echo(claimed)}`);
-  if (caller.authMethod !== 'private_key_jwt' || caller.resolve === undefined)
+  if (caller.authMethod !== 'private_key_jwt')
     throw authFailed(`client ${claimed} is registered for ${caller.authMethod}, not private_key_jwt`);
+  // An agent declared without keys is proven by its workload identity only.
+  if (caller.resolve === undefined) throw authFailed(`client ${claimed} has no keys of its own`);
   await verifyAssertion(
     ctx,
     assertion,

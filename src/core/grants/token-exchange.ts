@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { delegate, parseActClaim } from '../tokens/act-chain.js';
 import { verifyAssertion } from '../clients/assertion.js';
+import { verifyWorkloadToken } from '../clients/workload-identity.js';
 import { attenuateAudience, attenuateScope, audienceScopes, resolveTargets, scopeClaim } from '../tokens/attenuate.js';
 import {
   attenuateAuthorizationDetails,
@@ -135,7 +136,7 @@ async function verifySubjectToken(
   };
 }
 
-/** The actor: proven by an actor token (agent assertion or Baton agent token), or the client itself if it is an agent. */
+/** The actor: proven by an actor token (agent assertion, workload identity token or Baton agent token), or the client itself if it is an agent. */
 export async function proveActor(
   ctx: ServiceContext,
   registry: Registry,
@@ -164,6 +165,9 @@ export async function proveActor(
     if (!audience.includes(ctx.issuer)) throw invalidRequest('actor_token is not intended for Baton');
     return agent;
   }
+  const workload = typeof iss === 'string' ? registry.workloadIssuers.get(iss) : undefined;
+  if (workload !== undefined)
+    return verifyWorkloadToken(ctx, registry, workload, token, 'actor_token', 'invalid_request');
   const agent = typeof iss === 'string' ? registry.agents.get(iss) : undefined;
   if (agent === undefined) throw invalidRequest('actor_token is issued neither by Baton nor by a registered agent');
   await verifyAssertion(ctx, token, agent, 'actor_token', 'invalid_request');

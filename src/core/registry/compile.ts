@@ -15,6 +15,7 @@ import {
   type ResourceServer,
   type Tenant,
   type TrustedIssuer,
+  type WorkloadIssuer,
 } from './registry.js';
 import type { Jwks } from './schema.js';
 import { hexToBytes } from '../sha256.js';
@@ -45,6 +46,14 @@ const kindNames: Record<Caller['kind'], string> = {
   client: 'a client',
   resource_server: 'a resource server',
 };
+
+/** A subject pattern as an anchored expression: a lone "*" segment matches one non-empty segment. */
+function subjectMatcher(pattern: string): RegExp {
+  const parts = pattern
+    .split(/([:/])/)
+    .map((part) => (part === '*' ? '[^:/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${parts.join('')}$`, 'u');
+}
 
 export interface CompileOptions {
   /** Baton's issuer, the default audience of upstream tokens. */
@@ -120,9 +129,16 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
   for (const [i, a] of doc.agents.entries()) {
     const path = `/agents/${i}`;
     checkTenant(a.tenant, `${path}/tenant`);
-    const resolve = (await keys(a, path)) ?? unresolvable;
+    const resolve = await keys(a, path);
     const scope = a.scope === undefined ? undefined : new Set(a.scope);
-    agents.set(a.id, { id: a.id, tenant: a.tenant, name: a.name, scope, metadata: a.metadata ?? {}, resolve });
+    agents.set(a.id, {
+      id: a.id,
+      tenant: a.tenant,
+      name: a.name,
+      scope,
+      metadata: a.metadata ?? {},
+      resolve: resolve ?? unresolvable,
+    });
     addCaller(
       {
         kind: 'agent',
@@ -141,6 +157,44 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
       `${path}/id`,
     );
   }
+
+  const workloadIssuers = new Map<string, WorkloadIssuer>();
+  for (const [i, wi] of doc.workload_issuers.entries()) {
+    const path = `/workload_issuers/${i}`;
+    checkTenant(wi.tenant, `${path}/tenant`);
+    if (workloadIssuers.has(wi.issuer))
+      problems.push({ path: `${path}/issuer`, message: `duplicate issuer "${wi.issuer}"` });
+    if (wi.issuer === options.issuer) problems.push({ path: `${path}/issuer`, message: "is Baton's own issuer" });
+    const patterns = new Set<string>();
+    for (const [j, { subject, agent: agentId }] of wi.subjects.entries()) {
+      if (patterns.has(subject))
+        problems.push({ path: `${path}/subjects/${j}/subject`, message: `duplicate subject "${subject}"` });
+      patterns.add(subject);
+      const agent = agents.get(agentId);
+      if (agent === undefined)
+        problems.push({ path: `${path}/subjects/${j}/agent`, message: `unknown agent "${agentId}"` });
+      else if (agent.tenant !== wi.tenant)
+        problems.push({
+          path: `${path}/subjects/${j}/agent`,
+          message: `agent "${agentId}" belongs to tenant "${agent.tenant}", not "${wi.tenant}"`,
+        });
+    }
+    workloadIssuers.set(wi.issuer, {
+      issuer: wi.issuer,
+      tenant: wi.tenant,
+      audiences: wi.audiences ?? [options.issuer],
+      algorithms: wi.algorithms ?? ['EdDSA', 'ES256', 'RS256', 'PS256'],
+      typ: wi.typ,
+      resolve: (await keys(wi, path)) ?? unresolvable,
+      subjects: wi.subjects.map(({ subject, agent }) => ({ pattern: subjectMatcher(subject), agent })),
+    });
+  }
+
+  const workloadAgents = new Set(doc.workload_issuers.flatMap((wi) => wi.subjects.map((s) => s.agent)));
+  doc.agents.forEach((a, i) => {
+    if (a.jwks === undefined && a.jwks_uri === undefined && !workloadAgents.has(a.id))
+      problems.push({ path: `/agents/${i}/jwks`, message: 'jwks or jwks_uri is required' });
+  });
 
   for (const [i, c] of doc.clients.entries()) {
     const path = `/clients/${i}`;
@@ -223,5 +277,5 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
   });
 
   if (problems.length > 0) throw new RegistryError(options.file, problems);
-  return { tenants, issuers, agents, callers, resourceServers, audiences, users };
+  return { tenants, issuers, workloadIssuers, agents, callers, resourceServers, audiences, users };
 }

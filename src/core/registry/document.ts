@@ -94,6 +94,40 @@ const trustedIssuerSchema = z
   })
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
 
+/**
+ * A subject pattern: the exact `sub`, or segments (split at ":" and "/") of which some are a lone
+ * "*", each matching one non-empty segment.
+ */
+const subjectPattern = z
+  .string()
+  .min(1)
+  .max(512)
+  .refine(
+    (p) => p.split(/[:/]/).every((segment) => segment === '*' || !segment.includes('*')),
+    'a "*" must stand alone as a whole segment between ":" or "/"',
+  );
+
+const workloadIssuerSchema = z
+  .strictObject({
+    issuer: httpsOrLocalUrl,
+    tenant: id,
+    ...keySource,
+    audiences: z
+      .array(z.string().min(1))
+      .min(1)
+      .max(16)
+      .optional()
+      .describe("accepted `aud` values; default: Baton's own issuer"),
+    algorithms: z.array(z.enum(asymmetricAlgorithms)).min(1).optional(),
+    typ: z.string().min(1).max(64).optional().describe('the JOSE header `typ` its tokens must carry, if any'),
+    subjects: z
+      .array(z.strictObject({ subject: subjectPattern, agent: id }))
+      .min(1)
+      .max(256)
+      .describe('subject patterns mapped to agents of the tenant; the first that matches wins'),
+  })
+  .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
+
 const agentSchema = z
   .strictObject({
     id,
@@ -108,7 +142,8 @@ const agentSchema = z
     authorization_details: grantedDetails,
     metadata: z.record(z.string(), z.unknown()).optional(),
   })
-  .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
+  // Keys may be left out for an agent a workload issuer proves (compile.ts checks that one does).
+  .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, false));
 
 const clientSchema = z
   .strictObject({
@@ -178,6 +213,7 @@ export const registryDocumentSchema = z.strictObject({
   $schema: z.string().optional(),
   tenants: z.array(tenantSchema).min(1),
   trusted_issuers: z.array(trustedIssuerSchema).default([]),
+  workload_issuers: z.array(workloadIssuerSchema).default([]),
   agents: z.array(agentSchema).default([]),
   clients: z.array(clientSchema).default([]),
   resource_servers: z.array(resourceServerSchema).default([]),

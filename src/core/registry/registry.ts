@@ -15,6 +15,18 @@ export interface TrustedIssuer {
   readonly resolve: KeyResolver;
 }
 
+/** An issuer of workload identity tokens (Kubernetes, SPIFFE, CI OIDC) whose subjects prove agents. */
+export interface WorkloadIssuer {
+  readonly issuer: string;
+  readonly tenant: string;
+  readonly audiences: readonly string[];
+  readonly algorithms: readonly string[];
+  readonly typ: string | undefined;
+  readonly resolve: KeyResolver;
+  /** In declared order; the first whose pattern matches the token's `sub` names the agent. */
+  readonly subjects: readonly { readonly pattern: RegExp; readonly agent: string }[];
+}
+
 export interface Agent {
   readonly id: string;
   readonly tenant: string;
@@ -66,6 +78,8 @@ export interface RegisteredUser {
 export interface Registry {
   readonly tenants: ReadonlyMap<string, Tenant>;
   readonly issuers: ReadonlyMap<string, TrustedIssuer>;
+  /** Workload identity issuers by their `iss`. */
+  readonly workloadIssuers: ReadonlyMap<string, WorkloadIssuer>;
   readonly agents: ReadonlyMap<string, Agent>;
   readonly callers: ReadonlyMap<string, Caller>;
   readonly resourceServers: ReadonlyMap<string, ResourceServer>;

@@ -34,6 +34,7 @@ function endpointWith(caller: Caller) {
   const registry: Registry = {
     tenants: new Map(),
     issuers: new Map(),
+    workloadIssuers: new Map(),
     agents: new Map(),
     callers: new Map([[caller.id, caller]]),
     resourceServers: new Map(),
