@@ -286,6 +286,11 @@ describe('registry workload issuers', () => {
       [{ path: '/workload_issuers/0/issuer', message: "is Baton's own issuer" }],
     ],
     [
+      'a trusted issuer of user tokens',
+      withIssuers(kubernetes([{ subject: 'alice', agent: 'orchestrator' }], { issuer: 'https://id.acme.example' })),
+      [{ path: '/workload_issuers/0/issuer', message: 'is also a trusted issuer of user tokens (trusted_issuers)' }],
+    ],
+    [
       'no keys',
       withIssuers(kubernetes([{ subject: 'a', agent: 'orchestrator' }], { jwks: undefined })),
       [{ path: '/workload_issuers/0/jwks', message: 'jwks or jwks_uri is required' }],

@@ -165,6 +165,9 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
     if (workloadIssuers.has(wi.issuer))
       problems.push({ path: `${path}/issuer`, message: `duplicate issuer "${wi.issuer}"` });
     if (wi.issuer === options.issuer) problems.push({ path: `${path}/issuer`, message: "is Baton's own issuer" });
+    // A user's token from an identity provider must never prove an agent, whatever its subject.
+    if (issuers.has(wi.issuer))
+      problems.push({ path: `${path}/issuer`, message: `is also a trusted issuer of user tokens (trusted_issuers)` });
     const patterns = new Set<string>();
     for (const [j, { subject, agent: agentId }] of wi.subjects.entries()) {
       if (patterns.has(subject))
