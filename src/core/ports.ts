@@ -103,6 +103,16 @@ export interface PolicyEngine {
   evaluate(request: PolicyRequest): PolicyDecision;
   /** Whether the set's schema declares the action, so that a policy can ever permit it. */
   declares(action: string): boolean;
+  /** What the set knows of, for AuthZEN search. */
+  readonly catalog: PolicyCatalog;
+}
+
+/** The entity types and actions a policy set's schema declares, and the entity data it was loaded with. */
+export interface PolicyCatalog {
+  readonly entityTypes: readonly string[];
+  readonly actions: readonly string[];
+  /** In the order of the entity data file; attributes in Cedar's JSON form. */
+  readonly entities: readonly PolicyEntity[];
 }
 
 export type LogFields = Record<string, string | number | boolean | null | undefined | readonly string[]>;

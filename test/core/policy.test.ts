@@ -96,6 +96,7 @@ describe('warnIfNoDelegateAction', () => {
   const engine = (declared: readonly string[]): PolicyEngine => ({
     evaluate: () => ({ allowed: false, reasons: [], errors: [] }),
     declares: (action) => declared.includes(action),
+    catalog: { entityTypes: [], actions: [...declared], entities: [] },
   });
 
   it('warns that every token exchange will be refused when the schema has no delegate action', () => {

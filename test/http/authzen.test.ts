@@ -159,6 +159,9 @@ describe('AuthZEN 1.0 protocol', () => {
       policy_decision_point: baton.issuer,
       access_evaluation_endpoint: `${baton.issuer}/access/v1/evaluation`,
       access_evaluations_endpoint: `${baton.issuer}/access/v1/evaluations`,
+      search_subject_endpoint: `${baton.issuer}/access/v1/search/subject`,
+      search_resource_endpoint: `${baton.issuer}/access/v1/search/resource`,
+      search_action_endpoint: `${baton.issuer}/access/v1/search/action`,
     });
   });
 

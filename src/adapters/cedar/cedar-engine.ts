@@ -224,6 +224,16 @@ export function loadCedarPolicySet(
   return {
     policyIds: Object.keys(staticPolicies),
     declares: (action) => shapes.actions.has(action),
+    catalog: {
+      entityTypes: [...declared.entities.keys()],
+      actions: [...declared.actions.keys()],
+      entities: [...entityData.values()].map((e) => ({
+        type: e.uid.type,
+        id: e.uid.id,
+        attributes: e.attrs,
+        parents: e.parents,
+      })),
+    },
     evaluate(request: PolicyRequest): PolicyDecision {
       const action = shapes.actions.get(request.action);
       if (action === undefined)

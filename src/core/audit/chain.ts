@@ -15,6 +15,7 @@ export type AuditType =
   | 'authorization.consent'
   | 'decision'
   | 'authzen.evaluation'
+  | 'authzen.search'
   | 'policy.reload'
   | 'registry.reload'
   /** Names entries committed after their callers were answered 503: those answers were never delivered. */

@@ -2,14 +2,21 @@ import { z } from 'zod';
 import { OAuthError } from '../errors.js';
 import type { AuditEvent } from '../audit/chain.js';
 import { readGovernedContext, type DetailTypes } from '../tokens/authorization-details.js';
-import type { PolicyEngine, AuditLog, Metrics } from '../ports.js';
+import type { AuditLog, Metrics, PolicyDecision, PolicyEngine, PolicyEntity } from '../ports.js';
 import { inSpanSync } from '../telemetry.js';
 import type { Caller } from '../registry/registry.js';
 import { storable } from '../input/storable-text.js';
 
-const properties = z.record(z.string(), z.unknown());
-const entitySchema = z.object({ type: z.string().min(1), id: z.string().min(1), properties: properties.optional() });
-const actionSchema = z.object({ name: z.string().min(1), properties: properties.optional() });
+/** AuthZEN `properties` and `context`: any JSON object. */
+export const properties = z.record(z.string(), z.unknown());
+/** An AuthZEN subject or resource: its type, id and properties (its attributes). */
+export const entitySchema = z.object({
+  type: z.string().min(1),
+  id: z.string().min(1),
+  properties: properties.optional(),
+});
+/** An AuthZEN action: its name (the Cedar action) and properties. */
+export const actionSchema = z.object({ name: z.string().min(1), properties: properties.optional() });
 
 /**
  * OpenID AuthZEN 1.0 Access Evaluation request; no member may hold text Cedar cannot read (see
@@ -88,34 +95,46 @@ function refusedEvent(caller: Caller, error: OAuthError, requestId: string | nul
 }
 
 /**
- * Asks the policies; returns the decision and the audit entry that records it. A governed
+ * Asks the policies about one subject, action and resource, as an evaluation does: a governed
  * action's context must first fit its authorization_details type, as at `POST /authorize`.
  */
+export function askPolicies(
+  ctx: AuthzenContext,
+  caller: Caller,
+  principal: PolicyEntity,
+  action: Evaluation['action'],
+  resource: PolicyEntity,
+  context: Evaluation['context'],
+): PolicyDecision {
+  readGovernedContext(ctx.detailTypes, action.name, context ?? {});
+  return inSpanSync('baton.policy.evaluate', { 'baton.action': action.name, 'baton.tenant': caller.tenant }, () =>
+    ctx.policy().evaluate({
+      principal,
+      action: action.name,
+      resource,
+      context: {
+        ...context,
+        ...(action.properties === undefined ? {} : { action: action.properties }),
+        tenant: caller.tenant,
+      },
+    }),
+  );
+}
+
+/** Asks the policies; returns the decision and the audit entry that records it. */
 function decideOne(
   ctx: AuthzenContext,
   caller: Caller,
   request: Evaluation,
   requestId: string | null,
 ): { result: AuthzenDecision; event: AuditEvent } {
-  readGovernedContext(ctx.detailTypes, request.action.name, request.context ?? {});
-  const decision = inSpanSync(
-    'baton.policy.evaluate',
-    { 'baton.action': request.action.name, 'baton.tenant': caller.tenant },
-    () =>
-      ctx.policy().evaluate({
-        principal: { type: request.subject.type, id: request.subject.id, attributes: request.subject.properties ?? {} },
-        action: request.action.name,
-        resource: {
-          type: request.resource.type,
-          id: request.resource.id,
-          attributes: request.resource.properties ?? {},
-        },
-        context: {
-          ...request.context,
-          ...(request.action.properties === undefined ? {} : { action: request.action.properties }),
-          tenant: caller.tenant,
-        },
-      }),
+  const decision = askPolicies(
+    ctx,
+    caller,
+    { type: request.subject.type, id: request.subject.id, attributes: request.subject.properties ?? {} },
+    request.action,
+    { type: request.resource.type, id: request.resource.id, attributes: request.resource.properties ?? {} },
+    request.context,
   );
   ctx.metrics.decision('authzen', decision.allowed ? 'allow' : 'deny', 'policy');
   return {

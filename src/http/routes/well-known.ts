@@ -29,6 +29,9 @@ export function wellKnownRoutes({ service }: AppDeps): Hono<Env> {
     policy_decision_point: base,
     access_evaluation_endpoint: `${base}/access/v1/evaluation`,
     access_evaluations_endpoint: `${base}/access/v1/evaluations`,
+    search_subject_endpoint: `${base}/access/v1/search/subject`,
+    search_resource_endpoint: `${base}/access/v1/search/resource`,
+    search_action_endpoint: `${base}/access/v1/search/action`,
   };
 
   routes.get('/.well-known/oauth-authorization-server', (c) => c.json(metadata(service.registry()), 200, cached));
