@@ -79,18 +79,23 @@ const tenantSchema = z.strictObject({
   name: z.string().min(1).max(200),
 });
 
+/** What Baton holds of any issuer whose tokens it verifies: who, in which tenant, with which keys, for which audiences. */
+const issuerFields = {
+  issuer: httpsOrLocalUrl,
+  tenant: id,
+  ...keySource,
+  audiences: z
+    .array(z.string().min(1))
+    .min(1)
+    .max(16)
+    .optional()
+    .describe("accepted `aud` values; default: Baton's own issuer"),
+  algorithms: z.array(z.enum(asymmetricAlgorithms)).min(1).optional(),
+};
+
 const trustedIssuerSchema = z
   .strictObject({
-    issuer: httpsOrLocalUrl,
-    tenant: id,
-    ...keySource,
-    audiences: z
-      .array(z.string().min(1))
-      .min(1)
-      .max(16)
-      .optional()
-      .describe("accepted `aud` values; default: Baton's own issuer"),
-    algorithms: z.array(z.enum(asymmetricAlgorithms)).min(1).optional(),
+    ...issuerFields,
   })
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
 
@@ -109,16 +114,7 @@ const subjectPattern = z
 
 const workloadIssuerSchema = z
   .strictObject({
-    issuer: httpsOrLocalUrl,
-    tenant: id,
-    ...keySource,
-    audiences: z
-      .array(z.string().min(1))
-      .min(1)
-      .max(16)
-      .optional()
-      .describe("accepted `aud` values; default: Baton's own issuer"),
-    algorithms: z.array(z.enum(asymmetricAlgorithms)).min(1).optional(),
+    ...issuerFields,
     typ: z.string().min(1).max(64).optional().describe('the JOSE header `typ` its tokens must carry, if any'),
     subjects: z
       .array(z.strictObject({ subject: subjectPattern, agent: id }))

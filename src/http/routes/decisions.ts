@@ -1,4 +1,7 @@
 import { Hono } from 'hono';
+import type { z } from 'zod';
+import type { ServiceContext } from '../../core/context.js';
+import type { Caller } from '../../core/registry/registry.js';
 import {
   evaluate,
   evaluateBatch,
@@ -37,60 +40,24 @@ export function decisionRoutes(deps: AppDeps): Hono<Env> {
     if (outcome.detail !== undefined) c.set('refusal', { error: outcome.decision, detail: outcome.detail });
     return c.json({ decision: outcome.decision, action_id: outcome.action_id, reasons: outcome.reasons }, 200, noStore);
   });
-  routes.post('/access/v1/evaluation', api, resourceServer, async (c) =>
-    c.json(
-      await evaluate(service, c.get('caller'), parseAuthzen(evaluationSchema, await jsonOf(c, deps)), requestIdOf(c)),
-      200,
-      noStore,
-    ),
-  );
-  routes.post('/access/v1/evaluations', api, resourceServer, async (c) =>
-    c.json(
-      await evaluateBatch(
-        service,
-        c.get('caller'),
-        parseAuthzen(evaluationsSchema, await jsonOf(c, deps)),
-        requestIdOf(c),
+  /** An AuthZEN endpoint: its request parsed by `schema`, answered by `answer` for the authenticated resource server. */
+  const authzen = <T>(
+    path: string,
+    schema: z.ZodType<T>,
+    answer: (ctx: ServiceContext, caller: Caller, request: T, requestId: string | null) => Promise<object>,
+  ): void => {
+    routes.post(path, api, resourceServer, async (c) =>
+      c.json(
+        await answer(service, c.get('caller'), parseAuthzen(schema, await jsonOf(c, deps)), requestIdOf(c)),
+        200,
+        noStore,
       ),
-      200,
-      noStore,
-    ),
-  );
-  routes.post('/access/v1/search/subject', api, resourceServer, async (c) =>
-    c.json(
-      await searchSubjects(
-        service,
-        c.get('caller'),
-        parseAuthzen(subjectSearchSchema, await jsonOf(c, deps)),
-        requestIdOf(c),
-      ),
-      200,
-      noStore,
-    ),
-  );
-  routes.post('/access/v1/search/resource', api, resourceServer, async (c) =>
-    c.json(
-      await searchResources(
-        service,
-        c.get('caller'),
-        parseAuthzen(resourceSearchSchema, await jsonOf(c, deps)),
-        requestIdOf(c),
-      ),
-      200,
-      noStore,
-    ),
-  );
-  routes.post('/access/v1/search/action', api, resourceServer, async (c) =>
-    c.json(
-      await searchActions(
-        service,
-        c.get('caller'),
-        parseAuthzen(actionSearchSchema, await jsonOf(c, deps)),
-        requestIdOf(c),
-      ),
-      200,
-      noStore,
-    ),
-  );
+    );
+  };
+  authzen('/access/v1/evaluation', evaluationSchema, evaluate);
+  authzen('/access/v1/evaluations', evaluationsSchema, evaluateBatch);
+  authzen('/access/v1/search/subject', subjectSearchSchema, searchSubjects);
+  authzen('/access/v1/search/resource', resourceSearchSchema, searchResources);
+  authzen('/access/v1/search/action', actionSearchSchema, searchActions);
   return routes;
 }
