@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, demoChain, postJson, postToken } from '../support/baton.js';
+import { basic, bearerOf, demoChain, postJson, postToken } from '../support/baton.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 const policyDir = mkdtempSync(join(tmpdir(), 'baton-policies-'));
@@ -228,14 +228,7 @@ describe('POST /authorize', () => {
 });
 
 describe('policy reload', () => {
-  const admin = async () => {
-    const token = await postToken(
-      baton,
-      { grant_type: 'client_credentials', scope: 'baton:admin' },
-      { authorization: basic('ops-console') },
-    );
-    return { authorization: `Bearer ${token.body.access_token as string}` };
-  };
+  const admin = () => bearerOf(baton, 'ops-console', 'baton:admin');
 
   it('swaps in a valid set and keeps the running set when the new one is invalid', async () => {
     const [, token] = await chain();

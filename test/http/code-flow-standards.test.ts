@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { basic, bearerOf, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 import { consentedCode, isActive, redeemCode, redirectUri, refresh, stillActiveAfter } from '../support/consent.js';
 import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
@@ -267,14 +267,7 @@ describe('RFC 7009 revocation of refresh tokens', () => {
 });
 
 describe('kill switches reach code-flow grants', () => {
-  const admin = async () => {
-    const token = await postToken(
-      baton,
-      { grant_type: 'client_credentials', scope: 'baton:admin' },
-      { authorization: basic('ops-console') },
-    );
-    return { authorization: `Bearer ${token.body.access_token as string}` };
-  };
+  const admin = () => bearerOf(baton, 'ops-console', 'baton:admin');
 
   it.each([
     ['the user', { user: 'alice' }],

@@ -10,6 +10,7 @@ import {
   postToken,
   startTestBaton,
   tokenTypes,
+  type PostResult,
   type TestBaton,
 } from '../support/baton.js';
 import { upstreamToken } from '../support/forge.js';
@@ -423,6 +424,22 @@ function endpoints(ctx: Context): {
   ];
 }
 
+/** globex's own exchange (bob → globex-assistant at ledger), running beside the hostile requests. */
+async function globexExchange(): Promise<PostResult> {
+  return postToken(
+    baton,
+    {
+      grant_type: grants.exchange,
+      subject_token: await mintUserToken('bob', { tenant: 'globex', audience: baton.issuer, scope: 'ledger:read' }),
+      subject_token_type: tokenTypes.jwt,
+      actor_token: await mintAgentAssertion('globex-assistant', baton.issuer),
+      actor_token_type: tokenTypes.jwt,
+      audience: 'ledger',
+    },
+    { authorization: basic('globex-platform') },
+  );
+}
+
 describe('fuzzing every endpoint with hostile input', () => {
   it('never answers 5xx, logs no error, and fails no well-formed request running alongside', async () => {
     const [, token] = await demoChain(baton);
@@ -457,22 +474,7 @@ describe('fuzzing every endpoint with hostile input', () => {
             audience: 'payments',
             scope: 'payments:read',
           }),
-          postToken(
-            baton,
-            {
-              grant_type: grants.exchange,
-              subject_token: await mintUserToken('bob', {
-                tenant: 'globex',
-                audience: baton.issuer,
-                scope: 'ledger:read',
-              }),
-              subject_token_type: tokenTypes.jwt,
-              actor_token: await mintAgentAssertion('globex-assistant', baton.issuer),
-              actor_token_type: tokenTypes.jwt,
-              audience: 'ledger',
-            },
-            { authorization: basic('globex-platform') },
-          ),
+          globexExchange(),
           fetch(`${baton.url}/authorize`, {
             method: 'POST',
             headers: { 'content-type': 'application/json', authorization: basic('payments') },
@@ -547,22 +549,7 @@ describe('requests that share an audit batch', () => {
           return `${r.status} ${r.body.issued_token_type as string}`;
         }
         case 1: {
-          const r = await postToken(
-            baton,
-            {
-              grant_type: grants.exchange,
-              subject_token: await mintUserToken('bob', {
-                tenant: 'globex',
-                audience: baton.issuer,
-                scope: 'ledger:read',
-              }),
-              subject_token_type: tokenTypes.jwt,
-              actor_token: await mintAgentAssertion('globex-assistant', baton.issuer),
-              actor_token_type: tokenTypes.jwt,
-              audience: 'ledger',
-            },
-            { authorization: basic('globex-platform') },
-          );
+          const r = await globexExchange();
           return `${r.status} ${r.body.issued_token_type as string}`;
         }
         case 2: {

@@ -3,13 +3,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import {
   basic,
+  bearerOf,
+  exchangedToken,
   grants,
   postJson,
+  type PostResult,
   postToken,
   startTestBaton,
-  tokenTypes,
-  type PostResult,
   type TestBaton,
+  tokenTypes,
 } from '../support/baton.js';
 import { consentedCode, isActive, redeemCode, refresh, stillActiveAfter } from '../support/consent.js';
 
@@ -162,28 +164,11 @@ describe('single-use grants redeemed concurrently', () => {
 });
 
 describe('a kill switch racing the issuance of tokens', () => {
-  const admin = async () => {
-    const token = await postToken(
-      baton,
-      { grant_type: 'client_credentials', scope: 'baton:admin' },
-      { authorization: basic('ops-console') },
-    );
-    return { authorization: `Bearer ${token.body.access_token as string}` };
-  };
+  const admin = () => bearerOf(baton, 'ops-console', 'baton:admin');
   const introspect = async (token: string) => ({ active: await isActive(baton, token) });
   /** Exchanges `subject` for `actor`. */
-  async function hop(subject: string, actor: string, type: string, extra: Record<string, string>): Promise<string> {
-    const result = await postToken(baton, {
-      grant_type: grants.exchange,
-      subject_token: subject,
-      subject_token_type: type,
-      actor_token: await mintAgentAssertion(actor, baton.issuer),
-      actor_token_type: tokenTypes.jwt,
-      ...extra,
-    });
-    expect(result.status, JSON.stringify(result.body)).toBe(200);
-    return result.body.access_token as string;
-  }
+  const hop = (subject: string, actor: string, type: string, extra: Record<string, string>) =>
+    exchangedToken(baton, subject, type, actor, extra);
 
   it('reaches no token minted after the switch, and explains every later revocation in the log', async () => {
     const user = () => mintUserToken('carol', { audience: baton.issuer });

@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
-import { basic, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { basic, bearerOf, exchangedToken, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 let baton: MemoryBaton;
@@ -29,23 +29,12 @@ const introspect = async (token: string) =>
   (await form('/oauth2/introspect', { token }, basic('payments'))).body as Record<string, unknown>;
 
 /** Exchanges `subject` for `actor` (a Baton or identity-provider token). */
-async function hop(
+const hop = (
   subject: string,
   actor: string,
   type: string = tokenTypes.accessToken,
   extra: Record<string, string> = {},
-): Promise<string> {
-  const result = await postToken(baton, {
-    grant_type: grants.exchange,
-    subject_token: subject,
-    subject_token_type: type,
-    actor_token: await mintAgentAssertion(actor, baton.issuer),
-    actor_token_type: tokenTypes.jwt,
-    ...extra,
-  });
-  expect(result.status, JSON.stringify(result.body)).toBe(200);
-  return result.body.access_token as string;
-}
+) => exchangedToken(baton, subject, type, actor, extra);
 
 /** A four-level chain of tokens, each derived from the one before (re-exchanges by the current actor narrow without a new hop). */
 async function fourLevels(): Promise<string[]> {
@@ -163,14 +152,7 @@ describe('RFC 7009 revocation cascading down the chain', () => {
 });
 
 describe('kill switches', () => {
-  const admin = async () => {
-    const token = await postToken(
-      baton,
-      { grant_type: 'client_credentials', scope: 'baton:admin' },
-      { authorization: basic('ops-console') },
-    );
-    return { authorization: `Bearer ${token.body.access_token as string}` };
-  };
+  const admin = () => bearerOf(baton, 'ops-console', 'baton:admin');
 
   it('reaches every token of an agent across two chains, and audits one entry with the count', async () => {
     const user = () => mintUserToken('alice', { audience: baton.issuer });

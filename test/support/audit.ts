@@ -1,19 +1,12 @@
 import { decodeJwt } from 'jose';
 import { expect } from 'vitest';
-import { basic, demoChain, postJson, postToken, type Target } from './baton.js';
+import { basic, bearerOf, demoChain, postJson, type Target } from './baton.js';
 
 /** The audit suites' requests against one Baton, in memory or real. */
 export function auditRequests(baton: Target & { readonly issuer: string }) {
   return {
     /** The Authorization header of a client-credentials token of `client` with `scope`. */
-    async bearer(client: string, scope: string): Promise<Record<string, string>> {
-      const result = await postToken(
-        baton,
-        { grant_type: 'client_credentials', scope },
-        { authorization: basic(client) },
-      );
-      return { authorization: `Bearer ${result.body.access_token as string}` };
-    },
+    bearer: (client: string, scope: string) => bearerOf(baton, client, scope),
     /** A GET, with its body as text and, on demand, as JSON. */
     async get(path: string, headers: Record<string, string>) {
       const response = await (baton.fetch ?? fetch)(`${baton.url}${path}`, { headers });

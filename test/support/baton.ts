@@ -9,6 +9,7 @@ import type { Clock, LogFields, Logger } from '../../src/core/ports.js';
 import { loadConfig } from '../../src/node/config.js';
 import { startBaton, type RunningBaton } from '../../src/node/server.js';
 import { openTestDatabase } from './database.js';
+import { expect } from 'vitest';
 
 export const grants = {
   exchange: 'urn:ietf:params:oauth:grant-type:token-exchange',
@@ -175,6 +176,25 @@ export async function exchangeHop(
     actor_token_type: tokenTypes.jwt,
     ...extra,
   });
+}
+
+/** One exchange hop that must be granted; returns its access token. */
+export async function exchangedToken(
+  target: Target & Pick<RunningBaton, 'issuer'>,
+  subject: string,
+  subjectType: string,
+  actor: string,
+  extra: Record<string, string> = {},
+): Promise<string> {
+  const result = await exchangeHop(target, subject, subjectType, actor, extra);
+  expect(result.status, JSON.stringify(result.body)).toBe(200);
+  return result.body.access_token as string;
+}
+
+/** The Authorization header of a client-credentials token of `client` holding `scope`. */
+export async function bearerOf(target: Target, client: string, scope: string): Promise<Record<string, string>> {
+  const result = await postToken(target, { grant_type: 'client_credentials', scope }, { authorization: basic(client) });
+  return { authorization: `Bearer ${result.body.access_token as string}` };
 }
 
 /** The demo chain alice → orchestrator (at payments) → payments-subagent; returns both tokens. */
