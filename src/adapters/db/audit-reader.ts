@@ -8,6 +8,7 @@ import {
   type ChainVerdict,
   type StoredCheckpoint,
   type TrailEntry,
+  rangeVerdict,
 } from '../../core/audit/chain.js';
 import type { Sql } from './sql.js';
 import type { AuditQueries } from '../../core/ports.js';
@@ -174,16 +175,7 @@ export function createAuditReader(sql: Sql, sha256: Sha256): AuditQueries & { sa
         // Pages read ahead of a failure are not needed, but must not be left to reject unobserved.
         await Promise.allSettled(ahead);
       }
-      const verdict = check.verdict();
-      // Entries missing at the end of the range are a gap too.
-      if (verdict.valid && from + verdict.entries - 1 < last)
-        return {
-          valid: false,
-          entries: verdict.entries,
-          seq: from + verdict.entries,
-          reason: `entries ${from + verdict.entries}–${last} are missing`,
-        };
-      return verdict;
+      return rangeVerdict(check.verdict(), from, last);
     },
 
     async head(): Promise<{ seq: number; hash: string }> {

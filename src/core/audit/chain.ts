@@ -263,3 +263,15 @@ export interface StoredCheckpoint {
 
 /** What a request has established so far, for the entry that records its refusal. */
 export type AuditTrail = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] };
+
+/** The verdict over the range [from, last]: a chain that verified but ends short of `last` has a gap at its end. */
+export function rangeVerdict(verdict: ChainVerdict, from: number, last: number): ChainVerdict {
+  if (verdict.valid && from + verdict.entries - 1 < last)
+    return {
+      valid: false,
+      entries: verdict.entries,
+      seq: from + verdict.entries,
+      reason: `entries ${from + verdict.entries}–${last} are missing`,
+    };
+  return verdict;
+}

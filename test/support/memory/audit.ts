@@ -8,6 +8,7 @@ import {
   type AuditLine,
   type StoredCheckpoint,
   type TrailEntry,
+  rangeVerdict,
 } from '../../../src/core/audit/chain.js';
 import type { AuditLog, AuditQueries, Clock } from '../../../src/core/ports.js';
 import type { SaveCheckpoint } from '../../../src/adapters/db/audit-reader.js';
@@ -133,16 +134,7 @@ export function memoryAuditQueries(
           .filter((e) => e.seq >= from && e.seq <= last)
           .map((e) => ({ seq: e.seq, prev_hash: e.prev_hash, hash: e.hash, canonical: e.canonical })),
       );
-      const verdict = check.verdict();
-      // Entries missing at the end of the range are a gap too.
-      if (verdict.valid && from + verdict.entries - 1 < last)
-        return {
-          valid: false,
-          entries: verdict.entries,
-          seq: from + verdict.entries,
-          reason: `entries ${from + verdict.entries}–${last} are missing`,
-        };
-      return verdict;
+      return rangeVerdict(check.verdict(), from, last);
     },
 
     async head() {
