@@ -263,6 +263,19 @@ export const migrations: readonly { readonly version: number; readonly name: str
         FOR EACH STATEMENT EXECUTE FUNCTION baton_revoke_tokens_of_revoked_grants();
     `,
   },
+  {
+    version: 10,
+    name: 'versions of shared state',
+    sql: `
+      -- One row per kind of state every instance keeps in memory (the registry, the policy set): its
+      -- writer bumps the version in its own transaction and notifies channel baton_changes; each
+      -- instance listens, and polls this table as the fallback (src/adapters/db/change-feed.ts).
+      CREATE TABLE baton_versions (
+        topic   text   PRIMARY KEY,
+        version bigint NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */

@@ -21,5 +21,10 @@ function wrap(pg: PGlite | Transaction): Sql {
 export async function openPglite(dataDir: string | undefined): Promise<Database> {
   const pg = dataDir === undefined ? new PGlite() : new PGlite(dataDir);
   await pg.waitReady;
-  return { sql: wrap(pg), kind: 'pglite', close: () => pg.close() };
+  return {
+    sql: wrap(pg),
+    kind: 'pglite',
+    listen: (channel, onNotify) => pg.listen(channel, () => onNotify()),
+    close: () => pg.close(),
+  };
 }

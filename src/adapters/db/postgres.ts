@@ -118,5 +118,21 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     const pg = client(max, name);
     return { name, sql: wrapPostgres(pg), destroy: () => pg.end({ timeout: 0 }) };
   };
-  return { sql, kind: 'postgres', openSession, close: () => pool.end({ timeout: 5 }) };
+  // LISTEN holds a connection of its own, which the driver reconnects and listens on again after a loss.
+  let listener: postgres.Sql | undefined;
+  const listen = async (channel: string, onNotify: () => void): Promise<() => Promise<void>> => {
+    listener ??= client(1, 'baton-listen');
+    const { unlisten } = await listener.listen(channel, () => onNotify());
+    return unlisten;
+  };
+  return {
+    sql,
+    kind: 'postgres',
+    openSession,
+    listen,
+    close: async () => {
+      await listener?.end({ timeout: 1 });
+      await pool.end({ timeout: 5 });
+    },
+  };
 }

@@ -29,5 +29,7 @@ export interface Database {
   readonly kind: 'postgres' | 'pglite';
   /** Opens a session of at most `max` connections (PostgreSQL; PGlite is one session in this process). */
   readonly openSession?: (max: number) => Session;
+  /** Calls `onNotify` on each NOTIFY on `channel` (from any schema of the database); resolves to a function that stops listening. */
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
