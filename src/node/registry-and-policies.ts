@@ -1,56 +1,34 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
-import { warnIfNoDelegateAction } from '../core/decisions/policy.js';
-import type { AuditLog, Logger, Metrics, PolicyEngine } from '../core/ports.js';
+import type { AuditLog, Logger, Metrics } from '../core/ports.js';
 import type { Registry } from '../core/registry/registry.js';
 import type { Config } from '../config.js';
-import { loadRegistryFile, readPolicyFolder } from './files.js';
+import { loadRegistryFile } from './files.js';
 
-/** A loaded policy set, with the ids of its policies. */
-export type PolicySet = PolicyEngine & { readonly policyIds: readonly string[] };
+/** Where the registry is read from (the policy set: policy-versions.ts). */
+export type SourceFiles = Pick<Config, 'registryFile'>;
 
-/** Where the registry and the policy set are read from. */
-export type SourceFiles = Pick<Config, 'registryFile' | 'policyDir'>;
-
-/** The registry and the policy set a Baton runs with, read from their files; a re-read swaps in the new one only if it is valid. */
+/** The registry a Baton runs with, read from its file; a re-read swaps in the new one only if it is valid. */
 export interface RegistryAndPolicies {
   readonly registry: () => Registry;
-  readonly policies: () => PolicySet;
   rereadRegistry(): Promise<void>;
-  /** Returns the new set's policy ids. */
-  rereadPolicies(): Promise<readonly string[]>;
 }
 
-/** Re-reads the policy set or the registry on request; `by` names who asked (an operator, SIGHUP). Rejects, keeping the running one, once the refusal is audited. */
+/** Re-reads the registry on request; `by` names who asked (an operator, SIGHUP). Rejects, keeping the running one, once the refusal is audited. */
 export interface Reloads {
-  readonly policies: (by: string) => Promise<readonly string[]>;
   readonly registry: (by: string) => Promise<void>;
 }
 
-function readPolicies(policyDir: string, logger: Logger): PolicySet {
-  const policies = loadCedarPolicySet(cedar, readPolicyFolder(policyDir));
-  warnIfNoDelegateAction(policies, logger, policyDir);
-  return policies;
-}
-
-/** Reads the configured registry file and policy folder (a policy set without Action::"delegate" is warned about, now and at each re-read). */
+/** Reads the configured registry file. */
 export async function loadRegistryAndPolicies(
   files: SourceFiles,
   issuer: string,
-  logger: Logger,
+  _logger: Logger,
   fetchImpl?: typeof fetch,
 ): Promise<RegistryAndPolicies> {
   let registry = await loadRegistryFile(files.registryFile, issuer, fetchImpl);
-  let policies = readPolicies(files.policyDir, logger);
   return {
     registry: () => registry,
-    policies: () => policies,
     async rereadRegistry() {
       registry = await loadRegistryFile(files.registryFile, issuer, fetchImpl);
-    },
-    async rereadPolicies() {
-      policies = readPolicies(files.policyDir, logger);
-      return policies.policyIds;
     },
   };
 }
@@ -63,12 +41,12 @@ export function auditedReloads(
 ): Reloads {
   const { audit, metrics, logger } = parts;
   const audited = async <T>(
-    type: 'policy.reload' | 'registry.reload',
+    type: 'registry.reload',
     by: string,
     run: () => Promise<T>,
     describe: (result: T) => string,
   ): Promise<T> => {
-    const what = type === 'policy.reload' ? 'policies' : 'registry';
+    const what = 'registry';
     try {
       const result = await run();
       metrics.reload(what, 'applied');
@@ -90,13 +68,6 @@ export function auditedReloads(
         by,
         () => sources.rereadRegistry(),
         () => files.registryFile,
-      ),
-    policies: (by) =>
-      audited(
-        'policy.reload',
-        by,
-        () => sources.rereadPolicies(),
-        (ids) => `${files.policyDir}: ${ids.join(', ')}`,
       ),
   };
 }

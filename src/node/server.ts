@@ -29,6 +29,10 @@ import type { Config } from '../config.js';
 import { drainable } from './drain.js';
 import { loadDetailTypes, loadOrCreateKeyFile, readJsonFile } from './files.js';
 import { auditedReloads, loadRegistryAndPolicies } from './registry-and-policies.js';
+import { startPolicyVersions, type PolicySet } from './policy-versions.js';
+import { policiesTopic, sqlPolicyStore } from '../adapters/db/policy-store.js';
+import { followChanges } from '../adapters/db/change-feed.js';
+import type { PolicyChange } from '../core/decisions/policy-set.js';
 
 export interface RunningBaton {
   readonly url: string;
@@ -36,8 +40,10 @@ export interface RunningBaton {
   readonly database: Database;
   /** Re-reads the registry; a bad file is refused and the running registry stays. */
   reloadRegistry(): Promise<void>;
-  /** Re-reads and validates the policy folder; a bad set is refused and the running set stays. Returns the policy ids. */
-  reloadPolicies(): Promise<readonly string[]>;
+  /** Re-reads and validates the policy folder and activates it for every instance; a bad set is refused and the running set stays. */
+  reloadPolicies(): Promise<PolicyChange>;
+  /** The policy set in force on this instance. */
+  policies(): PolicySet;
   /** Signs a checkpoint of the audit log now (one is also signed at the configured cadence). */
   checkpoint(): Promise<void>;
   /** Accepts no new connection from now on, and says so at /readyz; open connections are served as before, until close(). */
@@ -180,12 +186,27 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
     const reload = auditedReloads(sources, config, { audit, metrics, logger });
+    const policies = await startPolicyVersions({
+      store: sqlPolicyStore(database.sql),
+      policyDir: config.policyDir,
+      sha256: sha256Hex,
+      audit,
+      metrics,
+      logger,
+    });
+    // Another instance's reload or rollback is in force here within a second: a notification
+    // wakes the follower at once, the poll catches a lost one.
+    const policyFeed = await followChanges(database, [policiesTopic], {
+      onChange: () => policies.refresh(),
+      logger,
+    });
+    await policyFeed.check();
     const service = buildContext({
       issuer,
       storage: sqlStorage(database.sql, clock),
       keys,
       registry: sources.registry,
-      policy: sources.policies,
+      policy: policies.current,
       detailTypes: loadDetailTypes(config.detailTypesDir),
       audit,
       revocations,
@@ -243,6 +264,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         await audit.ready();
       },
       reload,
+      policies,
       auditQueries,
       checkpoints: checkpoints.witness,
       metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
@@ -255,7 +277,9 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       issuer,
       database: database.kind,
       registry: config.registryFile,
-      policies: sources.policies().policyIds,
+      policies: policies.current().policyIds,
+      policy_version: policies.current().version,
+      policy_digest: policies.current().digest,
       signing_kid: keys.current.kid,
       audit_kid: checkpointKeys.current.kid,
       checkpoint_dir: checkpointDirectory(config) ?? null,
@@ -266,7 +290,8 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       issuer,
       database,
       reloadRegistry: () => reload.registry('SIGHUP'),
-      reloadPolicies: () => reload.policies('SIGHUP'),
+      reloadPolicies: () => policies.reload('SIGHUP'),
+      policies: policies.current,
       checkpoint: () => checkpoints.now(),
       stopAccepting: () => drain.stopAccepting(),
       close() {
@@ -275,6 +300,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         // the refusal tally its open intervals: both are flushed before the database closes.
         closing ??= (async () => {
           await drain.drain();
+          await policyFeed.stop();
           checkpoints.stop();
           clearInterval(purge);
           clearInterval(refusalSummaries);

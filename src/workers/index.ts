@@ -8,7 +8,8 @@ import paymentsPolicies from '../../policies/payments.cedar';
 import registryDocument from '../../policies/registry.json' with { type: 'json' };
 import paymentInitiation from '../../schemas/authorization-details/payment_initiation.json' with { type: 'json' };
 import toolInvocation from '../../schemas/authorization-details/tool_invocation.json' with { type: 'json' };
-import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
+import { loadCedarPolicySet, policySourceOf } from '../adapters/cedar/cedar-engine.js';
+import { policySetDigest, type PolicyChange } from '../core/decisions/policy-set.js';
 import { buildContext, sqlStorage } from '../adapters/context.js';
 import { createRateLimiter } from '../core/clients/rate-limit.js';
 import { createRefusalTally, type RefusalTally } from '../core/audit/refusal-tally.js';
@@ -79,18 +80,23 @@ async function prepare(env: Env): Promise<Isolate> {
     verifiedTokens: new VerifiedTokens(sha256Hex),
     keys: await importSigningKeys(JSON.parse(env.BATON_SIGNING_KEYS) as PrivateJwks),
     registry: await compileRegistry(registryDocument, { issuer: config.issuer, file: 'policies/registry.json' }),
-    policies: loadCedarPolicySet(cedar, {
-      policies: [
-        { file: 'policies/delegation.cedar', content: delegationPolicies },
-        { file: 'policies/payments.cedar', content: paymentsPolicies },
-      ],
-      schema: { file: 'policies/baton.cedarschema', content: schemaText },
-      entities: { file: 'policies/entities.json', content: entities },
-    }),
+    policies: loadCedarPolicySet(cedar, policySourceOf(bundledPolicies, 'policies'), policySetDigest(sha256Hex, bundledPolicies)),
     detailTypes: detailTypes(),
     migrated: false,
   };
 }
+
+/**
+ * The bundled policy set, named as in the folder. The bundle holds entities.json parsed, so its
+ * text here is that value written back (2-space JSON), and the digest is of this text: it differs
+ * from the folder's when the file is laid out otherwise.
+ */
+const bundledPolicies = {
+  'baton.cedarschema': schemaText,
+  'delegation.cedar': delegationPolicies,
+  'entities.json': JSON.stringify(entities, null, 2),
+  'payments.cedar': paymentsPolicies,
+};
 
 let isolate: Promise<Isolate> | undefined;
 const logger = jsonLogger((line) => console.log(line.trimEnd()));
@@ -141,7 +147,7 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       verifiedTokens: shared.verifiedTokens,
     });
     // A reload is refused here, and audited as refused as on Node (a system event, tenant "*").
-    const bundled = async (type: 'policy.reload' | 'registry.reload', by: string, reason: string): Promise<never> => {
+    const bundled = async (type: 'policy.reload' | 'policy.rollback' | 'registry.reload', by: string, reason: string): Promise<never> => {
       await audit.append({ tenant: '*', type, decision: 'refused', client: by, reason });
       throw new Error(reason);
     };
@@ -153,8 +159,24 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
         await sql`SELECT 1`;
       },
       reload: {
-        policies: (by) => bundled('policy.reload', by, 'policies are bundled on Workers: deploy to change them'),
         registry: (by) => bundled('registry.reload', by, 'the registry is bundled on Workers: deploy to change it'),
+      },
+      policies: {
+        reload: (by): Promise<PolicyChange> =>
+          bundled('policy.reload', by, 'policies are bundled on Workers: deploy to change them'),
+        rollback: (_version, by): Promise<PolicyChange> =>
+          bundled('policy.rollback', by, 'policies are bundled on Workers: deploy to change them'),
+        list: () =>
+          Promise.resolve([
+            {
+              version: 1,
+              digest: shared.policies.digest,
+              policyIds: shared.policies.policyIds,
+              createdBy: 'bundle',
+              createdAt: new Date(0),
+              active: true,
+            },
+          ]),
       },
       auditQueries: createAuditReader(sql, sha256Hex),
       metricsText: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', body: '' }),

@@ -161,7 +161,7 @@ describe('the hash chain', () => {
   it('hashes a domain-separated string of seq, previous hash and canonical entry', async () => {
     const canonical = canonicalEntry(auditEntry({ tenant: 'acme', type: 'decision', decision: 'deny' }, time));
     expect(canonical).toBe(
-      '{"action_id":null,"actor_chain":[],"audience":[],"authorization_details":[],"client":null,"decision":"deny","jti":null,"parent_jti":null,"policy_ids":[],"reason":null,"request_id":null,"root_grant":null,"scope":[],"tenant":"acme","time":"2026-11-24T00:00:00.000Z","trace_id":null,"type":"decision","user":null}',
+      '{"action_id":null,"actor_chain":[],"audience":[],"authorization_details":[],"client":null,"decision":"deny","jti":null,"parent_jti":null,"policy_digest":null,"policy_ids":[],"reason":null,"request_id":null,"root_grant":null,"scope":[],"tenant":"acme","time":"2026-11-24T00:00:00.000Z","trace_id":null,"type":"decision","user":null}',
     );
     expect(await entryHash(sha256Hex, 1, genesisHash, canonical)).toBe(
       sha256Hex(`baton.audit.v1\n1\n${genesisHash}\n${canonical}`),

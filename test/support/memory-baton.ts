@@ -16,6 +16,9 @@ import type { Config } from '../../src/config.js';
 import { loadConfig } from '../../src/node/config.js';
 import { loadDetailTypes } from '../../src/node/files.js';
 import { auditedReloads, loadRegistryAndPolicies, type Reloads } from '../../src/node/registry-and-policies.js';
+import { startPolicyVersions, type PolicyVersions } from '../../src/node/policy-versions.js';
+import type { PolicyChange } from '../../src/core/decisions/policy-set.js';
+import { memoryPolicyStore } from './memory/policy-store.js';
 import { batonSigner, captureLogger, type CapturedLogger, type Fetch } from './baton.js';
 import { memoryStorage, type MemoryStorage } from './memory/storage.js';
 
@@ -39,8 +42,10 @@ export interface MemoryBaton {
   signAsBaton(claims: JWTPayload): Promise<string>;
   /** Re-reads the registry; a bad file is refused and the running registry stays. */
   reloadRegistry(): Promise<void>;
-  /** Re-reads and validates the policy folder; a bad set is refused and the running set stays. Returns the policy ids. */
-  reloadPolicies(): Promise<readonly string[]>;
+  /** Re-reads and validates the policy folder and activates it; a bad set is refused and the running set stays. */
+  reloadPolicies(): Promise<PolicyChange>;
+  /** The policy versions and the set in force. */
+  readonly policies: PolicyVersions;
   /** Signs a checkpoint of the audit log now (kept in memory, published nowhere). */
   checkpoint(): Promise<void>;
   close(): Promise<void>;
@@ -61,6 +66,7 @@ export interface MemoryService {
   readonly metrics: ReturnType<typeof prometheusMetrics>;
   readonly logger: CapturedLogger;
   readonly reload: Reloads;
+  readonly policies: PolicyVersions;
 }
 
 /**
@@ -84,12 +90,20 @@ export async function memoryService(
   const sources = await loadRegistryAndPolicies(config, issuer, logger);
   const metrics = prometheusMetrics(keys.current);
   const storage = memoryStorage(clock);
+  const policies = await startPolicyVersions({
+    store: memoryPolicyStore(clock),
+    policyDir: config.policyDir,
+    sha256: sha256Hex,
+    audit: storage.audit,
+    metrics,
+    logger,
+  });
   const service = buildContext({
     issuer,
     storage,
     keys,
     registry: sources.registry,
-    policy: sources.policies,
+    policy: policies.current,
     detailTypes: loadDetailTypes(config.detailTypesDir),
     audit: storage.audit,
     revocations: storage.revocations,
@@ -110,6 +124,7 @@ export async function memoryService(
     metrics,
     logger,
     reload: auditedReloads(sources, config, { audit: storage.audit, metrics, logger }),
+    policies,
   };
 }
 
@@ -122,7 +137,7 @@ export async function memoryBaton(
   env: Record<string, string> = {},
   options: { readonly clock?: Clock } = {},
 ): Promise<MemoryBaton> {
-  const { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload } =
+  const { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload, policies } =
     await memoryService(env, options);
   const { issuer, clock } = service;
   const checkpoints = await startCheckpoints({
@@ -140,6 +155,7 @@ export async function memoryBaton(
     maxBodyBytes: config.maxBodyBytes,
     checkReady: async () => undefined,
     reload,
+    policies,
     auditQueries: storage.queries,
     checkpoints: checkpoints.witness,
     metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
@@ -161,7 +177,8 @@ export async function memoryBaton(
         .map((e) => JSON.parse(e.canonical) as Record<string, unknown>),
     signAsBaton: await batonSigner(signingJwks),
     reloadRegistry: () => reload.registry('SIGHUP'),
-    reloadPolicies: () => reload.policies('SIGHUP'),
+    reloadPolicies: () => policies.reload('SIGHUP'),
+    policies,
     checkpoint: () => checkpoints.now(),
     async close() {
       checkpoints.stop();

@@ -17,6 +17,8 @@ export type AuditType =
   | 'authzen.evaluation'
   | 'authzen.search'
   | 'policy.reload'
+  /** An operator activated a stored policy version (`POST /admin/policies/rollback`). */
+  | 'policy.rollback'
   | 'registry.reload'
   /** Names entries committed after their callers were answered 503: those answers were never delivered. */
   | 'audit.undelivered';
@@ -38,6 +40,8 @@ export interface AuditEvent {
   readonly scope?: readonly string[];
   readonly authorization_details?: readonly AuthorizationDetail[];
   readonly policy_ids?: readonly string[];
+  /** The digest of the policy set that decided (core/decisions/policy-set.ts); null where no policy set was asked. Absent from entries written before it existed. */
+  readonly policy_digest?: string | null;
   readonly reason?: string | null;
   readonly request_id?: string | null;
   readonly trace_id?: string | null;
@@ -76,6 +80,7 @@ export function auditEntry(event: AuditEvent, time: Date): AuditEntry {
     scope: event.scope ?? [],
     authorization_details: event.authorization_details ?? [],
     policy_ids: event.policy_ids ?? [],
+    policy_digest: event.policy_digest ?? null,
     reason: event.reason ?? null,
     request_id: event.request_id ?? null,
     trace_id: event.trace_id ?? null,
@@ -100,6 +105,7 @@ const entryMembers = [
   'decision',
   'jti',
   'parent_jti',
+  'policy_digest',
   'policy_ids',
   'reason',
   'request_id',

@@ -1,13 +1,14 @@
 import { Hono } from 'hono';
 import { operatorScopes } from '../../core/clients/callers.js';
-import { invalidRequest } from '../../core/errors.js';
+import { parseRollbackRequest, versionJson } from '../../core/decisions/policy-set.js';
+import { invalidRequest, OAuthError } from '../../core/errors.js';
 import { killSwitch } from '../../core/revocation/revoke.js';
 import type { AppDeps } from '../app-deps.js';
 import { requireScope } from '../callers.js';
 import { noStore } from '../oauth-errors.js';
-import { errorsAs, jsonOf, requestIdOf, type Env } from '../request.js';
+import { errorsAs, jsonOf, jsonTextOf, requestIdOf, type Env } from '../request.js';
 
-/** Operators' calls (`baton:admin`): the kill switch, and the policy set and registry reloads. */
+/** Operators' calls (`baton:admin`): the kill switch, the policy set's reload, versions and rollback, and the registry reload. */
 export function adminRoutes(deps: AppDeps): Hono<Env> {
   const { service } = deps;
   const routes = new Hono<Env>();
@@ -19,11 +20,27 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
   );
   routes.post('/admin/policies/reload', api, operator, async (c) => {
     try {
-      return c.json({ status: 'reloaded', policies: await deps.reload.policies(c.get('caller').id) }, 200, noStore);
+      return c.json(await deps.policies.reload(c.get('caller').id), 200, noStore);
     } catch (error) {
       // The reload audits its own refusal (policy.reload, refused).
       throw invalidRequest(
         `the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`,
+      ).markAudited();
+    }
+  });
+  routes.get('/admin/policies/versions', api, operator, async (c) =>
+    c.json({ versions: (await deps.policies.list()).map(versionJson) }, 200, noStore),
+  );
+  routes.post('/admin/policies/rollback', api, operator, async (c) => {
+    const { body, text } = await jsonTextOf(c, deps);
+    const version = parseRollbackRequest(body, text);
+    try {
+      return c.json(await deps.policies.rollback(version, c.get('caller').id), 200, noStore);
+    } catch (error) {
+      // The rollback audits its own refusal (policy.rollback, refused).
+      if (error instanceof OAuthError) throw error;
+      throw invalidRequest(
+        `the policy version was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`,
       ).markAudited();
     }
   });
