@@ -305,9 +305,13 @@ export interface PolicyStore {
    * Stores `set` as the next version and activates it, unless the active version has its digest
    * (then `changed` is false and nothing is written). `from` is the version that was active.
    */
-  store(set: NewPolicyVersion): Promise<{ readonly from: PolicyVersion | undefined; readonly to: PolicyVersion; readonly changed: boolean }>;
+  store(
+    set: NewPolicyVersion,
+  ): Promise<{ readonly from: PolicyVersion | undefined; readonly to: PolicyVersion; readonly changed: boolean }>;
   /** Activates a stored version; undefined when there is no such version. */
-  activate(version: number): Promise<{ readonly from: PolicyVersion | undefined; readonly to: PolicyVersion } | undefined>;
+  activate(
+    version: number,
+  ): Promise<{ readonly from: PolicyVersion | undefined; readonly to: PolicyVersion } | undefined>;
   /** A stored version with its files, if any. */
   get(version: number): Promise<PolicyVersion | undefined>;
   /** Every version, newest first. */

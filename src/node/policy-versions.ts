@@ -3,7 +3,15 @@ import { loadCedarPolicySet, policySourceOf } from '../adapters/cedar/cedar-engi
 import { warnIfNoDelegateAction } from '../core/decisions/policy.js';
 import { policySetDigest, type PolicyAdmin, type PolicyChange } from '../core/decisions/policy-set.js';
 import { OAuthError } from '../core/errors.js';
-import type { AuditLog, Logger, Metrics, PolicyEngine, PolicyFiles, PolicyStore, PolicyVersion } from '../core/ports.js';
+import type {
+  AuditLog,
+  Logger,
+  Metrics,
+  PolicyEngine,
+  PolicyFiles,
+  PolicyStore,
+  PolicyVersion,
+} from '../core/ports.js';
 import type { Sha256 } from '../core/sha256.js';
 import { readPolicyFiles } from './files.js';
 
@@ -43,13 +51,19 @@ const detailOf = (error: unknown): string => (error instanceof Error ? error.mes
  */
 export async function startPolicyVersions(options: PolicyVersionOptions): Promise<PolicyVersions> {
   const { store, policyDir, sha256, audit, metrics, logger } = options;
-  const fromStore = (v: PolicyVersion): PolicySet => loadFiles(v.files, `policy version ${v.version}`, sha256, v.version);
+  const fromStore = (v: PolicyVersion): PolicySet =>
+    loadFiles(v.files, `policy version ${v.version}`, sha256, v.version);
 
   let stored = await store.active();
   if (stored === undefined) {
     const files = readPolicyFiles(policyDir);
     const seed = loadFiles(files, policyDir, sha256, 0);
-    stored = await store.seed({ files, digest: seed.digest, policyIds: seed.policyIds, createdBy: `seed:${policyDir}` });
+    stored = await store.seed({
+      files,
+      digest: seed.digest,
+      policyIds: seed.policyIds,
+      createdBy: `seed:${policyDir}`,
+    });
     logger.info('policy set stored from the policy folder', { version: stored.version, digest: stored.digest });
   }
   let current = fromStore(stored);
@@ -93,7 +107,11 @@ export async function startPolicyVersions(options: PolicyVersionOptions): Promis
     throw error instanceof OAuthError ? error.markAudited() : error;
   }
 
-  async function applied(type: 'policy.reload' | 'policy.rollback', by: string, result: PolicyChange): Promise<PolicyChange> {
+  async function applied(
+    type: 'policy.reload' | 'policy.rollback',
+    by: string,
+    result: PolicyChange,
+  ): Promise<PolicyChange> {
     const from = result.previous === null ? 'none' : `version ${result.previous.version} (${result.previous.digest})`;
     const reason =
       result.status === 'unchanged'

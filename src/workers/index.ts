@@ -80,7 +80,11 @@ async function prepare(env: Env): Promise<Isolate> {
     verifiedTokens: new VerifiedTokens(sha256Hex),
     keys: await importSigningKeys(JSON.parse(env.BATON_SIGNING_KEYS) as PrivateJwks),
     registry: await compileRegistry(registryDocument, { issuer: config.issuer, file: 'policies/registry.json' }),
-    policies: loadCedarPolicySet(cedar, policySourceOf(bundledPolicies, 'policies'), policySetDigest(sha256Hex, bundledPolicies)),
+    policies: loadCedarPolicySet(
+      cedar,
+      policySourceOf(bundledPolicies, 'policies'),
+      policySetDigest(sha256Hex, bundledPolicies),
+    ),
     detailTypes: detailTypes(),
     migrated: false,
   };
@@ -147,7 +151,11 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       verifiedTokens: shared.verifiedTokens,
     });
     // A reload is refused here, and audited as refused as on Node (a system event, tenant "*").
-    const bundled = async (type: 'policy.reload' | 'policy.rollback' | 'registry.reload', by: string, reason: string): Promise<never> => {
+    const bundled = async (
+      type: 'policy.reload' | 'policy.rollback' | 'registry.reload',
+      by: string,
+      reason: string,
+    ): Promise<never> => {
       await audit.append({ tenant: '*', type, decision: 'refused', client: by, reason });
       throw new Error(reason);
     };

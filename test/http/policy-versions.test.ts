@@ -104,7 +104,10 @@ describe('policy versions through the admin API', () => {
   });
 
   it('refuses an invalid folder, audits the refusal with the digest in force, and keeps the set', async () => {
-    writeFileSync(join(policyDir, 'broken.cedar'), '@id("broken")\npermit (principal, action, resource) when { context.nonsense };\n');
+    writeFileSync(
+      join(policyDir, 'broken.cedar'),
+      '@id("broken")\npermit (principal, action, resource) when { context.nonsense };\n',
+    );
     const before = head();
     try {
       const refused = await reload();
@@ -114,7 +117,13 @@ describe('policy versions through the admin API', () => {
         /^the new policy set was refused; the running set stays: invalid policy set:\n {2}.*broken\.cedar:2: /,
       );
       expect(since(before)).toMatchObject([
-        { tenant: '*', type: 'policy.reload', decision: 'refused', client: 'ops-console', policy_digest: shippedDigest },
+        {
+          tenant: '*',
+          type: 'policy.reload',
+          decision: 'refused',
+          client: 'ops-console',
+          policy_digest: shippedDigest,
+        },
       ]);
       expect(baton.service.policy().digest).toBe(shippedDigest);
       expect(((await versions()).body.versions as unknown[]).length).toBe(1);
@@ -168,22 +177,38 @@ describe('policy versions through the admin API', () => {
     const alice = { type: 'User', id: 'alice' };
     const account = { type: 'Account', id: 'acct-1' };
     expect(
-      (await postJson(baton, '/access/v1/evaluation', { subject: alice, action: { name: 'payments:read' }, resource: account }, pep))
-        .status,
+      (
+        await postJson(
+          baton,
+          '/access/v1/evaluation',
+          { subject: alice, action: { name: 'payments:read' }, resource: account },
+          pep,
+        )
+      ).status,
     ).toBe(200);
     expect(
       (
         await postJson(
           baton,
           '/access/v1/evaluations',
-          { subject: alice, resource: account, evaluations: [{ action: { name: 'payments:read' } }, { action: { name: 'calendar:read' } }] },
+          {
+            subject: alice,
+            resource: account,
+            evaluations: [{ action: { name: 'payments:read' } }, { action: { name: 'calendar:read' } }],
+          },
           pep,
         )
       ).status,
     ).toBe(200);
     expect(
-      (await postJson(baton, '/access/v1/search/resource', { subject: alice, action: { name: 'payments:read' }, resource: { type: 'Account' } }, pep))
-        .status,
+      (
+        await postJson(
+          baton,
+          '/access/v1/search/resource',
+          { subject: alice, action: { name: 'payments:read' }, resource: { type: 'Account' } },
+          pep,
+        )
+      ).status,
     ).toBe(200);
     expect(since(before).map((e) => [e.type, e.decision, e.policy_digest])).toEqual([
       ['decision', 'allow', digest],
@@ -234,7 +259,9 @@ describe('policy versions through the admin API', () => {
       trace_id: null,
       time: expect.any(String),
     });
-    expect(((await versions()).body.versions as { version: number; active: boolean }[]).map((v) => [v.version, v.active])).toEqual([
+    expect(
+      ((await versions()).body.versions as { version: number; active: boolean }[]).map((v) => [v.version, v.active]),
+    ).toEqual([
       [2, false],
       [1, true],
     ]);

@@ -108,7 +108,7 @@ describe.skipIf(skip)('policy versions in PostgreSQL', () => {
     const store = sqlPolicyStore(db.sql);
     const odd = Object.create(null) as Record<string, string>;
     odd.__proto__ = 'a NUL \u0000 and an unpaired \ud800 surrogate';
-    odd.constructor = 'x';
+    Object.assign(odd, { constructor: 'x' });
     odd['é.cedar'] = '😀\r\n';
     odd['entities.json'] = '[]';
     const digest = createHash('sha256').update(policySetCanonical(odd), 'utf8').digest('hex');
@@ -204,7 +204,12 @@ describe.skipIf(skip)('one policy version on two instances', () => {
       '@id("transfer-up-to-200")\npermit (principal, action == Action::"payments:transfer", resource is Account)\nwhen { context has amount && context.amount.lessThanOrEqual(decimal("200.0")) };\n',
     );
     const before = await head();
-    const reloaded = await postJson(at(a), '/admin/policies/reload', {}, await bearerOf(at(a), 'ops-console', 'baton:admin'));
+    const reloaded = await postJson(
+      at(a),
+      '/admin/policies/reload',
+      {},
+      await bearerOf(at(a), 'ops-console', 'baton:admin'),
+    );
     const newDigest = folderDigest(policyDir);
     expect({ status: reloaded.status, body: reloaded.body }).toEqual({
       status: 200,
@@ -220,9 +225,7 @@ describe.skipIf(skip)('one policy version on two instances', () => {
     expect((await transfer(a, token, 150)).body.decision).toBe('allow');
     const reloadMs = await until(b, token, 150, 'allow');
     expect(b.policies().digest).toBe(newDigest);
-    expect(await digestsOfDecisions(before)).toEqual(
-      expect.arrayContaining([newDigest]),
-    );
+    expect(await digestsOfDecisions(before)).toEqual(expect.arrayContaining([newDigest]));
     expect((await digestsOfDecisions(before))?.at(-1)).toBe(newDigest);
 
     const rolled = await postJson(
@@ -245,7 +248,9 @@ describe.skipIf(skip)('one policy version on two instances', () => {
     const rollbackMs = await until(a, token, 150, 'deny');
     expect((await digestsOfDecisions(before))?.at(-1)).toBe(shippedDigest);
     // For the record (the assertion is the 1 s deadline above).
-    console.info(`policy change in force on the other instance after ${Math.round(reloadMs)} ms (reload), ${Math.round(rollbackMs)} ms (rollback)`);
+    console.info(
+      `policy change in force on the other instance after ${Math.round(reloadMs)} ms (reload), ${Math.round(rollbackMs)} ms (rollback)`,
+    );
 
     const listed = await fetch(`${b.url}/admin/policies/versions`, {
       headers: await bearerOf(at(b), 'ops-console', 'baton:admin'),

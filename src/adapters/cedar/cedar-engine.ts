@@ -96,7 +96,10 @@ export function policySourceOf(files: Readonly<Record<string, string>>, where = 
   const problems: PolicyProblem[] = [];
   for (const name of names)
     if (!(name.endsWith('.cedar') || name.endsWith('.cedarschema') || name === 'entities.json') || name.includes('/'))
-      problems.push({ file: at(name), message: 'is not a policy set file (*.cedar, one *.cedarschema, entities.json)' });
+      problems.push({
+        file: at(name),
+        message: 'is not a policy set file (*.cedar, one *.cedarschema, entities.json)',
+      });
   const schemas = names.filter((n) => n.endsWith('.cedarschema'));
   const [schema] = schemas;
   if (schema === undefined || schemas.length > 1)

@@ -4,7 +4,10 @@ import type { NewPolicyVersion, PolicyStore, PolicyVersion } from '../../../src/
 export function memoryPolicyStore(clock: { now(): number } = Date): PolicyStore {
   const versions: Omit<PolicyVersion, 'active'>[] = [];
   let activeVersion: number | undefined;
-  const withActive = (v: Omit<PolicyVersion, 'active'>): PolicyVersion => ({ ...v, active: v.version === activeVersion });
+  const withActive = (v: Omit<PolicyVersion, 'active'>): PolicyVersion => ({
+    ...v,
+    active: v.version === activeVersion,
+  });
   const active = (): PolicyVersion | undefined => {
     const v = versions.find((x) => x.version === activeVersion);
     return v === undefined ? undefined : withActive(v);
@@ -40,6 +43,9 @@ export function memoryPolicyStore(clock: { now(): number } = Date): PolicyStore 
       const v = versions.find((x) => x.version === version);
       return Promise.resolve(v === undefined ? undefined : withActive(v));
     },
-    list: () => Promise.resolve([...versions].reverse().map(({ files: _files, ...v }) => ({ ...v, active: v.version === activeVersion }))),
+    list: () =>
+      Promise.resolve(
+        [...versions].reverse().map(({ files: _files, ...v }) => ({ ...v, active: v.version === activeVersion })),
+      ),
   };
 }
