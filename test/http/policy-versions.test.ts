@@ -326,7 +326,12 @@ describe('policy versions through the admin API', () => {
       status: 403,
       body: lacks,
     });
-    expect((await versions({})).status).toBe(401);
-    expect((await rollback({ version: 1 }, {})).status).toBe(401);
+    const none = { error: 'invalid_client', error_description: 'authentication is required' };
+    expect(await versions({})).toEqual({ status: 401, body: none });
+    expect(await rollback({ version: 1 }, {})).toEqual({ status: 401, body: none });
+    expect(await rollback('version=1', { ...admin, 'content-type': 'application/x-www-form-urlencoded' })).toEqual({
+      status: 400,
+      body: { error: 'invalid_request', error_description: 'content type must be application/json' },
+    });
   });
 });
