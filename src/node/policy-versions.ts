@@ -111,41 +111,49 @@ export async function startPolicyVersions(options: PolicyVersionOptions): Promis
     type: 'policy.reload' | 'policy.rollback',
     by: string,
     result: PolicyChange,
+    where = '',
   ): Promise<PolicyChange> {
     const from = result.previous === null ? 'none' : `version ${result.previous.version} (${result.previous.digest})`;
     const reason =
       result.status === 'unchanged'
-        ? `${policyDir}: unchanged, version ${result.version} (${result.digest}) stays: ${result.policies.join(', ')}`
-        : `${type === 'policy.reload' ? `${policyDir}: ` : ''}version ${result.version} (${result.digest}) from ${from}: ${result.policies.join(', ')}`;
+        ? `${where}: unchanged, version ${result.version} (${result.digest}) stays: ${result.policies.join(', ')}`
+        : `${where === '' ? '' : `${where}: `}version ${result.version} (${result.digest}) from ${from}: ${result.policies.join(', ')}`;
     if (type === 'policy.reload') metrics.reload('policies', 'applied');
     await audit.append({ tenant: '*', type, decision: 'applied', client: by, policy_digest: result.digest, reason });
     logger.info(`${type} applied`, { by, detail: reason });
     return result;
   }
 
+  /** Validates a set once, here, stores it as the next version unless it is the active one, and puts it in force. */
+  async function activateFiles(read: () => PolicyFiles, where: string, by: string): Promise<PolicyChange> {
+    let result: PolicyChange;
+    try {
+      const files = read();
+      const loaded = loadFiles(files, where, sha256, 0);
+      warnIfNoDelegateAction(loaded, logger, where);
+      const { from, to, changed } = await store.store({
+        files,
+        digest: loaded.digest,
+        policyIds: loaded.policyIds,
+        createdBy: by,
+      });
+      const next = Object.assign(loaded, { version: to.version });
+      // Committed: a failure to swap here now is retried by the change feed (this instance follows it too).
+      await refresh(next).catch((error: unknown) =>
+        logger.warn('putting the new policy version in force failed; will retry', { detail: detailOf(error) }),
+      );
+      result = change(changed ? 'reloaded' : 'unchanged', next, changed ? from : to);
+    } catch (error) {
+      return refused('policy.reload', by, error);
+    }
+    return applied('policy.reload', by, result, where);
+  }
+
   return {
     current: () => current,
     refresh: () => refresh(),
-    async reload(by) {
-      let result: PolicyChange;
-      try {
-        const files = readPolicyFiles(policyDir);
-        const loaded = loadFiles(files, policyDir, sha256, 0);
-        warnIfNoDelegateAction(loaded, logger, policyDir);
-        const { from, to, changed } = await store.store({
-          files,
-          digest: loaded.digest,
-          policyIds: loaded.policyIds,
-          createdBy: by,
-        });
-        const next = Object.assign(loaded, { version: to.version });
-        await refresh(next);
-        result = change(changed ? 'reloaded' : 'unchanged', next, changed ? from : to);
-      } catch (error) {
-        return refused('policy.reload', by, error);
-      }
-      return applied('policy.reload', by, result);
-    },
+    reload: (by) => activateFiles(() => readPolicyFiles(policyDir), policyDir, by),
+    upload: (files, by) => activateFiles(() => files, 'upload', by),
     async rollback(version, by) {
       let result: PolicyChange;
       try {

@@ -172,6 +172,8 @@ async function fetchHandler(request: Request, env: Env, ctx: ExecutionContext): 
       policies: {
         reload: (by): Promise<PolicyChange> =>
           bundled('policy.reload', by, 'policies are bundled on Workers: deploy to change them'),
+        upload: (_files, by): Promise<PolicyChange> =>
+          bundled('policy.reload', by, 'policies are bundled on Workers: deploy to change them'),
         rollback: (_version, by): Promise<PolicyChange> =>
           bundled('policy.rollback', by, 'policies are bundled on Workers: deploy to change them'),
         list: () =>

@@ -29,7 +29,7 @@ function appWith(append: (event: AuditEvent) => Promise<void>) {
     maxBodyBytes: 1024,
     checkReady: fail,
     reload: { registry: fail },
-    policies: { reload: fail, rollback: fail, list: fail },
+    policies: { reload: fail, upload: fail, rollback: fail, list: fail },
     auditQueries: {} as never,
     metricsText: fail,
     refusals: createRefusalTally({ clock: { now: () => Date.UTC(2026, 0, 1) }, intervalSeconds: 60 }),

@@ -1,8 +1,10 @@
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintUserToken } from '../../src/cli/demo-kit.js';
+import { policySetCanonical } from '../../src/core/decisions/policy-set.js';
 import { basic, bearerOf, demoChain, exchangeHop, postJson, tokenTypes } from '../support/baton.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 import { folderDigest, shippedDigest } from '../support/policy-digest.js';
@@ -332,6 +334,95 @@ describe('policy versions through the admin API', () => {
     expect(await rollback('version=1', { ...admin, 'content-type': 'application/x-www-form-urlencoded' })).toEqual({
       status: 400,
       body: { error: 'invalid_request', error_description: 'content type must be application/json' },
+    });
+  });
+});
+
+describe('a policy set uploaded whole: POST /admin/policies', () => {
+  let other: MemoryBaton;
+  beforeAll(async () => {
+    other = await memoryBaton({ BATON_POLICY_DIR: 'policies' });
+  });
+  afterAll(async () => {
+    await other?.close();
+  });
+  async function upload(body: unknown, headers: Record<string, string> = admin) {
+    const result = await postJson(other, '/admin/policies', body, headers);
+    return { status: result.status, body: result.body };
+  }
+  const shippedFiles = () =>
+    Object.fromEntries(
+      ['baton.cedarschema', 'delegation.cedar', 'entities.json', 'payments.cedar'].map((n) => [
+        n,
+        readFileSync(join('policies', n), 'utf8'),
+      ]),
+    );
+
+  it('validates the set once, stores it as the next version and puts it in force; the same set again is unchanged', async () => {
+    const files = { ...shippedFiles(), 'payments.cedar': up200 };
+    const digest = createHash('sha256').update(policySetCanonical(files)).digest('hex');
+    const ids = ['delegate-within-tenant', 'max-chain-depth', 'transfer-up-to-200'];
+    const before = other.auditEntries().length;
+    expect(await upload({ files })).toEqual({
+      status: 200,
+      body: { status: 'reloaded', version: 2, digest, policies: ids, previous: { version: 1, digest: shippedDigest } },
+    });
+    expect(other.service.policy().digest).toBe(digest);
+    expect(other.auditEntries().slice(before)).toMatchObject([
+      {
+        tenant: '*',
+        type: 'policy.reload',
+        decision: 'applied',
+        client: 'ops-console',
+        policy_digest: digest,
+        reason: `upload: version 2 (${digest}) from version 1 (${shippedDigest}): ${ids.join(', ')}`,
+      },
+    ]);
+    expect(await upload({ files })).toEqual({
+      status: 200,
+      body: { status: 'unchanged', version: 2, digest, policies: ids, previous: { version: 2, digest } },
+    });
+  });
+
+  it('refuses an invalid set, audited, the set in force unchanged', async () => {
+    const inForce = other.service.policy().digest;
+    const before = other.auditEntries().length;
+    const refused = await upload({ files: { ...shippedFiles(), 'notes.txt': 'hello' } });
+    expect(refused).toEqual({
+      status: 400,
+      body: {
+        error: 'invalid_request',
+        error_description:
+          'the new policy set was refused; the running set stays: invalid policy set:\n  upload/notes.txt: is not a policy set file (*.cedar, one *.cedarschema, entities.json)',
+      },
+    });
+    expect(other.auditEntries().slice(before)).toMatchObject([
+      { type: 'policy.reload', decision: 'refused', policy_digest: inForce },
+    ]);
+    expect(other.service.policy().digest).toBe(inForce);
+  });
+
+  it.each([
+    ['no files', {}, 'files must be an object of file names to texts'],
+    ['files as an array', { files: ['a.cedar'] }, 'files must be an object of file names to texts'],
+    ['files as text', { files: 'a.cedar' }, 'files must be an object of file names to texts'],
+    ['no file', { files: {} }, 'files must hold 1 to 256 files'],
+    ['a text that is no string', { files: { 'a.cedar': 1 } }, "files: every file's text must be a string"],
+    ['a NUL in a text', { files: { 'a.cedar': 'permit\u0000' } }, 'files.a.cedar contains a NUL character'],
+    ['another member', { files: { 'a.cedar': '' }, version: 1 }, 'unknown member "version"'],
+  ])('refuses %s', async (_name, body, description) => {
+    const inForce = other.service.policy().digest;
+    expect(await upload(body)).toEqual({
+      status: 400,
+      body: { error: 'invalid_request', error_description: description },
+    });
+    expect(other.service.policy().digest).toBe(inForce);
+  });
+
+  it('is refused without the admin scope', async () => {
+    expect(await upload({ files: shippedFiles() }, { authorization: basic('agent-platform') })).toEqual({
+      status: 403,
+      body: { error: 'access_denied', error_description: 'the caller lacks the baton:admin scope' },
     });
   });
 });

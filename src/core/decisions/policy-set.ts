@@ -1,5 +1,6 @@
 import { canonicalJson } from '../audit/chain.js';
 import { invalidRequest } from '../errors.js';
+import { assertStorableText } from '../input/storable-text.js';
 import type { PolicyFiles, PolicyVersionSummary } from '../ports.js';
 import type { Sha256 } from '../sha256.js';
 
@@ -41,6 +42,32 @@ export function parseRollbackRequest(body: unknown, text: string): number {
   return version;
 }
 
+/** The most files an uploaded set may hold. */
+const maxUploadFiles = 256;
+
+/**
+ * Reads `{"files": {"<name>": "<text>", …}}` of `POST /admin/policies`: file names and texts as
+ * strings, text Baton can store and Cedar can read; what the files must be is checked with the set.
+ */
+export function parseUploadRequest(body: unknown): PolicyFiles {
+  const { files } = body as { files?: unknown };
+  const extra = Object.keys(body as object).filter((k) => k !== 'files');
+  if (extra.length > 0) throw invalidRequest(`unknown member ${JSON.stringify(extra[0])}`);
+  if (typeof files !== 'object' || files === null || Array.isArray(files))
+    throw invalidRequest('files must be an object of file names to texts');
+  const names = Object.keys(files);
+  if (names.length === 0 || names.length > maxUploadFiles)
+    throw invalidRequest(`files must hold 1 to ${maxUploadFiles} files`);
+  const out = Object.create(null) as Record<string, string>;
+  for (const name of names) {
+    const text = (files as Record<string, unknown>)[name];
+    if (typeof text !== 'string') throw invalidRequest("files: every file's text must be a string");
+    out[name] = text;
+  }
+  assertStorableText(out, 'files');
+  return out;
+}
+
 /** A version as `GET /admin/policies/versions` lists it. */
 export function versionJson(v: PolicyVersionSummary): Record<string, unknown> {
   return {
@@ -67,6 +94,8 @@ export interface PolicyChange {
 export interface PolicyAdmin {
   /** Reads, validates and activates the configured folder's set. */
   reload(by: string): Promise<PolicyChange>;
+  /** Validates and activates a set given whole (`POST /admin/policies`), as a reload does the folder's. */
+  upload(files: PolicyFiles, by: string): Promise<PolicyChange>;
   /** Validates and activates a stored version; an `OAuthError` when there is no such version. */
   rollback(version: number, by: string): Promise<PolicyChange>;
   list(): Promise<readonly PolicyVersionSummary[]>;

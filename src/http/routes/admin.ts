@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { operatorScopes } from '../../core/clients/callers.js';
-import { parseRollbackRequest, versionJson } from '../../core/decisions/policy-set.js';
+import { parseRollbackRequest, parseUploadRequest, versionJson } from '../../core/decisions/policy-set.js';
 import { invalidRequest, OAuthError } from '../../core/errors.js';
 import { killSwitch } from '../../core/revocation/revoke.js';
 import type { AppDeps } from '../app-deps.js';
@@ -23,6 +23,17 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
       return c.json(await deps.policies.reload(c.get('caller').id), 200, noStore);
     } catch (error) {
       // The reload audits its own refusal (policy.reload, refused).
+      throw invalidRequest(
+        `the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`,
+      ).markAudited();
+    }
+  });
+  routes.post('/admin/policies', api, operator, async (c) => {
+    const files = parseUploadRequest(await jsonOf(c, deps));
+    try {
+      return c.json(await deps.policies.upload(files, c.get('caller').id), 200, noStore);
+    } catch (error) {
+      // The upload audits its own refusal (policy.reload, refused).
       throw invalidRequest(
         `the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`,
       ).markAudited();
