@@ -97,9 +97,16 @@ export async function startPolicyVersions(options: PolicyVersionOptions): Promis
     previous: from === undefined ? null : { version: from.version, digest: from.digest },
   });
 
-  async function refused(type: 'policy.reload' | 'policy.rollback', by: string, error: unknown): Promise<never> {
+  /** `asked`: what was refused came in the request (an upload, a version), so it is the caller's error, logged as a warning. */
+  async function refused(
+    type: 'policy.reload' | 'policy.rollback',
+    by: string,
+    error: unknown,
+    asked = false,
+  ): Promise<never> {
     const detail = detailOf(error);
-    logger.error(`${type} refused; the running set stays`, { by, detail });
+    if (asked) logger.warn(`${type} refused; the running set stays`, { by, detail });
+    else logger.error(`${type} refused; the running set stays`, { by, detail });
     if (type === 'policy.reload') metrics.reload('policies', 'refused');
     await audit
       .append({ tenant: '*', type, decision: 'refused', client: by, policy_digest: current.digest, reason: detail })
@@ -125,7 +132,12 @@ export async function startPolicyVersions(options: PolicyVersionOptions): Promis
   }
 
   /** Validates a set once, here, stores it as the next version unless it is the active one, and puts it in force. */
-  async function activateFiles(read: () => PolicyFiles, where: string, by: string): Promise<PolicyChange> {
+  async function activateFiles(
+    read: () => PolicyFiles,
+    where: string,
+    by: string,
+    asked: boolean,
+  ): Promise<PolicyChange> {
     let result: PolicyChange;
     try {
       const files = read();
@@ -144,7 +156,7 @@ export async function startPolicyVersions(options: PolicyVersionOptions): Promis
       );
       result = change(changed ? 'reloaded' : 'unchanged', next, changed ? from : to);
     } catch (error) {
-      return refused('policy.reload', by, error);
+      return refused('policy.reload', by, error, asked);
     }
     return applied('policy.reload', by, result, where);
   }
@@ -152,8 +164,8 @@ export async function startPolicyVersions(options: PolicyVersionOptions): Promis
   return {
     current: () => current,
     refresh: () => refresh(),
-    reload: (by) => activateFiles(() => readPolicyFiles(policyDir), policyDir, by),
-    upload: (files, by) => activateFiles(() => files, 'upload', by),
+    reload: (by) => activateFiles(() => readPolicyFiles(policyDir), policyDir, by, false),
+    upload: (files, by) => activateFiles(() => files, 'upload', by, true),
     async rollback(version, by) {
       let result: PolicyChange;
       try {
@@ -168,7 +180,7 @@ export async function startPolicyVersions(options: PolicyVersionOptions): Promis
         await refresh(next);
         result = change('rolled back', next, activated.from);
       } catch (error) {
-        return refused('policy.rollback', by, error);
+        return refused('policy.rollback', by, error, true);
       }
       return applied('policy.rollback', by, result);
     },

@@ -384,6 +384,19 @@ function endpoints(ctx: Context): {
         ),
     },
     {
+      name: 'policy rollback and upload',
+      runs: 40,
+      requests: fc.oneof(
+        jsonMutation(['version', '+']).map((m) =>
+          json('/admin/policies/rollback', mutateJson({ version: 1 }, m), ctx.admin),
+        ),
+        // No schema file: however mutated, the set is refused and the one in force stays.
+        jsonMutation(['files', 'files.x', 'files.+', '+']).map((m) =>
+          json('/admin/policies', mutateJson({ files: { x: 'permit (principal, action, resource);' } }, m), ctx.admin),
+        ),
+      ),
+    },
+    {
       name: 'audit',
       runs: 170,
       requests: fc
