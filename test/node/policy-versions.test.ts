@@ -121,20 +121,25 @@ describe.skipIf(skip)('policy versions in PostgreSQL', () => {
   });
 });
 
-describe.skipIf(skip)('one policy version on two instances', () => {
+describe.skipIf(skip)('one policy version on three instances', () => {
   const policyDir = mkdtempSync(join(tmpdir(), 'baton-policies-'));
   cpSync('policies', policyDir, { recursive: true });
   const issuer = 'http://baton.test';
   const databases: Database[] = [];
   let a: RunningBaton;
   let b: RunningBaton;
+  /** An instance whose database cannot LISTEN (a pooler in transaction mode): it follows by its poll alone. */
+  let c: RunningBaton;
 
   beforeAll(async () => {
     const signing = JSON.stringify(await generateSigningKeys('EdDSA'));
     const audit = JSON.stringify(await generateSigningKeys('EdDSA'));
-    const start = async () => {
-      const database = await openPostgres(testDatabaseUrl as string, { schema, max: 4 });
-      databases.push(database);
+    const start = async (listen = true) => {
+      const opened = await openPostgres(testDatabaseUrl as string, { schema, max: 4 });
+      databases.push(opened);
+      const database: Database = listen
+        ? opened
+        : { ...opened, listen: () => Promise.reject(new Error('LISTEN is not supported here')) };
       const config = loadConfig({
         PORT: '0',
         BATON_ISSUER: issuer,
@@ -145,12 +150,12 @@ describe.skipIf(skip)('one policy version on two instances', () => {
       });
       return startBaton(config, { database, logger: captureLogger() });
     };
-    // Started together: one seeds the store from the folder, the other loads that version.
-    [a, b] = await Promise.all([start(), start()]);
+    // Started together: one seeds the store from the folder, the others load that version.
+    [a, b, c] = await Promise.all([start(), start(), start(false)]);
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all([a?.close(), b?.close()]);
+    await Promise.all([a?.close(), b?.close(), c?.close()]);
     await Promise.all(databases.map((d) => d.close()));
   });
 
@@ -187,13 +192,13 @@ describe.skipIf(skip)('one policy version on two instances', () => {
   const head = async () =>
     Number((await sql()<{ seq: string }>`SELECT coalesce(max(seq), 0) AS seq FROM audit_log`)[0]?.seq);
 
-  it('starts both instances on the one seeded version', async () => {
-    expect([a.policies().digest, a.policies().version, b.policies().digest, b.policies().version]).toEqual([
-      shippedDigest,
-      1,
-      shippedDigest,
-      1,
+  it('starts every instance on the one seeded version', async () => {
+    expect([a, b, c].map((x) => [x.policies().version, x.policies().digest])).toEqual([
+      [1, shippedDigest],
+      [1, shippedDigest],
+      [1, shippedDigest],
     ]);
+    expect((await sql()<{ n: string }>`SELECT count(*) AS n FROM policy_versions`)[0]?.n).toBe('1');
   });
 
   it('puts a reload on one instance in force on the other within 1 s, and a rollback on the other back on the first', async () => {
@@ -224,6 +229,7 @@ describe.skipIf(skip)('one policy version on two instances', () => {
     // The reloading instance at once; the other within a second.
     expect((await transfer(a, token, 150)).body.decision).toBe('allow');
     const reloadMs = await until(b, token, 150, 'allow');
+    await until(c, token, 150, 'allow');
     expect(b.policies().digest).toBe(newDigest);
     expect(await digestsOfDecisions(before)).toEqual(expect.arrayContaining([newDigest]));
     expect((await digestsOfDecisions(before))?.at(-1)).toBe(newDigest);
@@ -246,6 +252,7 @@ describe.skipIf(skip)('one policy version on two instances', () => {
     });
     expect((await transfer(b, token, 150)).body.decision).toBe('deny');
     const rollbackMs = await until(a, token, 150, 'deny');
+    await until(c, token, 150, 'deny');
     expect((await digestsOfDecisions(before))?.at(-1)).toBe(shippedDigest);
     // For the record (the assertion is the 1 s deadline above).
     console.info(
@@ -284,4 +291,24 @@ describe.skipIf(skip)('one policy version on two instances', () => {
       ],
     ]);
   }, 30_000);
+
+  it('puts each of 10 activations in force on the other two instances within 1 s (one by notification, one by its poll)', async () => {
+    const [, token] = await demoChain(at(a));
+    const admin = await bearerOf(at(a), 'ops-console', 'baton:admin');
+    const times: Record<'notified' | 'polled', number[]> = { notified: [], polled: [] };
+    for (let i = 0; i < 10; i++) {
+      const version = i % 2 === 0 ? 2 : 1;
+      const answer = await postJson(at(a), '/admin/policies/rollback', { version }, admin);
+      expect(answer.status).toBe(200);
+      const decision = version === 2 ? 'allow' : 'deny';
+      const [notified, polled] = await Promise.all([until(b, token, 150, decision), until(c, token, 150, decision)]);
+      times.notified.push(notified);
+      times.polled.push(polled);
+    }
+    const summary = (ms: number[]) => {
+      const sorted = [...ms].sort((x, y) => x - y);
+      return `median ${Math.round(sorted[4] ?? 0)} ms, max ${Math.round(sorted[9] ?? 0)} ms`;
+    };
+    console.info(`in force on another instance: LISTEN ${summary(times.notified)}; poll only ${summary(times.polled)}`);
+  }, 60_000);
 });
