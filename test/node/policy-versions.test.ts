@@ -6,6 +6,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../src/adapters/db/migrations.js';
 import { sqlPolicyStore } from '../../src/adapters/db/policy-store.js';
+import { openPglite } from '../../src/adapters/db/pglite.js';
 import { openPostgres } from '../../src/adapters/db/postgres.js';
 import type { Database } from '../../src/adapters/db/sql.js';
 import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
@@ -43,10 +44,20 @@ const set = (n: number, by = 'test'): NewPolicyVersion => ({
   createdBy: by,
 });
 
-describe.skipIf(skip)('policy versions in PostgreSQL', () => {
+const backends: [string, () => Promise<Database>][] = [
+  ['PGlite', () => openPglite(undefined)],
+  ...(skip
+    ? []
+    : ([['PostgreSQL', () => openPostgres(testDatabaseUrl as string, { schema: `${schema}_store`, max: 8 })]] as [
+        string,
+        () => Promise<Database>,
+      ][])),
+];
+
+describe.each(backends)('policy versions in %s', (_name, open) => {
   let db: Database;
   beforeAll(async () => {
-    db = await openPostgres(testDatabaseUrl as string, { schema: `${schema}_store`, max: 8 });
+    db = await open();
     await migrate(db.sql);
   });
   afterAll(async () => {
