@@ -44,6 +44,27 @@ function loadFiles(files: PolicyFiles, where: string, sha256: Sha256, version: n
 const detailOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
+ * Once a version is stored the folder is read only by a reload; an instance restarted after the
+ * folder was edited says so, rather than leaving an operator to believe the edit is in force.
+ */
+function warnIfFolderDiffers(policyDir: string, active: PolicySet, sha256: Sha256, logger: Logger): void {
+  let digest: string;
+  try {
+    digest = policySetDigest(sha256, readPolicyFiles(policyDir));
+  } catch {
+    return;
+  }
+  if (digest !== active.digest)
+    logger.warn('the policy folder differs from the active policy version, which stays in force', {
+      policy_dir: policyDir,
+      version: active.version,
+      digest: active.digest,
+      folder_digest: digest,
+      detail: 'reload (SIGHUP or POST /admin/policies/reload) to activate the folder for every instance',
+    });
+}
+
+/**
  * Loads the active policy version, seeding the store from the policy folder when it holds none
  * (instances starting together seed once: the store serializes seeds). Reloads and rollbacks
  * validate once, here, then activate the version for every instance (topic 'policies') and swap
@@ -68,6 +89,7 @@ export async function startPolicyVersions(options: PolicyVersionOptions): Promis
   }
   let current = fromStore(stored);
   warnIfNoDelegateAction(current, logger, policyDir);
+  warnIfFolderDiffers(policyDir, current, sha256, logger);
 
   /**
    * Puts the store's active version in force here (`known`: a set already loaded, used when it is

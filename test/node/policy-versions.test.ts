@@ -14,7 +14,7 @@ import { policySetCanonical } from '../../src/core/decisions/policy-set.js';
 import type { NewPolicyVersion } from '../../src/core/ports.js';
 import { loadConfig } from '../../src/node/config.js';
 import { startBaton, type RunningBaton } from '../../src/node/server.js';
-import { basic, bearerOf, captureLogger, demoChain, postJson } from '../support/baton.js';
+import { basic, bearerOf, captureLogger, demoChain, postJson, type CapturedLogger } from '../support/baton.js';
 import { testDatabaseUrl } from '../support/database.js';
 import { folderDigest, shippedDigest } from '../support/policy-digest.js';
 
@@ -142,10 +142,12 @@ describe.skipIf(skip)('one policy version on three instances', () => {
   /** An instance whose database cannot LISTEN (a pooler in transaction mode): it follows by its poll alone. */
   let c: RunningBaton;
 
+  let start: (listen?: boolean, logger?: CapturedLogger) => Promise<RunningBaton>;
+
   beforeAll(async () => {
     const signing = JSON.stringify(await generateSigningKeys('EdDSA'));
     const audit = JSON.stringify(await generateSigningKeys('EdDSA'));
-    const start = async (listen = true) => {
+    start = async (listen = true, logger = captureLogger()) => {
       const opened = await openPostgres(testDatabaseUrl as string, { schema, max: 4 });
       databases.push(opened);
       const database: Database = listen
@@ -159,7 +161,7 @@ describe.skipIf(skip)('one policy version on three instances', () => {
         BATON_CHECKPOINT_DIR: mkdtempSync(join(tmpdir(), 'baton-checkpoints-')),
         BATON_POLICY_DIR: policyDir,
       });
-      return startBaton(config, { database, logger: captureLogger() });
+      return startBaton(config, { database, logger });
     };
     // Started together: one seeds the store from the folder, the others load that version.
     [a, b, c] = await Promise.all([start(), start(), start(false)]);
@@ -322,4 +324,29 @@ describe.skipIf(skip)('one policy version on three instances', () => {
     };
     console.info(`in force on another instance: LISTEN ${summary(times.notified)}; poll only ${summary(times.polled)}`);
   }, 60_000);
+
+  it('starts a new instance on the active version, warning that the folder differs from it', async () => {
+    const logger = captureLogger();
+    const d = await start(true, logger);
+    try {
+      const active = a.policies();
+      expect([d.policies().version, d.policies().digest]).toEqual([active.version, active.digest]);
+      expect(logger.lines.filter((l) => l.message.startsWith('the policy folder differs'))).toEqual([
+        {
+          level: 'warn',
+          message: 'the policy folder differs from the active policy version, which stays in force',
+          fields: {
+            policy_dir: policyDir,
+            version: active.version,
+            digest: active.digest,
+            folder_digest: folderDigest(policyDir),
+            detail: 'reload (SIGHUP or POST /admin/policies/reload) to activate the folder for every instance',
+          },
+        },
+      ]);
+      expect(active.digest).not.toBe(folderDigest(policyDir));
+    } finally {
+      await d.close();
+    }
+  }, 30_000);
 });
