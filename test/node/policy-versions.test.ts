@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -348,5 +348,43 @@ describe.skipIf(skip)('one policy version on three instances', () => {
     } finally {
       await d.close();
     }
+  }, 30_000);
+
+  it('refuses to roll back to a stored version this Baton does not accept, audited, the set in force everywhere unchanged', async () => {
+    // As an older Baton might have stored it: a policy this one's strict validation refuses.
+    const files = {
+      'baton.cedarschema': readFileSync(join('policies', 'baton.cedarschema'), 'utf8'),
+      'old.cedar':
+        '@id("old")\npermit (principal, action == Action::"payments:transfer", resource)\nwhen { context.nonsense };\n',
+    };
+    const canonical = policySetCanonical(files);
+    const digest = createHash('sha256').update(canonical).digest('hex');
+    const [row] = await sql()<{ version: string }>`
+      INSERT INTO policy_versions (version, digest, files, policy_ids, created_by)
+      SELECT max(version) + 1, ${digest}, ${canonical}, ${['old']}, 'older-baton' FROM policy_versions
+      RETURNING version`;
+    const version = Number(row?.version);
+    const inForce = a.policies().digest;
+    const before = await head();
+    const refused = await postJson(
+      at(a),
+      '/admin/policies/rollback',
+      { version },
+      await bearerOf(at(a), 'ops-console', 'baton:admin'),
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_request');
+    expect(refused.body.error_description).toMatch(
+      new RegExp(
+        `^the policy version was refused; the running set stays: invalid policy set:\\n {2}policy version ${version}/old\\.cedar:3: .*nonsense`,
+      ),
+    );
+    const entries = (
+      await sql()<{ canonical: string }>`
+        SELECT canonical FROM audit_log WHERE seq > ${before} AND type = 'policy.rollback' ORDER BY seq`
+    ).map((r) => JSON.parse(r.canonical) as Record<string, unknown>);
+    expect(entries.map((e) => [e.decision, e.policy_digest])).toEqual([['refused', inForce]]);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect([a, b, c].map((x) => x.policies().digest)).toEqual([inForce, inForce, inForce]);
   }, 30_000);
 });
