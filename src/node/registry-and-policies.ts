@@ -3,8 +3,12 @@ import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { warnIfNoDelegateAction } from '../core/decisions/policy.js';
 import type { AuditLog, Logger, Metrics, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry/registry.js';
+import { registryDiff } from '../core/registry/diff.js';
+import { registryDocumentSchema, type RegistryDocument } from '../core/registry/document.js';
+import type { RegistryStore } from '../core/registry/store.js';
+import { compileRegistry } from '../core/registry/compile.js';
 import type { Config } from '../config.js';
-import { loadRegistryFile, readPolicyFolder } from './files.js';
+import { readJsonFile, readPolicyFolder } from './files.js';
 
 /** A loaded policy set, with the ids of its policies. */
 export type PolicySet = PolicyEngine & { readonly policyIds: readonly string[] };
@@ -12,11 +16,46 @@ export type PolicySet = PolicyEngine & { readonly policyIds: readonly string[] }
 /** Where the registry and the policy set are read from. */
 export type SourceFiles = Pick<Config, 'registryFile' | 'policyDir'>;
 
-/** The registry and the policy set a Baton runs with, read from their files; a re-read swaps in the new one only if it is valid. */
+/** The registry in force on this instance, and the store it follows (see followRegistry). */
+export interface RegistrySource {
+  readonly registry: () => Registry;
+  readonly store: RegistryStore;
+}
+
+/**
+ * Reads and validates a registry file, as a document to store: a bad file is a RegistryError
+ * naming the file, the path in it and the reason, and nothing is stored.
+ */
+export async function readRegistryFile(file: string, issuer: string): Promise<RegistryDocument> {
+  const content = readJsonFile(file);
+  await compileRegistry(content, { issuer, file });
+  return registryDocumentSchema.parse(content);
+}
+
+/** Applies a registry file to the store in one edit; says what changed ("no changes" when none: no version is written). */
+export async function applyRegistryFile(
+  store: RegistryStore,
+  file: string,
+  issuer: string,
+  by: string,
+): Promise<{ version: number; changes: string }> {
+  const document = await readRegistryFile(file, issuer);
+  let changes = '';
+  const result = await store.edit(by, (current) => {
+    changes = registryDiff(current, document)
+      .map((c) => `${c.change === 'added' ? '+' : c.change === 'removed' ? '-' : '~'}${c.section}/${c.id}`)
+      .join(' ');
+    return document;
+  });
+  return { version: result.version, changes: result.changed ? changes || 'reordered' : 'no changes' };
+}
+
+/** The registry and the policy set a Baton runs with; a re-read swaps in the new one only if it is valid. */
 export interface RegistryAndPolicies {
   readonly registry: () => Registry;
   readonly policies: () => PolicySet;
-  rereadRegistry(): Promise<void>;
+  /** Applies the registry file to the stored registry (in force here at once, everywhere within a second); returns what changed. */
+  rereadRegistry(by: string): Promise<string>;
   /** Returns the new set's policy ids. */
   rereadPolicies(): Promise<readonly string[]>;
 }
@@ -33,20 +72,20 @@ function readPolicies(policyDir: string, logger: Logger): PolicySet {
   return policies;
 }
 
-/** Reads the configured registry file and policy folder (a policy set without Action::"delegate" is warned about, now and at each re-read). */
-export async function loadRegistryAndPolicies(
+/** Reads the policy folder (a policy set without Action::"delegate" is warned about, now and at each re-read) beside the stored registry. */
+export function loadRegistryAndPolicies(
   files: SourceFiles,
   issuer: string,
   logger: Logger,
-  fetchImpl?: typeof fetch,
-): Promise<RegistryAndPolicies> {
-  let registry = await loadRegistryFile(files.registryFile, issuer, fetchImpl);
+  registry: RegistrySource,
+): RegistryAndPolicies {
   let policies = readPolicies(files.policyDir, logger);
   return {
-    registry: () => registry,
+    registry: registry.registry,
     policies: () => policies,
-    async rereadRegistry() {
-      registry = await loadRegistryFile(files.registryFile, issuer, fetchImpl);
+    async rereadRegistry(by) {
+      const { version, changes } = await applyRegistryFile(registry.store, files.registryFile, issuer, by);
+      return `${files.registryFile}: version ${version}: ${changes}`;
     },
     async rereadPolicies() {
       policies = readPolicies(files.policyDir, logger);
@@ -88,9 +127,9 @@ export function auditedReloads(
       audited(
         'registry.reload',
         by,
-        () => sources.rereadRegistry(),
-        () => files.registryFile,
-      ),
+        () => sources.rereadRegistry(by),
+        (changes) => changes,
+      ).then(() => undefined),
     policies: (by) =>
       audited(
         'policy.reload',

@@ -15,7 +15,13 @@ import { startCheckpoints } from '../../src/node/checkpoints.js';
 import type { Config } from '../../src/config.js';
 import { loadConfig } from '../../src/node/config.js';
 import { loadDetailTypes } from '../../src/node/files.js';
-import { auditedReloads, loadRegistryAndPolicies, type Reloads } from '../../src/node/registry-and-policies.js';
+import {
+  auditedReloads,
+  loadRegistryAndPolicies,
+  readRegistryFile,
+  type Reloads,
+} from '../../src/node/registry-and-policies.js';
+import { memoryRegistryStore, type MemoryRegistryStore } from './memory/registry-store.js';
 import { batonSigner, captureLogger, type CapturedLogger, type Fetch } from './baton.js';
 import { memoryStorage, type MemoryStorage } from './memory/storage.js';
 
@@ -33,6 +39,8 @@ export interface MemoryBaton {
   /** The keys that sign its audit checkpoints. */
   readonly auditJwks: PrivateJwks;
   readonly logger: CapturedLogger;
+  /** The registry store the admin API edits. */
+  readonly registryStore: MemoryRegistryStore;
   /** The audit log's entries after sequence number `after` (all by default), as stored (canonical JSON parsed), in sequence order. */
   auditEntries(after?: number): Record<string, unknown>[];
   /** Signs arbitrary claims with Baton's own current key (to forge tokens Baton never issued). */
@@ -61,6 +69,8 @@ export interface MemoryService {
   readonly metrics: ReturnType<typeof prometheusMetrics>;
   readonly logger: CapturedLogger;
   readonly reload: Reloads;
+  /** The registry in force, kept in memory as the database keeps it (seeded from the registry file). */
+  readonly registryStore: MemoryRegistryStore;
 }
 
 /**
@@ -81,7 +91,14 @@ export async function memoryService(
     importSigningKeys(signingJwks, nodeSigner),
     importSigningKeys(auditJwks, nodeSigner),
   ]);
-  const sources = await loadRegistryAndPolicies(config, issuer, logger);
+  const registryStore = await memoryRegistryStore(await readRegistryFile(config.registryFile, issuer), {
+    issuer,
+    clock,
+  });
+  const sources = loadRegistryAndPolicies(config, issuer, logger, {
+    registry: registryStore.registry,
+    store: registryStore,
+  });
   const metrics = prometheusMetrics(keys.current);
   const storage = memoryStorage(clock);
   const service = buildContext({
@@ -110,6 +127,7 @@ export async function memoryService(
     metrics,
     logger,
     reload: auditedReloads(sources, config, { audit: storage.audit, metrics, logger }),
+    registryStore,
   };
 }
 
@@ -122,7 +140,7 @@ export async function memoryBaton(
   env: Record<string, string> = {},
   options: { readonly clock?: Clock } = {},
 ): Promise<MemoryBaton> {
-  const { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload } =
+  const { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload, registryStore } =
     await memoryService(env, options);
   const { issuer, clock } = service;
   const checkpoints = await startCheckpoints({
@@ -141,6 +159,7 @@ export async function memoryBaton(
     checkReady: async () => undefined,
     reload,
     auditQueries: storage.queries,
+    registryStore,
     checkpoints: checkpoints.witness,
     metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     refusals: createRefusalTally({ clock, intervalSeconds: config.refusalIntervalSeconds }),
@@ -155,6 +174,7 @@ export async function memoryBaton(
     signingJwks,
     auditJwks,
     logger,
+    registryStore,
     auditEntries: (after = 0) =>
       [...storage.state.entries.values()]
         .filter((e) => e.seq > after)

@@ -61,6 +61,23 @@ export interface CompileOptions {
   /** Name of the file the document came from, for error messages. */
   readonly file: string;
   readonly fetch?: typeof fetch;
+  /** Milliseconds since the epoch, read when an agent's retiring keys are tried (default Date.now). */
+  readonly now?: () => number;
+}
+
+/**
+ * An agent's keys during a rotation: its keys, and the keys it replaced until `until` (read on the
+ * clock at verification time, so they stop verifying then, with no edit needed).
+ */
+function withRetiringKeys(current: KeyResolver, retiring: KeyResolver, until: number, now: () => number): KeyResolver {
+  return async (header) => {
+    try {
+      return await current(header);
+    } catch (error) {
+      if (now() >= until) throw error;
+      return retiring(header);
+    }
+  };
 }
 
 /** Validates a registry document and compiles it; throws RegistryError naming file, path and reason. */
@@ -129,7 +146,12 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
   for (const [i, a] of doc.agents.entries()) {
     const path = `/agents/${i}`;
     checkTenant(a.tenant, `${path}/tenant`);
-    const resolve = await keys(a, path);
+    let resolve = await keys(a, path);
+    if (a.retiring_keys !== undefined && resolve !== undefined) {
+      const retiring = await keys(a.retiring_keys, `${path}/retiring_keys`);
+      if (retiring !== undefined)
+        resolve = withRetiringKeys(resolve, retiring, Date.parse(a.retiring_keys.until), options.now ?? Date.now);
+    }
     const scope = a.scope === undefined ? undefined : new Set(a.scope);
     agents.set(a.id, {
       id: a.id,
