@@ -190,6 +190,14 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       onFollowUp: async (tenant, target, revoked) =>
         void (await audit.append(revocationEntry(tenant, null, target, revoked, null, true))),
     });
+    if (registry.seeded !== undefined)
+      await audit.append({
+        tenant: '*',
+        type: 'registry.reload',
+        decision: 'applied',
+        client: 'start-up',
+        reason: `${config.registryFile}: version ${registry.seeded}: seeded an empty database`,
+      });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
     const reload = auditedReloads(sources, config, { audit, metrics, logger });
     const service = buildContext({

@@ -48,6 +48,18 @@ describe.skipIf(testDatabaseUrl === undefined)('two instances on one PostgreSQL'
     const rows = await (databases[0] as Database)
       .sql`SELECT version::int AS version, changed_by FROM registry_documents`;
     expect(rows).toEqual([{ version: 1, changed_by: 'seed from policies/registry.json' }]);
+    // And says so in the log, once.
+    await Promise.all(instances.map((b) => b.checkpoint()));
+    const seeds = await (databases[0] as Database).sql<{ canonical: string }>`
+      SELECT canonical FROM audit_log WHERE type = 'registry.reload'`;
+    expect(seeds.map((r) => JSON.parse(r.canonical) as Record<string, unknown>)).toMatchObject([
+      {
+        tenant: '*',
+        decision: 'applied',
+        client: 'start-up',
+        reason: 'policies/registry.json: version 1: seeded an empty database',
+      },
+    ]);
   });
 
   it('an agent created on one instance authenticates on the other within a second', async () => {

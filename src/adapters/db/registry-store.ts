@@ -89,6 +89,8 @@ export interface FollowedRegistry {
   readonly registry: () => Registry;
   /** The version it holds. */
   readonly version: () => number;
+  /** The version this instance wrote when it found the database empty and stored the seed, if it did. */
+  readonly seeded: number | undefined;
   /** Edits the stored registry; this instance swaps in the result at once, the others when they hear of it. */
   readonly store: RegistryStore;
   stop(): Promise<void>;
@@ -110,9 +112,13 @@ export interface FollowOptions extends RegistryStoreOptions {
 export async function followRegistry(database: Database, options: FollowOptions): Promise<FollowedRegistry> {
   const sqlStore = createSqlRegistryStore(database.sql, options);
   const compile = compileOptions(options);
+  let seeded: number | undefined;
   if ((await sqlStore.read()).version === 0) {
     const seed = await options.seed.load();
-    await sqlStore.edit(`seed from ${options.seed.source}`, (document, version) => (version === 0 ? seed : document));
+    const result = await sqlStore.edit(`seed from ${options.seed.source}`, (document, version) =>
+      version === 0 ? seed : document,
+    );
+    if (result.changed) seeded = result.version;
   }
   const first = await latest(database.sql);
   let held = { version: first.version, registry: await compileRegistry(first.document, compile) };
@@ -134,6 +140,7 @@ export async function followRegistry(database: Database, options: FollowOptions)
   return {
     registry: () => held.registry,
     version: () => held.version,
+    seeded,
     store: {
       read: () => sqlStore.read(),
       async edit(by, edit) {
