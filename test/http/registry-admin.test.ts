@@ -516,6 +516,10 @@ describe('hostile input', () => {
     });
     const huge = await call('POST', '/admin/agents', { id: 'big', name: 'x'.repeat(200_000) });
     expect(huge.status).toBe(413);
+    expect(huge.body).toEqual({
+      error: 'invalid_request',
+      error_description: 'request body is larger than 65536 bytes',
+    });
   });
 
   it('answers an id with NUL or a lone surrogate in the path as not found, echoing it safely', async () => {
