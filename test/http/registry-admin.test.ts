@@ -214,6 +214,15 @@ describe('agents', () => {
       });
     }
     expect(baton.service.registry().agents.get('globex-assistant')?.name).toBe('Globex Assistant');
+    expect(lastEntry()).toEqual({
+      tenant: 'acme',
+      type: 'registry.change',
+      decision: 'refused',
+      client: 'ops-console',
+      reason: 'delete agent "globex-assistant": not_found: no agent "globex-assistant"',
+    });
+    // Nothing was written in the other tenant's log.
+    expect(baton.auditEntries().filter((e) => e.tenant === 'globex' && e.type === 'registry.change')).toEqual([]);
   });
 
   it('refuses a body naming another tenant, and takes its own', async () => {
@@ -337,6 +346,30 @@ describe('clients and their secrets', () => {
     });
   });
 
+  it('makes a secret when a PUT switches a client to a secret method, and only then', async () => {
+    const { jwk } = await newKey('switch-1');
+    const keyed = {
+      client_id: 'switching-app',
+      name: 'S',
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: { keys: [jwk] },
+      grant_types: ['client_credentials'],
+    };
+    const created = await call('POST', '/admin/clients', keyed);
+    expect(created).toMatchObject({ status: 201, body: keyed });
+    expect(created.body.client_secret).toBeUndefined();
+    const { jwks: _jwks, ...rest } = keyed;
+    const switched = await call('PUT', '/admin/clients/switching-app', {
+      ...rest,
+      token_endpoint_auth_method: 'client_secret_basic',
+    });
+    expect(switched.status).toBe(200);
+    expect(typeof switched.body.client_secret).toBe('string');
+    expect(lastEntry()).toMatchObject({
+      reason: 'updated client "switching-app": client_secret_sha256, jwks, token_endpoint_auth_method',
+    });
+  });
+
   it('refuses a changed client_id in a PUT', async () => {
     expect(await call('PUT', '/admin/clients/new-app', { ...body, client_id: 'renamed' })).toMatchObject({
       status: 400,
@@ -345,6 +378,71 @@ describe('clients and their secrets', () => {
         error_description: 'client_id must be left out or equal the client in the path (ids do not change)',
       },
     });
+  });
+});
+
+describe('resource servers and workload issuers', () => {
+  it('creates a resource server with a secret that authenticates it at /authorize, and rotates it', async () => {
+    const body = {
+      id: 'reports-api',
+      name: 'Reports API',
+      audience: 'https://reports.example',
+      scopes: ['reports:read'],
+      actions: ['reports:read'],
+      token_endpoint_auth_method: 'client_secret_post',
+    };
+    const created = await call('POST', '/admin/resource_servers', body);
+    expect(created.status).toBe(201);
+    expect(created.body).toEqual({ ...body, client_secret: expect.stringMatching(/^[A-Za-z0-9_-]{44}$/) });
+    expect(baton.service.registry().audiences.get('https://reports.example')?.id).toBe('reports-api');
+    const rotated = await call('POST', '/admin/resource_servers/reports-api/secret');
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.client_secret).not.toBe(created.body.client_secret);
+    expect(lastEntry()).toMatchObject({
+      tenant: 'acme',
+      decision: 'applied',
+      reason: 'rotated the secret of resource server "reports-api"',
+    });
+    // An audience another resource server holds is a problem of the entity.
+    const taken = await call('POST', '/admin/resource_servers', {
+      ...body,
+      id: 'reports-api-2',
+      audience: 'https://payments.example',
+    });
+    expect(taken.status).toBe(400);
+    expect(taken.body.problems).toEqual([
+      { path: '/audience', message: 'duplicate audience "https://payments.example"' },
+    ]);
+  });
+
+  it('maps a workload subject to an agent, and then refuses deleting that agent (409 naming the issuer)', async () => {
+    const { jwk } = await newKey('wl-1');
+    const agentKey = await newKey('wl-agent-1');
+    expect(
+      (await call('POST', '/admin/agents', { id: 'wl-agent', name: 'W', jwks: { keys: [agentKey.jwk] } })).status,
+    ).toBe(201);
+    const issuer = {
+      issuer: 'https://k8s.acme.example',
+      jwks: { keys: [jwk] },
+      subjects: [{ subject: 'system:serviceaccount:agents:*', agent: 'wl-agent' }],
+    };
+    expect(await call('POST', '/admin/workload_issuers', issuer)).toMatchObject({ status: 201, body: issuer });
+    expect(await call('DELETE', '/admin/agents/wl-agent')).toMatchObject({
+      status: 409,
+      body: {
+        error: 'conflict',
+        error_description: 'the agent is still referred to by workload issuer "https://k8s.acme.example"',
+      },
+    });
+    // A subject mapped to another tenant's agent is a problem of the entity, as if it did not exist.
+    const foreign = await call('PUT', `/admin/workload_issuers/${encodeURIComponent(issuer.issuer)}`, {
+      ...issuer,
+      subjects: [{ subject: 'a', agent: 'globex-assistant' }],
+    });
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.problems).toEqual([
+      { path: '/subjects/0/agent', message: 'agent "globex-assistant" belongs to tenant "globex", not "acme"' },
+    ]);
   });
 });
 
