@@ -102,6 +102,23 @@ function storeContract(name: string, open: () => Promise<Database>): void {
       expect(await currentVersion(db.sql, 'registry')).toBe(before.version);
     });
 
+    it('reuses the keys imported for one version in the next, unless they changed', async () => {
+      const store = createSqlRegistryStore(db.sql, options);
+      const first = await store.edit('ops-console', (doc) => withAgent(doc, 'keyed-agent'));
+      const second = await store.edit('ops-console', (doc) => ({
+        ...doc,
+        agents: doc.agents.map((a) =>
+          a.id === 'keyed-agent' ? { ...a, jwks: { keys: [{ ...jwk, kid: 'k2' } as never] } } : a,
+        ),
+      }));
+      expect(second.registry.agents.get('orchestrator')?.resolve).toBe(
+        first.registry.agents.get('orchestrator')?.resolve,
+      );
+      expect(second.registry.agents.get('keyed-agent')?.resolve).not.toBe(
+        first.registry.agents.get('keyed-agent')?.resolve,
+      );
+    });
+
     it('serializes concurrent edits: none is lost, versions follow one another', async () => {
       const store = createSqlRegistryStore(db.sql, options);
       const before = (await store.read()).version;

@@ -1,5 +1,5 @@
 import { StorageUnavailableError } from '../../core/errors.js';
-import type { Clock, Logger } from '../../core/ports.js';
+import type { Clock, KeyResolver, Logger } from '../../core/ports.js';
 import { compileRegistry, RegistryError, type CompileOptions } from '../../core/registry/compile.js';
 import type { RegistryDocument } from '../../core/registry/document.js';
 import { runEdit } from '../../core/registry/edit.js';
@@ -21,13 +21,24 @@ export interface RegistryStoreOptions {
   readonly fetch?: typeof fetch;
 }
 
-/** How a stored document is compiled: against the issuer, retiring keys on the clock. */
-function compileOptions(options: RegistryStoreOptions): CompileOptions & { readonly now: () => number } {
-  return {
-    issuer: options.issuer,
-    file: 'registry',
-    now: () => options.clock.now(),
-    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+/**
+ * How stored documents are compiled: against the issuer, retiring keys on the clock, and key sets
+ * reused from one compile to the next (a JWKS is imported once, a jwks_uri keeps its cached keys).
+ */
+function compiler(options: RegistryStoreOptions): () => CompileOptions & { readonly now: () => number } {
+  let kept: ReadonlyMap<string, KeyResolver> = new Map();
+  return () => {
+    // What this compile uses is what the next one may reuse (a compile cut short leaves fewer: they
+    // are imported again), so the keys of removed entities are dropped.
+    const keyCache = { previous: kept, next: new Map<string, KeyResolver>() };
+    kept = keyCache.next;
+    return {
+      issuer: options.issuer,
+      file: 'registry',
+      now: () => options.clock.now(),
+      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+      keyCache,
+    };
   };
 }
 
@@ -59,8 +70,11 @@ function unavailable(error: unknown): unknown {
  * so the transaction stays short under the statement deadline), inserts the next version and
  * bumps the 'registry' topic, whose NOTIFY goes out at commit.
  */
-export function createSqlRegistryStore(sql: Sql, options: RegistryStoreOptions): RegistryStore {
-  const compile = compileOptions(options);
+export function createSqlRegistryStore(
+  sql: Sql,
+  options: RegistryStoreOptions,
+  compile = compiler(options),
+): RegistryStore {
   return {
     read: () => latest(sql),
     async edit(by, edit) {
@@ -68,7 +82,7 @@ export function createSqlRegistryStore(sql: Sql, options: RegistryStoreOptions):
         return await sql.begin(async (tx) => {
           await tx`SELECT pg_advisory_xact_lock(${registryLock})`;
           const current = await latest(tx);
-          const outcome = await runEdit(current.document, current.version, edit, compile);
+          const outcome = await runEdit(current.document, current.version, edit, compile());
           if (!outcome.changed) return { version: current.version, registry: outcome.registry, changed: false };
           const version = await bumpVersion(tx, registryTopic);
           await tx`
@@ -110,8 +124,9 @@ export interface FollowOptions extends RegistryStoreOptions {
  * newer version.
  */
 export async function followRegistry(database: Database, options: FollowOptions): Promise<FollowedRegistry> {
-  const sqlStore = createSqlRegistryStore(database.sql, options);
-  const compile = compileOptions(options);
+  // One compiler for this instance's edits and the versions it follows, so both reuse its keys.
+  const compile = compiler(options);
+  const sqlStore = createSqlRegistryStore(database.sql, options, compile);
   let seeded: number | undefined;
   if ((await sqlStore.read()).version === 0) {
     const seed = await options.seed.load();
@@ -121,7 +136,7 @@ export async function followRegistry(database: Database, options: FollowOptions)
     if (result.changed) seeded = result.version;
   }
   const first = await latest(database.sql);
-  let held = { version: first.version, registry: await compileRegistry(first.document, compile) };
+  let held = { version: first.version, registry: await compileRegistry(first.document, compile()) };
   const hold = (version: number, registry: Registry): void => {
     // Versions only move forward: a slow reader never puts an older registry back.
     if (version > held.version) held = { version, registry };
@@ -133,7 +148,7 @@ export async function followRegistry(database: Database, options: FollowOptions)
     onChange: async () => {
       const stored = await latest(database.sql);
       if (stored.version <= held.version) return;
-      hold(stored.version, await compileRegistry(stored.document, compile));
+      hold(stored.version, await compileRegistry(stored.document, compile()));
       options.logger.info('registry version in force', { version: stored.version });
     },
   });

@@ -63,6 +63,19 @@ export interface CompileOptions {
   readonly fetch?: typeof fetch;
   /** Milliseconds since the epoch, read when an agent's retiring keys are tried (default Date.now). */
   readonly now?: () => number;
+  /** Key sets imported by the previous compile, reused (see KeyCache). */
+  readonly keyCache?: KeyCache;
+}
+
+/**
+ * Key sets a registry that is compiled again and again (each stored version) reuses: a JWKS already
+ * imported is not imported again, and a jwks_uri keeps its fetched, cached keys. `previous` is what
+ * the last compile used; this one puts what it uses in `next`, which its owner keeps for the next
+ * compile (so keys of removed entities are dropped).
+ */
+export interface KeyCache {
+  readonly previous: ReadonlyMap<string, KeyResolver>;
+  readonly next: Map<string, KeyResolver>;
 }
 
 /**
@@ -107,10 +120,26 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
     source: { jwks?: Jwks | undefined; jwks_uri?: string | undefined },
     path: string,
   ): Promise<KeyResolver | undefined> {
-    if (source.jwks_uri !== undefined) return remoteJwks(source.jwks_uri, options.fetch);
-    if (source.jwks === undefined) return undefined;
+    const cache = options.keyCache;
+    const key =
+      source.jwks_uri !== undefined
+        ? `uri ${source.jwks_uri}`
+        : source.jwks === undefined
+          ? undefined
+          : `jwks ${JSON.stringify(source.jwks)}`;
+    if (key === undefined) return undefined;
+    const kept = cache?.next.get(key) ?? cache?.previous.get(key);
+    if (kept !== undefined) {
+      cache?.next.set(key, kept);
+      return kept;
+    }
     try {
-      return await importPublicJwks(source.jwks);
+      const resolver =
+        source.jwks_uri !== undefined
+          ? remoteJwks(source.jwks_uri, options.fetch)
+          : await importPublicJwks(source.jwks as Jwks);
+      cache?.next.set(key, resolver);
+      return resolver;
     } catch (cause) {
       if (!(cause instanceof JwkImportError)) throw cause;
       problems.push({ path: `${path}/jwks/keys/${cause.index}`, message: `key cannot be imported: ${cause.message}` });
