@@ -6,7 +6,12 @@ import { currentVersion } from '../../src/adapters/db/change-feed.js';
 import { migrate } from '../../src/adapters/db/migrations.js';
 import { openPglite } from '../../src/adapters/db/pglite.js';
 import { openPostgres } from '../../src/adapters/db/postgres.js';
-import { createSqlRegistryStore, followRegistry, type FollowedRegistry } from '../../src/adapters/db/registry-store.js';
+import {
+  createSqlRegistryStore,
+  followRegistry,
+  keptRegistryVersions,
+  type FollowedRegistry,
+} from '../../src/adapters/db/registry-store.js';
 import type { Database } from '../../src/adapters/db/sql.js';
 import { systemClock } from '../../src/adapters/system-clock.js';
 import type { Logger } from '../../src/core/ports.js';
@@ -117,6 +122,20 @@ function storeContract(name: string, open: () => Promise<Database>): void {
       expect(second.registry.agents.get('keyed-agent')?.resolve).not.toBe(
         first.registry.agents.get('keyed-agent')?.resolve,
       );
+    });
+
+    it('keeps the last versions only', async () => {
+      const store = createSqlRegistryStore(db.sql, options);
+      const start = (await store.read()).version;
+      for (let i = 0; i < keptRegistryVersions + 2; i++)
+        await store.edit('churn', (doc) => ({
+          ...doc,
+          tenants: doc.tenants.map((t, j) => (j === 0 ? { ...t, name: `Acme ${i}` } : t)),
+        }));
+      const [row] = await db.sql<{ n: number; low: number; high: number }>`
+        SELECT count(*)::int AS n, min(version)::int AS low, max(version)::int AS high FROM registry_documents`;
+      const high = start + keptRegistryVersions + 2;
+      expect(row).toEqual({ n: keptRegistryVersions, low: high - keptRegistryVersions + 1, high });
     });
 
     it('serializes concurrent edits: none is lost, versions follow one another', async () => {

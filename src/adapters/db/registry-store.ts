@@ -11,6 +11,9 @@ import type { Database, Sql } from './sql.js';
 /** The topic of the registry in baton_versions. */
 export const registryTopic = 'registry';
 
+/** How many versions of the document are kept (the audit log keeps what each change was, for good). */
+export const keptRegistryVersions = 100;
+
 /** Serializes registry writers across instances (pg_advisory_xact_lock key). */
 const registryLock = 7301866;
 
@@ -88,6 +91,7 @@ export function createSqlRegistryStore(
           await tx`
             INSERT INTO registry_documents (version, document, changed_by)
             VALUES (${version}, ${JSON.stringify(outcome.document)}, ${by})`;
+          await tx`DELETE FROM registry_documents WHERE version <= ${version - keptRegistryVersions}`;
           return { version, registry: outcome.registry, changed: true };
         });
       } catch (error) {
