@@ -16,6 +16,7 @@ import type { Database } from '../../src/adapters/db/sql.js';
 import { systemClock } from '../../src/adapters/system-clock.js';
 import type { Logger } from '../../src/core/ports.js';
 import { RegistryError } from '../../src/core/registry/compile.js';
+import { StorageUnavailableError } from '../../src/core/errors.js';
 import type { RegistryDocument } from '../../src/core/registry/document.js';
 import { readRegistryFile } from '../../src/node/registry-and-policies.js';
 import { testDatabaseUrl } from '../support/database.js';
@@ -158,6 +159,15 @@ storeContract('registry store on PGlite', () => openPglite(undefined));
 describe.skipIf(testDatabaseUrl === undefined)('registry store on PostgreSQL', () => {
   const schema = `baton_test_${randomUUID().replaceAll('-', '')}`;
   storeContract('contract', () => openPostgres(testDatabaseUrl as string, { schema, max: 4 }));
+
+  it('answers an edit the database cannot take as unavailable (503), not as a failure of the edit', async () => {
+    const closed = await openPostgres(testDatabaseUrl as string, { schema, max: 1 });
+    await closed.close();
+    const refused = await createSqlRegistryStore(closed.sql, options)
+      .edit('ops-console', (doc) => doc)
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(StorageUnavailableError);
+  });
 
   describe('instances following one registry', () => {
     const shared = `baton_test_${randomUUID().replaceAll('-', '')}`;

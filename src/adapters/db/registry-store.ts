@@ -1,4 +1,4 @@
-import { StorageUnavailableError } from '../../core/errors.js';
+import { OAuthError, StorageUnavailableError } from '../../core/errors.js';
 import type { Clock, KeyResolver, Logger } from '../../core/ports.js';
 import { compileRegistry, RegistryError, type CompileOptions } from '../../core/registry/compile.js';
 import type { RegistryDocument } from '../../core/registry/document.js';
@@ -58,11 +58,16 @@ async function latest(sql: Sql): Promise<StoredRegistry> {
     : { version: Number(row.version), document: JSON.parse(row.document) as RegistryDocument };
 }
 
-/** A failure of the database (not of the edit) as unavailable: the edit did not happen. */
+/**
+ * A failure of the database (not of the edit) as unavailable: the edit did not happen. The driver's
+ * errors carry a `code` (an SQLSTATE, or its own such as ECONNREFUSED or CONNECTION_CLOSED); what
+ * the edit itself throws (a refusal, a RegistryError) passes through.
+ */
 function unavailable(error: unknown): unknown {
-  if (error instanceof RegistryError || error instanceof StorageUnavailableError) return error;
+  if (error instanceof RegistryError || error instanceof OAuthError || error instanceof StorageUnavailableError)
+    return error;
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^(08|53|57|40)/.test(code) ? new StorageUnavailableError(error) : error;
+  return typeof code === 'string' ? new StorageUnavailableError(error) : error;
 }
 
 /**
