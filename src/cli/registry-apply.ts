@@ -4,14 +4,8 @@ import { createSqlRegistryStore } from '../adapters/db/registry-store.js';
 import type { Database } from '../adapters/db/sql.js';
 import { sha256Hex } from '../adapters/node-hash.js';
 import { systemClock } from '../adapters/system-clock.js';
-import { registryDiff, type EntityChange } from '../core/registry/diff.js';
-import { readRegistryFile } from '../node/registry-and-policies.js';
-
-/** One line of the diff: `+ agents/id`, `- clients/id`, `~ resource_servers/id: fields`. */
-function diffLine(change: EntityChange): string {
-  const sign = change.change === 'added' ? '+' : change.change === 'removed' ? '-' : '~';
-  return `${sign} ${change.section}/${change.id}${change.fields.length === 0 ? '' : `: ${change.fields.join(', ')}`}`;
-}
+import { changeLine, registryDiff } from '../core/registry/diff.js';
+import { applyRegistryFile, readRegistryFile } from '../node/registry-and-policies.js';
 
 export interface ApplyOptions {
   /** Baton's issuer, which the registry is compiled against. */
@@ -33,12 +27,12 @@ export async function applyRegistryCommand(
   options: ApplyOptions,
 ): Promise<{ version: number; changed: boolean }> {
   await migrate(database.sql);
-  const document = await readRegistryFile(file, options.issuer);
   const store = createSqlRegistryStore(database.sql, { issuer: options.issuer, clock: systemClock });
   if (options.dryRun) {
+    const document = await readRegistryFile(file, options.issuer);
     const stored = await store.read();
     const changes = registryDiff(stored.document, document);
-    changes.forEach((c) => options.write(diffLine(c)));
+    changes.forEach((c) => options.write(changeLine(c)));
     options.write(
       changes.length === 0
         ? `no changes (version ${stored.version})`
@@ -46,17 +40,14 @@ export async function applyRegistryCommand(
     );
     return { version: stored.version, changed: false };
   }
-  let changes: EntityChange[] = [];
   const by = 'baton registry apply';
-  const result = await store.edit(by, (current) => {
-    changes = registryDiff(current, document);
-    return document;
-  });
+  const result = await applyRegistryFile(store, file, options.issuer, by);
   if (!result.changed) {
     options.write(`no changes (version ${result.version})`);
     return { version: result.version, changed: false };
   }
-  changes.forEach((c) => options.write(diffLine(c)));
+  const lines = result.changes.map(changeLine);
+  lines.forEach((line) => options.write(line));
   const audit = createAuditWriter(database.sql, { sha256: sha256Hex, clock: systemClock });
   try {
     await audit.append({
@@ -64,7 +55,7 @@ export async function applyRegistryCommand(
       type: 'registry.reload',
       decision: 'applied',
       client: by,
-      reason: `${file}: version ${result.version}: ${changes.map(diffLine).join('; ') || 'reordered'}`,
+      reason: `${file}: version ${result.version}: ${lines.join('; ') || 'reordered'}`,
     });
   } finally {
     await audit.drain();

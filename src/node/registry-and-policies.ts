@@ -3,7 +3,7 @@ import { loadCedarPolicySet } from '../adapters/cedar/cedar-engine.js';
 import { warnIfNoDelegateAction } from '../core/decisions/policy.js';
 import type { AuditLog, Logger, Metrics, PolicyEngine } from '../core/ports.js';
 import type { Registry } from '../core/registry/registry.js';
-import { registryDiff } from '../core/registry/diff.js';
+import { changeLine, registryDiff, type EntityChange } from '../core/registry/diff.js';
 import { registryDocumentSchema, type RegistryDocument } from '../core/registry/document.js';
 import type { RegistryStore } from '../core/registry/store.js';
 import { compileRegistry } from '../core/registry/compile.js';
@@ -32,22 +32,24 @@ export async function readRegistryFile(file: string, issuer: string): Promise<Re
   return registryDocumentSchema.parse(content);
 }
 
-/** Applies a registry file to the store in one edit; says what changed ("no changes" when none: no version is written). */
+/**
+ * Applies a registry file to the store in one edit (the one way a file is applied: reloads and
+ * `baton registry apply`); returns the version in force, whether this wrote it, and what changed.
+ * The same file again changes nothing and writes no version.
+ */
 export async function applyRegistryFile(
   store: RegistryStore,
   file: string,
   issuer: string,
   by: string,
-): Promise<{ version: number; changes: string }> {
+): Promise<{ version: number; changed: boolean; changes: EntityChange[] }> {
   const document = await readRegistryFile(file, issuer);
-  let changes = '';
+  let changes: EntityChange[] = [];
   const result = await store.edit(by, (current) => {
-    changes = registryDiff(current, document)
-      .map((c) => `${c.change === 'added' ? '+' : c.change === 'removed' ? '-' : '~'}${c.section}/${c.id}`)
-      .join(' ');
+    changes = registryDiff(current, document);
     return document;
   });
-  return { version: result.version, changes: result.changed ? changes || 'reordered' : 'no changes' };
+  return { version: result.version, changed: result.changed, changes: result.changed ? changes : [] };
 }
 
 /** The registry and the policy set a Baton runs with; a re-read swaps in the new one only if it is valid. */
@@ -84,8 +86,8 @@ export function loadRegistryAndPolicies(
     registry: registry.registry,
     policies: () => policies,
     async rereadRegistry(by) {
-      const { version, changes } = await applyRegistryFile(registry.store, files.registryFile, issuer, by);
-      return `${files.registryFile}: version ${version}: ${changes}`;
+      const { version, changed, changes } = await applyRegistryFile(registry.store, files.registryFile, issuer, by);
+      return `${files.registryFile}: version ${version}: ${changed ? changes.map(changeLine).join('; ') || 'reordered' : 'no changes'}`;
     },
     async rereadPolicies() {
       policies = readPolicies(files.policyDir, logger);

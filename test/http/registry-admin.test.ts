@@ -636,7 +636,7 @@ describe('registry reload applies the file to the store', () => {
     expect(baton.service.registry().callers.has('new-app')).toBe(false);
     const entry = lastEntry();
     expect(entry).toMatchObject({ tenant: '*', type: 'registry.reload', decision: 'applied', client: 'SIGHUP' });
-    expect(entry.reason).toContain('-clients/new-app');
+    expect(entry.reason).toContain('- clients/new-app');
     await baton.reloadRegistry();
     expect(baton.registryStore.versions.length).toBe(before + 1);
     expect(lastEntry().reason).toBe('policies/registry.json: version ' + String(before + 1) + ': no changes');

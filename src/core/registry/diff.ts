@@ -64,3 +64,9 @@ export function registryDiff(before: RegistryDocument, after: RegistryDocument):
   }
   return changes;
 }
+
+/** One change as a line: `+ agents/x`, `- clients/y`, `~ resource_servers/z: name, scopes`. */
+export function changeLine(change: EntityChange): string {
+  const sign = change.change === 'added' ? '+' : change.change === 'removed' ? '-' : '~';
+  return `${sign} ${change.section}/${change.id}${change.fields.length === 0 ? '' : `: ${change.fields.join(', ')}`}`;
+}
