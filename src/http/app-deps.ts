@@ -4,6 +4,7 @@ import type { RefusalTally } from '../core/audit/refusal-tally.js';
 import type { ServiceContext } from '../core/context.js';
 import type { PolicyAdmin } from '../core/decisions/policy-set.js';
 import type { AuditQueries, Logger } from '../core/ports.js';
+import type { RegistryStore } from '../core/registry/store.js';
 import type { BodyReader } from './body.js';
 
 /** What `createApp` is built from: the service, and what only the runtime entry point can give it. */
@@ -20,6 +21,8 @@ export interface AppDeps {
   /** The deployment-wide policy set's versions: reload from the folder, roll back, list. */
   readonly policies: PolicyAdmin;
   readonly auditQueries: AuditQueries;
+  /** The registry kept in the database, edited by the admin API (absent where it is bundled: no admin API then); edits swap this instance's registry at once. */
+  readonly registryStore?: RegistryStore;
   /** The audit keys and the checkpoints known outside the database; none where no audit key is configured. */
   readonly checkpoints?: CheckpointWitness;
   /** How request bodies are read (default: the Fetch API stream); the Node entry reads Node's own request. */

@@ -7,8 +7,7 @@ import {
   type DetailType,
   type DetailTypes,
 } from '../core/tokens/authorization-details.js';
-import { compileRegistry, RegistryError } from '../core/registry/compile.js';
-import type { Registry } from '../core/registry/registry.js';
+import { RegistryError } from '../core/registry/compile.js';
 import { generateSigningKeys, type PrivateJwks, type SigningAlgorithm } from '../adapters/signing-keys.js';
 
 /** Reads a JSON file, naming the file in any error. */
@@ -28,15 +27,6 @@ export function readJsonFile(file: string): unknown {
       { path: '', message: `is not valid JSON: ${error instanceof Error ? error.message : String(error)}` },
     ]);
   }
-}
-
-/** Loads and compiles the registry file. */
-export function loadRegistryFile(file: string, issuer: string, fetchImpl?: typeof fetch): Promise<Registry> {
-  return compileRegistry(readJsonFile(file), {
-    issuer,
-    file,
-    ...(fetchImpl === undefined ? {} : { fetch: fetchImpl }),
-  });
 }
 
 /** The embedded default's signing keys: read from the data folder, generated there on first start. */

@@ -28,7 +28,8 @@ import { createApp } from '../http/app.js';
 import type { Config } from '../config.js';
 import { drainable } from './drain.js';
 import { loadDetailTypes, loadOrCreateKeyFile, readJsonFile } from './files.js';
-import { auditedReloads, loadRegistryAndPolicies } from './registry-and-policies.js';
+import { auditedReloads, loadRegistryAndPolicies, readRegistryFile } from './registry-and-policies.js';
+import { followRegistry } from '../adapters/db/registry-store.js';
 import { startPolicyVersions, type PolicySet } from './policy-versions.js';
 import { policiesTopic, sqlPolicyStore } from '../adapters/db/policy-store.js';
 import { followChanges } from '../adapters/db/change-feed.js';
@@ -38,7 +39,7 @@ export interface RunningBaton {
   readonly url: string;
   readonly issuer: string;
   readonly database: Database;
-  /** Re-reads the registry; a bad file is refused and the running registry stays. */
+  /** Applies the registry file to the stored registry; a bad file is refused and the running registry stays. */
   reloadRegistry(): Promise<void>;
   /** Re-reads and validates the policy folder and activates it for every instance; a bad set is refused and the running set stays. */
   reloadPolicies(): Promise<PolicyChange>;
@@ -141,6 +142,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
   const database = options.database ?? (await openDatabase(config, logger));
   const closeDatabase = options.database === undefined ? () => database.close() : () => Promise.resolve();
   let server: ServerType | undefined;
+  let stopRegistry: (() => Promise<void>) | undefined;
   try {
     await migrate(database.sql);
     // The issuer may depend on the port the server gets, so requests wait for the app behind this slot.
@@ -162,8 +164,18 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const drain = drainable(server as unknown as HttpServer, { timeoutMs: config.drainTimeoutSeconds * 1000, logger });
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     const issuer = config.issuer ?? `http://localhost:${port}`;
-    const sources = await loadRegistryAndPolicies(config, issuer, logger, options.fetch);
     const clock = options.clock ?? systemClock;
+    // The database's registry is the one in force; the file seeds an empty database, and is applied
+    // again by a reload (SIGHUP, /admin/registry/reload) or `baton registry apply`.
+    const registry = await followRegistry(database, {
+      issuer,
+      clock,
+      logger,
+      seed: { load: () => readRegistryFile(config.registryFile, issuer), source: config.registryFile },
+      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    });
+    stopRegistry = registry.stop;
+    const sources = loadRegistryAndPolicies(config, issuer, registry);
     const metrics = prometheusMetrics(keys.current);
     // The writer has connections of its own (PostgreSQL), so a batch stuck on one can be abandoned
     // with it, and readiness probes the very connections appends go on.
@@ -184,8 +196,16 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       onFollowUp: async (tenant, target, revoked) =>
         void (await audit.append(revocationEntry(tenant, null, target, revoked, null, true))),
     });
+    if (registry.seeded !== undefined)
+      await audit.append({
+        tenant: '*',
+        type: 'registry.reload',
+        decision: 'applied',
+        client: 'start-up',
+        reason: `${config.registryFile}: version ${registry.seeded}: seeded an empty database`,
+      });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
-    const reload = auditedReloads(sources, config, { audit, metrics, logger });
+    const reload = auditedReloads(sources, { audit, metrics, logger });
     const policies = await startPolicyVersions({
       store: sqlPolicyStore(database.sql),
       policyDir: config.policyDir,
@@ -266,6 +286,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       reload,
       policies,
       auditQueries,
+      registryStore: registry.store,
       checkpoints: checkpoints.witness,
       metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       refusals,
@@ -277,6 +298,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       issuer,
       database: database.kind,
       registry: config.registryFile,
+      registry_version: registry.version(),
       policies: policies.current().policyIds,
       policy_version: policies.current().version,
       policy_digest: policies.current().digest,
@@ -305,6 +327,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
           clearInterval(purge);
           clearInterval(refusalSummaries);
           revocations.stop();
+          await registry.stop();
           await writeRefusals(refusals.drain());
           await audit.drain();
           await audit.close();
@@ -315,6 +338,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     };
   } catch (error) {
     if (server !== undefined) await new Promise<void>((resolve) => (server as ServerType).close(() => resolve()));
+    await stopRegistry?.();
     await closeDatabase();
     throw error;
   }

@@ -15,7 +15,13 @@ import { startCheckpoints } from '../../src/node/checkpoints.js';
 import type { Config } from '../../src/config.js';
 import { loadConfig } from '../../src/node/config.js';
 import { loadDetailTypes } from '../../src/node/files.js';
-import { auditedReloads, loadRegistryAndPolicies, type Reloads } from '../../src/node/registry-and-policies.js';
+import {
+  auditedReloads,
+  loadRegistryAndPolicies,
+  readRegistryFile,
+  type Reloads,
+} from '../../src/node/registry-and-policies.js';
+import { memoryRegistryStore, type MemoryRegistryStore } from './memory/registry-store.js';
 import { startPolicyVersions, type PolicyVersions } from '../../src/node/policy-versions.js';
 import type { PolicyChange } from '../../src/core/decisions/policy-set.js';
 import { memoryPolicyStore } from './memory/policy-store.js';
@@ -36,6 +42,8 @@ export interface MemoryBaton {
   /** The keys that sign its audit checkpoints. */
   readonly auditJwks: PrivateJwks;
   readonly logger: CapturedLogger;
+  /** The registry store the admin API edits. */
+  readonly registryStore: MemoryRegistryStore;
   /** The audit log's entries after sequence number `after` (all by default), as stored (canonical JSON parsed), in sequence order. */
   auditEntries(after?: number): Record<string, unknown>[];
   /** Signs arbitrary claims with Baton's own current key (to forge tokens Baton never issued). */
@@ -67,6 +75,8 @@ export interface MemoryService {
   readonly logger: CapturedLogger;
   readonly reload: Reloads;
   readonly policies: PolicyVersions;
+  /** The registry in force, kept in memory as the database keeps it (seeded from the registry file). */
+  readonly registryStore: MemoryRegistryStore;
 }
 
 /**
@@ -87,7 +97,14 @@ export async function memoryService(
     importSigningKeys(signingJwks, nodeSigner),
     importSigningKeys(auditJwks, nodeSigner),
   ]);
-  const sources = await loadRegistryAndPolicies(config, issuer, logger);
+  const registryStore = await memoryRegistryStore(await readRegistryFile(config.registryFile, issuer), {
+    issuer,
+    clock,
+  });
+  const sources = loadRegistryAndPolicies(config, issuer, {
+    registry: registryStore.registry,
+    store: registryStore,
+  });
   const metrics = prometheusMetrics(keys.current);
   const storage = memoryStorage(clock);
   const policies = await startPolicyVersions({
@@ -123,8 +140,9 @@ export async function memoryService(
     checkpointKeys,
     metrics,
     logger,
-    reload: auditedReloads(sources, config, { audit: storage.audit, metrics, logger }),
+    reload: auditedReloads(sources, { audit: storage.audit, metrics, logger }),
     policies,
+    registryStore,
   };
 }
 
@@ -137,8 +155,19 @@ export async function memoryBaton(
   env: Record<string, string> = {},
   options: { readonly clock?: Clock } = {},
 ): Promise<MemoryBaton> {
-  const { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload, policies } =
-    await memoryService(env, options);
+  const {
+    config,
+    service,
+    storage,
+    signingJwks,
+    auditJwks,
+    checkpointKeys,
+    metrics,
+    logger,
+    reload,
+    policies,
+    registryStore,
+  } = await memoryService(env, options);
   const { issuer, clock } = service;
   const checkpoints = await startCheckpoints({
     queries: storage.queries,
@@ -157,6 +186,7 @@ export async function memoryBaton(
     reload,
     policies,
     auditQueries: storage.queries,
+    registryStore,
     checkpoints: checkpoints.witness,
     metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     refusals: createRefusalTally({ clock, intervalSeconds: config.refusalIntervalSeconds }),
@@ -171,6 +201,7 @@ export async function memoryBaton(
     signingJwks,
     auditJwks,
     logger,
+    registryStore,
     auditEntries: (after = 0) =>
       [...storage.state.entries.values()]
         .filter((e) => e.seq > after)

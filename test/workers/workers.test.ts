@@ -4,10 +4,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import postgres from 'postgres';
-import { decodeJwt } from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
-import { basic, demoChain, postJson, postToken } from '../support/baton.js';
+import { basic, bearerOf, demoChain, postJson, postToken } from '../support/baton.js';
 import { testDatabaseUrl } from '../support/database.js';
 
 const skip = testDatabaseUrl === undefined;
@@ -177,5 +177,33 @@ describe.skipIf(skip)('Baton on Workers (wrangler dev, local workerd)', () => {
       },
     });
     expect(((await (await fetch(`${url}/audit/verify`, { headers })).json()) as { valid: boolean }).valid).toBe(true);
+  });
+
+  it('keeps the registry in the database, seeded from the bundle, with the admin API', async () => {
+    const target = { url, issuer: url };
+    const admin = await bearerOf(target, 'ops-console', 'baton:admin');
+    const { publicKey } = await generateKeyPair('EdDSA');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'workers-1' };
+    const created = await postJson(
+      target,
+      '/admin/agents',
+      { id: 'workers-agent', name: 'W', jwks: { keys: [jwk] } },
+      admin,
+    );
+    expect(created).toMatchObject({ status: 201, body: { id: 'workers-agent', name: 'W', jwks: { keys: [jwk] } } });
+    const read = await fetch(`${url}/admin/agents/workers-agent`, { headers: admin });
+    expect(read.status).toBe(200);
+    const db = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {} });
+    try {
+      const rows = await db.unsafe(
+        `SELECT version::int AS version, changed_by FROM "${schema}".registry_documents ORDER BY version`,
+      );
+      expect(rows.map((r) => ({ ...r }))).toEqual([
+        { version: 1, changed_by: 'seed from the bundled policies/registry.json' },
+        { version: 2, changed_by: 'ops-console' },
+      ]);
+    } finally {
+      await db.end();
+    }
   });
 });

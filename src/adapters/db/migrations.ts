@@ -277,6 +277,21 @@ export const migrations: readonly { readonly version: number; readonly name: str
     `,
   },
   {
+    version: 11,
+    name: 'registry documents',
+    sql: `
+      -- Every version of the registry document (the registry file's shape, as JSON text: kept
+      -- byte for byte as written); the newest is in force. Writers serialize on an advisory lock
+      -- and bump topic 'registry' in baton_versions (src/adapters/db/registry-store.ts).
+      CREATE TABLE registry_documents (
+        version    bigint      PRIMARY KEY,
+        document   text        NOT NULL,
+        changed_by text        NOT NULL,
+        changed_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
     version: 12,
     name: 'policy set versions',
     sql: `

@@ -20,6 +20,8 @@ export type AuditType =
   /** An operator activated a stored policy version (`POST /admin/policies/rollback`). */
   | 'policy.rollback'
   | 'registry.reload'
+  /** A change to the registry through the admin API, in the tenant it changed: applied (what changed, never a secret) or refused. */
+  | 'registry.change'
   /** Names entries committed after their callers were answered 503: those answers were never delivered. */
   | 'audit.undelivered';
 
