@@ -174,6 +174,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
   const database = options.database ?? (await openDatabase(config, logger));
   const closeDatabase = options.database === undefined ? () => database.close() : () => Promise.resolve();
   let server: ServerType | undefined;
+  let rateLimit: ReturnType<typeof rateLimiter> | undefined;
   try {
     await migrate(database.sql);
     // The issuer may depend on the port the server gets, so requests wait for the app behind this slot.
@@ -234,7 +235,8 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       logger,
     });
     await policyFeed.check();
-    const rateLimit = rateLimiter(config, database, clock, logger);
+    const limit = rateLimiter(config, database, clock, logger);
+    rateLimit = limit;
     const service = buildContext({
       issuer,
       storage: sqlStorage(database.sql, clock),
@@ -248,7 +250,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       clock,
       logger,
       limits: config.limits,
-      rateLimit: rateLimit.limiter,
+      rateLimit: limit.limiter,
       verifiedTokens: new VerifiedTokens(sha256Hex),
     });
     const checkpoints = await startCheckpoints({
@@ -339,7 +341,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
           clearInterval(purge);
           clearInterval(refusalSummaries);
           revocations.stop();
-          await rateLimit.stop();
+          await limit.stop();
           await writeRefusals(refusals.drain());
           await audit.drain();
           await audit.close();
@@ -349,6 +351,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       },
     };
   } catch (error) {
+    await rateLimit?.stop();
     if (server !== undefined) await new Promise<void>((resolve) => (server as ServerType).close(() => resolve()));
     await closeDatabase();
     throw error;
