@@ -128,4 +128,42 @@ describe.skipIf(skip)('a rate limit shared by three instances on one PostgreSQL'
     );
     expect(other.status).toBe(200);
   });
+
+  it('fails open to a bucket per instance while the shared buckets cannot be charged, says so, and shares again after', async () => {
+    const admin = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {} });
+    const table = (from: string, to: string) => admin.unsafe(`ALTER TABLE "${schema}"."${from}" RENAME TO "${to}"`);
+    const failed = 'the shared rate limit store failed; each instance limits on its own until it answers';
+    const back = 'the shared rate limit store answers again; limits hold for the service again';
+    const credentials = () =>
+      postToken(
+        batons[0] as RunningBaton,
+        { grant_type: 'client_credentials', scope: 'baton:audit' },
+        {
+          authorization: basic('globex-audit'),
+        },
+      );
+    // Every instance has charged what the tests before sent, so only the first one's syncs fail here.
+    await sleep(300);
+    try {
+      await table('rate_limit_buckets', 'rate_limit_buckets_away');
+      expect((await credentials()).status).toBe(200);
+      await sleep(300); // syncs fail meanwhile
+      expect(logger.lines.filter((l) => l.message === failed).map((l) => l.level)).toEqual(['warn']);
+      // The instance's own bucket: its full burst (40), where the shared share before a sync is 10.
+      const started = performance.now();
+      const statuses = (await Promise.all(Array.from({ length: 60 }, credentials))).map((a) => a.status);
+      const elapsed = (performance.now() - started) / 1000;
+      const admitted = statuses.filter((s) => s === 200).length;
+      expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+      expect(admitted).toBeGreaterThanOrEqual(burst);
+      expect(admitted).toBeLessThanOrEqual(burst + perSecond * elapsed);
+    } finally {
+      await table('rate_limit_buckets_away', 'rate_limit_buckets');
+      await admin.end();
+    }
+    await sleep(300);
+    await credentials();
+    await sleep(300);
+    expect(logger.lines.filter((l) => l.message === back).map((l) => l.level)).toEqual(['info']);
+  });
 });
