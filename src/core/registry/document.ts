@@ -124,11 +124,21 @@ const workloadIssuerSchema = z
   })
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
 
+/** An RFC 3339 date-time with a time zone (`Z` or an offset). */
+const dateTime = z.iso.datetime({ offset: true });
+
+/** A user's `sub` in a tenant: a built-in user's, or one an upstream identity provider asserts. */
+const userSub = z.string().min(1).max(256);
+
 const agentSchema = z
   .strictObject({
     id,
     tenant: id,
     name: z.string().min(1).max(200),
+    owner: userSub.describe("the accountable user: a user's sub in the agent's tenant"),
+    expires_at: dateTime
+      .optional()
+      .describe('when the agent stops existing (RFC 3339); from then on nothing it presents is accepted'),
     ...keySource,
     scope: z
       .array(scopeToken)
@@ -197,11 +207,28 @@ const resourceServerSchema = z
 /** A built-in user of the embedded default's password sign-in. */
 const userSchema = z.strictObject({
   tenant: id,
-  sub: z.string().min(1).max(256),
+  sub: userSub,
   name: z.string().min(1).max(200).optional(),
   password_scrypt: z
     .string()
     .regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, 'must be scrypt$N$r$p$salt$hash (base64url)'),
+});
+
+/** The kinds of principal a suspension names. */
+export const suspensionKinds = ['agent', 'client', 'user'] as const;
+export type SuspensionKind = (typeof suspensionKinds)[number];
+
+/** A principal refused every new grant until the suspension is lifted. */
+const suspensionSchema = z.strictObject({
+  tenant: id,
+  kind: z.enum(suspensionKinds),
+  id: z
+    .string()
+    .min(1)
+    .max(256)
+    .describe("an agent's id, a client's client_id, or a user's sub (built-in or from an identity provider)"),
+  reason: z.string().min(1).max(500).optional(),
+  since: dateTime.describe('when the suspension began (RFC 3339)'),
 });
 
 /** The declarative registry file (`policies/registry.json`). */
@@ -214,5 +241,6 @@ export const registryDocumentSchema = z.strictObject({
   clients: z.array(clientSchema).default([]),
   resource_servers: z.array(resourceServerSchema).default([]),
   users: z.array(userSchema).default([]),
+  suspensions: z.array(suspensionSchema).default([]),
 });
 export type RegistryDocument = z.infer<typeof registryDocumentSchema>;
