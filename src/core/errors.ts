@@ -1,4 +1,4 @@
-/** RFC 6749 §5.2, RFC 8693 §2.2.2 and RFC 9396 §5 error codes that Baton answers with. */
+/** RFC 6749 §5.2, RFC 8693 §2.2.2 and RFC 9396 §5 error codes that Baton answers with; `not_found` and `conflict` at the admin API. */
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
@@ -9,6 +9,8 @@ export type OAuthErrorCode =
   | 'invalid_target'
   | 'invalid_authorization_details'
   | 'access_denied'
+  | 'not_found'
+  | 'conflict'
   | 'server_error'
   | 'temporarily_unavailable';
 
@@ -22,6 +24,8 @@ const statusOf: Record<OAuthErrorCode, number> = {
   invalid_target: 400,
   invalid_authorization_details: 400,
   access_denied: 403,
+  not_found: 404,
+  conflict: 409,
   server_error: 500,
   temporarily_unavailable: 503,
 };

@@ -3,6 +3,7 @@ import type { CheckpointWitness } from '../core/audit/checkpoint.js';
 import type { RefusalTally } from '../core/audit/refusal-tally.js';
 import type { ServiceContext } from '../core/context.js';
 import type { AuditQueries, Logger } from '../core/ports.js';
+import type { RegistryStore } from '../core/registry/store.js';
 import type { BodyReader } from './body.js';
 
 /** What `createApp` is built from: the service, and what only the runtime entry point can give it. */
@@ -18,6 +19,8 @@ export interface AppDeps {
     readonly registry: (by: string) => Promise<void>;
   };
   readonly auditQueries: AuditQueries;
+  /** The registry kept in the database, edited by the admin API (absent where it is bundled: no admin API then); edits swap this instance's registry at once. */
+  readonly registryStore?: RegistryStore;
   /** The audit keys and the checkpoints known outside the database; none where no audit key is configured. */
   readonly checkpoints?: CheckpointWitness;
   /** How request bodies are read (default: the Fetch API stream); the Node entry reads Node's own request. */

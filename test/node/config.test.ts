@@ -30,6 +30,7 @@ describe('configuration', () => {
         maxTokenLifetimeSeconds: 300,
         codeLifetimeSeconds: 60,
         refreshTokenLifetimeSeconds: 86400,
+        maxSubAgentLifetimeSeconds: 3600,
         clockToleranceSeconds: 30,
         maxAssertionLifetimeSeconds: 300,
         maxAuthorizationDetails: 16,

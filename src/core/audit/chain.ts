@@ -18,6 +18,13 @@ export type AuditType =
   | 'authzen.search'
   | 'policy.reload'
   | 'registry.reload'
+  /** An operator suspended an agent, client or user (and revoked what it held), or lifted a suspension. */
+  | 'registry.suspend'
+  | 'registry.resume'
+  /** An orchestrator agent registered an ephemeral sub-agent (POST /agents). */
+  | 'registry.subagent'
+  /** Expired agents removed from the stored registry by the periodic sweep. */
+  | 'registry.sweep'
   /** Names entries committed after their callers were answered 503: those answers were never delivered. */
   | 'audit.undelivered';
 

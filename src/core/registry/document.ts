@@ -9,7 +9,7 @@ import { asymmetricAlgorithms, clientAuthMethods, jwksSchema, type ClientAuthMet
 // of the grants, while this schema and compile.ts, which import them, are files of their own.
 
 /** Identifiers of tenants, agents, clients and resource servers. */
-const id = z
+export const registryId = z
   .string()
   .regex(
     /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
@@ -75,14 +75,14 @@ const grantedDetails = z
   .describe('the most authorization_details this caller may request for itself with client_credentials');
 
 const tenantSchema = z.strictObject({
-  id,
+  id: registryId,
   name: z.string().min(1).max(200),
 });
 
 /** What Baton holds of any issuer whose tokens it verifies: who, in which tenant, with which keys, for which audiences. */
 const issuerFields = {
   issuer: httpsOrLocalUrl,
-  tenant: id,
+  tenant: registryId,
   ...keySource,
   audiences: z
     .array(z.string().min(1))
@@ -117,7 +117,7 @@ const workloadIssuerSchema = z
     ...issuerFields,
     typ: z.string().min(1).max(64).optional().describe('the JOSE header `typ` its tokens must carry, if any'),
     subjects: z
-      .array(z.strictObject({ subject: subjectPattern, agent: id }))
+      .array(z.strictObject({ subject: subjectPattern, agent: registryId }))
       .min(1)
       .max(256)
       .describe('subject patterns mapped to agents of the tenant; the first that matches wins'),
@@ -132,8 +132,8 @@ const userSub = z.string().min(1).max(256);
 
 const agentSchema = z
   .strictObject({
-    id,
-    tenant: id,
+    id: registryId,
+    tenant: registryId,
     name: z.string().min(1).max(200),
     owner: userSub.describe("the accountable user: a user's sub in the agent's tenant"),
     expires_at: dateTime
@@ -153,8 +153,8 @@ const agentSchema = z
 
 const clientSchema = z
   .strictObject({
-    client_id: id,
-    tenant: id,
+    client_id: registryId,
+    tenant: registryId,
     name: z.string().min(1).max(200),
     token_endpoint_auth_method: z.enum(clientAuthMethods),
     client_secret_sha256: sha256Hex.optional(),
@@ -165,7 +165,7 @@ const clientSchema = z
       .max(256)
       .optional()
       .describe('scopes the client may request for itself with client_credentials'),
-    agents: z.array(id).max(256).optional().describe('agents this client may present as actor'),
+    agents: z.array(registryId).max(256).optional().describe('agents this client may present as actor'),
     authorization_details: grantedDetails,
     redirect_uris: z.array(httpsOrLocalUrl).max(32).optional(),
   })
@@ -192,8 +192,8 @@ const clientSchema = z
 
 const resourceServerSchema = z
   .strictObject({
-    id,
-    tenant: id,
+    id: registryId,
+    tenant: registryId,
     name: z.string().min(1).max(200).optional(),
     audience: httpsOrLocalUrl,
     scopes: z.array(scopeToken).max(256).optional().describe('scopes this resource server understands'),
@@ -206,7 +206,7 @@ const resourceServerSchema = z
 
 /** A built-in user of the embedded default's password sign-in. */
 const userSchema = z.strictObject({
-  tenant: id,
+  tenant: registryId,
   sub: userSub,
   name: z.string().min(1).max(200).optional(),
   password_scrypt: z
@@ -220,7 +220,7 @@ export type SuspensionKind = (typeof suspensionKinds)[number];
 
 /** A principal refused every new grant until the suspension is lifted. */
 const suspensionSchema = z.strictObject({
-  tenant: id,
+  tenant: registryId,
   kind: z.enum(suspensionKinds),
   id: z
     .string()

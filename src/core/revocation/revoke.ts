@@ -51,7 +51,9 @@ function revocationWhat(target: RevocationTarget): string {
     ? 'the token'
     : target.kind === 'grant'
       ? `grant ${target.grant} (its refresh tokens and every token issued under it)`
-      : `everything ${target.kind} ${target.kind === 'agent' ? target.agent : target.user} holds or appears in`;
+      : target.kind === 'client'
+        ? `everything issued to client ${target.client}`
+        : `everything ${target.kind} ${target.kind === 'agent' ? target.agent : target.user} holds or appears in`;
 }
 
 /** The entry of a revocation: who asked, what it reached, and how many tokens it revoked. */
@@ -93,7 +95,7 @@ async function auditRevocation(
 }
 
 /** Revokes in the caller's tenant, counts and audits it; returns the jtis newly revoked. */
-async function applyRevocation(
+export async function applyRevocation(
   ctx: ServiceContext,
   caller: Caller,
   target: RevocationTarget,

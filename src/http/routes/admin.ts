@@ -1,13 +1,17 @@
 import { Hono } from 'hono';
 import { operatorScopes } from '../../core/clients/callers.js';
 import { invalidRequest } from '../../core/errors.js';
+import { suspensionsAdmin } from '../../core/registry/suspensions.js';
 import { killSwitch } from '../../core/revocation/revoke.js';
 import type { AppDeps } from '../app-deps.js';
 import { requireScope } from '../callers.js';
 import { noStore } from '../oauth-errors.js';
 import { errorsAs, jsonOf, requestIdOf, type Env } from '../request.js';
 
-/** Operators' calls (`baton:admin`): the kill switch, and the policy set and registry reloads. */
+/**
+ * Operators' calls (`baton:admin`): suspensions (where the registry is kept in the database), the
+ * revocation of everything an agent or user holds, and the policy set and registry reloads.
+ */
 export function adminRoutes(deps: AppDeps): Hono<Env> {
   const { service } = deps;
   const routes = new Hono<Env>();
@@ -38,5 +42,24 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
       ).markAudited();
     }
   });
+  const store = deps.registryStore;
+  if (store !== undefined) {
+    const suspensions = suspensionsAdmin(service, store);
+    routes.post('/admin/suspensions', api, operator, async (c) => {
+      const { suspension, created, revoked } = await suspensions.suspend(
+        c.get('caller'),
+        await jsonOf(c, deps),
+        requestIdOf(c),
+      );
+      return c.json({ ...suspension, revoked }, created ? 201 : 200, noStore);
+    });
+    routes.get('/admin/suspensions', api, operator, (c) =>
+      c.json({ items: suspensions.list(c.get('caller')) }, 200, noStore),
+    );
+    routes.delete('/admin/suspensions/:kind/:id', api, operator, async (c) => {
+      await suspensions.resume(c.get('caller'), c.req.param('kind'), c.req.param('id'), requestIdOf(c));
+      return c.body(null, 204, noStore);
+    });
+  }
   return routes;
 }
