@@ -22,9 +22,18 @@ const registerRequestSchema = z.strictObject({
   jwks: jwksSchema,
   scope: z.array(scopeToken).max(256).optional(),
   authorization_details: z.array(z.unknown()).max(64).optional(),
-  expires_in: z.number().int('must be a whole number of seconds').positive('must be positive'),
+  /** Bounded by the configured most when a request is parsed (see `lifetime`). */
+  expires_in: z.number(),
   metadata: z.record(z.string(), z.unknown()).optional(),
 });
+
+/** A lifetime in seconds: positive, at most `max`, whole (a huge number is "too long" before it is "not whole"). */
+const lifetime = (max: number) =>
+  z
+    .number()
+    .positive('must be positive')
+    .max(max, `must be at most ${max} seconds`)
+    .refine(Number.isInteger, 'must be a whole number of seconds');
 
 /** A sub-agent as registered, as `POST /agents` answers it. */
 export interface SubAgentView {
@@ -64,7 +73,8 @@ export async function registerSubAgent(
     const orchestrator = ctx.registry().agents.get(caller.id);
     if (orchestrator === undefined)
       throw new OAuthError('access_denied', 'only a registered agent may register a sub-agent');
-    const parsed = registerRequestSchema.safeParse(body);
+    const max = ctx.limits.maxSubAgentLifetimeSeconds;
+    const parsed = registerRequestSchema.extend({ expires_in: lifetime(max) }).safeParse(body);
     if (!parsed.success) throw invalidRequest(firstIssue(parsed.error));
     assertStorableText(parsed.data, '');
     const request = parsed.data;
@@ -95,8 +105,6 @@ export async function registerSubAgent(
           );
 
     const now = ctx.clock.now();
-    const max = ctx.limits.maxSubAgentLifetimeSeconds;
-    if (request.expires_in > max) throw invalidRequest(`expires_in must be at most ${max} seconds`);
     const expiresAt = now + request.expires_in * 1000;
     if (orchestrator.expiresAt !== undefined && expiresAt > orchestrator.expiresAt)
       throw invalidRequest(
