@@ -62,6 +62,7 @@ const settings = {
   drainTimeoutSeconds: ['BATON_DRAIN_TIMEOUT', int(1, 3600, 10)],
   rateLimitPerSecond: ['BATON_RATE_LIMIT', int(0, 1_000_000, 1000)],
   refusalIntervalSeconds: ['BATON_REFUSAL_INTERVAL', int(1, 3600, 60)],
+  agentSweepIntervalSeconds: ['BATON_AGENT_SWEEP_INTERVAL', int(1, 86_400, 60)],
 } as const;
 
 type Settings = typeof settings;

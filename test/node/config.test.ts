@@ -42,6 +42,7 @@ describe('configuration', () => {
       drainTimeoutSeconds: 10,
       rateLimitPerSecond: 1000,
       refusalIntervalSeconds: 60,
+      agentSweepIntervalSeconds: 60,
     });
   });
 
