@@ -229,3 +229,31 @@ export async function sweepExpiredAgents(ctx: ServiceContext, store: RegistrySto
   }
   return removed.length;
 }
+
+/**
+ * What applying a registry file keeps of the stored registry: the file is the GitOps path for what
+ * operators declare, but suspensions and sub-agents are made at run time. A file never lifts a
+ * suspension (the API does) and never removes a live sub-agent (its expiry does): the stored ones
+ * the file does not name are carried over.
+ */
+export function keepRuntimeState(stored: RegistryDocument, file: RegistryDocument): RegistryDocument {
+  const suspended = new Set(file.suspensions.map((s) => `${s.tenant}\u0000${s.kind}\u0000${s.id}`));
+  const declared = new Set(file.agents.map((a) => a.id));
+  const subAgents = stored.agents.filter((a) => a.metadata?.parent !== undefined && !declared.has(a.id));
+  const agents = [...file.agents, ...subAgents];
+  // A suspension of an agent or client the file removed goes with it.
+  const exists = (s: RegistryDocument['suspensions'][number]): boolean =>
+    s.kind === 'user' ||
+    (s.kind === 'agent'
+      ? agents.some((a) => a.id === s.id && a.tenant === s.tenant)
+      : file.clients.some((c) => c.client_id === s.id && c.tenant === s.tenant));
+  const suspensions = stored.suspensions.filter(
+    (s) => !suspended.has(`${s.tenant}\u0000${s.kind}\u0000${s.id}`) && exists(s),
+  );
+  if (suspensions.length === 0 && subAgents.length === 0) return file;
+  return {
+    ...file,
+    agents,
+    suspensions: [...file.suspensions, ...suspensions],
+  };
+}
