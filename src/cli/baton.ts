@@ -11,6 +11,9 @@ import { runDemo } from './demo.js';
 import { generateSigningKeys } from '../adapters/signing-keys.js';
 import { registryJsonSchema } from '../core/registry/json-schema.js';
 import { mintAgentAssertion, mintUserToken } from './demo-kit.js';
+import { applyRegistryCommand } from './registry-apply.js';
+import { openPostgres } from '../adapters/db/postgres.js';
+import { loadConfig } from '../node/config.js';
 
 const usage = `usage: baton <command> [options]
 
@@ -21,6 +24,10 @@ commands:
   assert <agent> [--aud ISSUER]             print a single-use actor assertion signed with a demo agent key
   schema                                    print the registry's JSON Schema (published as schemas/registry.schema.json)
   keys [--alg EdDSA|ES256]                  print a new private signing key set (current and next) for BATON_SIGNING_KEYS
+  registry apply <file> [--dry-run] [--database URL]
+                                            show what the registry file changes in the stored registry (DATABASE_URL,
+                                            BATON_DATABASE_SCHEMA, BATON_ISSUER as the server reads them) and apply it
+                                            in one edit; --dry-run only shows it. The same file again changes nothing
   audit verify <export.jsonl> --key <audit-keys.json> [--checkpoints DIR] [--witness FILE]
                                             verify an audit export offline against the audit keys (GET /audit/keys),
                                             its checkpoints and those published in DIR; exits 1 naming the first bad
@@ -67,6 +74,8 @@ async function main(argv: string[]): Promise<number> {
       scope: { type: 'string' },
       'may-act': { type: 'string' },
       ttl: { type: 'string' },
+      database: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -135,6 +144,31 @@ async function main(argv: string[]): Promise<number> {
       }
       (verdict.ok ? process.stdout : process.stderr).write(`${verdict.message}\n`);
       return verdict.ok ? 0 : 1;
+    }
+    case 'registry': {
+      const file = positionals[2];
+      if (name !== 'apply' || file === undefined)
+        throw new Error('usage: baton registry apply <file> [--dry-run] [--database URL]');
+      const config = loadConfig(process.env);
+      const url = values.database ?? config.databaseUrl;
+      if (url === undefined)
+        throw new Error(
+          'registry apply needs DATABASE_URL or --database (the embedded default applies its file with a reload: SIGHUP or POST /admin/registry/reload)',
+        );
+      const database = await openPostgres(
+        url,
+        config.databaseSchema === undefined ? {} : { schema: config.databaseSchema },
+      );
+      try {
+        await applyRegistryCommand(database, file, {
+          issuer: config.issuer ?? base,
+          dryRun: values['dry-run'] === true,
+          write: (line) => process.stdout.write(`${line}\n`),
+        });
+      } finally {
+        await database.close();
+      }
+      return 0;
     }
     case 'schema':
       process.stdout.write(`${JSON.stringify(registryJsonSchema(), null, 2)}\n`);

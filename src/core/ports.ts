@@ -100,6 +100,8 @@ export interface PolicyDecision {
 
 /** Decides authorization questions against a loaded, validated policy set. */
 export interface PolicyEngine {
+  /** SHA-256 of the set's canonical form (core/decisions/policy-set.ts): every audited decision names it. */
+  readonly digest: string;
   evaluate(request: PolicyRequest): PolicyDecision;
   /** Whether the set's schema declares the action, so that a policy can ever permit it. */
   declares(action: string): boolean;
@@ -267,4 +269,53 @@ export interface Metrics {
   revocation(tokens: number): void;
   auditBatch(size: number, seconds: number): void;
   reload(what: 'policies' | 'registry', outcome: 'applied' | 'refused'): void;
+}
+
+/** A policy set's files by name (`.cedar` policies, one `.cedarschema`, optional `entities.json`), each file's exact text. */
+export type PolicyFiles = Readonly<Record<string, string>>;
+
+/** A stored version of the policy set, as listed (without its files). */
+export interface PolicyVersionSummary {
+  readonly version: number;
+  readonly digest: string;
+  readonly policyIds: readonly string[];
+  readonly createdBy: string;
+  readonly createdAt: Date;
+  readonly active: boolean;
+}
+
+/** A stored version with its files. */
+export interface PolicyVersion extends PolicyVersionSummary {
+  readonly files: PolicyFiles;
+}
+
+/** What a policy set is stored as: its files, digest and policy ids (validated by the caller first). */
+export interface NewPolicyVersion {
+  readonly files: PolicyFiles;
+  readonly digest: string;
+  readonly policyIds: readonly string[];
+  readonly createdBy: string;
+}
+
+/** The versions of the deployment-wide policy set and which one is active; every write moves topic 'policies'. */
+export interface PolicyStore {
+  /** The active version, or undefined before the first one is stored. */
+  active(): Promise<PolicyVersion | undefined>;
+  /** Stores `set` as version 1 and activates it unless a version is already active; returns the active one either way. */
+  seed(set: NewPolicyVersion): Promise<PolicyVersion>;
+  /**
+   * Stores `set` as the next version and activates it, unless the active version has its digest
+   * (then `changed` is false and nothing is written). `from` is the version that was active.
+   */
+  store(
+    set: NewPolicyVersion,
+  ): Promise<{ readonly from: PolicyVersion | undefined; readonly to: PolicyVersion; readonly changed: boolean }>;
+  /** Activates a stored version; undefined when there is no such version. */
+  activate(
+    version: number,
+  ): Promise<{ readonly from: PolicyVersion | undefined; readonly to: PolicyVersion } | undefined>;
+  /** A stored version with its files, if any. */
+  get(version: number): Promise<PolicyVersion | undefined>;
+  /** Every version, newest first. */
+  list(): Promise<readonly PolicyVersionSummary[]>;
 }

@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import type { CheckpointWitness } from '../core/audit/checkpoint.js';
 import type { RefusalTally } from '../core/audit/refusal-tally.js';
 import type { ServiceContext } from '../core/context.js';
+import type { PolicyAdmin } from '../core/decisions/policy-set.js';
 import type { AuditQueries, Logger } from '../core/ports.js';
 import type { RegistryStore } from '../core/registry/store.js';
 import type { BodyReader } from './body.js';
@@ -13,11 +14,12 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Resolves when the database answers; rejects otherwise. */
   readonly checkReady: () => Promise<void>;
-  /** Re-read and swap in the policy set or the registry; reject (keeping the old one) when invalid, once the refusal is audited. `by` names who asked. */
+  /** Re-read and swap in the registry; reject (keeping the old one) when invalid, once the refusal is audited. `by` names who asked. */
   readonly reload: {
-    readonly policies: (by: string) => Promise<readonly string[]>;
     readonly registry: (by: string) => Promise<void>;
   };
+  /** The deployment-wide policy set's versions: reload from the folder, roll back, list. */
+  readonly policies: PolicyAdmin;
   readonly auditQueries: AuditQueries;
   /** The registry kept in the database, edited by the admin API (absent where it is bundled: no admin API then); edits swap this instance's registry at once. */
   readonly registryStore?: RegistryStore;

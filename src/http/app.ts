@@ -10,6 +10,7 @@ import { auditRoutes } from './routes/audit.js';
 import { browserRoutes } from './routes/browser.js';
 import { decisionRoutes } from './routes/decisions.js';
 import { operationRoutes } from './routes/operations.js';
+import { registryRoutes } from './routes/registry.js';
 import { tokenRoutes } from './routes/token.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 
@@ -51,6 +52,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.route('/', browserRoutes(deps));
   app.route('/', decisionRoutes(deps));
   app.route('/', adminRoutes(deps));
+  app.route('/', registryRoutes(deps));
   app.route('/', agentRoutes(deps));
   app.route('/', auditRoutes(deps));
   app.route('/', operationRoutes(deps));

@@ -73,3 +73,12 @@ export async function formOf(
 export async function jsonOf(c: Context<Env>, deps: Pick<AppDeps, 'readBody' | 'maxBodyBytes'>): Promise<unknown> {
   return readJsonBody(c, await bodyText(c, deps));
 }
+
+/** A JSON object body as jsonOf reads it, with its text (for a check of how a value was written). */
+export async function jsonTextOf(
+  c: Context<Env>,
+  deps: Pick<AppDeps, 'readBody' | 'maxBodyBytes'>,
+): Promise<{ body: unknown; text: string }> {
+  const text = await bodyText(c, deps);
+  return { body: readJsonBody(c, text), text };
+}

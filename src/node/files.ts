@@ -1,14 +1,13 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { PolicySetError, type PolicySource } from '../adapters/cedar/cedar-engine.js';
+import { PolicySetError, policySourceOf, type PolicySource } from '../adapters/cedar/cedar-engine.js';
 import {
   compileDetailType,
   DetailTypeError,
   type DetailType,
   type DetailTypes,
 } from '../core/tokens/authorization-details.js';
-import { compileRegistry, RegistryError } from '../core/registry/compile.js';
-import type { Registry } from '../core/registry/registry.js';
+import { RegistryError } from '../core/registry/compile.js';
 import { generateSigningKeys, type PrivateJwks, type SigningAlgorithm } from '../adapters/signing-keys.js';
 
 /** Reads a JSON file, naming the file in any error. */
@@ -30,15 +29,6 @@ export function readJsonFile(file: string): unknown {
   }
 }
 
-/** Loads and compiles the registry file. */
-export function loadRegistryFile(file: string, issuer: string, fetchImpl?: typeof fetch): Promise<Registry> {
-  return compileRegistry(readJsonFile(file), {
-    issuer,
-    file,
-    ...(fetchImpl === undefined ? {} : { fetch: fetchImpl }),
-  });
-}
-
 /** The embedded default's signing keys: read from the data folder, generated there on first start. */
 export async function loadOrCreateKeyFile(
   file: string,
@@ -52,8 +42,8 @@ export async function loadOrCreateKeyFile(
   return { jwks, created: true };
 }
 
-/** Reads a policy folder: every `.cedar` file, exactly one `.cedarschema`, and `entities.json` if present. */
-export function readPolicyFolder(dir: string): PolicySource {
+/** The policy set files of a folder by name: every `.cedar` file, the `.cedarschema` and `entities.json` (other files are not part of the set). */
+export function readPolicyFiles(dir: string): Record<string, string> {
   let names: string[];
   try {
     names = readdirSync(dir).sort();
@@ -62,28 +52,16 @@ export function readPolicyFolder(dir: string): PolicySource {
       { file: dir, message: `cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` },
     ]);
   }
-  const read = (name: string) => ({ file: join(dir, name), content: readFileSync(join(dir, name), 'utf8') });
-  const schemas = names.filter((n) => n.endsWith('.cedarschema'));
-  const [schema] = schemas;
-  if (schema === undefined || schemas.length > 1) {
-    throw new PolicySetError([
-      { file: dir, message: `must hold exactly one .cedarschema file (found ${schemas.length})` },
-    ]);
-  }
-  const policies = names.filter((n) => n.endsWith('.cedar')).map(read);
-  if (policies.length === 0) throw new PolicySetError([{ file: dir, message: 'holds no .cedar policy file' }]);
-  let entities: { file: string; content: unknown } | undefined;
-  if (names.includes('entities.json')) {
-    const file = join(dir, 'entities.json');
-    try {
-      entities = { file, content: JSON.parse(readFileSync(file, 'utf8')) as unknown };
-    } catch (error) {
-      throw new PolicySetError([
-        { file, message: `is not valid JSON: ${error instanceof Error ? error.message : String(error)}` },
-      ]);
-    }
-  }
-  return { policies, schema: read(schema), ...(entities === undefined ? {} : { entities }) };
+  const files = Object.create(null) as Record<string, string>;
+  for (const name of names)
+    if (name.endsWith('.cedar') || name.endsWith('.cedarschema') || name === 'entities.json')
+      files[name] = readFileSync(join(dir, name), 'utf8');
+  return files;
+}
+
+/** Reads a policy folder: every `.cedar` file, exactly one `.cedarschema`, and `entities.json` if present. */
+export function readPolicyFolder(dir: string): PolicySource {
+  return policySourceOf(readPolicyFiles(dir), dir);
 }
 
 /** Loads every `authorization_details` type declared in a folder (one JSON file per type). */

@@ -16,6 +16,7 @@ import { nodeSigner } from '../adapters/node-signer.js';
 import { nodeBodyReader } from './body-reader.js';
 import { createRateLimiter } from '../core/clients/rate-limit.js';
 import { createRefusalTally } from '../core/audit/refusal-tally.js';
+import { startAgentSweep } from './agent-sweep.js';
 import { startCheckpoints } from './checkpoints.js';
 import { prometheusMetrics } from '../adapters/prometheus.js';
 import { assertDistinctKeys, importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
@@ -28,16 +29,23 @@ import { createApp } from '../http/app.js';
 import type { Config } from '../config.js';
 import { drainable } from './drain.js';
 import { loadDetailTypes, loadOrCreateKeyFile, readJsonFile } from './files.js';
-import { auditedReloads, loadRegistryAndPolicies } from './registry-and-policies.js';
+import { auditedReloads, loadRegistryAndPolicies, readRegistryFile } from './registry-and-policies.js';
+import { followRegistry } from '../adapters/db/registry-store.js';
+import { startPolicyVersions, type PolicySet } from './policy-versions.js';
+import { policiesTopic, sqlPolicyStore } from '../adapters/db/policy-store.js';
+import { followChanges } from '../adapters/db/change-feed.js';
+import type { PolicyChange } from '../core/decisions/policy-set.js';
 
 export interface RunningBaton {
   readonly url: string;
   readonly issuer: string;
   readonly database: Database;
-  /** Re-reads the registry; a bad file is refused and the running registry stays. */
+  /** Applies the registry file to the stored registry; a bad file is refused and the running registry stays. */
   reloadRegistry(): Promise<void>;
-  /** Re-reads and validates the policy folder; a bad set is refused and the running set stays. Returns the policy ids. */
-  reloadPolicies(): Promise<readonly string[]>;
+  /** Re-reads and validates the policy folder and activates it for every instance; a bad set is refused and the running set stays. */
+  reloadPolicies(): Promise<PolicyChange>;
+  /** The policy set in force on this instance. */
+  policies(): PolicySet;
   /** Signs a checkpoint of the audit log now (one is also signed at the configured cadence). */
   checkpoint(): Promise<void>;
   /** Accepts no new connection from now on, and says so at /readyz; open connections are served as before, until close(). */
@@ -135,6 +143,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
   const database = options.database ?? (await openDatabase(config, logger));
   const closeDatabase = options.database === undefined ? () => database.close() : () => Promise.resolve();
   let server: ServerType | undefined;
+  let stopRegistry: (() => Promise<void>) | undefined;
   try {
     await migrate(database.sql);
     // The issuer may depend on the port the server gets, so requests wait for the app behind this slot.
@@ -156,8 +165,18 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     const drain = drainable(server as unknown as HttpServer, { timeoutMs: config.drainTimeoutSeconds * 1000, logger });
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     const issuer = config.issuer ?? `http://localhost:${port}`;
-    const sources = await loadRegistryAndPolicies(config, issuer, logger, options.fetch);
     const clock = options.clock ?? systemClock;
+    // The database's registry is the one in force; the file seeds an empty database, and is applied
+    // again by a reload (SIGHUP, /admin/registry/reload) or `baton registry apply`.
+    const registry = await followRegistry(database, {
+      issuer,
+      clock,
+      logger,
+      seed: { load: () => readRegistryFile(config.registryFile, issuer), source: config.registryFile },
+      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    });
+    stopRegistry = registry.stop;
+    const sources = loadRegistryAndPolicies(config, issuer, registry);
     const metrics = prometheusMetrics(keys.current);
     // The writer has connections of its own (PostgreSQL), so a batch stuck on one can be abandoned
     // with it, and readiness probes the very connections appends go on.
@@ -178,14 +197,37 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       onFollowUp: async (tenant, target, revoked) =>
         void (await audit.append(revocationEntry(tenant, null, target, revoked, null, true))),
     });
+    if (registry.seeded !== undefined)
+      await audit.append({
+        tenant: '*',
+        type: 'registry.reload',
+        decision: 'applied',
+        client: 'start-up',
+        reason: `${config.registryFile}: version ${registry.seeded}: seeded an empty database`,
+      });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
-    const reload = auditedReloads(sources, config, { audit, metrics, logger });
+    const reload = auditedReloads(sources, { audit, metrics, logger });
+    const policies = await startPolicyVersions({
+      store: sqlPolicyStore(database.sql),
+      policyDir: config.policyDir,
+      sha256: sha256Hex,
+      audit,
+      metrics,
+      logger,
+    });
+    // Another instance's reload or rollback is in force here within a second: a notification
+    // wakes the follower at once, the poll catches a lost one.
+    const policyFeed = await followChanges(database, [policiesTopic], {
+      onChange: () => policies.refresh(),
+      logger,
+    });
+    await policyFeed.check();
     const service = buildContext({
       issuer,
       storage: sqlStorage(database.sql, clock),
       keys,
       registry: sources.registry,
-      policy: sources.policies,
+      policy: policies.current,
       detailTypes: loadDetailTypes(config.detailTypesDir),
       audit,
       revocations,
@@ -243,19 +285,25 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         await audit.ready();
       },
       reload,
+      policies,
       auditQueries,
+      registryStore: registry.store,
       checkpoints: checkpoints.witness,
       metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       refusals,
       remoteAddress: (c) => (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress,
     });
     slot.handle = (request, bindings) => app.fetch(request, bindings);
+    const sweep = startAgentSweep(service, registry.store, config.agentSweepIntervalSeconds);
     logger.info('baton started', {
       url,
       issuer,
       database: database.kind,
       registry: config.registryFile,
-      policies: sources.policies().policyIds,
+      registry_version: registry.version(),
+      policies: policies.current().policyIds,
+      policy_version: policies.current().version,
+      policy_digest: policies.current().digest,
       signing_kid: keys.current.kid,
       audit_kid: checkpointKeys.current.kid,
       checkpoint_dir: checkpointDirectory(config) ?? null,
@@ -266,7 +314,8 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       issuer,
       database,
       reloadRegistry: () => reload.registry('SIGHUP'),
-      reloadPolicies: () => reload.policies('SIGHUP'),
+      reloadPolicies: () => policies.reload('SIGHUP'),
+      policies: policies.current,
       checkpoint: () => checkpoints.now(),
       stopAccepting: () => drain.stopAccepting(),
       close() {
@@ -275,10 +324,13 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         // the refusal tally its open intervals: both are flushed before the database closes.
         closing ??= (async () => {
           await drain.drain();
+          await policyFeed.stop();
           checkpoints.stop();
+          sweep.stop();
           clearInterval(purge);
           clearInterval(refusalSummaries);
           revocations.stop();
+          await registry.stop();
           await writeRefusals(refusals.drain());
           await audit.drain();
           await audit.close();
@@ -289,6 +341,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     };
   } catch (error) {
     if (server !== undefined) await new Promise<void>((resolve) => (server as ServerType).close(() => resolve()));
+    await stopRegistry?.();
     await closeDatabase();
     throw error;
   }

@@ -14,6 +14,7 @@ import {
   type ChainLine,
   type ChainVerdict,
 } from '../../src/core/audit/chain.js';
+import { verifyExport } from '../../src/cli/audit-verify.js';
 
 /** The verdict on a whole chain from the genesis hash, checked in one go. */
 function verifyChain(sha256: (text: string) => string, lines: Iterable<ChainLine>): ChainVerdict {
@@ -161,7 +162,7 @@ describe('the hash chain', () => {
   it('hashes a domain-separated string of seq, previous hash and canonical entry', async () => {
     const canonical = canonicalEntry(auditEntry({ tenant: 'acme', type: 'decision', decision: 'deny' }, time));
     expect(canonical).toBe(
-      '{"action_id":null,"actor_chain":[],"audience":[],"authorization_details":[],"client":null,"decision":"deny","jti":null,"parent_jti":null,"policy_ids":[],"reason":null,"request_id":null,"root_grant":null,"scope":[],"tenant":"acme","time":"2026-11-24T00:00:00.000Z","trace_id":null,"type":"decision","user":null}',
+      '{"action_id":null,"actor_chain":[],"audience":[],"authorization_details":[],"client":null,"decision":"deny","jti":null,"parent_jti":null,"policy_digest":null,"policy_ids":[],"reason":null,"request_id":null,"root_grant":null,"scope":[],"tenant":"acme","time":"2026-11-24T00:00:00.000Z","trace_id":null,"type":"decision","user":null}',
     );
     expect(await entryHash(sha256Hex, 1, genesisHash, canonical)).toBe(
       sha256Hex(`baton.audit.v1\n1\n${genesisHash}\n${canonical}`),
@@ -232,5 +233,69 @@ describe('the hash chain', () => {
   it('checks redacted lines for linkage only', async () => {
     const lines = (await chain(3)).map((l) => (l.seq === 2 ? { seq: l.seq, prev_hash: l.prev_hash, hash: l.hash } : l));
     expect(await verifyChain(sha256Hex, lines)).toEqual({ valid: true, entries: 3 });
+  });
+});
+
+describe('entries written before policy_digest existed', () => {
+  const time = new Date('2026-11-24T00:00:00.000Z');
+  /** An entry as Baton wrote it before the field existed: the same shape without policy_digest. */
+  const oldCanonical = (event: AuditEvent): string => {
+    const { policy_digest: _dropped, ...old } = auditEntry(event, time);
+    return canonicalJson(old);
+  };
+  function mixedLog(): ChainLine[] {
+    const canonicals = [
+      oldCanonical({ tenant: 'acme', type: 'decision', decision: 'allow', policy_ids: ['transfer-up-to-100'] }),
+      oldCanonical({ tenant: '*', type: 'policy.reload', decision: 'applied', client: 'SIGHUP' }),
+      canonicalEntry(
+        auditEntry({ tenant: 'acme', type: 'decision', decision: 'allow', policy_digest: 'a'.repeat(64) }, time),
+      ),
+      canonicalEntry(auditEntry({ tenant: 'acme', type: 'token.client_credentials', decision: 'granted' }, time)),
+    ];
+    let prev = genesisHash;
+    return canonicals.map((canonical, index) => {
+      const hash = entryHash(sha256Hex, index + 1, prev, canonical);
+      const line = { seq: index + 1, prev_hash: prev, hash, canonical };
+      prev = hash;
+      return line;
+    });
+  }
+
+  it('keep their canonical form, so a log with entries before and after verifies', () => {
+    const lines = mixedLog();
+    expect(lines.map((l) => 'policy_digest' in (JSON.parse(l.canonical as string) as object))).toEqual([
+      false,
+      false,
+      true,
+      true,
+    ]);
+    expect(lines.map((l) => isCanonicalEntry(l.canonical as string))).toEqual([true, true, true, true]);
+    expect(verifyChain(sha256Hex, lines)).toEqual({ valid: true, entries: 4 });
+  });
+
+  it('verify offline with the CLI, and a tampered digest does not', async () => {
+    const lines = mixedLog();
+    const text = (ls: ChainLine[]) => `${ls.map((l) => JSON.stringify(l)).join('\n')}\n`;
+    expect(await verifyExport(text(lines), { keys: [] }, sha256Hex)).toEqual({
+      ok: true,
+      message: '4 entries valid (4 whole, 0 redacted), 0 checkpoints valid',
+    });
+    const tampered = lines.map((l) =>
+      l.seq === 3 ? { ...l, canonical: (l.canonical as string).replace('"aaaa', '"baaa') } : l,
+    );
+    expect(await verifyExport(text(tampered), { keys: [] }, sha256Hex)).toEqual({
+      ok: false,
+      message: 'entry 3: hash does not match its content',
+    });
+    // An old entry given a digest it never had is caught as well.
+    const added = lines.map((l) =>
+      l.seq === 1
+        ? { ...l, canonical: (l.canonical as string).replace('"policy_ids"', '"policy_digest":null,"policy_ids"') }
+        : l,
+    );
+    expect(await verifyExport(text(added), { keys: [] }, sha256Hex)).toEqual({
+      ok: false,
+      message: 'entry 1: hash does not match its content',
+    });
   });
 });

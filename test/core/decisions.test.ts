@@ -14,6 +14,7 @@ import type { Caller } from '../../src/core/registry/registry.js';
 import { basic, batonSigner, grants, tokenTypes } from '../support/baton.js';
 import { epochSeconds } from '../support/forge.js';
 import { memoryService, type MemoryService } from '../support/memory-baton.js';
+import { shippedDigest } from '../support/policy-digest.js';
 import { refusalOf } from '../support/refusal.js';
 
 /** The last audit entry, as stored. */
@@ -195,6 +196,7 @@ describe('decide (POST /authorize)', () => {
       scope: ['payments:transfer'],
       authorization_details: [],
       policy_ids: ['transfer-up-to-100'],
+      policy_digest: shippedDigest,
       reason: 'payments:transfer on Account::acct-1',
       request_id: 'request-1',
       trace_id: null,

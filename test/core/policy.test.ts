@@ -94,6 +94,7 @@ describe('delegationRequest', () => {
 
 describe('warnIfNoDelegateAction', () => {
   const engine = (declared: readonly string[]): PolicyEngine => ({
+    digest: 'test',
     evaluate: () => ({ allowed: false, reasons: [], errors: [] }),
     declares: (action) => declared.includes(action),
     catalog: { entityTypes: [], actions: [...declared], entities: [] },

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintUserToken } from '../../src/cli/demo-kit.js';
 import { basic, bearerOf, demoChain, postJson, postToken } from '../support/baton.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
+import { folderDigest, shippedDigest } from '../support/policy-digest.js';
 
 const policyDir = mkdtempSync(join(tmpdir(), 'baton-policies-'));
 cpSync('policies', policyDir, { recursive: true });
@@ -241,7 +242,10 @@ describe('policy reload', () => {
     const reloaded = await postJson(baton, '/admin/policies/reload', {}, await admin());
     expect(reloaded.body).toEqual({
       status: 'reloaded',
+      version: 2,
+      digest: folderDigest(policyDir),
       policies: ['delegate-within-tenant', 'max-chain-depth', 'transfer-up-to-200'],
+      previous: { version: 1, digest: shippedDigest },
     });
     expect((await transfer(token, 150, { action_id: 'h' })).body).toEqual({
       decision: 'allow',

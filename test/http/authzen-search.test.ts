@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basic, postJson } from '../support/baton.js';
+import { shippedDigest } from '../support/policy-digest.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 // Baton with the demo policies and registry: acme has the agents orchestrator and
@@ -53,6 +54,7 @@ const searchEntry = {
   authorization_details: [],
   request_id: null,
   trace_id: null,
+  policy_digest: shippedDigest,
 };
 
 describe('AuthZEN 1.0 subject search', () => {

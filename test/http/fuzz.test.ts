@@ -375,6 +375,44 @@ function endpoints(ctx: Context): {
       ),
     },
     {
+      name: 'registry admin',
+      runs: 60,
+      requests: fc
+        .tuple(
+          jsonMutation(['id', 'name', 'jwks', 'jwks.keys', 'scope', 'metadata.owner', 'tenant', 'retiring_keys', '+']),
+          fc.constantFrom('POST', 'PUT', 'GET', 'DELETE', 'keys'),
+          hostileText,
+        )
+        .map(([m, how, id]) => (what: string) => {
+          const body = mutateJson(
+            {
+              id: 'fuzz-agent',
+              name: 'Fuzz',
+              owner: 'alice',
+              jwks: {
+                keys: [{ kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', kid: 'f' }],
+              },
+              scope: ['payments:read'],
+              metadata: { owner: 'fuzz' },
+            },
+            m,
+          );
+          const headers = { 'content-type': 'application/json', ...ctx.admin };
+          if (how === 'POST') return send(what, '/admin/agents', { method: 'POST', headers, body });
+          if (how === 'keys')
+            return send(what, `/admin/agents/${encode(id)}/keys`, {
+              method: 'POST',
+              headers,
+              body: `{"jwks":${body},"overlap_seconds":${m.value}}`,
+            });
+          return send(what, `/admin/agents/${encode(id)}`, {
+            method: how,
+            headers,
+            ...(how === 'PUT' ? { body } : {}),
+          });
+        }),
+    },
+    {
       name: 'reloads',
       runs: 10,
       requests: fc
@@ -382,6 +420,19 @@ function endpoints(ctx: Context): {
         .map(([path, body, authorized]) =>
           json(path, body, authorized ? ctx.admin : { authorization: basic('payments') }),
         ),
+    },
+    {
+      name: 'policy rollback and upload',
+      runs: 40,
+      requests: fc.oneof(
+        jsonMutation(['version', '+']).map((m) =>
+          json('/admin/policies/rollback', mutateJson({ version: 1 }, m), ctx.admin),
+        ),
+        // No schema file: however mutated, the set is refused and the one in force stays.
+        jsonMutation(['files', 'files.x', 'files.+', '+']).map((m) =>
+          json('/admin/policies', mutateJson({ files: { x: 'permit (principal, action, resource);' } }, m), ctx.admin),
+        ),
+      ),
     },
     {
       name: 'audit',

@@ -5,7 +5,7 @@ import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
 import { sweepExpiredAgents } from '../../src/core/registry/sub-agents.js';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { bearerOf, grants, postToken, tokenTypes, type PostResult } from '../support/baton.js';
-import { storeBaton, type StoreBaton } from '../support/store-baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 // An orchestrator agent registers an ephemeral sub-agent within its own tenant and limits; the
 // sub-agent acts as itself until its expiry, and the sweep then removes it from the registry.
@@ -16,27 +16,28 @@ const payment = (amount: string) => ({
   instructedAmount: { currency: 'EUR', amount },
 });
 
-let baton: StoreBaton;
+let baton: MemoryBaton;
 /** The service clock: the wall clock plus `offset` ms, which only grows. */
 let offset = 0;
 const clock = { now: () => Date.now() + offset };
 let subKey: CryptoKey;
 let subJwks: { keys: JWK[] };
 
+/** The orchestrator may hold payment initiations of up to 100 EUR (the demo file gives it none). */
+const grantOrchestratorDetails = () =>
+  baton.registryStore.edit('test', (document) => ({
+    ...document,
+    agents: document.agents.map((a) =>
+      a.id === 'orchestrator' ? { ...a, authorization_details: [payment('100.00')] } : a,
+    ),
+  }));
+
 beforeAll(async () => {
   const pair = await generateKeyPair('EdDSA', { extractable: true });
   subKey = pair.privateKey;
   subJwks = { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'sub-1', alg: 'EdDSA', use: 'sig' }] };
-  baton = await storeBaton(
-    {},
-    {
-      clock,
-      seed: (document) => {
-        // The orchestrator may hold payment initiations of up to 100 EUR.
-        (document.agents?.[0] as Record<string, unknown>).authorization_details = [payment('100.00')];
-      },
-    },
-  );
+  baton = await memoryBaton({}, { clock });
+  await grantOrchestratorDetails();
 });
 
 /** The orchestrator's own token for Baton, as its Bearer credentials. */
@@ -150,6 +151,10 @@ describe('POST /agents', () => {
     const acted = await actAs(id);
     expect(acted.status, JSON.stringify(acted.body)).toBe(200);
     expect(decodeJwt(acted.body.access_token as string)).toMatchObject({ sub: 'alice', act: { sub: id } });
+    // Applying the registry file does not remove a live sub-agent.
+    await baton.reloadRegistry();
+    expect(baton.service.registry().agents.get(id)?.owner).toBe('alice');
+    await grantOrchestratorDetails();
   });
 
   it("inherits the orchestrator's scope ceiling and none of its details when they are left out", async () => {

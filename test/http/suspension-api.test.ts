@@ -2,15 +2,15 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { basic, bearerOf, exchangeHop, postToken, tokenTypes, type PostResult } from '../support/baton.js';
 import { isActive } from '../support/consent.js';
-import { storeBaton, type StoreBaton } from '../support/store-baton.js';
+import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 // The suspension API: an operator suspends an agent, client or user of its tenant (stored in the
 // registry, in force at once), which revokes what the principal holds; resuming restores nothing.
 
-let baton: StoreBaton;
+let baton: MemoryBaton;
 let admin: Record<string, string>;
 beforeAll(async () => {
-  baton = await storeBaton();
+  baton = await memoryBaton();
 });
 beforeEach(async () => {
   // Every test starts with no suspension in force.
@@ -279,6 +279,28 @@ describe('DELETE /admin/suspensions/{kind}/{id}', () => {
     expect(audited(before)).toEqual([
       ['registry.resume', 'refused', `${error}: ${description}`, 'ops-console', null, []],
     ]);
+  });
+
+  it('survives applying the registry file, which never lifts a suspension', async () => {
+    await suspend({ kind: 'agent', id: 'orchestrator', reason: 'key leaked' });
+    await baton.reloadRegistry();
+    expect((await send('GET', '/admin/suspensions')).body.items).toEqual([
+      { kind: 'agent', id: 'orchestrator', reason: 'key leaked', since: since() },
+    ]);
+    expect((await hop()).status).toBe(400);
+  });
+
+  it('goes with the agent when an operator deletes it', async () => {
+    const created = await send('POST', '/admin/agents', {
+      id: 'doomed-agent',
+      name: 'Doomed',
+      owner: 'alice',
+      jwks: (await baton.registryStore.read()).document.agents[0]?.jwks,
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect((await suspend({ kind: 'agent', id: 'doomed-agent' })).status).toBe(201);
+    expect((await send('DELETE', '/admin/agents/doomed-agent')).status).toBe(204);
+    expect(outcome(await send('GET', '/admin/suspensions'))).toEqual({ status: 200, body: { items: [] } });
   });
 
   it("does not lift another tenant's suspension", async () => {

@@ -1,6 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
@@ -15,8 +13,6 @@ import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 const kubernetes = 'https://kubernetes.acme.test';
 const orchestratorAccount = 'system:serviceaccount:payments:orchestrator';
-const registryDir = mkdtempSync(join(tmpdir(), 'baton-suspension-'));
-const registryFile = join(registryDir, 'registry.json');
 const demo = JSON.parse(readFileSync('policies/registry.json', 'utf8')) as Record<string, unknown>;
 
 let baton: MemoryBaton;
@@ -54,23 +50,21 @@ async function applyRegistry(standing: Standing = {}): Promise<void> {
     const inMs = standing.expire?.[agent.id as string];
     if (inMs !== undefined) agent.expires_at = new Date(clock.now() + inMs).toISOString();
   }
-  writeFileSync(registryFile, JSON.stringify(doc));
-  await baton.reloadRegistry();
+  // The whole document, as an operator's edit: a file applied would keep the suspensions in force.
+  await baton.registryStore.edit('test', () => doc as never);
 }
 
 beforeAll(async () => {
   const pair = await generateKeyPair('EdDSA', { extractable: true });
   workloadKey = pair.privateKey;
   workloadJwks = { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'workload-1', alg: 'EdDSA', use: 'sig' }] };
-  writeFileSync(registryFile, JSON.stringify(demo));
-  baton = await memoryBaton({ BATON_REGISTRY: registryFile }, { clock });
+  baton = await memoryBaton({}, { clock });
 });
 beforeEach(async () => {
   await applyRegistry();
 });
 afterAll(async () => {
   await baton?.close();
-  rmSync(registryDir, { recursive: true, force: true });
 });
 
 const seconds = () => Math.floor(clock.now() / 1000);

@@ -15,7 +15,16 @@ import { startCheckpoints } from '../../src/node/checkpoints.js';
 import type { Config } from '../../src/config.js';
 import { loadConfig } from '../../src/node/config.js';
 import { loadDetailTypes } from '../../src/node/files.js';
-import { auditedReloads, loadRegistryAndPolicies, type Reloads } from '../../src/node/registry-and-policies.js';
+import {
+  auditedReloads,
+  loadRegistryAndPolicies,
+  readRegistryFile,
+  type Reloads,
+} from '../../src/node/registry-and-policies.js';
+import { memoryRegistryStore, type MemoryRegistryStore } from './memory/registry-store.js';
+import { startPolicyVersions, type PolicyVersions } from '../../src/node/policy-versions.js';
+import type { PolicyChange } from '../../src/core/decisions/policy-set.js';
+import { memoryPolicyStore } from './memory/policy-store.js';
 import { batonSigner, captureLogger, type CapturedLogger, type Fetch } from './baton.js';
 import { memoryStorage, type MemoryStorage } from './memory/storage.js';
 
@@ -33,14 +42,18 @@ export interface MemoryBaton {
   /** The keys that sign its audit checkpoints. */
   readonly auditJwks: PrivateJwks;
   readonly logger: CapturedLogger;
+  /** The registry store the admin API edits. */
+  readonly registryStore: MemoryRegistryStore;
   /** The audit log's entries after sequence number `after` (all by default), as stored (canonical JSON parsed), in sequence order. */
   auditEntries(after?: number): Record<string, unknown>[];
   /** Signs arbitrary claims with Baton's own current key (to forge tokens Baton never issued). */
   signAsBaton(claims: JWTPayload): Promise<string>;
   /** Re-reads the registry; a bad file is refused and the running registry stays. */
   reloadRegistry(): Promise<void>;
-  /** Re-reads and validates the policy folder; a bad set is refused and the running set stays. Returns the policy ids. */
-  reloadPolicies(): Promise<readonly string[]>;
+  /** Re-reads and validates the policy folder and activates it; a bad set is refused and the running set stays. */
+  reloadPolicies(): Promise<PolicyChange>;
+  /** The policy versions and the set in force. */
+  readonly policies: PolicyVersions;
   /** Signs a checkpoint of the audit log now (kept in memory, published nowhere). */
   checkpoint(): Promise<void>;
   close(): Promise<void>;
@@ -61,6 +74,9 @@ export interface MemoryService {
   readonly metrics: ReturnType<typeof prometheusMetrics>;
   readonly logger: CapturedLogger;
   readonly reload: Reloads;
+  readonly policies: PolicyVersions;
+  /** The registry in force, kept in memory as the database keeps it (seeded from the registry file). */
+  readonly registryStore: MemoryRegistryStore;
 }
 
 /**
@@ -81,15 +97,30 @@ export async function memoryService(
     importSigningKeys(signingJwks, nodeSigner),
     importSigningKeys(auditJwks, nodeSigner),
   ]);
-  const sources = await loadRegistryAndPolicies(config, issuer, logger);
+  const registryStore = await memoryRegistryStore(await readRegistryFile(config.registryFile, issuer), {
+    issuer,
+    clock,
+  });
+  const sources = loadRegistryAndPolicies(config, issuer, {
+    registry: registryStore.registry,
+    store: registryStore,
+  });
   const metrics = prometheusMetrics(keys.current);
   const storage = memoryStorage(clock);
+  const policies = await startPolicyVersions({
+    store: memoryPolicyStore(clock),
+    policyDir: config.policyDir,
+    sha256: sha256Hex,
+    audit: storage.audit,
+    metrics,
+    logger,
+  });
   const service = buildContext({
     issuer,
     storage,
     keys,
     registry: sources.registry,
-    policy: sources.policies,
+    policy: policies.current,
     detailTypes: loadDetailTypes(config.detailTypesDir),
     audit: storage.audit,
     revocations: storage.revocations,
@@ -109,7 +140,9 @@ export async function memoryService(
     checkpointKeys,
     metrics,
     logger,
-    reload: auditedReloads(sources, config, { audit: storage.audit, metrics, logger }),
+    reload: auditedReloads(sources, { audit: storage.audit, metrics, logger }),
+    policies,
+    registryStore,
   };
 }
 
@@ -122,8 +155,19 @@ export async function memoryBaton(
   env: Record<string, string> = {},
   options: { readonly clock?: Clock } = {},
 ): Promise<MemoryBaton> {
-  const { config, service, storage, signingJwks, auditJwks, checkpointKeys, metrics, logger, reload } =
-    await memoryService(env, options);
+  const {
+    config,
+    service,
+    storage,
+    signingJwks,
+    auditJwks,
+    checkpointKeys,
+    metrics,
+    logger,
+    reload,
+    policies,
+    registryStore,
+  } = await memoryService(env, options);
   const { issuer, clock } = service;
   const checkpoints = await startCheckpoints({
     queries: storage.queries,
@@ -140,7 +184,9 @@ export async function memoryBaton(
     maxBodyBytes: config.maxBodyBytes,
     checkReady: async () => undefined,
     reload,
+    policies,
     auditQueries: storage.queries,
+    registryStore,
     checkpoints: checkpoints.witness,
     metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
     refusals: createRefusalTally({ clock, intervalSeconds: config.refusalIntervalSeconds }),
@@ -155,13 +201,15 @@ export async function memoryBaton(
     signingJwks,
     auditJwks,
     logger,
+    registryStore,
     auditEntries: (after = 0) =>
       [...storage.state.entries.values()]
         .filter((e) => e.seq > after)
         .map((e) => JSON.parse(e.canonical) as Record<string, unknown>),
     signAsBaton: await batonSigner(signingJwks),
     reloadRegistry: () => reload.registry('SIGHUP'),
-    reloadPolicies: () => reload.policies('SIGHUP'),
+    reloadPolicies: () => policies.reload('SIGHUP'),
+    policies,
     checkpoint: () => checkpoints.now(),
     async close() {
       checkpoints.stop();

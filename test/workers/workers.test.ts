@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import postgres from 'postgres';
-import { decodeJwt } from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
-import { basic, demoChain, postJson, postToken } from '../support/baton.js';
+import { basic, bearerOf, demoChain, postJson, postToken } from '../support/baton.js';
 import { testDatabaseUrl } from '../support/database.js';
 
 const skip = testDatabaseUrl === undefined;
@@ -131,6 +133,80 @@ describe.skipIf(skip)('Baton on Workers (wrangler dev, local workerd)', () => {
       ['token.exchange', true],
       ['decision', true],
     ]);
+    // The bundled set's digest, computed here as the README defines it over the bundle's texts.
+    const bundle = Object.fromEntries(
+      ['baton.cedarschema', 'delegation.cedar', 'entities.json', 'payments.cedar'].map((n) => {
+        const text = readFileSync(join('policies', n), 'utf8');
+        return [n, n === 'entities.json' ? JSON.stringify(JSON.parse(text), null, 2) : text];
+      }),
+    );
+    const bundleDigest = createHash('sha256').update(JSON.stringify(bundle)).digest('hex');
+    expect(trail.entries.map((e) => (e.entry as { policy_digest?: unknown }).policy_digest)).toEqual([
+      bundleDigest,
+      bundleDigest,
+      bundleDigest,
+    ]);
+    const admin = { authorization: basic('ops-console') };
+    const listed = await fetch(`${url}/admin/policies/versions`, { headers: admin });
+    expect(await listed.json()).toEqual({
+      versions: [
+        {
+          version: 1,
+          digest: bundleDigest,
+          created_by: 'bundle',
+          created_at: '1970-01-01T00:00:00.000Z',
+          active: true,
+          policies: [
+            'delegate-within-tenant',
+            'max-chain-depth',
+            'transfer-up-to-100',
+            'transfer-in-account-currency',
+            'read-payments',
+            'read-calendar',
+          ],
+        },
+      ],
+    });
+    const rollback = await postJson(target, '/admin/policies/rollback', { version: 1 }, admin);
+    expect({ status: rollback.status, body: rollback.body }).toEqual({
+      status: 400,
+      body: {
+        error: 'invalid_request',
+        error_description:
+          'the policy version was refused; the running set stays: policies are bundled on Workers: deploy to change them',
+      },
+    });
     expect(((await (await fetch(`${url}/audit/verify`, { headers })).json()) as { valid: boolean }).valid).toBe(true);
+  });
+
+  it('keeps the registry in the database, seeded from the bundle, with the admin API', async () => {
+    const target = { url, issuer: url };
+    const admin = await bearerOf(target, 'ops-console', 'baton:admin');
+    const { publicKey } = await generateKeyPair('EdDSA');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'workers-1' };
+    const created = await postJson(
+      target,
+      '/admin/agents',
+      { id: 'workers-agent', name: 'W', owner: 'alice', jwks: { keys: [jwk] } },
+      admin,
+    );
+    expect(created).toMatchObject({
+      status: 201,
+      body: { id: 'workers-agent', name: 'W', owner: 'alice', jwks: { keys: [jwk] } },
+    });
+    const read = await fetch(`${url}/admin/agents/workers-agent`, { headers: admin });
+    expect(read.status).toBe(200);
+    const db = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {} });
+    try {
+      const rows = await db.unsafe(
+        `SELECT version::int AS version, changed_by FROM "${schema}".registry_documents ORDER BY version`,
+      );
+      expect(rows.map((r) => ({ ...r }))).toEqual([
+        { version: 1, changed_by: 'seed from the bundled policies/registry.json' },
+        { version: 2, changed_by: 'ops-console' },
+      ]);
+    } finally {
+      await db.end();
+    }
   });
 });

@@ -84,6 +84,44 @@ function entityRefs(value: unknown, found: { type: string; id: string }[] = []):
   }
   return found;
 }
+/**
+ * A policy set's files (name to text, as stored) as a source: every `.cedar` file, exactly one
+ * `.cedarschema`, and `entities.json` if present (parsed here); other names are refused, so that
+ * what is stored and hashed is exactly what is evaluated. `where` prefixes the names in errors.
+ */
+export function policySourceOf(files: Readonly<Record<string, string>>, where = ''): PolicySource {
+  const names = Object.keys(files).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const at = (name: string) => (where === '' ? name : `${where}/${name}`);
+  const read = (name: string) => ({ file: at(name), content: files[name] as string });
+  const problems: PolicyProblem[] = [];
+  for (const name of names)
+    if (!(name.endsWith('.cedar') || name.endsWith('.cedarschema') || name === 'entities.json') || name.includes('/'))
+      problems.push({
+        file: at(name),
+        message: 'is not a policy set file (*.cedar, one *.cedarschema, entities.json)',
+      });
+  const schemas = names.filter((n) => n.endsWith('.cedarschema'));
+  const [schema] = schemas;
+  if (schema === undefined || schemas.length > 1)
+    problems.push({ file: where || '.', message: `must hold exactly one .cedarschema file (found ${schemas.length})` });
+  const policies = names.filter((n) => n.endsWith('.cedar')).map(read);
+  if (policies.length === 0) problems.push({ file: where || '.', message: 'holds no .cedar policy file' });
+  let entities: SourceFile<unknown> | undefined;
+  const entityText = files['entities.json'];
+  if (Object.hasOwn(files, 'entities.json') && entityText !== undefined) {
+    try {
+      entities = { file: at('entities.json'), content: JSON.parse(entityText) as unknown };
+    } catch (error) {
+      problems.push({
+        file: at('entities.json'),
+        message: `is not valid JSON: ${error instanceof Error ? error.message : String(error)}`,
+      });
+    }
+  }
+  if (problems.length > 0 || schema === undefined) throw new PolicySetError(problems);
+  return { policies, schema: read(schema), ...(entities === undefined ? {} : { entities }) };
+}
+
 let generation = 0;
 /** How many decisions a policy set remembers, and the longest input (JSON characters) it keeps. */
 const rememberedDecisions = 4096;
@@ -96,6 +134,7 @@ const maxRememberedInput = 4096;
 export function loadCedarPolicySet(
   cedar: Cedar,
   source: PolicySource,
+  digest = 'unversioned',
 ): PolicyEngine & { readonly policyIds: readonly string[] } {
   const problems: PolicyProblem[] = [];
   // No prototype: a policy may be called @id("constructor") or @id("__proto__").
@@ -222,6 +261,7 @@ export function loadCedarPolicySet(
   const decided = new Map<string, PolicyDecision>();
 
   return {
+    digest,
     policyIds: Object.keys(staticPolicies),
     declares: (action) => shapes.actions.has(action),
     catalog: {

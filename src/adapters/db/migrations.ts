@@ -276,6 +276,44 @@ export const migrations: readonly { readonly version: number; readonly name: str
       );
     `,
   },
+  {
+    version: 11,
+    name: 'registry documents',
+    sql: `
+      -- Every version of the registry document (the registry file's shape, as JSON text: kept
+      -- byte for byte as written); the newest is in force. Writers serialize on an advisory lock
+      -- and bump topic 'registry' in baton_versions (src/adapters/db/registry-store.ts).
+      CREATE TABLE registry_documents (
+        version    bigint      PRIMARY KEY,
+        document   text        NOT NULL,
+        changed_by text        NOT NULL,
+        changed_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
+    version: 12,
+    name: 'policy set versions',
+    sql: `
+      -- Every policy set Baton has run, deployment-wide: its files as the RFC 8785 JSON text of
+      -- {name: text} (what the digest hashes, so the digest can be checked against it), and the
+      -- ids of its policies. Versions are never changed or deleted; a rollback activates an older one.
+      CREATE TABLE policy_versions (
+        version    bigint      PRIMARY KEY,
+        digest     text        NOT NULL,
+        files      text        NOT NULL,
+        policy_ids text[]      NOT NULL,
+        created_by text        NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      -- The one active version (a single row); writers lock this table, so versions are numbered in order.
+      CREATE TABLE policy_active (
+        singleton  boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+        version    bigint      NOT NULL REFERENCES policy_versions (version),
+        changed_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */

@@ -17,7 +17,11 @@ export type AuditType =
   | 'authzen.evaluation'
   | 'authzen.search'
   | 'policy.reload'
+  /** An operator activated a stored policy version (`POST /admin/policies/rollback`). */
+  | 'policy.rollback'
   | 'registry.reload'
+  /** A change to the registry through the admin API, in the tenant it changed: applied (what changed, never a secret) or refused. */
+  | 'registry.change'
   /** An operator suspended an agent, client or user (and revoked what it held), or lifted a suspension. */
   | 'registry.suspend'
   | 'registry.resume'
@@ -45,6 +49,8 @@ export interface AuditEvent {
   readonly scope?: readonly string[];
   readonly authorization_details?: readonly AuthorizationDetail[];
   readonly policy_ids?: readonly string[];
+  /** The digest of the policy set that decided (core/decisions/policy-set.ts); null where no policy set was asked. Absent from entries written before it existed. */
+  readonly policy_digest?: string | null;
   readonly reason?: string | null;
   readonly request_id?: string | null;
   readonly trace_id?: string | null;
@@ -83,6 +89,7 @@ export function auditEntry(event: AuditEvent, time: Date): AuditEntry {
     scope: event.scope ?? [],
     authorization_details: event.authorization_details ?? [],
     policy_ids: event.policy_ids ?? [],
+    policy_digest: event.policy_digest ?? null,
     reason: event.reason ?? null,
     request_id: event.request_id ?? null,
     trace_id: event.trace_id ?? null,
@@ -107,6 +114,7 @@ const entryMembers = [
   'decision',
   'jti',
   'parent_jti',
+  'policy_digest',
   'policy_ids',
   'reason',
   'request_id',

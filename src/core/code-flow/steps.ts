@@ -392,7 +392,8 @@ export async function submitLogin(
   const signedIn: PendingAuthorization = { ...pending, user };
   await audit(ctx, signedIn, { type: 'authorization.login', decision: 'granted', user });
   if (pending.agent !== null) {
-    const decision = ctx.policy().evaluate(
+    const policy = ctx.policy();
+    const decision = policy.evaluate(
       delegationRequest(registry, {
         tenant: pending.tenant,
         actor: pending.agent,
@@ -405,7 +406,7 @@ export async function submitLogin(
       }),
     );
     if (!decision.allowed) {
-      const description = ctx.policy().declares(delegateAction)
+      const description = policy.declares(delegateAction)
         ? 'delegation is not permitted by policy'
         : `delegation is not permitted by policy: ${noDelegateAction}`;
       await audit(ctx, signedIn, {
@@ -413,6 +414,7 @@ export async function submitLogin(
         decision: 'refused',
         user,
         policy_ids: decision.reasons,
+        policy_digest: policy.digest,
         reason: `access_denied: ${description}`,
       });
       return redirectWith(

@@ -187,11 +187,13 @@ async function evaluateDecision(
   const user = userEntity(token.tenant, token.sub);
   const [actor] = chain;
   const principal: PolicyEntity = actor === undefined ? user : agentEntity(registry, actor);
+  const policy = ctx.policy();
+  trail.policy_digest = policy.digest;
   const decision = inSpanSync(
     'baton.policy.evaluate',
     { 'baton.action': request.action, 'baton.tenant': token.tenant, 'baton.actor': actor ?? '' },
     () =>
-      ctx.policy().evaluate({
+      policy.evaluate({
         principal,
         action: request.action,
         resource: {

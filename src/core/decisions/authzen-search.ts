@@ -165,6 +165,8 @@ async function runSearch<C, T>(
     client: caller.id,
     user: searched.user,
     policy_ids: [...policyIds],
+    // Read in the same turn of the event loop as every decision above (a swap happens only between turns).
+    policy_digest: ctx.policy().digest,
     reason: `${searched.kind} search: ${searched.question}: ${decisions} decisions, ${results.length} results`,
     request_id: requestId,
   });

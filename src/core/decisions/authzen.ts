@@ -146,6 +146,8 @@ function decideOne(
       client: caller.id,
       user: `${request.subject.type}::${request.subject.id}`,
       policy_ids: decision.reasons,
+      // The set in force when askPolicies ran: a swap happens only between turns of the event loop.
+      policy_digest: ctx.policy().digest,
       reason: `${request.action.name} on ${request.resource.type}::${request.resource.id}${decision.errors.length > 0 ? `: ${decision.errors.join('; ')}` : ''}`,
       request_id: requestId,
     },

@@ -271,6 +271,7 @@ async function exchangeToken(
   );
 
   const policy = ctx.policy();
+  trail.policy_digest = policy.digest;
   if (!policy.declares(delegateAction))
     throw new OAuthError('invalid_request', `delegation is not permitted by policy: ${noDelegateAction}`);
   const decision = inSpanSync(
@@ -316,5 +317,6 @@ async function exchangeToken(
     auditType: tokenExchange.auditType,
     requestId,
     policyIds: decision.reasons,
+    policyDigest: policy.digest,
   });
 }

@@ -63,6 +63,36 @@ export interface CompileOptions {
   /** Name of the file the document came from, for error messages. */
   readonly file: string;
   readonly fetch?: typeof fetch;
+  /** Milliseconds since the epoch, read when an agent's retiring keys are tried (default Date.now). */
+  readonly now?: () => number;
+  /** Key sets imported by the previous compile, reused (see KeyCache). */
+  readonly keyCache?: KeyCache;
+}
+
+/**
+ * Key sets a registry that is compiled again and again (each stored version) reuses: a JWKS already
+ * imported is not imported again, and a jwks_uri keeps its fetched, cached keys. `previous` is what
+ * the last compile used; this one puts what it uses in `next`, which its owner keeps for the next
+ * compile (so keys of removed entities are dropped).
+ */
+export interface KeyCache {
+  readonly previous: ReadonlyMap<string, KeyResolver>;
+  readonly next: Map<string, KeyResolver>;
+}
+
+/**
+ * An agent's keys during a rotation: its keys, and the keys it replaced until `until` (read on the
+ * clock at verification time, so they stop verifying then, with no edit needed).
+ */
+function withRetiringKeys(current: KeyResolver, retiring: KeyResolver, until: number, now: () => number): KeyResolver {
+  return async (header) => {
+    try {
+      return await current(header);
+    } catch (error) {
+      if (now() >= until) throw error;
+      return retiring(header);
+    }
+  };
 }
 
 /** Validates a registry document and compiles it; throws RegistryError naming file, path and reason. */
@@ -92,10 +122,26 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
     source: { jwks?: Jwks | undefined; jwks_uri?: string | undefined },
     path: string,
   ): Promise<KeyResolver | undefined> {
-    if (source.jwks_uri !== undefined) return remoteJwks(source.jwks_uri, options.fetch);
-    if (source.jwks === undefined) return undefined;
+    const cache = options.keyCache;
+    const key =
+      source.jwks_uri !== undefined
+        ? `uri ${source.jwks_uri}`
+        : source.jwks === undefined
+          ? undefined
+          : `jwks ${JSON.stringify(source.jwks)}`;
+    if (key === undefined) return undefined;
+    const kept = cache?.next.get(key) ?? cache?.previous.get(key);
+    if (kept !== undefined) {
+      cache?.next.set(key, kept);
+      return kept;
+    }
     try {
-      return await importPublicJwks(source.jwks);
+      const resolver =
+        source.jwks_uri !== undefined
+          ? remoteJwks(source.jwks_uri, options.fetch)
+          : await importPublicJwks(source.jwks as Jwks);
+      cache?.next.set(key, resolver);
+      return resolver;
     } catch (cause) {
       if (!(cause instanceof JwkImportError)) throw cause;
       problems.push({ path: `${path}/jwks/keys/${cause.index}`, message: `key cannot be imported: ${cause.message}` });
@@ -132,7 +178,12 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
     const path = `/agents/${i}`;
     checkTenant(a.tenant, `${path}/tenant`);
     if (a.owner.trim() === '') problems.push({ path: `${path}/owner`, message: "must name a user's sub" });
-    const resolve = await keys(a, path);
+    let resolve = await keys(a, path);
+    if (a.retiring_keys !== undefined && resolve !== undefined) {
+      const retiring = await keys(a.retiring_keys, `${path}/retiring_keys`);
+      if (retiring !== undefined)
+        resolve = withRetiringKeys(resolve, retiring, Date.parse(a.retiring_keys.until), options.now ?? Date.now);
+    }
     const scope = a.scope === undefined ? undefined : new Set(a.scope);
     agents.set(a.id, {
       id: a.id,

@@ -147,6 +147,10 @@ const agentSchema = z
       .describe('the most an agent may ever hold; absent: no limit beyond what it is delegated'),
     authorization_details: grantedDetails,
     metadata: z.record(z.string(), z.unknown()).optional(),
+    retiring_keys: z
+      .strictObject({ jwks: jwksSchema, until: z.iso.datetime({ offset: true }) })
+      .optional()
+      .describe('keys replaced by a rotation, still accepted until `until` (set by the admin API)'),
   })
   // Keys may be left out for an agent a workload issuer proves (compile.ts checks that one does).
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, false));

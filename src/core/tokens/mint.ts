@@ -33,6 +33,8 @@ export interface Issuance {
   readonly auditType: AuditType;
   readonly requestId: string | null;
   readonly policyIds?: readonly string[];
+  /** The digest of the policy set that permitted it, when policies were asked. */
+  readonly policyDigest?: string;
 }
 
 /** Signs a token, commits its audit entry and lineage (before it leaves), and builds the response. */
@@ -75,6 +77,7 @@ export async function issue(
         scope: grant.scope,
         authorization_details: grant.authorizationDetails,
         policy_ids: grant.policyIds ?? [],
+        policy_digest: grant.policyDigest ?? null,
         request_id: grant.requestId,
       },
       {

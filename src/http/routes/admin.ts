@@ -1,16 +1,18 @@
 import { Hono } from 'hono';
 import { operatorScopes } from '../../core/clients/callers.js';
-import { invalidRequest } from '../../core/errors.js';
+import { parseRollbackRequest, parseUploadRequest, versionJson } from '../../core/decisions/policy-set.js';
+import { invalidRequest, OAuthError } from '../../core/errors.js';
 import { suspensionsAdmin } from '../../core/registry/suspensions.js';
 import { killSwitch } from '../../core/revocation/revoke.js';
 import type { AppDeps } from '../app-deps.js';
 import { requireScope } from '../callers.js';
 import { noStore } from '../oauth-errors.js';
-import { errorsAs, jsonOf, requestIdOf, type Env } from '../request.js';
+import { errorsAs, jsonOf, jsonTextOf, requestIdOf, type Env } from '../request.js';
 
 /**
  * Operators' calls (`baton:admin`): suspensions (where the registry is kept in the database), the
- * revocation of everything an agent or user holds, and the policy set and registry reloads.
+ * revocation of everything an agent or user holds, the policy set's reload, versions and rollback,
+ * and the registry reload.
  */
 export function adminRoutes(deps: AppDeps): Hono<Env> {
   const { service } = deps;
@@ -23,11 +25,38 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
   );
   routes.post('/admin/policies/reload', api, operator, async (c) => {
     try {
-      return c.json({ status: 'reloaded', policies: await deps.reload.policies(c.get('caller').id) }, 200, noStore);
+      return c.json(await deps.policies.reload(c.get('caller').id), 200, noStore);
     } catch (error) {
       // The reload audits its own refusal (policy.reload, refused).
       throw invalidRequest(
         `the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`,
+      ).markAudited();
+    }
+  });
+  routes.post('/admin/policies', api, operator, async (c) => {
+    const files = parseUploadRequest(await jsonOf(c, deps));
+    try {
+      return c.json(await deps.policies.upload(files, c.get('caller').id), 200, noStore);
+    } catch (error) {
+      // The upload audits its own refusal (policy.reload, refused).
+      throw invalidRequest(
+        `the new policy set was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`,
+      ).markAudited();
+    }
+  });
+  routes.get('/admin/policies/versions', api, operator, async (c) =>
+    c.json({ versions: (await deps.policies.list()).map(versionJson) }, 200, noStore),
+  );
+  routes.post('/admin/policies/rollback', api, operator, async (c) => {
+    const { body, text } = await jsonTextOf(c, deps);
+    const version = parseRollbackRequest(body, text);
+    try {
+      return c.json(await deps.policies.rollback(version, c.get('caller').id), 200, noStore);
+    } catch (error) {
+      // The rollback audits its own refusal (policy.rollback, refused).
+      if (error instanceof OAuthError) throw error;
+      throw invalidRequest(
+        `the policy version was refused; the running set stays: ${error instanceof Error ? error.message : String(error)}`,
       ).markAudited();
     }
   });
