@@ -131,6 +131,13 @@ describe('POST /admin/suspensions', () => {
   it.each<[string, unknown, number, string, string]>([
     ['an unknown agent', { kind: 'agent', id: 'ghost' }, 404, 'not_found', 'no agent "ghost"'],
     [
+      'the operator itself',
+      { kind: 'client', id: 'ops-console' },
+      400,
+      'invalid_request',
+      'an operator may not suspend itself',
+    ],
+    [
       "another tenant's agent",
       { kind: 'agent', id: 'globex-assistant' },
       404,

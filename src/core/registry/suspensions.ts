@@ -102,6 +102,8 @@ export function suspensionsAdmin(ctx: ServiceContext, store: RegistryStore) {
         }
         assertStorableText(parsed.data, '');
         const { kind, id, reason } = parsed.data;
+        // A file applied never lifts a suspension: an operator suspending itself could not undo it.
+        if (kind === operator.kind && id === operator.id) throw invalidRequest('an operator may not suspend itself');
         const tenant = operator.tenant;
         let suspension: SuspensionView | undefined;
         let created = false;
