@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { basic, bearerOf, exchangeHop, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
-import { pkce, read, redirectUri, submit, type Page } from '../support/consent.js';
+import { isActive, pkce, read, redirectUri, submit, type Page } from '../support/consent.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 // Every grant path refuses a suspended agent, client or user, and an agent past its expiry, with
@@ -891,26 +891,33 @@ describe('standing', () => {
       'baton:suspended',
       'client agent-platform is suspended',
     ],
-  ])('denies a decision on a token whose chain holds %s, and audits why', async (_name, standing, reason, detail) => {
-    const token = await chainToken();
-    expect(await transfer(token)).toEqual({
-      status: 200,
-      body: { decision: 'allow', action_id: 'standing-1', reasons: ['transfer-up-to-100'] },
-    });
-    await applyRegistry(standing);
-    const before = baton.storage.state.head.seq;
-    expect(await transfer(token)).toEqual({
-      status: 200,
-      body: { decision: 'deny', action_id: 'standing-1', reasons: [reason] },
-    });
-    expect(baton.auditEntries(before).map((e) => [e.type, e.decision, e.policy_ids, e.reason, e.actor_chain])).toEqual([
-      [
-        'decision',
-        'deny',
-        [reason],
-        `payments:transfer on Account::acct-1: ${detail}`,
-        ['payments-subagent', 'orchestrator'],
-      ],
-    ]);
-  });
+  ])(
+    'denies a decision on a token whose chain holds %s, audits why, and introspects it as inactive',
+    async (_name, standing, reason, detail) => {
+      const token = await chainToken();
+      expect(await transfer(token)).toEqual({
+        status: 200,
+        body: { decision: 'allow', action_id: 'standing-1', reasons: ['transfer-up-to-100'] },
+      });
+      expect(await isActive(baton, token)).toBe(true);
+      await applyRegistry(standing);
+      expect(await isActive(baton, token)).toBe(false);
+      const before = baton.storage.state.head.seq;
+      expect(await transfer(token)).toEqual({
+        status: 200,
+        body: { decision: 'deny', action_id: 'standing-1', reasons: [reason] },
+      });
+      expect(
+        baton.auditEntries(before).map((e) => [e.type, e.decision, e.policy_ids, e.reason, e.actor_chain]),
+      ).toEqual([
+        [
+          'decision',
+          'deny',
+          [reason],
+          `payments:transfer on Account::acct-1: ${detail}`,
+          ['payments-subagent', 'orchestrator'],
+        ],
+      ]);
+    },
+  );
 });

@@ -77,3 +77,35 @@ export function grantPrincipals(grant: { readonly user: string; readonly agent: 
     ...(grant.agent === null ? [] : [{ kind: 'agent' as const, id: grant.agent }]),
   ];
 }
+
+/** What a token says of who it is for and by, as the standing check reads it. */
+export interface TokenParties {
+  readonly tenant: string;
+  readonly sub: string;
+  readonly clientId: string;
+  /** Actor ids, current actor first. */
+  readonly chain: readonly string[];
+}
+
+/**
+ * Why a token Baton issued may not be used now: its user, an actor of its chain or the client it
+ * was issued to is suspended, or an actor has expired. A suspension revokes what the principal
+ * holds, but an expiry revokes nothing: this keeps such a token from being honoured meanwhile.
+ */
+export function tokenStandingProblem(
+  registry: Registry,
+  token: TokenParties,
+  now: number,
+): StandingProblem | undefined {
+  const client = registry.callers.get(token.clientId);
+  return firstStandingProblem(
+    registry,
+    token.tenant,
+    [
+      { kind: 'user', id: token.sub },
+      ...token.chain.map((id) => ({ kind: 'agent' as const, id })),
+      client === undefined ? undefined : callerPrincipal(client),
+    ],
+    now,
+  );
+}
