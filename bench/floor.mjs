@@ -27,7 +27,8 @@ import { batonAlgorithms } from '../dist/core/tokens/baton-token.js';
 import { randomId } from '../dist/core/secrets.js';
 import { signAccessToken, verifyJwt } from '../dist/core/tokens/jwt.js';
 import { delegationRequest } from '../dist/core/decisions/policy.js';
-import { loadRegistryFile, readPolicyFolder } from '../dist/node/files.js';
+import { readJsonFile, readPolicyFolder } from '../dist/node/files.js';
+import { compileRegistry } from '../dist/core/registry/compile.js';
 import { integerOption, print, readCommandLine } from './harness.mjs';
 
 // As in Baton's entry point (src/node/v8-flags.ts): set before cedar-wasm is loaded.
@@ -46,7 +47,10 @@ const warmupExchanges = 1000;
  */
 export async function prepareFloor() {
   const keys = await importSigningKeys(await generateSigningKeys('EdDSA'), nodeSigner);
-  const registry = await loadRegistryFile(join(root, 'policies', 'registry.json'), issuer);
+  const registry = await compileRegistry(readJsonFile(join(root, 'policies', 'registry.json')), {
+    issuer,
+    file: 'policies/registry.json',
+  });
   const engine = loadCedarPolicySet(cedar, readPolicyFolder(join(root, 'policies')));
   const clock = { now: () => Date.now() };
   const now = Math.floor(Date.now() / 1000);

@@ -355,8 +355,10 @@ export async function spawnBaton({
   stopTimeoutMs = 10_000,
 }) {
   // Each benchmark drives one client (or resource server) flat out, far over the default
-  // per-client rate limit, so the limit is off unless a benchmark sets it.
-  const env = { ...cleanEnv(), PORT: String(port), BATON_HOST: host, BATON_RATE_LIMIT: '0', ...settings };
+  // per-client rate limit, so the limit is off unless a benchmark sets it, or BENCH_RATE_LIMIT
+  // does (a limit high enough never to refuse measures what checking it costs).
+  const rateLimit = /^[0-9]+$/.exec(process.env.BENCH_RATE_LIMIT ?? '')?.[0] ?? '0';
+  const env = { ...cleanEnv(), PORT: String(port), BATON_HOST: host, BATON_RATE_LIMIT: rateLimit, ...settings };
   return spawnNode({
     cwd: root,
     script: 'dist/node/main.js',

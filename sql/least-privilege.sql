@@ -16,3 +16,4 @@ GRANT USAGE ON SEQUENCE revocations_id_seq TO :"app";
 GRANT SELECT, INSERT, UPDATE ON authorization_codes, refresh_tokens TO :"app";
 -- UPDATE also lets a token's lineage take its share lock on the row of its grant (migration 8).
 GRANT SELECT, INSERT, UPDATE ON grants TO :"app";
+GRANT SELECT, INSERT, UPDATE, DELETE ON rate_limit_buckets TO :"app";

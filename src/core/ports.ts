@@ -261,6 +261,30 @@ export interface RateLimiter {
   check(callerId: string): void;
 }
 
+/** A token bucket's size: what it refills a second, and what it holds at most. */
+export interface BucketShape {
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+/** What one instance admitted for a caller since it last told the shared buckets. */
+export interface RateLimitCharge {
+  readonly callerId: string;
+  readonly admitted: number;
+}
+
+/** The token buckets every instance shares, one per caller, so that a rate limit holds for the service. */
+export interface RateLimitStore {
+  /**
+   * In one round trip: refills each charged caller's bucket up to `now` (ms), takes what was admitted
+   * from it, and resolves to each bucket's level afterwards (below zero when the instances together
+   * admitted more than it held). A caller without a bucket starts full.
+   */
+  charge(charges: readonly RateLimitCharge[], shape: BucketShape, now: number): Promise<ReadonlyMap<string, number>>;
+  /** Deletes the buckets that have refilled to full by `now` (a missing bucket is a full one); resolves to how many. */
+  purge(shape: BucketShape, now: number): Promise<number>;
+}
+
 /** What operators count; every method is cheap and never throws. */
 export interface Metrics {
   request(route: string, method: string, status: number, seconds: number): void;

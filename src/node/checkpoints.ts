@@ -1,4 +1,5 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import {
   describeCheckpoint,
@@ -30,7 +31,7 @@ const auditKeysFile = 'audit-keys.json';
 
 /** Writes a file whole or not at all: a reader never sees half a checkpoint. */
 async function writeAtomically(file: string, text: string): Promise<void> {
-  const temporary = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const temporary = `${file}.${randomUUID()}.tmp`;
   await writeFile(temporary, text, { mode: 0o644 });
   await rename(temporary, file);
 }

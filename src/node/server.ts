@@ -14,7 +14,8 @@ import { sha256Hex } from '../adapters/node-hash.js';
 import { VerifiedTokens } from '../core/tokens/jwt.js';
 import { nodeSigner } from '../adapters/node-signer.js';
 import { nodeBodyReader } from './body-reader.js';
-import { createRateLimiter } from '../core/clients/rate-limit.js';
+import { createRateLimiter, createSharedRateLimiter } from '../core/clients/rate-limit.js';
+import { createRateLimitStore } from '../adapters/db/rate-limit-store.js';
 import { createRefusalTally } from '../core/audit/refusal-tally.js';
 import { startAgentSweep } from './agent-sweep.js';
 import { startCheckpoints } from './checkpoints.js';
@@ -134,6 +135,38 @@ function checkpointDirectory(config: Config): string | undefined {
 /** How often each instance deletes used assertion ids that can no longer matter. */
 const purgeIntervalMs = 5 * 60_000;
 
+/**
+ * How often an instance charges the shared rate limit buckets with what it admitted (one statement
+ * for all callers, none when nothing was admitted or refused), and how often it deletes the buckets
+ * that are full again.
+ */
+const rateLimitSyncMs = 100;
+const rateLimitPurgeMs = 60_000;
+
+/**
+ * The rate limit: shared by every instance on PostgreSQL; on PGlite, which only one process can
+ * open, the process's own buckets are the service's.
+ */
+function rateLimiter(config: Config, database: Database, clock: Clock, logger: Logger) {
+  const options = { perSecond: config.rateLimitPerSecond, clock };
+  if (database.kind !== 'postgres' || config.rateLimitPerSecond <= 0)
+    return { limiter: createRateLimiter(options), stop: () => Promise.resolve() };
+  const limiter = createSharedRateLimiter({ ...options, store: createRateLimitStore(database.sql), logger });
+  const sync = setInterval(() => void limiter.sync(), rateLimitSyncMs);
+  const purge = setInterval(() => void limiter.purge(), rateLimitPurgeMs);
+  sync.unref();
+  purge.unref();
+  return {
+    limiter,
+    // What is owed since the last sync is a few requests, left uncharged; a sync under way is awaited.
+    stop: async () => {
+      clearInterval(sync);
+      clearInterval(purge);
+      await limiter.settled();
+    },
+  };
+}
+
 /** Starts Baton: database and migrations, keys, registry, the HTTP app on the configured port. */
 export async function startBaton(config: Config, options: StartOptions = {}): Promise<RunningBaton> {
   const logger = options.logger ?? jsonLogger((line) => process.stdout.write(line));
@@ -144,6 +177,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
   const closeDatabase = options.database === undefined ? () => database.close() : () => Promise.resolve();
   let server: ServerType | undefined;
   let stopRegistry: (() => Promise<void>) | undefined;
+  let rateLimit: ReturnType<typeof rateLimiter> | undefined;
   try {
     await migrate(database.sql);
     // The issuer may depend on the port the server gets, so requests wait for the app behind this slot.
@@ -222,6 +256,8 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       logger,
     });
     await policyFeed.check();
+    const limit = rateLimiter(config, database, clock, logger);
+    rateLimit = limit;
     const service = buildContext({
       issuer,
       storage: sqlStorage(database.sql, clock),
@@ -235,7 +271,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       clock,
       logger,
       limits: config.limits,
-      rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
+      rateLimit: limit.limiter,
       verifiedTokens: new VerifiedTokens(sha256Hex),
     });
     const checkpoints = await startCheckpoints({
@@ -331,6 +367,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
           clearInterval(refusalSummaries);
           revocations.stop();
           await registry.stop();
+          await limit.stop();
           await writeRefusals(refusals.drain());
           await audit.drain();
           await audit.close();
@@ -340,6 +377,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       },
     };
   } catch (error) {
+    await rateLimit?.stop();
     if (server !== undefined) await new Promise<void>((resolve) => (server as ServerType).close(() => resolve()));
     await stopRegistry?.();
     await closeDatabase();

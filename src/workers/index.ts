@@ -56,7 +56,12 @@ interface Isolate {
   registry: { version: number; registry: Registry; checkedAt: number } | undefined;
   readonly policies: ReturnType<typeof loadCedarPolicySet>;
   readonly detailTypes: ReturnType<typeof detailTypes>;
-  /** Per isolate: Workers run many isolates, so the limit holds per isolate, not per deployment. */
+  /**
+   * Per isolate: Workers run many isolates, so the limit holds per isolate, not per deployment. The
+   * shared limiter of the Node server needs a timer that outlives requests to charge the shared
+   * buckets in batches, and a Worker has none; a statement per request would put the database on
+   * the request path.
+   */
   readonly rateLimit: RateLimiter;
   /** Per isolate, like the rate limit: no timer outlives a request, so a summary is written at the next refusal after its interval. */
   readonly refusals: RefusalTally;

@@ -314,6 +314,20 @@ export const migrations: readonly { readonly version: number; readonly name: str
       );
     `,
   },
+  {
+    version: 13,
+    name: 'shared rate limit buckets',
+    sql: `
+      -- One token bucket per caller, shared by every instance (src/adapters/db/rate-limit-store.ts).
+      -- Unlogged: a bucket is worth a few seconds, so it is not worth WAL; after a crash (or on a
+      -- standby) the table is empty, and a missing bucket is a full one.
+      CREATE UNLOGGED TABLE rate_limit_buckets (
+        caller      text        PRIMARY KEY,
+        tokens      float8      NOT NULL,
+        refilled_at timestamptz NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */
