@@ -51,6 +51,7 @@ const settings = {
   maxTokenLifetimeSeconds: ['BATON_MAX_TOKEN_LIFETIME', int(10, 86400, 300)],
   codeLifetimeSeconds: ['BATON_CODE_LIFETIME', int(1, 60, 60)],
   refreshTokenLifetimeSeconds: ['BATON_REFRESH_TOKEN_LIFETIME', int(60, 2_592_000, 86_400)],
+  maxSubAgentLifetimeSeconds: ['BATON_MAX_SUBAGENT_LIFETIME', int(60, 2_592_000, 3600)],
   clockToleranceSeconds: ['BATON_CLOCK_TOLERANCE', int(0, 300, 30)],
   maxAssertionLifetimeSeconds: ['BATON_MAX_ASSERTION_LIFETIME', int(10, 3600, 300)],
   maxAuthorizationDetails: ['BATON_MAX_AUTHORIZATION_DETAILS', int(1, 256, 16)],
@@ -61,6 +62,7 @@ const settings = {
   drainTimeoutSeconds: ['BATON_DRAIN_TIMEOUT', int(1, 3600, 10)],
   rateLimitPerSecond: ['BATON_RATE_LIMIT', int(0, 1_000_000, 1000)],
   refusalIntervalSeconds: ['BATON_REFUSAL_INTERVAL', int(1, 3600, 60)],
+  agentSweepIntervalSeconds: ['BATON_AGENT_SWEEP_INTERVAL', int(1, 86_400, 60)],
 } as const;
 
 type Settings = typeof settings;
@@ -76,6 +78,7 @@ const limitKeys = {
   maxTokenBytes: true,
   codeLifetimeSeconds: true,
   refreshTokenLifetimeSeconds: true,
+  maxSubAgentLifetimeSeconds: true,
 } as const satisfies Record<keyof Limits, true>;
 
 /** The validated configuration: every setting, the limits gathered in one object. */

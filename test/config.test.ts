@@ -12,6 +12,7 @@ describe('configuration without files (Workers)', () => {
       maxTokenBytes: 512,
       codeLifetimeSeconds: 60,
       refreshTokenLifetimeSeconds: 86400,
+      maxSubAgentLifetimeSeconds: 3600,
     });
   });
 

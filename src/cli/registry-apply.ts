@@ -5,6 +5,7 @@ import type { Database } from '../adapters/db/sql.js';
 import { sha256Hex } from '../adapters/node-hash.js';
 import { systemClock } from '../adapters/system-clock.js';
 import { changeLine, registryDiff } from '../core/registry/diff.js';
+import { keepRuntimeState } from '../core/registry/sub-agents.js';
 import { applyRegistryFile, readRegistryFile } from '../node/registry-and-policies.js';
 
 export interface ApplyOptions {
@@ -31,7 +32,7 @@ export async function applyRegistryCommand(
   if (options.dryRun) {
     const document = await readRegistryFile(file, options.issuer);
     const stored = await store.read();
-    const changes = registryDiff(stored.document, document);
+    const changes = registryDiff(stored.document, keepRuntimeState(stored.document, document));
     changes.forEach((c) => options.write(changeLine(c)));
     options.write(
       changes.length === 0

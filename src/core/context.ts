@@ -27,6 +27,8 @@ export interface Limits {
   readonly maxTokenBytes: number;
   readonly codeLifetimeSeconds: number;
   readonly refreshTokenLifetimeSeconds: number;
+  /** The longest an ephemeral sub-agent registered by an orchestrator may live. */
+  readonly maxSubAgentLifetimeSeconds: number;
 }
 
 /**

@@ -182,6 +182,8 @@ export type RevocationTarget =
   | { readonly kind: 'agent'; readonly agent: string }
   /** Everything the user granted, code-flow grants included. */
   | { readonly kind: 'user'; readonly user: string }
+  /** Every token issued to the client (and what derives from them), and every code-flow grant made to it. */
+  | { readonly kind: 'client'; readonly client: string }
   /** A code-flow grant as a whole: its code, its refresh-token family and every token issued under it. */
   | { readonly kind: 'grant'; readonly grant: string };
 

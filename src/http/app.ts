@@ -5,6 +5,7 @@ import type { AppDeps } from './app-deps.js';
 import { errorResponse } from './errors.js';
 import { requestIdOf, type Env } from './request.js';
 import { adminRoutes } from './routes/admin.js';
+import { agentRoutes } from './routes/agents.js';
 import { auditRoutes } from './routes/audit.js';
 import { browserRoutes } from './routes/browser.js';
 import { decisionRoutes } from './routes/decisions.js';
@@ -52,6 +53,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.route('/', decisionRoutes(deps));
   app.route('/', adminRoutes(deps));
   app.route('/', registryRoutes(deps));
+  app.route('/', agentRoutes(deps));
   app.route('/', auditRoutes(deps));
   app.route('/', operationRoutes(deps));
 

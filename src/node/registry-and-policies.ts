@@ -1,6 +1,7 @@
 import type { AuditLog, Logger, Metrics } from '../core/ports.js';
 import type { Registry } from '../core/registry/registry.js';
 import { changeLine, registryDiff, type EntityChange } from '../core/registry/diff.js';
+import { keepRuntimeState } from '../core/registry/sub-agents.js';
 import { registryDocumentSchema, type RegistryDocument } from '../core/registry/document.js';
 import type { RegistryStore } from '../core/registry/store.js';
 import { compileRegistry } from '../core/registry/compile.js';
@@ -40,8 +41,10 @@ export async function applyRegistryFile(
   const document = await readRegistryFile(file, issuer);
   let changes: EntityChange[] = [];
   const result = await store.edit(by, (current) => {
-    changes = registryDiff(current, document);
-    return document;
+    // Suspensions and sub-agents made at run time stay (a file never lifts a suspension).
+    const next = keepRuntimeState(current, document);
+    changes = registryDiff(current, next);
+    return next;
   });
   return { version: result.version, changed: result.changed, changes: result.changed ? changes : [] };
 }

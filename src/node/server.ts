@@ -17,6 +17,7 @@ import { nodeBodyReader } from './body-reader.js';
 import { createRateLimiter, createSharedRateLimiter } from '../core/clients/rate-limit.js';
 import { createRateLimitStore } from '../adapters/db/rate-limit-store.js';
 import { createRefusalTally } from '../core/audit/refusal-tally.js';
+import { startAgentSweep } from './agent-sweep.js';
 import { startCheckpoints } from './checkpoints.js';
 import { prometheusMetrics } from '../adapters/prometheus.js';
 import { assertDistinctKeys, importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
@@ -329,6 +330,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       remoteAddress: (c) => (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress,
     });
     slot.handle = (request, bindings) => app.fetch(request, bindings);
+    const sweep = startAgentSweep(service, registry.store, config.agentSweepIntervalSeconds);
     logger.info('baton started', {
       url,
       issuer,
@@ -360,6 +362,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
           await drain.drain();
           await policyFeed.stop();
           checkpoints.stop();
+          sweep.stop();
           clearInterval(purge);
           clearInterval(refusalSummaries);
           revocations.stop();

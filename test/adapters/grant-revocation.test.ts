@@ -118,6 +118,29 @@ describe.each(backends)('grants revoked as a whole, on %s', (_name, open, skip) 
   );
 
   it.skipIf(skip)(
+    "revokes a client's tokens, what derives from them, and its grants; another client's stay",
+    async () => {
+      const audit = createAuditWriter(db.sql, { sha256: sha256Hex, clock: systemClock });
+      const mine = await savedGrant(grants, { clientId: 'agent-console' });
+      const theirs = await savedGrant(grants);
+      const issued = (grant: string, jti: string, clientId: string, parentJti: string | null = null) =>
+        audit.append(
+          { tenant: 'acme', type: 'token.exchange', decision: 'granted', jti },
+          { ...lineage(grant, jti, parentJti), clientId },
+        );
+      await issued(mine.grant, 'console-1', 'agent-console');
+      // Derived from the client's token by another client: it goes with its parent.
+      await issued(mine.grant, 'console-child', 'agent-platform', 'console-1');
+      await issued(theirs.grant, 'platform-1', 'agent-platform');
+      const { revoked: newly } = await cascadeRevocation(db.sql, 'acme', { kind: 'client', client: 'agent-console' });
+      expect([...newly].sort()).toEqual(['console-1', 'console-child']);
+      expect(await revoked('platform-1')).toBe(false);
+      expect(await grants.redeemCode(mine.code)).toEqual({ status: 'revoked', tenant: 'acme', grantId: mine.grant });
+      expect((await grants.redeemCode(theirs.code)).status).toBe('ok');
+    },
+  );
+
+  it.skipIf(skip)(
     'refuses the code and every refresh token of a revoked grant, saved before or after the revocation',
     async () => {
       const { grant, code } = await savedGrant(grants);

@@ -35,7 +35,7 @@ beforeAll(async () => {
 /** The demo document with one more acme agent. */
 const withAgent = (doc: RegistryDocument, id: string): RegistryDocument => ({
   ...doc,
-  agents: [...doc.agents, { id, tenant: 'acme', name: id, jwks: { keys: [jwk as never] } }],
+  agents: [...doc.agents, { id, tenant: 'acme', name: id, owner: 'alice', jwks: { keys: [jwk as never] } }],
 });
 
 /** The store contract, on any database: `open` gives a migrated database of its own. */
@@ -62,6 +62,7 @@ function storeContract(name: string, open: () => Promise<Database>): void {
           clients: [],
           resource_servers: [],
           users: [],
+          suspensions: [],
         },
       });
       const seeded = await store.edit('seed', () => demo);

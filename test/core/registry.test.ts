@@ -318,3 +318,148 @@ describe('registry workload issuers', () => {
     expect(await problemList(JSON.parse(JSON.stringify(doc)))).toEqual(expected);
   });
 });
+
+describe('registry owners, expiries and suspensions', () => {
+  async function problemList(doc: unknown): Promise<readonly unknown[]> {
+    try {
+      await compileRegistry(doc, { issuer, file });
+    } catch (error) {
+      if (error instanceof RegistryError) return error.problems;
+      throw error;
+    }
+    throw new Error('registry was accepted');
+  }
+  const suspension = (more: Record<string, unknown>) => ({
+    tenant: 'acme',
+    kind: 'agent',
+    id: 'orchestrator',
+    since: '2026-12-01T09:00:00Z',
+    ...more,
+  });
+  const withSuspensions = (...suspensions: unknown[]) => withChange((d) => (d.suspensions = suspensions));
+
+  it('compiles owners, expiries (any RFC 3339 offset) and suspensions of agents, clients and users', async () => {
+    const registry = await compileRegistry(
+      withChange((d) => {
+        agent(d, 1).expires_at = '2026-12-01T12:30:00+02:00';
+        d.suspensions = [
+          suspension({ reason: 'key leaked' }),
+          suspension({ kind: 'client', id: 'agent-console' }),
+          suspension({ kind: 'user', id: 'someone@idp.example', tenant: 'globex' }),
+        ];
+      }),
+      { issuer, file },
+    );
+    expect(
+      [...registry.agents.values()].map((a) => [
+        a.id,
+        a.owner,
+        a.expiresAt === undefined ? undefined : new Date(a.expiresAt).toISOString(),
+      ]),
+    ).toEqual([
+      ['orchestrator', 'alice', undefined],
+      ['payments-subagent', 'alice', '2026-12-01T10:30:00.000Z'],
+      ['globex-assistant', 'bob', undefined],
+    ]);
+    expect([...registry.suspensions.values()]).toEqual([
+      { tenant: 'acme', kind: 'agent', id: 'orchestrator', reason: 'key leaked', since: '2026-12-01T09:00:00Z' },
+      { tenant: 'acme', kind: 'client', id: 'agent-console', reason: undefined, since: '2026-12-01T09:00:00Z' },
+      { tenant: 'globex', kind: 'user', id: 'someone@idp.example', reason: undefined, since: '2026-12-01T09:00:00Z' },
+    ]);
+  });
+
+  it.each<[string, unknown, readonly unknown[]]>([
+    [
+      'an agent without an owner',
+      withChange((d) => delete agent(d, 0).owner),
+      [{ path: '/agents/0/owner', message: 'Invalid input: expected string, received undefined' }],
+    ],
+    [
+      'an empty owner',
+      withChange((d) => (agent(d, 0).owner = '')),
+      [{ path: '/agents/0/owner', message: 'Too small: expected string to have >=1 characters' }],
+    ],
+    [
+      'a blank owner',
+      withChange((d) => (agent(d, 0).owner = '  ')),
+      [{ path: '/agents/0/owner', message: "must name a user's sub" }],
+    ],
+    [
+      'an owner with a NUL',
+      withChange((d) => (agent(d, 0).owner = 'ali\u0000ce')),
+      [{ path: '/agents/0/owner', message: 'contains a NUL character' }],
+    ],
+    [
+      'an owner that is not text',
+      withChange((d) => (agent(d, 0).owner = ['alice'])),
+      [{ path: '/agents/0/owner', message: 'Invalid input: expected string, received array' }],
+    ],
+    [
+      'an expiry without a time zone',
+      withChange((d) => (agent(d, 0).expires_at = '2026-12-01T10:00:00')),
+      [{ path: '/agents/0/expires_at', message: 'Invalid ISO datetime' }],
+    ],
+    [
+      'an expiry on a day that does not exist',
+      withChange((d) => (agent(d, 0).expires_at = '2026-02-30T10:00:00Z')),
+      [{ path: '/agents/0/expires_at', message: 'Invalid ISO datetime' }],
+    ],
+    [
+      'an expiry as a number',
+      withChange((d) => (agent(d, 0).expires_at = 1796119200)),
+      [{ path: '/agents/0/expires_at', message: 'Invalid input: expected string, received number' }],
+    ],
+    [
+      'a suspension of an unknown agent',
+      withSuspensions(suspension({ id: 'ghost' })),
+      [{ path: '/suspensions/0/id', message: 'unknown agent "ghost" in tenant "acme"' }],
+    ],
+    [
+      "a suspension of another tenant's agent",
+      withSuspensions(suspension({ id: 'globex-assistant' })),
+      [{ path: '/suspensions/0/id', message: 'unknown agent "globex-assistant" in tenant "acme"' }],
+    ],
+    [
+      'a suspension of an agent as a client',
+      withSuspensions(suspension({ kind: 'client' })),
+      [{ path: '/suspensions/0/id', message: 'unknown client "orchestrator" in tenant "acme"' }],
+    ],
+    [
+      'a suspension of a resource server as a client',
+      withSuspensions(suspension({ kind: 'client', id: 'payments' })),
+      [{ path: '/suspensions/0/id', message: 'unknown client "payments" in tenant "acme"' }],
+    ],
+    [
+      'a suspension in an unknown tenant',
+      withSuspensions(suspension({ kind: 'user', id: 'alice', tenant: 'initech' })),
+      [{ path: '/suspensions/0/tenant', message: 'unknown tenant "initech"' }],
+    ],
+    [
+      'a duplicate suspension',
+      withSuspensions(suspension({}), suspension({ reason: 'again' })),
+      [{ path: '/suspensions/1/id', message: 'duplicate suspension of agent "orchestrator" in tenant "acme"' }],
+    ],
+    [
+      'an unknown kind',
+      withSuspensions(suspension({ kind: 'resource_server', id: 'payments' })),
+      [{ path: '/suspensions/0/kind', message: 'Invalid option: expected one of "agent"|"client"|"user"' }],
+    ],
+    [
+      'a suspension without since',
+      withSuspensions(suspension({ since: undefined })),
+      [{ path: '/suspensions/0/since', message: 'Invalid input: expected string, received undefined' }],
+    ],
+    [
+      'an unknown member',
+      withSuspensions(suspension({ until: '2027-01-01T00:00:00Z' })),
+      [{ path: '/suspensions/0', message: 'Unrecognized key: "until"' }],
+    ],
+    [
+      'a user sub with a lone surrogate',
+      withSuspensions(suspension({ kind: 'user', id: 'ali\uD800ce' })),
+      [{ path: '/suspensions/0/id', message: 'contains an unpaired UTF-16 surrogate' }],
+    ],
+  ])('refuses %s', async (_name, doc, expected) => {
+    expect(await problemList(doc)).toEqual(expected);
+  });
+});

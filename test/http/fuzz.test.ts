@@ -186,6 +186,8 @@ interface Context {
   readonly userToken: string;
   readonly admin: Record<string, string>;
   readonly auditor: Record<string, string>;
+  /** The orchestrator's own token, as Bearer: it registers sub-agents. */
+  readonly orchestrator: Record<string, string>;
 }
 
 /** Every endpoint: how many requests it gets and how one is made from a generated mutation. */
@@ -388,6 +390,7 @@ function endpoints(ctx: Context): {
             {
               id: 'fuzz-agent',
               name: 'Fuzz',
+              owner: 'alice',
               jwks: {
                 keys: [{ kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', kid: 'f' }],
               },
@@ -410,6 +413,43 @@ function endpoints(ctx: Context): {
             ...(how === 'PUT' ? { body } : {}),
           });
         }),
+    },
+    {
+      name: 'suspensions',
+      runs: 40,
+      requests: fc.oneof(
+        jsonMutation(['kind', 'id', 'reason', '+']).map((m) =>
+          json('/admin/suspensions', mutateJson({ kind: 'user', id: 'fuzz-user', reason: 'fuzz' }, m), ctx.admin),
+        ),
+        fc.tuple(fc.oneof(fc.constantFrom('user', 'agent', 'client'), hostileText), hostileText).map(
+          ([kind, id]) =>
+            (what: string) =>
+              send(what, `/admin/suspensions/${encode(kind)}/${encode(id)}`, { method: 'DELETE', headers: ctx.admin }),
+        ),
+      ),
+    },
+    {
+      name: 'sub-agents',
+      runs: 40,
+      requests: jsonMutation(['id', 'name', 'jwks', 'jwks.keys', 'scope', 'expires_in', 'metadata', '+']).map((m) =>
+        json(
+          '/agents',
+          mutateJson(
+            {
+              id: 'fuzz-sub-agent',
+              name: 'Fuzz',
+              jwks: {
+                keys: [{ kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', kid: 'f' }],
+              },
+              scope: ['payments:read'],
+              expires_in: 60,
+              metadata: { task: 'fuzz' },
+            },
+            m,
+          ),
+          ctx.orchestrator,
+        ),
+      ),
     },
     {
       name: 'reloads',
@@ -501,6 +541,21 @@ describe('fuzzing every endpoint with hostile input', () => {
       userToken: await mintUserToken('alice', { audience: baton.issuer }),
       admin: await credentials('baton:admin'),
       auditor: await credentials('baton:audit'),
+      orchestrator: {
+        authorization: `Bearer ${
+          (
+            await postToken(
+              baton,
+              {
+                grant_type: 'client_credentials',
+                client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+                client_assertion: await mintAgentAssertion('orchestrator', baton.issuer),
+              },
+              {},
+            )
+          ).body.access_token as string
+        }`,
+      },
     };
 
     const cases = endpoints(ctx).flatMap((e, i) =>

@@ -115,6 +115,7 @@ describe('agents', () => {
     const created = await call('POST', '/admin/agents', {
       id: 'helper-agent',
       name: 'Helper',
+      owner: 'alice',
       jwks: { keys: [key.jwk] },
       scope: ['payments:read'],
     });
@@ -123,6 +124,7 @@ describe('agents', () => {
     expect(created.body).toEqual({
       id: 'helper-agent',
       name: 'Helper',
+      owner: 'alice',
       jwks: { keys: [key.jwk] },
       scope: ['payments:read'],
     });
@@ -140,7 +142,7 @@ describe('agents', () => {
   it('reads one (200) and lists them, a page at a time', async () => {
     expect(await call('GET', '/admin/agents/helper-agent')).toMatchObject({
       status: 200,
-      body: { id: 'helper-agent', name: 'Helper', jwks: { keys: [key.jwk] }, scope: ['payments:read'] },
+      body: { id: 'helper-agent', name: 'Helper', owner: 'alice', jwks: { keys: [key.jwk] }, scope: ['payments:read'] },
     });
     const first = await call('GET', '/admin/agents?limit=2');
     expect(first.status).toBe(200);
@@ -170,10 +172,11 @@ describe('agents', () => {
   it('replaces one with PUT (200), auditing the fields that changed', async () => {
     const updated = await call('PUT', '/admin/agents/helper-agent', {
       name: 'Helper v2',
+      owner: 'alice',
       jwks: { keys: [key.jwk] },
     });
     expect(updated).toMatchObject({ status: 200 });
-    expect(updated.body).toEqual({ id: 'helper-agent', name: 'Helper v2', jwks: { keys: [key.jwk] } });
+    expect(updated.body).toEqual({ id: 'helper-agent', name: 'Helper v2', owner: 'alice', jwks: { keys: [key.jwk] } });
     expect(lastEntry()).toEqual({
       tenant: 'acme',
       type: 'registry.change',
@@ -185,7 +188,9 @@ describe('agents', () => {
 
   it('refuses a duplicate id with 409, in its own tenant or another', async () => {
     for (const id of ['helper-agent', 'globex-assistant', 'agent-platform']) {
-      expect(await call('POST', '/admin/agents', { id, name: 'x', jwks: { keys: [key.jwk] } })).toMatchObject({
+      expect(
+        await call('POST', '/admin/agents', { id, name: 'x', owner: 'alice', jwks: { keys: [key.jwk] } }),
+      ).toMatchObject({
         status: 409,
         body: { error: 'conflict', error_description: `"${id}" is already registered` },
       });
@@ -204,7 +209,7 @@ describe('agents', () => {
     expect(await call('GET', '/admin/agents/nobody')).toMatchObject({ status: 404, body: missing });
     for (const [method, body] of [
       ['GET', undefined],
-      ['PUT', { name: 'stolen', jwks: { keys: [key.jwk] } }],
+      ['PUT', { name: 'stolen', owner: 'alice', jwks: { keys: [key.jwk] } }],
       ['DELETE', undefined],
     ] as const) {
       const theirs = await call(method, '/admin/agents/globex-assistant', body);
@@ -227,7 +232,13 @@ describe('agents', () => {
 
   it('refuses a body naming another tenant, and takes its own', async () => {
     expect(
-      await call('POST', '/admin/agents', { id: 'x-agent', tenant: 'globex', name: 'x', jwks: { keys: [key.jwk] } }),
+      await call('POST', '/admin/agents', {
+        id: 'x-agent',
+        tenant: 'globex',
+        name: 'x',
+        owner: 'alice',
+        jwks: { keys: [key.jwk] },
+      }),
     ).toMatchObject({
       status: 400,
       body: { error: 'invalid_request', error_description: "tenant must be left out or be the caller's own tenant" },
@@ -238,6 +249,7 @@ describe('agents', () => {
     const refused = await call('POST', '/admin/agents', {
       id: 'bad-key-agent',
       name: 'x',
+      owner: 'alice',
       jwks: { keys: [{ ...key.jwk, d: 'secret' }] },
     });
     expect(refused.status).toBe(400);
@@ -419,7 +431,14 @@ describe('resource servers and workload issuers', () => {
     const { jwk } = await newKey('wl-1');
     const agentKey = await newKey('wl-agent-1');
     expect(
-      (await call('POST', '/admin/agents', { id: 'wl-agent', name: 'W', jwks: { keys: [agentKey.jwk] } })).status,
+      (
+        await call('POST', '/admin/agents', {
+          id: 'wl-agent',
+          name: 'W',
+          owner: 'alice',
+          jwks: { keys: [agentKey.jwk] },
+        })
+      ).status,
     ).toBe(201);
     const issuer = {
       issuer: 'https://k8s.acme.example',
@@ -467,7 +486,14 @@ describe('agent key rotation with an overlap', () => {
     const old = await newKey('rot-1');
     const next = await newKey('rot-2');
     expect(
-      (await call('POST', '/admin/agents', { id: 'rotating-agent', name: 'R', jwks: { keys: [old.jwk] } })).status,
+      (
+        await call('POST', '/admin/agents', {
+          id: 'rotating-agent',
+          name: 'R',
+          owner: 'alice',
+          jwks: { keys: [old.jwk] },
+        })
+      ).status,
     ).toBe(201);
     const rotated = await call('POST', '/admin/agents/rotating-agent/keys', {
       jwks: { keys: [next.jwk] },
@@ -492,10 +518,16 @@ describe('agent key rotation with an overlap', () => {
     expect((await agentToken('rotating-agent', old.privateKey, 'rot-1')).status).toBe(401);
     // The next edit after the overlap removes the retiring keys from the document.
     const later = await bearerOf(baton, 'ops-console', 'baton:admin');
-    await call('POST', '/admin/agents', { id: 'unrelated-agent', name: 'U', jwks: { keys: [next.jwk] } }, later);
+    await call(
+      'POST',
+      '/admin/agents',
+      { id: 'unrelated-agent', name: 'U', owner: 'alice', jwks: { keys: [next.jwk] } },
+      later,
+    );
     expect((await call('GET', '/admin/agents/rotating-agent', undefined, later)).body).toEqual({
       id: 'rotating-agent',
       name: 'R',
+      owner: 'alice',
       jwks: { keys: [next.jwk] },
     });
     acme = later;
@@ -545,7 +577,13 @@ describe('agent key rotation with an overlap', () => {
 });
 
 describe('hostile input', () => {
-  const agent = (extra: Record<string, unknown>) => ({ id: 'hostile-agent', name: 'H', jwks: { keys: [] }, ...extra });
+  const agent = (extra: Record<string, unknown>) => ({
+    id: 'hostile-agent',
+    name: 'H',
+    owner: 'alice',
+    jwks: { keys: [] },
+    ...extra,
+  });
 
   it('refuses NUL and lone surrogates in any member', async () => {
     const { jwk } = await newKey('h-1');
@@ -558,7 +596,7 @@ describe('hostile input', () => {
     const lone = await call(
       'POST',
       '/admin/agents',
-      `{"id":"hostile-agent","name":"H","jwks":{"keys":[${JSON.stringify(jwk)}]},"metadata":{"note":"\\ud800"}}`,
+      `{"id":"hostile-agent","name":"H","owner":"alice","jwks":{"keys":[${JSON.stringify(jwk)}]},"metadata":{"note":"\\ud800"}}`,
     );
     expect(lone.status).toBe(400);
     expect(lone.body).toEqual({
@@ -574,7 +612,7 @@ describe('hostile input', () => {
       const refused = await call(
         'POST',
         '/admin/agents',
-        `{"id":"hostile-agent","name":"H","jwks":{"keys":[${JSON.stringify(jwk)}]},"${member}":{"tenant":"globex"}}`,
+        `{"id":"hostile-agent","name":"H","owner":"alice","jwks":{"keys":[${JSON.stringify(jwk)}]},"${member}":{"tenant":"globex"}}`,
       );
       expect(refused.status).toBe(400);
       expect(refused.body).toMatchObject({ error: 'invalid_request' });

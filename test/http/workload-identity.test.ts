@@ -27,7 +27,13 @@ beforeAll(async () => {
   cpSync('policies/registry.json', registryFile);
   const registry = JSON.parse(readFileSync(registryFile, 'utf8')) as Record<string, unknown[]>;
   // An agent with no key of its own: only its workload identity proves it.
-  registry.agents?.push({ id: 'batch-worker', tenant: 'acme', name: 'Batch worker', scope: ['payments:read'] });
+  registry.agents?.push({
+    id: 'batch-worker',
+    tenant: 'acme',
+    name: 'Batch worker',
+    owner: 'alice',
+    scope: ['payments:read'],
+  });
   registry.workload_issuers = [
     {
       issuer: kubernetes,

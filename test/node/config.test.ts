@@ -30,6 +30,7 @@ describe('configuration', () => {
         maxTokenLifetimeSeconds: 300,
         codeLifetimeSeconds: 60,
         refreshTokenLifetimeSeconds: 86400,
+        maxSubAgentLifetimeSeconds: 3600,
         clockToleranceSeconds: 30,
         maxAssertionLifetimeSeconds: 300,
         maxAuthorizationDetails: 16,
@@ -41,6 +42,7 @@ describe('configuration', () => {
       drainTimeoutSeconds: 10,
       rateLimitPerSecond: 1000,
       refusalIntervalSeconds: 60,
+      agentSweepIntervalSeconds: 60,
     });
   });
 

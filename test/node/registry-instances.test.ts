@@ -11,6 +11,7 @@ import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
 import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
 import { loadConfig } from '../../src/node/config.js';
 import { startBaton, type RunningBaton } from '../../src/node/server.js';
+import { mintAgentAssertion } from '../../src/cli/demo-kit.js';
 import { bearerOf, captureLogger, postJson, postToken } from '../support/baton.js';
 import { testDatabaseUrl } from '../support/database.js';
 
@@ -105,7 +106,7 @@ describe.skipIf(testDatabaseUrl === undefined)('three instances on one PostgreSQ
       const created = await postJson(
         instances[writer] as RunningBaton,
         '/admin/agents',
-        { id: agent, name: 'Spread', jwks: { keys: [jwk] } },
+        { id: agent, name: 'Spread', owner: 'alice', jwks: { keys: [jwk] } },
         admins[writer],
       );
       expect(created.status).toBe(201);
@@ -128,6 +129,57 @@ describe.skipIf(testDatabaseUrl === undefined)('three instances on one PostgreSQ
     // The distribution, for the record (the deadline below is the assertion).
     console.info(
       `registry change in force on the other instances after (ms): ${sorted.join(', ')}; median ${sorted[Math.floor(sorted.length / 2)]}, max ${sorted.at(-1)}`,
+    );
+    expect(sorted.filter((d) => d >= 1000)).toEqual([]);
+  });
+
+  it("a suspension on one instance refuses the agent's fresh assertion on the others within a second; resumed, it is back within a second", async () => {
+    /** The orchestrator's client-credentials request at `baton`, with a fresh assertion: its status and body. */
+    const attempt = async (baton: RunningBaton) => {
+      const result = await postToken(
+        baton,
+        {
+          grant_type: 'client_credentials',
+          client_assertion_type: jwtBearerAssertionType,
+          client_assertion: await mintAgentAssertion('orchestrator', issuer),
+        },
+        {},
+      );
+      return { status: result.status, body: result.body };
+    };
+    /** Milliseconds from `since` until `baton` answers `status` (polled), or Infinity after 2 s. */
+    const inForce = async (baton: RunningBaton, status: number, since: number): Promise<number> => {
+      while (Date.now() - since < 2000) {
+        if ((await attempt(baton)).status === status) return Date.now() - since;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return Infinity;
+    };
+    const admins = await Promise.all(instances.map((b) => bearerOf(b, 'ops-console', 'baton:admin')));
+    const delays: number[] = [];
+    for (let i = 0; i < instances.length; i++) {
+      const writer = instances[i] as RunningBaton;
+      const others = instances.filter((_, j) => j !== i);
+      const suspended = await postJson(writer, '/admin/suspensions', { kind: 'agent', id: 'orchestrator' }, admins[i]);
+      expect(suspended.status, JSON.stringify(suspended.body)).toBe(201);
+      const since = Date.now();
+      // The writer swapped before it answered.
+      expect(await attempt(writer)).toEqual({
+        status: 401,
+        body: { error: 'invalid_client', error_description: 'agent orchestrator is suspended' },
+      });
+      delays.push(...(await Promise.all(others.map((b) => inForce(b, 401, since)))));
+      const resumed = await fetch(`${writer.url}/admin/suspensions/agent/orchestrator`, {
+        method: 'DELETE',
+        headers: admins[i] as Record<string, string>,
+      });
+      expect(resumed.status).toBe(204);
+      const back = Date.now();
+      delays.push(...(await Promise.all(others.map((b) => inForce(b, 200, back)))));
+    }
+    const sorted = [...delays].sort((x, y) => x - y);
+    console.info(
+      `suspension and resumption in force on the other instances after (ms): ${sorted.join(', ')}; median ${sorted[Math.floor(sorted.length / 2)]}, max ${sorted.at(-1)}`,
     );
     expect(sorted.filter((d) => d >= 1000)).toEqual([]);
   });

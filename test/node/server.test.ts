@@ -100,7 +100,7 @@ describe('start-up', () => {
       bad,
       JSON.stringify({
         tenants: [{ id: 'acme', name: 'Acme' }],
-        agents: [{ id: 'a', tenant: 'nope', name: 'A', jwks_uri: 'https://a.example/jwks' }],
+        agents: [{ id: 'a', tenant: 'nope', name: 'A', owner: 'alice', jwks_uri: 'https://a.example/jwks' }],
       }),
     );
     const config = loadConfig({

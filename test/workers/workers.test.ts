@@ -187,10 +187,13 @@ describe.skipIf(skip)('Baton on Workers (wrangler dev, local workerd)', () => {
     const created = await postJson(
       target,
       '/admin/agents',
-      { id: 'workers-agent', name: 'W', jwks: { keys: [jwk] } },
+      { id: 'workers-agent', name: 'W', owner: 'alice', jwks: { keys: [jwk] } },
       admin,
     );
-    expect(created).toMatchObject({ status: 201, body: { id: 'workers-agent', name: 'W', jwks: { keys: [jwk] } } });
+    expect(created).toMatchObject({
+      status: 201,
+      body: { id: 'workers-agent', name: 'W', owner: 'alice', jwks: { keys: [jwk] } },
+    });
     const read = await fetch(`${url}/admin/agents/workers-agent`, { headers: admin });
     expect(read.status).toBe(200);
     const db = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {} });

@@ -23,13 +23,15 @@ const key = (tenant: string, jti: string): string => `${tenant}\u0000${jti}`;
 function cascadeTokens(sql: Sql, tenant: string, target: RevocationTarget, issuedBy: Date): Promise<{ jti: string }[]> {
   const agent = target.kind === 'agent' ? target.agent : null;
   const user = target.kind === 'user' ? target.user : null;
+  const client = target.kind === 'client' ? target.client : null;
   const jti = target.kind === 'token' ? target.jti : null;
   const grant = target.kind === 'grant' ? target.grant : null;
   return sql<{ jti: string }>`
     WITH RECURSIVE tree(jti) AS (
       SELECT jti FROM tokens
       WHERE tenant = ${tenant} AND expires_at > now() AND issued_at <= ${issuedBy}
-        AND (jti = ${jti} OR actor = ${agent} OR subject = ${agent} OR subject = ${user} OR root_grant = ${grant})
+        AND (jti = ${jti} OR actor = ${agent} OR subject = ${agent} OR subject = ${user} OR root_grant = ${grant}
+          OR client_id = ${client})
       UNION
       SELECT t.jti FROM tokens t JOIN tree ON t.parent_jti = tree.jti WHERE t.tenant = ${tenant}
     )
@@ -49,7 +51,7 @@ export interface CascadeResult {
 
 /**
  * Revokes the target and every live token derived from it; returns the jtis newly revoked. A
- * grant, and every grant of a user or consented to an agent, is first marked revoked under its
+ * grant, and every grant of a user, consented to an agent or made to a client, is first marked revoked under its
  * row lock (in key order, as lineage writes take their share locks), so its codes and refresh
  * tokens stop working and a token of it whose lineage is written meanwhile is revoked too: the
  * cascade reads the lineage only once every writer holding the lock has committed, and a writer
@@ -64,6 +66,7 @@ export async function cascadeRevocation(
   const grant = target.kind === 'grant' ? target.grant : null;
   const user = target.kind === 'user' ? target.user : null;
   const agent = target.kind === 'agent' ? target.agent : null;
+  const client = target.kind === 'client' ? target.client : null;
   return sql.begin(async (tx) => {
     // now() is the transaction's start: the moment this revocation reaches back from.
     const [clock] = await tx<{ at: Date }>`SELECT now() AS at`;
@@ -74,7 +77,8 @@ export async function cascadeRevocation(
       UPDATE grants SET revoked_at = coalesce(revoked_at, now())
       WHERE (tenant, grant_id) IN (
         SELECT tenant, grant_id FROM grants
-        WHERE tenant = ${tenant} AND (grant_id = ${grant} OR subject = ${user} OR agent = ${agent})
+        WHERE tenant = ${tenant}
+          AND (grant_id = ${grant} OR subject = ${user} OR agent = ${agent} OR client_id = ${client})
         ORDER BY tenant, grant_id FOR UPDATE)`;
     return { revoked: (await cascadeTokens(tx, tenant, target, at)).map((r) => r.jti), at };
   });

@@ -22,6 +22,13 @@ export type AuditType =
   | 'registry.reload'
   /** A change to the registry through the admin API, in the tenant it changed: applied (what changed, never a secret) or refused. */
   | 'registry.change'
+  /** An operator suspended an agent, client or user (and revoked what it held), or lifted a suspension. */
+  | 'registry.suspend'
+  | 'registry.resume'
+  /** An orchestrator agent registered an ephemeral sub-agent (POST /agents). */
+  | 'registry.subagent'
+  /** Expired agents removed from the stored registry by the periodic sweep. */
+  | 'registry.sweep'
   /** Names entries committed after their callers were answered 503: those answers were never delivered. */
   | 'audit.undelivered';
 

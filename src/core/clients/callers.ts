@@ -4,6 +4,7 @@ import { OAuthError } from '../errors.js';
 import { scopeClaim } from '../tokens/attenuate.js';
 import type { Sha256 } from '../sha256.js';
 import type { Caller, Registry } from '../registry/registry.js';
+import { assertInGoodStanding, callerPrincipal } from '../registry/standing.js';
 import type { FormParams } from '../grants/token-request.js';
 import type { RateLimiter } from '../ports.js';
 
@@ -25,7 +26,8 @@ export interface AuthenticatedCaller {
 /**
  * Authenticates a caller by `Authorization: Basic` (a registered client secret) or
  * `Authorization: Bearer` (a Baton token the caller obtained for itself with client credentials).
- * Any failure is `invalid_client` (401); a caller over its rate limit gets 429.
+ * Any failure is `invalid_client` (401), a suspended or expired caller's too; a caller over its
+ * rate limit gets 429.
  */
 export async function authenticateCaller(
   ctx: CallerVerifier,
@@ -38,6 +40,7 @@ export async function authenticateCaller(
     const { id, secret } = parseBasic(authorization);
     const caller = checkSecret(ctx.sha256, registry.callers.get(id), id, secret);
     ctx.rateLimit.check(caller.id);
+    assertInGoodStanding(registry, caller.tenant, [callerPrincipal(caller)], ctx.clock.now(), 'invalid_client');
     return { caller, scope: caller.scope ?? new Set() };
   }
   if (/^bearer /i.test(authorization)) {
@@ -59,6 +62,7 @@ export async function authenticateCaller(
       throw new OAuthError('invalid_client', 'bearer token does not authenticate a registered caller');
     }
     ctx.rateLimit.check(caller.id);
+    assertInGoodStanding(registry, caller.tenant, [callerPrincipal(caller)], ctx.clock.now(), 'invalid_client');
     return { caller, scope: new Set(scopeClaim(token.payload)) };
   }
   throw new OAuthError('invalid_client', 'use Basic or Bearer authentication');

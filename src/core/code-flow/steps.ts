@@ -12,6 +12,7 @@ import { OAuthError } from '../errors.js';
 import { signJwt } from '../tokens/jwt.js';
 import { delegateAction, delegationRequest, noDelegateAction } from '../decisions/policy.js';
 import type { Caller, Registry } from '../registry/registry.js';
+import { assertInGoodStanding, firstStandingProblem, grantPrincipals } from '../registry/standing.js';
 import { signInKeys } from './sign-in-throttle.js';
 import { authorizationCode } from '../grants/authorization-code.js';
 import { scopeSyntax } from '../grants/parameters.js';
@@ -187,6 +188,24 @@ function audit(
 }
 
 /**
+ * Why the pending request may not go on now: its client, the user or the agent is suspended, or
+ * the agent has expired, since the request was opened. Undefined when all are in good standing.
+ */
+function pendingStandingProblem(
+  ctx: ServiceContext,
+  registry: Registry,
+  pending: PendingAuthorization,
+  user: string,
+): string | undefined {
+  return firstStandingProblem(
+    registry,
+    pending.tenant,
+    [{ kind: 'client', id: pending.clientId }, ...grantPrincipals({ user, agent: pending.agent })],
+    ctx.clock.now(),
+  )?.description;
+}
+
+/**
  * `GET /oauth2/authorize`: an unknown client or redirect URI gets an error page and never a
  * redirect; every other problem goes back to the redirect URI with `error` and `state`.
  */
@@ -247,6 +266,8 @@ async function validateRequest(
   if (!/^[A-Za-z0-9_-]{43}$/.test(challenge))
     throw new OAuthError('invalid_request', 'code_challenge must be a base64url SHA-256');
   if (state !== null && state.length > 1024) throw new OAuthError('invalid_request', 'state is too long');
+  const now = ctx.clock.now();
+  assertInGoodStanding(registry, client.tenant, [{ kind: 'client', id: client.id }], now, 'access_denied');
 
   const requestedActor = single(query, 'requested_actor');
   let agent: string | null = null;
@@ -256,6 +277,7 @@ async function validateRequest(
       throw new OAuthError('invalid_request', 'requested_actor is not a registered agent of this tenant');
     if (!client.agents.has(found.id))
       throw new OAuthError('invalid_request', 'requested_actor is not an agent this client may request');
+    assertInGoodStanding(registry, client.tenant, [{ kind: 'agent', id: found.id }], now, 'access_denied');
     agent = found.id;
   }
   const scopeParam = single(query, 'scope');
@@ -353,6 +375,20 @@ export async function submitLogin(
     return again(messages.wrongPassword);
   }
   await ctx.signInThrottle.succeeded(keys);
+  const refused = pendingStandingProblem(ctx, registry, pending, user);
+  if (refused !== undefined) {
+    await audit(ctx, pending, {
+      type: 'authorization.login',
+      decision: 'refused',
+      user,
+      reason: `access_denied: ${refused}`,
+    });
+    return redirectWith(
+      pending.redirectUri,
+      { error: 'access_denied', error_description: refused, state: pending.state },
+      ctx.issuer,
+    );
+  }
   const signedIn: PendingAuthorization = { ...pending, user };
   await audit(ctx, signedIn, { type: 'authorization.login', decision: 'granted', user });
   if (pending.agent !== null) {
@@ -445,6 +481,20 @@ export async function submitConsent(
     return redirectWith(
       pending.redirectUri,
       { error: 'access_denied', error_description: 'the user declined', state: pending.state },
+      ctx.issuer,
+    );
+  }
+  const refused = pendingStandingProblem(ctx, ctx.registry(), pending, pending.user);
+  if (refused !== undefined) {
+    await audit(ctx, pending, {
+      type: 'authorization.consent',
+      decision: 'refused',
+      user: pending.user,
+      reason: `access_denied: ${refused}`,
+    });
+    return redirectWith(
+      pending.redirectUri,
+      { error: 'access_denied', error_description: refused, state: pending.state },
       ctx.issuer,
     );
   }

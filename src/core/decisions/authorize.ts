@@ -16,6 +16,7 @@ import { agentEntity, entityRef, userEntity } from './policy.js';
 import { storable } from '../input/storable-text.js';
 import type { PolicyEngine, PolicyEntity, Metrics, AuditLog } from '../ports.js';
 import type { Caller, Registry } from '../registry/registry.js';
+import { tokenStandingProblem } from '../registry/standing.js';
 import { randomId } from '../secrets.js';
 
 const properties = z.record(z.string(), z.unknown());
@@ -169,6 +170,9 @@ async function evaluateDecision(
     return deny('baton:authorization-details', match.reason ?? 'not covered');
   trail.actor_chain = chain;
   trail.scope = scopeClaim(token.payload);
+  // A token outlives a suspension only until it is revoked; meanwhile no decision allows it.
+  const refused = tokenStandingProblem(registry, { ...token, chain }, ctx.clock.now());
+  if (refused !== undefined) return deny(`baton:${refused.status}`, refused.description);
   if (match.applies && match.entry !== undefined) trail.authorization_details = [match.entry];
   const user = userEntity(token.tenant, token.sub);
   const [actor] = chain;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { OAuthError } from '../errors.js';
 import { peekJwt } from '../tokens/jwt.js';
 import type { Caller, Registry } from '../registry/registry.js';
+import { assertInGoodStanding, grantPrincipals } from '../registry/standing.js';
 import type { ServiceContext } from '../context.js';
 import type { TokenResponse } from '../tokens/mint.js';
 import type { AuditTrail } from '../audit/chain.js';
@@ -78,6 +79,7 @@ async function redeemCode(
   if (request.redirect_uri !== detail.redirectUri)
     throw new OAuthError('invalid_grant', 'redirect_uri does not match the authorization request');
   verifyPkce(ctx.sha256, request.code_verifier, detail.codeChallenge);
+  assertInGoodStanding(registry, redeemed.tenant, grantPrincipals(detail), ctx.clock.now(), 'invalid_grant');
   if (detail.agent !== null) {
     if (request.actor_token === undefined)
       throw new OAuthError('invalid_grant', `actor_token is required: the code was issued for agent "${detail.agent}"`);

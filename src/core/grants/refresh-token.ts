@@ -4,6 +4,7 @@ import type { AuthorizationDetail } from '../tokens/authorization-details.js';
 import { OAuthError } from '../errors.js';
 import type { GrantDetail } from '../ports.js';
 import type { Caller, Registry } from '../registry/registry.js';
+import { assertInGoodStanding, grantPrincipals } from '../registry/standing.js';
 import type { ServiceContext } from '../context.js';
 import { issue, type TokenResponse } from '../tokens/mint.js';
 import type { AuditTrail, AuditType } from '../audit/chain.js';
@@ -31,7 +32,7 @@ export const refreshToken: Grant<typeof schema> = {
 
 async function redeemRefreshToken(
   ctx: ServiceContext,
-  _registry: Registry,
+  registry: Registry,
   caller: Caller,
   request: RefreshTokenRequest,
   trail: AuditTrail,
@@ -50,6 +51,9 @@ async function redeemRefreshToken(
   const { detail } = redeemed;
   if (detail.clientId !== caller.id)
     throw new OAuthError('invalid_grant', 'refresh token was issued to another client');
+  trail.user = detail.user;
+  trail.actor_chain = detail.agent === null ? [] : [detail.agent];
+  assertInGoodStanding(registry, redeemed.tenant, grantPrincipals(detail), ctx.clock.now(), 'invalid_grant');
   const scope = attenuateScope(request.scope, [['the scope granted', new Set(detail.scope)]]);
   return issueWithRefresh(
     ctx,

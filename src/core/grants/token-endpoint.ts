@@ -2,6 +2,7 @@ import type { AuditTrail } from '../audit/chain.js';
 import { authenticateClient } from '../clients/client-auth.js';
 import type { ServiceContext } from '../context.js';
 import { OAuthError, refusalReason } from '../errors.js';
+import { assertInGoodStanding, callerPrincipal } from '../registry/standing.js';
 import { inSpan } from '../telemetry.js';
 import type { TokenResponse } from '../tokens/mint.js';
 import { grantsByType } from './index.js';
@@ -78,6 +79,8 @@ async function runTokenRequest(
   trail.tenant = caller.tenant;
   trail.client = caller.id;
   ctx.rateLimit.check(caller.id);
+  // Proving who it is does not let a suspended or expired caller in (it is audited, being known).
+  assertInGoodStanding(registry, caller.tenant, [callerPrincipal(caller)], ctx.clock.now(), 'invalid_client');
   if (!caller.grantTypes.has(request.grant_type)) {
     throw new OAuthError('unauthorized_client', `client is not allowed the ${request.grant_type} grant`);
   }

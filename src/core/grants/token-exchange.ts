@@ -17,6 +17,7 @@ import type { ActClaim } from '../ports.js';
 import { delegateAction, delegationRequest, noDelegateAction } from '../decisions/policy.js';
 import { inSpanSync } from '../telemetry.js';
 import type { Agent, Caller, Registry } from '../registry/registry.js';
+import { assertInGoodStanding } from '../registry/standing.js';
 import { actorChain, issue, type TokenResponse } from '../tokens/mint.js';
 import type { AuditTrail } from '../audit/chain.js';
 import type { ServiceContext } from '../context.js';
@@ -218,6 +219,18 @@ async function exchangeToken(
 
   if (actor.tenant !== subject.tenant) throw invalidRequest('actor and subject belong to different tenants');
   if (caller.tenant !== subject.tenant) throw invalidRequest('client and subject belong to different tenants');
+  // RFC 8693 §2.2.2: a subject or actor token that cannot be used is invalid_request.
+  assertInGoodStanding(
+    registry,
+    subject.tenant,
+    [
+      { kind: 'user', id: subject.user },
+      { kind: 'agent', id: actor.id },
+      ...subject.act.chain.map((id) => ({ kind: 'agent' as const, id })),
+    ],
+    ctx.clock.now(),
+    'invalid_request',
+  );
   if (!caller.agents.has(actor.id)) throw invalidRequest(`client may not present agent "${actor.id}" as actor`);
   checkMayAct(subject.mayAct, actor, ctx.issuer);
 

@@ -301,7 +301,14 @@ export function registryAdmin(ctx: ServiceContext, store: RegistryStore) {
           const referrers = references(document, kind, id);
           if (referrers.length > 0)
             throw new OAuthError('conflict', `the ${noun} is still referred to by ${referrers.join(', ')}`);
-          return { document: { ...document, [kind]: sectionOf(document, kind).filter((_, i) => i !== index) } };
+          // A suspension of the agent or client goes with it.
+          const suspended = kind === 'agents' ? 'agent' : kind === 'clients' ? 'client' : undefined;
+          const suspensions = document.suspensions.filter(
+            (s) => !(s.kind === suspended && s.id === id && s.tenant === operator.tenant),
+          );
+          return {
+            document: { ...document, [kind]: sectionOf(document, kind).filter((_, i) => i !== index), suspensions },
+          };
         });
         await applied(operator, `deleted ${noun} "${id}"`, requestId);
       });

@@ -7,12 +7,14 @@ import { clientCredentials } from '../grants/client-credentials.js';
 import { tokenExchange } from '../grants/token-exchange.js';
 import { registryDocumentSchema, type RegistryDocument } from './document.js';
 import {
+  suspensionKey,
   userKey,
   type Agent,
   type Caller,
   type RegisteredUser,
   type Registry,
   type ResourceServer,
+  type Suspension,
   type Tenant,
   type TrustedIssuer,
   type WorkloadIssuer,
@@ -175,6 +177,7 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
   for (const [i, a] of doc.agents.entries()) {
     const path = `/agents/${i}`;
     checkTenant(a.tenant, `${path}/tenant`);
+    if (a.owner.trim() === '') problems.push({ path: `${path}/owner`, message: "must name a user's sub" });
     let resolve = await keys(a, path);
     if (a.retiring_keys !== undefined && resolve !== undefined) {
       const retiring = await keys(a.retiring_keys, `${path}/retiring_keys`);
@@ -186,6 +189,8 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
       id: a.id,
       tenant: a.tenant,
       name: a.name,
+      owner: a.owner,
+      expiresAt: a.expires_at === undefined ? undefined : Date.parse(a.expires_at),
       scope,
       metadata: a.metadata ?? {},
       resolve: resolve ?? unresolvable,
@@ -330,6 +335,29 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
     });
   });
 
+  const suspensions = new Map<string, Suspension>();
+  doc.suspensions.forEach((s, i) => {
+    const path = `/suspensions/${i}`;
+    checkTenant(s.tenant, `${path}/tenant`);
+    // A user may come from an identity provider, so any sub can be suspended; agents and clients must exist.
+    if (s.kind !== 'user') {
+      const known = s.kind === 'agent' ? agents.get(s.id) : callers.get(s.id);
+      if (
+        known === undefined ||
+        known.tenant !== s.tenant ||
+        (s.kind === 'client' && callers.get(s.id)?.kind !== 'client')
+      )
+        problems.push({ path: `${path}/id`, message: `unknown ${s.kind} "${s.id}" in tenant "${s.tenant}"` });
+    }
+    const key = suspensionKey(s.tenant, s.kind, s.id);
+    if (suspensions.has(key))
+      problems.push({
+        path: `${path}/id`,
+        message: `duplicate suspension of ${s.kind} "${s.id}" in tenant "${s.tenant}"`,
+      });
+    suspensions.set(key, { tenant: s.tenant, kind: s.kind, id: s.id, reason: s.reason, since: s.since });
+  });
+
   if (problems.length > 0) throw new RegistryError(options.file, problems);
-  return { tenants, issuers, workloadIssuers, agents, callers, resourceServers, audiences, users };
+  return { tenants, issuers, workloadIssuers, agents, callers, resourceServers, audiences, users, suspensions };
 }

@@ -9,7 +9,7 @@ import { asymmetricAlgorithms, clientAuthMethods, jwksSchema, type ClientAuthMet
 // of the grants, while this schema and compile.ts, which import them, are files of their own.
 
 /** Identifiers of tenants, agents, clients and resource servers. */
-const id = z
+export const registryId = z
   .string()
   .regex(
     /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
@@ -75,14 +75,14 @@ const grantedDetails = z
   .describe('the most authorization_details this caller may request for itself with client_credentials');
 
 const tenantSchema = z.strictObject({
-  id,
+  id: registryId,
   name: z.string().min(1).max(200),
 });
 
 /** What Baton holds of any issuer whose tokens it verifies: who, in which tenant, with which keys, for which audiences. */
 const issuerFields = {
   issuer: httpsOrLocalUrl,
-  tenant: id,
+  tenant: registryId,
   ...keySource,
   audiences: z
     .array(z.string().min(1))
@@ -117,18 +117,28 @@ const workloadIssuerSchema = z
     ...issuerFields,
     typ: z.string().min(1).max(64).optional().describe('the JOSE header `typ` its tokens must carry, if any'),
     subjects: z
-      .array(z.strictObject({ subject: subjectPattern, agent: id }))
+      .array(z.strictObject({ subject: subjectPattern, agent: registryId }))
       .min(1)
       .max(256)
       .describe('subject patterns mapped to agents of the tenant; the first that matches wins'),
   })
   .superRefine((v, ctx) => exactlyOneKeySource(v, ctx, true));
 
+/** An RFC 3339 date-time with a time zone (`Z` or an offset). */
+const dateTime = z.iso.datetime({ offset: true });
+
+/** A user's `sub` in a tenant: a built-in user's, or one an upstream identity provider asserts. */
+const userSub = z.string().min(1).max(256);
+
 const agentSchema = z
   .strictObject({
-    id,
-    tenant: id,
+    id: registryId,
+    tenant: registryId,
     name: z.string().min(1).max(200),
+    owner: userSub.describe("the accountable user: a user's sub in the agent's tenant"),
+    expires_at: dateTime
+      .optional()
+      .describe('when the agent stops existing (RFC 3339); from then on nothing it presents is accepted'),
     ...keySource,
     scope: z
       .array(scopeToken)
@@ -147,8 +157,8 @@ const agentSchema = z
 
 const clientSchema = z
   .strictObject({
-    client_id: id,
-    tenant: id,
+    client_id: registryId,
+    tenant: registryId,
     name: z.string().min(1).max(200),
     token_endpoint_auth_method: z.enum(clientAuthMethods),
     client_secret_sha256: sha256Hex.optional(),
@@ -159,7 +169,7 @@ const clientSchema = z
       .max(256)
       .optional()
       .describe('scopes the client may request for itself with client_credentials'),
-    agents: z.array(id).max(256).optional().describe('agents this client may present as actor'),
+    agents: z.array(registryId).max(256).optional().describe('agents this client may present as actor'),
     authorization_details: grantedDetails,
     redirect_uris: z.array(httpsOrLocalUrl).max(32).optional(),
   })
@@ -186,8 +196,8 @@ const clientSchema = z
 
 const resourceServerSchema = z
   .strictObject({
-    id,
-    tenant: id,
+    id: registryId,
+    tenant: registryId,
     name: z.string().min(1).max(200).optional(),
     audience: httpsOrLocalUrl,
     scopes: z.array(scopeToken).max(256).optional().describe('scopes this resource server understands'),
@@ -200,12 +210,29 @@ const resourceServerSchema = z
 
 /** A built-in user of the embedded default's password sign-in. */
 const userSchema = z.strictObject({
-  tenant: id,
-  sub: z.string().min(1).max(256),
+  tenant: registryId,
+  sub: userSub,
   name: z.string().min(1).max(200).optional(),
   password_scrypt: z
     .string()
     .regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, 'must be scrypt$N$r$p$salt$hash (base64url)'),
+});
+
+/** The kinds of principal a suspension names. */
+export const suspensionKinds = ['agent', 'client', 'user'] as const;
+export type SuspensionKind = (typeof suspensionKinds)[number];
+
+/** A principal refused every new grant until the suspension is lifted. */
+const suspensionSchema = z.strictObject({
+  tenant: registryId,
+  kind: z.enum(suspensionKinds),
+  id: z
+    .string()
+    .min(1)
+    .max(256)
+    .describe("an agent's id, a client's client_id, or a user's sub (built-in or from an identity provider)"),
+  reason: z.string().min(1).max(500).optional(),
+  since: dateTime.describe('when the suspension began (RFC 3339)'),
 });
 
 /** The declarative registry file (`policies/registry.json`). */
@@ -218,5 +245,6 @@ export const registryDocumentSchema = z.strictObject({
   clients: z.array(clientSchema).default([]),
   resource_servers: z.array(resourceServerSchema).default([]),
   users: z.array(userSchema).default([]),
+  suspensions: z.array(suspensionSchema).default([]),
 });
 export type RegistryDocument = z.infer<typeof registryDocumentSchema>;

@@ -31,6 +31,10 @@ export interface Agent {
   readonly id: string;
   readonly tenant: string;
   readonly name: string;
+  /** The accountable user: a user's `sub` in the agent's tenant. */
+  readonly owner: string;
+  /** When the agent stops existing (ms since the epoch, by the service clock); undefined: never. */
+  readonly expiresAt: number | undefined;
   /** The most this agent may ever hold; undefined means no limit of its own. */
   readonly scope: ReadonlySet<string> | undefined;
   readonly metadata: Readonly<Record<string, unknown>>;
@@ -74,6 +78,16 @@ export interface RegisteredUser {
   readonly passwordScrypt: string;
 }
 
+/** A principal refused every new grant until the suspension is lifted. */
+export interface Suspension {
+  readonly tenant: string;
+  readonly kind: 'agent' | 'client' | 'user';
+  readonly id: string;
+  readonly reason: string | undefined;
+  /** RFC 3339, as the registry says. */
+  readonly since: string;
+}
+
 /** The registry compiled for lookups: every key imported, every reference checked. */
 export interface Registry {
   readonly tenants: ReadonlyMap<string, Tenant>;
@@ -87,7 +101,13 @@ export interface Registry {
   readonly audiences: ReadonlyMap<string, ResourceServer>;
   /** Built-in users by tenant and sub (see `userKey`). */
   readonly users: ReadonlyMap<string, RegisteredUser>;
+  /** Suspended agents, clients and users by tenant, kind and id (see `suspensionKey`). */
+  readonly suspensions: ReadonlyMap<string, Suspension>;
 }
 
 /** The key of a built-in user in `Registry.users`. */
 export const userKey = (tenant: string, sub: string): string => `${tenant}\u0000${sub}`;
+
+/** The key of a suspension in `Registry.suspensions`. */
+export const suspensionKey = (tenant: string, kind: Suspension['kind'], id: string): string =>
+  `${tenant}\u0000${kind}\u0000${id}`;

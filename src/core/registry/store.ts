@@ -39,6 +39,7 @@ export function emptyRegistryDocument(): RegistryDocument {
     clients: [],
     resource_servers: [],
     users: [],
+    suspensions: [],
   };
 }
 

@@ -11,6 +11,8 @@ import { scopeClaim } from '../tokens/attenuate.js';
 import { assertStorableText } from '../input/storable-text.js';
 import type { ServiceContext } from '../context.js';
 import { sha256Base64url } from '../secrets.js';
+import { tokenStandingProblem } from '../registry/standing.js';
+import { parseActClaim } from '../tokens/act-chain.js';
 
 const tokenParam = z.object({
   token: z.string({ error: 'is required' }).min(1, 'is required'),
@@ -51,7 +53,9 @@ function revocationWhat(target: RevocationTarget): string {
     ? 'the token'
     : target.kind === 'grant'
       ? `grant ${target.grant} (its refresh tokens and every token issued under it)`
-      : `everything ${target.kind} ${target.kind === 'agent' ? target.agent : target.user} holds or appears in`;
+      : target.kind === 'client'
+        ? `everything issued to client ${target.client}`
+        : `everything ${target.kind} ${target.kind === 'agent' ? target.agent : target.user} holds or appears in`;
 }
 
 /** The entry of a revocation: who asked, what it reached, and how many tokens it revoked. */
@@ -93,7 +97,7 @@ async function auditRevocation(
 }
 
 /** Revokes in the caller's tenant, counts and audits it; returns the jtis newly revoked. */
-async function applyRevocation(
+export async function applyRevocation(
   ctx: ServiceContext,
   caller: Caller,
   target: RevocationTarget,
@@ -249,6 +253,15 @@ async function introspect(ctx: ServiceContext, caller: Caller, params: FormParam
   const token = await liveToken(ctx, tokenOf(params).token, caller.tenant);
   if (token === undefined) return { active: false };
   const p = token.payload;
+  // A token whose user, actor or client is suspended, or whose actor has expired, is not honoured.
+  let chain: string[] = [];
+  try {
+    chain = parseActClaim(p.act, 'token', ctx.limits.maxChainLength).chain;
+  } catch {
+    // An act claim Baton would not read names no actor to check: the other parties still are.
+  }
+  if (tokenStandingProblem(ctx.registry(), { ...token, chain }, ctx.clock.now()) !== undefined)
+    return { active: false };
   return {
     active: true,
     iss: p.iss,

@@ -2,13 +2,18 @@ import { Hono } from 'hono';
 import { operatorScopes } from '../../core/clients/callers.js';
 import { parseRollbackRequest, parseUploadRequest, versionJson } from '../../core/decisions/policy-set.js';
 import { invalidRequest, OAuthError } from '../../core/errors.js';
+import { suspensionsAdmin } from '../../core/registry/suspensions.js';
 import { killSwitch } from '../../core/revocation/revoke.js';
 import type { AppDeps } from '../app-deps.js';
 import { requireScope } from '../callers.js';
 import { noStore } from '../oauth-errors.js';
 import { errorsAs, jsonOf, jsonTextOf, requestIdOf, type Env } from '../request.js';
 
-/** Operators' calls (`baton:admin`): the kill switch, the policy set's reload, versions and rollback, and the registry reload. */
+/**
+ * Operators' calls (`baton:admin`): suspensions (where the registry is kept in the database), the
+ * revocation of everything an agent or user holds, the policy set's reload, versions and rollback,
+ * and the registry reload.
+ */
 export function adminRoutes(deps: AppDeps): Hono<Env> {
   const { service } = deps;
   const routes = new Hono<Env>();
@@ -66,5 +71,24 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
       ).markAudited();
     }
   });
+  const store = deps.registryStore;
+  if (store !== undefined) {
+    const suspensions = suspensionsAdmin(service, store);
+    routes.post('/admin/suspensions', api, operator, async (c) => {
+      const { suspension, created, revoked } = await suspensions.suspend(
+        c.get('caller'),
+        await jsonOf(c, deps),
+        requestIdOf(c),
+      );
+      return c.json({ ...suspension, revoked }, created ? 201 : 200, noStore);
+    });
+    routes.get('/admin/suspensions', api, operator, (c) =>
+      c.json({ items: suspensions.list(c.get('caller')) }, 200, noStore),
+    );
+    routes.delete('/admin/suspensions/:kind/:id', api, operator, async (c) => {
+      await suspensions.resume(c.get('caller'), c.req.param('kind'), c.req.param('id'), requestIdOf(c));
+      return c.body(null, 204, noStore);
+    });
+  }
   return routes;
 }

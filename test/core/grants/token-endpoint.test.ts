@@ -40,12 +40,14 @@ function endpointWith(caller: Caller) {
     resourceServers: new Map(),
     audiences: new Map(),
     users: new Map(),
+    suspensions: new Map(),
   };
   const counted: [string, string, string][] = [];
   const audited: AuditEvent[] = [];
   const ctx = {
     registry: () => registry,
     limits: { maxTokenBytes: 8192 },
+    clock: { now: () => Date.now() },
     rateLimit: { check: () => undefined },
     metrics: {
       grant: (grantType: string, outcome: string, reason: string) => counted.push([grantType, outcome, reason]),

@@ -10,6 +10,8 @@ function reaches(target: RevocationTarget, token: TokenLineage): boolean {
       return token.actor === target.agent || token.subject === target.agent;
     case 'user':
       return token.subject === target.user;
+    case 'client':
+      return token.clientId === target.client;
     case 'grant':
       return token.rootGrant === target.grant;
   }
@@ -46,7 +48,9 @@ export function memoryRevocations(state: MemoryState, now: () => number): Revoca
               ? grant.grantId === target.grant
               : target.kind === 'user'
                 ? grant.subject === target.user
-                : grant.agent === target.agent
+                : target.kind === 'client'
+                  ? grant.clientId === target.client
+                  : grant.agent === target.agent
           )
             grant.revoked = true;
         }
