@@ -15,9 +15,9 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { randomUUID } from 'node:crypto';
+import { URL, URLSearchParams, fileURLToPath } from 'node:url';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { generateSigningKeys } from '../dist/adapters/signing-keys.js';
 import {
@@ -74,7 +74,8 @@ async function until(urls, since, ask, what) {
     urls.map(async (url) => {
       for (;;) {
         if (await ask(url)) return performance.now() - since;
-        if (performance.now() - since > deadlineMs) throw new Error(`${what}: not in force at ${url} after ${deadlineMs} ms`);
+        if (performance.now() - since > deadlineMs)
+          throw new Error(`${what}: not in force at ${url} after ${deadlineMs} ms`);
         await sleep(5);
       }
     }),
@@ -105,7 +106,13 @@ await withCleanups(async () => {
   // The first migrates and seeds; the others find it done.
   for (let i = 0; i < 3; i++)
     instances.push(
-      await spawnBaton({ root, port: await freePort(), settings, log: join(work, `baton-${i}.log`), label: `Baton ${i}` }),
+      await spawnBaton({
+        root,
+        port: await freePort(),
+        settings,
+        log: join(work, `baton-${i}.log`),
+        label: `Baton ${i}`,
+      }),
     );
   const urls = instances.map((b) => b.url);
   const admin = await call(urls[0], '/oauth2/token', {
@@ -131,7 +138,8 @@ await withCleanups(async () => {
     resource: { type: 'Account', id: 'acct-1' },
     context: { scope: ['payments:read'] },
   };
-  const decides = async (url) => (await call(url, '/access/v1/evaluation', { body: evaluation, authorization: resourceServer })).body?.decision;
+  const decides = async (url) =>
+    (await call(url, '/access/v1/evaluation', { body: evaluation, authorization: resourceServer })).body?.decision;
 
   const created = [];
   const suspended = [];
@@ -148,7 +156,7 @@ await withCleanups(async () => {
         .setIssuer(id)
         .setSubject(id)
         .setAudience(issuer)
-        .setJti(crypto.randomUUID())
+        .setJti(randomUUID())
         .setIssuedAt()
         .setExpirationTime('60s')
         .sign(privateKey);
@@ -177,7 +185,9 @@ await withCleanups(async () => {
     });
     if (suspend.status !== 200 && suspend.status !== 201)
       throw new Error(`suspend agent: ${suspend.status} ${JSON.stringify(suspend.body)}`);
-    suspended.push(...(await until(others, performance.now(), async (url) => !(await authenticates(url)), 'agent suspended')));
+    suspended.push(
+      ...(await until(others, performance.now(), async (url) => !(await authenticates(url)), 'agent suspended')),
+    );
 
     // Alternates between the folder's set (reads allowed) and one that forbids reads.
     const next = sets[(trial + 1) % 2];
@@ -185,12 +195,16 @@ await withCleanups(async () => {
     if (upload.status !== 200) throw new Error(`upload policies: ${upload.status} ${JSON.stringify(upload.body)}`);
     const expected = next === folder;
     if ((await decides(writer)) !== expected) throw new Error('the writer does not decide with the set it activated');
-    policies.push(...(await until(others, performance.now(), async (url) => (await decides(url)) === expected, 'policy set')));
+    policies.push(
+      ...(await until(others, performance.now(), async (url) => (await decides(url)) === expected, 'policy set')),
+    );
     progress(`trial ${trial + 1} of ${trials} done`);
   }
 
   print(machineLine());
-  print(`three Baton instances on one PostgreSQL; ${trials} trials, each change made on one instance in turn and asked of the two others every 5 ms`);
+  print(
+    `three Baton instances on one PostgreSQL; ${trials} trials, each change made on one instance in turn and asked of the two others every 5 ms`,
+  );
   print();
   print('| change (in force on the other instances after, ms) | figures | p50 | p95 | max | over 1 s |');
   print('| --- | ---: | ---: | ---: | ---: | ---: |');
