@@ -171,7 +171,7 @@ async function evaluateDecision(
   trail.actor_chain = chain;
   trail.scope = scopeClaim(token.payload);
   // A token outlives a suspension only until it is revoked; meanwhile no decision allows it.
-  const refused = tokenStandingProblem(registry, { ...token, chain }, ctx.clock.now());
+  const refused = tokenStandingProblem(registry, token, chain, ctx.clock.now());
   if (refused !== undefined) return deny(`baton:${refused.status}`, refused.description);
   if (match.applies && match.entry !== undefined) trail.authorization_details = [match.entry];
   const user = userEntity(token.tenant, token.sub);

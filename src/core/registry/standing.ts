@@ -28,15 +28,16 @@ export function standingProblem(
   principal: Principal,
   now: number,
 ): StandingProblem | undefined {
-  // A user's sub comes from a token: it is echoed, never carried in whole.
-  const name = principal.kind === 'user' ? echo(principal.id) : principal.id;
-  if (registry.suspensions.has(suspensionKey(tenant, principal.kind, principal.id)))
-    return { status: 'suspended', description: `${principal.kind} ${name} is suspended` };
+  // A user's sub comes from a token: it is echoed, never carried in whole (and only once refused:
+  // this check is on every grant and decision).
+  const name = (): string => (principal.kind === 'user' ? echo(principal.id) : principal.id);
+  if (registry.suspensions.size > 0 && registry.suspensions.has(suspensionKey(tenant, principal.kind, principal.id)))
+    return { status: 'suspended', description: `${principal.kind} ${name()} is suspended` };
   if (principal.kind === 'agent') {
     const expiresAt = registry.agents.get(principal.id)?.expiresAt;
     // At its expiry the agent is gone, whatever a periodic sweep has yet to remove.
     if (expiresAt !== undefined && now >= expiresAt)
-      return { status: 'expired', description: `agent ${name} has expired` };
+      return { status: 'expired', description: `agent ${name()} has expired` };
   }
   return undefined;
 }
@@ -83,8 +84,6 @@ export interface TokenParties {
   readonly tenant: string;
   readonly sub: string;
   readonly clientId: string;
-  /** Actor ids, current actor first. */
-  readonly chain: readonly string[];
 }
 
 /**
@@ -95,6 +94,8 @@ export interface TokenParties {
 export function tokenStandingProblem(
   registry: Registry,
   token: TokenParties,
+  /** Actor ids, current actor first. */
+  chain: readonly string[],
   now: number,
 ): StandingProblem | undefined {
   const client = registry.callers.get(token.clientId);
@@ -103,7 +104,7 @@ export function tokenStandingProblem(
     token.tenant,
     [
       { kind: 'user', id: token.sub },
-      ...token.chain.map((id) => ({ kind: 'agent' as const, id })),
+      ...chain.map((id) => ({ kind: 'agent' as const, id })),
       client === undefined ? undefined : callerPrincipal(client),
     ],
     now,

@@ -260,8 +260,7 @@ async function introspect(ctx: ServiceContext, caller: Caller, params: FormParam
   } catch {
     // An act claim Baton would not read names no actor to check: the other parties still are.
   }
-  if (tokenStandingProblem(ctx.registry(), { ...token, chain }, ctx.clock.now()) !== undefined)
-    return { active: false };
+  if (tokenStandingProblem(ctx.registry(), token, chain, ctx.clock.now()) !== undefined) return { active: false };
   return {
     active: true,
     iss: p.iss,
