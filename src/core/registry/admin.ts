@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ServiceContext } from '../context.js';
-import { OAuthError, echo, invalidRequest, refusalReason } from '../errors.js';
+import { OAuthError, echo, invalidRequest } from '../errors.js';
 import { secret } from '../secrets.js';
 import { RegistryError, type RegistryProblem } from './compile.js';
 import { changedFields } from './diff.js';
@@ -8,6 +8,7 @@ import type { RegistryDocument } from './document.js';
 import type { Caller } from './registry.js';
 import { jwksSchema } from './schema.js';
 import type { RegistryStore } from './store.js';
+import { refusalAudited } from './audited.js';
 
 /** The kinds of entity the admin API manages: the document section, the member naming one, and its words. */
 export const adminKinds = {
@@ -165,27 +166,8 @@ export function registryAdmin(ctx: ServiceContext, store: RegistryStore) {
       .then(() => undefined);
 
   /** Runs one call: a refusal is audited in the operator's tenant and marked so. */
-  async function audited<T>(
-    operator: Caller,
-    requestId: string | null,
-    what: string,
-    run: () => Promise<T>,
-  ): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      if (!(error instanceof OAuthError)) throw error;
-      await ctx.audit.append({
-        tenant: operator.tenant,
-        type: 'registry.change',
-        decision: 'refused',
-        client: operator.id,
-        reason: `${what}: ${refusalReason(error)}`,
-        request_id: requestId,
-      });
-      throw error.markAudited();
-    }
-  }
+  const audited = <T>(operator: Caller, requestId: string | null, what: string, run: () => Promise<T>): Promise<T> =>
+    refusalAudited(ctx.audit, { caller: operator, type: 'registry.change', requestId, what }, run);
 
   /** Refuses an id another entity holds in any tenant: ids are global (a caller authenticates by its id alone). */
   function assertFree(document: RegistryDocument, kind: AdminKind, id: string): void {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ServiceContext } from '../context.js';
-import { OAuthError, echo, invalidRequest, refusalReason } from '../errors.js';
+import { OAuthError, echo, invalidRequest } from '../errors.js';
 import { assertStorableText } from '../input/storable-text.js';
 import { attenuateScope } from '../tokens/attenuate.js';
 import { attenuateAuthorizationDetails, parseAuthorizationDetails } from '../tokens/authorization-details.js';
@@ -9,6 +9,7 @@ import { registryId, type RegistryDocument } from './document.js';
 import type { Caller } from './registry.js';
 import { jwksSchema } from './schema.js';
 import type { RegistryStore } from './store.js';
+import { refusalAudited } from './audited.js';
 
 /** The most sub-agents one orchestrator may have registered at a time, so that no agent can fill the registry. */
 export const maxSubAgentsPerOrchestrator = 64;
@@ -67,7 +68,7 @@ export async function registerSubAgent(
   body: unknown,
   requestId: string | null,
 ): Promise<SubAgentView> {
-  try {
+  return refusalAudited(ctx.audit, { caller, type: 'registry.subagent', requestId }, async () => {
     if (caller.kind !== 'agent')
       throw new OAuthError('access_denied', 'only an agent may register a sub-agent, with its own token');
     const orchestrator = ctx.registry().agents.get(caller.id);
@@ -166,18 +167,7 @@ export async function registerSubAgent(
       request_id: requestId,
     });
     return view;
-  } catch (error) {
-    if (!(error instanceof OAuthError)) throw error;
-    await ctx.audit.append({
-      tenant: caller.tenant,
-      type: 'registry.subagent',
-      decision: 'refused',
-      client: caller.id,
-      reason: refusalReason(error),
-      request_id: requestId,
-    });
-    throw error.markAudited();
-  }
+  });
 }
 
 /** The document without the agents expired at `now`, and without every reference to them; and which were removed. */

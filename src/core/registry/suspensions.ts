@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import type { AuditType } from '../audit/chain.js';
 import type { ServiceContext } from '../context.js';
-import { OAuthError, echo, invalidRequest, refusalReason } from '../errors.js';
+import { OAuthError, echo, invalidRequest } from '../errors.js';
 import { assertStorableText } from '../input/storable-text.js';
 import type { RevocationTarget } from '../ports.js';
 import { applyRevocation } from '../revocation/revoke.js';
 import { suspensionKinds, type RegistryDocument, type SuspensionKind } from './document.js';
 import type { Caller } from './registry.js';
 import type { RegistryStore } from './store.js';
+import { refusalAudited } from './audited.js';
 
 /** The body of `POST /admin/suspensions`. */
 const suspendRequestSchema = z.strictObject({
@@ -57,27 +58,8 @@ function assertRegistered(document: RegistryDocument, tenant: string, kind: Susp
  * revoked. Each call is audited, applied or refused.
  */
 export function suspensionsAdmin(ctx: ServiceContext, store: RegistryStore) {
-  async function audited<T>(
-    operator: Caller,
-    type: AuditType,
-    requestId: string | null,
-    run: () => Promise<T>,
-  ): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      if (!(error instanceof OAuthError)) throw error;
-      await ctx.audit.append({
-        tenant: operator.tenant,
-        type,
-        decision: 'refused',
-        client: operator.id,
-        reason: refusalReason(error),
-        request_id: requestId,
-      });
-      throw error.markAudited();
-    }
-  }
+  const audited = <T>(operator: Caller, type: AuditType, requestId: string | null, run: () => Promise<T>): Promise<T> =>
+    refusalAudited(ctx.audit, { caller: operator, type, requestId }, run);
 
   return {
     /** The suspensions in force in the operator's tenant, oldest first. */
