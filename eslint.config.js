@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 // eslint's flat config is loaded as the module's default export.
 // eslint-disable-next-line no-restricted-syntax
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.baton-data/', 'coverage/', '.wrangler/'] },
+  { ignores: ['dist/', 'packages/*/dist/', 'node_modules/', '.baton-data/', 'coverage/', '.wrangler/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -3,7 +3,7 @@ import { isKnownDriverFault, isLostConnection } from './src/node/driver-guard.js
 
 export const config = defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
     // Everything Baton logs during the run is scanned for tokens and secrets at the end.
     globalSetup: ['test/support/log-scan.ts'],
     testTimeout: 30_000,

@@ -1,0 +1,1 @@
+export { BatonError, OAuthResponseError } from './errors.js';
