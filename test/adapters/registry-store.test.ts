@@ -218,3 +218,42 @@ describe.skipIf(testDatabaseUrl === undefined)('registry store on PostgreSQL', (
     });
   });
 });
+
+describe('an instance started on a stored registry', () => {
+  it('warns when the registry file differs from it, or cannot be read, and runs the stored one', async () => {
+    const db = await openPglite(undefined);
+    try {
+      await migrate(db.sql);
+      const source = 'policies/registry.json';
+      const first = await followRegistry(db, { ...options, logger: quiet, seed: { load: async () => demo, source } });
+      await first.stop();
+      const started = async (load: () => Promise<RegistryDocument>) => {
+        const warnings: [string, unknown][] = [];
+        const logger: Logger = { ...quiet, warn: (message, fields) => void warnings.push([message, fields]) };
+        const follower = await followRegistry(db, { ...options, logger, seed: { load, source } });
+        await follower.stop();
+        return { warnings, agents: [...follower.registry().agents.keys()] };
+      };
+
+      expect((await started(async () => demo)).warnings).toEqual([]);
+      const edited = await started(async () => withAgent(demo, 'file-only-agent'));
+      expect(edited.warnings).toEqual([
+        [
+          'the registry file differs from the stored registry, which stays in force; apply it with baton registry apply or a reload',
+          { file: source, version: 1, changes: ['+ agents/file-only-agent'] },
+        ],
+      ]);
+      expect(edited.agents).not.toContain('file-only-agent');
+      const unreadable = await started(() => Promise.reject(new Error('policies/registry.json: not JSON')));
+      expect(unreadable.warnings).toEqual([
+        [
+          'the registry file cannot be read; the stored registry stays in force',
+          { file: source, detail: 'policies/registry.json: not JSON' },
+        ],
+      ]);
+      expect(unreadable.agents).toEqual(edited.agents);
+    } finally {
+      await db.close();
+    }
+  });
+});

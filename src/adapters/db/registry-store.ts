@@ -2,7 +2,9 @@ import { OAuthError, StorageUnavailableError } from '../../core/errors.js';
 import type { Clock, KeyResolver, Logger } from '../../core/ports.js';
 import { compileRegistry, RegistryError, type CompileOptions } from '../../core/registry/compile.js';
 import type { RegistryDocument } from '../../core/registry/document.js';
+import { changeLine, registryDiff } from '../../core/registry/diff.js';
 import { runEdit } from '../../core/registry/edit.js';
+import { keepRuntimeState } from '../../core/registry/sub-agents.js';
 import type { Registry } from '../../core/registry/registry.js';
 import { emptyRegistryDocument, type RegistryStore, type StoredRegistry } from '../../core/registry/store.js';
 import { bumpVersion, followChanges, type ChangeFollower } from './change-feed.js';
@@ -127,6 +129,28 @@ export interface FollowOptions extends RegistryStoreOptions {
 }
 
 /**
+ * Once the database holds a registry, the file no longer counts at start-up: an instance started
+ * after the file was edited says so (with what applying it would change), rather than leave the
+ * edit silently unapplied. A file that cannot be read is only reported: the stored registry runs.
+ */
+async function warnIfSeedDiffers(stored: StoredRegistry, options: FollowOptions): Promise<void> {
+  try {
+    const file = await options.seed.load();
+    const changes = registryDiff(stored.document, keepRuntimeState(stored.document, file));
+    if (changes.length > 0)
+      options.logger.warn(
+        'the registry file differs from the stored registry, which stays in force; apply it with baton registry apply or a reload',
+        { file: options.seed.source, version: stored.version, changes: changes.slice(0, 20).map(changeLine) },
+      );
+  } catch (error) {
+    options.logger.warn('the registry file cannot be read; the stored registry stays in force', {
+      file: options.seed.source,
+      detail: error instanceof Error ? error.message : String(error),
+    });
+  }
+}
+
+/**
  * Opens the stored registry for an instance: seeds it when the database holds none (instances
  * starting together queue on the writers' lock, and only the first writes; the database wins over
  * the file from then on), compiles the stored one, and follows the 'registry' topic to swap in each
@@ -137,12 +161,15 @@ export async function followRegistry(database: Database, options: FollowOptions)
   const compile = compiler(options);
   const sqlStore = createSqlRegistryStore(database.sql, options, compile);
   let seeded: number | undefined;
-  if ((await sqlStore.read()).version === 0) {
+  const stored = await sqlStore.read();
+  if (stored.version === 0) {
     const seed = await options.seed.load();
     const result = await sqlStore.edit(`seed from ${options.seed.source}`, (document, version) =>
       version === 0 ? seed : document,
     );
     if (result.changed) seeded = result.version;
+  } else {
+    await warnIfSeedDiffers(stored, options);
   }
   const first = await latest(database.sql);
   let held = { version: first.version, registry: await compileRegistry(first.document, compile()) };
