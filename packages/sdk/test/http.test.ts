@@ -1,0 +1,203 @@
+import { describe, expect, it } from 'vitest';
+import { batonClient, BatonError, OAuthResponseError, parseRetryAfter, type Fetch } from '../src/index.js';
+import { refusal } from './support.js';
+
+const issuer = 'https://baton.example';
+const tokenEndpoint = `${issuer}/oauth2/token`;
+const client = { id: 'agent-platform', secret: 's3cret' };
+
+/** A fetch that answers from a list, one answer per call, and counts the calls. */
+function scripted(...answers: (() => Response | Promise<Response>)[]): Fetch & { calls: number } {
+  const fake = Object.assign(
+    async () => {
+      const answer = answers[fake.calls++];
+      if (answer === undefined) throw new Error('no answer scripted');
+      return answer();
+    },
+    { calls: 0 },
+  );
+  return fake;
+}
+
+const unavailable = (retryAfter?: string) => () =>
+  Response.json(
+    { error: 'temporarily_unavailable', error_description: 'retry later' },
+    { status: 503, headers: retryAfter === undefined ? {} : { 'retry-after': retryAfter } },
+  );
+
+function clientWith(fetch: Fetch, waits: number[] = []) {
+  return batonClient({
+    issuer,
+    tokenEndpoint,
+    client,
+    fetch,
+    retry: { sleep: async (ms) => void waits.push(ms) },
+  });
+}
+
+describe('requests, errors and retries', () => {
+  it('gives up after three attempts and throws the last refusal with its Retry-After', async () => {
+    const waits: number[] = [];
+    const fetch = scripted(unavailable('1'), unavailable(), unavailable('3'));
+    const error = await clientWith(fetch, waits)
+      .clientCredentials()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthResponseError);
+    expect(error).toMatchObject({ code: 'temporarily_unavailable', status: 503, retryAfterSeconds: 3 });
+    // Retry-After when sent, else exponential backoff from 500 ms.
+    expect(waits).toEqual([1000, 1000]);
+    expect(fetch.calls).toBe(3);
+  });
+
+  it('retries a 429 too, but not a Retry-After beyond the limit, nor a 400 or a 500', async () => {
+    const rateLimited = () =>
+      Response.json({ error: 'temporarily_unavailable' }, { status: 429, headers: { 'retry-after': '60' } });
+    const fetch = scripted(rateLimited);
+    expect(await refusal(clientWith(fetch).clientCredentials())).toEqual({
+      name: 'OAuthResponseError',
+      code: 'temporarily_unavailable',
+      description: undefined,
+      status: 429,
+    });
+    expect(fetch.calls).toBe(1);
+    for (const status of [400, 500]) {
+      const once = scripted(() => Response.json({ error: 'server_error' }, { status }));
+      await expect(clientWith(once).clientCredentials()).rejects.toMatchObject({ code: 'server_error', status });
+      expect(once.calls).toBe(1);
+    }
+  });
+
+  it('turns network failures and answers that are not OAuth JSON into BatonErrors, never bare Errors', async () => {
+    const cases: [string, () => Response | Promise<Response>, Record<string, unknown>][] = [
+      [
+        'network',
+        () => Promise.reject(new TypeError('fetch failed')),
+        { name: 'BatonError', code: 'network_error', message: `could not reach ${tokenEndpoint}` },
+      ],
+      [
+        'html error page',
+        () => new Response('<html>Bad gateway</html>', { status: 502 }),
+        { name: 'BatonError', code: 'invalid_response', message: 'Baton answered HTTP 502 without a JSON body' },
+      ],
+      [
+        'JSON without error',
+        () => Response.json({ message: 'nope' }, { status: 400 }),
+        {
+          name: 'BatonError',
+          code: 'invalid_response',
+          message: 'Baton answered HTTP 400 without an OAuth error code',
+        },
+      ],
+      [
+        'error that is not a string',
+        () => Response.json({ error: ['invalid_grant'] }, { status: 400 }),
+        {
+          name: 'BatonError',
+          code: 'invalid_response',
+          message: 'Baton answered HTTP 400 without an OAuth error code',
+        },
+      ],
+      [
+        '200 not JSON',
+        () => new Response('ok', { status: 200 }),
+        {
+          name: 'BatonError',
+          code: 'invalid_response',
+          message: 'Baton answered HTTP 200 with a body that is not JSON',
+        },
+      ],
+      [
+        '200 JSON array',
+        () => Response.json([1]),
+        {
+          name: 'BatonError',
+          code: 'invalid_response',
+          message: 'Baton answered HTTP 200 with JSON that is not an object',
+        },
+      ],
+      [
+        '200 without access_token',
+        () => Response.json({ token_type: 'Bearer' }),
+        { name: 'BatonError', code: 'invalid_response', message: 'the token response has no access_token' },
+      ],
+      [
+        '200 access_token not a JWT',
+        () => Response.json({ access_token: 'opaque' }),
+        { name: 'BatonError', code: 'invalid_response', message: 'the access token is not a JWT' },
+      ],
+    ];
+    const results: Record<string, unknown> = {};
+    for (const [name, answer] of cases) results[name] = await refusal(clientWith(scripted(answer)).clientCredentials());
+    expect(results).toEqual(Object.fromEntries(cases.map(([name, , expected]) => [name, expected])));
+  });
+
+  it('sends the client secret as RFC 6749 Basic, each part form-encoded', async () => {
+    let authorization: string | null = null;
+    const fetch: Fetch = async (_input, init) => {
+      authorization = new Headers(init?.headers).get('authorization');
+      return Response.json({ error: 'invalid_client' }, { status: 401 });
+    };
+    await batonClient({ issuer, tokenEndpoint, fetch, client: { id: 'a b:c', secret: 'p%ss é' } })
+      .clientCredentials()
+      .catch(() => undefined);
+    expect(authorization).toBe(`Basic ${btoa('a+b%3Ac:p%25ss+%C3%A9')}`);
+  });
+
+  it('refuses metadata that names another issuer', async () => {
+    const fetch = scripted(() =>
+      Response.json({ issuer: 'https://evil.example', token_endpoint: 'https://evil.example/t' }),
+    );
+    expect(await refusal(batonClient({ issuer, fetch, client }).clientCredentials())).toEqual({
+      name: 'BatonError',
+      code: 'invalid_response',
+      message: 'the metadata names issuer https://evil.example, not https://baton.example',
+    });
+  });
+});
+
+describe('AbortSignal', () => {
+  it('an aborted signal stops the call before anything is sent', async () => {
+    const fetch = scripted(unavailable());
+    const controller = new AbortController();
+    controller.abort(new Error('user cancelled'));
+    const error = await clientWith(fetch)
+      .clientCredentials({ signal: controller.signal })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BatonError);
+    expect(error).toMatchObject({ code: 'aborted', message: 'the request was aborted' });
+    expect((error as BatonError).cause).toEqual(new Error('user cancelled'));
+    expect(fetch.calls).toBe(0);
+  });
+
+  it('aborts the wait between attempts (the default timer), and the request in flight', async () => {
+    const fetch = scripted(unavailable('5'));
+    const controller = new AbortController();
+    const slow = batonClient({ issuer, tokenEndpoint, client, fetch });
+    const pending = slow.clientCredentials({ signal: controller.signal });
+    setTimeout(() => controller.abort(), 20);
+    // The 5 s wait ends with the abort, well within the test's deadline.
+    await expect(pending).rejects.toMatchObject({ name: 'BatonError', code: 'aborted' });
+    expect(fetch.calls).toBe(1);
+
+    const hanging: Fetch = (_input, init) =>
+      new Promise((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
+    const inFlight = new AbortController();
+    const request = batonClient({ issuer, tokenEndpoint, client, fetch: hanging }).clientCredentials({
+      signal: inFlight.signal,
+    });
+    inFlight.abort();
+    await expect(request).rejects.toMatchObject({ name: 'BatonError', code: 'aborted' });
+  });
+});
+
+describe('parseRetryAfter', () => {
+  it('reads delta-seconds and HTTP dates, and ignores anything else', () => {
+    const clock = { now: () => Date.parse('2026-12-01T10:00:00Z') };
+    expect(
+      ['3', ' 0 ', 'Tue, 01 Dec 2026 10:00:07 GMT', 'Tue, 01 Dec 2026 09:00:00 GMT', '-1', '1e3', 'soon', ''].map((v) =>
+        parseRetryAfter(v, clock),
+      ),
+    ).toEqual([3, 0, 7, 0, undefined, undefined, undefined, undefined]);
+    expect(parseRetryAfter(null)).toBeUndefined();
+  });
+});
