@@ -29,3 +29,4 @@ export {
   type RetryOptions,
   type Sleep,
 } from './http.js';
+export { canonicalJson, tokenCache, type TokenCache, type TokenCacheOptions } from './cache.js';
