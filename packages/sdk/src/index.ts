@@ -30,3 +30,11 @@ export {
   type Sleep,
 } from './http.js';
 export { canonicalJson, tokenCache, type TokenCache, type TokenCacheOptions } from './cache.js';
+export {
+  authorizationUrl,
+  redeemCode,
+  validateCallback,
+  type AuthorizationRequest,
+  type AuthorizationUrlParams,
+  type RedeemCodeParams,
+} from './code-flow.js';
