@@ -136,9 +136,12 @@ async function send(
   options: RequestOptions,
 ): Promise<Record<string, unknown>> {
   const { fetch: fetchImpl = globalThis.fetch, clock = systemClock, signal } = options;
-  const attempts = Math.max(1, Math.floor(options.retry?.attempts ?? 3));
-  const baseDelayMs = options.retry?.baseDelayMs ?? 500;
-  const maxDelaySeconds = options.retry?.maxDelaySeconds ?? 10;
+  // A NaN or negative setting would retry forever or never wait: such settings take the default.
+  const setting = (value: number | undefined, fallback: number) =>
+    value !== undefined && Number.isFinite(value) && value >= 0 ? value : fallback;
+  const attempts = Math.max(1, Math.floor(setting(options.retry?.attempts, 3)));
+  const baseDelayMs = setting(options.retry?.baseDelayMs, 500);
+  const maxDelaySeconds = setting(options.retry?.maxDelaySeconds, 10);
   const sleep = options.retry?.sleep ?? timerSleep;
   for (let attempt = 1; ; attempt++) {
     if (signal?.aborted) throw abortedError(signal);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { batonClient, BatonError, OAuthResponseError, parseRetryAfter, type Fetch } from '../src/index.js';
+import { actChain, batonClient, BatonError, OAuthResponseError, parseRetryAfter, type Fetch } from '../src/index.js';
 import { refusal } from './support.js';
 
 const issuer = 'https://baton.example';
@@ -152,6 +152,42 @@ describe('requests, errors and retries', () => {
       code: 'invalid_response',
       message: 'the metadata names issuer https://evil.example, not https://baton.example',
     });
+  });
+});
+
+describe('retry settings', () => {
+  it('takes the defaults for NaN, infinite or negative settings, so a 503 is tried three times, no more', async () => {
+    for (const attempts of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
+      const waits: number[] = [];
+      const fetch = scripted(unavailable(), unavailable(), unavailable(), unavailable());
+      const flaky = batonClient({
+        issuer,
+        tokenEndpoint,
+        client,
+        fetch,
+        retry: { attempts, baseDelayMs: Number.NaN, maxDelaySeconds: -5, sleep: async (ms) => void waits.push(ms) },
+      });
+      await expect(flaky.clientCredentials()).rejects.toMatchObject({ code: 'temporarily_unavailable', status: 503 });
+      expect([fetch.calls, waits]).toEqual([3, [500, 1000]]);
+    }
+  });
+});
+
+describe('actChain', () => {
+  it('lists the user then the actors oldest first, and stops at anything that is not an actor', () => {
+    expect(actChain({ sub: 'alice', act: { sub: 'c', act: { sub: 'b', act: { sub: 'a' } } } })).toEqual([
+      'alice',
+      'a',
+      'b',
+      'c',
+    ]);
+    expect(actChain({ sub: 'alice' })).toEqual(['alice']);
+    expect(actChain({ sub: 'alice', act: 'orchestrator' })).toEqual(['alice']);
+    expect(actChain({ sub: 'alice', act: [{ sub: 'x' }] })).toEqual(['alice']);
+    expect(actChain({ sub: 'alice', act: { sub: 'b', act: { sub: 7 } } })).toEqual(['alice', 'b']);
+    let deep: Record<string, unknown> = { sub: 'last' };
+    for (let i = 0; i < 100; i++) deep = { sub: `a${i}`, act: deep };
+    expect(actChain({ sub: 'alice', act: deep })).toHaveLength(33);
   });
 });
 
