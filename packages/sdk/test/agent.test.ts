@@ -180,6 +180,22 @@ describe('exchange and delegate against a real Baton', () => {
         },
       ],
       [
+        'NUL in scope',
+        async () =>
+          client.exchange({
+            subjectToken: await alice(),
+            actor: orchestrator,
+            audience: 'payments',
+            scope: 'payments:read\u0000',
+          }),
+        {
+          name: 'OAuthResponseError',
+          code: 'invalid_request',
+          status: 400,
+          description: 'scope contains a NUL character',
+        },
+      ],
+      [
         'bad client secret',
         async () =>
           client.exchange({

@@ -105,7 +105,12 @@ describe('code flow helpers against a real Baton', () => {
         return e;
       }
     })();
-    expect(error).toMatchObject({ name: 'OAuthResponseError', code: 'access_denied', status: 302 });
+    expect(error).toMatchObject({
+      name: 'OAuthResponseError',
+      code: 'access_denied',
+      status: 302,
+      description: 'the user declined',
+    });
   });
 
   it('refuses a callback from another issuer, for another state, repeated, or without a code, before reading its error', () => {
