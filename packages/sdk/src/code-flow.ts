@@ -1,4 +1,5 @@
 import { BatonError, OAuthResponseError } from './errors.js';
+import { assertWellFormed } from './http.js';
 import type { Actor, BatonClient, ClientCredentials, IssuedToken } from './exchange.js';
 
 /** What `authorizationUrl` builds a request from. */
@@ -31,21 +32,25 @@ export async function authorizationUrl(params: AuthorizationUrlParams): Promise<
   const challenge = base64url(
     new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(codeVerifier))),
   );
-  const url = new URL(params.authorizationEndpoint);
-  const query = url.searchParams;
-  query.set('response_type', 'code');
-  query.set('client_id', params.clientId);
-  query.set('redirect_uri', params.redirectUri);
+  const entries: [string, string][] = [
+    ['response_type', 'code'],
+    ['client_id', params.clientId],
+    ['redirect_uri', params.redirectUri],
+  ];
   if (params.scope !== undefined)
-    query.set('scope', typeof params.scope === 'string' ? params.scope : params.scope.join(' '));
+    entries.push(['scope', typeof params.scope === 'string' ? params.scope : params.scope.join(' ')]);
   if (params.authorizationDetails !== undefined)
-    query.set('authorization_details', JSON.stringify(params.authorizationDetails));
-  if (params.requestedActor !== undefined) query.set('requested_actor', params.requestedActor);
+    entries.push(['authorization_details', JSON.stringify(params.authorizationDetails)]);
+  if (params.requestedActor !== undefined) entries.push(['requested_actor', params.requestedActor]);
   for (const resource of typeof params.resource === 'string' ? [params.resource] : (params.resource ?? []))
-    query.append('resource', resource);
-  query.set('state', state);
-  query.set('code_challenge', challenge);
-  query.set('code_challenge_method', 'S256');
+    entries.push(['resource', resource]);
+  entries.push(['state', state], ['code_challenge', challenge], ['code_challenge_method', 'S256']);
+  // Checked before URL encoding, which would turn a lone surrogate into U+FFFD without a word.
+  for (const [name, value] of entries) assertWellFormed(name, value);
+  const url = new URL(params.authorizationEndpoint);
+  for (const [name, value] of entries)
+    if (name === 'resource') url.searchParams.append(name, value);
+    else url.searchParams.set(name, value);
   return { url: url.toString(), state, codeVerifier };
 }
 

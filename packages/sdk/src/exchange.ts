@@ -2,6 +2,7 @@ import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { isAgentIdentity, type AgentIdentity } from './agent.js';
 import { BatonError } from './errors.js';
 import {
+  assertWellFormed,
   getJson,
   isObject,
   postForm,
@@ -151,13 +152,17 @@ export function batonClient(options: BatonClientOptions): BatonClient {
       const form = new URLSearchParams();
       for (const [name, value] of Object.entries(params)) {
         if (value === undefined) continue;
-        for (const one of typeof value === 'string' ? [value] : value) form.append(name, one);
+        for (const one of typeof value === 'string' ? [value] : value) {
+          assertWellFormed(name, one);
+          form.append(name, one);
+        }
       }
       if (actor !== undefined) {
         if (isAgentIdentity(actor)) {
           form.set('actor_token', await actor.assertion());
           form.set('actor_token_type', tokenTypes.jwt);
         } else {
+          assertWellFormed('actor_token', actor.token);
           form.set('actor_token', actor.token);
           form.set('actor_token_type', actor.tokenType ?? tokenTypes.accessToken);
         }
@@ -221,6 +226,8 @@ async function authenticate(
     form.set('client_assertion', await client.assertion());
     return {};
   }
+  assertWellFormed('client_id', client.id);
+  if (client.secret !== undefined) assertWellFormed('client_secret', client.secret);
   if (client.secret === undefined) {
     form.set('client_id', client.id);
     return {};

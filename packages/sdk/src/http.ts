@@ -81,6 +81,16 @@ export async function readOAuthError(response: Response, clock: Clock = systemCl
   );
 }
 
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Refuses a parameter holding a lone UTF-16 surrogate before it is sent: URL encoding would
+ * silently turn it into U+FFFD, so Baton would judge another request than the caller made.
+ */
+export function assertWellFormed(name: string, value: string): void {
+  if (loneSurrogate.test(value)) throw new BatonError('invalid_request', `${name} contains a lone surrogate`);
+}
+
 /** Whether a value is a plain JSON object (not an array, not null). */
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

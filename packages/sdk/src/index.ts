@@ -16,6 +16,7 @@ export {
   type IssuedToken,
 } from './exchange.js';
 export {
+  assertWellFormed,
   getJson,
   parseRetryAfter,
   postForm,

@@ -113,6 +113,21 @@ describe('code flow helpers against a real Baton', () => {
     });
   });
 
+  it('refuses a lone surrogate in the request rather than sending U+FFFD', async () => {
+    await expect(
+      authorizationUrl({
+        authorizationEndpoint: 'https://baton.example/oauth2/authorize',
+        clientId: 'agent-platform',
+        redirectUri,
+        requestedActor: 'orch\udc00',
+      }),
+    ).rejects.toMatchObject({
+      name: 'BatonError',
+      code: 'invalid_request',
+      message: 'requested_actor contains a lone surrogate',
+    });
+  });
+
   it('refuses a callback from another issuer, for another state, repeated, or without a code, before reading its error', () => {
     const issuer = 'https://baton.example';
     const cases: [string, string][] = [

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { actChain, batonClient, BatonError, OAuthResponseError, parseRetryAfter, type Fetch } from '../src/index.js';
+import {
+  actChain,
+  assertWellFormed,
+  batonClient,
+  BatonError,
+  OAuthResponseError,
+  parseRetryAfter,
+  type Fetch,
+} from '../src/index.js';
 import { refusal } from './support.js';
 
 const issuer = 'https://baton.example';
@@ -152,6 +160,28 @@ describe('requests, errors and retries', () => {
       code: 'invalid_response',
       message: 'the metadata names issuer https://evil.example, not https://baton.example',
     });
+  });
+});
+
+describe('lone surrogates', () => {
+  it('are refused before anything is sent (URL encoding would make them U+FFFD), in every form value', async () => {
+    const fetch = scripted();
+    const baton = clientWith(fetch);
+    const cases = [
+      baton.clientCredentials({ scope: 'payments:read\ud800' }),
+      baton.clientCredentials({ audience: ['payments', '\udc00x'] }),
+      baton.exchange({ subjectToken: 'a.b.c', actor: { token: 'x\ud800' } }),
+    ];
+    const results = [];
+    for (const call of cases) results.push(await refusal(call));
+    expect(results).toEqual([
+      { name: 'BatonError', code: 'invalid_request', message: 'scope contains a lone surrogate' },
+      { name: 'BatonError', code: 'invalid_request', message: 'audience contains a lone surrogate' },
+      { name: 'BatonError', code: 'invalid_request', message: 'actor_token contains a lone surrogate' },
+    ]);
+    expect(fetch.calls).toBe(0);
+    // A well-formed pair is text like any other.
+    expect(() => assertWellFormed('scope', 'payments:read \ud83d\ude00')).not.toThrow();
   });
 });
 
