@@ -163,6 +163,72 @@ describe('requests, errors and retries', () => {
   });
 });
 
+/** An unsigned JWT with this header and payload (the agent side only decodes). */
+function jwt(header: object, payload: object): string {
+  const part = (value: object) =>
+    btoa(JSON.stringify(value)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+  return `${part(header)}.${part(payload)}.c2ln`;
+}
+
+describe('the exchange request', () => {
+  it('sends every parameter, repeats lists, and tells a Baton token from an upstream JWT', async () => {
+    const forms: Record<string, string[]>[] = [];
+    const issued = jwt({ alg: 'EdDSA', typ: 'at+jwt' }, { iss: issuer, sub: 'alice', act: { sub: 'orchestrator' } });
+    const fetch: Fetch = async (_input, init) => {
+      const form = new URLSearchParams(String(init?.body));
+      forms.push(Object.fromEntries([...new Set(form.keys())].map((k) => [k, form.getAll(k)])));
+      return Response.json({
+        access_token: issued,
+        issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      });
+    };
+    const baton = clientWith(fetch);
+    const upstream = jwt({ alg: 'EdDSA', typ: 'JWT' }, { iss: 'https://id.acme.example', sub: 'alice' });
+    const result = await baton.exchange({
+      subjectToken: upstream,
+      actor: { token: 'agent-token' },
+      audience: ['payments', 'calendar'],
+      resource: 'https://payments.example',
+      scope: ['payments:read', 'payments:transfer'],
+      authorizationDetails: [{ type: 'tool_invocation', tool: 'transfer' }],
+      requestedTokenType: 'urn:ietf:params:oauth:token-type:jwt',
+    });
+    await baton.delegate(issued, {});
+    const exchange = 'urn:ietf:params:oauth:grant-type:token-exchange';
+    expect(forms).toEqual([
+      {
+        grant_type: [exchange],
+        subject_token: [upstream],
+        subject_token_type: ['urn:ietf:params:oauth:token-type:jwt'],
+        audience: ['payments', 'calendar'],
+        resource: ['https://payments.example'],
+        scope: ['payments:read payments:transfer'],
+        authorization_details: ['[{"type":"tool_invocation","tool":"transfer"}]'],
+        requested_token_type: ['urn:ietf:params:oauth:token-type:jwt'],
+        actor_token: ['agent-token'],
+        actor_token_type: ['urn:ietf:params:oauth:token-type:access_token'],
+      },
+      {
+        grant_type: [exchange],
+        subject_token: [issued],
+        subject_token_type: ['urn:ietf:params:oauth:token-type:access_token'],
+      },
+    ]);
+    expect(result.claims).toEqual({
+      iss: issuer,
+      sub: 'alice',
+      act: { sub: 'orchestrator' },
+      actChain: ['alice', 'orchestrator'],
+    });
+    expect([result.expiresIn, result.expiresAt, result.scope, result.refreshToken]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+  });
+});
+
 describe('lone surrogates', () => {
   it('are refused before anything is sent (URL encoding would make them U+FFFD), in every form value', async () => {
     const fetch = scripted();
