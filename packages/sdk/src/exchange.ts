@@ -7,6 +7,7 @@ import {
   isObject,
   postForm,
   systemClock,
+  untilAborted,
   type Clock,
   type Fetch,
   type FormRequest,
@@ -127,8 +128,10 @@ export function batonClient(options: BatonClientOptions): BatonClient {
   let endpoint: Promise<string> | undefined =
     options.tokenEndpoint === undefined ? undefined : Promise.resolve(options.tokenEndpoint);
 
-  const tokenEndpoint = (signal?: AbortSignal): Promise<string> =>
-    (endpoint ??= getJson(metadataUrl(issuer), { ...http, signal })
+  // Discovery is shared by every caller, so no one caller's signal may cancel it: each waits on it until its own signal aborts.
+  const tokenEndpoint = (signal?: AbortSignal): Promise<string> => untilAborted(discover(), signal);
+  const discover = (): Promise<string> =>
+    (endpoint ??= getJson(metadataUrl(issuer), http)
       .then((metadata) => {
         // RFC 8414 §3.3: metadata for another issuer is not Baton's.
         if (metadata.issuer !== issuer)

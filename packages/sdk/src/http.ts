@@ -31,6 +31,26 @@ export function abortedError(signal: AbortSignal): BatonError {
   return new BatonError('aborted', 'the request was aborted', { cause: signal.reason });
 }
 
+/** Settles as `promise` does, or rejects with `BatonError('aborted')` as soon as `signal` aborts (the work itself goes on). */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(abortedError(signal));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortedError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 /** `setTimeout` as a promise that an `AbortSignal` cuts short. */
 export const timerSleep: Sleep = (ms, signal) =>
   new Promise((resolve, reject) => {

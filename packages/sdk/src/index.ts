@@ -23,6 +23,7 @@ export {
   readOAuthError,
   systemClock,
   timerSleep,
+  untilAborted,
   type Clock,
   type Fetch,
   type FormRequest,

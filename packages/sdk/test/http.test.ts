@@ -4,6 +4,7 @@ import {
   assertWellFormed,
   batonClient,
   BatonError,
+  metadataUrl,
   OAuthResponseError,
   parseRetryAfter,
   type Fetch,
@@ -319,6 +320,39 @@ describe('AbortSignal', () => {
     });
     inFlight.abort();
     await expect(request).rejects.toMatchObject({ name: 'BatonError', code: 'aborted' });
+  });
+});
+
+describe('discovery', () => {
+  it('is shared: one caller aborting during it leaves it to the other, and metadata is read once', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const urls: string[] = [];
+    const fetch: Fetch = async (input) => {
+      urls.push(String(input));
+      if (String(input).includes('.well-known')) {
+        await held;
+        return Response.json({ issuer, token_endpoint: tokenEndpoint });
+      }
+      return Response.json({ error: 'invalid_client' }, { status: 401 });
+    };
+    const baton = batonClient({ issuer, fetch, client });
+    const leaving = new AbortController();
+    const gone = baton.clientCredentials({ signal: leaving.signal });
+    const staying = baton.clientCredentials();
+    leaving.abort();
+    await expect(gone).rejects.toMatchObject({ name: 'BatonError', code: 'aborted' });
+    release();
+    await expect(staying).rejects.toMatchObject({ name: 'OAuthResponseError', code: 'invalid_client', status: 401 });
+    expect(urls).toEqual([`${issuer}/.well-known/oauth-authorization-server`, tokenEndpoint]);
+  });
+
+  it('puts the well-known segment before an issuer path (RFC 8414 §3.1)', () => {
+    expect(['https://b.example', 'https://b.example/', 'https://b.example/tenant/acme/'].map(metadataUrl)).toEqual([
+      'https://b.example/.well-known/oauth-authorization-server',
+      'https://b.example/.well-known/oauth-authorization-server',
+      'https://b.example/.well-known/oauth-authorization-server/tenant/acme',
+    ]);
   });
 });
 
