@@ -1,1 +1,12 @@
 export { BatonError, OAuthResponseError } from './errors.js';
+// Resource servers: verifying Baton tokens, asking /authorize, middleware.
+export {
+  batonTokenAlgorithms,
+  batonVerifier,
+  verifyBatonToken,
+  type AuthorizationDetail,
+  type BatonClaims,
+  type BatonVerifier,
+  type FetchLike,
+  type VerifierOptions,
+} from './verify.js';
