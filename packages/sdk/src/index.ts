@@ -10,3 +10,12 @@ export {
   type FetchLike,
   type VerifierOptions,
 } from './verify.js';
+export {
+  authorizer,
+  type AuthorizeDecision,
+  type Authorizer,
+  type AuthorizerOptions,
+  type AuthorizeRequest,
+  type AuthorizeResource,
+  type ResourceServerCredentials,
+} from './authorize.js';
