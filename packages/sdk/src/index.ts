@@ -19,3 +19,6 @@ export {
   type AuthorizeResource,
   type ResourceServerCredentials,
 } from './authorize.js';
+export { type BatonRequestState, type Refusal, type RequireBatonOptions } from './middleware/require-baton.js';
+export { requireBaton, type HonoContextLike } from './middleware/hono.js';
+export { requireBaton as requireBatonNode, type NodeRequestLike, type NodeResponseLike } from './middleware/node.js';
