@@ -22,3 +22,10 @@ export {
 export { type BatonRequestState, type Refusal, type RequireBatonOptions } from './middleware/require-baton.js';
 export { requireBaton, type HonoContextLike } from './middleware/hono.js';
 export { requireBaton as requireBatonNode, type NodeRequestLike, type NodeResponseLike } from './middleware/node.js';
+export {
+  authorizeToolCall,
+  batonClaimsOf,
+  batonTokenVerifier,
+  type McpAuthInfo,
+  type McpTokenVerifier,
+} from './mcp.js';
