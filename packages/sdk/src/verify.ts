@@ -40,6 +40,8 @@ export interface VerifierOptions {
   readonly clockToleranceSeconds?: number;
   /** Milliseconds since the epoch; the system clock when not given. */
   readonly clock?: { now(): number };
+  /** How many verified tokens to remember (by SHA-256), so the same token costs no signature check again; 0 for none (default 10,000). */
+  readonly rememberTokens?: number;
 }
 
 /** Verifies Baton access tokens offline against Baton's published keys. */
@@ -157,9 +159,35 @@ function describeFailure(error: unknown, issuer: string, audience: string): Bato
   return invalidToken('the token is not a well-formed signed JWT', error);
 }
 
+/** A token that passed every check, and the key its signature was checked with. */
+interface Remembered {
+  readonly claims: BatonClaims;
+  readonly header: { readonly alg: string; readonly kid?: string; readonly typ?: string };
+  readonly key: unknown;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
+}
+
+/** The SHA-256 of a token, base64url: what a remembered token is filed under (never the token itself). */
+async function digestOf(token: string): Promise<string> {
+  const bytes = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token)));
+  let binary = '';
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
 /** A verifier for one Baton: its keys are fetched once, cached, and fetched again when a token names a new key. */
 export function batonVerifier(options: VerifierOptions): BatonVerifier {
-  const { issuer, clockToleranceSeconds = 5, clock } = options;
+  const { issuer, clockToleranceSeconds = 5, clock, rememberTokens = 10_000 } = options;
+  // A signature, once valid, stays valid for the same bytes and key: a remembered token is checked
+  // again only for what can change (time, audience, that its key is still published), as Baton does.
+  const remembered = new Map<string, Remembered>();
   const fetchImpl: FetchLike = options.fetch ?? ((input, init) => fetch(input, init));
   let keySet: Promise<JWTVerifyGetKey> | undefined;
   const keys = (): Promise<JWTVerifyGetKey> => {
@@ -196,17 +224,50 @@ export function batonVerifier(options: VerifierOptions): BatonVerifier {
   return {
     issuer,
     async verify(token, { audience }) {
+      const now = clock === undefined ? Date.now() : clock.now();
+      const digest = rememberTokens > 0 ? await digestOf(token) : undefined;
+      const known = digest === undefined ? undefined : remembered.get(digest);
+      if (known !== undefined) {
+        const { expiresAt, payload } = known.claims;
+        const seconds = Math.floor(now / 1000);
+        const stillPublished = await keys()
+          // A key set looks a key up by its header alone; the token itself is not needed.
+          .then((remote) => remote(known.header, undefined as never))
+          .then(
+            (key) => key === known.key,
+            () => false,
+          );
+        if (
+          expiresAt > seconds - clockToleranceSeconds &&
+          !(typeof payload.nbf === 'number' && payload.nbf > seconds + clockToleranceSeconds) &&
+          stillPublished
+        ) {
+          if (known.claims.audience.includes(audience)) return known.claims;
+          throw invalidToken(`the token is not for audience ${audience}`);
+        }
+        remembered.delete(digest as string);
+      }
+      let usedKey: unknown;
       try {
-        const { payload } = await jwtVerify(token, getKey, {
-          issuer,
-          audience,
-          typ: 'at+jwt',
-          algorithms: [...batonTokenAlgorithms],
-          requiredClaims: ['exp', 'sub', 'jti', 'tenant', 'client_id'],
-          clockTolerance: clockToleranceSeconds,
-          ...(clock === undefined ? {} : { currentDate: new Date(clock.now()) }),
-        });
-        return claimsOf(payload);
+        const { payload, protectedHeader } = await jwtVerify(
+          token,
+          async (header, jws) => (usedKey = await getKey(header, jws)),
+          {
+            issuer,
+            audience,
+            typ: 'at+jwt',
+            algorithms: [...batonTokenAlgorithms],
+            requiredClaims: ['exp', 'sub', 'jti', 'tenant', 'client_id'],
+            clockTolerance: clockToleranceSeconds,
+            currentDate: new Date(now),
+          },
+        );
+        const claims = claimsOf(payload);
+        if (digest !== undefined) {
+          if (remembered.size >= rememberTokens) remembered.delete(remembered.keys().next().value as string);
+          remembered.set(digest, { claims: deepFreeze(claims), header: protectedHeader, key: usedKey });
+        }
+        return claims;
       } catch (error) {
         throw describeFailure(error, issuer, audience);
       }

@@ -247,6 +247,45 @@ describe('batonVerifier', () => {
   });
 });
 
+describe('batonVerifier, a token seen before', () => {
+  it('is not checked again while its time claims hold: the same claims come back', async () => {
+    const remembering = batonVerifier({ issuer: baton.issuer });
+    const first = await remembering.verify(token, { audience: payments });
+    expect(await remembering.verify(token, { audience: payments })).toBe(first);
+    expect(Object.isFrozen(first.payload)).toBe(true);
+    const forgetful = batonVerifier({ issuer: baton.issuer, rememberTokens: 0 });
+    const once = await forgetful.verify(token, { audience: payments });
+    const again = await forgetful.verify(token, { audience: payments });
+    expect([again === once, again]).toEqual([false, once]);
+  });
+
+  it('is still refused once expired, not yet valid, or for another audience', async () => {
+    let now = Date.now();
+    const timed = batonVerifier({ issuer: baton.issuer, clock: { now: () => now } });
+    expect((await timed.verify(token, { audience: payments })).sub).toBe('alice');
+    expect(await refusal(timed.verify(token, { audience: 'https://calendar.example' }))).toEqual(
+      invalid('the token is not for audience https://calendar.example'),
+    );
+    now = (payload.exp as number) * 1000 + 6_000;
+    expect(await refusal(timed.verify(token, { audience: payments }))).toEqual(invalid('the token has expired'));
+    now = Date.now();
+    const later = await signAsBaton({ ...payload, nbf: Math.floor(now / 1000) + 60, jti: 'later' });
+    now += 61_000;
+    expect((await timed.verify(later, { audience: payments })).jti).toBe('later');
+    now -= 61_000;
+    expect(await refusal(timed.verify(later, { audience: payments }))).toEqual(invalid('the token is not valid yet'));
+  });
+
+  it('keeps at most rememberTokens tokens, the oldest going first', async () => {
+    const small = batonVerifier({ issuer: baton.issuer, rememberTokens: 1 });
+    const other = await signAsBaton({ ...payload, jti: 'other' });
+    const first = await small.verify(token, { audience: payments });
+    await small.verify(other, { audience: payments });
+    const again = await small.verify(token, { audience: payments });
+    expect([again === first, again]).toEqual([false, first]);
+  });
+});
+
 describe('verifyBatonToken', () => {
   it('verifies in one call and refuses like a verifier', async () => {
     expect((await verifyBatonToken(token, { issuer: baton.issuer, audience: payments })).actChain).toEqual([
