@@ -1,5 +1,15 @@
-import { CompactSign, decodeJwt, generateKeyPair, importJWK, SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CompactSign,
+  decodeJwt,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  SignJWT,
+  UnsecuredJWT,
+  type JWK,
+  type JWTPayload,
+} from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { demoChain, startTestBaton, type TestBaton } from '../../../test/support/baton.js';
 import { BatonError, batonVerifier, verifyBatonToken, type BatonVerifier } from '../src/index.js';
 
@@ -283,6 +293,61 @@ describe('batonVerifier, a token seen before', () => {
     await small.verify(other, { audience: payments });
     const again = await small.verify(token, { audience: payments });
     expect([again === first, again]).toEqual([false, first]);
+  });
+});
+
+describe('batonVerifier, keys rotating', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('takes up a new key once the last fetch is 30 s old, and drops a token whose key is gone', async () => {
+    // jose paces key-set fetches by Date.now(): the test moves it rather than waiting.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const keyOf = async (kid: string) => {
+      const { privateKey, publicKey } = await generateKeyPair('EdDSA', { extractable: true });
+      const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: 'EdDSA' };
+      const sign = (claims: JWTPayload) =>
+        new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid, typ: 'at+jwt' }).sign(privateKey);
+      return { jwk, sign };
+    };
+    const [a, b] = [await keyOf('a'), await keyOf('b')];
+    let published = [a.jwk];
+    let fetches = 0;
+    const rotating = batonVerifier({
+      issuer: baton.issuer,
+      jwksUri: 'https://baton.example/jwks',
+      fetch: () => (fetches++, Promise.resolve(Response.json({ keys: published }))),
+    });
+    // Valid for hours: what refuses them below is their key, not the time the test moves.
+    const exp = Math.floor(Date.now() / 1000) + 7200;
+    const byA = await a.sign({ ...payload, exp });
+    const byB = await b.sign({ ...payload, exp, jti: 'b' });
+    expect((await rotating.verify(byA, { audience: payments })).sub).toBe('alice');
+    published = [a.jwk, b.jwk];
+    // Within 30 s of the last fetch an unknown key is refused without asking again.
+    expect(await refusal(rotating.verify(byB, { audience: payments }))).toEqual(
+      invalid(`the token is not signed by a key ${baton.issuer} publishes`),
+    );
+    expect(fetches).toBe(1);
+    vi.setSystemTime(Date.now() + 31_000);
+    expect((await rotating.verify(byB, { audience: payments })).jti).toBe('b');
+    expect(fetches).toBe(2);
+    // Key a withdrawn: once the cached set is 10 minutes old it is fetched again, and a's token,
+    // though remembered, is checked afresh and refused.
+    published = [b.jwk];
+    vi.setSystemTime(Date.now() + 601_000);
+    expect(await refusal(rotating.verify(byA, { audience: payments }))).toEqual(
+      invalid(`the token is not signed by a key ${baton.issuer} publishes`),
+    );
+    expect(fetches).toBe(3);
+    // Key b replaced by another under the same kid: b's remembered token no longer verifies.
+    published = [{ ...(await keyOf('b')).jwk }];
+    vi.setSystemTime(Date.now() + 601_000);
+    expect(await refusal(rotating.verify(byB, { audience: payments }))).toEqual(
+      invalid('the token signature does not verify'),
+    );
+    expect(fetches).toBe(4);
   });
 });
 
