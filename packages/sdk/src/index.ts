@@ -29,3 +29,8 @@ export {
   type McpAuthInfo,
   type McpTokenVerifier,
 } from './mcp.js';
+export {
+  protectedResourceMetadata,
+  protectedResourceMetadataUrl,
+  type ProtectedResourceMetadata,
+} from './resource-metadata.js';
