@@ -138,6 +138,18 @@ describe('requireBaton (Hono)', () => {
     }
   });
 
+  it('keeps only what RFC 6750 allows in challenge values: quotes, backslashes and non-ASCII become ?', async () => {
+    const odd = 'urn:pay:"\u00fcmlaut\\';
+    const app = new Hono<Env>();
+    app.get('/', requireBaton({ verifier, audience: odd }), (c) => c.text('unreachable'));
+    const response = await app.request('/', { headers: bearer(token) });
+    expect(await answer(response)).toEqual([
+      401,
+      'Bearer realm="urn:pay:??mlaut?", error="invalid_token", error_description="the token is not for audience urn:pay:??mlaut?"',
+      { error: 'invalid_token', error_description: `the token is not for audience ${odd}` },
+    ]);
+  });
+
   it('answers 403 insufficient_scope, naming the scope needed, before asking Baton', async () => {
     let asked = 0;
     const counting: Authorizer = { authorize: (r) => (asked++, payments.authorize(r)) };
