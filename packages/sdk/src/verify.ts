@@ -159,6 +159,10 @@ function describeFailure(error: unknown, issuer: string, audience: string): Bato
   return invalidToken('the token is not a well-formed signed JWT', error);
 }
 
+/** Whether the token says it was issued after `seconds`. */
+const issuedAfter = (payload: JWTPayload, seconds: number): boolean =>
+  typeof payload.iat === 'number' && payload.iat > seconds;
+
 /** A token that passed every check, and the key its signature was checked with. */
 interface Remembered {
   readonly claims: BatonClaims;
@@ -240,6 +244,7 @@ export function batonVerifier(options: VerifierOptions): BatonVerifier {
         if (
           expiresAt > seconds - clockToleranceSeconds &&
           !(typeof payload.nbf === 'number' && payload.nbf > seconds + clockToleranceSeconds) &&
+          !issuedAfter(payload, seconds + clockToleranceSeconds) &&
           stillPublished
         ) {
           if (known.claims.audience.includes(audience)) return known.claims;
@@ -263,6 +268,9 @@ export function batonVerifier(options: VerifierOptions): BatonVerifier {
           },
         );
         const claims = claimsOf(payload);
+        // jose leaves `iat` unchecked; Baton refuses a token issued in its future, and so does the SDK.
+        if (issuedAfter(payload, Math.floor(now / 1000) + clockToleranceSeconds))
+          throw invalidToken('the token was issued in the future');
         if (digest !== undefined) {
           if (remembered.size >= rememberTokens) remembered.delete(remembered.keys().next().value as string);
           remembered.set(digest, { claims: deepFreeze(claims), header: protectedHeader, key: usedKey });

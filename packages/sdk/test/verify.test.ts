@@ -91,12 +91,18 @@ describe('batonVerifier', () => {
     expect(await refusal(strict.verify(token, { audience: payments }))).toEqual(invalid('the token has expired'));
   });
 
-  it('refuses a token not valid yet', async () => {
+  it('refuses a token not valid yet, or issued in the future beyond the tolerance', async () => {
     const now = Math.floor(Date.now() / 1000);
     const early = await signAsBaton({ ...payload, nbf: now + 60 });
     expect(await refusal(verifier.verify(early, { audience: payments }))).toEqual(
       invalid('the token is not valid yet'),
     );
+    const future = await signAsBaton({ ...payload, iat: now + 60 });
+    expect(await refusal(verifier.verify(future, { audience: payments }))).toEqual(
+      invalid('the token was issued in the future'),
+    );
+    const slightly = await signAsBaton({ ...payload, iat: now + 3 });
+    expect((await verifier.verify(slightly, { audience: payments })).sub).toBe('alice');
   });
 
   it('refuses a token for another audience or from another issuer', async () => {
