@@ -1,4 +1,5 @@
 import { BatonError, OAuthResponseError } from './errors.js';
+import { basicAuthorization, isObject, parseRetryAfter } from './http.js';
 import type { FetchLike } from './verify.js';
 
 /** How a resource server proves itself to Baton: its client secret, or a token of its own. */
@@ -46,21 +47,6 @@ export interface Authorizer {
   authorize(request: AuthorizeRequest): Promise<AuthorizeDecision>;
 }
 
-/** RFC 6749 §2.3.1: the client id and secret are form-encoded before they are joined and base64-encoded. */
-function basicAuthorization(clientId: string, clientSecret: string): string {
-  const encode = (value: string) => encodeURIComponent(value).replace(/%20/g, '+');
-  const bytes = new TextEncoder().encode(`${encode(clientId)}:${encode(clientSecret)}`);
-  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
-}
-
-/** Seconds from a `Retry-After` header given in seconds; an HTTP date or nonsense gives nothing. */
-function retryAfterSeconds(header: string | null): number | undefined {
-  return header !== null && /^\d{1,9}$/.test(header.trim()) ? Number(header.trim()) : undefined;
-}
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-
 /**
  * POSTs `body` as JSON to `url` and returns the JSON object of a 200 answer. An OAuth error body
  * becomes an OAuthResponseError; anything else unreadable an `invalid_response`; a failed
@@ -98,7 +84,7 @@ async function postJsonTo(
       json.error,
       typeof json.error_description === 'string' ? json.error_description : undefined,
       response.status,
-      retryAfterSeconds(response.headers.get('retry-after')),
+      parseRetryAfter(response.headers.get('retry-after')),
     );
   throw new BatonError('invalid_response', `${url} answered HTTP ${response.status} without an OAuth error`);
 }

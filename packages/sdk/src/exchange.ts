@@ -3,6 +3,7 @@ import { isAgentIdentity, type AgentIdentity } from './agent.js';
 import { BatonError } from './errors.js';
 import {
   assertWellFormed,
+  basicAuthorization,
   getJson,
   isObject,
   postForm,
@@ -235,19 +236,7 @@ async function authenticate(
     form.set('client_id', client.id);
     return {};
   }
-  // RFC 6749 §2.3.1: each part form-urlencoded before Basic encoding.
-  const pair = `${formEncode(client.id)}:${formEncode(client.secret)}`;
-  return { authorization: `Basic ${base64(pair)}` };
-}
-
-function formEncode(text: string): string {
-  return encodeURIComponent(text).replace(/%20/g, '+');
-}
-
-function base64(text: string): string {
-  let binary = '';
-  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
-  return btoa(binary);
+  return { authorization: basicAuthorization(client.id, client.secret) };
 }
 
 function scopeText(scope: string | readonly string[] | undefined): string | undefined {

@@ -66,6 +66,15 @@ export const timerSleep: Sleep = (ms, signal) =>
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 
+/** An `Authorization: Basic` value (RFC 6749 §2.3.1: each part form-urlencoded, then joined and base64-encoded). */
+export function basicAuthorization(clientId: string, clientSecret: string): string {
+  const encode = (value: string) => encodeURIComponent(value).replace(/%20/g, '+');
+  let binary = '';
+  for (const byte of new TextEncoder().encode(`${encode(clientId)}:${encode(clientSecret)}`))
+    binary += String.fromCharCode(byte);
+  return `Basic ${btoa(binary)}`;
+}
+
 /** Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date), if it has a usable one. */
 export function parseRetryAfter(value: string | null, clock: Clock = systemClock): number | undefined {
   if (value === null) return undefined;

@@ -1,8 +1,9 @@
 import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { BatonError } from './errors.js';
+import type { Fetch } from './http.js';
 
-/** The Fetch API's signature, so a test or a runtime can pass its own. */
-export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+/** The Fetch API's signature, so a test or a runtime can pass its own (the same as the agent side's `Fetch`). */
+export type FetchLike = Fetch;
 
 /** One RFC 9396 authorization detail: its `type` and whatever fields that type defines. */
 export interface AuthorizationDetail {
