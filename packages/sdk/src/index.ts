@@ -75,3 +75,5 @@ export {
   protectedResourceMetadataUrl,
   type ProtectedResourceMetadata,
 } from './resource-metadata.js';
+// Tool guards: a tool runs only when Baton allows the call.
+export { guardAiSdkTool, guardTool, ToolDeniedError, type AiSdkTool, type ToolGuardOptions } from './tool-guard.js';
