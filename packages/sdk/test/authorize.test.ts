@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoSecret } from '../../../src/cli/demo-kit.js';
 import { basic, demoChain, postToken, startTestBaton, type TestBaton } from '../../../test/support/baton.js';
 import { authorizer, BatonError, OAuthResponseError, type Authorizer } from '../src/index.js';
+import { paymentsAuthorizer } from './support.js';
 
 let baton: TestBaton;
 let payments: Authorizer;
@@ -9,10 +10,7 @@ let token: string;
 
 beforeAll(async () => {
   baton = await startTestBaton();
-  payments = authorizer({
-    baseUrl: baton.url,
-    credentials: { clientId: 'payments', clientSecret: demoSecret('payments') },
-  });
+  payments = paymentsAuthorizer(baton);
   [, token] = await demoChain(baton);
 });
 afterAll(async () => {

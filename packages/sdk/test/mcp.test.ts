@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoSecret } from '../../../src/cli/demo-kit.js';
 import { demoChain, startTestBaton, type TestBaton } from '../../../test/support/baton.js';
 import {
   authorizer,
@@ -11,6 +10,7 @@ import {
   type Authorizer,
   type BatonVerifier,
 } from '../src/index.js';
+import { paymentsAuthorizer } from './support.js';
 
 /** The MCP TypeScript SDK's AuthInfo and OAuthTokenVerifier as it declares them (server/auth/types.ts, provider.ts). */
 interface AuthInfo {
@@ -36,10 +36,7 @@ let token: string;
 beforeAll(async () => {
   baton = await startTestBaton();
   verifier = batonVerifier({ issuer: baton.issuer });
-  payments = authorizer({
-    baseUrl: baton.url,
-    credentials: { clientId: 'payments', clientSecret: demoSecret('payments') },
-  });
+  payments = paymentsAuthorizer(baton);
   [, token] = await demoChain(baton);
 });
 afterAll(async () => {

@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 import { Hono, type Context } from 'hono';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoSecret } from '../../../src/cli/demo-kit.js';
 import { demoChain, startTestBaton, type TestBaton } from '../../../test/support/baton.js';
 import {
   authorizer,
@@ -14,6 +13,7 @@ import {
   type BatonRequestState,
   type BatonVerifier,
 } from '../src/index.js';
+import { paymentsAuthorizer } from './support.js';
 
 const audience = 'https://payments.example';
 const metadataUrl = 'https://payments.example/.well-known/oauth-protected-resource';
@@ -29,10 +29,7 @@ let readOnly: string;
 beforeAll(async () => {
   baton = await startTestBaton();
   verifier = batonVerifier({ issuer: baton.issuer });
-  payments = authorizer({
-    baseUrl: baton.url,
-    credentials: { clientId: 'payments', clientSecret: demoSecret('payments') },
-  });
+  payments = paymentsAuthorizer(baton);
   [, token] = await demoChain(baton);
   [, readOnly] = await demoChain(baton, 'payments:read');
 });

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JWK } from 'jose';
 import { expect } from 'vitest';
-import { demoKeyDir } from '../../../src/cli/demo-kit.js';
-import { BatonError, OAuthResponseError } from '../src/index.js';
+import { demoKeyDir, demoSecret } from '../../../src/cli/demo-kit.js';
+import { authorizer, BatonError, OAuthResponseError, type Authorizer } from '../src/index.js';
 
 /** A demo agent's private JWK (policies/demo-keys). */
 export function demoJwk(agent: string): JWK {
@@ -21,4 +21,12 @@ export async function refusal(promise: Promise<unknown>): Promise<Record<string,
   return error instanceof OAuthResponseError
     ? { name, code, description: error.description, status: error.status }
     : { name, code, message };
+}
+
+/** The demo payments resource server's authorizer, asking `baton` with its client secret. */
+export function paymentsAuthorizer(baton: { readonly url: string }): Authorizer {
+  return authorizer({
+    baseUrl: baton.url,
+    credentials: { clientId: 'payments', clientSecret: demoSecret('payments') },
+  });
 }

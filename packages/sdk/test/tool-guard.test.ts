@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoSecret } from '../../../src/cli/demo-kit.js';
 import { demoChain, startTestBaton, type TestBaton } from '../../../test/support/baton.js';
 import {
-  authorizer,
   BatonError,
   guardAiSdkTool,
   guardTool,
@@ -10,6 +8,7 @@ import {
   type AiSdkTool,
   type Authorizer,
 } from '../src/index.js';
+import { paymentsAuthorizer } from './support.js';
 
 let baton: TestBaton;
 let payments: Authorizer;
@@ -17,10 +16,7 @@ let token: string;
 
 beforeAll(async () => {
   baton = await startTestBaton();
-  payments = authorizer({
-    baseUrl: baton.url,
-    credentials: { clientId: 'payments', clientSecret: demoSecret('payments') },
-  });
+  payments = paymentsAuthorizer(baton);
   [, token] = await demoChain(baton);
 });
 afterAll(async () => {
