@@ -1,9 +1,12 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import { isKnownDriverFault, isLostConnection } from './src/node/driver-guard.js';
 
 export const config = defineConfig({
+  // Examples import the SDK by its package name; tests run them against its source.
+  resolve: { alias: { '@baton-sts/sdk': fileURLToPath(new URL('./packages/sdk/src/index.ts', import.meta.url)) } },
   test: {
-    include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/**/*.test.ts'],
     // Everything Baton logs during the run is scanned for tokens and secrets at the end.
     globalSetup: ['test/support/log-scan.ts'],
     testTimeout: 30_000,
