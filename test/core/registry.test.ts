@@ -134,9 +134,64 @@ describe('registry', () => {
         (((agent(d, 0).jwks as { keys: Record<string, unknown>[] }).keys[0] as Record<string, unknown>).x = 'AAAA'),
       '/agents/0/jwks/keys/0: key cannot be imported',
     ],
+    [
+      'a second tenant with open registration',
+      (d: Record<string, unknown[]>) => {
+        for (const t of d.tenants as Record<string, unknown>[]) t.dynamic_client_registration = { mode: 'open' };
+      },
+      '/tenants/1/dynamic_client_registration/mode: only one tenant may take open registration (tenant "acme" already does)',
+    ],
+    [
+      'an unknown registration mode',
+      (d: Record<string, unknown[]>) =>
+        ((d.tenants?.[0] as Record<string, unknown>).dynamic_client_registration = { mode: 'anyone' }),
+      '/tenants/0/dynamic_client_registration/mode: Invalid option: expected one of "off"|"open"|"initial_access_token"',
+    ],
+    [
+      'an unused-client lifetime under an hour',
+      (d: Record<string, unknown[]>) =>
+        ((d.tenants?.[0] as Record<string, unknown>).dynamic_client_registration = {
+          mode: 'open',
+          unused_client_ttl_seconds: 3599,
+        }),
+      '/tenants/0/dynamic_client_registration/unused_client_ttl_seconds: Too small: expected number to be >=3600',
+    ],
+    [
+      'a metadata document host with a path',
+      (d: Record<string, unknown[]>) =>
+        ((d.tenants?.[0] as Record<string, unknown>).client_id_metadata_documents = {
+          enabled: true,
+          allowed_hosts: ['clients.example/evil'],
+        }),
+      '/tenants/0/client_id_metadata_documents/allowed_hosts/0: must be a lowercase host name, or *. followed by one',
+    ],
   ])('refuses %s, naming file, path and reason', async (_name, change, expected) => {
     const message = await problems(withChange(change as never));
     expect(message).toContain(`${file}: ${expected}`);
+  });
+
+  it('defaults each tenant to metadata documents from any host and registration off, and compiles what a tenant says', async () => {
+    const registry = await compileRegistry(
+      withChange((d) => {
+        Object.assign(d.tenants?.[1] as object, {
+          client_id_metadata_documents: { enabled: false, allowed_hosts: ['*.globex.example', 'mcp.example'] },
+          dynamic_client_registration: { mode: 'initial_access_token', unused_client_ttl_seconds: 3600 },
+        });
+      }),
+      { issuer, file },
+    );
+    expect(registry.tenants.get('acme')).toEqual({
+      id: 'acme',
+      name: 'Acme Corp',
+      clientIdMetadataDocuments: { enabled: true, allowedHosts: undefined },
+      dynamicClientRegistration: { mode: 'off', unusedClientTtlSeconds: 2_592_000 },
+    });
+    expect(registry.tenants.get('globex')).toEqual({
+      id: 'globex',
+      name: 'Globex Inc',
+      clientIdMetadataDocuments: { enabled: false, allowedHosts: ['*.globex.example', 'mcp.example'] },
+      dynamicClientRegistration: { mode: 'initial_access_token', unusedClientTtlSeconds: 3600 },
+    });
   });
 
   it('publishes its JSON Schema in schemas/, kept in step with the validator', () => {

@@ -112,8 +112,26 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
   const tenants = new Map<string, Tenant>();
   doc.tenants.forEach((t, i) => {
     if (tenants.has(t.id)) problems.push({ path: `/tenants/${i}/id`, message: `duplicate tenant "${t.id}"` });
-    tenants.set(t.id, t);
+    tenants.set(t.id, {
+      id: t.id,
+      name: t.name,
+      clientIdMetadataDocuments: {
+        enabled: t.client_id_metadata_documents?.enabled ?? true,
+        allowedHosts: t.client_id_metadata_documents?.allowed_hosts,
+      },
+      dynamicClientRegistration: {
+        mode: t.dynamic_client_registration?.mode ?? 'off',
+        unusedClientTtlSeconds: t.dynamic_client_registration?.unused_client_ttl_seconds ?? 2_592_000,
+      },
+    });
   });
+  // An open registration request names no tenant: only one tenant can be the one it joins.
+  const open = doc.tenants.flatMap((t, i) => (t.dynamic_client_registration?.mode === 'open' ? [i] : []));
+  for (const i of open.slice(1))
+    problems.push({
+      path: `/tenants/${i}/dynamic_client_registration/mode`,
+      message: `only one tenant may take open registration (tenant "${doc.tenants[open[0] ?? 0]?.id}" already does)`,
+    });
   const checkTenant = (tenant: string, path: string): void => {
     if (!tenants.has(tenant)) problems.push({ path, message: `unknown tenant "${tenant}"` });
   };

@@ -74,9 +74,47 @@ const grantedDetails = z
   .optional()
   .describe('the most authorization_details this caller may request for itself with client_credentials');
 
+/** A host name, or `*.` and a domain for any host under it (a client ID metadata document's host). */
+const hostPattern = z
+  .string()
+  .max(253)
+  .regex(
+    /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+    'must be a lowercase host name, or *. followed by one',
+  );
+
+/** Whether clients identified by an HTTPS URL (a client ID metadata document) may sign in to the tenant. */
+const clientIdMetadataDocumentsSchema = z.strictObject({
+  enabled: z.boolean().describe('false refuses every client ID metadata document for this tenant'),
+  allowed_hosts: z
+    .array(hostPattern)
+    .max(256)
+    .optional()
+    .describe('when given, only documents on these hosts (or under a *. domain) are accepted'),
+});
+
+/** How RFC 7591 dynamic client registration works for the tenant. */
+const dynamicClientRegistrationSchema = z.strictObject({
+  mode: z
+    .enum(['off', 'open', 'initial_access_token'])
+    .describe('off; open to anyone (rate-limited); or only with an initial access token (scope baton:register)'),
+  unused_client_ttl_seconds: z
+    .int()
+    .min(3600)
+    .max(31_536_000)
+    .optional()
+    .describe('a registered client unused for this long is removed (default 2592000, 30 days)'),
+});
+
 const tenantSchema = z.strictObject({
   id: registryId,
   name: z.string().min(1).max(200),
+  client_id_metadata_documents: clientIdMetadataDocumentsSchema
+    .optional()
+    .describe('client ID metadata documents (MCP clients): accepted from any host unless this says otherwise'),
+  dynamic_client_registration: dynamicClientRegistrationSchema
+    .optional()
+    .describe('RFC 7591 dynamic client registration: off unless this says otherwise'),
 });
 
 /** What Baton holds of any issuer whose tokens it verifies: who, in which tenant, with which keys, for which audiences. */

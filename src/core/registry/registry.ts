@@ -5,6 +5,17 @@ import type { ClientAuthMethod } from './schema.js';
 export interface Tenant {
   readonly id: string;
   readonly name: string;
+  /** Clients identified by a client ID metadata document URL. */
+  readonly clientIdMetadataDocuments: {
+    readonly enabled: boolean;
+    /** Hosts (or `*.domain`) whose documents are accepted; undefined accepts any host. */
+    readonly allowedHosts: readonly string[] | undefined;
+  };
+  /** RFC 7591 dynamic client registration. */
+  readonly dynamicClientRegistration: {
+    readonly mode: 'off' | 'open' | 'initial_access_token';
+    readonly unusedClientTtlSeconds: number;
+  };
 }
 
 export interface TrustedIssuer {
