@@ -48,6 +48,14 @@ export const fixed = (v, digits = 2) => (present(v) ? v.toFixed(digits) : '-');
 export const ratioWithSpread = ({ median, min, max, count }) =>
   `${fixed(median)} (${fixed(min)}–${fixed(max)}, ${count} ${count === 1 ? 'pair' : 'pairs'})`;
 
+/** The median of some values (the mean of the middle two for an even count), with the least, the greatest and how many. */
+export function spread(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  return { median, min: sorted[0], max: sorted.at(-1), count: sorted.length };
+}
+
 /** Nearest-rank percentile of sorted values. */
 export const percentile = (sorted, q) =>
   sorted.length === 0 ? NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)];

@@ -32,6 +32,7 @@ import {
   readCommandLine,
   runCleanups,
   secondsOption,
+  spread,
   startBatonSetup,
   whole,
   workFolder,
@@ -197,14 +198,6 @@ async function alternate(ratios, options) {
       ratio.pairs.push({ baton, other, ratio: baton === undefined ? undefined : baton.perSecond / other.perSecond });
     }
   }
-}
-
-/** The median of some values (the mean of the middle two for an even count), with the least, the greatest and how many. */
-function spread(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-  return { median, min: sorted[0], max: sorted.at(-1), count: sorted.length };
 }
 
 /** A side's figures over its runs: the median of each, and the last run's memory. */
