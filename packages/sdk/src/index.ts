@@ -76,4 +76,14 @@ export {
   type ProtectedResourceMetadata,
 } from './resource-metadata.js';
 // Tool guards: a tool runs only when Baton allows the call.
-export { guardAiSdkTool, guardTool, ToolDeniedError, type AiSdkTool, type ToolGuardOptions } from './tool-guard.js';
+export {
+  guardAiSdkTool,
+  guardLangChainTool,
+  guardTool,
+  ToolDeniedError,
+  type AiSdkTool,
+  type LangChainTool,
+  type LangChainToolArgs,
+  type ToolArgs,
+  type ToolGuardOptions,
+} from './tool-guard.js';
