@@ -185,20 +185,20 @@ describe('delegation chain: alice → orchestrator → payments-subagent → tra
     ]);
     const deny = trail.entries[2];
     expect(deny?.seq).toBe((allowedTrail.entries[2]?.seq ?? 0) + 1);
-    // Baton refused on the token's authorization_details before its policies ran, and recorded
-    // only what it had read by then: the user, not the actors or the scope.
+    // Baton refused on the token's authorization_details before its policies ran; the entry still
+    // names the whole chain that asked.
     expect(pick(deny?.entry ?? { type: '' })).toEqual({
       type: 'decision',
       decision: 'deny',
       tenant: 'acme',
       user: 'alice',
-      actor_chain: [],
+      actor_chain: ['payments-subagent', 'orchestrator'],
       client: 'payments',
       jti: subagent.jti,
       parent_jti: null,
       root_grant: null,
       audience: ['https://payments.example'],
-      scope: [],
+      scope: ['payments:transfer'],
       authorization_details: [],
       policy_ids: ['baton:authorization-details'],
       action_id: refused?.actionId,

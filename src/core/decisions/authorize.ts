@@ -165,11 +165,12 @@ async function evaluateDecision(
   } catch (error) {
     return deny('baton:invalid-token', error instanceof OAuthError ? error.description : String(error));
   }
+  // Every decision from here on names who acted, the refusals included.
+  trail.actor_chain = chain;
+  trail.scope = scopeClaim(token.payload);
   // The token's authorization_details must cover the action, whatever the policies say.
   if (match.applies && match.entry === undefined)
     return deny('baton:authorization-details', match.reason ?? 'not covered');
-  trail.actor_chain = chain;
-  trail.scope = scopeClaim(token.payload);
   // A token outlives a suspension only until it is revoked; meanwhile no decision allows it.
   const refused = tokenStandingProblem(registry, token, chain, ctx.clock.now());
   if (refused !== undefined) return deny(`baton:${refused.status}`, refused.description);
