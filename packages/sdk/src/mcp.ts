@@ -25,15 +25,15 @@ export const batonClaimsOf = (authInfo: { extra?: Record<string, unknown> }): Ba
 
 /**
  * An MCP `OAuthTokenVerifier` accepting Baton tokens for `audience`. `requireBearerAuth` answers
- * 401 only for its own `InvalidTokenError`: pass `toError` to turn the SDK's errors into it
- * (by default they are thrown as they are).
+ * 401 only for its own `InvalidTokenError` (anything else is a 500), so `toError` must make one
+ * from each refused token; other failures (Baton's keys unreachable) are thrown as they are.
  */
 export function batonTokenVerifier(options: {
   readonly verifier: BatonVerifier;
   readonly audience: string;
-  readonly toError?: (error: BatonError) => Error;
+  readonly toError: (error: BatonError) => Error;
 }): McpTokenVerifier {
-  const { verifier, audience, toError = (error) => error } = options;
+  const { verifier, audience, toError } = options;
   let resource: URL | undefined;
   try {
     resource = new URL(audience);
@@ -46,7 +46,8 @@ export function batonTokenVerifier(options: {
       try {
         claims = await verifier.verify(token, { audience });
       } catch (error) {
-        throw error instanceof BatonError ? toError(error) : error;
+        // Only a refused token is the client's fault; an outage must not read as "your token is bad".
+        throw error instanceof BatonError && error.code === 'invalid_token' ? toError(error) : error;
       }
       return {
         token,
