@@ -2,11 +2,13 @@
 // orchestrator) sent flat out through the SDK's `batonClient().delegate()`, in turns with the same
 // request sent with a bare `fetch` and `response.json()`. Both sides send byte-for-byte the same
 // form to the same Baton (on PostgreSQL) from this process, with the same concurrency; the ratio is
-// the bare side's exchanges/s over the SDK's, per pair of runs (target <= 1.05).
+// the bare side's exchanges/s over the SDK's, per pair of runs (target <= 1.05). Then the client's
+// own work alone: both sides answered at once with the body Baton gave, one call at a time.
 //
 //   npm run build && npm run build -w @baton-sts/sdk && node bench/sdk-exchange.mjs [--pairs 6] [--pair-duration 5] [--concurrency 16]
 
-/* global fetch, URL */
+/* global fetch, Response, URL */
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { URLSearchParams } from 'node:url';
 import { batonClient, tokenTypes } from '../packages/sdk/dist/index.js';
@@ -72,28 +74,35 @@ await withCleanups(async () => {
   const form = await scenarios.find((scenario) => scenario.name === 'exchange hop 1').params();
   const endpoint = new URL(tokenPath, baton.url).href;
 
-  const client = batonClient({
-    issuer: new URL(baton.url).origin,
-    tokenEndpoint: endpoint,
-    client: { id: 'agent-platform', secret: demoSecret('agent-platform') },
-  });
-  const sdk = () =>
-    client.delegate(form.subject_token, {
-      subjectTokenType: tokenTypes.jwt,
-      actor: { token: form.actor_token, tokenType: form.actor_token_type },
-      audience: form.audience,
-      scope: form.scope,
+  /** The two ways of sending the exchange, each through `send` (the network, or a canned answer). */
+  const sides = (send) => {
+    const client = batonClient({
+      issuer: new URL(baton.url).origin,
+      tokenEndpoint: endpoint,
+      client: { id: 'agent-platform', secret: demoSecret('agent-platform') },
+      fetch: send,
     });
-  const bare = async () => {
-    const response = await fetch(endpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
-      body: new URLSearchParams(form),
-    });
-    const body = await response.json();
-    if (!response.ok) throw new Error(`exchange refused (HTTP ${response.status}): ${JSON.stringify(body)}`);
-    return body;
+    return {
+      sdk: () =>
+        client.delegate(form.subject_token, {
+          subjectTokenType: tokenTypes.jwt,
+          actor: { token: form.actor_token, tokenType: form.actor_token_type },
+          audience: form.audience,
+          scope: form.scope,
+        }),
+      bare: async () => {
+        const response = await send(endpoint, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
+          body: new URLSearchParams(form),
+        });
+        const body = await response.json();
+        if (!response.ok) throw new Error(`exchange refused (HTTP ${response.status}): ${JSON.stringify(body)}`);
+        return body;
+      },
+    };
   };
+  const { sdk, bare } = sides(fetch);
 
   progress('warming up');
   await rate(sdk, 2, options.concurrency);
@@ -115,5 +124,22 @@ await withCleanups(async () => {
   print();
   print(
     `SDK overhead (bare fetch rate / SDK rate): ${ratioWithSpread(spread(pairs.map((p) => p.viaFetch / p.viaSdk)))} (target <= 1.05)`,
+  );
+
+  // The client's own work, apart from Baton and the network: the same calls answered at once with
+  // the body Baton gave, one at a time, in turns.
+  const answer = JSON.stringify(await bare());
+  const canned = sides(() =>
+    Promise.resolve(new Response(answer, { status: 200, headers: { 'content-type': 'application/json' } })),
+  );
+  const cost = { sdk: [], bare: [] };
+  for (let i = 0; i < options.pairs; i++) {
+    cost.sdk.push(1e6 / (await rate(canned.sdk, 1, 1)));
+    cost.bare.push(1e6 / (await rate(canned.bare, 1, 1)));
+  }
+  const median = (values) => spread(values).median;
+  print(
+    `Client work per exchange with a canned answer (no network): SDK ${fixed(median(cost.sdk), 1)} µs, bare fetch ${fixed(median(cost.bare), 1)} µs; ` +
+      `the whole exchange above cost ${fixed((1e6 * availableParallelism()) / spread(pairs.map((p) => p.viaFetch)).median, 0)} µs of the machine's ${availableParallelism()} cores`,
   );
 });
