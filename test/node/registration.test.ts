@@ -95,4 +95,34 @@ describe('registration on PostgreSQL', () => {
       },
     ]);
   });
+
+  it('registers 20 clients at once, each with its own id, all in the stored registry afterwards', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        postJson(baton, '/oauth2/register', {
+          redirect_uris: [redirectUri],
+          token_endpoint_auth_method: 'none',
+          client_name: `Concurrent ${i}`,
+        }),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(201));
+    const ids = results.map((r) => r.body.client_id as string);
+    expect(new Set(ids).size).toBe(20);
+    expect(await storedClients()).toEqual(expect.arrayContaining(ids));
+    // Each is usable on this instance at once: the authorization request shows the sign-in page.
+    for (const id of ids) {
+      const query = new URLSearchParams({
+        response_type: 'code',
+        client_id: id,
+        redirect_uri: redirectUri,
+        scope: 'payments:read',
+        state: 's',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+      });
+      const page = await fetch(`${baton.url}/oauth2/authorize?${query}`, { redirect: 'manual' });
+      expect(page.status).toBe(200);
+    }
+  });
 });
