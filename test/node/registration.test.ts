@@ -1,10 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPostgres } from '../../src/adapters/db/postgres.js';
+import type { Database } from '../../src/adapters/db/sql.js';
+import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
 import type { RegistryDocument } from '../../src/core/registry/document.js';
-import { postJson, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
+import { loadConfig } from '../../src/node/config.js';
+import { startBaton, type RunningBaton } from '../../src/node/server.js';
+import { captureLogger, postJson, postToken, startTestBaton, type TestBaton } from '../support/baton.js';
 import { consentedCode } from '../support/consent.js';
+import { testDatabaseUrl } from '../support/database.js';
 
 // Registration on the real server and PostgreSQL: the client is in the stored registry, its use is
 // recorded in client_uses (migration 14), and the running sweep removes it once unused.
@@ -14,13 +22,19 @@ let baton: TestBaton;
 /** The service clock runs `offset` ms ahead of the wall clock. */
 let offset = 0;
 
-beforeAll(async () => {
+/** The demo registry with acme open to registration (unused clients kept an hour), as a file. */
+function openRegistryFile(): string {
   const registry = JSON.parse(readFileSync('policies/registry.json', 'utf8')) as RegistryDocument;
   registry.tenants = registry.tenants.map((t) =>
     t.id === 'acme' ? { ...t, dynamic_client_registration: { mode: 'open', unused_client_ttl_seconds: 3600 } } : t,
   );
   const file = join(mkdtempSync(join(tmpdir(), 'baton-registration-')), 'registry.json');
   writeFileSync(file, JSON.stringify(registry));
+  return file;
+}
+
+beforeAll(async () => {
+  const file = openRegistryFile();
   baton = await startTestBaton(
     { BATON_REGISTRY: file, BATON_AGENT_SWEEP_INTERVAL: '1' },
     { clock: { now: () => Date.now() + offset } },
@@ -124,5 +138,59 @@ describe('registration on PostgreSQL', () => {
       const page = await fetch(`${baton.url}/oauth2/authorize?${query}`, { redirect: 'manual' });
       expect(page.status).toBe(200);
     }
+  });
+});
+
+describe.skipIf(testDatabaseUrl === undefined)('two instances on one PostgreSQL', () => {
+  const schema = `baton_test_${randomUUID().replaceAll('-', '')}`;
+  const databases: Database[] = [];
+  const instances: RunningBaton[] = [];
+  beforeAll(async () => {
+    const env = {
+      PORT: '0',
+      BATON_ISSUER: 'http://baton.test',
+      BATON_REGISTRY: openRegistryFile(),
+      BATON_SIGNING_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+      BATON_AUDIT_KEYS: JSON.stringify(await generateSigningKeys('EdDSA')),
+      BATON_CHECKPOINT_DIR: mkdtempSync(join(tmpdir(), 'baton-checkpoints-')),
+    };
+    for (let i = 0; i < 2; i++) databases.push(await openPostgres(testDatabaseUrl as string, { schema, max: 4 }));
+    instances.push(
+      ...(await Promise.all(
+        databases.map((database) => startBaton(loadConfig(env), { database, logger: captureLogger() })),
+      )),
+    );
+  });
+  afterAll(async () => {
+    await Promise.all(instances.map((b) => b.close()));
+    await Promise.all(databases.map((d) => d.close()));
+    const admin = postgres(testDatabaseUrl as string, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  });
+
+  it('a client registered at one instance signs in at the other within a second', async () => {
+    const [first, second] = instances as [RunningBaton, RunningBaton];
+    const registered = await postJson(first, '/oauth2/register', {
+      redirect_uris: [redirectUri],
+      token_endpoint_auth_method: 'none',
+    });
+    expect(registered.status, JSON.stringify(registered.body)).toBe(201);
+    const id = registered.body.client_id as string;
+    const query = new URLSearchParams({
+      response_type: 'code',
+      client_id: id,
+      redirect_uri: redirectUri,
+      scope: 'payments:read',
+      state: 's',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    });
+    let status = 0;
+    await until(async () => {
+      status = (await fetch(`${second.url}/oauth2/authorize?${query}`, { redirect: 'manual' })).status;
+      return status === 200;
+    }, 1500);
+    expect(status).toBe(200);
   });
 });
