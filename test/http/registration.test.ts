@@ -1,3 +1,4 @@
+import { discoverAuthorizationServerMetadata, registerClient } from '@modelcontextprotocol/sdk/client/auth.js';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
@@ -226,6 +227,33 @@ describe('open registration', () => {
       expect(callers.get(id)).toMatchObject({ tenant: 'acme', name: `Concurrent ${i}`, authMethod: 'none' });
       expect(await stored(baton, id)).toMatchObject({ name: `Concurrent ${i}` });
     }
+  });
+});
+
+describe("the MCP TypeScript SDK's own registration", () => {
+  it('discovers the endpoint, registers, and parses the answer', async () => {
+    const fetchFn = (input: string | URL | Request, init?: RequestInit) => baton.fetch(input, init);
+    const metadata = await discoverAuthorizationServerMetadata(baton.issuer, { fetchFn });
+    expect(metadata?.registration_endpoint).toBe(`${baton.issuer}/oauth2/register`);
+    const info = await registerClient(baton.issuer, {
+      metadata,
+      clientMetadata: {
+        redirect_uris: ['http://127.0.0.1:33418/callback'],
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        client_name: 'SDK client',
+        client_uri: 'https://sdk.example',
+      },
+      fetchFn,
+    });
+    expect(info).toMatchObject({
+      client_id: expect.stringMatching(/^dcr-/) as unknown,
+      client_name: 'SDK client',
+      redirect_uris: ['http://127.0.0.1:33418/callback'],
+      token_endpoint_auth_method: 'none',
+    });
+    expect(info.client_secret).toBeUndefined();
   });
 });
 

@@ -174,7 +174,7 @@ function keySource(
 }
 
 /** The scopes the tenant's resource servers offer: what a registered client may ask for at most. */
-export function tenantScopes(registry: Registry, tenant: string): string[] {
+function tenantScopes(registry: Registry, tenant: string): string[] {
   return [
     ...new Set([...registry.resourceServers.values()].filter((rs) => rs.tenant === tenant).flatMap((rs) => rs.scopes)),
   ];
@@ -202,7 +202,7 @@ function clientName(body: Record<string, unknown>): string | undefined {
 }
 
 /** The client the metadata describes, as the registry keeps it (without id, tenant and secret). */
-export function clientFromMetadata(
+function clientFromMetadata(
   body: unknown,
   offeredScopes: readonly string[],
   open: boolean,
