@@ -234,7 +234,8 @@ describe("the MCP TypeScript SDK's own registration", () => {
   it('discovers the endpoint, registers, and parses the answer', async () => {
     const fetchFn = (input: string | URL | Request, init?: RequestInit) => baton.fetch(input, init);
     const metadata = await discoverAuthorizationServerMetadata(baton.issuer, { fetchFn });
-    expect(metadata?.registration_endpoint).toBe(`${baton.issuer}/oauth2/register`);
+    if (metadata === undefined) throw new Error('no authorization server metadata');
+    expect(metadata.registration_endpoint).toBe(`${baton.issuer}/oauth2/register`);
     const info = await registerClient(baton.issuer, {
       metadata,
       clientMetadata: {
