@@ -326,8 +326,8 @@ export async function registerClient(
       await store.edit(`registration (${by})`, (document) => ({ ...document, clients: [...document.clients, client] }));
     } catch (error) {
       if (!(error instanceof RegistryError)) throw error;
-      const index = `/clients/`;
-      const problem = error.problems.find((p) => p.path.startsWith(index)) ?? error.problems[0];
+      // The new client is the edit's only change: a problem names a path inside it.
+      const problem = error.problems.find((p) => p.path.startsWith('/clients/')) ?? error.problems[0];
       const path = problem?.path.replace(/^\/clients\/\d+\/?/, '').replaceAll('/', '.') ?? '';
       throw badMetadata(`${path === '' ? 'the client' : path}: ${problem?.message ?? 'is invalid'}`);
     }
