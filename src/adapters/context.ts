@@ -18,10 +18,11 @@ import type { Sql } from './db/sql.js';
 import { createSqlStore } from './db/sql-store.js';
 import { passwordAuthenticator } from './password-authenticator.js';
 import { createSignInThrottle } from './db/sign-in-throttle.js';
+import { createClientUseStore } from './db/client-use-store.js';
 import type { ServiceContext, Limits } from '../core/context.js';
 
 /** The durable state behind the token endpoint and the code flow. */
-export type Storage = Pick<ServiceContext, 'store' | 'grants' | 'signInThrottle'>;
+export type Storage = Pick<ServiceContext, 'store' | 'grants' | 'signInThrottle' | 'clientUses'>;
 
 /** The storage ports over SQL, identical on PostgreSQL and PGlite; codes and refresh tokens expire by `clock`. */
 export function sqlStorage(sql: Sql, clock: Clock): Storage {
@@ -29,6 +30,7 @@ export function sqlStorage(sql: Sql, clock: Clock): Storage {
     store: createSqlStore(sql),
     grants: createGrantStore(sql, () => clock.now()),
     signInThrottle: createSignInThrottle(sql),
+    clientUses: createClientUseStore(sql),
   };
 }
 
@@ -62,6 +64,7 @@ export function buildContext(parts: ContextParts): ServiceContext {
     grants: parts.storage.grants,
     authenticator: passwordAuthenticator(parts.registry),
     signInThrottle: parts.storage.signInThrottle,
+    clientUses: parts.storage.clientUses,
     policy: parts.policy,
     detailTypes: parts.detailTypes,
     audit: parts.audit,

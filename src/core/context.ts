@@ -3,6 +3,7 @@ import type { VerifiedTokens } from './tokens/jwt.js';
 import type {
   AuditLog,
   Authenticator,
+  ClientUses,
   Clock,
   GrantStore,
   Logger,
@@ -44,6 +45,8 @@ export interface ServiceContext {
   readonly grants: GrantStore;
   readonly authenticator: Authenticator;
   readonly signInThrottle: SignInThrottle;
+  /** When dynamically registered clients were last used. */
+  readonly clientUses: ClientUses;
   readonly policy: () => PolicyEngine;
   /** The `authorization_details` types this deployment accepts. */
   readonly detailTypes: DetailTypes;

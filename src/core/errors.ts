@@ -1,4 +1,4 @@
-/** RFC 6749 §5.2, RFC 8693 §2.2.2 and RFC 9396 §5 error codes that Baton answers with; `not_found` and `conflict` at the admin API. */
+/** RFC 6749 §5.2, RFC 8693 §2.2.2, RFC 9396 §5, RFC 7591 §3.2.2 and RFC 6750 §3.1 error codes that Baton answers with; `not_found` and `conflict` at the admin API. */
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
@@ -9,6 +9,10 @@ export type OAuthErrorCode =
   | 'invalid_target'
   | 'invalid_authorization_details'
   | 'access_denied'
+  | 'invalid_redirect_uri'
+  | 'invalid_client_metadata'
+  | 'invalid_token'
+  | 'insufficient_scope'
   | 'not_found'
   | 'conflict'
   | 'server_error'
@@ -24,6 +28,10 @@ const statusOf: Record<OAuthErrorCode, number> = {
   invalid_target: 400,
   invalid_authorization_details: 400,
   access_denied: 403,
+  invalid_redirect_uri: 400,
+  invalid_client_metadata: 400,
+  invalid_token: 401,
+  insufficient_scope: 403,
   not_found: 404,
   conflict: 409,
   server_error: 500,
@@ -71,6 +79,20 @@ export class OAuthError extends Error {
   /** The RFC 6749 §5.2 body. */
   toJSON(): { error: OAuthErrorCode; error_description: string } {
     return { error: this.code, error_description: this.description };
+  }
+}
+
+/**
+ * A refused bearer token (RFC 6750 §3.1), answered with a `Bearer` challenge: naming the error
+ * when a token was sent (none when it was not, as §3.1 says), and the scope a call needs.
+ */
+export class BearerTokenError extends OAuthError {
+  constructor(
+    code: 'invalid_token' | 'insufficient_scope',
+    description: string,
+    readonly challenge: { readonly tokenSent: boolean; readonly scope: string },
+  ) {
+    super(code, description);
   }
 }
 

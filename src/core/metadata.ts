@@ -11,8 +11,14 @@ export function endpoints(issuer: string) {
     authorization: `${base}/oauth2/authorize`,
     revocation: `${base}/oauth2/revoke`,
     introspection: `${base}/oauth2/introspect`,
+    registration: `${base}/oauth2/register`,
     jwks: `${base}/.well-known/jwks.json`,
   };
+}
+
+/** Whether RFC 7591 registration is served for some tenant of `registry` (given that the registry is stored, so it can be written). */
+export function registrationOffered(registry: Registry): boolean {
+  return [...registry.tenants.values()].some((t) => t.dynamicClientRegistration.mode !== 'off');
 }
 
 /** The scopes Baton understands: every resource server's, then the operators' own. */
@@ -30,12 +36,14 @@ export function supportedScopes(registry: Registry): string[] {
  * registered values only (IANA "OAuth Token Endpoint Authentication Methods"): introspection also
  * takes a resource server's own Bearer token, which has no registered name and is documented
  * instead. Revocation authenticates as the token endpoint does, public clients (`none`) included.
+ * `registration` advertises RFC 7591 registration: where the registry is stored and a tenant has it on.
  */
 export function authorizationServerMetadata(
   issuer: string,
   signingAlgorithms: readonly string[],
   detailTypes: readonly string[],
   scopes: readonly string[],
+  registration = false,
 ) {
   const urls = endpoints(issuer);
   return {
@@ -43,6 +51,7 @@ export function authorizationServerMetadata(
     authorization_endpoint: urls.authorization,
     token_endpoint: urls.token,
     jwks_uri: urls.jwks,
+    ...(registration ? { registration_endpoint: urls.registration } : {}),
     scopes_supported: [...scopes],
     revocation_endpoint: urls.revocation,
     revocation_endpoint_auth_methods_supported: [...clientAuthMethods],

@@ -256,6 +256,20 @@ export interface SignInThrottle {
   succeeded(keys: readonly ThrottleKey[]): Promise<void>;
 }
 
+/**
+ * When dynamically registered clients (RFC 7591) were last used, so that the sweep removes those
+ * left unused. Cheap by design: a use is recorded at most once an hour per client (see
+ * core/clients/client-uses.ts), never as a registry write.
+ */
+export interface ClientUses {
+  /** Records a use of `clientId` at `at` (ms), unless one was recorded within the hour; a failure is the caller's to log. */
+  note(clientId: string, at: number): Promise<void>;
+  /** The last recorded use (ms) of every client that has one. */
+  lastUsed(): Promise<ReadonlyMap<string, number>>;
+  /** Forgets removed clients. */
+  forget(clientIds: readonly string[]): Promise<void>;
+}
+
 /** Counts each authenticated caller's requests; `check` refuses one over its limit with 429. */
 export interface RateLimiter {
   check(callerId: string): void;

@@ -10,6 +10,7 @@ import { auditRoutes } from './routes/audit.js';
 import { browserRoutes } from './routes/browser.js';
 import { decisionRoutes } from './routes/decisions.js';
 import { operationRoutes } from './routes/operations.js';
+import { registrationRoutes } from './routes/registration.js';
 import { registryRoutes } from './routes/registry.js';
 import { tokenRoutes } from './routes/token.js';
 import { wellKnownRoutes } from './routes/well-known.js';
@@ -49,6 +50,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // Each family names how its errors are answered and which callers it admits (see errors.ts, callers.ts).
   app.route('/', wellKnownRoutes(deps));
   app.route('/', tokenRoutes(deps));
+  app.route('/', registrationRoutes(deps));
   app.route('/', browserRoutes(deps));
   app.route('/', decisionRoutes(deps));
   app.route('/', adminRoutes(deps));

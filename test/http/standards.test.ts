@@ -66,6 +66,7 @@ describe('RFC 8414 metadata matches what Baton does', () => {
         'baton:admin',
         'baton:audit',
         'baton:metrics',
+        'baton:register',
       ],
       revocation_endpoint_auth_methods_supported: [
         'private_key_jwt',
@@ -117,6 +118,7 @@ describe('RFC 8414 metadata matches what Baton does', () => {
       'baton:admin',
       'baton:audit',
       'baton:metrics',
+      'baton:register',
     ]);
   });
 

@@ -328,6 +328,19 @@ export const migrations: readonly { readonly version: number; readonly name: str
       );
     `,
   },
+  {
+    version: 14,
+    name: 'last use of dynamically registered clients',
+    sql: `
+      -- When each dynamically registered client (RFC 7591) was last used, written at most once an
+      -- hour per client (src/adapters/db/client-use-store.ts); the sweep removes the clients left
+      -- unused for their tenant's unused_client_ttl_seconds. A client never used has no row.
+      CREATE TABLE client_uses (
+        client_id    text        PRIMARY KEY,
+        last_used_at timestamptz NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */

@@ -27,8 +27,10 @@ export type AuditType =
   | 'registry.resume'
   /** An orchestrator agent registered an ephemeral sub-agent (POST /agents). */
   | 'registry.subagent'
-  /** Expired agents removed from the stored registry by the periodic sweep. */
+  /** Expired agents, and dynamically registered clients left unused, removed from the stored registry by the periodic sweep. */
   | 'registry.sweep'
+  /** A client registered itself (RFC 7591, POST /oauth2/register): granted (never its secret) or refused. */
+  | 'registry.registration'
   /** Names entries committed after their callers were answered 503: those answers were never delivered. */
   | 'audit.undelivered';
 

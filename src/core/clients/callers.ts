@@ -8,8 +8,13 @@ import { assertInGoodStanding, callerPrincipal } from '../registry/standing.js';
 import type { FormParams } from '../grants/token-request.js';
 import type { RateLimiter } from '../ports.js';
 
-/** The scopes of Baton's own APIs: operators' calls, the auditor API and the metrics. */
-export const operatorScopes = { admin: 'baton:admin', audit: 'baton:audit', metrics: 'baton:metrics' } as const;
+/** The scopes of Baton's own APIs: operators' calls, the auditor API, the metrics, and initial access tokens of client registration. */
+export const operatorScopes = {
+  admin: 'baton:admin',
+  audit: 'baton:audit',
+  metrics: 'baton:metrics',
+  register: 'baton:register',
+} as const;
 
 /** What authenticating a caller needs: Baton's token verification, the secret hash, the rate limit. */
 export interface CallerVerifier extends BatonTokenVerifier {

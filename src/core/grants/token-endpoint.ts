@@ -1,5 +1,6 @@
 import type { AuditTrail } from '../audit/chain.js';
 import { authenticateClient } from '../clients/client-auth.js';
+import { noteClientUse } from '../clients/client-uses.js';
 import type { ServiceContext } from '../context.js';
 import { OAuthError, refusalReason } from '../errors.js';
 import { assertInGoodStanding, callerPrincipal } from '../registry/standing.js';
@@ -84,5 +85,8 @@ async function runTokenRequest(
   if (!caller.grantTypes.has(request.grant_type)) {
     throw new OAuthError('unauthorized_client', `client is not allowed the ${request.grant_type} grant`);
   }
-  return grant.handle(ctx, registry, caller, request, trail, input.requestId);
+  const response = await grant.handle(ctx, registry, caller, request, trail, input.requestId);
+  // A dynamically registered client in use is kept; one left unused is swept (see registry/unused-clients.ts).
+  await noteClientUse(ctx, caller);
+  return response;
 }

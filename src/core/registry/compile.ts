@@ -227,6 +227,7 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
         authorizationDetails: (a.authorization_details ?? []) as AuthorizationDetail[],
         redirectUris: [],
         name: a.name,
+        registeredAt: undefined,
       },
       `${path}/id`,
     );
@@ -299,6 +300,7 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
         authorizationDetails: (c.authorization_details ?? []) as AuthorizationDetail[],
         redirectUris: c.redirect_uris ?? [],
         name: c.name,
+        registeredAt: c.dynamically_registered_at === undefined ? undefined : Date.parse(c.dynamically_registered_at),
       },
       `${path}/client_id`,
     );
@@ -335,6 +337,7 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
         authorizationDetails: [],
         redirectUris: [],
         name: rs.name ?? rs.id,
+        registeredAt: undefined,
       },
       `${path}/id`,
     );

@@ -210,6 +210,11 @@ const clientSchema = z
     agents: z.array(registryId).max(256).optional().describe('agents this client may present as actor'),
     authorization_details: grantedDetails,
     redirect_uris: z.array(httpsOrLocalUrl).max(32).optional(),
+    dynamically_registered_at: dateTime
+      .optional()
+      .describe(
+        "set when the client registered itself (RFC 7591, POST /oauth2/register); such a client is removed once unused for its tenant's unused_client_ttl_seconds",
+      ),
   })
   .superRefine((v, ctx) => {
     credentialRules(v, ctx);

@@ -79,6 +79,8 @@ export interface Caller {
   /** Exact redirect URIs of the code flow. */
   readonly redirectUris: readonly string[];
   readonly name: string;
+  /** When a client registered itself (RFC 7591), ms since the epoch; undefined for every other caller. */
+  readonly registeredAt: number | undefined;
 }
 
 /** A built-in user (password sign-in of the embedded default). */

@@ -222,28 +222,36 @@ export async function sweepExpiredAgents(ctx: ServiceContext, store: RegistrySto
 
 /**
  * What applying a registry file keeps of the stored registry: the file is the GitOps path for what
- * operators declare, but suspensions and sub-agents are made at run time. A file never lifts a
- * suspension (the API does) and never removes a live sub-agent (its expiry does): the stored ones
- * the file does not name are carried over.
+ * operators declare, but suspensions, sub-agents and dynamically registered clients are made at run
+ * time. A file never lifts a suspension (the API does), never removes a live sub-agent (its expiry
+ * does) nor a registered client (the sweep of unused ones does): the stored ones the file does not
+ * name are carried over.
  */
 export function keepRuntimeState(stored: RegistryDocument, file: RegistryDocument): RegistryDocument {
   const suspended = new Set(file.suspensions.map((s) => `${s.tenant}\u0000${s.kind}\u0000${s.id}`));
   const declared = new Set(file.agents.map((a) => a.id));
   const subAgents = stored.agents.filter((a) => a.metadata?.parent !== undefined && !declared.has(a.id));
   const agents = [...file.agents, ...subAgents];
+  // Clients that registered themselves (RFC 7591) are run-time state too: their sweep removes them.
+  const declaredClients = new Set(file.clients.map((c) => c.client_id));
+  const registered = stored.clients.filter(
+    (c) => c.dynamically_registered_at !== undefined && !declaredClients.has(c.client_id),
+  );
+  const clients = [...file.clients, ...registered];
   // A suspension of an agent or client the file removed goes with it.
   const exists = (s: RegistryDocument['suspensions'][number]): boolean =>
     s.kind === 'user' ||
     (s.kind === 'agent'
       ? agents.some((a) => a.id === s.id && a.tenant === s.tenant)
-      : file.clients.some((c) => c.client_id === s.id && c.tenant === s.tenant));
+      : clients.some((c) => c.client_id === s.id && c.tenant === s.tenant));
   const suspensions = stored.suspensions.filter(
     (s) => !suspended.has(`${s.tenant}\u0000${s.kind}\u0000${s.id}`) && exists(s),
   );
-  if (suspensions.length === 0 && subAgents.length === 0) return file;
+  if (suspensions.length === 0 && subAgents.length === 0 && registered.length === 0) return file;
   return {
     ...file,
     agents,
+    clients,
     suspensions: [...file.suspensions, ...suspensions],
   };
 }

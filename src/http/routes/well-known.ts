@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { authorizationServerMetadata, supportedScopes } from '../../core/metadata.js';
+import { authorizationServerMetadata, registrationOffered, supportedScopes } from '../../core/metadata.js';
 import type { Registry } from '../../core/registry/registry.js';
 import type { AppDeps } from '../app-deps.js';
 import type { Env } from '../request.js';
@@ -7,7 +7,7 @@ import type { Env } from '../request.js';
 const cached = { 'Cache-Control': 'public, max-age=300' } as const;
 
 /** Discovery: the authorization server metadata (RFC 8414), the token signing JWKS and the AuthZEN configuration. */
-export function wellKnownRoutes({ service }: AppDeps): Hono<Env> {
+export function wellKnownRoutes({ service, registryStore }: AppDeps): Hono<Env> {
   const routes = new Hono<Env>();
   // Metadata follows the registry (its scopes), so it is built once per registry that is loaded.
   const metadataByRegistry = new WeakMap<Registry, ReturnType<typeof authorizationServerMetadata>>();
@@ -19,6 +19,7 @@ export function wellKnownRoutes({ service }: AppDeps): Hono<Env> {
         [service.keys.current.alg],
         [...service.detailTypes.keys()],
         supportedScopes(registry),
+        registryStore !== undefined && registrationOffered(registry),
       );
       metadataByRegistry.set(registry, built);
     }

@@ -23,6 +23,7 @@ function publicClient(grantTypes: readonly string[]): Caller {
     authorizationDetails: [],
     redirectUris: ['https://app.example/callback'],
     name: 'App',
+    registeredAt: undefined,
   };
 }
 

@@ -59,6 +59,8 @@ export interface MemoryState {
   head: { seq: number; hash: string };
   readonly checkpoints: { seq: number; hash: string; jws: string }[];
   readonly signInAttempts: Map<string, StoredAttempts>;
+  /** The last recorded use (ms) of dynamically registered clients (migration 14's `client_uses`). */
+  readonly clientUses: Map<string, number>;
 }
 
 /** A key of a table scoped by tenant. */
@@ -77,5 +79,6 @@ export function memoryState(): MemoryState {
     head: { seq: 0, hash: genesisHash },
     checkpoints: [],
     signInAttempts: new Map(),
+    clientUses: new Map(),
   };
 }

@@ -6,6 +6,7 @@ import { memoryAuditLog, memoryAuditQueries } from './audit.js';
 import { memoryGrantStore } from './grant-store.js';
 import { memoryRevocations } from './revocations.js';
 import { memorySignInThrottle } from './sign-in-throttle.js';
+import { memoryClientUses } from './client-uses.js';
 import { memoryState, type MemoryState } from './state.js';
 import { memoryStore } from './store.js';
 
@@ -27,6 +28,7 @@ export function memoryStorage(clock: Clock): MemoryStorage {
     store: memoryStore(state),
     grants: memoryGrantStore(state, now),
     signInThrottle: memorySignInThrottle(state),
+    clientUses: memoryClientUses(state),
     revocations: memoryRevocations(state, now),
     audit: memoryAuditLog(state, sha256Hex, clock),
     queries: memoryAuditQueries(state, sha256Hex),
