@@ -14,6 +14,7 @@ import { delegateAction, delegationRequest, noDelegateAction } from '../decision
 import type { Caller, Registry } from '../registry/registry.js';
 import { assertInGoodStanding, firstStandingProblem, grantPrincipals } from '../registry/standing.js';
 import { signInKeys } from './sign-in-throttle.js';
+import { redirectUriMatches } from './redirect-uri.js';
 import { authorizationCode } from '../grants/authorization-code.js';
 import { scopeSyntax } from '../grants/parameters.js';
 import type { FormParams } from '../grants/token-request.js';
@@ -221,7 +222,7 @@ export async function startAuthorization(
   if (client === undefined || client.kind !== 'client' || !client.grantTypes.has(authorizationCode.grantType)) {
     return { kind: 'error-page', status: 400, message: messages.unknownClient };
   }
-  if (redirectUri === undefined || !client.redirectUris.includes(redirectUri)) {
+  if (redirectUri === undefined || !redirectUriMatches(client.redirectUris, redirectUri)) {
     return { kind: 'error-page', status: 400, message: messages.unknownRedirect };
   }
   const state = single(query, 'state') ?? null;
