@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { decodeJwt } from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import type { RegistryDocument } from '../../src/core/registry/document.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { nodeDocumentFetcher, type ResolvedAddress } from '../../src/adapters/node-document-fetcher.js';
 import { postToken } from '../support/baton.js';
@@ -297,6 +298,139 @@ describe('a client identified by a metadata document', () => {
     expect(response.status).toBe(302);
     const location = new URL(response.headers.get('location') ?? '');
     expect(location.searchParams.get('error')).toBe('invalid_scope');
+  });
+});
+
+/** Issues a code to the document client at `path` (served with `extra`) for alice in acme. */
+async function codeFor(path: string, extra: Record<string, unknown> = {}) {
+  routes.set(path, json(documentAt(path, extra)));
+  const clientId = `${origin}${path}`;
+  const { verifier, challenge } = pkce();
+  const { location } = await consent(await authorize(baton, { clientId, challenge }));
+  const code = location.searchParams.get('code');
+  if (code === null) throw new Error(`no code: ${location.href}`);
+  return {
+    clientId,
+    form: {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: 'http://127.0.0.1:51234/callback',
+      code_verifier: verifier,
+    },
+  };
+}
+
+/** Changes the registry in force for the rest of one test. */
+async function withRegistry(change: (doc: RegistryDocument) => RegistryDocument, run: () => Promise<void>) {
+  let before: RegistryDocument | undefined;
+  await baton.registryStore.edit('test', (doc) => {
+    before = doc;
+    return change(doc);
+  });
+  try {
+    await run();
+  } finally {
+    await baton.registryStore.edit('test', () => before as RegistryDocument);
+  }
+}
+
+describe('the tenant of a document client at the token endpoint: the one of the grant it redeems', () => {
+  it('is refused (invalid_client, 401) when that tenant has since turned documents off', async () => {
+    const { clientId, form } = await codeFor('/clients/tenant-off.json');
+    await withRegistry(
+      (doc) => ({
+        ...doc,
+        tenants: doc.tenants.map((t) =>
+          t.id === 'acme' ? { ...t, client_id_metadata_documents: { enabled: false } } : t,
+        ),
+      }),
+      async () => {
+        const token = await postToken(baton, { ...form, client_id: clientId }, {});
+        expect(token.status).toBe(401);
+        expect(token.body).toEqual({
+          error: 'invalid_client',
+          error_description: 'tenant acme does not accept clients identified by a metadata document',
+        });
+        expect(baton.auditEntries().at(-1)).toMatchObject({
+          tenant: 'acme',
+          type: 'token.authorization_code',
+          decision: 'refused',
+          client: clientId,
+        });
+      },
+    );
+  });
+
+  it('is refused (invalid_client, 401) when the client is suspended in that tenant, and refused sign-in there', async () => {
+    const { clientId, form } = await codeFor('/clients/suspended.json');
+    await withRegistry(
+      (doc) => ({
+        ...doc,
+        suspensions: [
+          ...doc.suspensions,
+          { tenant: 'acme', kind: 'client', id: clientId, reason: 'test', since: '2026-01-01T00:00:00Z' },
+        ],
+      }),
+      async () => {
+        const token = await postToken(baton, { ...form, client_id: clientId }, {});
+        expect(token.status).toBe(401);
+        expect(token.body).toEqual({ error: 'invalid_client', error_description: `client ${clientId} is suspended` });
+        const again = await authorize(baton, { clientId });
+        expect(again.status).toBe(302);
+        const location = new URL(again.headers.get('location') ?? '');
+        expect(location.searchParams.get('error')).toBe('access_denied');
+        expect(location.searchParams.get('error_description')).toBe(`client ${clientId} is suspended`);
+      },
+    );
+  });
+
+  it('cannot redeem another client’s code, nor a code with a registered client’s credentials', async () => {
+    const { form } = await codeFor('/clients/victim.json');
+    const path = '/clients/thief.json';
+    routes.set(path, json(documentAt(path)));
+    const token = await postToken(baton, { ...form, client_id: `${origin}${path}` }, {});
+    expect(token.status).toBe(400);
+    expect(token.body).toEqual({
+      error: 'invalid_grant',
+      error_description: 'authorization code was issued to another client',
+    });
+  });
+
+  it('authenticates a private_key_jwt client with the keys at its jwks_uri', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+    routes.set('/clients/keys.json', json({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'EdDSA' }] }));
+    const { clientId, form } = await codeFor('/clients/signed.json', {
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks_uri: `${origin}/clients/keys.json`,
+    });
+    const assertion = (subject: string) =>
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA', kid: 'k1' })
+        .setIssuer(subject)
+        .setSubject(subject)
+        .setAudience(`${baton.issuer}/oauth2/token`)
+        .setIssuedAt()
+        .setExpirationTime('1m')
+        .setJti(Math.random().toString(36).slice(2))
+        .sign(privateKey);
+    // client_id alone does not do for a private_key_jwt client.
+    const unauthenticated = await postToken(baton, { ...form, client_id: clientId }, {});
+    expect(unauthenticated.status).toBe(401);
+    expect(unauthenticated.body).toEqual({
+      error: 'invalid_client',
+      error_description: 'client authentication is required',
+    });
+    const token = await postToken(
+      baton,
+      {
+        ...form,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await assertion(clientId),
+      },
+      {},
+    );
+    expect(token.status, JSON.stringify(token.body)).toBe(200);
+    expect(decodeJwt(token.body.access_token as string)).toMatchObject({ client_id: clientId, sub: 'alice' });
   });
 });
 

@@ -53,11 +53,6 @@ export interface ClientDocuments {
  */
 export const unboundTenant = '';
 
-/** Whether `clientId` is meant as a metadata document URL (no registry id has "://"). */
-export function isDocumentClientId(clientId: string): boolean {
-  return /^https?:\/\//i.test(clientId);
-}
-
 const loopbackHosts: ReadonlySet<string> = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /** The URL of a document client as the draft (§3) allows it, or a ClientDocumentError. */
@@ -144,11 +139,8 @@ const documentSchema = z.looseObject({
   token_endpoint_auth_method: z.enum(['none', 'private_key_jwt'], {
     error: 'must be none or private_key_jwt',
   }),
-  jwks_uri: z
-    .string()
-    .max(2048)
-    .refine((s) => URL.canParse(s) && new URL(s).protocol === 'https:', 'must be an https URL')
-    .optional(),
+  // Fetched as the document was: the fetcher refuses what is not https (or development loopback).
+  jwks_uri: webUrl.optional(),
   scope: z
     .string()
     .max(2048)

@@ -9,10 +9,10 @@ import {
 } from '../tokens/authorization-details.js';
 import { batonAlgorithms } from '../tokens/baton-token.js';
 import { OAuthError, echo } from '../errors.js';
+import { isDocumentClientId } from '../clients/document-client-id.js';
 import {
   ClientDocumentError,
   documentCaller,
-  isDocumentClientId,
   tenantRefusesDocument,
   type ClientDocument,
 } from '../clients/metadata-document.js';

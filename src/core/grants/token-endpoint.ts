@@ -1,11 +1,7 @@
 import type { AuditTrail } from '../audit/chain.js';
 import { authenticateClient } from '../clients/client-auth.js';
-import {
-  ClientDocumentError,
-  documentCaller,
-  isDocumentClientId,
-  unboundTenant,
-} from '../clients/metadata-document.js';
+import { isDocumentClientId } from '../clients/document-client-id.js';
+import { ClientDocumentError, documentCaller, unboundTenant } from '../clients/metadata-document.js';
 import type { Caller, Registry } from '../registry/registry.js';
 import type { ServiceContext } from '../context.js';
 import { OAuthError, refusalReason } from '../errors.js';
