@@ -36,6 +36,8 @@ export function authorizationServerMetadata(
   signingAlgorithms: readonly string[],
   detailTypes: readonly string[],
   scopes: readonly string[],
+  /** Whether this entry point accepts client ID metadata documents (not on Workers). */
+  clientIdMetadataDocuments: boolean,
 ) {
   const urls = endpoints(issuer);
   return {
@@ -54,7 +56,7 @@ export function authorizationServerMetadata(
     response_modes_supported: ['query'],
     code_challenge_methods_supported: ['S256'],
     // draft-ietf-oauth-client-id-metadata-document: an https URL may be a client_id (see clients/metadata-document.ts).
-    client_id_metadata_document_supported: true,
+    client_id_metadata_document_supported: clientIdMetadataDocuments,
     authorization_response_iss_parameter_supported: true,
     token_endpoint_auth_methods_supported: [...clientAuthMethods],
     token_endpoint_auth_signing_alg_values_supported: [...asymmetricAlgorithms],

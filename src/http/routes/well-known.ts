@@ -19,6 +19,7 @@ export function wellKnownRoutes({ service }: AppDeps): Hono<Env> {
         [service.keys.current.alg],
         [...service.detailTypes.keys()],
         supportedScopes(registry),
+        service.clientDocuments !== undefined,
       );
       metadataByRegistry.set(registry, built);
     }
