@@ -67,7 +67,7 @@ const settings = {
   cimdAllowHttpLoopback: [
     'BATON_CIMD_ALLOW_HTTP_LOOPBACK',
     z
-      .union([z.boolean(), z.enum(['true', 'false'], { error: 'must be true or false' })])
+      .union([z.boolean(), z.enum(['true', 'false'])], { error: 'must be true or false' })
       .transform((v) => v === true || v === 'true')
       .default(false),
   ],
