@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import type { RegistryDocument } from '../../src/core/registry/document.js';
+import { cacheSeconds } from '../../src/core/clients/metadata-document.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { nodeDocumentFetcher, type ResolvedAddress } from '../../src/adapters/node-document-fetcher.js';
 import { postToken } from '../support/baton.js';
@@ -234,6 +235,31 @@ describe('a client identified by a metadata document', () => {
       ['token.authorization_code', 'granted', 'acme'],
       ['token.refresh', 'granted', 'acme'],
     ]);
+  });
+
+  it('fetches a document once for concurrent requests', async () => {
+    const path = '/clients/concurrent.json';
+    routes.set(path, (req, res) =>
+      setTimeout(() => json(documentAt(path), { 'cache-control': 'no-store' })(req, res), 100),
+    );
+    const clientId = `${origin}${path}`;
+    const answers = await Promise.all([1, 2, 3, 4].map(() => authorize(baton, { clientId })));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    expect(hits.get(path)).toBe(1);
+  });
+
+  it.each([
+    [undefined, 300],
+    ['max-age=600', 600],
+    ['public, max-age=0', 60],
+    ['max-age=30', 60],
+    ['max-age=999999999', 86400],
+    ['max-age=-5', 300],
+    ['MAX-AGE=120, must-revalidate', 120],
+    ['no-store', 0],
+    ['max-age=600, no-cache', 0],
+  ])('keeps a document with Cache-Control %s for %i s', (header, seconds) => {
+    expect(cacheSeconds(header)).toBe(seconds);
   });
 
   it('fetches a no-store document again for every request', async () => {

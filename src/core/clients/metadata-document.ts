@@ -231,6 +231,7 @@ export function createClientDocuments(options: ClientDocumentsOptions): ClientDo
   const { fetcher, clock } = options;
   const maxEntries = options.maxEntries ?? 1000;
   const cache = new Map<string, { readonly value: unknown; readonly until: number }>();
+  const inFlight = new Map<string, Promise<ClientDocument>>();
   const remember = (key: string, value: unknown, seconds: number): void => {
     if (seconds === 0) return;
     cache.delete(key);
@@ -266,10 +267,19 @@ export function createClientDocuments(options: ClientDocumentsOptions): ClientDo
       const url = documentUrl(clientId, options.allowHttpLoopback);
       const hit = cached(`doc ${url.href}`) as ClientDocument | undefined;
       if (hit !== undefined) return hit;
-      const { body, seconds } = await fetchJson(url.href, 'the client metadata document');
-      const document = validateDocument(url, body);
-      remember(`doc ${url.href}`, document, seconds);
-      return document;
+      // Requests for one URL while it is being fetched wait for that fetch rather than start their own.
+      let fetching = inFlight.get(url.href);
+      if (fetching === undefined) {
+        fetching = fetchJson(url.href, 'the client metadata document')
+          .then(({ body, seconds }) => {
+            const document = validateDocument(url, body);
+            remember(`doc ${url.href}`, document, seconds);
+            return document;
+          })
+          .finally(() => inFlight.delete(url.href));
+        inFlight.set(url.href, fetching);
+      }
+      return fetching;
     },
     keys(document) {
       const jwksUri = document.jwksUri;

@@ -320,29 +320,27 @@ async function documentClientFor(
       status: 400,
       message: { text: 'The resources asked for belong to different tenants.' },
     };
-  const refuse = async (
-    text: string,
-    values?: Record<string, string>,
-  ): Promise<Extract<FlowStep, { kind: 'error-page' }>> => {
-    const message: PageMessage = values === undefined ? { text } : { text, values };
+  /** An error page whose `{reason}` (if any) is `reason`, audited in the tenant. */
+  const refuse = async (text: string, reason?: string): Promise<Extract<FlowStep, { kind: 'error-page' }>> => {
     await ctx.audit.append({
       tenant,
       type: 'authorization.login',
       decision: 'refused',
-      client: clientId,
-      reason: `invalid_client: ${values === undefined ? text : Object.entries(values).reduce((t, [k, v]) => t.replaceAll(`{${k}}`, v), text)}`,
+      // Not yet known to be a well-formed URL: carried as the error messages carry untrusted text.
+      client: echo(clientId, 2048),
+      reason: `invalid_client: ${reason === undefined ? text : text.replace('{reason}', reason)}`,
     });
+    const message: PageMessage = reason === undefined ? { text } : { text, values: { reason } };
     return { kind: 'error-page', status: 400, message, audited: true };
   };
   let document: ClientDocument;
   try {
     const problem = tenantRefusesDocument(registry.tenants.get(tenant), documents.urlOf(clientId).hostname);
-    if (problem !== undefined)
-      return await refuse('This application cannot sign in here: {reason}.', { reason: problem });
+    if (problem !== undefined) return await refuse('This application cannot sign in here: {reason}.', problem);
     document = await documents.resolve(clientId);
   } catch (error) {
     if (!(error instanceof ClientDocumentError)) throw error;
-    return refuse("The application's client metadata document cannot be used: {reason}.", { reason: error.message });
+    return refuse("The application's client metadata document cannot be used: {reason}.", error.message);
   }
   if (redirectUri === undefined || !redirectUriMatches(document.redirectUris, redirectUri))
     return refuse(messages.unknownRedirect.text);
