@@ -63,6 +63,14 @@ const settings = {
   rateLimitPerSecond: ['BATON_RATE_LIMIT', int(0, 1_000_000, 1000)],
   refusalIntervalSeconds: ['BATON_REFUSAL_INTERVAL', int(1, 3600, 60)],
   agentSweepIntervalSeconds: ['BATON_AGENT_SWEEP_INTERVAL', int(1, 86_400, 60)],
+  // Development only: client metadata documents over plain http from 127.0.0.1, localhost or [::1].
+  cimdAllowHttpLoopback: [
+    'BATON_CIMD_ALLOW_HTTP_LOOPBACK',
+    z
+      .union([z.boolean(), z.enum(['true', 'false'])], { error: 'must be true or false' })
+      .transform((v) => v === true || v === 'true')
+      .default(false),
+  ],
 } as const;
 
 type Settings = typeof settings;

@@ -27,4 +27,17 @@ describe('configuration without files (Workers)', () => {
       'BATON_CONFIG (baton.json): no configuration file can be read here: set each variable instead',
     ]);
   });
+
+  it('reads BATON_CIMD_ALLOW_HTTP_LOOPBACK as true or false (off by default), refusing anything else', () => {
+    expect(parseConfig({}).cimdAllowHttpLoopback).toBe(false);
+    expect(parseConfig({ BATON_CIMD_ALLOW_HTTP_LOOPBACK: 'true' }).cimdAllowHttpLoopback).toBe(true);
+    expect(parseConfig({ BATON_CIMD_ALLOW_HTTP_LOOPBACK: 'false' }).cimdAllowHttpLoopback).toBe(false);
+    let problems: readonly string[] = [];
+    try {
+      parseConfig({ BATON_CIMD_ALLOW_HTTP_LOOPBACK: 'yes' });
+    } catch (error) {
+      if (error instanceof ConfigError) problems = error.problems;
+    }
+    expect(problems).toEqual(['BATON_CIMD_ALLOW_HTTP_LOOPBACK: must be true or false (got "yes")']);
+  });
 });

@@ -20,6 +20,7 @@ import { passwordAuthenticator } from './password-authenticator.js';
 import { createSignInThrottle } from './db/sign-in-throttle.js';
 import { createClientUseStore } from './db/client-use-store.js';
 import type { ServiceContext, Limits } from '../core/context.js';
+import type { ClientDocuments } from '../core/clients/metadata-document.js';
 
 /** The durable state behind the token endpoint and the code flow. */
 export type Storage = Pick<ServiceContext, 'store' | 'grants' | 'signInThrottle' | 'clientUses'>;
@@ -51,6 +52,8 @@ export interface ContextParts {
   readonly rateLimit: RateLimiter;
   /** Kept by the caller, like rateLimit. */
   readonly verifiedTokens: VerifiedTokens;
+  /** Client ID metadata documents, where the entry point accepts them. */
+  readonly clientDocuments?: ClientDocuments;
 }
 
 /** The one context every endpoint works with, from the parts an entry point (Node or Workers) or a test has opened. */
@@ -76,5 +79,6 @@ export function buildContext(parts: ContextParts): ServiceContext {
     limits: parts.limits,
     rateLimit: parts.rateLimit,
     verifiedTokens: parts.verifiedTokens,
+    ...(parts.clientDocuments === undefined ? {} : { clientDocuments: parts.clientDocuments }),
   };
 }

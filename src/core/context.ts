@@ -16,6 +16,7 @@ import type {
   Store,
 } from './ports.js';
 import type { Registry } from './registry/registry.js';
+import type { ClientDocuments } from './clients/metadata-document.js';
 import type { Sha256 } from './sha256.js';
 
 /** Limits a deployment may tune; defaults come from the configuration. */
@@ -60,4 +61,6 @@ export interface ServiceContext {
   readonly rateLimit: RateLimiter;
   /** Tokens whose signature was already checked; kept by the entry point so it outlives a Workers request. */
   readonly verifiedTokens: VerifiedTokens;
+  /** Client ID metadata documents; undefined where this entry point does not accept them (Workers). */
+  readonly clientDocuments?: ClientDocuments;
 }

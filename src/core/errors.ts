@@ -128,3 +128,11 @@ export class StorageUnavailableError extends Error {
     this.name = 'StorageUnavailableError';
   }
 }
+
+/** A document fetch (see DocumentFetcher) refused or failed; the message says why, in words fit for the client. */
+export class DocumentFetchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DocumentFetchError';
+  }
+}

@@ -21,14 +21,14 @@ export function registrationOffered(registry: Registry): boolean {
   return [...registry.tenants.values()].some((t) => t.dynamicClientRegistration.mode !== 'off');
 }
 
-/** The scopes Baton understands: every resource server's, then the operators' own. */
+/**
+ * The scopes Baton understands: the union of every tenant's resource servers' scopes, sorted,
+ * then the operators' own (Baton's admin API is a resource server of its own).
+ */
 export function supportedScopes(registry: Registry): string[] {
-  return [
-    ...new Set([
-      ...[...registry.resourceServers.values()].flatMap((rs) => rs.scopes),
-      ...Object.values(operatorScopes),
-    ]),
-  ];
+  const served = new Set([...registry.resourceServers.values()].flatMap((rs) => rs.scopes));
+  const operators = Object.values(operatorScopes).filter((s) => !served.has(s));
+  return [...[...served].sort(), ...operators.sort()];
 }
 
 /**
@@ -43,6 +43,8 @@ export function authorizationServerMetadata(
   signingAlgorithms: readonly string[],
   detailTypes: readonly string[],
   scopes: readonly string[],
+  /** Whether this entry point accepts client ID metadata documents (not on Workers). */
+  clientIdMetadataDocuments: boolean,
   registration = false,
 ) {
   const urls = endpoints(issuer);
@@ -62,6 +64,8 @@ export function authorizationServerMetadata(
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
     code_challenge_methods_supported: ['S256'],
+    // draft-ietf-oauth-client-id-metadata-document: an https URL may be a client_id (see clients/metadata-document.ts).
+    client_id_metadata_document_supported: clientIdMetadataDocuments,
     authorization_response_iss_parameter_supported: true,
     token_endpoint_auth_methods_supported: [...clientAuthMethods],
     token_endpoint_auth_signing_alg_values_supported: [...asymmetricAlgorithms],

@@ -357,3 +357,24 @@ export interface PolicyStore {
   /** Every version, newest first. */
   list(): Promise<readonly PolicyVersionSummary[]>;
 }
+
+/** What an SSRF-safe GET brought back (see DocumentFetcher). */
+export interface FetchedDocument {
+  readonly status: number;
+  /** The Content-Type header, if any. */
+  readonly contentType: string | undefined;
+  /** The Cache-Control header, if any. */
+  readonly cacheControl: string | undefined;
+  readonly body: string;
+}
+
+/**
+ * Fetches documents a client names by URL (client ID metadata documents, their JWKS) without
+ * letting that URL reach inside the deployment: HTTPS only (plain HTTP to loopback only when
+ * the operator allows it for development), no private, loopback or link-local address after
+ * DNS resolution, redirects followed one by one and each checked again, a size cap and a
+ * timeout. Throws DocumentFetchError saying why a URL was refused or failed.
+ */
+export interface DocumentFetcher {
+  get(url: string): Promise<FetchedDocument>;
+}

@@ -33,6 +33,13 @@ const catalogue: ReadonlyMap<string, Translations> = new Map<string, Translation
       fr: 'Elle souhaite laisser l’agent {agent} ({agentId}) agir en votre nom.',
     },
   ],
+  [
+    'The name {client} comes from the application itself and is not verified by Baton.',
+    {
+      de: 'Der Name {client} stammt von der Anwendung selbst und ist von Baton nicht geprüft.',
+      fr: 'Le nom {client} vient de l’application elle-même et n’est pas vérifié par Baton.',
+    },
+  ],
   ['It will be able to', { de: 'Erlaubt wird', fr: 'Elle pourra' }],
   ['use the permission {scope}', { de: 'die Berechtigung {scope} nutzen', fr: 'utiliser la permission {scope}' }],
   ['Allow', { de: 'Erlauben', fr: 'Autoriser' }],

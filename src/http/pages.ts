@@ -101,12 +101,18 @@ export function consentPage(language: PageLanguage, view: ConsentView, sealed: s
     { text: '{client} ({clientId}) asks for access.', values: { client: view.clientName, clientId: view.clientId } },
     (v, name) => (name === 'clientId' ? code(v) : strong(v)),
   );
+  const unverified =
+    view.unverified === undefined
+      ? ''
+      : html`${view.unverified.logoUri === null ? '' : html`<img src="${view.unverified.logoUri}" alt="" width="48" height="48">`}
+<p class="unverified">${translate(language, { text: 'The name {client} comes from the application itself and is not verified by Baton.', values: { client: view.clientName } }, strong)}</p>`;
   return page(
     language,
     'Allow access',
     html`<h1>${word(language, 'Allow access?')}</h1>
 <p>${translate(language, { text: 'Signed in as {user}.', values: { user: view.user } }, strong)}</p>
 <p>${client}</p>
+${unverified}
 ${agent}
 <h2>${word(language, 'It will be able to')}</h2>
 <ul>

@@ -24,8 +24,10 @@ import { assertDistinctKeys, importSigningKeys, type PrivateJwks } from '../adap
 import { purgeUsedAssertions } from '../adapters/db/sql-store.js';
 import { systemClock } from '../adapters/system-clock.js';
 import type { AuditEvent } from '../core/audit/chain.js';
-import type { Clock, Logger } from '../core/ports.js';
+import type { Clock, DocumentFetcher, Logger } from '../core/ports.js';
 import { buildContext, sqlStorage } from '../adapters/context.js';
+import { nodeDocumentFetcher } from '../adapters/node-document-fetcher.js';
+import { createClientDocuments } from '../core/clients/metadata-document.js';
 import { createApp } from '../http/app.js';
 import type { Config } from '../config.js';
 import { drainable } from './drain.js';
@@ -64,6 +66,8 @@ export interface StartOptions {
   readonly database?: Database;
   readonly clock?: Clock;
   readonly fetch?: typeof fetch;
+  /** How client metadata documents are fetched (default: the SSRF-safe Node fetcher the configuration describes). */
+  readonly documentFetcher?: DocumentFetcher;
 }
 
 async function openDatabase(config: Config, logger: Logger): Promise<Database> {
@@ -273,6 +277,11 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       limits: config.limits,
       rateLimit: limit.limiter,
       verifiedTokens: new VerifiedTokens(sha256Hex),
+      clientDocuments: createClientDocuments({
+        fetcher: options.documentFetcher ?? nodeDocumentFetcher({ allowHttpLoopback: config.cimdAllowHttpLoopback }),
+        clock,
+        allowHttpLoopback: config.cimdAllowHttpLoopback,
+      }),
     });
     const checkpoints = await startCheckpoints({
       queries: auditQueries,

@@ -59,10 +59,10 @@ describe('RFC 8414 metadata matches what Baton does', () => {
   it('lists registered authentication methods, every assertion algorithm it accepts, and its scopes', async () => {
     expect(await metadata()).toMatchObject({
       scopes_supported: [
-        'payments:read',
-        'payments:transfer',
         'calendar:read',
         'ledger:read',
+        'payments:read',
+        'payments:transfer',
         'baton:admin',
         'baton:audit',
         'baton:metrics',
@@ -110,11 +110,11 @@ describe('RFC 8414 metadata matches what Baton does', () => {
     writeFileSync(registryFile, JSON.stringify(registry));
     await baton.reloadRegistry();
     expect((await metadata()).scopes_supported).toEqual([
-      'payments:read',
-      'payments:transfer',
       'calendar:read',
       'calendar:write',
       'ledger:read',
+      'payments:read',
+      'payments:transfer',
       'baton:admin',
       'baton:audit',
       'baton:metrics',

@@ -43,6 +43,7 @@ describe('configuration', () => {
       rateLimitPerSecond: 1000,
       refusalIntervalSeconds: 60,
       agentSweepIntervalSeconds: 60,
+      cimdAllowHttpLoopback: false,
     });
   });
 

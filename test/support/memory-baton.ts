@@ -8,7 +8,9 @@ import { systemClock } from '../../src/adapters/system-clock.js';
 import { createRefusalTally } from '../../src/core/audit/refusal-tally.js';
 import { createRateLimiter } from '../../src/core/clients/rate-limit.js';
 import type { ServiceContext } from '../../src/core/context.js';
-import type { Clock, SigningKeys } from '../../src/core/ports.js';
+import type { Clock, DocumentFetcher, SigningKeys } from '../../src/core/ports.js';
+import { nodeDocumentFetcher } from '../../src/adapters/node-document-fetcher.js';
+import { createClientDocuments } from '../../src/core/clients/metadata-document.js';
 import { VerifiedTokens } from '../../src/core/tokens/jwt.js';
 import { createApp } from '../../src/http/app.js';
 import { startCheckpoints } from '../../src/node/checkpoints.js';
@@ -59,6 +61,13 @@ export interface MemoryBaton {
   close(): Promise<void>;
 }
 
+/** What a test may put in place of a memory Baton's defaults. */
+export interface MemoryOptions {
+  readonly clock?: Clock;
+  /** How client metadata documents are fetched (default: the Node fetcher the configuration describes). */
+  readonly documentFetcher?: DocumentFetcher;
+}
+
 /** Where a memory Baton says it is, unless BATON_ISSUER says otherwise. */
 const defaultIssuer = 'http://baton.test';
 
@@ -86,7 +95,7 @@ export interface MemoryService {
  */
 export async function memoryService(
   env: Record<string, string> = {},
-  options: { readonly clock?: Clock } = {},
+  options: MemoryOptions = {},
 ): Promise<MemoryService> {
   const config = loadConfig(env);
   const issuer = config.issuer ?? defaultIssuer;
@@ -130,6 +139,11 @@ export async function memoryService(
     limits: config.limits,
     rateLimit: createRateLimiter({ perSecond: config.rateLimitPerSecond, clock }),
     verifiedTokens: new VerifiedTokens(sha256Hex),
+    clientDocuments: createClientDocuments({
+      fetcher: options.documentFetcher ?? nodeDocumentFetcher({ allowHttpLoopback: config.cimdAllowHttpLoopback }),
+      clock,
+      allowHttpLoopback: config.cimdAllowHttpLoopback,
+    }),
   });
   return {
     config,
@@ -151,10 +165,7 @@ export async function memoryService(
  * what a test checks is not the storage or the socket. Requests come from 127.0.0.1, as a test's
  * over a socket would.
  */
-export async function memoryBaton(
-  env: Record<string, string> = {},
-  options: { readonly clock?: Clock } = {},
-): Promise<MemoryBaton> {
+export async function memoryBaton(env: Record<string, string> = {}, options: MemoryOptions = {}): Promise<MemoryBaton> {
   const {
     config,
     service,

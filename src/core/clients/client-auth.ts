@@ -73,7 +73,11 @@ export async function authenticateClient(
   registry: Registry,
   authorization: string | undefined,
   params: ClientAuthParams,
+  documentClient?: (clientId: string) => Promise<Caller | undefined>,
 ): Promise<Caller> {
+  // A client identified by a metadata document URL (token endpoint only: see token-endpoint.ts).
+  const lookup = async (id: string): Promise<Caller | undefined> =>
+    registry.callers.get(id) ?? (await documentClient?.(id));
   const header = authorization === undefined || authorization.trim() === '' ? undefined : authorization;
   if (header !== undefined && !/^basic /i.test(header))
     throw new OAuthError('invalid_client', 'the Authorization header must use the Basic scheme at this endpoint');
@@ -82,7 +86,7 @@ export async function authenticateClient(
   if (methods > 1) throw new OAuthError('invalid_client', 'more than one client authentication method was used');
   if (methods === 0) {
     // A public client (PKCE only) identifies itself by client_id alone.
-    const publicClient = params.client_id === undefined ? undefined : registry.callers.get(params.client_id);
+    const publicClient = params.client_id === undefined ? undefined : await lookup(params.client_id);
     if (publicClient?.authMethod === 'none') return publicClient;
     throw new OAuthError('invalid_client', 'client authentication is required');
   }
@@ -127,7 +131,7 @@ export async function authenticateClient(
     throw new OAuthError('invalid_client', `client_assertion has an invalid "sub" claim: it contains ${problem}`);
   if (params.client_id !== undefined && params.client_id !== claimed)
     throw new OAuthError('invalid_client', 'client_id does not match the client_assertion');
-  const caller = registry.callers.get(claimed);
+  const caller = await lookup(claimed);
   if (caller === undefined) throw authFailed(`unknown client ${echo(claimed)}`);
   if (caller.authMethod !== 'private_key_jwt')
     throw authFailed(`client ${claimed} is registered for ${caller.authMethod}, not private_key_jwt`);

@@ -8,12 +8,20 @@ import {
   type AuthorizationDetail,
 } from '../tokens/authorization-details.js';
 import { batonAlgorithms } from '../tokens/baton-token.js';
-import { OAuthError } from '../errors.js';
+import { OAuthError, echo } from '../errors.js';
+import { isDocumentClientId } from '../clients/document-client-id.js';
+import {
+  ClientDocumentError,
+  documentCaller,
+  tenantRefusesDocument,
+  type ClientDocument,
+} from '../clients/metadata-document.js';
 import { signJwt } from '../tokens/jwt.js';
 import { delegateAction, delegationRequest, noDelegateAction } from '../decisions/policy.js';
 import type { Caller, Registry } from '../registry/registry.js';
 import { assertInGoodStanding, firstStandingProblem, grantPrincipals } from '../registry/standing.js';
 import { signInKeys } from './sign-in-throttle.js';
+import { redirectUriMatches } from './redirect-uri.js';
 import { authorizationCode } from '../grants/authorization-code.js';
 import { scopeSyntax } from '../grants/parameters.js';
 import type { FormParams } from '../grants/token-request.js';
@@ -33,6 +41,15 @@ export interface PendingAuthorization {
   readonly agent: string | null;
   /** Set once the user has signed in. */
   readonly user: string | null;
+  /** For a client identified by a metadata document: what it says of itself, as fetched (not verified). */
+  readonly document?: DocumentDisplay;
+}
+
+/** What a client metadata document says of its client, shown as the client's claim, not Baton's. */
+export interface DocumentDisplay {
+  readonly name: string | null;
+  /** An https URL only. */
+  readonly logoUri: string | null;
 }
 
 /**
@@ -82,6 +99,8 @@ export interface ConsentView {
   readonly user: string;
   readonly clientName: string;
   readonly clientId: string;
+  /** Set for a client identified by a metadata document: its name and logo are its own claim. */
+  readonly unverified?: { readonly logoUri: string | null };
   readonly agent: { readonly id: string; readonly name: string } | null;
   readonly scope: readonly string[];
   readonly details: readonly string[];
@@ -100,6 +119,10 @@ const messages = {
   expired: { text: 'This sign-in request has expired. Start again from the application.' },
   answered: { text: 'This request has already been answered. Start again from the application.' },
   wrongPassword: { text: 'The user name or password is not right.' },
+  documentsOff: { text: 'This service does not accept applications identified by a client metadata document.' },
+  documentNoResource: {
+    text: 'A client identified by a metadata document must name the resource it wants (RFC 8707 resource).',
+  },
 } as const satisfies Record<string, PageMessage>;
 
 /** The browser's CSRF token when it has a well-formed one (see `secret`), else a fresh one. */
@@ -217,23 +240,31 @@ export async function startAuthorization(
   const registry = ctx.registry();
   const clientId = single(query, 'client_id');
   const redirectUri = single(query, 'redirect_uri');
-  const client = clientId === undefined ? undefined : registry.callers.get(clientId);
+  let client = clientId === undefined ? undefined : registry.callers.get(clientId);
+  let document: DocumentDisplay | undefined;
+  if (client === undefined && clientId !== undefined && isDocumentClientId(clientId)) {
+    const found = await documentClientFor(ctx, registry, clientId, redirectUri, query);
+    if (found.kind === 'error-page') return found;
+    ({ client, document } = found);
+  }
   if (client === undefined || client.kind !== 'client' || !client.grantTypes.has(authorizationCode.grantType)) {
     return { kind: 'error-page', status: 400, message: messages.unknownClient };
   }
-  if (redirectUri === undefined || !client.redirectUris.includes(redirectUri)) {
+  if (redirectUri === undefined || !redirectUriMatches(client.redirectUris, redirectUri)) {
     return { kind: 'error-page', status: 400, message: messages.unknownRedirect };
   }
   const state = single(query, 'state') ?? null;
   try {
-    const pending = await validateRequest(ctx, registry, client, redirectUri, state, query);
+    const validated = await validateRequest(ctx, registry, client, redirectUri, state, query);
+    const pending = document === undefined ? validated : { ...validated, document };
     const csrf = csrfFor(browser);
     return {
       kind: 'login',
       sealed: await seal(ctx, pending, csrf),
       csrf,
       fields: ctx.authenticator.fields,
-      clientName: client.name,
+      // A document's name is the client's own claim: sign-in names the URL Baton fetched it from.
+      clientName: document === undefined ? client.name : client.id,
       redirectUri,
     };
   } catch (error) {
@@ -247,6 +278,80 @@ export async function startAuthorization(
     });
     return redirectWith(redirectUri, { error: error.code, error_description: error.description, state }, ctx.issuer);
   }
+}
+
+/**
+ * The client a metadata document URL stands for at `/oauth2/authorize`, in the tenant of the
+ * resource it asks for (RFC 8707): the tenant is chosen and must accept the document's host
+ * before anything is fetched, so a URL no tenant allows is never fetched. Every failure is an
+ * error page (the redirect URI is not trusted until the document is), audited once the tenant
+ * is known.
+ */
+async function documentClientFor(
+  ctx: ServiceContext,
+  registry: Registry,
+  clientId: string,
+  redirectUri: string | undefined,
+  query: FormParams,
+): Promise<{ kind: 'client'; client: Caller; document: DocumentDisplay } | Extract<FlowStep, { kind: 'error-page' }>> {
+  const documents = ctx.clientDocuments;
+  if (documents === undefined) return { kind: 'error-page', status: 400, message: messages.documentsOff };
+  const resources =
+    query.resource === undefined ? [] : Array.isArray(query.resource) ? query.resource : [query.resource];
+  if (resources.length === 0) return { kind: 'error-page', status: 400, message: messages.documentNoResource };
+  const servers = [];
+  for (const resource of resources) {
+    const server = registry.audiences.get(resource);
+    if (server === undefined)
+      return {
+        kind: 'error-page',
+        status: 400,
+        message: {
+          text: 'The resource {resource} is not a registered resource server.',
+          values: { resource: echo(resource, 120) },
+        },
+      };
+    servers.push(server);
+  }
+  const tenant = servers[0]?.tenant as string;
+  if (servers.some((rs) => rs.tenant !== tenant))
+    return {
+      kind: 'error-page',
+      status: 400,
+      message: { text: 'The resources asked for belong to different tenants.' },
+    };
+  /** An error page whose `{reason}` (if any) is `reason`, audited in the tenant. */
+  const refuse = async (text: string, reason?: string): Promise<Extract<FlowStep, { kind: 'error-page' }>> => {
+    await ctx.audit.append({
+      tenant,
+      type: 'authorization.login',
+      decision: 'refused',
+      // Not yet known to be a well-formed URL: carried as the error messages carry untrusted text.
+      client: echo(clientId, 2048),
+      reason: `invalid_client: ${reason === undefined ? text : text.replace('{reason}', reason)}`,
+    });
+    const message: PageMessage = reason === undefined ? { text } : { text, values: { reason } };
+    return { kind: 'error-page', status: 400, message, audited: true };
+  };
+  let document: ClientDocument;
+  try {
+    const problem = tenantRefusesDocument(registry.tenants.get(tenant), documents.urlOf(clientId).hostname);
+    if (problem !== undefined) return await refuse('This application cannot sign in here: {reason}.', problem);
+    document = await documents.resolve(clientId);
+  } catch (error) {
+    if (!(error instanceof ClientDocumentError)) throw error;
+    return refuse("The application's client metadata document cannot be used: {reason}.", error.message);
+  }
+  if (redirectUri === undefined || !redirectUriMatches(document.redirectUris, redirectUri))
+    return refuse(messages.unknownRedirect.text);
+  return {
+    kind: 'client',
+    client: documentCaller(documents, registry, document, tenant),
+    document: {
+      name: document.name ?? null,
+      logoUri: document.logoUri !== undefined && document.logoUri.startsWith('https://') ? document.logoUri : null,
+    },
+  };
 }
 
 async function validateRequest(
@@ -338,7 +443,8 @@ export async function submitLogin(
   const { pending } = opened;
   const registry = ctx.registry();
   const client = registry.callers.get(pending.clientId);
-  const clientName = client?.name ?? pending.clientId;
+  const clientName = pending.document?.name ?? client?.name ?? pending.clientId;
+  const loginName = pending.document === undefined ? clientName : pending.clientId;
   const again = async (error: PageMessage): Promise<FlowStep> => {
     const csrf = csrfFor(browser);
     return {
@@ -346,7 +452,7 @@ export async function submitLogin(
       sealed: await seal(ctx, pending, csrf),
       csrf,
       fields: ctx.authenticator.fields,
-      clientName,
+      clientName: loginName,
       redirectUri: pending.redirectUri,
       error,
     };
@@ -435,6 +541,7 @@ export async function submitLogin(
       user,
       clientName,
       clientId: pending.clientId,
+      ...(pending.document === undefined ? {} : { unverified: { logoUri: pending.document.logoUri } }),
       agent: agent === undefined ? null : { id: agent.id, name: agent.name },
       scope: pending.scope,
       details: pending.authorizationDetails.map((d) => describeDetail(ctx.detailTypes, d, browser.language)),

@@ -9,8 +9,9 @@ import type { AuditTrail } from '../audit/chain.js';
 import { sha256Base64url } from '../secrets.js';
 import { verifyPkce } from '../code-flow/pkce.js';
 import type { Grant } from './grant.js';
-import { tokenTypes } from './parameters.js';
-import { issueWithRefresh, revokeGrant } from './refresh-token.js';
+import { callerInTenant } from '../clients/metadata-document.js';
+import { resourceParameter, tokenTypes } from './parameters.js';
+import { issueWithRefresh, narrowAudience, revokeGrant } from './refresh-token.js';
 import { proveActor } from './token-exchange.js';
 
 const grantType = 'authorization_code';
@@ -22,6 +23,7 @@ const schema = z.object({
   code_verifier: z.string().max(256).optional(),
   actor_token: z.string().min(1, 'must not be empty').optional(),
   actor_token_type: z.string().min(1, 'must not be empty').optional(),
+  resource: resourceParameter,
 });
 export type AuthorizationCodeRequest = z.infer<typeof schema>;
 
@@ -53,7 +55,7 @@ function actorTokenType(ctx: ServiceContext, request: AuthorizationCodeRequest):
 async function redeemCode(
   ctx: ServiceContext,
   registry: Registry,
-  caller: Caller,
+  presented: Caller,
   request: AuthorizationCodeRequest,
   trail: AuditTrail,
   requestId: string | null,
@@ -74,8 +76,9 @@ async function redeemCode(
   const { detail } = redeemed;
   trail.user = detail.user;
   trail.actor_chain = detail.agent === null ? [] : [detail.agent];
-  if (detail.clientId !== caller.id)
+  if (detail.clientId !== presented.id)
     throw new OAuthError('invalid_grant', 'authorization code was issued to another client');
+  const caller = callerInTenant(registry, presented, redeemed.tenant, ctx.clock.now());
   if (request.redirect_uri !== detail.redirectUri)
     throw new OAuthError('invalid_grant', 'redirect_uri does not match the authorization request');
   verifyPkce(ctx.sha256, request.code_verifier, detail.codeChallenge);
@@ -104,6 +107,7 @@ async function redeemCode(
     redeemed.grantId,
     detail,
     detail.scope,
+    narrowAudience(detail.audience, request.resource),
     authorizationCode.auditType,
     requestId,
   );

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { attenuateScope } from '../tokens/attenuate.js';
 import type { AuthorizationDetail } from '../tokens/authorization-details.js';
-import { OAuthError } from '../errors.js';
+import { OAuthError, echo } from '../errors.js';
 import type { GrantDetail } from '../ports.js';
 import type { Caller, Registry } from '../registry/registry.js';
 import { assertInGoodStanding, grantPrincipals } from '../registry/standing.js';
@@ -10,7 +10,8 @@ import { issue, type TokenResponse } from '../tokens/mint.js';
 import type { AuditTrail, AuditType } from '../audit/chain.js';
 import { secret, sha256Base64url } from '../secrets.js';
 import type { Grant } from './grant.js';
-import { scopeParameter } from './parameters.js';
+import { callerInTenant } from '../clients/metadata-document.js';
+import { resourceParameter, scopeParameter } from './parameters.js';
 
 const grantType = 'refresh_token';
 
@@ -18,6 +19,7 @@ const schema = z.object({
   grant_type: z.literal(grantType),
   refresh_token: z.string({ error: 'is required' }).min(1, 'is required').max(256),
   scope: scopeParameter.optional(),
+  resource: resourceParameter,
 });
 export type RefreshTokenRequest = z.infer<typeof schema>;
 
@@ -33,7 +35,7 @@ export const refreshToken: Grant<typeof schema> = {
 async function redeemRefreshToken(
   ctx: ServiceContext,
   registry: Registry,
-  caller: Caller,
+  presented: Caller,
   request: RefreshTokenRequest,
   trail: AuditTrail,
   requestId: string | null,
@@ -49,8 +51,9 @@ async function redeemRefreshToken(
     throw new OAuthError('invalid_grant', 'refresh token has already been used; its family is revoked');
   }
   const { detail } = redeemed;
-  if (detail.clientId !== caller.id)
+  if (detail.clientId !== presented.id)
     throw new OAuthError('invalid_grant', 'refresh token was issued to another client');
+  const caller = callerInTenant(registry, presented, redeemed.tenant, ctx.clock.now());
   trail.user = detail.user;
   trail.actor_chain = detail.agent === null ? [] : [detail.agent];
   assertInGoodStanding(registry, redeemed.tenant, grantPrincipals(detail), ctx.clock.now(), 'invalid_grant');
@@ -62,13 +65,25 @@ async function redeemRefreshToken(
     redeemed.grantId,
     detail,
     request.scope === undefined ? detail.scope : scope,
+    narrowAudience(detail.audience, request.resource),
     refreshToken.auditType,
     requestId,
   );
 }
 
 /**
- * Issues the access token and a fresh refresh token of the same family: for a redeemed refresh
+ * The audience of an access token from a grant for `granted`: the RFC 8707 `resource` values of
+ * the token request when given, each of which must be one the grant was for; else all of them.
+ */
+export function narrowAudience(granted: readonly string[], resource: readonly string[]): readonly string[] {
+  for (const r of resource)
+    if (!granted.includes(r))
+      throw new OAuthError('invalid_target', `resource "${echo(r, 120)}" is not one the grant was made for`);
+  return resource.length === 0 ? granted : [...new Set(resource)];
+}
+
+/**
+ * Issues the access token (for `audience`, within the grant's) and a fresh refresh token of the same family: for a redeemed refresh
  * token, and for a redeemed authorization code, which starts the family.
  */
 export async function issueWithRefresh(
@@ -78,6 +93,7 @@ export async function issueWithRefresh(
   family: string,
   detail: GrantDetail,
   scope: readonly string[],
+  audience: readonly string[],
   auditType: AuditType,
   requestId: string | null,
 ): Promise<TokenResponse & { refresh_token: string }> {
@@ -86,7 +102,7 @@ export async function issueWithRefresh(
     tenant,
     subject: detail.user,
     caller,
-    audience: detail.audience,
+    audience,
     scope,
     authorizationDetails: detail.authorizationDetails as AuthorizationDetail[],
     act: detail.agent === null ? undefined : { sub: detail.agent },

@@ -1,6 +1,9 @@
 import type { AuditTrail } from '../audit/chain.js';
 import { authenticateClient } from '../clients/client-auth.js';
 import { noteClientUse } from '../clients/client-uses.js';
+import { isDocumentClientId } from '../clients/document-client-id.js';
+import { ClientDocumentError, documentCaller, unboundTenant } from '../clients/metadata-document.js';
+import type { Caller, Registry } from '../registry/registry.js';
 import type { ServiceContext } from '../context.js';
 import { OAuthError, refusalReason } from '../errors.js';
 import { assertInGoodStanding, callerPrincipal } from '../registry/standing.js';
@@ -76,12 +79,18 @@ async function runTokenRequest(
     }
   }
   const registry = ctx.registry();
-  const caller = await authenticateClient(ctx, registry, input.authorization, client);
-  trail.tenant = caller.tenant;
+  const caller = await authenticateClient(ctx, registry, input.authorization, client, (id) =>
+    documentClient(ctx, registry, id),
+  );
   trail.client = caller.id;
   ctx.rateLimit.check(caller.id);
-  // Proving who it is does not let a suspended or expired caller in (it is audited, being known).
-  assertInGoodStanding(registry, caller.tenant, [callerPrincipal(caller)], ctx.clock.now(), 'invalid_client');
+  // A document client has no tenant until the grant it redeems binds it (callerInTenant), which
+  // checks its standing there; every other caller is of one tenant, checked now.
+  if (caller.tenant !== unboundTenant) {
+    trail.tenant = caller.tenant;
+    // Proving who it is does not let a suspended or expired caller in (it is audited, being known).
+    assertInGoodStanding(registry, caller.tenant, [callerPrincipal(caller)], ctx.clock.now(), 'invalid_client');
+  }
   if (!caller.grantTypes.has(request.grant_type)) {
     throw new OAuthError('unauthorized_client', `client is not allowed the ${request.grant_type} grant`);
   }
@@ -89,4 +98,20 @@ async function runTokenRequest(
   // A dynamically registered client in use is kept; one left unused is swept (see registry/unused-clients.ts).
   await noteClientUse(ctx, caller);
   return response;
+}
+
+/**
+ * The unbound caller a client_id that is a metadata document URL stands for (from the cache, or
+ * fetched and validated); undefined for any other client_id, or where documents are not accepted.
+ */
+async function documentClient(ctx: ServiceContext, registry: Registry, clientId: string): Promise<Caller | undefined> {
+  const documents = ctx.clientDocuments;
+  if (documents === undefined || !isDocumentClientId(clientId)) return undefined;
+  try {
+    return documentCaller(documents, registry, await documents.resolve(clientId), unboundTenant);
+  } catch (error) {
+    if (error instanceof ClientDocumentError)
+      throw new OAuthError('invalid_client', `the client metadata document cannot be used: ${error.message}`);
+    throw error;
+  }
 }

@@ -3,6 +3,7 @@ import { importPublicJwks, JwkImportError, remoteJwks } from '../tokens/jwks.js'
 import type { AuthorizationDetail } from '../tokens/authorization-details.js';
 import type { KeyResolver } from '../ports.js';
 import { findUnstorableText } from '../input/storable-text.js';
+import { isDocumentClientId } from '../clients/document-client-id.js';
 import { clientCredentials } from '../grants/client-credentials.js';
 import { tokenExchange } from '../grants/token-exchange.js';
 import { registryDocumentSchema, type RegistryDocument } from './document.js';
@@ -361,7 +362,8 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
     const path = `/suspensions/${i}`;
     checkTenant(s.tenant, `${path}/tenant`);
     // A user may come from an identity provider, so any sub can be suspended; agents and clients must exist.
-    if (s.kind !== 'user') {
+    // A client identified by a metadata document (an https URL) is in no registry: it is suspended by its URL.
+    if (s.kind !== 'user' && !(s.kind === 'client' && isDocumentClientId(s.id))) {
       const known = s.kind === 'agent' ? agents.get(s.id) : callers.get(s.id);
       if (
         known === undefined ||

@@ -76,7 +76,7 @@ export interface Caller {
   readonly agents: ReadonlySet<string>;
   /** The most `authorization_details` it may request for itself (client credentials). */
   readonly authorizationDetails: readonly AuthorizationDetail[];
-  /** Exact redirect URIs of the code flow. */
+  /** Redirect URIs of the code flow (a loopback one matches any port: redirectUriMatches). */
   readonly redirectUris: readonly string[];
   readonly name: string;
   /** When a client registered itself (RFC 7591), ms since the epoch; undefined for every other caller. */

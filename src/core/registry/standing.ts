@@ -1,4 +1,5 @@
 import { OAuthError, echo, type OAuthErrorCode } from '../errors.js';
+import { isDocumentClientId } from '../clients/document-client-id.js';
 import { suspensionKey, type Caller, type Registry, type Suspension } from './registry.js';
 
 /** Someone a grant is for or made by: an agent (by id), a client (by client_id) or a user (by sub). */
@@ -105,7 +106,12 @@ export function tokenStandingProblem(
     [
       { kind: 'user', id: token.sub },
       ...chain.map((id) => ({ kind: 'agent' as const, id })),
-      client === undefined ? undefined : callerPrincipal(client),
+      // A client identified by a metadata document is in no registry, but may be suspended.
+      client === undefined
+        ? isDocumentClientId(token.clientId)
+          ? { kind: 'client', id: token.clientId }
+          : undefined
+        : callerPrincipal(client),
     ],
     now,
   );

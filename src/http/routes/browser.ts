@@ -33,12 +33,15 @@ export function formActionSource(redirectUri: string): string | undefined {
 }
 
 /** Headers of every browser page: never framed, cached or sniffed, no referrer, forms only to Baton and `formTarget`. */
-function pageHeaders(formTarget?: string): Record<string, string> {
+function pageHeaders(formTarget?: string, image?: string): Record<string, string> {
   const source = formTarget === undefined ? undefined : formActionSource(formTarget);
   const formAction = source === undefined ? "'self'" : `'self' ${source}`;
+  // A client metadata document's logo (https only, see steps.ts): exactly that image may load.
+  const imgSrc =
+    image === undefined ? '' : `; img-src ${new URL(image).href.replaceAll(';', '%3B').replaceAll(',', '%2C')}`;
   return {
     ...noStore,
-    'Content-Security-Policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+    'Content-Security-Policy': `default-src 'none'; style-src 'unsafe-inline'${imgSrc}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
     'X-Frame-Options': 'DENY',
     'Referrer-Policy': 'no-referrer',
   };
@@ -92,7 +95,10 @@ function render(c: Context<Env>, deps: AppDeps, step: FlowStep): Response | Prom
           ? loginPage(language, step.clientName, step.sealed, step.csrf, step.fields, step.error)
           : consentPage(language, step.view, step.sealed, step.csrf),
         200,
-        pageHeaders(step.redirectUri),
+        pageHeaders(
+          step.redirectUri,
+          step.kind === 'consent' ? (step.view.unverified?.logoUri ?? undefined) : undefined,
+        ),
       );
   }
 }

@@ -19,6 +19,7 @@ export function wellKnownRoutes({ service, registryStore }: AppDeps): Hono<Env> 
         [service.keys.current.alg],
         [...service.detailTypes.keys()],
         supportedScopes(registry),
+        service.clientDocuments !== undefined,
         registryStore !== undefined && registrationOffered(registry),
       );
       metadataByRegistry.set(registry, built);

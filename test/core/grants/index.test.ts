@@ -66,7 +66,7 @@ describe('the grants index', () => {
   });
 
   it("is what the metadata's grant_types_supported lists", () => {
-    expect(authorizationServerMetadata(issuer, ['EdDSA'], [], []).grant_types_supported).toEqual(registered);
+    expect(authorizationServerMetadata(issuer, ['EdDSA'], [], [], true).grant_types_supported).toEqual(registered);
   });
 
   it('is what the published registry schema allows a client', () => {
