@@ -36,6 +36,7 @@ describe('metadata and keys', () => {
         'baton:admin',
         'baton:audit',
         'baton:metrics',
+        'baton:register',
       ],
       revocation_endpoint: `${baton.issuer}/oauth2/revoke`,
       revocation_endpoint_auth_methods_supported: [
