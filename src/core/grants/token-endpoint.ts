@@ -83,11 +83,11 @@ async function runTokenRequest(
     documentClient(ctx, registry, id),
   );
   trail.client = caller.id;
-  ctx.rateLimit.check(caller.id);
   // A document client has no tenant until the grant it redeems binds it (callerInTenant), which
   // checks its standing there; every other caller is of one tenant, checked now.
+  if (caller.tenant !== unboundTenant) trail.tenant = caller.tenant;
+  ctx.rateLimit.check(caller.id);
   if (caller.tenant !== unboundTenant) {
-    trail.tenant = caller.tenant;
     // Proving who it is does not let a suspended or expired caller in (it is audited, being known).
     assertInGoodStanding(registry, caller.tenant, [callerPrincipal(caller)], ctx.clock.now(), 'invalid_client');
   }

@@ -24,10 +24,15 @@ export const minimalRequests: Readonly<
   },
   authorization_code: {
     params: { grant_type: 'authorization_code', code: 'code-1', redirect_uri: 'https://app.example/callback' },
-    parsed: { grant_type: 'authorization_code', code: 'code-1', redirect_uri: 'https://app.example/callback' },
+    parsed: {
+      grant_type: 'authorization_code',
+      code: 'code-1',
+      redirect_uri: 'https://app.example/callback',
+      resource: [],
+    },
   },
   refresh_token: {
     params: { grant_type: 'refresh_token', refresh_token: 'refresh-1' },
-    parsed: { grant_type: 'refresh_token', refresh_token: 'refresh-1' },
+    parsed: { grant_type: 'refresh_token', refresh_token: 'refresh-1', resource: [] },
   },
 };
