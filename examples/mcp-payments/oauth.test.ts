@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerOf, exchangedToken, startTestBaton, tokenTypes, type TestBaton } from '../../test/support/baton.js';
 import { read, type Page } from '../../test/support/consent.js';
+import { selfSignedCertificate } from '../../test/support/tls.js';
 import { startPaymentsMcpServer, type RunningPaymentsMcpServer } from './server.js';
 
 // The must-show of issue #20: the MCP TypeScript SDK's own client, with its own OAuth code, finds
@@ -97,20 +99,71 @@ class MemoryOAuthProvider implements OAuthClientProvider {
   }
 }
 
+/**
+ * A client ID metadata document served over https on loopback, with a self-signed certificate
+ * made now (the MCP SDK uses a metadata URL only if it is https).
+ */
+interface DocumentHost {
+  /** The certificate, which Baton is told to trust (BATON_CIMD_LOOPBACK_CA_FILE). */
+  readonly caFile: string;
+  /** Serves `document` at `/client.json` once the URL is known; answers the URL. */
+  serve(document: (url: string) => Record<string, unknown>): Promise<string>;
+  readonly fetches: number;
+  close(): Promise<void>;
+}
+
+function documentHost(): DocumentHost {
+  const { key, cert, certFile } = selfSignedCertificate();
+  let body = '';
+  let fetches = 0;
+  const server = createHttpsServer({ key, cert }, (req, res) => {
+    fetches += 1;
+    if (req.url !== '/client.json') res.writeHead(404).end();
+    else res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+  });
+  return {
+    caFile: certFile,
+    get fetches() {
+      return fetches;
+    },
+    async serve(document) {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/client.json`;
+      body = JSON.stringify(document(url));
+      return url;
+    },
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
 let baton: TestBaton;
 let server: RunningPaymentsMcpServer;
 let callback: Callback;
 let admin: Record<string, string>;
+let documents: DocumentHost;
 
 beforeAll(async () => {
-  // The demo registry, with acme open to dynamic client registration.
-  const registry = JSON.parse(readFileSync('policies/registry.json', 'utf8')) as { tenants: { id: string }[] };
+  // The demo registry, with acme open to dynamic client registration, and without the demo's entry
+  // for this server (at :3001): the test registers it below at the port it gets.
+  const registry = JSON.parse(readFileSync('policies/registry.json', 'utf8')) as {
+    tenants: { id: string }[];
+    resource_servers: { id: string }[];
+  };
   registry.tenants = registry.tenants.map((t) =>
     t.id === 'acme' ? { ...t, dynamic_client_registration: { mode: 'open' } } : t,
   );
-  const registryFile = join(mkdtempSync(join(tmpdir(), 'baton-mcp-oauth-')), 'registry.json');
+  registry.resource_servers = registry.resource_servers.filter((rs) => rs.id !== 'mcp-payments');
+  const dir = mkdtempSync(join(tmpdir(), 'baton-mcp-oauth-'));
+  const registryFile = join(dir, 'registry.json');
   writeFileSync(registryFile, JSON.stringify(registry));
-  baton = await startTestBaton({ BATON_REGISTRY: registryFile });
+  documents = documentHost();
+  // The development setting lets Baton fetch client ID metadata documents from loopback, trusting
+  // the document host's own certificate there.
+  baton = await startTestBaton({
+    BATON_REGISTRY: registryFile,
+    BATON_CIMD_ALLOW_HTTP_LOOPBACK: 'true',
+    BATON_CIMD_LOOPBACK_CA_FILE: documents.caFile,
+  });
   admin = await bearerOf(baton, 'ops-console', 'baton:admin');
 
   // The MCP server is a resource server of acme whose audience is its own MCP URL, known once it
@@ -137,6 +190,7 @@ beforeAll(async () => {
   callback = await startCallback();
 });
 afterAll(async () => {
+  await documents?.close();
   await callback?.close();
   await server?.close();
   await baton?.close();
@@ -397,6 +451,102 @@ describe('an MCP client signing in through Baton with dynamic client registratio
         entry('decision', 'allow', ['payments-subagent', 'orchestrator'], 'mcp-payments', actionId),
       ],
     });
+  });
+});
+
+describe('an MCP client signing in through Baton with a client ID metadata document', () => {
+  it('identifies itself by its document’s URL, gets alice’s consent, and calls transfer for 50 and 150', async () => {
+    // Any port of 127.0.0.1 matches the document's loopback redirect URI (RFC 8252 §7.3).
+    const documentUrl = await documents.serve((url) => ({
+      client_id: url,
+      client_name: 'Test MCP client (document)',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    }));
+    const provider = new MemoryOAuthProvider(callback.uri, documentUrl);
+    const error = await new Client({ name: 'test-mcp-client', version: '0.0.0' })
+      .connect(new StreamableHTTPClientTransport(new URL(server.url), { authProvider: provider }))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(UnauthorizedError);
+    // No registration: the document's URL is the client_id (Baton advertises support in its metadata).
+    expect(provider.information?.client_id).toBe(documentUrl);
+    const url = provider.authorizationUrl as URL;
+    expect(Object.fromEntries(url.searchParams)).toEqual({
+      response_type: 'code',
+      client_id: documentUrl,
+      code_challenge: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) as unknown,
+      code_challenge_method: 'S256',
+      redirect_uri: callback.uri,
+      scope: 'payments:read payments:transfer',
+      resource: server.url,
+    });
+
+    const { consent, callbackUrl } = await aliceApproves(url);
+    expect(consent.text).toBe(
+      `Allow access · Baton Allow access? Signed in as alice. Test MCP client (document) (${documentUrl}) asks for access. ` +
+        'The name Test MCP client (document) comes from the application itself and is not verified by Baton. ' +
+        'Test MCP client (document) will act for you. ' +
+        'It will be able to use the permission payments:read use the permission payments:transfer Allow Deny',
+    );
+    const transport = new StreamableHTTPClientTransport(new URL(server.url), { authProvider: provider });
+    await transport.finishAuth(callbackUrl.searchParams.get('code') as string);
+    expect(decodeJwt(provider.saved?.access_token ?? '')).toMatchObject({
+      sub: 'alice',
+      aud: server.url,
+      client_id: documentUrl,
+    });
+    expect(documents.fetches).toBeGreaterThanOrEqual(1);
+
+    const client = new Client({ name: 'test-mcp-client', version: '0.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(server.url), { authProvider: provider }));
+    const allowed = (await client.callTool({
+      name: 'transfer',
+      arguments: { amount: 50, currency: 'EUR', iban },
+    })) as CallToolResult;
+    const allowedId = actionIdOf(textOf(allowed));
+    expect(allowed).toEqual({
+      content: [{ type: 'text', text: `Transferred 50 EUR to ${iban} for alice (action id ${allowedId})` }],
+    });
+    const refused = (await client.callTool({
+      name: 'transfer',
+      arguments: { amount: 150, currency: 'EUR', iban },
+    })) as CallToolResult;
+    const refusedId = actionIdOf(textOf(refused));
+    expect(refused).toEqual({
+      isError: true,
+      content: [
+        { type: 'text', text: `Baton denied payments:transfer (action id ${refusedId}): no policy permits it` },
+      ],
+    });
+    await client.close();
+
+    const entry = (type: string, decision: string, by: string, action: string | null = null) => ({
+      type,
+      decision,
+      action_id: action,
+      actor_chain: [],
+      user: 'alice',
+      client: by,
+      audience: [server.url],
+    });
+    for (const [actionId, outcome] of [
+      [allowedId, 'allow'],
+      [refusedId, 'deny'],
+    ] as const) {
+      expect(await trailOf(actionId as string)).toEqual({
+        status: 200,
+        entries: [
+          entry('authorization.consent', 'granted', documentUrl),
+          entry('token.authorization_code', 'granted', documentUrl),
+          entry('decision', outcome, 'mcp-payments', actionId as string),
+        ],
+      });
+    }
   });
 });
 
