@@ -15,6 +15,7 @@ import type {
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoSecret } from '../../src/cli/demo-kit.js';
 import { bearerOf, exchangedToken, startTestBaton, tokenTypes, type TestBaton } from '../../test/support/baton.js';
 import { read, type Page } from '../../test/support/consent.js';
 import { selfSignedCertificate } from '../../test/support/tls.js';
@@ -395,6 +396,32 @@ describe('an MCP client signing in through Baton with dynamic client registratio
       entries: [...issued, decision(refusedId, 'deny')],
     });
     await client.close();
+  });
+
+  it('is bound to this MCP server: a server for another audience refuses the token (401)', async () => {
+    const other = await startPaymentsMcpServer({
+      issuer: baton.issuer,
+      audience: 'https://payments.example',
+      resourceServer: { id: 'payments', secret: demoSecret('payments') },
+    });
+    try {
+      const response = await fetch(other.url, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${provider.saved?.access_token ?? ''}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }),
+      });
+      expect([response.status, response.headers.get('www-authenticate')]).toEqual([
+        401,
+        `Bearer error="invalid_token", error_description="the token is not for audience https://payments.example", ` +
+          `resource_metadata="${other.url.replace('/mcp', '/.well-known/oauth-protected-resource/mcp')}"`,
+      ]);
+    } finally {
+      await other.close();
+    }
   });
 
   it('hands the MCP client’s token down to agents by token exchange, and the tools see and audit the act chain', async () => {
