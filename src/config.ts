@@ -71,6 +71,8 @@ const settings = {
       .transform((v) => v === true || v === 'true')
       .default(false),
   ],
+  // Development only, with the above: documents over https from those hosts too, trusting this CA (PEM file) there.
+  cimdLoopbackCaFile: ['BATON_CIMD_LOOPBACK_CA_FILE', z.string().min(1).optional()],
 } as const;
 
 type Settings = typeof settings;
@@ -150,6 +152,8 @@ export function parseConfig(
     problems.push('BATON_AUDIT_KEYS and BATON_AUDIT_KEYS_FILE: set one, not both');
   if (typeof out.workers === 'number' && out.workers > 1 && out.databaseUrl === undefined)
     problems.push('BATON_WORKERS: more than 1 needs DATABASE_URL (the embedded database belongs to one process)');
+  if (out.cimdLoopbackCaFile !== undefined && out.cimdAllowHttpLoopback !== true)
+    problems.push('BATON_CIMD_LOOPBACK_CA_FILE: needs BATON_CIMD_ALLOW_HTTP_LOOPBACK=true (development only)');
   if (problems.length > 0) throw new ConfigError(problems);
   const limits: Record<string, unknown> = {};
   const config: Record<string, unknown> = { limits };

@@ -40,4 +40,19 @@ describe('configuration without files (Workers)', () => {
     }
     expect(problems).toEqual(['BATON_CIMD_ALLOW_HTTP_LOOPBACK: must be true or false (got "yes")']);
   });
+
+  it('takes BATON_CIMD_LOOPBACK_CA_FILE only with the development setting', () => {
+    const both = { BATON_CIMD_ALLOW_HTTP_LOOPBACK: 'true', BATON_CIMD_LOOPBACK_CA_FILE: '/dev/ca.pem' };
+    expect(parseConfig(both).cimdLoopbackCaFile).toBe('/dev/ca.pem');
+    expect(parseConfig({}).cimdLoopbackCaFile).toBeUndefined();
+    let problems: readonly string[] = [];
+    try {
+      parseConfig({ BATON_CIMD_LOOPBACK_CA_FILE: '/dev/ca.pem' });
+    } catch (error) {
+      if (error instanceof ConfigError) problems = error.problems;
+    }
+    expect(problems).toEqual([
+      'BATON_CIMD_LOOPBACK_CA_FILE: needs BATON_CIMD_ALLOW_HTTP_LOOPBACK=true (development only)',
+    ]);
+  });
 });

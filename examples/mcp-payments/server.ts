@@ -30,8 +30,17 @@ export const toolActions = { get_balance: 'payments:read', transfer: 'payments:t
 export interface PaymentsMcpServerOptions {
   /** Baton's issuer URL (its tokens' `iss`, its metadata and /authorize). */
   readonly issuer: string;
-  /** The audience Baton issues payments tokens for (the registry's `https://payments.example`). */
-  readonly audience: string;
+  /**
+   * The audience of the tokens this server accepts: by default its own MCP URL (`url`), which an
+   * MCP client names as RFC 8707 `resource` and Baton binds the token to, when the resource server
+   * is registered with that audience. The exchanged-token example uses `https://payments.example`.
+   */
+  readonly audience?: string;
+  /**
+   * The MCP endpoint's public URL, its RFC 9728 `resource` (e.g. `http://localhost:3001/mcp`);
+   * by default `http://host:port/mcp` as bound. Its path is where the endpoint is served.
+   */
+  readonly url?: string;
   /** This resource server's credentials at Baton, for /authorize. */
   readonly resourceServer: { readonly id: string; readonly secret: string };
   readonly port?: number;
@@ -39,8 +48,10 @@ export interface PaymentsMcpServerOptions {
 }
 
 export interface RunningPaymentsMcpServer {
-  /** The MCP endpoint, `http://host:port/mcp`. */
+  /** The MCP endpoint: `url` if given, else `http://host:port/mcp`. */
   readonly url: string;
+  /** The audience its tokens must carry. */
+  readonly audience: string;
   close(): Promise<void>;
 }
 
@@ -107,15 +118,10 @@ function paymentsServer(baton: Authorizer, ledger: { balance: number }): McpServ
 
 /** Starts the payments MCP server over streamable HTTP, its tools guarded by Baton. */
 export async function startPaymentsMcpServer(options: PaymentsMcpServerOptions): Promise<RunningPaymentsMcpServer> {
-  const { issuer, audience, resourceServer, port = 0, host = '127.0.0.1' } = options;
+  const { issuer, resourceServer, port = 0, host = '127.0.0.1' } = options;
   const baton = authorizer({
     issuer,
     credentials: { clientId: resourceServer.id, clientSecret: resourceServer.secret },
-  });
-  const verifier = batonTokenVerifier({
-    verifier: batonVerifier({ issuer }),
-    audience,
-    toError: (error) => new InvalidTokenError(error.message),
   });
 
   // The account outlives each request's MCP server.
@@ -127,15 +133,22 @@ export async function startPaymentsMcpServer(options: PaymentsMcpServerOptions):
     const server = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(server)));
   });
   const { port: bound } = listener.address() as AddressInfo;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}/mcp`;
+  const url = options.url ?? `http://${host.includes(':') ? `[${host}]` : host}:${bound}/mcp`;
+  const audience = options.audience ?? url;
+  const path = new URL(url).pathname;
   const resourceMetadataUrl = protectedResourceMetadataUrl(url);
+  const verifier = batonTokenVerifier({
+    verifier: batonVerifier({ issuer }),
+    audience,
+    toError: (error) => new InvalidTokenError(error.message),
+  });
 
   app.get(new URL(resourceMetadataUrl).pathname, (_req: Request, res: Response) => {
     const scopes = Object.values(toolActions);
     res.json(protectedResourceMetadata({ resource: url, issuer, scopes, name: 'Baton payments MCP' }));
   });
   // Stateless: each POST gets its own server and transport, so no session outlives its request.
-  app.post('/mcp', requireBearerAuth({ verifier, resourceMetadataUrl }), async (req: Request, res: Response) => {
+  app.post(path, requireBearerAuth({ verifier, resourceMetadataUrl }), async (req: Request, res: Response) => {
     const server = paymentsServer(baton, ledger);
     const transport = new StreamableHTTPServerTransport({});
     res.on('close', () => void Promise.all([transport.close(), server.close()]));
@@ -143,7 +156,7 @@ export async function startPaymentsMcpServer(options: PaymentsMcpServerOptions):
     await transport.handleRequest(req, res, req.body);
   });
   // Without sessions there is no stream to GET and nothing to DELETE.
-  app.all('/mcp', (_req: Request, res: Response) => {
+  app.all(path, (_req: Request, res: Response) => {
     res
       .set('Allow', 'POST')
       .status(405)
@@ -151,6 +164,7 @@ export async function startPaymentsMcpServer(options: PaymentsMcpServerOptions):
   });
   return {
     url,
+    audience,
     close: () =>
       new Promise<void>((resolve, reject) => {
         listener.closeAllConnections();

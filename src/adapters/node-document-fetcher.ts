@@ -2,6 +2,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { rootCertificates } from 'node:tls';
 import { DocumentFetchError } from '../core/errors.js';
 import type { DocumentFetcher, FetchedDocument } from '../core/ports.js';
 
@@ -14,6 +15,12 @@ export interface ResolvedAddress {
 export interface NodeDocumentFetcherOptions {
   /** Development only: plain http to `127.0.0.1`, `localhost` or `[::1]`, which must resolve to loopback. */
   readonly allowHttpLoopback: boolean;
+  /**
+   * Development only, with `allowHttpLoopback`: https to those loopback hosts too, trusting this CA
+   * certificate (PEM) there besides the system's, so that a test or a local MCP client can serve
+   * its document with a certificate of its own. Without it, https never reaches loopback.
+   */
+  readonly loopbackCa?: string;
   /** For the whole fetch, redirects included (default 5 s). */
   readonly timeoutMs?: number;
   /** The most a body may hold (default 5 KiB); a longer one is abandoned. */
@@ -110,10 +117,18 @@ export function nodeDocumentFetcher(options: NodeDocumentFetcherOptions): Docume
   const maxBytes = options.maxBytes ?? 5120;
   const maxRedirects = options.maxRedirects ?? 3;
   const resolve = options.resolve ?? systemResolve;
+  // Node's `ca` replaces the system's roots: the extra one is added to them, and only for loopback.
+  const loopbackCa =
+    options.allowHttpLoopback && options.loopbackCa !== undefined
+      ? [...rootCertificates, options.loopbackCa]
+      : undefined;
 
   /** The address to connect to for `url`, after every check; throws DocumentFetchError. */
   const addressFor = async (url: URL): Promise<ResolvedAddress> => {
-    const devLoopback = options.allowHttpLoopback && url.protocol === 'http:' && loopbackNames.has(url.hostname);
+    const devLoopback =
+      options.allowHttpLoopback &&
+      (url.protocol === 'http:' || (url.protocol === 'https:' && loopbackCa !== undefined)) &&
+      loopbackNames.has(url.hostname);
     if (url.protocol !== 'https:' && !devLoopback) {
       throw new DocumentFetchError(
         options.allowHttpLoopback
@@ -162,6 +177,10 @@ export function nodeDocumentFetcher(options: NodeDocumentFetcherOptions): Docume
           method: 'GET',
           lookup: pinned,
           signal,
+          // Only a request to a loopback host (which the address check held to loopback) trusts it.
+          ...(loopbackCa !== undefined && url.protocol === 'https:' && loopbackNames.has(url.hostname)
+            ? { ca: loopbackCa }
+            : {}),
           headers: { accept: 'application/json', 'user-agent': 'Baton (client metadata document fetch)' },
         },
         (response) => {

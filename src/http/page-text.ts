@@ -40,6 +40,7 @@ const catalogue: ReadonlyMap<string, Translations> = new Map<string, Translation
       fr: 'Le nom {client} vient de l’application elle-même et n’est pas vérifié par Baton.',
     },
   ],
+  ['{client} will act for you.', { de: '{client} wird in Ihrem Namen handeln.', fr: '{client} agira en votre nom.' }],
   ['It will be able to', { de: 'Erlaubt wird', fr: 'Elle pourra' }],
   ['use the permission {scope}', { de: 'die Berechtigung {scope} nutzen', fr: 'utiliser la permission {scope}' }],
   ['Allow', { de: 'Erlauben', fr: 'Autoriser' }],

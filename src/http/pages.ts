@@ -82,9 +82,10 @@ ${inputs}<button type="submit">${word(language, 'Sign in')}</button>
 
 /** The consent page: who asks, for which agent, and each scope and detail in plain words. */
 export function consentPage(language: PageLanguage, view: ConsentView, sealed: string, csrf: string): Page {
+  // Who will act for the user: the named agent, or else the client itself (an MCP client, say).
   const agent =
     view.agent === null
-      ? ''
+      ? html`<p>${translate(language, { text: '{client} will act for you.', values: { client: view.clientName } }, strong)}</p>`
       : html`<p>${translate(language, { text: 'It wants to let the agent {agent} ({agentId}) act for you.', values: { agent: view.agent.name, agentId: view.agent.id } }, (v, name) => (name === 'agentId' ? code(v) : strong(v)))}</p>`;
   const items = [
     ...view.scope.map(

@@ -1,6 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
 import { serve, type Http2Bindings, type HttpBindings, type ServerType } from '@hono/node-server';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { jsonLogger } from '../adapters/json-logger.js';
 import { migrate } from '../adapters/db/migrations.js';
 import { openPglite } from '../adapters/db/pglite.js';
@@ -278,7 +279,14 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       rateLimit: limit.limiter,
       verifiedTokens: new VerifiedTokens(sha256Hex),
       clientDocuments: createClientDocuments({
-        fetcher: options.documentFetcher ?? nodeDocumentFetcher({ allowHttpLoopback: config.cimdAllowHttpLoopback }),
+        fetcher:
+          options.documentFetcher ??
+          nodeDocumentFetcher({
+            allowHttpLoopback: config.cimdAllowHttpLoopback,
+            ...(config.cimdLoopbackCaFile === undefined
+              ? {}
+              : { loopbackCa: readFileSync(config.cimdLoopbackCaFile, 'utf8') }),
+          }),
         clock,
         allowHttpLoopback: config.cimdAllowHttpLoopback,
       }),

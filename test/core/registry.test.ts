@@ -40,6 +40,7 @@ describe('registry', () => {
       ['ops-console', 'client', 'acme'],
       ['globex-audit', 'client', 'globex'],
       ['payments', 'resource_server', 'acme'],
+      ['mcp-payments', 'resource_server', 'acme'],
       ['calendar', 'resource_server', 'acme'],
       ['ledger', 'resource_server', 'globex'],
     ]);

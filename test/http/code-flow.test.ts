@@ -145,7 +145,9 @@ describe('the on-behalf-of code flow', () => {
       sub: 'alice',
       act: { sub: 'orchestrator' },
       client_id: 'agent-platform',
-      aud: 'https://payments.example',
+      // Without RFC 8707 resource: every acme resource server offering the scopes (the payments API
+      // and the example payments MCP server).
+      aud: ['https://payments.example', 'http://localhost:3001/mcp'],
       tenant: 'acme',
       authorization_details: grant,
     });
