@@ -754,6 +754,7 @@ describe('metadata', () => {
         'baton:admin',
         'baton:audit',
         'baton:metrics',
+        'baton:register',
       ],
     });
   });
