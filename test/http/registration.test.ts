@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import type { RegistryDocument } from '../../src/core/registry/document.js';
 import { basic, bearerOf, postJson, postToken, type PostResult } from '../support/baton.js';
-import { consentedCode } from '../support/consent.js';
+import { consentedCode, pkce, read } from '../support/consent.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 // RFC 7591 registration against a Baton whose registry is stored (in memory here): acme is open to
@@ -161,6 +161,36 @@ describe('open registration', () => {
     expect(token.body.scope).toBe('payments:read');
     expect(typeof token.body.refresh_token).toBe('string');
     expect(baton.storage.state.clientUses.get(id)).toBeTypeOf('number');
+  });
+
+  it("marks a registered client's name on the consent page as not verified, and no registry client's", async () => {
+    const id = (await register(baton, { ...mcpClient, client_name: 'Desk <Agent>' })).body.client_id as string;
+    /** The consent page's HTML after alice signs in to `clientId`'s authorization request. */
+    const consentPage = async (clientId: string, agent: string | null): Promise<string> => {
+      const query = new URLSearchParams({
+        response_type: 'code',
+        client_id: clientId,
+        redirect_uri: redirectUri,
+        scope: 'payments:read',
+        state: 's',
+        code_challenge: pkce().challenge,
+        code_challenge_method: 'S256',
+        ...(agent === null ? {} : { requested_actor: agent }),
+      });
+      const login = await read(await baton.fetch(`${baton.url}/oauth2/authorize?${query}`, { redirect: 'manual' }));
+      const response = await baton.fetch(`${baton.url}/oauth2/authorize/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `baton_csrf=${login.cookie ?? ''}` },
+        body: new URLSearchParams({ ...login.fields, username: 'alice', password: 'alice-demo-password' }),
+      });
+      expect(response.status).toBe(200);
+      return response.text();
+    };
+    expect(await consentPage(id, null)).toContain(
+      '<p class="unverified">The name <strong>Desk &lt;Agent&gt;</strong> comes from the application itself and is not verified by Baton.</p>',
+    );
+    expect(await consentPage('agent-platform', 'orchestrator')).not.toContain('class="unverified"');
   });
 
   it('makes a secret for the RFC 7591 default method (client_secret_basic), shown once and never listed or logged', async () => {

@@ -541,7 +541,12 @@ export async function submitLogin(
       user,
       clientName,
       clientId: pending.clientId,
-      ...(pending.document === undefined ? {} : { unverified: { logoUri: pending.document.logoUri } }),
+      // A name the client gave itself (a metadata document, or a dynamic registration) is marked as such.
+      ...(pending.document !== undefined
+        ? { unverified: { logoUri: pending.document.logoUri } }
+        : client?.registeredAt !== undefined
+          ? { unverified: { logoUri: null } }
+          : {}),
       agent: agent === undefined ? null : { id: agent.id, name: agent.name },
       scope: pending.scope,
       details: pending.authorizationDetails.map((d) => describeDetail(ctx.detailTypes, d, browser.language)),
