@@ -269,7 +269,11 @@ describe('JSON members named __proto__', () => {
   it('are not a kill switch target', async () => {
     const result = await postJson(baton, '/admin/revoke', '{"__proto__":{"agent":"orchestrator"}}', admin);
     expect({ status: result.status, body: result.body }).toEqual(
-      oauth(400, 'invalid_request', 'body must be {"agent": "<agent id>"} or {"user": "<user id>"}'),
+      oauth(
+        400,
+        'invalid_request',
+        'body must be {"agent": "<agent id>"}, {"user": "<user id>"} or {"action_id": "<action id>"}',
+      ),
     );
   });
 });
