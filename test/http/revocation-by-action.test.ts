@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { basic, bearerOf, exchangedToken, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
+import { consentedCode, isActive, redeemCode, refresh } from '../support/consent.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
 
 let baton: MemoryBaton;
@@ -321,5 +322,64 @@ describe('POST /admin/revoke {"action_id"}', () => {
       body: { error: 'access_denied', error_description: 'the caller lacks the baton:admin scope' },
     });
     expect(await active(root)).toBe(true);
+  });
+});
+
+describe('an action whose token has expired', () => {
+  // Baton's clock is the test's, so the action's token can expire while its grant lives on.
+  let offset = 0;
+  let later: MemoryBaton;
+  beforeAll(async () => {
+    later = await memoryBaton({}, { clock: { now: () => Date.now() + offset } });
+  });
+  afterAll(async () => {
+    await later?.close();
+  });
+
+  it('still revokes the rest of its code-flow grant: the refreshed access token and the refresh family', async () => {
+    const { code, verifier } = await consentedCode(later);
+    const redeemed = await redeemCode(later, code, verifier);
+    expect(redeemed.status).toBe(200);
+    const first = redeemed.body.access_token as string;
+    const subagent = await exchangedToken(later, first, tokenTypes.accessToken, 'payments-subagent');
+    const decided = await postJson(
+      later,
+      '/authorize',
+      {
+        token: subagent,
+        action: 'payments:transfer',
+        resource: { type: 'Account', id: 'acct-1' },
+        context: { amount: 1, currency: 'EUR' },
+        action_id: 'expired-action',
+      },
+      { authorization: basic('payments') },
+    );
+    expect(decided.body).toMatchObject({ decision: 'allow' });
+    // Past the access tokens' lifetime (300 s) and the clock tolerance, within the refresh token's.
+    offset = 600_000;
+    expect(await isActive(later, subagent)).toBe(false);
+    const refreshed = await refresh(later, redeemed.body.refresh_token as string);
+    expect(refreshed.status).toBe(200);
+    const second = refreshed.body.access_token as string;
+    expect(await isActive(later, second)).toBe(true);
+
+    const result = await postJson(
+      later,
+      '/admin/revoke',
+      { action_id: 'expired-action' },
+      await bearerOf(later, 'ops-console', 'baton:admin'),
+    );
+    const [grant] = result.body.root_grants as string[];
+    expect(grant).not.toBe(jtiOf(first));
+    expect(outcome(result)).toEqual({
+      status: 200,
+      body: { revoked: 1, action_id: 'expired-action', root_grants: [grant] },
+    });
+    expect(await isActive(later, second)).toBe(false);
+    const again = await refresh(later, refreshed.body.refresh_token as string);
+    expect(outcome(again)).toEqual({
+      status: 400,
+      body: { error: 'invalid_grant', error_description: 'refresh token has been revoked' },
+    });
   });
 });
