@@ -226,6 +226,11 @@ const parameters: [string, (name: string) => Promise<Answer>, (name: string) => 
     () => ({ status: 200, body: { revoked: 0 } }),
   ],
   [
+    'an action id to revoke by',
+    (n) => postJson(baton, '/admin/revoke', { action_id: n }, admin),
+    () => oauth(404, 'not_found', 'no such action in your tenant'),
+  ],
+  [
     'an audit action id',
     (n) =>
       baton
