@@ -226,6 +226,11 @@ const parameters: [string, (name: string) => Promise<Answer>, (name: string) => 
     () => ({ status: 200, body: { revoked: 0 } }),
   ],
   [
+    'an action id to revoke by',
+    (n) => postJson(baton, '/admin/revoke', { action_id: n }, admin),
+    () => oauth(404, 'not_found', 'no such action in your tenant'),
+  ],
+  [
     'an audit action id',
     (n) =>
       baton
@@ -269,7 +274,11 @@ describe('JSON members named __proto__', () => {
   it('are not a kill switch target', async () => {
     const result = await postJson(baton, '/admin/revoke', '{"__proto__":{"agent":"orchestrator"}}', admin);
     expect({ status: result.status, body: result.body }).toEqual(
-      oauth(400, 'invalid_request', 'body must be {"agent": "<agent id>"} or {"user": "<user id>"}'),
+      oauth(
+        400,
+        'invalid_request',
+        'body must be {"agent": "<agent id>"}, {"user": "<user id>"} or {"action_id": "<action id>"}',
+      ),
     );
   });
 });

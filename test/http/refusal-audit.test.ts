@@ -255,7 +255,7 @@ const cases: Case[] = [
     body: '{"agent":""}',
     status: 400,
     error: 'invalid_request',
-    description: 'body must be {"agent": "<agent id>"} or {"user": "<user id>"}',
+    description: 'body must be {"agent": "<agent id>"}, {"user": "<user id>"} or {"action_id": "<action id>"}',
     tenant: 'acme',
     client: 'ops-console',
     source: 'POST /admin/revoke from client ops-console',

@@ -178,7 +178,7 @@ describe('kill switches', () => {
   it('refuses a malformed request and callers without the admin scope', async () => {
     expect((await postJson(baton, '/admin/revoke', { agent: 'x', user: 'y' }, await admin())).body).toEqual({
       error: 'invalid_request',
-      error_description: 'body must be {"agent": "<agent id>"} or {"user": "<user id>"}',
+      error_description: 'body must be {"agent": "<agent id>"}, {"user": "<user id>"} or {"action_id": "<action id>"}',
     });
     expect(
       (await postJson(baton, '/admin/revoke', { agent: 'x' }, { authorization: basic('agent-platform') })).status,

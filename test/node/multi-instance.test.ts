@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { decodeJwt } from 'jose';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditReader } from '../../src/adapters/db/audit-reader.js';
@@ -13,8 +14,8 @@ import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { generateSigningKeys } from '../../src/adapters/signing-keys.js';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { testDatabaseUrl } from '../support/database.js';
-import { basic, exchangeHop, postJson, postToken, tokenTypes, type PostResult } from '../support/baton.js';
-import { consentedCode, redeemCode, refresh, stillActiveAfter } from '../support/consent.js';
+import { basic, bearerOf, exchangeHop, postJson, postToken, tokenTypes, type PostResult } from '../support/baton.js';
+import { consentedCode, isActive, redeemCode, refresh, stillActiveAfter } from '../support/consent.js';
 
 const skip = testDatabaseUrl === undefined;
 const schema = `baton_multi_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
@@ -315,6 +316,73 @@ describe.skipIf(skip)('single-use grants redeemed concurrently on two Baton proc
         body: { error: 'invalid_client', error_description: 'client_assertion has already been used' },
       })),
     );
+  });
+});
+
+describe.skipIf(skip)('revocation by action on three Baton processes', () => {
+  /** A transfer decided at `url` on `token`, recorded under `actionId`. */
+  const transfer = (url: string, token: string, actionId: string) =>
+    postJson(
+      at(url),
+      '/authorize',
+      {
+        token,
+        action: 'payments:transfer',
+        resource: { type: 'Account', id: 'acct-1' },
+        context: { amount: 1, currency: 'EUR' },
+        action_id: actionId,
+      },
+      { authorization: basic('payments') },
+    );
+  const jtiOf = (token: string): string => decodeJwt(token).jti as string;
+
+  it("revokes the action's code-flow grant on every instance within one second; concurrent calls count each token once", async () => {
+    // The root is a code-flow grant: alice consents to orchestrator, which hands on to payments-subagent.
+    const { code, verifier } = await consentedCode(at(urls[0] as string));
+    const redeemed = await redeemCode(at(urls[0] as string), code, verifier);
+    expect(redeemed.status).toBe(200);
+    const root = redeemed.body.access_token as string;
+    const hand = async (url: string) => {
+      const r = await exchangeHop(at(url), root, tokenTypes.accessToken, 'payments-subagent');
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body.access_token as string;
+    };
+    const subagent = await hand(urls[1] as string);
+    const sibling = await hand(urls[2] as string);
+    const actionId = `multi-${randomUUID()}`;
+    expect((await transfer(urls[2] as string, subagent, actionId)).body).toEqual({
+      decision: 'allow',
+      action_id: actionId,
+      reasons: ['transfer-up-to-100'],
+    });
+    const tree = [root, subagent, sibling];
+    for (const url of urls) for (const t of tree) expect(await isActive(at(url), t)).toBe(true);
+
+    const both = await Promise.all(
+      [urls[0], urls[1]].map(async (url) =>
+        postJson(
+          at(url as string),
+          '/admin/revoke',
+          { action_id: actionId },
+          await bearerOf(at(url as string), 'ops-console', 'baton:admin'),
+        ),
+      ),
+    );
+    expect(both.map((r) => r.status)).toEqual([200, 200]);
+    // The root grant is the code's grant: every token issued under it, whichever instance issued it.
+    const [grant] = both[0]?.body.root_grants as string[];
+    expect(grant).not.toBe(jtiOf(root));
+    expect(both.map((r) => r.body.root_grants)).toEqual([[grant], [grant]]);
+    expect(both.map((r) => r.body.revoked as number).reduce((a, b) => a + b)).toBe(3);
+    expect(await stillActiveAfter(urls.map(at), tree, 1000)).toEqual([]);
+    // The grant's refresh-token family goes with it, on every instance.
+    for (const url of urls) {
+      const r = await refresh(at(url), redeemed.body.refresh_token as string);
+      expect({ status: r.status, body: r.body }).toEqual({
+        status: 400,
+        body: { error: 'invalid_grant', error_description: 'refresh token has been revoked' },
+      });
+    }
   });
 });
 

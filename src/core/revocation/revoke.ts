@@ -2,10 +2,11 @@ import { z } from 'zod';
 import { verifyBatonToken, type BatonToken } from '../tokens/baton-token.js';
 import { authenticateResourceServer, checkBodyCredentials } from '../clients/callers.js';
 import { authenticateClient } from '../clients/client-auth.js';
-import type { AuditEvent } from '../audit/chain.js';
+import type { AuditEvent, TrailEntry } from '../audit/chain.js';
 import { OAuthError, invalidRequest, refusalReason } from '../errors.js';
 import type { Caller } from '../registry/registry.js';
-import type { RevocationTarget, ActClaim } from '../ports.js';
+import type { RevocationTarget, ActClaim, AuditQueries } from '../ports.js';
+import { actionIdRule, actionIdSyntax } from '../decisions/authorize.js';
 import { clientAuthParamsSchema, type FormParams } from '../grants/token-request.js';
 import { scopeClaim } from '../tokens/attenuate.js';
 import { assertStorableText } from '../input/storable-text.js';
@@ -66,20 +67,26 @@ export function revocationEntry(
   revoked: readonly string[],
   requestId: string | null,
   followUp = false,
+  byAction?: { readonly actionId: string; readonly jti: string },
 ): AuditEvent {
   const count = `${revoked.length} token${revoked.length === 1 ? '' : 's'}`;
+  const what =
+    byAction === undefined || target.kind !== 'grant'
+      ? revocationWhat(target)
+      : `root grant ${target.grant} of action ${byAction.actionId} (the token it used, ${byAction.jti}, and every token issued under that grant)`;
   return {
     tenant,
     type: 'token.revocation',
     decision: 'applied',
-    jti: target.kind === 'token' ? target.jti : null,
+    ...(byAction === undefined ? {} : { action_id: byAction.actionId }),
+    jti: target.kind === 'token' ? target.jti : (byAction?.jti ?? null),
     root_grant: target.kind === 'grant' ? target.grant : null,
     client,
     ...(target.kind === 'agent' ? { actor_chain: [target.agent] } : {}),
     ...(target.kind === 'user' ? { user: target.user } : {}),
     reason: followUp
-      ? `follow-up of the revocation of ${revocationWhat(target)}: ${count} more, derived from revoked tokens while it ran`
-      : `revoked ${revocationWhat(target)}: ${count}`,
+      ? `follow-up of the revocation of ${what}: ${count} more, derived from revoked tokens while it ran`
+      : `revoked ${what}: ${count}`,
     request_id: requestId,
   };
 }
@@ -192,24 +199,122 @@ export async function revokeToken(
   }
 }
 
-/** The operator's kill switch: revoke everything an agent holds or acts in, or everything a user granted. */
+/** The body of an operator's revocation by agent or user. */
+const killSwitchRequest = z.union([
+  z.strictObject({ agent: z.string().min(1).max(128) }),
+  z.strictObject({ user: z.string().min(1).max(256) }),
+]);
+const killSwitchShape = 'body must be {"agent": "<agent id>"}, {"user": "<user id>"} or {"action_id": "<action id>"}';
+
+/** Whether the body asks for a revocation by action: an object whose one member is `action_id`. */
+function asksForAction(body: unknown): body is { action_id: unknown } {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    !Array.isArray(body) &&
+    Object.keys(body).length === 1 &&
+    Object.hasOwn(body, 'action_id')
+  );
+}
+
+/**
+ * `POST /admin/revoke`, the operator's revocation in its tenant: everything an agent holds or acts
+ * in, everything a user granted, or everything derived from the root grant of an action found in
+ * the log (see `revokeByAction`).
+ */
 export async function killSwitch(
   ctx: ServiceContext,
+  trails: Pick<AuditQueries, 'actionTrail'>,
   operator: Caller,
   body: unknown,
   requestId: string | null,
-): Promise<{ revoked: number }> {
-  const parsed = z
-    .union([
-      z.strictObject({ agent: z.string().min(1).max(128) }),
-      z.strictObject({ user: z.string().min(1).max(256) }),
-    ])
-    .safeParse(body);
-  if (!parsed.success) throw invalidRequest('body must be {"agent": "<agent id>"} or {"user": "<user id>"}');
+): Promise<{ revoked: number } | ActionRevocation> {
+  if (asksForAction(body)) return revokeByAction(ctx, trails, operator, body.action_id, requestId);
+  const parsed = killSwitchRequest.safeParse(body);
+  if (!parsed.success) throw invalidRequest(killSwitchShape);
   assertStorableText(parsed.data, '');
   const target: RevocationTarget =
     'agent' in parsed.data ? { kind: 'agent', agent: parsed.data.agent } : { kind: 'user', user: parsed.data.user };
   return { revoked: (await applyRevocation(ctx, operator, target, requestId)).length };
+}
+
+/** What a revocation by action answers: the tokens newly revoked, and the root grants they were revoked under. */
+export interface ActionRevocation {
+  readonly revoked: number;
+  readonly action_id: string;
+  readonly root_grants: readonly string[];
+}
+
+/** The tokens an action's decisions were made on, in log order: only a decision names the token it read. */
+function tokensOfAction(entries: readonly TrailEntry[], actionId: string): string[] {
+  const jtis: string[] = [];
+  for (const { entry } of entries) {
+    const e = entry as Partial<Record<'type' | 'action_id' | 'jti', unknown>>;
+    if (e.type === 'decision' && e.action_id === actionId && typeof e.jti === 'string' && !jtis.includes(e.jti))
+      jtis.push(e.jti);
+  }
+  return jtis;
+}
+
+/**
+ * Revokes, in the operator's tenant, the root grant of every token an action's decisions were
+ * made on: the root token, every token derived from it at any depth (the action's own, its
+ * parents, siblings), and for a code-flow root, the grant itself (its code and refresh-token
+ * family, and tokens issued under it later). An action of another tenant is answered as an
+ * unknown one (404); an action that names no token (its decisions were refused before a live
+ * token was read) is 409. Each root revoked is one `token.revocation` entry linked to the action;
+ * each refusal is audited in the operator's tenant.
+ */
+async function revokeByAction(
+  ctx: ServiceContext,
+  trails: Pick<AuditQueries, 'actionTrail'>,
+  operator: Caller,
+  value: unknown,
+  requestId: string | null,
+): Promise<ActionRevocation> {
+  const tenant = operator.tenant;
+  // Linked to the action only once it is known to be one of this tenant's.
+  let linked: string | null = null;
+  try {
+    // Every action id ever recorded has this syntax, so nothing else is looked up.
+    if (typeof value !== 'string' || !actionIdSyntax.test(value)) throw invalidRequest(`action_id ${actionIdRule}`);
+    const actionId = value;
+    const { entries } = await trails.actionTrail(tenant, actionId);
+    if (!entries.some((e) => (e.entry as { action_id?: unknown }).action_id === actionId))
+      throw new OAuthError('not_found', 'no such action in your tenant');
+    linked = actionId;
+    const roots = new Map<string, string>();
+    for (const jti of tokensOfAction(entries, actionId)) {
+      const lineage = await ctx.store.findToken(tenant, jti);
+      if (lineage !== undefined && !roots.has(lineage.rootGrant)) roots.set(lineage.rootGrant, jti);
+    }
+    if (roots.size === 0)
+      throw new OAuthError(
+        'conflict',
+        'the action names no token: each of its decisions was refused before a valid token was read',
+      );
+    let revoked = 0;
+    for (const [grant, jti] of roots) {
+      const target: RevocationTarget = { kind: 'grant', grant };
+      const jtis = await ctx.revocations.revoke(tenant, target);
+      ctx.metrics.revocation(jtis.length);
+      await ctx.audit.append(revocationEntry(tenant, operator.id, target, jtis, requestId, false, { actionId, jti }));
+      revoked += jtis.length;
+    }
+    return { revoked, action_id: actionId, root_grants: [...roots.keys()] };
+  } catch (error) {
+    if (!(error instanceof OAuthError)) throw error;
+    await ctx.audit.append({
+      tenant,
+      type: 'token.revocation',
+      decision: 'refused',
+      action_id: linked,
+      client: operator.id,
+      reason: `revocation by action: ${refusalReason(error)}`,
+      request_id: requestId,
+    });
+    throw error.markAudited();
+  }
 }
 
 /**

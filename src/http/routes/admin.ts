@@ -11,7 +11,7 @@ import { errorsAs, jsonOf, jsonTextOf, requestIdOf, type Env } from '../request.
 
 /**
  * Operators' calls (`baton:admin`): suspensions (where the registry is kept in the database), the
- * revocation of everything an agent or user holds, the policy set's reload, versions and rollback,
+ * revocation of everything an agent or user holds or an action's root grant reaches, the policy set's reload, versions and rollback,
  * and the registry reload.
  */
 export function adminRoutes(deps: AppDeps): Hono<Env> {
@@ -21,7 +21,11 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
   const operator = requireScope(service, operatorScopes.admin);
 
   routes.post('/admin/revoke', api, operator, async (c) =>
-    c.json(await killSwitch(service, c.get('caller'), await jsonOf(c, deps), requestIdOf(c)), 200, noStore),
+    c.json(
+      await killSwitch(service, deps.auditQueries, c.get('caller'), await jsonOf(c, deps), requestIdOf(c)),
+      200,
+      noStore,
+    ),
   );
   routes.post('/admin/policies/reload', api, operator, async (c) => {
     try {
