@@ -328,6 +328,7 @@ describe('an MCP client signing in through Baton with dynamic client registratio
     consent = approval.consent;
     expect(consent.text).toBe(
       `Allow access · Baton Allow access? Signed in as alice. Test MCP client (${clientId}) asks for access. ` +
+        'The name Test MCP client comes from the application itself and is not verified by Baton. ' +
         'Test MCP client will act for you. It will be able to use the permission payments:read use the permission payments:transfer Allow Deny',
     );
     const code = approval.callbackUrl.searchParams.get('code');
