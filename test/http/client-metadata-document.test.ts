@@ -576,12 +576,12 @@ describe('refusals at /oauth2/authorize: an error page (400), never a redirect',
   });
 
   it('for a redirect to plain http elsewhere', async () => {
-    routes.set('/clients/moved.json', (_, res) => {
+    routes.set('/clients/moved-to-http.json', (_, res) => {
       res.writeHead(301, { location: 'http://mcp.example/client.json' });
       res.end();
     });
     await expectErrorPage(
-      await authorize(baton, { clientId: `${origin}/clients/moved.json` }),
+      await authorize(baton, { clientId: `${origin}/clients/moved-to-http.json` }),
       unfetchable(
         'http://mcp.example/client.json is not an https URL (plain http is allowed only to 127.0.0.1, localhost or [::1])',
       ),

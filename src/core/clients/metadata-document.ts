@@ -224,12 +224,18 @@ export interface ClientDocumentsOptions {
   readonly allowHttpLoopback: boolean;
   /** How many documents (and key sets) are kept at most. */
   readonly maxEntries?: number;
+  /** How long a document that could not be used is refused without fetching it again (default 30 s). */
+  readonly failureSeconds?: number;
+  /** How many documents are fetched at once at most (default 16); past that a new one is refused. */
+  readonly maxConcurrentFetches?: number;
 }
 
 /** Client ID metadata documents, fetched through `fetcher` and kept in a small bounded cache. */
 export function createClientDocuments(options: ClientDocumentsOptions): ClientDocuments {
   const { fetcher, clock } = options;
   const maxEntries = options.maxEntries ?? 1000;
+  const failureSeconds = options.failureSeconds ?? 30;
+  const maxConcurrentFetches = options.maxConcurrentFetches ?? 16;
   const cache = new Map<string, { readonly value: unknown; readonly until: number }>();
   const inFlight = new Map<string, Promise<ClientDocument>>();
   const remember = (key: string, value: unknown, seconds: number): void => {
@@ -265,16 +271,27 @@ export function createClientDocuments(options: ClientDocumentsOptions): ClientDo
     urlOf: (clientId) => documentUrl(clientId, options.allowHttpLoopback),
     async resolve(clientId) {
       const url = documentUrl(clientId, options.allowHttpLoopback);
-      const hit = cached(`doc ${url.href}`) as ClientDocument | undefined;
+      const hit = cached(`doc ${url.href}`) as ClientDocument | ClientDocumentError | undefined;
+      // A document that just failed is refused as it failed: anyone can name any URL, and each
+      // fetch may take the whole timeout, so a failing one is not fetched again at every request.
+      if (hit instanceof ClientDocumentError) throw hit;
       if (hit !== undefined) return hit;
       // Requests for one URL while it is being fetched wait for that fetch rather than start their own.
       let fetching = inFlight.get(url.href);
       if (fetching === undefined) {
+        if (inFlight.size >= maxConcurrentFetches)
+          throw new ClientDocumentError(
+            'too many client metadata documents are being fetched at once; try again in a few seconds',
+          );
         fetching = fetchJson(url.href, 'the client metadata document')
           .then(({ body, seconds }) => {
             const document = validateDocument(url, body);
             remember(`doc ${url.href}`, document, seconds);
             return document;
+          })
+          .catch((error: unknown) => {
+            if (error instanceof ClientDocumentError) remember(`doc ${url.href}`, error, failureSeconds);
+            throw error;
           })
           .finally(() => inFlight.delete(url.href));
         inFlight.set(url.href, fetching);
