@@ -1,0 +1,211 @@
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../src/adapters/node-hash.js';
+import { verifyExport } from '../../src/cli/audit-verify.js';
+import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
+import { auditRequests } from '../support/audit.js';
+import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
+
+// No tracer SDK is registered here: @opentelemetry/api is the no-op it is by default, and Baton
+// still reads the caller's traceparent and makes its own span ID (observability.test.ts has the SDK).
+let baton: TestBaton;
+let requests: ReturnType<typeof auditRequests>;
+beforeAll(async () => {
+  baton = await startTestBaton();
+  requests = auditRequests(baton);
+});
+afterAll(async () => {
+  await baton?.close();
+});
+
+const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+const callerSpan = '00f067aa0ba902b7';
+const traceparentPattern = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+const exchange = async (headers: Record<string, string>) =>
+  postToken(
+    baton,
+    {
+      grant_type: grants.exchange,
+      subject_token: await mintUserToken('alice', { audience: baton.issuer }),
+      subject_token_type: tokenTypes.jwt,
+      actor_token: await mintAgentAssertion('orchestrator', baton.issuer),
+      actor_token_type: tokenTypes.jwt,
+      audience: 'payments',
+    },
+    { authorization: basic('agent-platform'), ...headers },
+  );
+
+/** The stored entries of the log, parsed, as an auditor exports them. */
+async function entries(): Promise<Record<string, unknown>[]> {
+  const exported = await requests.get(
+    '/audit/entries?from=1&limit=10000',
+    await requests.bearer('ops-console', 'baton:audit'),
+  );
+  expect(exported.status).toBe(200);
+  return exported.text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { canonical?: string })
+    .filter((line) => line.canonical !== undefined)
+    .map((line) => JSON.parse(line.canonical as string) as Record<string, unknown>);
+}
+
+/** The exchange's audit entry, found by the issued token's jti. */
+async function exchangeEntry(accessToken: unknown): Promise<Record<string, unknown>> {
+  const jti = decodeJwt(accessToken as string).jti;
+  const found = (await entries()).filter((e) => e.jti === jti && e.type === 'token.exchange');
+  expect(found).toHaveLength(1);
+  return found[0] as Record<string, unknown>;
+}
+
+/** The response's traceparent, split into trace ID, span ID and flags. */
+function answered(headers: Headers): { traceId: string; spanId: string; flags: string } {
+  const match = traceparentPattern.exec(headers.get('traceparent') ?? '');
+  expect(match, headers.get('traceparent') ?? 'no traceparent').not.toBeNull();
+  const [, traceId, spanId, flags] = match as RegExpExecArray;
+  return { traceId: traceId as string, spanId: spanId as string, flags: flags as string };
+}
+
+describe('an incoming traceparent', () => {
+  it("continues the caller's trace on a token exchange: its entry has that trace ID, Baton's span ID and the request ID", async () => {
+    const result = await exchange({
+      traceparent: `00-${callerTrace}-${callerSpan}-01`,
+      tracestate: 'vendor=opaque',
+      'x-request-id': 'req-trace-1',
+    });
+    expect(result.status).toBe(200);
+    expect(result.headers.get('x-request-id')).toBe('req-trace-1');
+    const own = answered(result.headers);
+    expect(own.traceId).toBe(callerTrace);
+    // Baton's own span: a child of the caller's, never the caller's span ID itself.
+    expect(own.spanId).not.toBe(callerSpan);
+    expect(own.flags).toBe('01');
+    expect(result.headers.get('tracestate')).toBe('vendor=opaque');
+    const entry = await exchangeEntry(result.body.access_token);
+    expect({ trace_id: entry.trace_id, span_id: entry.span_id, request_id: entry.request_id }).toEqual({
+      trace_id: callerTrace,
+      span_id: own.spanId,
+      request_id: 'req-trace-1',
+    });
+    const line = baton.logger.lines.filter((l) => l.message === 'request' && l.fields?.request_id === 'req-trace-1');
+    expect(line).toHaveLength(1);
+    expect(line[0]?.fields).toMatchObject({ trace_id: callerTrace, span_id: own.spanId, parent_span_id: callerSpan });
+  });
+
+  it('continues it on /authorize: the decision entry (GET /audit/actions/{id}) has the trace, span and request IDs', async () => {
+    const token = (await exchange({})).body.access_token as string;
+    const decision = await postJson(
+      baton,
+      '/authorize',
+      {
+        token,
+        action: 'payments:read',
+        resource: { type: 'Account', id: 'acct-1' },
+        context: {},
+        action_id: 'traced-action-1',
+      },
+      {
+        authorization: basic('payments'),
+        traceparent: `00-${callerTrace}-${callerSpan}-00`,
+        'x-request-id': 'req-trace-2',
+      },
+    );
+    expect(decision.status).toBe(200);
+    const own = answered(decision.headers);
+    expect(own.traceId).toBe(callerTrace);
+    expect(own.flags).toBe('00');
+    const trail = await requests.get(
+      '/audit/actions/traced-action-1',
+      await requests.bearer('ops-console', 'baton:audit'),
+    );
+    expect(trail.status).toBe(200);
+    const decided = (trail.json().entries as { entry: Record<string, unknown> }[])
+      .map((e) => e.entry)
+      .filter((e) => e.type === 'decision');
+    expect(decided.map((e) => [e.trace_id, e.span_id, e.request_id])).toEqual([
+      [callerTrace, own.spanId, 'req-trace-2'],
+    ]);
+  });
+});
+
+describe('without a traceparent', () => {
+  it('Baton starts a trace: the entry has the generated IDs the response names, and no request ID is made up', async () => {
+    const result = await exchange({});
+    expect(result.status).toBe(200);
+    expect(result.headers.get('x-request-id')).toBeNull();
+    const own = answered(result.headers);
+    expect(own.traceId).not.toBe('0'.repeat(32));
+    expect(own.spanId).not.toBe('0'.repeat(16));
+    expect(own.flags).toBe('00');
+    expect(result.headers.get('tracestate')).toBeNull();
+    const entry = await exchangeEntry(result.body.access_token);
+    expect([entry.trace_id, entry.span_id, entry.request_id]).toEqual([own.traceId, own.spanId, null]);
+    // Each request its own trace.
+    expect(answered((await exchange({})).headers).traceId).not.toBe(own.traceId);
+  });
+
+  it('a refused request is traced as well', async () => {
+    const result = await postToken(
+      baton,
+      {
+        grant_type: grants.exchange,
+        subject_token: 'not-a-token',
+        subject_token_type: tokenTypes.jwt,
+        audience: 'payments',
+      },
+      {
+        authorization: basic('agent-platform'),
+        traceparent: `00-${callerTrace}-${callerSpan}-01`,
+        'x-request-id': 'req-refused-1',
+      },
+    );
+    expect(result.status).toBe(400);
+    const own = answered(result.headers);
+    const refused = (await entries()).filter((e) => e.request_id === 'req-refused-1');
+    expect(refused.map((e) => [e.decision, e.trace_id, e.span_id])).toEqual([['refused', callerTrace, own.spanId]]);
+  });
+});
+
+describe('a malformed traceparent', () => {
+  const valid = `00-${callerTrace}-${callerSpan}-01`;
+  const cases: [string, string][] = [
+    ['version ff', `ff-${callerTrace}-${callerSpan}-01`],
+    ['all-zero trace ID', `00-${'0'.repeat(32)}-${callerSpan}-01`],
+    ['all-zero parent ID', `00-${callerTrace}-${'0'.repeat(16)}-01`],
+    ['short trace ID', `00-${callerTrace.slice(2)}-${callerSpan}-01`],
+    ['long parent ID', `00-${callerTrace}-${callerSpan}ab-01`],
+    ['uppercase hex', valid.toUpperCase()],
+    ['extra field after version 00', `${valid}-extra`],
+    ['one-digit flags', `00-${callerTrace}-${callerSpan}-1`],
+    ['not hex', `00-${callerTrace.replace('4b', 'zz')}-${callerSpan}-01`],
+    ['empty', ''],
+    ['garbage', 'hello'],
+  ];
+  it.each(cases)('is ignored (%s): the request succeeds in a trace of its own', async (_name, traceparent) => {
+    const result = await exchange({ traceparent, 'x-request-id': `req-bad-${_name}`.replaceAll(' ', '-') });
+    expect(result.status).toBe(200);
+    const own = answered(result.headers);
+    expect(own.traceId).not.toBe(callerTrace);
+    expect(own.flags).toBe('00');
+    const entry = await exchangeEntry(result.body.access_token);
+    expect([entry.trace_id, entry.span_id]).toEqual([own.traceId, own.spanId]);
+  });
+
+  it('a later version with extra fields is read, as the spec says a version-00 reader must', async () => {
+    const result = await exchange({ traceparent: `01-${callerTrace}-${callerSpan}-01-what-comes-later` });
+    expect(result.status).toBe(200);
+    expect(answered(result.headers).traceId).toBe(callerTrace);
+  });
+});
+
+describe('the exported log', () => {
+  it('verifies with traced entries (old and new entries together: test/core/audit.test.ts)', async () => {
+    await exchange({ traceparent: `00-${callerTrace}-${callerSpan}-01` });
+    const exported = await requests.get(
+      '/audit/entries?from=1&limit=10000',
+      await requests.bearer('ops-console', 'baton:audit'),
+    );
+    expect(await verifyExport(exported.text, { keys: [] }, sha256Hex)).toMatchObject({ ok: true });
+  });
+});
