@@ -2,6 +2,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { verifyExport } from '../../src/cli/audit-verify.js';
+import { entryHash } from '../../src/core/audit/chain.js';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { auditRequests } from '../support/audit.js';
 import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
@@ -167,6 +168,26 @@ describe('without a traceparent', () => {
   });
 });
 
+describe('every answer', () => {
+  it.each([
+    ['GET', '/healthz', 200],
+    ['GET', '/.well-known/oauth-authorization-server', 200],
+    ['GET', '/metrics', 401],
+    ['GET', '/nowhere', 404],
+    ['GET', '/oauth2/authorize?client_id=nobody&redirect_uri=https%3A%2F%2Fapp.example%2Fcb', 400],
+    ['DELETE', '/oauth2/token', 405],
+  ])('every answer names its span (%s %s)', async (method, path, status) => {
+    const response = await fetch(`${baton.url}${path}`, {
+      method,
+      headers: { traceparent: `00-${callerTrace}-${callerSpan}-01` },
+      redirect: 'manual',
+    });
+    expect(response.status).toBe(status);
+    expect(answered(response.headers).traceId).toBe(callerTrace);
+    await response.body?.cancel();
+  });
+});
+
 describe('a malformed traceparent', () => {
   const valid = `00-${callerTrace}-${callerSpan}-01`;
   const cases: [string, string][] = [
@@ -196,6 +217,54 @@ describe('a malformed traceparent', () => {
     const result = await exchange({ traceparent: `01-${callerTrace}-${callerSpan}-01-what-comes-later` });
     expect(result.status).toBe(200);
     expect(answered(result.headers).traceId).toBe(callerTrace);
+  });
+});
+
+describe('a log with entries of an older Baton and traced ones', () => {
+  it('exports and verifies by API and offline (as `baton audit verify` does)', async () => {
+    await exchange({ traceparent: `00-${callerTrace}-${callerSpan}-01` });
+    // An instance of a Baton from before span_id appends an entry of its shape to the shared chain.
+    const [head] = await baton.database.sql<{
+      seq: string | number;
+      hash: string;
+    }>`SELECT seq, hash FROM audit_head WHERE id = 1`;
+    const seq = Number(head?.seq) + 1;
+    const canonical =
+      '{"action_id":null,"actor_chain":[],"audience":[],"authorization_details":[],"client":"agent-platform","decision":"granted","jti":null,"parent_jti":null,"policy_digest":null,"policy_ids":[],"reason":null,"request_id":"req-older-baton","root_grant":null,"scope":[],"tenant":"acme","time":"2026-11-24T00:00:00.000Z","trace_id":null,"type":"token.client_credentials","user":null}';
+    const hash = entryHash(sha256Hex, seq, head?.hash as string, canonical);
+    const rows = JSON.stringify([
+      {
+        seq,
+        tenant: 'acme',
+        type: 'token.client_credentials',
+        action_id: null,
+        jti: null,
+        root_grant: null,
+        recorded_at: '2026-11-24T00:00:00.000Z',
+        canonical,
+        prev_hash: head?.hash,
+        hash,
+      },
+    ]);
+    const [appended] = await baton.database.sql<{ appended: boolean }>`
+      SELECT appended FROM baton_audit_append(${seq - 1}, ${head?.hash as string}, ${seq}, ${hash}, ${rows}, ${null})`;
+    expect(appended?.appended).toBe(true);
+    // This Baton chains its next entries on it.
+    const after = await exchange({ traceparent: `00-${callerTrace}-${callerSpan}-01` });
+    expect(after.status).toBe(200);
+
+    const auditor = await requests.bearer('ops-console', 'baton:audit');
+    const exported = (await requests.get('/audit/entries?from=1&limit=10000', auditor)).text;
+    const stored = exported
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { seq: number; canonical?: string });
+    expect(stored.find((l) => l.seq === seq)?.canonical).toBe(canonical);
+    const later = stored.filter((l) => l.seq > seq && l.canonical !== undefined);
+    expect(later.length).toBeGreaterThan(0);
+    for (const l of later) expect(JSON.parse(l.canonical as string)).toHaveProperty('span_id');
+    expect((await requests.get('/audit/verify', auditor)).json()).toMatchObject({ valid: true, from: 1 });
+    expect(await verifyExport(exported, { keys: [] }, sha256Hex)).toMatchObject({ ok: true });
   });
 });
 
