@@ -188,6 +188,31 @@ describe('every answer', () => {
   });
 });
 
+describe('a refusal before the endpoint logic', () => {
+  it("is counted by the refusal tally, and the entry written at once has the request's IDs", async () => {
+    const response = await fetch(`${baton.url}/oauth2/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'text/plain',
+        traceparent: `00-${callerTrace}-${callerSpan}-01`,
+        'x-request-id': 'req-tally-1',
+      },
+      body: 'grant_type=client_credentials',
+    });
+    expect(response.status).toBe(400);
+    const own = answered(response.headers);
+    // Of tenant `unknown` (no caller is known yet), so read where it is stored rather than as an auditor of a tenant.
+    const rows = await baton.database.sql<{ canonical: string }>`
+      SELECT canonical FROM audit_log WHERE type = 'request.refusal' AND canonical LIKE '%req-tally-1%'`;
+    expect(
+      rows.map((r) => {
+        const e = JSON.parse(r.canonical) as Record<string, unknown>;
+        return [e.tenant, e.request_id, e.trace_id, e.span_id];
+      }),
+    ).toEqual([['unknown', 'req-tally-1', callerTrace, own.spanId]]);
+  });
+});
+
 describe('a malformed traceparent', () => {
   const valid = `00-${callerTrace}-${callerSpan}-01`;
   const cases: [string, string][] = [
