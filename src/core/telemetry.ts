@@ -1,12 +1,20 @@
-import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { SpanStatusCode, context, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import type { Metrics } from './ports.js';
 
 /** Baton's tracer; without an SDK registered every span is a no-op. */
 const tracer = trace.getTracer('baton');
 
-/** Runs `work` in an active span; an exception marks the span as an error and is rethrown. */
-export async function inSpan<T>(name: string, attributes: Attributes, work: (span: Span) => Promise<T>): Promise<T> {
-  return tracer.startActiveSpan(name, { attributes }, async (span) => {
+/**
+ * Runs `work` in an active span, a child of `parent` (the active context by default: a request's
+ * span passes the caller's context instead); an exception marks the span as an error and is rethrown.
+ */
+export async function inSpan<T>(
+  name: string,
+  attributes: Attributes,
+  work: (span: Span) => Promise<T>,
+  parent: Context = context.active(),
+): Promise<T> {
+  return tracer.startActiveSpan(name, { attributes }, parent, async (span) => {
     try {
       return await work(span);
     } catch (error) {
@@ -28,12 +36,6 @@ export function inSpanSync<T>(name: string, attributes: Attributes, work: (span:
       span.end();
     }
   });
-}
-
-/** The trace id of the active span, if any, for log lines. */
-export function activeTraceId(): string | undefined {
-  const context = trace.getActiveSpan()?.spanContext();
-  return context === undefined || context.traceId === '00000000000000000000000000000000' ? undefined : context.traceId;
 }
 
 /** Metrics that go nowhere (tests, and runtimes without an exporter). */

@@ -1,9 +1,12 @@
 import { Hono } from 'hono';
 import { echo } from '../core/errors.js';
-import { activeTraceId, inSpan } from '../core/telemetry.js';
+import { runInTrace } from '../adapters/request-trace.js';
+import { inSpan } from '../core/telemetry.js';
+import { traceparentOf } from '../core/trace-context.js';
 import type { AppDeps } from './app-deps.js';
 import { errorResponse } from './errors.js';
 import { requestIdOf, type Env } from './request.js';
+import { callerSpan, incomingContext, requestTraceOf } from './trace-context.js';
 import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agents.js';
 import { auditRoutes } from './routes/audit.js';
@@ -15,7 +18,7 @@ import { registryRoutes } from './routes/registry.js';
 import { tokenRoutes } from './routes/token.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 
-/** Builds the Baton HTTP application from its dependencies; no globals, no runtime APIs. */
+/** Builds the Baton HTTP application from its dependencies; no runtime APIs but the request-trace store (adapters/request-trace.ts). */
 export function createApp(deps: AppDeps): Hono<Env> {
   const { service, logger } = deps;
   const app = new Hono<Env>();
@@ -25,26 +28,39 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // Set before the answer is made, so it is part of the answer's own headers (set afterwards,
     // the Node adapter would have to rebuild every answer as a full Response).
     c.header('X-Content-Type-Options', 'nosniff');
-    await inSpan('baton.request', { 'http.request.method': c.req.method }, async (span) => {
-      await next();
-      const route = c.req.routePath;
-      const seconds = (performance.now() - started) / 1000;
-      span.setAttributes({ 'http.route': route, 'http.response.status_code': c.res.status });
-      service.metrics.request(route, c.req.method, c.res.status, seconds);
-      const requestId = requestIdOf(c);
-      if (requestId !== null) c.header('X-Request-ID', requestId);
-      const refusal = c.get('refusal');
-      logger.info('request', {
-        trace_id: activeTraceId(),
-        request_id: requestId,
-        method: c.req.method,
-        route,
-        status: c.res.status,
-        duration_ms: Math.round(seconds * 100_000) / 100,
-        ...c.get('who'),
-        ...(refusal === undefined ? {} : { error: refusal.error, detail: refusal.detail }),
-      });
-    });
+    // A valid `traceparent` continues the caller's trace: with a tracer SDK, the request span is a child of its span.
+    const parent = incomingContext(c.req.raw.headers);
+    await inSpan(
+      'baton.request',
+      { 'http.request.method': c.req.method },
+      async (span) => {
+        const requestId = requestIdOf(c);
+        const requestTrace = requestTraceOf(span, callerSpan(parent), requestId);
+        // Names Baton's span, so a caller can join its own logs to this request's audit entries.
+        c.header('traceparent', traceparentOf(requestTrace));
+        if (requestTrace.traceState !== undefined) c.header('tracestate', requestTrace.traceState);
+        await runInTrace(requestTrace, next);
+        const route = c.req.routePath;
+        const seconds = (performance.now() - started) / 1000;
+        span.setAttributes({ 'http.route': route, 'http.response.status_code': c.res.status });
+        service.metrics.request(route, c.req.method, c.res.status, seconds);
+        if (requestId !== null) c.header('X-Request-ID', requestId);
+        const refusal = c.get('refusal');
+        logger.info('request', {
+          trace_id: requestTrace.traceId,
+          span_id: requestTrace.spanId,
+          ...(requestTrace.parentSpanId === null ? {} : { parent_span_id: requestTrace.parentSpanId }),
+          request_id: requestId,
+          method: c.req.method,
+          route,
+          status: c.res.status,
+          duration_ms: Math.round(seconds * 100_000) / 100,
+          ...c.get('who'),
+          ...(refusal === undefined ? {} : { error: refusal.error, detail: refusal.detail }),
+        });
+      },
+      parent,
+    );
   });
 
   // Each family names how its errors are answered and which callers it admits (see errors.ts, callers.ts).

@@ -85,6 +85,7 @@ describe('canonical entries', () => {
       reason: nullable,
       request_id: nullable,
       trace_id: nullable,
+      span_id: nullable,
     },
     { requiredKeys: ['tenant', 'type', 'decision'] },
   ) as fc.Arbitrary<AuditEvent>;
@@ -162,7 +163,7 @@ describe('the hash chain', () => {
   it('hashes a domain-separated string of seq, previous hash and canonical entry', async () => {
     const canonical = canonicalEntry(auditEntry({ tenant: 'acme', type: 'decision', decision: 'deny' }, time));
     expect(canonical).toBe(
-      '{"action_id":null,"actor_chain":[],"audience":[],"authorization_details":[],"client":null,"decision":"deny","jti":null,"parent_jti":null,"policy_digest":null,"policy_ids":[],"reason":null,"request_id":null,"root_grant":null,"scope":[],"tenant":"acme","time":"2026-11-24T00:00:00.000Z","trace_id":null,"type":"decision","user":null}',
+      '{"action_id":null,"actor_chain":[],"audience":[],"authorization_details":[],"client":null,"decision":"deny","jti":null,"parent_jti":null,"policy_digest":null,"policy_ids":[],"reason":null,"request_id":null,"root_grant":null,"scope":[],"span_id":null,"tenant":"acme","time":"2026-11-24T00:00:00.000Z","trace_id":null,"type":"decision","user":null}',
     );
     expect(await entryHash(sha256Hex, 1, genesisHash, canonical)).toBe(
       sha256Hex(`baton.audit.v1\n1\n${genesisHash}\n${canonical}`),
@@ -292,6 +293,61 @@ describe('entries written before policy_digest existed', () => {
       l.seq === 1
         ? { ...l, canonical: (l.canonical as string).replace('"policy_ids"', '"policy_digest":null,"policy_ids"') }
         : l,
+    );
+    expect(await verifyExport(text(added), { keys: [] }, sha256Hex)).toEqual({
+      ok: false,
+      message: 'entry 1: hash does not match its content',
+    });
+  });
+});
+
+describe('entries written before span_id existed', () => {
+  // Written and hashed by Baton before span_id was added (commit f2d99f4): its stored canonical text and hash.
+  const before = {
+    seq: 1,
+    prev_hash: genesisHash,
+    hash: '7f870cbb00e4edaa0920a6314b4234320a15bb065e291d3e6ad4af8d4dd73883',
+    canonical:
+      '{"action_id":"act-7","actor_chain":["orchestrator"],"audience":["payments"],"authorization_details":[],"client":"agent-platform","decision":"granted","jti":"j-1","parent_jti":null,"policy_digest":null,"policy_ids":["p1"],"reason":null,"request_id":"req-old-1","root_grant":"g-1","scope":["payments:read"],"tenant":"acme","time":"2026-11-24T00:00:00.000Z","trace_id":null,"type":"token.exchange","user":"alice"}',
+  } satisfies ChainLine;
+  const time = new Date('2026-11-24T00:00:01.000Z');
+  function mixedLog(): ChainLine[] {
+    const lines: ChainLine[] = [before];
+    for (const event of [
+      { tenant: 'acme', type: 'decision', decision: 'allow', trace_id: 'a'.repeat(32), span_id: 'b'.repeat(16) },
+      { tenant: '*', type: 'registry.sweep', decision: 'applied' },
+    ] satisfies AuditEvent[]) {
+      const prev = lines.at(-1) as ChainLine;
+      const canonical = canonicalEntry(auditEntry(event, time));
+      const seq = prev.seq + 1;
+      lines.push({ seq, prev_hash: prev.hash, hash: entryHash(sha256Hex, seq, prev.hash, canonical), canonical });
+    }
+    return lines;
+  }
+
+  it('hash exactly as before, and stay canonical without the field', () => {
+    expect(entryHash(sha256Hex, 1, genesisHash, before.canonical)).toBe(before.hash);
+    expect(isCanonicalEntry(before.canonical)).toBe(true);
+    // Re-read and re-canonicalized, an old entry gains no span_id.
+    expect(canonicalEntry(JSON.parse(before.canonical) as AuditEntry)).toBe(before.canonical);
+  });
+
+  it('verify in one log with new entries, which always carry span_id', async () => {
+    const lines = mixedLog();
+    expect(lines.map((l) => (JSON.parse(l.canonical as string) as Record<string, unknown>).span_id)).toEqual([
+      undefined,
+      'b'.repeat(16),
+      null,
+    ]);
+    expect(verifyChain(sha256Hex, lines)).toEqual({ valid: true, entries: 3 });
+    const text = (ls: ChainLine[]) => `${ls.map((l) => JSON.stringify(l)).join('\n')}\n`;
+    expect(await verifyExport(text(lines), { keys: [] }, sha256Hex)).toEqual({
+      ok: true,
+      message: '3 entries valid (3 whole, 0 redacted), 0 checkpoints valid',
+    });
+    // An old entry given a span_id it never had no longer matches its hash.
+    const added = lines.map((l) =>
+      l.seq === 1 ? { ...l, canonical: before.canonical.replace('"tenant"', '"span_id":null,"tenant"') } : l,
     );
     expect(await verifyExport(text(added), { keys: [] }, sha256Hex)).toEqual({
       ok: false,

@@ -199,7 +199,9 @@ describe('decide (POST /authorize)', () => {
       policy_digest: shippedDigest,
       reason: 'payments:transfer on Account::acct-1',
       request_id: 'request-1',
+      // Called outside any HTTP request: no trace.
       trace_id: null,
+      span_id: null,
       time: expect.any(String),
     });
   });

@@ -53,6 +53,9 @@ describe('the refusal tally', () => {
         reason:
           'POST /oauth2/token from address 192.0.2.1: 99 more invalid_request (400) from 2030-01-01T00:00:00.000Z to 2030-01-01T00:01:00.000Z; the last: parameter p98 is repeated',
         request_id: null,
+        // A summary stands for many requests: the trace of none.
+        trace_id: null,
+        span_id: null,
       },
     ]);
     expect(tally.due()).toEqual([]);

@@ -53,7 +53,9 @@ const searchEntry = {
   scope: [],
   authorization_details: [],
   request_id: null,
-  trace_id: null,
+  // Each search is a request of its own, in a trace Baton starts (no traceparent is sent).
+  trace_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+  span_id: expect.stringMatching(/^[0-9a-f]{16}$/),
   policy_digest: shippedDigest,
 };
 

@@ -63,6 +63,8 @@ describe('a sign-in page', () => {
       pragma: 'no-cache',
       'referrer-policy': 'no-referrer',
       'retry-after': '1',
+      // Baton's span of this request, in a trace it started (no traceparent was sent).
+      traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/),
       vary: 'Accept-Language',
       'x-content-type-options': 'nosniff',
       'x-frame-options': 'DENY',

@@ -4,6 +4,8 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import parsePrometheus from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
+import { decodeJwt } from 'jose';
+import { auditRequests } from '../support/audit.js';
 import { basic, grants, postJson, postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
 
 const exporter = new InMemorySpanExporter();
@@ -19,15 +21,19 @@ afterAll(async () => {
   context.disable();
 });
 
-const exchange = async (audience = 'payments') =>
-  postToken(baton, {
-    grant_type: grants.exchange,
-    subject_token: await mintUserToken('alice', { audience: baton.issuer }),
-    subject_token_type: tokenTypes.jwt,
-    actor_token: await mintAgentAssertion('orchestrator', baton.issuer),
-    actor_token_type: tokenTypes.jwt,
-    audience,
-  });
+const exchange = async (audience = 'payments', headers: Record<string, string> = {}) =>
+  postToken(
+    baton,
+    {
+      grant_type: grants.exchange,
+      subject_token: await mintUserToken('alice', { audience: baton.issuer }),
+      subject_token_type: tokenTypes.jwt,
+      actor_token: await mintAgentAssertion('orchestrator', baton.issuer),
+      actor_token_type: tokenTypes.jwt,
+      audience,
+    },
+    { authorization: basic('agent-platform'), ...headers },
+  );
 
 describe('traces', () => {
   it('record a span tree for one exchange: request > token > policy, signing, audit append', async () => {
@@ -120,6 +126,7 @@ describe('logs', () => {
       .at(-1);
     expect(line?.fields).toMatchObject({
       trace_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+      span_id: expect.stringMatching(/^[0-9a-f]{16}$/),
       method: 'POST',
       route: '/oauth2/token',
       status: 200,
@@ -128,5 +135,58 @@ describe('logs', () => {
       client: 'agent-platform',
       actor: 'orchestrator',
     });
+  });
+});
+
+describe('trace context with a tracer SDK', () => {
+  const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const callerSpan = '00f067aa0ba902b7';
+  /** The exchange's audit entry, as an auditor exports it, found by the issued token's jti. */
+  async function exchangeEntry(accessToken: unknown): Promise<Record<string, unknown> | undefined> {
+    const requests = auditRequests(baton);
+    const exported = await requests.get(
+      '/audit/entries?from=1&limit=10000',
+      await requests.bearer('ops-console', 'baton:audit'),
+    );
+    const jti = decodeJwt(accessToken as string).jti;
+    return exported.text
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { canonical?: string })
+      .filter((line) => line.canonical !== undefined)
+      .map((line) => JSON.parse(line.canonical as string) as Record<string, unknown>)
+      .find((e) => e.jti === jti && e.type === 'token.exchange');
+  }
+
+  it("makes the request span a child of the caller's span, and the audit entry and response name that span", async () => {
+    exporter.reset();
+    const result = await exchange('payments', {
+      traceparent: `00-${callerTrace}-${callerSpan}-01`,
+      'x-request-id': 'req-sdk-1',
+    });
+    expect(result.status).toBe(200);
+    const request = exporter.getFinishedSpans().find((s) => s.name === 'baton.request');
+    expect(request?.spanContext().traceId).toBe(callerTrace);
+    expect(request?.parentSpanContext?.spanId).toBe(callerSpan);
+    expect(request?.parentSpanContext?.isRemote).toBe(true);
+    const spanId = request?.spanContext().spanId;
+    expect(result.headers.get('traceparent')).toBe(`00-${callerTrace}-${spanId}-01`);
+    // Every span of the request is in the caller's trace.
+    expect(new Set(exporter.getFinishedSpans().map((s) => s.spanContext().traceId))).toEqual(new Set([callerTrace]));
+    const entry = await exchangeEntry(result.body.access_token);
+    expect([entry?.trace_id, entry?.span_id, entry?.request_id]).toEqual([callerTrace, spanId, 'req-sdk-1']);
+    const line = baton.logger.lines.find((l) => l.message === 'request' && l.fields?.request_id === 'req-sdk-1');
+    expect(line?.fields).toMatchObject({ trace_id: callerTrace, span_id: spanId, parent_span_id: callerSpan });
+  });
+
+  it('without a traceparent, the SDK starts the trace and its IDs are the ones recorded', async () => {
+    exporter.reset();
+    const result = await exchange();
+    const request = exporter.getFinishedSpans().find((s) => s.name === 'baton.request');
+    expect(request?.parentSpanContext).toBeUndefined();
+    const own = request?.spanContext();
+    expect(result.headers.get('traceparent')).toBe(`00-${own?.traceId}-${own?.spanId}-01`);
+    const entry = await exchangeEntry(result.body.access_token);
+    expect([entry?.trace_id, entry?.span_id, entry?.request_id]).toEqual([own?.traceId, own?.spanId, null]);
   });
 });

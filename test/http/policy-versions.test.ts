@@ -258,7 +258,8 @@ describe('policy versions through the admin API', () => {
       policy_digest: shippedDigest,
       reason: `version 1 (${shippedDigest}) from version 2 (${v2}): ${shippedIds.join(', ')}`,
       request_id: null,
-      trace_id: null,
+      trace_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+      span_id: expect.stringMatching(/^[0-9a-f]{16}$/),
       time: expect.any(String),
     });
     expect(

@@ -102,8 +102,18 @@ describe.skipIf(skip)('Baton on Workers (wrangler dev, local workerd)', () => {
         context: { amount: 100, currency: 'EUR' },
         action_id: 'workers-1',
       },
-      { authorization: basic('payments') },
+      {
+        authorization: basic('payments'),
+        traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+        'x-request-id': 'workers-req-1',
+      },
     );
+    // The caller's trace is continued in workerd too (nodejs_compat's AsyncLocalStorage carries it to the entry).
+    const answered = /^00-4bf92f3577b34da6a3ce929d0e0e4736-([0-9a-f]{16})-01$/.exec(
+      decision.headers.get('traceparent') ?? '',
+    );
+    expect(answered?.[1]).toMatch(/^[0-9a-f]{16}$/);
+    expect(answered?.[1]).not.toBe('00f067aa0ba902b7');
     expect(decision.body).toEqual({ decision: 'allow', action_id: 'workers-1', reasons: ['transfer-up-to-100'] });
     const over = await postJson(
       target,
@@ -132,6 +142,12 @@ describe.skipIf(skip)('Baton on Workers (wrangler dev, local workerd)', () => {
       ['token.exchange', true],
       ['token.exchange', true],
       ['decision', true],
+    ]);
+    const traced = trail.entries[2]?.entry as { trace_id?: unknown; span_id?: unknown; request_id?: unknown };
+    expect([traced.trace_id, traced.span_id, traced.request_id]).toEqual([
+      '4bf92f3577b34da6a3ce929d0e0e4736',
+      answered?.[1],
+      'workers-req-1',
     ]);
     // The bundled set's digest, computed here as the README defines it over the bundle's texts.
     const bundle = Object.fromEntries(

@@ -55,7 +55,10 @@ export interface AuditEvent {
   readonly policy_digest?: string | null;
   readonly reason?: string | null;
   readonly request_id?: string | null;
+  /** The W3C trace ID of the request that caused the entry (32 lowercase hex); null for work of no request (timers, startup). */
   readonly trace_id?: string | null;
+  /** The span ID of Baton's own span for that request (16 lowercase hex), not the caller's. Absent from entries written before it existed. */
+  readonly span_id?: string | null;
 }
 
 /** The entry as it is hashed and stored: every field present, `time` added. */
@@ -95,6 +98,7 @@ export function auditEntry(event: AuditEvent, time: Date): AuditEntry {
     reason: event.reason ?? null,
     request_id: event.request_id ?? null,
     trace_id: event.trace_id ?? null,
+    span_id: event.span_id ?? null,
     time: time.toISOString(),
   };
 }
@@ -122,6 +126,7 @@ const entryMembers = [
   'request_id',
   'root_grant',
   'scope',
+  'span_id',
   'tenant',
   'time',
   'trace_id',

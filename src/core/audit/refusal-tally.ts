@@ -63,19 +63,22 @@ export function createRefusalTally(options: RefusalTallyOptions): RefusalTally {
   const sources = new Map<string, number>();
 
   const keyOf = (r: Refusal, source: string) => `${source}\n${r.route}\n${r.status}\n${r.code}`;
-  const entry = (r: Refusal, reason: string, requestId: string | null): AuditEvent => ({
+  const entry = (r: Refusal, reason: string, requestId: string | null, summary = false): AuditEvent => ({
     tenant: r.tenant,
     type: 'request.refusal',
     decision: 'refused',
     client: r.client,
     reason: `${r.route} from ${r.source}: ${reason}`,
     request_id: requestId,
+    // A summary stands for many requests: it takes the trace of none (not of the request that happened to close it).
+    ...(summary ? { trace_id: null, span_id: null } : {}),
   });
   const summary = (interval: Interval, now: number): AuditEvent =>
     entry(
       interval.first,
       `${interval.more} more ${interval.first.code} (${interval.first.status}) from ${new Date(interval.start).toISOString()} to ${new Date(now).toISOString()}; the last: ${interval.last.description}`,
       null,
+      true,
     );
   const close = (key: string, interval: Interval, now: number, into: AuditEvent[]): void => {
     if (interval.more > 0) into.push(summary(interval, now));

@@ -1,0 +1,44 @@
+import type { AuditEvent } from './audit/chain.js';
+
+/**
+ * The W3C trace context of one request as Baton records it: the trace it belongs to (the
+ * caller's, or one Baton started), Baton's own span for the request, and the caller's span
+ * (`parentSpanId`) when a `traceparent` named one.
+ */
+export interface RequestTrace {
+  /** 32 lowercase hex digits, never all zero. */
+  readonly traceId: string;
+  /** Baton's span for this request: 16 lowercase hex digits, never all zero. */
+  readonly spanId: string;
+  /** The caller's span (the parent-id of its traceparent), or null when Baton started the trace. */
+  readonly parentSpanId: string | null;
+  /** The trace-flags byte (bit 0: sampled). */
+  readonly flags: number;
+  /** The caller's tracestate, passed on as it came (already validated by the propagator). */
+  readonly traceState: string | undefined;
+  /** The caller's X-Request-ID, when plausible. */
+  readonly requestId: string | null;
+}
+
+/** `bytes` random bytes as lowercase hex, never all zero (an all-zero trace or span ID is invalid). */
+export function randomHexId(bytes: 8 | 16): string {
+  const buffer = new Uint8Array(bytes);
+  do crypto.getRandomValues(buffer);
+  while (buffer.every((b) => b === 0));
+  return Array.from(buffer, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The version-00 `traceparent` that names Baton's span of this request, for the caller to join its logs on. */
+export function traceparentOf(trace: RequestTrace): string {
+  return `00-${trace.traceId}-${trace.spanId}-${(trace.flags & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+/**
+ * The event with the request's trace: trace ID, span ID, and the request ID when the event does
+ * not name one. An event that states its own `trace_id` (null for a summary of many requests) is
+ * left as it is.
+ */
+export function withRequestTrace(event: AuditEvent, trace: RequestTrace | undefined): AuditEvent {
+  if (trace === undefined || event.trace_id !== undefined) return event;
+  return { ...event, trace_id: trace.traceId, span_id: trace.spanId, request_id: event.request_id ?? trace.requestId };
+}
