@@ -161,7 +161,8 @@ describe('POST /admin/revoke {"action_id"}', () => {
         policy_digest: null,
         reason: `revoked root grant ${jtiOf(root)} of action ${actionId} (the token it used, ${jtiOf(subagent)}, and every token issued under that grant): 3 tokens`,
         request_id: 'req-revoke-1',
-        trace_id: null,
+        trace_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+        span_id: expect.stringMatching(/^[0-9a-f]{16}$/),
         time: expect.any(String),
       },
     ]);
