@@ -260,3 +260,31 @@ async function asAgent(agent: string): Promise<Record<string, string>> {
     client_assertion: await mintAgentAssertion(agent, baton.issuer),
   };
 }
+
+describe('the lifetime of an issued token', () => {
+  it('is exactly the configured one, iat to exp and in expires_in, however long the exchange took', async () => {
+    // Every reading of this clock is 700 ms after the last: an exchange crosses second boundaries.
+    let now = Date.now();
+    const slow = await memoryBaton({}, { clock: { now: () => (now += 700) } });
+    try {
+      const result = await postToken(
+        slow,
+        {
+          grant_type: grants.exchange,
+          subject_token: await mintUserToken('alice', { audience: slow.issuer }),
+          subject_token_type: tokenTypes.jwt,
+          actor_token: await mintAgentAssertion('orchestrator', slow.issuer),
+          actor_token_type: tokenTypes.jwt,
+          audience: 'payments',
+        },
+        { authorization: `Basic ${btoa(`agent-platform:${demoSecret('agent-platform')}`)}` },
+      );
+      expect(result.status, JSON.stringify(result.body)).toBe(200);
+      expect(result.body.expires_in).toBe(300);
+      const claims = decodeJwt(result.body.access_token as string);
+      expect((claims.exp as number) - (claims.iat as number)).toBe(300);
+    } finally {
+      await slow.close();
+    }
+  });
+});

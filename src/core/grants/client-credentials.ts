@@ -70,6 +70,7 @@ async function issueForCaller(
     scope,
     authorizationDetails,
     act: undefined,
+    issuedAt: now,
     expiresAt: now + ctx.limits.maxTokenLifetimeSeconds,
     parentJti: null,
     rootGrant: null,

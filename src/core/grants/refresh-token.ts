@@ -106,6 +106,7 @@ export async function issueWithRefresh(
     scope,
     authorizationDetails: detail.authorizationDetails as AuthorizationDetail[],
     act: detail.agent === null ? undefined : { sub: detail.agent },
+    issuedAt: now,
     expiresAt: now + ctx.limits.maxTokenLifetimeSeconds,
     parentJti: null,
     rootGrant: family,

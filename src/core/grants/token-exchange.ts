@@ -265,10 +265,8 @@ async function exchangeToken(
     'the subject token',
   );
   trail.authorization_details = authorizationDetails;
-  const expiresAt = Math.min(
-    Math.floor(ctx.clock.now() / 1000) + ctx.limits.maxTokenLifetimeSeconds,
-    subject.expiresAt,
-  );
+  const issuedAt = Math.floor(ctx.clock.now() / 1000);
+  const expiresAt = Math.min(issuedAt + ctx.limits.maxTokenLifetimeSeconds, subject.expiresAt);
 
   const policy = ctx.policy();
   trail.policy_digest = policy.digest;
@@ -310,6 +308,7 @@ async function exchangeToken(
     scope,
     authorizationDetails,
     act: chain.act,
+    issuedAt,
     expiresAt,
     parentJti: subject.lineage?.jti ?? null,
     rootGrant: subject.lineage?.rootGrant ?? null,

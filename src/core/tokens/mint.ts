@@ -26,6 +26,8 @@ export interface Issuance {
   readonly scope: readonly string[];
   readonly authorizationDetails: readonly AuthorizationDetail[];
   readonly act: ActClaim | undefined;
+  /** When it is issued (seconds since the epoch): the clock reading its `expiresAt` was computed from. */
+  readonly issuedAt: number;
   readonly expiresAt: number;
   readonly parentJti: string | null;
   readonly rootGrant: string | null;
@@ -39,10 +41,11 @@ export interface Issuance {
 
 /** Signs a token, commits its audit entry and lineage (before it leaves), and builds the response. */
 export async function issue(
-  ctx: Pick<ServiceContext, 'issuer' | 'keys' | 'audit' | 'clock'>,
+  ctx: Pick<ServiceContext, 'issuer' | 'keys' | 'audit'>,
   grant: Issuance,
 ): Promise<TokenResponse> {
-  const now = Math.floor(ctx.clock.now() / 1000);
+  // The grant's own clock reading: `iat` and `expires_in` agree with the `exp` it computed.
+  const now = grant.issuedAt;
   const jti = randomId();
   const claims = {
     iss: ctx.issuer,
