@@ -477,13 +477,27 @@ function endpoints(ctx: Context): {
       name: 'audit',
       runs: 170,
       requests: fc
-        .tuple(fc.constantFrom('actions', 'actions-raw', 'entries', 'verify', 'checkpoint'), hostileText, hostileText)
+        .tuple(
+          fc.constantFrom(
+            'actions',
+            'actions-raw',
+            'entries',
+            'entries-ocsf',
+            'entries-format',
+            'verify',
+            'checkpoint',
+          ),
+          hostileText,
+          hostileText,
+        )
         .map(([call, a, b]) => (what: string) => {
           const query = (names: string[]) => names.map((n, i) => `${n}=${encode(i === 0 ? a : b)}`).join('&');
           const path = {
             actions: `/audit/actions/${encode(a)}`,
             'actions-raw': `/audit/actions/${a.replace(/[^\x21-\x7E]/g, '')}%ED%A0%80`,
             entries: `/audit/entries?${query(['from', 'limit'])}`,
+            'entries-ocsf': `/audit/entries?format=ocsf&${query(['from', 'limit'])}`,
+            'entries-format': `/audit/entries?${query(['format', 'from'])}`,
             verify: `/audit/verify?${query(['from', 'to'])}`,
             checkpoint: `/audit/checkpoint?${query(['x'])}`,
           }[call];
