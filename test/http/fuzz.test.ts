@@ -474,6 +474,24 @@ function endpoints(ctx: Context): {
       ),
     },
     {
+      name: 'audit sinks',
+      runs: 40,
+      requests: fc.oneof(
+        jsonMutation(['kind', 'url', 'credential', 'batch_size', '+']).map(
+          (m) => (what: string) =>
+            send(what, '/admin/audit-sinks/fuzz', {
+              method: 'PUT',
+              headers: { 'content-type': 'application/json', ...ctx.admin },
+              body: mutateJson({ kind: 'webhook', url: 'https://siem.example/in', credential: 'x' }, m),
+            }),
+        ),
+        hostileText.map(
+          (id) => (what: string) =>
+            send(what, `/admin/audit-sinks/${encode(id)}`, { method: 'DELETE', headers: ctx.admin }),
+        ),
+      ),
+    },
+    {
       name: 'audit',
       runs: 170,
       requests: fc
