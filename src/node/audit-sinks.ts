@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { toOcsf } from '../core/audit/ocsf.js';
+import { ocsfOfLine } from '../core/audit/ocsf.js';
 import {
   sinkBackoffMs,
   sinkRequest,
@@ -40,6 +40,8 @@ export function startAuditSinks(options: AuditSinkOptions): { stop(): Promise<vo
   const holder = randomUUID();
   const send = options.fetch ?? fetch;
   let stopped = false;
+  // Stopping cuts a request in flight: its batch stays behind the cursor, for whichever instance goes on.
+  const stopping = new AbortController();
   let running: Promise<void> | undefined;
 
   async function deliver(sink: StoredSink): Promise<void> {
@@ -57,7 +59,7 @@ export function startAuditSinks(options: AuditSinkOptions): { stop(): Promise<vo
         metrics.sinkLag(label, 0);
         return;
       }
-      const events = lines.map((l) => toOcsf({ ...l, entry: JSON.parse(l.canonical) as unknown }));
+      const events = lines.map(ocsfOfLine);
       metrics.sinkLag(label, Math.max(0, (clock.now() - (events[0]?.time as number)) / 1000));
       if (sink.failures > 0 && round === 0) metrics.sinkRetry(label);
       const request = sinkRequest(sink.kind, sink.credential, events);
@@ -68,7 +70,7 @@ export function startAuditSinks(options: AuditSinkOptions): { stop(): Promise<vo
           headers: request.headers,
           body: request.body,
           redirect: 'error',
-          signal: AbortSignal.timeout(options.timeoutMs),
+          signal: AbortSignal.any([AbortSignal.timeout(options.timeoutMs), stopping.signal]),
         });
         await response.body?.cancel();
         if (!response.ok) problem = `answered ${response.status}`;
@@ -133,6 +135,7 @@ export function startAuditSinks(options: AuditSinkOptions): { stop(): Promise<vo
     tick: () => (running ??= tick().finally(() => (running = undefined))),
     async stop() {
       stopped = true;
+      stopping.abort();
       clearInterval(timer);
       await running;
       await store.release(holder).catch(() => undefined);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { auditEntry, type AuditEvent } from '../../src/core/audit/chain.js';
-import { batonVersion, ocsfPlacement, ocsfPlacements, toOcsf } from '../../src/core/audit/ocsf.js';
+import { batonVersion, ocsfOfLine, ocsfPlacement, ocsfPlacements, toOcsf } from '../../src/core/audit/ocsf.js';
 import { ocsfErrors } from '../support/ocsf.js';
 
 /** The entry types chain.ts declares: the quoted members of its AuditType union. */
@@ -87,6 +87,17 @@ describe('OCSF mapping', () => {
     const event = toOcsf({ seq: 3, hash: 'd'.repeat(64), prev_hash: 'e'.repeat(64), entry: old });
     expect(ocsfErrors(event)).toEqual([]);
     expect((event.unmapped as { baton: Record<string, unknown> }).baton.policy_digest).toBeNull();
+  });
+
+  it('maps a stored line whose text is not JSON (tampered) as an entry of unknown type, with its sequence number and hash', () => {
+    const event = ocsfOfLine({ seq: 12, hash: 'f'.repeat(64), prev_hash: 'e'.repeat(64), canonical: '{"type":' });
+    expect(ocsfErrors(event)).toEqual([]);
+    expect(event).toMatchObject({
+      class_uid: 6003,
+      activity_id: 99,
+      time: 0,
+      metadata: { sequence: 12, uid: 'f'.repeat(64), event_code: 'unknown' },
+    });
   });
 
   it('is refused by the schema when a required attribute is missing or a value is off the enum', () => {

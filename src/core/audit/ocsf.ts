@@ -187,7 +187,7 @@ function chainText(entry: Partial<AuditEntry>): string | undefined {
 export function toOcsf(
   record: Pick<AuditRecord, 'seq' | 'hash' | 'prev_hash'> & { readonly entry: unknown },
 ): OcsfEvent {
-  const entry = (record.entry ?? {}) as Partial<AuditEntry>;
+  const entry = (record.entry !== null && typeof record.entry === 'object' ? record.entry : {}) as Partial<AuditEntry>;
   const type = text(entry.type) ?? 'unknown';
   const placement = ocsfPlacement(type);
   const result = outcome(entry.decision);
@@ -277,4 +277,17 @@ export function toOcsf(
       break;
   }
   return event;
+}
+
+/** The event of a stored line (`seq, prev_hash, hash, canonical`); a canonical text that is not JSON (tampered) maps as an entry of unknown type, still with its sequence number and hash. */
+export function ocsfOfLine(
+  line: Pick<AuditRecord, 'seq' | 'hash' | 'prev_hash'> & { readonly canonical: string },
+): OcsfEvent {
+  let entry: unknown;
+  try {
+    entry = JSON.parse(line.canonical) as unknown;
+  } catch {
+    entry = undefined;
+  }
+  return toOcsf({ seq: line.seq, hash: line.hash, prev_hash: line.prev_hash, entry });
 }

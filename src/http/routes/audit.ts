@@ -1,6 +1,6 @@
 import { Hono, type Context } from 'hono';
-import { toOcsf } from '../../core/audit/ocsf.js';
 import { signedAt, verifyAgainstCheckpoints, verifyCheckpoint } from '../../core/audit/checkpoint.js';
+import { ocsfOfLine } from '../../core/audit/ocsf.js';
 import { operatorScopes } from '../../core/clients/callers.js';
 import { actionIdRule, actionIdSyntax } from '../../core/decisions/authorize.js';
 import { invalidRequest } from '../../core/errors.js';
@@ -67,13 +67,7 @@ export function auditRoutes({ service, auditQueries, checkpoints }: AppDeps): Ho
       // Only the tenant's own entries become events (another tenant's redacted lines carry none),
       // so a page may hold fewer events than lines read: the header says where the next page starts.
       const events = lines.flatMap((l) =>
-        l.canonical === undefined
-          ? []
-          : [
-              JSON.stringify(
-                toOcsf({ seq: l.seq, hash: l.hash, prev_hash: l.prev_hash, entry: JSON.parse(l.canonical) }),
-              ),
-            ],
+        l.canonical === undefined ? [] : [JSON.stringify(ocsfOfLine({ ...l, canonical: l.canonical }))],
       );
       const last = lines.at(-1);
       return c.body(events.length === 0 ? '' : `${events.join('\n')}\n`, 200, {
