@@ -206,6 +206,7 @@ describe('GET /audit/entries?format=ocsf', () => {
           authorization_details: [],
           policy_ids: [],
           policy_digest: entry.policy_digest,
+          reason: 'payments:transfer on Account::acct-1',
           request_id: 'req-ocsf-deny',
           trace_id: null,
         },

@@ -92,6 +92,26 @@ export function ocsfPlacement(type: string): Placement {
   );
 }
 
+/** The entry's members as `unmapped.baton` states them when an entry (an older one) lacks them. */
+const entryDefaults = {
+  decision: undefined,
+  action_id: null,
+  user: null,
+  actor_chain: [],
+  client: null,
+  jti: null,
+  parent_jti: null,
+  root_grant: null,
+  audience: [],
+  scope: [],
+  authorization_details: [],
+  policy_ids: [],
+  policy_digest: null,
+  reason: null,
+  request_id: null,
+  trace_id: null,
+};
+
 /** A field of an entry that may be absent (entries written before it existed) or null. */
 function text(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
@@ -196,6 +216,7 @@ export function toOcsf(
   const reason = text(entry.reason);
   const chain = targetTypes.has(type) ? undefined : chainText(entry);
   const time = Date.parse(text(entry.time) ?? '');
+  const { tenant: _tenant, time: _time, ...fields } = entry as Record<string, unknown>;
   const event: Record<string, unknown> = {
     class_uid: placement.classUid,
     class_name: placement.className,
@@ -225,26 +246,15 @@ export function toOcsf(
       original_time: text(entry.time),
     }),
     unmapped: {
+      // Every member of the entry but its tenant and time (in metadata and time), including members
+      // added after this mapping was written; those an older entry lacks are null or empty.
       baton: compact({
         seq: record.seq,
         hash: record.hash,
         prev_hash: record.prev_hash,
+        ...entryDefaults,
+        ...fields,
         type,
-        decision: entry.decision,
-        action_id: entry.action_id ?? null,
-        user: entry.user ?? null,
-        actor_chain: list(entry.actor_chain),
-        client: entry.client ?? null,
-        jti: entry.jti ?? null,
-        parent_jti: entry.parent_jti ?? null,
-        root_grant: entry.root_grant ?? null,
-        audience: list(entry.audience),
-        scope: list(entry.scope),
-        authorization_details: entry.authorization_details ?? [],
-        policy_ids: list(entry.policy_ids),
-        policy_digest: entry.policy_digest ?? null,
-        request_id: entry.request_id ?? null,
-        trace_id: entry.trace_id ?? null,
       }),
     },
   };
