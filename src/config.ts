@@ -63,6 +63,13 @@ const settings = {
   rateLimitPerSecond: ['BATON_RATE_LIMIT', int(0, 1_000_000, 1000)],
   refusalIntervalSeconds: ['BATON_REFUSAL_INTERVAL', int(1, 3600, 60)],
   agentSweepIntervalSeconds: ['BATON_AGENT_SWEEP_INTERVAL', int(1, 86_400, 60)],
+  // Audit sinks: how often each instance looks for entries to push, the first retry's wait (doubling
+  // up to the maximum), a sink's lease, and the time allowed per request to a sink.
+  auditSinkIntervalMs: ['BATON_AUDIT_SINK_INTERVAL_MS', int(50, 60_000, 1000)],
+  auditSinkBackoffMs: ['BATON_AUDIT_SINK_BACKOFF_MS', int(10, 60_000, 1000)],
+  auditSinkMaxBackoffMs: ['BATON_AUDIT_SINK_MAX_BACKOFF_MS', int(10, 3_600_000, 60_000)],
+  auditSinkLeaseMs: ['BATON_AUDIT_SINK_LEASE_MS', int(1000, 600_000, 30_000)],
+  auditSinkTimeoutMs: ['BATON_AUDIT_SINK_TIMEOUT_MS', int(100, 60_000, 10_000)],
   // Development only: client metadata documents over plain http from 127.0.0.1, localhost or [::1].
   cimdAllowHttpLoopback: [
     'BATON_CIMD_ALLOW_HTTP_LOOPBACK',

@@ -1,11 +1,12 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Metrics } from '../core/ports.js';
+import type { SinkMetrics } from '../core/audit/sinks.js';
 
 /** Prometheus metrics in a registry of their own, with Node's process metrics. */
 export function prometheusMetrics(signing: {
   kid: string;
   alg: string;
-}): Metrics & { readonly contentType: string; text(): Promise<string> } {
+}): Metrics & SinkMetrics & { readonly contentType: string; text(): Promise<string> } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'baton_' });
   const requests = new Counter({
@@ -68,6 +69,36 @@ export function prometheusMetrics(signing: {
     registers: [registry],
   });
   key.set({ kid: signing.kid, alg: signing.alg }, 1);
+  const sinkDelivered = new Counter({
+    name: 'baton_audit_sink_delivered_total',
+    help: 'Audit entries accepted by each sink (tenant/id).',
+    labelNames: ['sink'],
+    registers: [registry],
+  });
+  const sinkCursor = new Gauge({
+    name: 'baton_audit_sink_cursor',
+    help: 'The sequence number up to which each sink (tenant/id) has every entry of its tenant.',
+    labelNames: ['sink'],
+    registers: [registry],
+  });
+  const sinkLag = new Gauge({
+    name: 'baton_audit_sink_lag_seconds',
+    help: 'Age of the oldest entry a sink (tenant/id) has not accepted yet; 0 when caught up.',
+    labelNames: ['sink'],
+    registers: [registry],
+  });
+  const sinkRetries = new Counter({
+    name: 'baton_audit_sink_retries_total',
+    help: 'Deliveries to a sink (tenant/id) tried again after a failure.',
+    labelNames: ['sink'],
+    registers: [registry],
+  });
+  const sinkFailures = new Counter({
+    name: 'baton_audit_sink_failures_total',
+    help: 'Failed deliveries to a sink (tenant/id): refused, unreachable or too slow.',
+    labelNames: ['sink'],
+    registers: [registry],
+  });
   return {
     contentType: registry.contentType,
     text: () => registry.metrics(),
@@ -86,5 +117,12 @@ export function prometheusMetrics(signing: {
       appendLatency.observe(seconds);
     },
     reload: (what, outcome) => reloads.inc({ what, outcome }),
+    sinkDelivered(sink, entries, cursor) {
+      sinkDelivered.inc({ sink }, entries);
+      sinkCursor.set({ sink }, cursor);
+    },
+    sinkLag: (sink, seconds) => sinkLag.set({ sink }, seconds),
+    sinkRetry: (sink) => sinkRetries.inc({ sink }),
+    sinkFailure: (sink) => sinkFailures.inc({ sink }),
   };
 }

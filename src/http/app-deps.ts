@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import type { CheckpointWitness } from '../core/audit/checkpoint.js';
+import type { AuditSinkStore } from '../core/audit/sinks.js';
 import type { RefusalTally } from '../core/audit/refusal-tally.js';
 import type { ServiceContext } from '../core/context.js';
 import type { PolicyAdmin } from '../core/decisions/policy-set.js';
@@ -23,6 +24,8 @@ export interface AppDeps {
   readonly auditQueries: AuditQueries;
   /** The registry kept in the database, edited by the admin API (absent where it is bundled: no admin API then); edits swap this instance's registry at once. */
   readonly registryStore?: RegistryStore;
+  /** The tenants' audit sinks (absent where Baton does not push entries: no admin API for them then). */
+  readonly auditSinks?: AuditSinkStore;
   /** The audit keys and the checkpoints known outside the database; none where no audit key is configured. */
   readonly checkpoints?: CheckpointWitness;
   /** How request bodies are read (default: the Fetch API stream); the Node entry reads Node's own request. */

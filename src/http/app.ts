@@ -9,6 +9,7 @@ import { requestIdOf, type Env } from './request.js';
 import { callerSpan, incomingContext, requestTraceOf } from './trace-context.js';
 import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agents.js';
+import { auditSinkRoutes } from './routes/audit-sinks.js';
 import { auditRoutes } from './routes/audit.js';
 import { browserRoutes } from './routes/browser.js';
 import { decisionRoutes } from './routes/decisions.js';
@@ -73,6 +74,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.route('/', registryRoutes(deps));
   app.route('/', agentRoutes(deps));
   app.route('/', auditRoutes(deps));
+  app.route('/', auditSinkRoutes(deps));
   app.route('/', operationRoutes(deps));
 
   app.notFound((c) =>

@@ -7,6 +7,7 @@ import { migrate } from '../adapters/db/migrations.js';
 import { openPglite } from '../adapters/db/pglite.js';
 import { openPostgres } from '../adapters/db/postgres.js';
 import type { Database } from '../adapters/db/sql.js';
+import { createAuditSinkStore } from '../adapters/db/audit-sink-store.js';
 import { createAuditReader } from '../adapters/db/audit-reader.js';
 import { createAuditWriter } from '../adapters/db/audit-writer.js';
 import { createRevocations } from '../adapters/db/revocation-store.js';
@@ -19,6 +20,7 @@ import { createRateLimiter, createSharedRateLimiter } from '../core/clients/rate
 import { createRateLimitStore } from '../adapters/db/rate-limit-store.js';
 import { createRefusalTally } from '../core/audit/refusal-tally.js';
 import { startAgentSweep } from './agent-sweep.js';
+import { startAuditSinks } from './audit-sinks.js';
 import { startCheckpoints } from './checkpoints.js';
 import { prometheusMetrics } from '../adapters/prometheus.js';
 import { assertDistinctKeys, importSigningKeys, type PrivateJwks } from '../adapters/signing-keys.js';
@@ -245,6 +247,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
         reason: `${config.registryFile}: version ${registry.seeded}: seeded an empty database`,
       });
     const auditQueries = createAuditReader(database.sql, sha256Hex);
+    const auditSinks = createAuditSinkStore(database.sql);
     const reload = auditedReloads(sources, { audit, metrics, logger });
     const policies = await startPolicyVersions({
       store: sqlPolicyStore(database.sql),
@@ -341,6 +344,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
       policies,
       auditQueries,
       registryStore: registry.store,
+      auditSinks,
       checkpoints: checkpoints.witness,
       metricsText: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       refusals,
@@ -348,6 +352,17 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
     });
     slot.handle = (request, bindings) => app.fetch(request, bindings);
     const sweep = startAgentSweep(service, registry.store, config.agentSweepIntervalSeconds);
+    const sinks = startAuditSinks({
+      store: auditSinks,
+      clock,
+      logger,
+      metrics,
+      intervalMs: config.auditSinkIntervalMs,
+      leaseMs: config.auditSinkLeaseMs,
+      backoffMs: config.auditSinkBackoffMs,
+      maxBackoffMs: config.auditSinkMaxBackoffMs,
+      timeoutMs: config.auditSinkTimeoutMs,
+    });
     logger.info('baton started', {
       url,
       issuer,
@@ -380,6 +395,7 @@ export async function startBaton(config: Config, options: StartOptions = {}): Pr
           await policyFeed.stop();
           checkpoints.stop();
           sweep.stop();
+          await sinks.stop();
           clearInterval(purge);
           clearInterval(refusalSummaries);
           revocations.stop();

@@ -474,16 +474,48 @@ function endpoints(ctx: Context): {
       ),
     },
     {
+      name: 'audit sinks',
+      runs: 40,
+      requests: fc.oneof(
+        jsonMutation(['kind', 'url', 'credential', 'batch_size', '+']).map(
+          (m) => (what: string) =>
+            send(what, '/admin/audit-sinks/fuzz', {
+              method: 'PUT',
+              headers: { 'content-type': 'application/json', ...ctx.admin },
+              body: mutateJson({ kind: 'webhook', url: 'https://siem.example/in', credential: 'x' }, m),
+            }),
+        ),
+        hostileText.map(
+          (id) => (what: string) =>
+            send(what, `/admin/audit-sinks/${encode(id)}`, { method: 'DELETE', headers: ctx.admin }),
+        ),
+      ),
+    },
+    {
       name: 'audit',
       runs: 170,
       requests: fc
-        .tuple(fc.constantFrom('actions', 'actions-raw', 'entries', 'verify', 'checkpoint'), hostileText, hostileText)
+        .tuple(
+          fc.constantFrom(
+            'actions',
+            'actions-raw',
+            'entries',
+            'entries-ocsf',
+            'entries-format',
+            'verify',
+            'checkpoint',
+          ),
+          hostileText,
+          hostileText,
+        )
         .map(([call, a, b]) => (what: string) => {
           const query = (names: string[]) => names.map((n, i) => `${n}=${encode(i === 0 ? a : b)}`).join('&');
           const path = {
             actions: `/audit/actions/${encode(a)}`,
             'actions-raw': `/audit/actions/${a.replace(/[^\x21-\x7E]/g, '')}%ED%A0%80`,
             entries: `/audit/entries?${query(['from', 'limit'])}`,
+            'entries-ocsf': `/audit/entries?format=ocsf&${query(['from', 'limit'])}`,
+            'entries-format': `/audit/entries?${query(['format', 'from'])}`,
             verify: `/audit/verify?${query(['from', 'to'])}`,
             checkpoint: `/audit/checkpoint?${query(['x'])}`,
           }[call];

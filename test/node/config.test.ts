@@ -43,6 +43,11 @@ describe('configuration', () => {
       rateLimitPerSecond: 1000,
       refusalIntervalSeconds: 60,
       agentSweepIntervalSeconds: 60,
+      auditSinkIntervalMs: 1000,
+      auditSinkBackoffMs: 1000,
+      auditSinkMaxBackoffMs: 60_000,
+      auditSinkLeaseMs: 30_000,
+      auditSinkTimeoutMs: 10_000,
       cimdAllowHttpLoopback: false,
     });
   });

@@ -341,6 +341,34 @@ export const migrations: readonly { readonly version: number; readonly name: str
       );
     `,
   },
+  {
+    version: 15,
+    name: 'audit sinks',
+    sql: `
+      -- Where each tenant's audit entries are pushed as OCSF events (src/adapters/db/audit-sink-store.ts).
+      -- delivered_seq is the durable cursor: every entry of the tenant (and deployment-wide, '*') up
+      -- to it was accepted by the sink. The instance holding the lease (lease_holder until
+      -- lease_until) is the only one delivering; a cursor moves only under its lease, from the value
+      -- it read. After a failure the next attempt waits until next_attempt_at.
+      CREATE TABLE audit_sinks (
+        tenant          text        NOT NULL,
+        id              text        NOT NULL,
+        kind            text        NOT NULL CHECK (kind IN ('webhook', 'splunk', 'datadog')),
+        url             text        NOT NULL,
+        credential      text,
+        batch_size      integer     NOT NULL CHECK (batch_size BETWEEN 1 AND 1000),
+        delivered_seq   bigint      NOT NULL DEFAULT 0,
+        lease_holder    text,
+        lease_until     timestamptz,
+        failures        integer     NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz,
+        last_error      text,
+        created_by      text        NOT NULL,
+        created_at      timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant, id)
+      );
+    `,
+  },
 ];
 
 /** Applies pending migrations under an advisory lock, so concurrent instances migrate once. */

@@ -1,5 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { signedAt, verifyAgainstCheckpoints, verifyCheckpoint } from '../../core/audit/checkpoint.js';
+import { ocsfOfLine } from '../../core/audit/ocsf.js';
 import { operatorScopes } from '../../core/clients/callers.js';
 import { actionIdRule, actionIdSyntax } from '../../core/decisions/authorize.js';
 import { invalidRequest } from '../../core/errors.js';
@@ -57,7 +58,24 @@ export function auditRoutes({ service, auditQueries, checkpoints }: AppDeps): Ho
     const { tenant } = c.get('caller');
     const from = Math.max(1, seqParam(c, 'from') ?? 1);
     const limit = Math.min(10_000, Math.max(1, seqParam(c, 'limit') ?? 1000));
+    const formats = c.req.queries('format') ?? [];
+    if (formats.length > 1) throw invalidRequest('format is repeated');
+    const [format = 'baton'] = formats;
+    if (format !== 'baton' && format !== 'ocsf') throw invalidRequest('format must be baton or ocsf');
     const lines = await auditQueries.exportLines(tenant, from, limit);
+    if (format === 'ocsf') {
+      // Only the tenant's own entries become events (another tenant's redacted lines carry none),
+      // so a page may hold fewer events than lines read: the header says where the next page starts.
+      const events = lines.flatMap((l) =>
+        l.canonical === undefined ? [] : [JSON.stringify(ocsfOfLine({ ...l, canonical: l.canonical }))],
+      );
+      const last = lines.at(-1);
+      return c.body(events.length === 0 ? '' : `${events.join('\n')}\n`, 200, {
+        ...noStore,
+        'Content-Type': 'application/x-ndjson',
+        ...(lines.length === limit && last !== undefined ? { 'Baton-Next-From': String(last.seq + 1) } : {}),
+      });
+    }
     const signed = await auditQueries.checkpointsFrom(from);
     const body = [
       ...lines.map((l) => JSON.stringify(l)),
