@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { cors } from 'hono/cors';
 import { echo } from '../core/errors.js';
 import { runInTrace } from '../adapters/request-trace.js';
 import { inSpan } from '../core/telemetry.js';
@@ -63,6 +64,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
       parent,
     );
   });
+
+  // OAuth clients that run in a web page (an MCP client in a browser) read the metadata and call
+  // the token, registration and revocation endpoints from another origin. None of them rests on
+  // cookies, so any origin may; the browser side of /oauth2/authorize and the APIs stay same-origin.
+  const crossOrigin = cors({
+    origin: '*',
+    allowMethods: ['GET', 'POST'],
+    allowHeaders: ['Authorization', 'Content-Type', 'MCP-Protocol-Version'],
+    exposeHeaders: ['WWW-Authenticate', 'Retry-After'],
+    maxAge: 600,
+  });
+  for (const path of ['/.well-known/*', '/oauth2/token', '/oauth2/register', '/oauth2/revoke'])
+    app.use(path, crossOrigin);
 
   // Each family names how its errors are answered and which callers it admits (see errors.ts, callers.ts).
   app.route('/', wellKnownRoutes(deps));
