@@ -20,12 +20,29 @@ export interface RequestTrace {
   readonly requestId: string | null;
 }
 
+// Random bytes are drawn 4 KiB at a time: one getRandomValues call per request costs more than the
+// rest of making its trace and span IDs.
+const pool = new Uint8Array(4096);
+let used = pool.length;
+const hex = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 /** `bytes` random bytes as lowercase hex, never all zero (an all-zero trace or span ID is invalid). */
 export function randomHexId(bytes: 8 | 16): string {
-  const buffer = new Uint8Array(bytes);
-  do crypto.getRandomValues(buffer);
-  while (buffer.every((b) => b === 0));
-  return Array.from(buffer, (b) => b.toString(16).padStart(2, '0')).join('');
+  for (;;) {
+    if (used + bytes > pool.length) {
+      crypto.getRandomValues(pool);
+      used = 0;
+    }
+    let id = '';
+    let zero = true;
+    for (let i = used; i < used + bytes; i++) {
+      const b = pool[i] as number;
+      if (b !== 0) zero = false;
+      id += hex[b];
+    }
+    used += bytes;
+    if (!zero) return id;
+  }
 }
 
 /** The version-00 `traceparent` that names Baton's span of this request, for the caller to join its logs on. */

@@ -1,13 +1,12 @@
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { echo } from '../core/errors.js';
-import { runInTrace } from '../adapters/request-trace.js';
 import { inSpan } from '../core/telemetry.js';
 import { traceparentOf } from '../core/trace-context.js';
 import type { AppDeps } from './app-deps.js';
 import { errorResponse } from './errors.js';
 import { requestIdOf, type Env } from './request.js';
-import { callerSpan, incomingContext, requestTraceOf } from './trace-context.js';
+import { callerSpan, incomingContext, requestTraceOf, tracedService } from './trace-context.js';
 import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agents.js';
 import { auditSinkRoutes } from './routes/audit-sinks.js';
@@ -20,7 +19,7 @@ import { registryRoutes } from './routes/registry.js';
 import { tokenRoutes } from './routes/token.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 
-/** Builds the Baton HTTP application from its dependencies; no runtime APIs but the request-trace store (adapters/request-trace.ts). */
+/** Builds the Baton HTTP application from its dependencies; no runtime APIs. */
 export function createApp(deps: AppDeps): Hono<Env> {
   const { service, logger } = deps;
   const app = new Hono<Env>();
@@ -41,7 +40,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
         // Names Baton's span, so a caller can join its own logs to this request's audit entries.
         c.header('traceparent', traceparentOf(requestTrace));
         if (requestTrace.traceState !== undefined) c.header('tracestate', requestTrace.traceState);
-        await runInTrace(requestTrace, next);
+        c.set('service', tracedService(service, requestTrace));
+        await next();
         const route = c.req.routePath;
         const seconds = (performance.now() - started) / 1000;
         span.setAttributes({ 'http.route': route, 'http.response.status_code': c.res.status });
@@ -76,7 +76,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     maxAge: 600,
   });
   for (const path of ['/.well-known/*', '/oauth2/token', '/oauth2/register', '/oauth2/revoke'])
-    app.use(path, crossOrigin);
+    // Only a browser sends Origin; the middleware touches c.res early, which costs every request.
+    app.use(path, (c, next) => (c.req.header('origin') === undefined ? next() : crossOrigin(c, next)));
 
   // Each family names how its errors are answered and which callers it admits (see errors.ts, callers.ts).
   app.route('/', wellKnownRoutes(deps));

@@ -1,11 +1,11 @@
 import type { MiddlewareHandler } from 'hono';
 import { authenticateResourceServer, authenticateWithScope } from '../core/clients/callers.js';
-import type { ServiceContext } from '../core/context.js';
 import { known, type Env } from './request.js';
 
 /** Middleware admitting only a caller holding `scope` (see operatorScopes); the caller is then `c.get('caller')`. */
-export function requireScope(service: ServiceContext, scope: string): MiddlewareHandler<Env> {
+export function requireScope(scope: string): MiddlewareHandler<Env> {
   return async (c, next) => {
+    const service = c.var.service;
     const { caller } = await authenticateWithScope(service, service.registry(), c.req.header('authorization'), scope);
     c.set('caller', known(c, caller));
     await next();
@@ -13,8 +13,9 @@ export function requireScope(service: ServiceContext, scope: string): Middleware
 }
 
 /** Middleware admitting only a registered resource server (decisions); the caller is then `c.get('caller')`. */
-export function requireResourceServer(service: ServiceContext): MiddlewareHandler<Env> {
+export function requireResourceServer(): MiddlewareHandler<Env> {
   return async (c, next) => {
+    const service = c.var.service;
     c.set(
       'caller',
       known(c, await authenticateResourceServer(service, service.registry(), c.req.header('authorization'))),

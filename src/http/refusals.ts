@@ -15,7 +15,7 @@ const knownMethod = (method: string): string =>
  */
 export async function tally(
   c: Context<Env>,
-  deps: Pick<AppDeps, 'service' | 'refusals' | 'remoteAddress'>,
+  deps: Pick<AppDeps, 'refusals' | 'remoteAddress'>,
   refusal: Pick<Refusal, 'status' | 'code' | 'description' | 'detail'>,
 ): Promise<void> {
   const who = c.get('who') ?? {};
@@ -29,5 +29,5 @@ export async function tally(
     ...refusal,
     requestId: requestIdOf(c),
   });
-  await Promise.all(written.map((event) => deps.service.audit.append(event)));
+  await Promise.all(written.map((event) => c.var.service.audit.append(event)));
 }

@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { invalidRequest } from '../core/errors.js';
 import type { FormParams } from '../core/grants/token-request.js';
+import type { ServiceContext } from '../core/context.js';
 import type { Caller } from '../core/registry/registry.js';
 import type { AppDeps } from './app-deps.js';
 import { fetchBodyReader } from './body.js';
@@ -29,6 +30,8 @@ export type Env = {
     caller: Caller;
     errors: ErrorStyle | undefined;
     language: string;
+    /** The service as this request sees it: its audit entries and log lines carry the request's trace. */
+    service: ServiceContext;
   };
 };
 

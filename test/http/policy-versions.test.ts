@@ -258,8 +258,9 @@ describe('policy versions through the admin API', () => {
       policy_digest: shippedDigest,
       reason: `version 1 (${shippedDigest}) from version 2 (${v2}): ${shippedIds.join(', ')}`,
       request_id: null,
-      trace_id: expect.stringMatching(/^[0-9a-f]{32}$/),
-      span_id: expect.stringMatching(/^[0-9a-f]{16}$/),
+      // Written by the policy machinery shared with signals and the other instances, not by the request.
+      trace_id: null,
+      span_id: null,
       time: expect.any(String),
     });
     expect(

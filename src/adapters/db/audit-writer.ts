@@ -1,5 +1,4 @@
 import { auditEntry, canonicalEntry, entryHash, type AuditEntry, type AuditRecord } from '../../core/audit/chain.js';
-import { tracedEvent } from '../request-trace.js';
 import { StorageUnavailableError, invalidRequest } from '../../core/errors.js';
 import { textProblem } from '../../core/input/storable-text.js';
 import { inSpan } from '../../core/telemetry.js';
@@ -575,7 +574,7 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
         { 'baton.tenant': event.tenant, 'baton.audit.type': event.type, 'baton.decision': event.decision },
         () => {
           // Made before the entry is queued: one that cannot be stored is refused to its caller alone.
-          const entry = auditEntry(tracedEvent(event), new Date(options.clock.now()));
+          const entry = auditEntry(event, new Date(options.clock.now()));
           const rows = storedRows(entry, lineage);
           const canonical = canonicalEntry(entry);
           return new Promise<AuditRecord>((resolve, reject) => {

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { operatorScopes } from '../../core/clients/callers.js';
 import { parseRollbackRequest, parseUploadRequest, versionJson } from '../../core/decisions/policy-set.js';
 import { invalidRequest, OAuthError } from '../../core/errors.js';
@@ -15,14 +15,13 @@ import { errorsAs, jsonOf, jsonTextOf, requestIdOf, type Env } from '../request.
  * and the registry reload.
  */
 export function adminRoutes(deps: AppDeps): Hono<Env> {
-  const { service } = deps;
   const routes = new Hono<Env>();
   const api = errorsAs('api');
-  const operator = requireScope(service, operatorScopes.admin);
+  const operator = requireScope(operatorScopes.admin);
 
   routes.post('/admin/revoke', api, operator, async (c) =>
     c.json(
-      await killSwitch(service, deps.auditQueries, c.get('caller'), await jsonOf(c, deps), requestIdOf(c)),
+      await killSwitch(c.var.service, deps.auditQueries, c.get('caller'), await jsonOf(c, deps), requestIdOf(c)),
       200,
       noStore,
     ),
@@ -77,9 +76,10 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
   });
   const store = deps.registryStore;
   if (store !== undefined) {
-    const suspensions = suspensionsAdmin(service, store);
+    // Made per request: its audit entries carry the request's trace.
+    const suspensions = (c: Context<Env>) => suspensionsAdmin(c.var.service, store);
     routes.post('/admin/suspensions', api, operator, async (c) => {
-      const { suspension, created, revoked } = await suspensions.suspend(
+      const { suspension, created, revoked } = await suspensions(c).suspend(
         c.get('caller'),
         await jsonOf(c, deps),
         requestIdOf(c),
@@ -87,10 +87,10 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
       return c.json({ ...suspension, revoked }, created ? 201 : 200, noStore);
     });
     routes.get('/admin/suspensions', api, operator, (c) =>
-      c.json({ items: suspensions.list(c.get('caller')) }, 200, noStore),
+      c.json({ items: suspensions(c).list(c.get('caller')) }, 200, noStore),
     );
     routes.delete('/admin/suspensions/:kind/:id', api, operator, async (c) => {
-      await suspensions.resume(c.get('caller'), c.req.param('kind'), c.req.param('id'), requestIdOf(c));
+      await suspensions(c).resume(c.get('caller'), c.req.param('kind'), c.req.param('id'), requestIdOf(c));
       return c.body(null, 204, noStore);
     });
   }

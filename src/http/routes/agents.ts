@@ -14,8 +14,8 @@ export function agentRoutes(deps: AppDeps): Hono<Env> {
   const routes = new Hono<Env>();
   const store = deps.registryStore;
   if (store === undefined) return routes;
-  const { service } = deps;
   routes.post('/agents', errorsAs('api'), async (c) => {
+    const service = c.var.service;
     const { caller } = await authenticateCaller(service, service.registry(), c.req.header('authorization'));
     known(c, caller);
     const agent = await registerSubAgent(service, store, caller, await jsonOf(c, deps), requestIdOf(c));

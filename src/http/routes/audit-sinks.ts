@@ -13,11 +13,11 @@ import { errorsAs, jsonOf, requestIdOf, type Env } from '../request.js';
  * are pushed as OCSF events. Each change is audited as a registry change (never the credential).
  */
 export function auditSinkRoutes(deps: AppDeps): Hono<Env> {
-  const { service, auditSinks: store } = deps;
+  const { auditSinks: store } = deps;
   const routes = new Hono<Env>();
   if (store === undefined) return routes;
   const api = errorsAs('api');
-  const operator = requireScope(service, operatorScopes.admin);
+  const operator = requireScope(operatorScopes.admin);
   const idOf = (raw: string | undefined): string => {
     const id = raw ?? '';
     if (!sinkIdSyntax.test(id)) throw invalidRequest('sink id must be 1–64 letters, digits, ".", "_" or "-"');
@@ -32,13 +32,13 @@ export function auditSinkRoutes(deps: AppDeps): Hono<Env> {
     const requestId = requestIdOf(c);
     const raw = c.req.param('id');
     return refusalAudited(
-      service.audit,
+      c.var.service.audit,
       { caller, type: 'registry.change', requestId, what: `audit sink "${echo(raw, 64)}"` },
       async () => {
         const id = idOf(raw);
         const config = parseSinkConfig(await jsonOf(c, deps));
         const created = await store.put(caller.tenant, id, config, caller.id);
-        await service.audit.append({
+        await c.var.service.audit.append({
           tenant: caller.tenant,
           type: 'registry.change',
           decision: 'applied',
@@ -56,13 +56,13 @@ export function auditSinkRoutes(deps: AppDeps): Hono<Env> {
     const requestId = requestIdOf(c);
     const raw = c.req.param('id');
     return refusalAudited(
-      service.audit,
+      c.var.service.audit,
       { caller, type: 'registry.change', requestId, what: `audit sink "${echo(raw, 64)}"` },
       async () => {
         const id = idOf(raw);
         if (!(await store.remove(caller.tenant, id)))
           throw new OAuthError('not_found', `no audit sink "${id}" in your tenant`);
-        await service.audit.append({
+        await c.var.service.audit.append({
           tenant: caller.tenant,
           type: 'registry.change',
           decision: 'applied',

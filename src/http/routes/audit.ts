@@ -23,7 +23,7 @@ function seqParam(c: Context<Env>, name: string): number | undefined {
 export function auditRoutes({ service, auditQueries, checkpoints }: AppDeps): Hono<Env> {
   const routes = new Hono<Env>();
   const api = errorsAs('api');
-  const auditor = requireScope(service, operatorScopes.audit);
+  const auditor = requireScope(operatorScopes.audit);
 
   routes.get('/audit/actions/:actionId', api, auditor, async (c) => {
     const { tenant } = c.get('caller');

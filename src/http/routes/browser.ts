@@ -126,7 +126,6 @@ const unreadable: FlowStep = { kind: 'error-page', status: 400, message: { text:
  * Pages speak the browser's language (Accept-Language) when Baton has it.
  */
 export function browserRoutes(deps: AppDeps): Hono<Env> {
-  const { service } = deps;
   const routes = new Hono<Env>();
   const page = errorsAs('page');
   const detectLanguage = languageDetector({
@@ -164,14 +163,16 @@ export function browserRoutes(deps: AppDeps): Hono<Env> {
         message: { text: error instanceof OAuthError ? error.description : 'The request could not be read.' },
       });
     }
-    return render(c, deps, await startAuthorization(service, query, browserOf(c)));
+    return render(c, deps, await startAuthorization(c.var.service, query, browserOf(c)));
   });
   routes.post('/oauth2/authorize/login', page, async (c) => {
     const form = await browserForm(c);
     return render(
       c,
       deps,
-      form === undefined ? unreadable : await submitLogin(service, form, getCookie(c, 'baton_csrf'), browserOf(c)),
+      form === undefined
+        ? unreadable
+        : await submitLogin(c.var.service, form, getCookie(c, 'baton_csrf'), browserOf(c)),
     );
   });
   routes.post('/oauth2/authorize/consent', page, async (c) => {
@@ -179,7 +180,7 @@ export function browserRoutes(deps: AppDeps): Hono<Env> {
     return render(
       c,
       deps,
-      form === undefined ? unreadable : await submitConsent(service, form, getCookie(c, 'baton_csrf')),
+      form === undefined ? unreadable : await submitConsent(c.var.service, form, getCookie(c, 'baton_csrf')),
     );
   });
   return routes;

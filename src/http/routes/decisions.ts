@@ -25,14 +25,13 @@ import { errorsAs, jsonOf, requestIdOf, type Env } from '../request.js';
 
 /** Decisions for registered resource servers: `POST /authorize` and the AuthZEN evaluation and search endpoints. */
 export function decisionRoutes(deps: AppDeps): Hono<Env> {
-  const { service } = deps;
   const routes = new Hono<Env>();
   const api = errorsAs('api');
-  const resourceServer = requireResourceServer(service);
+  const resourceServer = requireResourceServer();
 
   routes.post('/authorize', api, resourceServer, async (c) => {
     const outcome = await decide(
-      service,
+      c.var.service,
       c.get('caller'),
       parseAuthorizeRequest(await jsonOf(c, deps)),
       requestIdOf(c),
@@ -48,7 +47,7 @@ export function decisionRoutes(deps: AppDeps): Hono<Env> {
   ): void => {
     routes.post(path, api, resourceServer, async (c) =>
       c.json(
-        await answer(service, c.get('caller'), parseAuthzen(schema, await jsonOf(c, deps)), requestIdOf(c)),
+        await answer(c.var.service, c.get('caller'), parseAuthzen(schema, await jsonOf(c, deps)), requestIdOf(c)),
         200,
         noStore,
       ),

@@ -5,10 +5,10 @@ import { requireScope } from '../callers.js';
 import { errorsAs, type Env } from '../request.js';
 
 /** What runs the service: liveness, readiness and the metrics (`baton:metrics`). */
-export function operationRoutes({ service, checkReady, metricsText }: AppDeps): Hono<Env> {
+export function operationRoutes({ checkReady, metricsText }: AppDeps): Hono<Env> {
   const routes = new Hono<Env>();
 
-  routes.get('/metrics', errorsAs('api'), requireScope(service, operatorScopes.metrics), async (c) => {
+  routes.get('/metrics', errorsAs('api'), requireScope(operatorScopes.metrics), async (c) => {
     const { contentType, body } = await metricsText();
     return c.body(body, 200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
   });

@@ -22,41 +22,45 @@ export function registryRoutes(deps: AppDeps): Hono<Env> {
   const routes = new Hono<Env>();
   const store = deps.registryStore;
   if (store === undefined) return routes;
-  const { service } = deps;
-  const admin = registryAdmin(service, store);
+  // Made per request: its audit entries carry the request's trace.
+  const admin = (c: Context<Env>) => registryAdmin(c.var.service, store);
   const api = errorsAs('api');
-  const operator = requireScope(service, operatorScopes.admin);
+  const operator = requireScope(operatorScopes.admin);
   const id = (c: Context<Env>) => c.req.param('id') ?? '';
 
   for (const kind of Object.keys(adminKinds) as AdminKind[]) {
     const base = `/admin/${kind}`;
     routes.post(base, api, operator, async (c) =>
-      c.json(answer(await admin.create(c.get('caller'), kind, await jsonOf(c, deps), requestIdOf(c))), 201, noStore),
+      c.json(answer(await admin(c).create(c.get('caller'), kind, await jsonOf(c, deps), requestIdOf(c))), 201, noStore),
     );
     routes.get(base, api, operator, async (c) =>
-      c.json(await admin.list(c.get('caller'), kind, c.req.query(), requestIdOf(c)), 200, noStore),
+      c.json(await admin(c).list(c.get('caller'), kind, c.req.query(), requestIdOf(c)), 200, noStore),
     );
     routes.get(`${base}/:id`, api, operator, async (c) =>
-      c.json(await admin.read(c.get('caller'), kind, id(c), requestIdOf(c)), 200, noStore),
+      c.json(await admin(c).read(c.get('caller'), kind, id(c), requestIdOf(c)), 200, noStore),
     );
     routes.put(`${base}/:id`, api, operator, async (c) =>
       c.json(
-        answer(await admin.update(c.get('caller'), kind, id(c), await jsonOf(c, deps), requestIdOf(c))),
+        answer(await admin(c).update(c.get('caller'), kind, id(c), await jsonOf(c, deps), requestIdOf(c))),
         200,
         noStore,
       ),
     );
     routes.delete(`${base}/:id`, api, operator, async (c) => {
-      await admin.remove(c.get('caller'), kind, id(c), requestIdOf(c));
+      await admin(c).remove(c.get('caller'), kind, id(c), requestIdOf(c));
       return c.body(null, 204, noStore);
     });
     if (adminKinds[kind].secret)
       routes.post(`${base}/:id/secret`, api, operator, async (c) =>
-        c.json(answer(await admin.rotateSecret(c.get('caller'), kind, id(c), requestIdOf(c))), 200, noStore),
+        c.json(answer(await admin(c).rotateSecret(c.get('caller'), kind, id(c), requestIdOf(c))), 200, noStore),
       );
   }
   routes.post('/admin/agents/:id/keys', api, operator, async (c) =>
-    c.json(answer(await admin.rotateKeys(c.get('caller'), id(c), await jsonOf(c, deps), requestIdOf(c))), 200, noStore),
+    c.json(
+      answer(await admin(c).rotateKeys(c.get('caller'), id(c), await jsonOf(c, deps), requestIdOf(c))),
+      200,
+      noStore,
+    ),
   );
   return routes;
 }

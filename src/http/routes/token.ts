@@ -13,13 +13,12 @@ import { errorsAs, formOf, known, requestIdOf, type Env } from '../request.js';
  * caller-authentication middleware; introspection answers errors as the APIs do.
  */
 export function tokenRoutes(deps: AppDeps): Hono<Env> {
-  const { service } = deps;
   const routes = new Hono<Env>();
   const oauth = errorsAs('oauth');
 
   routes.post('/oauth2/token', oauth, async (c) => {
     const params = await formOf(c, deps, repeatableParameters);
-    const response = await handleTokenRequest(service, {
+    const response = await handleTokenRequest(c.var.service, {
       params,
       authorization: c.req.header('authorization'),
       requestId: requestIdOf(c),
@@ -28,7 +27,7 @@ export function tokenRoutes(deps: AppDeps): Hono<Env> {
     return c.json(response, 200, noStore);
   });
   routes.post('/oauth2/revoke', oauth, async (c) => {
-    await revokeToken(service, await formOf(c, deps), c.req.header('authorization'), requestIdOf(c), (caller) =>
+    await revokeToken(c.var.service, await formOf(c, deps), c.req.header('authorization'), requestIdOf(c), (caller) =>
       known(c, caller),
     );
     return c.body(null, 200, noStore);
@@ -36,7 +35,7 @@ export function tokenRoutes(deps: AppDeps): Hono<Env> {
   routes.post('/oauth2/introspect', errorsAs('api'), async (c) =>
     c.json(
       await introspection(
-        service,
+        c.var.service,
         c.req.header('authorization'),
         () => formOf(c, deps),
         requestIdOf(c),

@@ -12,7 +12,6 @@ import {
 } from '../../../src/core/audit/chain.js';
 import type { AuditLog, AuditQueries, Clock } from '../../../src/core/ports.js';
 import type { SaveCheckpoint } from '../../../src/adapters/db/audit-reader.js';
-import { tracedEvent } from '../../../src/adapters/request-trace.js';
 import { writeLineage } from './revocations.js';
 import { key, type MemoryState, type StoredEntry } from './state.js';
 
@@ -26,7 +25,7 @@ type Sha256Hex = (text: string) => string;
 export function memoryAuditLog(state: MemoryState, sha256: Sha256Hex, clock: Clock): AuditLog {
   return {
     async append(event, lineage) {
-      const entry = auditEntry(tracedEvent(event), new Date(clock.now()));
+      const entry = auditEntry(event, new Date(clock.now()));
       const canonical = canonicalEntry(entry);
       const { seq: last, hash: prev } = state.head;
       const seq = last + 1;
