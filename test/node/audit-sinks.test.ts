@@ -200,36 +200,43 @@ describe('audit sinks', () => {
     }
   });
 
-  it('loses nothing while the sink is down, and delivers in order once it recovers', async () => {
-    sink.state.failing = true;
-    // Down for three seconds (retried every 100–400 ms meanwhile) while Baton keeps issuing.
-    const downUntil = Date.now() + 3000;
-    while (Date.now() < downUntil) await issue(3);
-    expect(sink.state.refused).toBeGreaterThanOrEqual(3);
-    const failures = (await Promise.all(instances.map((i) => metric(i, 'baton_audit_sink_failures_total')))).reduce(
-      (a, b) => a + b,
-    );
-    expect(failures).toBeGreaterThanOrEqual(3);
-    const lag = Math.max(...(await Promise.all(instances.map((i) => metric(i, 'baton_audit_sink_lag_seconds')))));
-    expect(lag).toBeGreaterThan(0);
-    sink.state.failing = false;
-    const expected = await acmeSequences();
-    await until(() => sink.sequences().length >= expected.length);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const delivered = sink.sequences();
-    expect(delivered).toEqual(expected);
-    const retries = (await Promise.all(instances.map((i) => metric(i, 'baton_audit_sink_retries_total')))).reduce(
-      (a, b) => a + b,
-    );
-    expect(retries).toBeGreaterThanOrEqual(1);
-    const admin = await bearerOf(first(), 'ops-console', 'baton:admin');
-    const listed = await send(first(), 'GET', '/admin/audit-sinks', undefined, admin);
-    expect(listed.body).toMatchObject({ items: [{ id: 'siem', failures: 0, last_error: null }] });
-    expect(
-      ((listed.body as { items: { delivered_seq: number }[] }).items[0]?.delivered_seq ?? 0) >=
-        (expected.at(-1) as number),
-    ).toBe(true);
-  });
+  it(
+    'loses nothing while the sink is down for 30 s, and delivers in order once it recovers',
+    { timeout: 120_000 },
+    async () => {
+      sink.state.failing = true;
+      // Down for thirty seconds (retried every 100–400 ms meanwhile) while Baton keeps issuing.
+      const downUntil = Date.now() + 30_000;
+      while (Date.now() < downUntil) {
+        await issue(3);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      expect(sink.state.refused).toBeGreaterThanOrEqual(3);
+      const failures = (await Promise.all(instances.map((i) => metric(i, 'baton_audit_sink_failures_total')))).reduce(
+        (a, b) => a + b,
+      );
+      expect(failures).toBeGreaterThanOrEqual(3);
+      const lag = Math.max(...(await Promise.all(instances.map((i) => metric(i, 'baton_audit_sink_lag_seconds')))));
+      expect(lag).toBeGreaterThan(0);
+      sink.state.failing = false;
+      const expected = await acmeSequences();
+      await until(() => sink.sequences().length >= expected.length);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const delivered = sink.sequences();
+      expect(delivered).toEqual(expected);
+      const retries = (await Promise.all(instances.map((i) => metric(i, 'baton_audit_sink_retries_total')))).reduce(
+        (a, b) => a + b,
+      );
+      expect(retries).toBeGreaterThanOrEqual(1);
+      const admin = await bearerOf(first(), 'ops-console', 'baton:admin');
+      const listed = await send(first(), 'GET', '/admin/audit-sinks', undefined, admin);
+      expect(listed.body).toMatchObject({ items: [{ id: 'siem', failures: 0, last_error: null }] });
+      expect(
+        ((listed.body as { items: { delivered_seq: number }[] }).items[0]?.delivered_seq ?? 0) >=
+          (expected.at(-1) as number),
+      ).toBe(true);
+    },
+  );
 
   it('goes on from the cursor on another instance when the lease holders stop', async () => {
     // Two of three stop (one of them held the lease, or none did): the last one takes over.
