@@ -393,7 +393,7 @@ form.inline button { margin: 0; background: #fff; color: #1a4d8f; }
 .status { padding: .3rem 1.5rem; min-height: 1.5rem; background: #fffbe6; }
 table { border-collapse: collapse; margin: 1rem 0; width: 100%; }
 caption { text-align: left; font-weight: 600; }
-th, td { border: 1px solid #bbb; padding: .25rem .5rem; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th, td { border: 1px solid #bbb; padding: .25rem .5rem; text-align: left; vertical-align: top; overflow-wrap: break-word; }
 code.hash { font-size: .8rem; word-break: break-all; }
 .ok { color: #1d6b2f; }
 .bad, .error { color: #a40000; font-weight: 700; }
