@@ -125,9 +125,14 @@ suite('audit explorer in Chromium', () => {
     await screenshot(page, 'action-chain');
     expect(await accessibilityProblems(page)).toEqual([]);
 
-    // The log's state: the verification run's result.
-    await page.locator('#log-body dl').waitFor();
-    expect(await page.locator('#log-body').innerText()).toMatch(/Verification run\s+valid: entries 1–\d+ verify/);
+    // The log's state: the latest signed checkpoint, entries since, the verification run's result.
+    await baton.checkpoint();
+    await page.getByRole('button', { name: 'Verify the whole log now' }).click();
+    await page.locator('#log-body dl', { hasText: 'signature verified' }).waitFor();
+    const log = await page.locator('#log-body').innerText();
+    expect(log).toMatch(/Latest signed checkpoint\s+entry \d+, signed \d{4}-\d\d-\d\dT[\d:.]+Z, signature verified/);
+    expect(log).toMatch(/Entries since\s+0\n/);
+    expect(log).toMatch(/Verification run\s+valid: entries 1–\d+ verify/);
 
     // New entries appear without reloading.
     await requests.chainAndDecision('browser-order-live');
@@ -138,9 +143,9 @@ suite('audit explorer in Chromium', () => {
     await page.locator('#results a', { hasText: 'browser-order-live-2' }).waitFor({ timeout: 15_000 });
     // The export link carries the selection.
     await searchAction(page, 'browser-order-1');
-    expect(await page.locator('#export').getAttribute('href')).toBe(
-      '/audit/entries?from=1&limit=10000&action_id=browser-order-1',
-    );
+    await expect
+      .poll(() => page.locator('#export').getAttribute('href'))
+      .toBe('/audit/entries?from=1&limit=10000&action_id=browser-order-1');
     expect(problems).toEqual([]);
     await context.close();
   });
@@ -160,6 +165,7 @@ suite('audit explorer in Chromium', () => {
   });
 
   it('is usable with the keyboard alone: sign in, search, reach the chain, revoke, go back', async () => {
+    await requests.chainAndDecision('browser-order-keys');
     const { context, page, problems } = await open();
     await page.goto(`${baton.url}/audit/`);
     // The tenant field has the focus on arrival.
@@ -174,9 +180,9 @@ suite('audit explorer in Chromium', () => {
     const focused = () => page.evaluate<string>("document.activeElement?.id ?? ''");
     for (let i = 0; i < 20 && (await focused()) !== 'f-action'; i += 1) await page.keyboard.press('Tab');
     expect(await focused()).toBe('f-action');
-    await page.keyboard.type('browser-order-live');
+    await page.keyboard.type('browser-order-keys');
     await page.keyboard.press('Enter');
-    await page.getByRole('heading', { level: 2, name: 'Action browser-order-live' }).waitFor();
+    await page.getByRole('heading', { level: 2, name: 'Action browser-order-keys' }).waitFor();
     await page.locator('#graph-text').waitFor();
     // The focus moves to the action's heading, so a screen reader hears where it landed.
     expect(await focused()).toBe('action-heading');
@@ -185,7 +191,7 @@ suite('audit explorer in Chromium', () => {
     expect(await focused()).toBe('revoke');
     await page.keyboard.press('Enter');
     await page
-      .locator('#revoke-result', { hasText: 'Revoked 2 tokens reached by action browser-order-live.' })
+      .locator('#revoke-result', { hasText: 'Revoked 2 tokens reached by action browser-order-keys.' })
       .waitFor();
     await page.keyboard.press('Tab');
     expect(await focused()).toBe('back');

@@ -4,12 +4,16 @@ import { verifyExport } from '../../src/cli/audit-verify.js';
 import type { Jwks } from '../../src/core/registry/schema.js';
 import { explorerCsp } from '../../src/http/routes/explorer.js';
 import { auditRequests } from '../support/audit.js';
+import { exchangeDetails, postJson, basic } from '../support/baton.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
+
+/** A clock the expiry test moves forward. */
+const clock = { offset: 0, now: () => Date.now() + clock.offset };
 
 let baton: MemoryBaton;
 let requests: ReturnType<typeof auditRequests>;
 beforeAll(async () => {
-  baton = await memoryBaton();
+  baton = await memoryBaton({}, { clock });
   requests = auditRequests(baton);
   await requests.chainAndDecision('explorer-order-1');
 });
@@ -232,6 +236,54 @@ describe('the audit API with an explorer session', () => {
       ['action', 'explorer-order-1', 'allow'],
     ]);
     expect(nodes[2]).toMatchObject({ scope: ['payments:transfer'], policyIds: ['delegate-within-tenant'] });
+  });
+
+  it("says each hop's authorization details in words, as the consent page does", async () => {
+    const payment = {
+      type: 'payment_initiation',
+      actions: ['initiate'],
+      instructedAmount: { currency: 'EUR', amount: '100.00' },
+    };
+    const hop = await exchangeDetails(baton, [payment], undefined);
+    expect(hop.status).toBe(200);
+    const decision = await postJson(
+      baton,
+      '/authorize',
+      {
+        token: hop.body.access_token,
+        action: 'payments:transfer',
+        resource: { type: 'Account', id: 'acct-1' },
+        context: { amount: 40, currency: 'EUR' },
+        action_id: 'explorer-details-1',
+      },
+      { authorization: basic('payments') },
+    );
+    expect(decision.body.decision).toBe('allow');
+    const { cookie } = await signIn('acme', 'audrey');
+    const nodes = (await get('/audit/trail/explorer-details-1', cookie)).json().nodes as {
+      kind: string;
+      id: string;
+      details: string[];
+    }[];
+    expect(nodes.map((n) => [n.kind, n.id, n.details])).toEqual([
+      ['user', 'alice', []],
+      ['actor', 'orchestrator', ['transfer up to 100.00 EUR']],
+      ['action', 'explorer-details-1', ['transfer up to 100.00 EUR']],
+    ]);
+  });
+
+  it('ends a session after 30 minutes', async () => {
+    const { cookie } = await signIn('acme', 'audrey');
+    try {
+      clock.offset = 29 * 60 * 1000;
+      expect((await get('/audit/search?limit=1', cookie)).status).toBe(200);
+      clock.offset = 31 * 60 * 1000;
+      expect((await get('/audit/search?limit=1', cookie)).status).toBe(401);
+      const page = await get('/audit/', cookie);
+      expect(page.text).toContain('Sign in to the audit explorer');
+    } finally {
+      clock.offset = 0;
+    }
   });
 
   it('searches by action, agent, user, client, decision, type and time, newest first, paged', async () => {
