@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { verifyExport } from '../../src/cli/audit-verify.js';
+import { signInPolicy } from '../../src/core/code-flow/sign-in-throttle.js';
 import type { Jwks } from '../../src/core/registry/schema.js';
 import { explorerCsp } from '../../src/http/routes/explorer.js';
 import { auditRequests } from '../support/audit.js';
@@ -171,6 +172,40 @@ describe('audit explorer sign-in', () => {
     );
     expect(response.status).toBe(403);
     expect(setCookie(response, 'baton_audit')).toBeUndefined();
+  });
+
+  it('throttles sign-in as the code flow does, audited; a tenant that does not exist is refused with the same words', async () => {
+    // As at the code flow's sign-in: the allowance and one more attempt are checked, then the user is locked.
+    for (let i = 0; i <= signInPolicy.perUser; i += 1) {
+      const form = await signInForm();
+      const response = await postSignIn(
+        { tenant: 'acme', username: 'mallory', password: `guess-${i}`, csrf_token: form.csrf },
+        form.cookie,
+      );
+      expect(response.status).toBe(400);
+    }
+    let form = await signInForm();
+    const locked = await postSignIn(
+      { tenant: 'acme', username: 'mallory', password: 'guess-last', csrf_token: form.csrf },
+      form.cookie,
+    );
+    expect(locked.status).toBe(400);
+    expect(await locked.text()).toContain('Too many failed sign-ins. Try again in 30 seconds.');
+    expect(lastEntry()).toMatchObject({
+      tenant: 'acme',
+      type: 'authorization.login',
+      decision: 'refused',
+      reason: 'audit explorer: sign-in throttled: too many failed attempts',
+    });
+    form = await signInForm();
+    const unknown = await postSignIn(
+      { tenant: 'initech', username: 'audrey', password: passwords.audrey as string, csrf_token: form.csrf },
+      form.cookie,
+    );
+    expect(unknown.status).toBe(400);
+    expect(await unknown.text()).toContain(
+      'The tenant, user name or password is not right, or the user is not an auditor.',
+    );
   });
 
   it('signs out: the cookie is cleared; a sign-out form without the session token is refused', async () => {
