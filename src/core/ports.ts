@@ -1,4 +1,5 @@
 import type { CryptoKey, JWSHeaderParameters } from 'jose';
+import type { AuditSearch } from './audit/filter.js';
 import type {
   AuditEvent,
   AuditGap,
@@ -231,6 +232,11 @@ export interface AuditQueries {
   /** Every range of sequence numbers missing from the log up to its head (at most `limit` ranges). */
   gaps(limit: number): Promise<AuditGap[]>;
   exportLines(tenant: string, from: number, limit: number): Promise<AuditLine[]>;
+  /**
+   * The tenant's entries matching `search`, newest first (at most `search.limit`), each verified as
+   * in a trail; `next` is the sequence number to continue before when more may match, else null.
+   */
+  search(tenant: string, search: AuditSearch): Promise<{ entries: TrailEntry[]; next: number | null }>;
   /** Recomputes the chain over [from, to]; each entry `anchors` names must carry the hash given. */
   verify(from: number, to: number, anchors?: ReadonlyMap<number, string>): Promise<ChainVerdict>;
   head(): Promise<{ seq: number; hash: string }>;

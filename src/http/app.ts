@@ -12,6 +12,7 @@ import { agentRoutes } from './routes/agents.js';
 import { auditSinkRoutes } from './routes/audit-sinks.js';
 import { auditRoutes } from './routes/audit.js';
 import { browserRoutes } from './routes/browser.js';
+import { explorerRoutes } from './routes/explorer.js';
 import { decisionRoutes } from './routes/decisions.js';
 import { operationRoutes } from './routes/operations.js';
 import { registrationRoutes } from './routes/registration.js';
@@ -88,6 +89,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.route('/', adminRoutes(deps));
   app.route('/', registryRoutes(deps));
   app.route('/', agentRoutes(deps));
+  app.route('/', explorerRoutes(deps));
   app.route('/', auditRoutes(deps));
   app.route('/', auditSinkRoutes(deps));
   app.route('/', operationRoutes(deps));

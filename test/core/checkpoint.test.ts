@@ -21,6 +21,7 @@ function queriesOver(checkpoints: StoredCheckpoint[], head: number): AuditQuerie
     actionTrail: unused,
     gaps: unused,
     exportLines: unused,
+    search: unused,
     latestCheckpoint: unused,
   } as AuditQueries;
 }

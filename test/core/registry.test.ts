@@ -45,6 +45,12 @@ describe('registry', () => {
       ['ledger', 'resource_server', 'globex'],
     ]);
     expect(registry.issuers.get('https://id.acme.example')?.audiences).toEqual([issuer]);
+    // Built-in users and their audit explorer roles (none unless given).
+    expect([...registry.users.values()].map((u) => [u.tenant, u.sub, u.roles])).toEqual([
+      ['acme', 'alice', []],
+      ['acme', 'audrey', ['auditor', 'operator']],
+      ['globex', 'gus', ['auditor']],
+    ]);
   });
 
   it.each([
@@ -128,6 +134,16 @@ describe('registry', () => {
       "an unpaired surrogate in a user's sub",
       (d: Record<string, unknown[]>) => ((d.users?.[0] as Record<string, unknown>).sub = 'ali\uD800ce'),
       '/users/0/sub: contains an unpaired UTF-16 surrogate',
+    ],
+    [
+      'an unknown role',
+      (d: Record<string, unknown[]>) => ((d.users?.[0] as Record<string, unknown>).roles = ['auditor', 'admin']),
+      '/users/0/roles/1: Invalid option: expected one of "auditor"|"operator"',
+    ],
+    [
+      'a repeated role',
+      (d: Record<string, unknown[]>) => ((d.users?.[0] as Record<string, unknown>).roles = ['auditor', 'auditor']),
+      '/users/0/roles: must not repeat a role',
     ],
     [
       'a key that cannot be imported',

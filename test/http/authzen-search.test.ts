@@ -91,7 +91,7 @@ describe('AuthZEN 1.0 subject search', () => {
         resource: acct1,
         context: { scope: ['payments:read'] },
       }),
-    ).toEqual({ status: 200, body: { results: [alice], page: lastPage } });
+    ).toEqual({ status: 200, body: { results: [alice, { type: 'User', id: 'audrey' }], page: lastPage } });
   });
 
   it('pages with an opaque token', async () => {
@@ -191,14 +191,15 @@ describe('AuthZEN 1.0 search within the tenant', () => {
       status: 200,
       body: { results: [], page: lastPage },
     });
+    // Only globex's own built-in user (gus, its auditor) is a candidate: acme's alice and audrey never are.
     expect(await answer('subject', { ...readAccounts, subject: { type: 'User' }, resource: acct1 }, ledger)).toEqual({
       status: 200,
-      body: { results: [], page: lastPage },
+      body: { results: [{ type: 'User', id: 'gus' }], page: lastPage },
     });
     expect(await answer('subject', delegation, ledger)).toEqual({ status: 200, body: { results: [], page: lastPage } });
     expect(entriesSince(before).map((e) => [e.tenant, e.client, e.reason])).toEqual([
       ['globex', 'ledger', 'resource search: Account for payments:read by User::alice: 0 decisions, 0 results'],
-      ['globex', 'ledger', 'subject search: User for payments:read on Account::acct-1: 0 decisions, 0 results'],
+      ['globex', 'ledger', 'subject search: User for payments:read on Account::acct-1: 1 decisions, 1 results'],
       // globex-assistant is globex's agent; alice is acme's user, so the policies refuse.
       ['globex', 'ledger', 'subject search: Agent for delegate on User::alice: 1 decisions, 0 results'],
     ]);

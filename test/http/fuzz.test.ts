@@ -504,6 +504,10 @@ function endpoints(ctx: Context): {
             'entries-format',
             'verify',
             'checkpoint',
+            'search',
+            'search-time',
+            'trail',
+            'entries-filter',
           ),
           hostileText,
           hostileText,
@@ -518,6 +522,10 @@ function endpoints(ctx: Context): {
             'entries-format': `/audit/entries?${query(['format', 'from'])}`,
             verify: `/audit/verify?${query(['from', 'to'])}`,
             checkpoint: `/audit/checkpoint?${query(['x'])}`,
+            search: `/audit/search?${query(['user', 'agent'])}`,
+            'search-time': `/audit/search?${query(['since', 'before'])}`,
+            trail: `/audit/trail/${encode(a)}`,
+            'entries-filter': `/audit/entries?${query(['client', 'type'])}`,
           }[call];
           return send(what, path, { headers: ctx.auditor });
         }),

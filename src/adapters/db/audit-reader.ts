@@ -10,6 +10,7 @@ import {
   type TrailEntry,
   rangeVerdict,
 } from '../../core/audit/chain.js';
+import { entryMatches, type AuditSearch } from '../../core/audit/search.js';
 import type { Sql } from './sql.js';
 import type { AuditQueries } from '../../core/ports.js';
 import type { Sha256 } from '../../core/sha256.js';
@@ -34,6 +35,19 @@ interface VerifyRow {
 /** Rows per page, and pages read ahead, when verifying the chain in the database. */
 const verifyPageSize = 5000;
 const verifyPagesAhead = 2;
+
+/** Rows read per round when searching; a search examines at most `searchScanRows` rows per page asked. */
+const searchBatch = 500;
+const searchScanRows = 20_000;
+
+/** The stored entry parsed, or undefined when its text is not JSON (an entry edited past the triggers). */
+function parsed(canonical: string): unknown {
+  try {
+    return JSON.parse(canonical) as unknown;
+  } catch {
+    return undefined;
+  }
+}
 
 const visible = (tenant: string, rowTenant: string): boolean => rowTenant === tenant || rowTenant === '*';
 
@@ -127,6 +141,47 @@ export function createAuditReader(sql: Sql, sha256: Sha256): AuditQueries & { sa
           ? line(r)
           : { seq: Number(r.seq), prev_hash: r.prev_hash, hash: r.hash, redacted: true },
       );
+    },
+
+    /**
+     * The tenant's entries matching the search, newest first. The database narrows by tenant,
+     * action id, type and sequence numbers (its indexes); the rest of the filter is the core's
+     * own test on each parsed entry, so an entry whose text is no longer JSON cannot fail the query.
+     */
+    async search(tenant: string, search: AuditSearch): Promise<{ entries: TrailEntry[]; next: number | null }> {
+      const entries: TrailEntry[] = [];
+      let below = search.before ?? Number.MAX_SAFE_INTEGER;
+      const above = search.after ?? 0;
+      const actionId = search.actionId ?? null;
+      const type = search.type ?? null;
+      for (let scanned = 0; scanned < searchScanRows;) {
+        const rows = await sql<{
+          seq: string | number;
+          canonical: string;
+          prev_hash: string;
+          hash: string;
+          previous_hash: string | null;
+        }>`
+          SELECT a.seq, a.canonical, a.prev_hash, a.hash, p.hash AS previous_hash
+          FROM audit_log a LEFT JOIN audit_log p ON p.seq = a.seq - 1
+          WHERE a.tenant = ${tenant} AND a.seq < ${below} AND a.seq > ${above}
+            AND (CAST(${actionId} AS text) IS NULL OR a.action_id = ${actionId})
+            AND (CAST(${type} AS text) IS NULL OR a.type = ${type})
+          ORDER BY a.seq DESC LIMIT ${searchBatch}`;
+        for (const r of rows) {
+          const seq = Number(r.seq);
+          below = seq;
+          scanned += 1;
+          const entry = parsed(r.canonical);
+          if (!entryMatches(entry, search)) continue;
+          const linked = seq === 1 ? r.prev_hash === genesisHash : r.previous_hash === r.prev_hash;
+          const intact = entryHash(sha256, seq, r.prev_hash, r.canonical) === r.hash;
+          entries.push({ seq, hash: r.hash, prev_hash: r.prev_hash, verified: linked && intact, entry });
+          if (entries.length === search.limit) return { entries, next: seq };
+        }
+        if (rows.length < searchBatch) return { entries, next: null };
+      }
+      return { entries, next: below };
     },
 
     /** Recomputes the chain over [from, to] (whole entries, all tenants) and names the first bad entry. */

@@ -354,6 +354,7 @@ export async function compileRegistry(input: unknown, options: CompileOptions): 
       sub: u.sub,
       name: u.name ?? u.sub,
       passwordScrypt: u.password_scrypt,
+      roles: u.roles ?? [],
     });
   });
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { authorizationCode } from '../grants/authorization-code.js';
 import { grants } from '../grants/index.js';
 import { asymmetricAlgorithms, clientAuthMethods, jwksSchema, type ClientAuthMethod } from './schema.js';
+import { userRoles } from './roles.js';
 
 // The registry file's schema sits above the grants: a client may be allowed only the grant types
 // Baton serves, and grants/index.ts is their one list. The grants, in turn, work with the compiled
@@ -259,6 +260,14 @@ const userSchema = z.strictObject({
   password_scrypt: z
     .string()
     .regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, 'must be scrypt$N$r$p$salt$hash (base64url)'),
+  roles: z
+    .array(z.enum(userRoles))
+    .max(userRoles.length)
+    .refine((roles) => new Set(roles).size === roles.length, 'must not repeat a role')
+    .optional()
+    .describe(
+      "roles in the audit explorer (/audit/): auditor reads the tenant's log; operator may also revoke what an action reached",
+    ),
 });
 
 /** The kinds of principal a suspension names. */

@@ -1,6 +1,7 @@
 import type { AuthorizationDetail } from '../tokens/authorization-details.js';
 import type { KeyResolver } from '../ports.js';
 import type { ClientAuthMethod } from './schema.js';
+import type { UserRole } from './roles.js';
 
 export interface Tenant {
   readonly id: string;
@@ -89,6 +90,8 @@ export interface RegisteredUser {
   readonly sub: string;
   readonly name: string;
   readonly passwordScrypt: string;
+  /** Roles in the audit explorer (auditor, operator); none by default. */
+  readonly roles: readonly UserRole[];
 }
 
 /** A principal refused every new grant until the suspension is lifted. */

@@ -1,13 +1,17 @@
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { getCookie } from 'hono/cookie';
 import { signedAt, verifyAgainstCheckpoints, verifyCheckpoint } from '../../core/audit/checkpoint.js';
+import type { AuditLine } from '../../core/audit/chain.js';
+import { explorerCookie, openSession, sessionCaller } from '../../core/audit/explorer-session.js';
 import { ocsfOfLine } from '../../core/audit/ocsf.js';
+import { entryMatches, filters, parseAuditFilter } from '../../core/audit/search.js';
 import { operatorScopes } from '../../core/clients/callers.js';
 import { actionIdRule, actionIdSyntax } from '../../core/decisions/authorize.js';
 import { invalidRequest } from '../../core/errors.js';
 import type { AppDeps } from '../app-deps.js';
 import { requireScope } from '../callers.js';
 import { noStore } from '../oauth-errors.js';
-import { errorsAs, type Env } from '../request.js';
+import { errorsAs, known, type Env } from '../request.js';
 
 /** A sequence-number query parameter, once at most; undefined when absent. */
 function seqParam(c: Context<Env>, name: string): number | undefined {
@@ -19,11 +23,30 @@ function seqParam(c: Context<Env>, name: string): number | undefined {
   return Number(raw);
 }
 
+/**
+ * Admits an auditor: a caller with the audit scope (Bearer token), or else a browser signed in to
+ * the audit explorer (its sealed session cookie), scoped to its tenant exactly as the token is. A
+ * request with an Authorization header is judged by it alone.
+ */
+export function requireAuditor(): MiddlewareHandler<Env> {
+  const byToken = requireScope(operatorScopes.audit);
+  return async (c, next) => {
+    if (c.req.header('authorization') === undefined) {
+      const session = await openSession(c.var.service, getCookie(c, explorerCookie));
+      if (session !== undefined) {
+        c.set('caller', known(c, sessionCaller(session)));
+        return next();
+      }
+    }
+    return byToken(c, next);
+  };
+}
+
 /** The auditor API (`baton:audit`, each auditor sees its own tenant): an action's trail, the export, verification, checkpoints, and the public audit keys. */
 export function auditRoutes({ service, auditQueries, checkpoints }: AppDeps): Hono<Env> {
   const routes = new Hono<Env>();
   const api = errorsAs('api');
-  const auditor = requireScope(operatorScopes.audit);
+  const auditor = requireAuditor();
 
   routes.get('/audit/actions/:actionId', api, auditor, async (c) => {
     const { tenant } = c.get('caller');
@@ -62,7 +85,24 @@ export function auditRoutes({ service, auditQueries, checkpoints }: AppDeps): Ho
     if (formats.length > 1) throw invalidRequest('format is repeated');
     const [format = 'baton'] = formats;
     if (format !== 'baton' && format !== 'ocsf') throw invalidRequest('format must be baton or ocsf');
-    const lines = await auditQueries.exportLines(tenant, from, limit);
+    const filter = parseAuditFilter((name) => c.req.queries(name));
+    const read = await auditQueries.exportLines(tenant, from, limit);
+    // A selection keeps every line of the chain: entries outside it are given as hashes only, as
+    // another tenant's are, so the export still verifies offline (`baton audit verify`).
+    const lines = filters(filter)
+      ? read.map((l): AuditLine => {
+          if (l.canonical === undefined) return l;
+          let entry: unknown;
+          try {
+            entry = JSON.parse(l.canonical) as unknown;
+          } catch {
+            entry = undefined;
+          }
+          return entryMatches(entry, filter)
+            ? l
+            : { seq: l.seq, prev_hash: l.prev_hash, hash: l.hash, redacted: true as const };
+        })
+      : read;
     if (format === 'ocsf') {
       // Only the tenant's own entries become events (another tenant's redacted lines carry none),
       // so a page may hold fewer events than lines read: the header says where the next page starts.

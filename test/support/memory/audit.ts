@@ -10,10 +10,20 @@ import {
   type TrailEntry,
   rangeVerdict,
 } from '../../../src/core/audit/chain.js';
+import { entryMatches } from '../../../src/core/audit/search.js';
 import type { AuditLog, AuditQueries, Clock } from '../../../src/core/ports.js';
 import type { SaveCheckpoint } from '../../../src/adapters/db/audit-reader.js';
 import { writeLineage } from './revocations.js';
 import { key, type MemoryState, type StoredEntry } from './state.js';
+
+/** The stored entry parsed, or undefined when its text is not JSON. */
+function parsed(canonical: string): unknown {
+  try {
+    return JSON.parse(canonical) as unknown;
+  } catch {
+    return undefined;
+  }
+}
 
 /** SHA-256 hex, synchronous (the runtime's native hash). */
 type Sha256Hex = (text: string) => string;
@@ -106,6 +116,32 @@ export function memoryAuditQueries(
         before = seq;
       }
       return gaps.slice(0, limit);
+    },
+
+    async search(tenant, search) {
+      const matching = inOrder()
+        .reverse()
+        .filter(
+          (e) =>
+            e.tenant === tenant &&
+            e.seq < (search.before ?? Number.MAX_SAFE_INTEGER) &&
+            e.seq > (search.after ?? 0) &&
+            entryMatches(parsed(e.canonical), search),
+        );
+      const page = matching.slice(0, search.limit);
+      const entries = page.map((e): TrailEntry => {
+        const previous = state.entries.get(e.seq - 1);
+        const linked = e.seq === 1 ? e.prev_hash === genesisHash : previous?.hash === e.prev_hash;
+        const intact = entryHash(sha256, e.seq, e.prev_hash, e.canonical) === e.hash;
+        return {
+          seq: e.seq,
+          hash: e.hash,
+          prev_hash: e.prev_hash,
+          verified: linked && intact,
+          entry: parsed(e.canonical),
+        };
+      });
+      return { entries, next: matching.length > search.limit ? (page.at(-1)?.seq ?? null) : null };
     },
 
     async exportLines(tenant, from, limit) {
