@@ -168,7 +168,8 @@ suite('audit explorer in Chromium', () => {
     await requests.chainAndDecision('browser-order-keys');
     const { context, page, problems } = await open();
     await page.goto(`${baton.url}/audit/`);
-    // The tenant field has the focus on arrival.
+    // The tenant field has the focus on arrival (autofocus, applied once the page has rendered).
+    await page.waitForFunction("document.activeElement?.id === 'tenant'");
     await page.keyboard.type('acme');
     await page.keyboard.press('Tab');
     await page.keyboard.type('audrey');
