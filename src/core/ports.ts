@@ -5,6 +5,7 @@ import type {
   AuditGap,
   AuditLine,
   AuditRecord,
+  RequestStamp,
   ChainVerdict,
   StoredCheckpoint,
   TrailEntry,
@@ -222,7 +223,8 @@ export interface Authenticator {
 
 /** Appends entries to the hash chain; resolves once the entry (and the token's lineage, if any) is committed. */
 export interface AuditLog {
-  append(event: AuditEvent, lineage?: TokenLineage): Promise<AuditRecord>;
+  /** Commits the event's entry (and the token's lineage with it); `request` stamps the request's trace on it. */
+  append(event: AuditEvent, lineage?: TokenLineage, request?: RequestStamp): Promise<AuditRecord>;
 }
 
 /** The queries auditors need, each scoped to the auditor's tenant (system entries, tenant "*", are shared). */

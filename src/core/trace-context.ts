@@ -1,5 +1,3 @@
-import type { AuditEvent } from './audit/chain.js';
-
 /**
  * The W3C trace context of one request as Baton records it: the trace it belongs to (the
  * caller's, or one Baton started), Baton's own span for the request, and the caller's span
@@ -48,14 +46,4 @@ export function randomHexId(bytes: 8 | 16): string {
 /** The version-00 `traceparent` that names Baton's span of this request, for the caller to join its logs on. */
 export function traceparentOf(trace: RequestTrace): string {
   return `00-${trace.traceId}-${trace.spanId}-${(trace.flags & 0xff).toString(16).padStart(2, '0')}`;
-}
-
-/**
- * The event with the request's trace: trace ID, span ID, and the request ID when the event does
- * not name one. An event that states its own `trace_id` (null for a summary of many requests) is
- * left as it is.
- */
-export function withRequestTrace(event: AuditEvent, trace: RequestTrace | undefined): AuditEvent {
-  if (trace === undefined || event.trace_id !== undefined) return event;
-  return { ...event, trace_id: trace.traceId, span_id: trace.spanId, request_id: event.request_id ?? trace.requestId };
 }

@@ -29,5 +29,5 @@ export async function tally(
     ...refusal,
     requestId: requestIdOf(c),
   });
-  await Promise.all(written.map((event) => c.var.service.audit.append(event)));
+  await Promise.all(written.map((event) => c.get('service').audit.append(event)));
 }

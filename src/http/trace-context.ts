@@ -10,7 +10,7 @@ import {
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { ServiceContext } from '../core/context.js';
 import type { LogFields } from '../core/ports.js';
-import { randomHexId, withRequestTrace, type RequestTrace } from '../core/trace-context.js';
+import { randomHexId, type RequestTrace } from '../core/trace-context.js';
 
 // OpenTelemetry's own W3C propagator, used directly rather than the global one: Baton reads
 // `traceparent`/`tracestate` whether or not the host registered an SDK or a propagator, and the
@@ -73,7 +73,7 @@ export function tracedService(service: ServiceContext, trace: RequestTrace): Ser
   const traced = (fields: LogFields | undefined): LogFields => ({ ...ids, ...fields });
   return {
     ...service,
-    audit: { append: (event, lineage) => audit.append(withRequestTrace(event, trace), lineage) },
+    audit: { append: (event, lineage) => audit.append(event, lineage, trace) },
     logger: {
       info: (message, fields) => logger.info(message, traced(fields)),
       warn: (message, fields) => logger.warn(message, traced(fields)),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../../src/core/audit/chain.js';
+import { auditEntry, type AuditEvent, type RequestStamp } from '../../src/core/audit/chain.js';
 import type { ServiceContext } from '../../src/core/context.js';
 import type { LogFields } from '../../src/core/ports.js';
 import { randomHexId, traceparentOf, type RequestTrace } from '../../src/core/trace-context.js';
@@ -16,14 +16,16 @@ const requestTrace: RequestTrace = {
 
 /** The parts of a service tracedService wraps, recording what reaches them. */
 function recordingService() {
-  const appended: AuditEvent[] = [];
+  // What the entry made of each appended event says of its request.
+  const appended: Pick<AuditEvent, 'request_id' | 'trace_id' | 'span_id'>[] = [];
   const logged: [string, string, LogFields | undefined][] = [];
   const log = (level: string) => (message: string, fields?: LogFields) => logged.push([level, message, fields]);
   const service = {
     issuer: 'https://baton.example',
     audit: {
-      append: (event: AuditEvent) => {
-        appended.push(event);
+      append: (event: AuditEvent, _lineage: unknown, request?: RequestStamp) => {
+        const { request_id, trace_id, span_id } = auditEntry(event, new Date(0), request);
+        appended.push({ request_id, trace_id, span_id });
         return Promise.resolve({ seq: appended.length, hash: 'h' });
       },
     },
@@ -59,10 +61,10 @@ describe('request trace', () => {
     await traced.audit.append({ ...event, trace_id: null, span_id: null });
     await service.audit.append(event);
     expect(appended).toEqual([
-      { ...event, trace_id: requestTrace.traceId, span_id: requestTrace.spanId, request_id: 'req-1' },
-      { ...event, trace_id: requestTrace.traceId, span_id: requestTrace.spanId, request_id: 'named' },
-      { ...event, trace_id: null, span_id: null },
-      event,
+      { trace_id: requestTrace.traceId, span_id: requestTrace.spanId, request_id: 'req-1' },
+      { trace_id: requestTrace.traceId, span_id: requestTrace.spanId, request_id: 'named' },
+      { trace_id: null, span_id: null, request_id: null },
+      { trace_id: null, span_id: null, request_id: null },
     ]);
   });
 

@@ -568,13 +568,13 @@ export function createAuditWriter(sql: Sql, options: AuditWriterOptions): GroupC
   }
 
   return {
-    append(event, lineage) {
+    append(event, lineage, request) {
       return inSpan(
         'baton.audit.append',
         { 'baton.tenant': event.tenant, 'baton.audit.type': event.type, 'baton.decision': event.decision },
         () => {
           // Made before the entry is queued: one that cannot be stored is refused to its caller alone.
-          const entry = auditEntry(event, new Date(options.clock.now()));
+          const entry = auditEntry(event, new Date(options.clock.now()), request);
           const rows = storedRows(entry, lineage);
           const canonical = canonicalEntry(entry);
           return new Promise<AuditRecord>((resolve, reject) => {

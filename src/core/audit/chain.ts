@@ -77,8 +77,21 @@ export interface AuditRecord {
 /** The hash before the first entry. */
 export const genesisHash = '0'.repeat(64);
 
-/** Fills every field so the canonical form has one shape. */
-export function auditEntry(event: AuditEvent, time: Date): AuditEntry {
+/** The request an entry comes from, as the HTTP layer knows it (see RequestTrace in trace-context.ts). */
+export interface RequestStamp {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly requestId: string | null;
+}
+
+/**
+ * The entry an event makes at `time`. With `request`, the entry carries the request's trace and
+ * span IDs, and its request ID when the event names none; an event that states its own
+ * `trace_id` (null for a summary of many requests) keeps it. Fills every field so the canonical
+ * form has one shape.
+ */
+export function auditEntry(event: AuditEvent, time: Date, request?: RequestStamp): AuditEntry {
+  const stamp = request !== undefined && event.trace_id === undefined ? request : undefined;
   return {
     tenant: event.tenant,
     type: event.type,
@@ -96,9 +109,9 @@ export function auditEntry(event: AuditEvent, time: Date): AuditEntry {
     policy_ids: event.policy_ids ?? [],
     policy_digest: event.policy_digest ?? null,
     reason: event.reason ?? null,
-    request_id: event.request_id ?? null,
-    trace_id: event.trace_id ?? null,
-    span_id: event.span_id ?? null,
+    request_id: event.request_id ?? stamp?.requestId ?? null,
+    trace_id: stamp === undefined ? (event.trace_id ?? null) : stamp.traceId,
+    span_id: stamp === undefined ? (event.span_id ?? null) : stamp.spanId,
     time: time.toISOString(),
   };
 }

@@ -21,7 +21,7 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
 
   routes.post('/admin/revoke', api, operator, async (c) =>
     c.json(
-      await killSwitch(c.var.service, deps.auditQueries, c.get('caller'), await jsonOf(c, deps), requestIdOf(c)),
+      await killSwitch(c.get('service'), deps.auditQueries, c.get('caller'), await jsonOf(c, deps), requestIdOf(c)),
       200,
       noStore,
     ),
@@ -77,7 +77,7 @@ export function adminRoutes(deps: AppDeps): Hono<Env> {
   const store = deps.registryStore;
   if (store !== undefined) {
     // Made per request: its audit entries carry the request's trace.
-    const suspensions = (c: Context<Env>) => suspensionsAdmin(c.var.service, store);
+    const suspensions = (c: Context<Env>) => suspensionsAdmin(c.get('service'), store);
     routes.post('/admin/suspensions', api, operator, async (c) => {
       const { suspension, created, revoked } = await suspensions(c).suspend(
         c.get('caller'),

@@ -15,7 +15,7 @@ export function agentRoutes(deps: AppDeps): Hono<Env> {
   const store = deps.registryStore;
   if (store === undefined) return routes;
   routes.post('/agents', errorsAs('api'), async (c) => {
-    const service = c.var.service;
+    const service = c.get('service');
     const { caller } = await authenticateCaller(service, service.registry(), c.req.header('authorization'));
     known(c, caller);
     const agent = await registerSubAgent(service, store, caller, await jsonOf(c, deps), requestIdOf(c));

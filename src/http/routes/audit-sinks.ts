@@ -32,13 +32,13 @@ export function auditSinkRoutes(deps: AppDeps): Hono<Env> {
     const requestId = requestIdOf(c);
     const raw = c.req.param('id');
     return refusalAudited(
-      c.var.service.audit,
+      c.get('service').audit,
       { caller, type: 'registry.change', requestId, what: `audit sink "${echo(raw, 64)}"` },
       async () => {
         const id = idOf(raw);
         const config = parseSinkConfig(await jsonOf(c, deps));
         const created = await store.put(caller.tenant, id, config, caller.id);
-        await c.var.service.audit.append({
+        await c.get('service').audit.append({
           tenant: caller.tenant,
           type: 'registry.change',
           decision: 'applied',
@@ -56,13 +56,13 @@ export function auditSinkRoutes(deps: AppDeps): Hono<Env> {
     const requestId = requestIdOf(c);
     const raw = c.req.param('id');
     return refusalAudited(
-      c.var.service.audit,
+      c.get('service').audit,
       { caller, type: 'registry.change', requestId, what: `audit sink "${echo(raw, 64)}"` },
       async () => {
         const id = idOf(raw);
         if (!(await store.remove(caller.tenant, id)))
           throw new OAuthError('not_found', `no audit sink "${id}" in your tenant`);
-        await c.var.service.audit.append({
+        await c.get('service').audit.append({
           tenant: caller.tenant,
           type: 'registry.change',
           decision: 'applied',

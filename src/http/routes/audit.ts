@@ -32,7 +32,7 @@ export function requireAuditor(): MiddlewareHandler<Env> {
   const byToken = requireScope(operatorScopes.audit);
   return async (c, next) => {
     if (c.req.header('authorization') === undefined) {
-      const session = await openSession(c.var.service, getCookie(c, explorerCookie));
+      const session = await openSession(c.get('service'), getCookie(c, explorerCookie));
       if (session !== undefined) {
         c.set('caller', known(c, sessionCaller(session)));
         return next();

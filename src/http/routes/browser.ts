@@ -163,7 +163,7 @@ export function browserRoutes(deps: AppDeps): Hono<Env> {
         message: { text: error instanceof OAuthError ? error.description : 'The request could not be read.' },
       });
     }
-    return render(c, deps, await startAuthorization(c.var.service, query, browserOf(c)));
+    return render(c, deps, await startAuthorization(c.get('service'), query, browserOf(c)));
   });
   routes.post('/oauth2/authorize/login', page, async (c) => {
     const form = await browserForm(c);
@@ -172,7 +172,7 @@ export function browserRoutes(deps: AppDeps): Hono<Env> {
       deps,
       form === undefined
         ? unreadable
-        : await submitLogin(c.var.service, form, getCookie(c, 'baton_csrf'), browserOf(c)),
+        : await submitLogin(c.get('service'), form, getCookie(c, 'baton_csrf'), browserOf(c)),
     );
   });
   routes.post('/oauth2/authorize/consent', page, async (c) => {
@@ -180,7 +180,7 @@ export function browserRoutes(deps: AppDeps): Hono<Env> {
     return render(
       c,
       deps,
-      form === undefined ? unreadable : await submitConsent(c.var.service, form, getCookie(c, 'baton_csrf')),
+      form === undefined ? unreadable : await submitConsent(c.get('service'), form, getCookie(c, 'baton_csrf')),
     );
   });
   return routes;

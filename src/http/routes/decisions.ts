@@ -31,7 +31,7 @@ export function decisionRoutes(deps: AppDeps): Hono<Env> {
 
   routes.post('/authorize', api, resourceServer, async (c) => {
     const outcome = await decide(
-      c.var.service,
+      c.get('service'),
       c.get('caller'),
       parseAuthorizeRequest(await jsonOf(c, deps)),
       requestIdOf(c),
@@ -47,7 +47,7 @@ export function decisionRoutes(deps: AppDeps): Hono<Env> {
   ): void => {
     routes.post(path, api, resourceServer, async (c) =>
       c.json(
-        await answer(c.var.service, c.get('caller'), parseAuthzen(schema, await jsonOf(c, deps)), requestIdOf(c)),
+        await answer(c.get('service'), c.get('caller'), parseAuthzen(schema, await jsonOf(c, deps)), requestIdOf(c)),
         200,
         noStore,
       ),

@@ -189,7 +189,7 @@ export function explorerRoutes(deps: AppDeps): Hono<Env> {
       });
       return showSignIn(c, 403, 'This form has expired or was not sent from this site. Try again.');
     }
-    const result = await signInAuditor(c.var.service, form, deps.remoteAddress?.(c));
+    const result = await signInAuditor(c.get('service'), form, deps.remoteAddress?.(c));
     if (result.kind === 'refused') {
       if (!result.audited)
         await tally(c, deps, {
@@ -290,7 +290,7 @@ export function explorerRoutes(deps: AppDeps): Hono<Env> {
       throw new OAuthError('insufficient_scope', 'revoking needs the operator role', { status: 403 });
     const caller = known(c, sessionCaller(session));
     return c.json(
-      await killSwitch(c.var.service, deps.auditQueries, caller, await jsonOf(c, deps), requestIdOf(c)),
+      await killSwitch(c.get('service'), deps.auditQueries, caller, await jsonOf(c, deps), requestIdOf(c)),
       200,
       noStore,
     );

@@ -17,7 +17,7 @@ export function registrationRoutes(deps: AppDeps): Hono<Env> {
 
   routes.post('/oauth2/register', oauth, async (c) =>
     c.json(
-      await registerClient(c.var.service, store, {
+      await registerClient(c.get('service'), store, {
         authorization: c.req.header('authorization'),
         remoteAddress: deps.remoteAddress?.(c),
         requestId: requestIdOf(c),

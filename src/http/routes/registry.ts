@@ -23,7 +23,7 @@ export function registryRoutes(deps: AppDeps): Hono<Env> {
   const store = deps.registryStore;
   if (store === undefined) return routes;
   // Made per request: its audit entries carry the request's trace.
-  const admin = (c: Context<Env>) => registryAdmin(c.var.service, store);
+  const admin = (c: Context<Env>) => registryAdmin(c.get('service'), store);
   const api = errorsAs('api');
   const operator = requireScope(operatorScopes.admin);
   const id = (c: Context<Env>) => c.req.param('id') ?? '';

@@ -18,7 +18,7 @@ export function tokenRoutes(deps: AppDeps): Hono<Env> {
 
   routes.post('/oauth2/token', oauth, async (c) => {
     const params = await formOf(c, deps, repeatableParameters);
-    const response = await handleTokenRequest(c.var.service, {
+    const response = await handleTokenRequest(c.get('service'), {
       params,
       authorization: c.req.header('authorization'),
       requestId: requestIdOf(c),
@@ -27,15 +27,19 @@ export function tokenRoutes(deps: AppDeps): Hono<Env> {
     return c.json(response, 200, noStore);
   });
   routes.post('/oauth2/revoke', oauth, async (c) => {
-    await revokeToken(c.var.service, await formOf(c, deps), c.req.header('authorization'), requestIdOf(c), (caller) =>
-      known(c, caller),
+    await revokeToken(
+      c.get('service'),
+      await formOf(c, deps),
+      c.req.header('authorization'),
+      requestIdOf(c),
+      (caller) => known(c, caller),
     );
     return c.body(null, 200, noStore);
   });
   routes.post('/oauth2/introspect', errorsAs('api'), async (c) =>
     c.json(
       await introspection(
-        c.var.service,
+        c.get('service'),
         c.req.header('authorization'),
         () => formOf(c, deps),
         requestIdOf(c),

@@ -34,8 +34,8 @@ type Sha256Hex = (text: string) => string;
  */
 export function memoryAuditLog(state: MemoryState, sha256: Sha256Hex, clock: Clock): AuditLog {
   return {
-    async append(event, lineage) {
-      const entry = auditEntry(event, new Date(clock.now()));
+    async append(event, lineage, request) {
+      const entry = auditEntry(event, new Date(clock.now()), request);
       const canonical = canonicalEntry(entry);
       const { seq: last, hash: prev } = state.head;
       const seq = last + 1;
