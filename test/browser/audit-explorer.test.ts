@@ -1,20 +1,16 @@
 import { AxeBuilder } from '@axe-core/playwright';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserArtifacts, haveChromium, launchChromium } from '../support/browser.js';
 import { auditRequests } from '../support/audit.js';
 import { startTestBaton, type TestBaton } from '../support/baton.js';
 
 // Real Chromium (Debian's package, installed by .ci/run) driven by playwright-core, against a real
 // Baton on PostgreSQL. On a machine without Chromium the suite is skipped with a notice, except in CI.
-const executablePath = process.env.BATON_CHROMIUM ?? '/usr/bin/chromium';
-const haveChromium = existsSync(executablePath);
-if (!haveChromium && process.env.CI === undefined)
-  console.warn(`browser tests skipped: no Chromium at ${executablePath} (apt-get install chromium)`);
-
 /** Screenshots of every page, kept as test artifacts (not committed). */
-const artifacts = join(process.cwd(), 'test-artifacts', 'browser');
+const artifacts = browserArtifacts;
 
 let baton: TestBaton;
 let browser: Browser;
@@ -27,18 +23,7 @@ beforeAll(async () => {
   requests = auditRequests(baton);
   // The three-hop chain: alice → orchestrator → payments-subagent → the decision on the action.
   await requests.chainAndDecision('browser-order-1');
-  browser = await chromium.launch({
-    executablePath,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {

@@ -1,24 +1,20 @@
 import { AxeBuilder } from '@axe-core/playwright';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserArtifacts, haveChromium, launchChromium } from '../support/browser.js';
 import { mintAgentAssertion } from '../../src/cli/demo-kit.js';
 import { postToken, startTestBaton, tokenTypes, type TestBaton } from '../support/baton.js';
 
 // Real Chromium (Debian's package, installed by .ci/run) driven by playwright-core. On a machine
 // without it the suite is skipped with a notice, except in CI, where it must run.
-const executablePath = process.env.BATON_CHROMIUM ?? '/usr/bin/chromium';
-const haveChromium = existsSync(executablePath);
-if (!haveChromium && process.env.CI === undefined)
-  console.warn(`browser tests skipped: no Chromium at ${executablePath} (apt-get install chromium)`);
-
 /** Screenshots of every page, kept as test artifacts (not committed). */
-const artifacts = join(process.cwd(), 'test-artifacts', 'browser');
+const artifacts = browserArtifacts;
 
 /** The client's callback: a loopback server that records what each redirect brought. */
 interface Callback {
@@ -69,18 +65,7 @@ beforeAll(async () => {
   writeFileSync(registryFile, JSON.stringify(registry));
   consoleRedirect = `${callback.origin}/console/callback`;
   baton = await startTestBaton({ BATON_REGISTRY: registryFile }, { clock });
-  browser = await chromium.launch({
-    executablePath,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {

@@ -4,6 +4,7 @@ import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { jwtBearerAssertionType } from '../../src/core/clients/client-auth.js';
 import { basic, bearerOf, postToken, type PostResult } from '../support/baton.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
+import { addGlobexOperator } from '../support/operators.js';
 
 // Baton's clock is the test's: key rotation overlaps end when the test moves it.
 let offset = 0;
@@ -11,39 +12,17 @@ const clock = { now: () => Date.now() + offset };
 let baton: MemoryBaton;
 let acme: Record<string, string>;
 let globex: Record<string, string>;
-const globexSecret = 'globex-ops-secret-for-tests-only';
 
 beforeAll(async () => {
   baton = await memoryBaton({}, { clock });
   // A globex operator, so that both tenants have one.
-  await baton.registryStore.edit('test', (doc) => ({
-    ...doc,
-    clients: [
-      ...doc.clients,
-      {
-        client_id: 'globex-ops',
-        tenant: 'globex',
-        name: 'Globex Operations',
-        token_endpoint_auth_method: 'client_secret_basic',
-        client_secret_sha256: sha256Hex(globexSecret),
-        grant_types: ['client_credentials'],
-        scope: ['baton:admin'],
-      },
-    ],
-  }));
+  globexBearer = await addGlobexOperator(baton);
   acme = await bearerOf(baton, 'ops-console', 'baton:admin');
   globex = await globexBearer();
 });
 
 /** The Authorization header of a fresh admin token of the globex operator. */
-async function globexBearer(): Promise<Record<string, string>> {
-  const token = await postToken(
-    baton,
-    { grant_type: 'client_credentials', scope: 'baton:admin' },
-    { authorization: basic('globex-ops', globexSecret) },
-  );
-  return { authorization: `Bearer ${token.body.access_token as string}` };
-}
+let globexBearer: () => Promise<Record<string, string>>;
 afterAll(async () => {
   await baton?.close();
 });

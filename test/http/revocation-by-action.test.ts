@@ -1,41 +1,21 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../../src/adapters/node-hash.js';
 import { mintAgentAssertion, mintUserToken } from '../../src/cli/demo-kit.js';
 import { basic, bearerOf, exchangedToken, grants, postJson, postToken, tokenTypes } from '../support/baton.js';
 import { consentedCode, isActive, redeemCode, refresh } from '../support/consent.js';
 import { memoryBaton, type MemoryBaton } from '../support/memory-baton.js';
+import { addGlobexOperator } from '../support/operators.js';
 
 let baton: MemoryBaton;
 let acme: Record<string, string>;
 let globex: Record<string, string>;
-const globexSecret = 'globex-ops-secret-for-tests-only';
 
 beforeAll(async () => {
   baton = await memoryBaton();
   // An operator of another tenant, to ask about acme's actions.
-  await baton.registryStore.edit('test', (doc) => ({
-    ...doc,
-    clients: [
-      ...doc.clients,
-      {
-        client_id: 'globex-ops',
-        tenant: 'globex',
-        name: 'Globex Operations',
-        token_endpoint_auth_method: 'client_secret_basic',
-        client_secret_sha256: sha256Hex(globexSecret),
-        grant_types: ['client_credentials'],
-        scope: ['baton:admin'],
-      },
-    ],
-  }));
+  const globexBearer = await addGlobexOperator(baton);
   acme = await bearerOf(baton, 'ops-console', 'baton:admin');
-  const token = await postToken(
-    baton,
-    { grant_type: 'client_credentials', scope: 'baton:admin' },
-    { authorization: basic('globex-ops', globexSecret) },
-  );
-  globex = { authorization: `Bearer ${token.body.access_token as string}` };
+  globex = await globexBearer();
 });
 afterAll(async () => {
   await baton?.close();
